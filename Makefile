@@ -1,0 +1,162 @@
+# The proxy toolkit's build. Everything it writes goes under build/.
+#
+#   make [M=NN]          build every milestone (or milestone NN) -> build/bin/gwNN
+#   make test [M=NN]     deps, then unit tests (ASan+UBSan), e2e tests, and both again on TSan
+#   make tsan [M=NN]     only the ThreadSanitizer half of that
+#   make run             deps, build, start the most complete gateway on its demo config
+#   make deps            install missing Debian packages (apt-get), quick when all is present
+#   make clean
+#
+# Variants (V=): plain (default; -O2 -g; binaries in build/bin), asan (ASan+UBSan, for unit
+# tests), tsan (ThreadSanitizer), release (-O2, no assertions; for make bench). Each variant
+# has its own object tree, so they never mix and `make -j` is safe.
+
+V ?= plain
+M ?=
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+# All milestones present, e.g. "01-tcp 02-lb"; NN is the first two characters.
+ALL_MS := $(sort $(notdir $(wildcard milestones/[0-9][0-9]-*)))
+ms_num = $(firstword $(subst -, ,$(1)))
+ifneq ($(M),)
+SEL_MS := $(filter $(M)-%,$(ALL_MS))
+ifeq ($(SEL_MS),)
+$(error M=$(M): no milestone folder milestones/$(M)-*; have: $(ALL_MS))
+endif
+else
+SEL_MS := $(ALL_MS)
+endif
+
+OUT := build/$(V)
+OBJ := $(OUT)/obj
+ifeq ($(V),plain)
+BIN := build/bin
+else
+BIN := $(OUT)/bin
+endif
+TBIN := $(OUT)/tests
+
+PKGS := libuv yaml-0.1 jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+# libuv's headers need POSIX declarations that plain -std=c11 hides: gnu11 (DESIGN.md).
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -Icommon -Imilestones $(PKG_CFLAGS) -MMD -MP
+SAN_asan := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_tsan := -O1 -fno-omit-frame-pointer -fsanitize=thread
+SAN_plain := -O2
+SAN_release := -O2 -DNDEBUG -DGW_RELEASE
+VFLAGS := $(SAN_$(V))
+ifeq ($(VFLAGS),)
+$(error V=$(V): expected plain, asan, tsan or release)
+endif
+LDSAN := $(filter -fsanitize=%,$(VFLAGS))
+CFLAGS_ALL := $(BASE_CFLAGS) $(VFLAGS) $(EXTRA_CFLAGS)
+LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm
+
+# llhttp ships as C sources in node-llhttp. They do not build with our -Wextra -Werror, so
+# they get their own flags; strict mode is a compile-time switch (DESIGN.md).
+LLHTTP_SRC := $(wildcard /usr/share/llhttp/*.c)
+LLHTTP_LIB := $(OUT)/lib/libllhttp.a
+LLHTTP_CFLAGS := -O2 -g -fPIC -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp $(filter -fsanitize=%,$(VFLAGS))
+
+# Test support objects are linked as objects, not as an archive, so that their constructor
+# (GW_TEST_FILTER, see common/testsupport/gwtest.c) is always part of a test binary.
+# ---- common ---------------------------------------------------------------------------
+COMMON_SRC := $(sort $(wildcard common/*.c))
+COMMON_LIB := $(OUT)/lib/libgw.a
+TS_SRC := $(sort $(wildcard common/testsupport/*.c))
+COMMON_TESTS := $(patsubst common/tests/%.c,$(TBIN)/common/%,$(sort $(wildcard common/tests/test_*.c)))
+
+objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(if $(findstring /tests/,$<)$(findstring testsupport/,$<),$(CMOCKA_CFLAGS) -Icommon/testsupport) -c $< -o $@
+
+$(OBJ)/llhttp/%.o: /usr/share/llhttp/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LLHTTP_CFLAGS) -c $< -o $@
+
+$(LLHTTP_LIB): $(patsubst /usr/share/llhttp/%.c,$(OBJ)/llhttp/%.o,$(LLHTTP_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(COMMON_LIB): $(call objs,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(TBIN)/common/%: $(OBJ)/common/tests/%.o $(call objs,$(TS_SRC)) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDSAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
+
+# ---- milestones -------------------------------------------------------------------------
+# Milestone NN links its own library, the libraries of every earlier milestone (newest
+# first, as static libraries must be listed), and common. Its library is every .c in its
+# folder except main.c; its binary is build/bin/gwNN.
+ms_chain = $(shell printf '%s\n' $(ALL_MS) | awk -v x=$(1) '{a[NR]=$$0} $$0==x{for(i=NR;i>=1;i--) printf "%s ", a[i]; exit}')
+$(foreach m,$(ALL_MS),$(eval $(m)_LIB := $(OUT)/lib/libgw$(call ms_num,$(m)).a))
+$(foreach m,$(ALL_MS),$(eval $(m)_DEPLIBS := $(foreach p,$(call ms_chain,$(m)),$($(p)_LIB)) $(COMMON_LIB) $(LLHTTP_LIB)))
+
+define MILESTONE
+$(1)_NUM := $(call ms_num,$(1))
+$(1)_SRC := $$(filter-out milestones/$(1)/main.c,$$(sort $$(wildcard milestones/$(1)/*.c)))
+$(1)_TESTS := $$(patsubst milestones/$(1)/tests/%.c,$(TBIN)/$(1)/%,$$(sort $$(wildcard milestones/$(1)/tests/test_*.c)))
+
+$$($(1)_LIB): $$(call objs,$$($(1)_SRC))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+
+$(BIN)/gw$$($(1)_NUM): $(OBJ)/milestones/$(1)/main.o $$($(1)_DEPLIBS)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(LDSAN) -o $$@ $$^ $(LDLIBS_ALL)
+
+$(TBIN)/$(1)/%: $(OBJ)/milestones/$(1)/tests/%.o $(call objs,$(TS_SRC)) $$($(1)_DEPLIBS)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(LDSAN) -o $$@ $$^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
+endef
+$(foreach m,$(ALL_MS),$(eval $(call MILESTONE,$(m))))
+
+SEL_BINS := $(foreach m,$(SEL_MS),$(BIN)/gw$($(m)_NUM))
+SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
+
+# ---- targets ---------------------------------------------------------------------------
+.PHONY: all bins unit-bins deps test tsan run clean format print-%
+.DEFAULT_GOAL := all
+
+all: bins
+bins: $(SEL_BINS)
+unit-bins: $(SEL_TESTS)
+
+deps:
+	@scripts/deps.sh
+
+# The test driver builds the variants it needs (asan units, plain e2e, tsan both) and
+# prints the scorecard. See scripts/gwtest.py.
+test: deps
+	@/usr/bin/python3 scripts/gwtest.py $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') $(if $(REPEAT),--repeat $(REPEAT)) --jobs $(or $(JOBS),2)
+
+tsan: deps
+	@/usr/bin/python3 scripts/gwtest.py --tsan-only $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') --jobs $(or $(JOBS),2)
+
+run: deps
+	@$(MAKE) --no-print-directory bins
+	@/usr/bin/python3 scripts/demo.py
+
+clean:
+	rm -rf build
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+print-%:
+	@echo '$($*)'
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

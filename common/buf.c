@@ -1,0 +1,98 @@
+/* buf.c - see buf.h. */
+#include "buf.h"
+
+#include <stdlib.h>
+
+#include "error.h"
+
+/* see buf.h */
+int gw_bufpool_init(gw_bufpool_t *pool, size_t chunk_size, size_t max_bytes)
+{
+    if (chunk_size < 64 || chunk_size > UINT32_MAX || max_bytes < chunk_size)
+        return GW_EINVAL;
+    pool->chunk_size = chunk_size;
+    pool->max_chunks = max_bytes / chunk_size;
+    atomic_init(&pool->nchunks, 0);
+    atomic_init(&pool->peak, 0);
+    atomic_init(&pool->denied, 0);
+    return 0;
+}
+
+/* see buf.h */
+void gw_bufcache_init(gw_bufcache_t *cache, gw_bufpool_t *pool, size_t max_free)
+{
+    cache->pool = pool;
+    cache->free = NULL;
+    cache->nfree = 0;
+    cache->max_free = max_free;
+}
+
+/* Reserves room for one more chunk under the cap; false when the pool is full. */
+static int reserve(gw_bufpool_t *pool)
+{
+    size_t n = atomic_load_explicit(&pool->nchunks, memory_order_relaxed);
+    do {
+        if (n >= pool->max_chunks)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&pool->nchunks, &n, n + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    /* The peak is a statistic: a lost race only under-reports it by a little. */
+    size_t peak = atomic_load_explicit(&pool->peak, memory_order_relaxed);
+    while (n + 1 > peak && !atomic_compare_exchange_weak_explicit(
+                               &pool->peak, &peak, n + 1, memory_order_relaxed,
+                               memory_order_relaxed))
+        ;
+    return 1;
+}
+
+/* see buf.h */
+gw_chunk_t *gw_chunk_get(gw_bufcache_t *cache)
+{
+    gw_chunk_t *ch = cache->free;
+    if (ch != NULL) {
+        cache->free = ch->next;
+        cache->nfree--;
+    } else {
+        gw_bufpool_t *pool = cache->pool;
+        if (!reserve(pool)) {
+            atomic_fetch_add_explicit(&pool->denied, 1, memory_order_relaxed);
+            return NULL;
+        }
+        ch = malloc(sizeof *ch + pool->chunk_size);
+        if (ch == NULL) {
+            atomic_fetch_sub_explicit(&pool->nchunks, 1, memory_order_relaxed);
+            return NULL;
+        }
+    }
+    ch->next = NULL;
+    ch->owner = NULL;
+    ch->len = ch->off = 0;
+    return ch;
+}
+
+/* see buf.h */
+void gw_chunk_put(gw_bufcache_t *cache, gw_chunk_t *ch)
+{
+    if (ch == NULL)
+        return;
+    if (cache->nfree < cache->max_free) {
+        ch->next = cache->free;
+        cache->free = ch;
+        cache->nfree++;
+        return;
+    }
+    free(ch);
+    atomic_fetch_sub_explicit(&cache->pool->nchunks, 1, memory_order_relaxed);
+}
+
+/* see buf.h */
+void gw_bufcache_drain(gw_bufcache_t *cache)
+{
+    while (cache->free != NULL) {
+        gw_chunk_t *ch = cache->free;
+        cache->free = ch->next;
+        free(ch);
+        atomic_fetch_sub_explicit(&cache->pool->nchunks, 1, memory_order_relaxed);
+    }
+    cache->nfree = 0;
+}

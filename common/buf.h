@@ -1,0 +1,66 @@
+/* buf.h - fixed-size buffer chunks from a process-wide pool with a hard cap, handed out
+ * through per-thread caches so the hot path takes no lock and touches no shared line
+ * except one atomic counter when the cache is empty or full. */
+#ifndef GW_BUF_H
+#define GW_BUF_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* One chunk: this header, then chunk_size bytes of data. The header carries a uv_write_t so
+ * that writing a chunk needs no second allocation: the chunk is the write request. */
+typedef struct gw_chunk_s gw_chunk_t;
+struct gw_chunk_s {
+    gw_chunk_t *next; /* free list, or the owner's queue */
+    uv_write_t req;   /* free for the owner's use while the chunk is out */
+    void *owner;      /* free for the owner's use */
+    uint32_t len;     /* bytes of data in use */
+    uint32_t off;     /* bytes already consumed from the front */
+    char data[];      /* chunk_size bytes */
+};
+
+/* The process-wide pool: only a size and counters. Chunks are malloc'd on demand up to
+ * max_chunks; memory is bounded by max_chunks * (chunk_size + header) whatever the load. */
+typedef struct gw_bufpool_s {
+    size_t chunk_size;
+    size_t max_chunks;
+    atomic_size_t nchunks;   /* chunks that exist (in use or cached) */
+    atomic_size_t peak;      /* highest nchunks seen */
+    atomic_uint_least64_t denied; /* gets refused because the cap was reached */
+} gw_bufpool_t;
+
+/* A per-thread cache of free chunks. Never shared: each worker owns one and only that
+ * worker's thread gets or puts through it. Chunks may not cross threads. */
+typedef struct gw_bufcache_s {
+    gw_bufpool_t *pool;
+    gw_chunk_t *free;
+    size_t nfree;
+    size_t max_free; /* chunks kept for reuse beyond this go back to the system */
+} gw_bufcache_t;
+
+/* Sets up POOL for chunks of CHUNK_SIZE bytes (>= 64) and at most MAX_BYTES of data in all
+ * (at least one chunk). Returns 0 or GW_EINVAL. */
+int gw_bufpool_init(gw_bufpool_t *pool, size_t chunk_size, size_t max_bytes);
+
+/* Sets up CACHE over POOL keeping up to MAX_FREE free chunks for reuse. */
+void gw_bufcache_init(gw_bufcache_t *cache, gw_bufpool_t *pool, size_t max_free);
+
+/* Returns every cached chunk to the system. Call when the owning thread ends. */
+void gw_bufcache_drain(gw_bufcache_t *cache);
+
+/* Takes a chunk (len = off = 0), from the cache if possible. Returns NULL when the pool's
+ * cap is reached (or malloc failed): the caller must cope, typically by pausing reads. */
+gw_chunk_t *gw_chunk_get(gw_bufcache_t *cache);
+
+/* Gives CH back (NULL is ignored). CH must have come from a cache of the same pool and
+ * this thread. */
+void gw_chunk_put(gw_bufcache_t *cache, gw_chunk_t *ch);
+
+static inline size_t gw_chunk_size(const gw_bufcache_t *cache)
+{
+    return cache->pool->chunk_size;
+}
+
+#endif

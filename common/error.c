@@ -1,0 +1,37 @@
+/* error.c - messages for GW_E* codes and negated errno values. */
+#include <string.h>
+
+#include "error.h"
+
+/* see error.h */
+const char *gw_strerror(int err)
+{
+    switch (err) {
+    case GW_OK:
+        return "success";
+    case GW_ECONFIG:
+        return "invalid configuration";
+    case GW_ENOMEM:
+        return "out of memory or over a memory cap";
+    case GW_EINVAL:
+        return "invalid argument";
+    case GW_ERESOLVE:
+        return "host name did not resolve";
+    case GW_EADDRINUSE:
+        return "address already in use";
+    case GW_ENOBACKEND:
+        return "no usable backend";
+    case GW_ELIMIT:
+        return "limit reached";
+    default:
+        break;
+    }
+    /* strerror() may format unknown values into a shared static buffer, so it is not
+     * thread-safe; strerrordesc_np (glibc 2.32) only returns constant strings. */
+    if (err < 0 && err > -10000) {
+        const char *s = strerrordesc_np(-err);
+        if (s)
+            return s;
+    }
+    return "unknown error";
+}

@@ -1,0 +1,131 @@
+/* runtime.h - the process skeleton every milestone runs in: N worker threads, each with its
+ * own uv loop and its own SO_REUSEPORT socket per listener, and one control thread (the
+ * main thread) that owns signals, startup, drain and snapshot reclamation. */
+#ifndef GW_RUNTIME_H
+#define GW_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "config.h"
+#include "mq.h"
+#include "snapshot.h"
+
+typedef struct gw_runtime_s gw_runtime_t;
+typedef struct gw_worker_s gw_worker_t;
+typedef struct gw_listener_s gw_listener_t;
+typedef struct gw_wlistener_s gw_wlistener_t;
+
+/* A configured listener, shared by all workers. The counters are exact across workers. */
+struct gw_listener_s {
+    const gw_listener_cfg_t *cfg;
+    size_t index;
+    atomic_uint active;               /* connections admitted and not yet left */
+    atomic_uint_least64_t accepted;   /* admitted, ever */
+    atomic_uint_least64_t rejected;   /* refused by max_connections, ever */
+    int *fds;                         /* one listening socket per worker, made at startup */
+};
+
+/* One worker's listening handle for one listener. */
+struct gw_wlistener_s {
+    uv_tcp_t tcp;
+    gw_worker_t *worker;
+    gw_listener_t *listener;
+    bool open;
+};
+
+struct gw_worker_s {
+    gw_runtime_t *rt;
+    unsigned id;
+    char name[16]; /* "w0", "w1", ... in log lines */
+    uv_thread_t thread;
+    uv_loop_t loop;
+    gw_mq_t mq;
+    uv_prepare_t prepare;   /* quiescent point for snapshots, once per loop turn */
+    uv_timer_t drain_timer; /* force-close deadline once draining */
+    gw_wlistener_t *wls;    /* [rt->nlisteners] */
+    gw_bufcache_t bufs;
+    size_t nconns; /* connections the app owns on this worker (gw_worker_conn_*) */
+    bool draining, stopping, mq_inited, app_started;
+    int start_error;
+    gw_msg_t ready_msg, exit_msg;
+    gw_msg_t drain_msg;
+    void *app; /* the application's per-worker state */
+};
+
+/* What a milestone plugs into the runtime. Every hook may be NULL. Worker hooks run on
+ * that worker's thread; control hooks on the control thread. */
+typedef struct gw_app_s {
+    /* Worker loop exists, listeners not yet accepting. Return 0 or an error (start fails). */
+    int (*worker_start)(gw_worker_t *w);
+    /* WL has a connection to accept: the app calls uv_accept on &WL->tcp. Required. */
+    void (*on_connection)(gw_wlistener_t *wl);
+    /* Drain began: listeners are closed; let connections finish. */
+    void (*worker_drain)(gw_worker_t *w);
+    /* drain_timeout passed: close every connection now. */
+    void (*worker_force_close)(gw_worker_t *w);
+    /* Last call on the worker thread, when nconns is 0: close the app's own handles and
+     * free its per-worker state (handles may still be closing; the loop runs them). */
+    void (*worker_stop)(gw_worker_t *w);
+    /* Control thread, before workers start / after they all exited. */
+    int (*control_start)(gw_runtime_t *rt);
+    void (*control_stop)(gw_runtime_t *rt);
+    /* SIGHUP. NULL: logged and ignored (reload arrives in milestone 05). */
+    void (*on_reload)(gw_runtime_t *rt);
+} gw_app_t;
+
+struct gw_runtime_s {
+    const gw_config_t *cfg;
+    const gw_app_t *app;
+    void *app_data; /* free for the application */
+    uv_loop_t loop; /* the control loop */
+    gw_mq_t mq;
+    uv_signal_t sigterm, sigint, sighup, sigusr1;
+    uv_timer_t reclaim_timer;
+    gw_worker_t *workers;
+    unsigned nworkers, nready, nexited;
+    gw_listener_t *listeners;
+    size_t nlisteners;
+    gw_bufpool_t bufpool;
+    gw_snapdom_t snap;
+    atomic_bool draining; /* read by workers (e.g. to answer Connection: close) */
+    bool control_inited, control_started, started, stopping;
+    int sigints;
+    int exit_code;
+};
+
+/* Runs the whole process life: checks and binds every listener (an address in use is an
+ * error), raises or warns about the open-files limit, starts the workers, logs `ready`
+ * once every listener of every worker accepts, handles signals, drains on SIGTERM/SIGINT
+ * and returns the exit code (0 after a clean drain, 1 when startup failed). A second
+ * SIGINT exits at once. APP_DATA is stored in rt->app_data for the hooks. */
+int gw_runtime_run(const gw_config_t *cfg, const gw_app_t *app, void *app_data);
+
+/* Starts a drain as SIGTERM would (control thread only). */
+void gw_runtime_shutdown(gw_runtime_t *rt);
+
+/* Publishes DATA as the current snapshot (control thread) and wakes the workers so they
+ * pass a quiescent point soon; retired snapshots are reclaimed on a timer. */
+int gw_runtime_publish(gw_runtime_t *rt, void *data, void (*free_fn)(void *data));
+
+/* Admission against the listener's max_connections, exact across workers: true when the
+ * connection may proceed (the count was taken), false when over the limit (counted as a
+ * rejection). Every admitted connection must call gw_listener_leave exactly once. */
+bool gw_listener_admit(gw_listener_t *l);
+void gw_listener_leave(gw_listener_t *l);
+
+/* The app tells the worker about connections it owns, so drain knows when it is done.
+ * conn_done may finish the worker (when draining and the count reaches 0): call it last,
+ * after the connection's own state is released. */
+void gw_worker_conn_add(gw_worker_t *w);
+void gw_worker_conn_done(gw_worker_t *w);
+
+/* Closes a TCP handle with a reset (RST) instead of a FIN, even after uv_shutdown: sets
+ * SO_LINGER {1, 0} on the socket and closes it (libuv 1.44's uv_tcp_close_reset refuses
+ * a handle that was shut down: see DESIGN.md). */
+void gw_tcp_close_reset(uv_tcp_t *tcp, uv_close_cb cb);
+
+#endif

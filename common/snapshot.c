@@ -1,0 +1,153 @@
+/* snapshot.c - see snapshot.h.
+ *
+ * Memory ordering: every operation here is seq_cst (the default). The argument that an
+ * object is unreachable relies on a single total order between the publisher's swap of
+ * `cur`, its increment of `gen`, a reader's load of `gen` when it records `seen`, and the
+ * reader's later loads of `cur`: a reader that recorded seen >= G loaded gen after the
+ * increment that made G, hence after the swap, so it can no longer obtain the object
+ * retired at G. The cost is one store per reader per loop turn. */
+#include "snapshot.h"
+
+#include <stdlib.h>
+
+#include "error.h"
+
+/* see snapshot.h */
+int gw_snapdom_init(gw_snapdom_t *dom, size_t nreaders)
+{
+    dom->readers = calloc(nreaders ? nreaders : 1, sizeof *dom->readers);
+    if (dom->readers == NULL)
+        return GW_ENOMEM;
+    if (uv_mutex_init(&dom->lock) != 0) {
+        free(dom->readers);
+        return GW_ENOMEM;
+    }
+    for (size_t i = 0; i < nreaders; i++)
+        atomic_init(&dom->readers[i].seen, GW_SNAP_OFFLINE);
+    dom->nreaders = nreaders;
+    atomic_init(&dom->cur, NULL);
+    atomic_init(&dom->gen, 1);
+    dom->retired = NULL;
+    dom->nretired = 0;
+    return 0;
+}
+
+static void snap_free(gw_snap_t *s)
+{
+    if (s->free_fn != NULL)
+        s->free_fn(s->data);
+    free(s);
+}
+
+/* see snapshot.h */
+void gw_snapdom_destroy(gw_snapdom_t *dom)
+{
+    gw_snap_t *cur = atomic_exchange(&dom->cur, NULL);
+    if (cur != NULL)
+        snap_free(cur);
+    while (dom->retired != NULL) {
+        gw_snap_t *s = dom->retired;
+        dom->retired = s->next;
+        snap_free(s);
+    }
+    uv_mutex_destroy(&dom->lock);
+    free(dom->readers);
+    dom->readers = NULL;
+}
+
+/* see snapshot.h */
+int gw_snap_publish(gw_snapdom_t *dom, void *data, void (*free_fn)(void *data))
+{
+    gw_snap_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return GW_ENOMEM;
+    s->data = data;
+    s->free_fn = free_fn;
+    atomic_init(&s->refs, 0);
+    uv_mutex_lock(&dom->lock);
+    gw_snap_t *old = atomic_exchange(&dom->cur, s);
+    uint64_t g = atomic_fetch_add(&dom->gen, 1) + 1; /* after the swap: see the file comment */
+    if (old != NULL) {
+        old->retired_gen = g;
+        old->next = dom->retired;
+        dom->retired = old;
+        dom->nretired++;
+    }
+    uv_mutex_unlock(&dom->lock);
+    return 0;
+}
+
+/* see snapshot.h */
+void *gw_snap_current(gw_snapdom_t *dom)
+{
+    gw_snap_t *s = atomic_load(&dom->cur);
+    return s != NULL ? s->data : NULL;
+}
+
+/* see snapshot.h */
+void gw_snap_quiescent(gw_snapdom_t *dom, size_t reader)
+{
+    atomic_store(&dom->readers[reader].seen, atomic_load(&dom->gen));
+}
+
+/* see snapshot.h */
+void gw_snap_offline(gw_snapdom_t *dom, size_t reader)
+{
+    atomic_store(&dom->readers[reader].seen, GW_SNAP_OFFLINE);
+}
+
+/* see snapshot.h */
+gw_snap_t *gw_snap_acquire(gw_snapdom_t *dom)
+{
+    gw_snap_t *s = atomic_load(&dom->cur);
+    if (s != NULL)
+        atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+/* see snapshot.h */
+void gw_snap_release(gw_snap_t *snap)
+{
+    /* Never frees: the reclaimer does, so a release cannot race with a reclaim. */
+    if (snap != NULL)
+        atomic_fetch_sub(&snap->refs, 1);
+}
+
+/* The oldest generation some online reader may still hold a borrowed pointer from. */
+static uint64_t min_seen(gw_snapdom_t *dom)
+{
+    uint64_t m = GW_SNAP_OFFLINE;
+    for (size_t i = 0; i < dom->nreaders; i++) {
+        uint64_t s = atomic_load(&dom->readers[i].seen);
+        if (s < m)
+            m = s;
+    }
+    return m;
+}
+
+/* see snapshot.h */
+size_t gw_snap_reclaim(gw_snapdom_t *dom)
+{
+    uv_mutex_lock(&dom->lock);
+    uint64_t horizon = min_seen(dom);
+    gw_snap_t **link = &dom->retired, *dead = NULL;
+    while (*link != NULL) {
+        gw_snap_t *s = *link;
+        if (s->retired_gen <= horizon && atomic_load(&s->refs) == 0) {
+            *link = s->next;
+            s->next = dead;
+            dead = s;
+            dom->nretired--;
+        } else {
+            link = &s->next;
+        }
+    }
+    size_t left = dom->nretired;
+    uv_mutex_unlock(&dom->lock);
+    while (dead != NULL) { /* free outside the lock: free_fn may be slow */
+        gw_snap_t *s = dead;
+        dead = s->next;
+        snap_free(s);
+    }
+    return left;
+}

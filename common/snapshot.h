@@ -1,0 +1,83 @@
+/* snapshot.h - publish immutable state from the control thread to the workers without
+ * locks on the read side: an atomic pointer plus quiescent-state reclamation. */
+#ifndef GW_SNAPSHOT_H
+#define GW_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* How it works (the lab guide of milestone 02 draws it):
+ *  - The publisher builds a new immutable object and swaps it into `cur`, then bumps the
+ *    generation `gen`. The old object is retired, tagged with the new generation.
+ *  - Each reader (a worker thread) borrows `cur` freely while it runs callbacks and, at a
+ *    point where it holds no borrowed pointer (once per loop turn, from a uv_prepare
+ *    handle), records the generation it has seen: gw_snap_quiescent.
+ *  - A retired object is freed once every reader has recorded a generation >= its tag (or
+ *    is offline), and no explicit reference holds it.
+ * Readers pay one relaxed-ish store per loop turn, not an atomic per request; that is the
+ * point compared with reference counting on every use (NOTES.md). Long-lived holders that
+ * outlive a loop turn (a tunnel, say) take an explicit reference instead. */
+
+#define GW_SNAP_OFFLINE UINT64_MAX
+
+typedef struct gw_snap_s gw_snap_t;
+struct gw_snap_s {
+    void *data;
+    void (*free_fn)(void *data);
+    uint64_t retired_gen; /* 0 while current */
+    atomic_uint refs;     /* explicit references (gw_snap_acquire) */
+    gw_snap_t *next;      /* retired list */
+};
+
+/* One reader's slot, padded to its own cache line so readers never share one. */
+typedef struct gw_snap_reader_s {
+    atomic_uint_least64_t seen;
+    char pad[64 - sizeof(atomic_uint_least64_t)];
+} gw_snap_reader_t;
+
+typedef struct gw_snapdom_s {
+    _Atomic(gw_snap_t *) cur;
+    atomic_uint_least64_t gen;
+    gw_snap_reader_t *readers;
+    size_t nreaders;
+    uv_mutex_t lock;    /* guards `retired` (publishers and the reclaimer) */
+    gw_snap_t *retired; /* oldest last */
+    size_t nretired;
+} gw_snapdom_t;
+
+/* Sets up DOM for NREADERS readers, all offline, with no current object.
+ * Returns 0 or GW_ENOMEM. */
+int gw_snapdom_init(gw_snapdom_t *dom, size_t nreaders);
+
+/* Frees the current object, every retired one, and DOM's memory. No reader may be active
+ * and no explicit reference may be held. */
+void gw_snapdom_destroy(gw_snapdom_t *dom);
+
+/* Makes DATA current; FREE_FN(DATA) runs when it is no longer reachable (it may be NULL).
+ * Any thread; publishers are serialised by the lock. Returns 0 or GW_ENOMEM (then DATA
+ * is not taken). */
+int gw_snap_publish(gw_snapdom_t *dom, void *data, void (*free_fn)(void *data));
+
+/* Reader READER: the current object's data (NULL if none). Valid until this reader's next
+ * gw_snap_quiescent or gw_snap_offline. The reader must be online. */
+void *gw_snap_current(gw_snapdom_t *dom);
+
+/* Reader READER holds no borrowed pointer now; it comes online if it was offline. */
+void gw_snap_quiescent(gw_snapdom_t *dom, size_t reader);
+
+/* Reader READER stops reading (thread exit, or a blocking wait): it no longer delays
+ * reclamation. It must hold no borrowed pointer. */
+void gw_snap_offline(gw_snapdom_t *dom, size_t reader);
+
+/* An explicit reference to the current object, valid until gw_snap_release, across any
+ * number of loop turns. The reader must be online. NULL if there is no current object. */
+gw_snap_t *gw_snap_acquire(gw_snapdom_t *dom);
+void gw_snap_release(gw_snap_t *snap);
+
+/* Frees every retired object that all readers have passed and nobody references.
+ * Returns how many remain retired (so the caller knows whether to try again later). */
+size_t gw_snap_reclaim(gw_snapdom_t *dom);
+
+#endif

@@ -1,0 +1,203 @@
+"""Client helpers: connections with a timeout on every operation, reading to the end,
+bulk transfers, and many concurrent echo clients in one thread (selectors)."""
+import errno
+import selectors
+import socket
+
+from . import backends
+from . import data as gwdata
+from . import env
+from .wait import Deadline
+
+RECV_BUF = 1 << 20
+
+
+class Client:
+    """One client connection. Every blocking call has a timeout (OP_TIMEOUT by default)."""
+
+    def __init__(self, addr, transcript, op_timeout=None, label="client"):
+        self.addr = addr
+        self.op_timeout = op_timeout or env.timeout(10)
+        self.ch = transcript.channel(label)
+        self.sock = socket.create_connection(addr, timeout=self.op_timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.ch.event("connected to %s:%d" % addr)
+
+    def send(self, data):
+        self.sock.sendall(data)
+        self.ch.sent(data)
+
+    def shutdown_write(self):
+        self.sock.shutdown(socket.SHUT_WR)
+        self.ch.event("shut down write side")
+
+    def recv_exact(self, n, timeout=None):
+        """Exactly N bytes; fails if the stream ends or TIMEOUT passes first."""
+        dl = Deadline(timeout or self.op_timeout)
+        out = bytearray()
+        while len(out) < n:
+            self.sock.settimeout(max(0.001, dl.left()))
+            try:
+                b = self.sock.recv(min(RECV_BUF, n - len(out)))
+            except socket.timeout:
+                raise AssertionError("expected %d bytes, got %d within %.1fs" % (n, len(out), dl.seconds))
+            if not b:
+                raise AssertionError("stream ended after %d of %d expected bytes" % (len(out), n))
+            self.ch.recv(b)
+            out += b
+        self.sock.settimeout(self.op_timeout)
+        return bytes(out)
+
+    def read_to_end(self, timeout=None, keep=True):
+        """Reads until EOF or a reset. Returns (data, end) with end "eof" or "reset"; fails
+        if neither comes within TIMEOUT. With KEEP false, data is only counted (b"")."""
+        dl = Deadline(timeout or self.op_timeout)
+        out = bytearray()
+        buf = bytearray(RECV_BUF)
+        while True:
+            self.sock.settimeout(max(0.001, dl.left()))
+            try:
+                n = self.sock.recv_into(buf)
+            except socket.timeout:
+                raise AssertionError("connection still open after %.1fs (read %d bytes)" % (dl.seconds, len(out)))
+            except ConnectionResetError:
+                self.ch.event("reset by peer")
+                return bytes(out), "reset"
+            if n == 0:
+                self.ch.event("EOF")
+                return bytes(out), "eof"
+            self.ch.recv(memoryview(buf)[:n])
+            if keep:
+                out += memoryview(buf)[:n]
+
+    def wait_end(self, timeout=None):
+        """Waits for the connection to end (EOF or reset); returns (end, seconds waited)."""
+        dl = Deadline(timeout or self.op_timeout)
+        _, end = self.read_to_end(timeout=dl.seconds, keep=False)
+        return end, dl.elapsed()
+
+    def send_data(self, nbytes, seed):
+        """Streams NBYTES of SEED's data; returns its sha256."""
+        self.sock.settimeout(self.op_timeout)
+        backends.send_data(self.sock, self.ch, nbytes, seed)
+        return gwdata.sha256_of(nbytes, seed)
+
+    def drain(self, stall=None, timeout=None):
+        """Reads to the end hashing everything (pausing once if STALL, a backends.Stall, is
+        given); returns a backends.Received. Each recv has the op timeout; TIMEOUT bounds
+        the whole read."""
+        self.sock.settimeout(self.op_timeout)
+        dl = Deadline(timeout or env.timeout(120))
+        got = backends.read_all(self.sock, self.ch, stall=stall)
+        assert not dl.expired(), "drain took %.1fs, over its %.1fs budget" % (dl.elapsed(), dl.seconds)
+        return got
+
+    def reset(self):
+        """Closes with an RST."""
+        backends.reset(self.sock)
+        self.ch.event("reset (SO_LINGER 0 close)")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def try_connect(addr, timeout=None):
+    """Attempts one connect; returns "connected", "refused", "timeout" or an errno name.
+    The socket is closed either way."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout or env.timeout(2))
+    try:
+        s.connect(addr)
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e))
+    finally:
+        s.close()
+
+
+def echo_many(addr, payloads, transcript, timeout=None):
+    """Opens len(PAYLOADS) connections at once (all connected before any data moves), sends
+    payload i on connection i while reading, shuts down the write side when sent, and reads
+    until EOF. Returns the list of what each connection received (in order). All in one
+    thread with a selector; fails if it is not done within TIMEOUT."""
+    dl = Deadline(timeout or env.timeout(60))
+    sel = selectors.DefaultSelector()
+    states = []
+    for i, p in enumerate(payloads):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex(addr)
+        if err not in (0, errno.EINPROGRESS):
+            raise AssertionError("client %d: connect: %s" % (i, errno.errorcode.get(err, err)))
+        st = {"i": i, "sock": s, "out": memoryview(p), "sent": 0, "in": bytearray(), "done": False,
+              "connected": False, "ch": transcript.channel("client")}
+        states.append(st)
+        sel.register(s, selectors.EVENT_WRITE, st)
+
+    try:
+        # Phase 1: every connect completes.
+        pending = len(states)
+        while pending:
+            if dl.expired():
+                raise AssertionError("only %d of %d clients connected in time" % (len(states) - pending, len(states)))
+            for key, _ in sel.select(timeout=dl.left()):
+                st = key.data
+                if st["connected"]:
+                    continue
+                err = st["sock"].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise AssertionError("client %d: connect: %s" % (st["i"], errno.errorcode.get(err, err)))
+                st["connected"] = True
+                pending -= 1
+                sel.modify(st["sock"], selectors.EVENT_READ, st)  # parked until phase 2
+
+        # Phase 2: send and receive on all of them.
+        for st in states:
+            sel.modify(st["sock"], selectors.EVENT_READ | selectors.EVENT_WRITE, st)
+        left = len(states)
+        buf = bytearray(256 * 1024)
+        while left:
+            if dl.expired():
+                late = [st["i"] for st in states if not st["done"]][:10]
+                raise AssertionError("%d clients not finished in time (e.g. %s)" % (left, late))
+            for key, mask in sel.select(timeout=dl.left()):
+                st = key.data
+                s = st["sock"]
+                if mask & selectors.EVENT_WRITE and st["sent"] < len(st["out"]):
+                    try:
+                        n = s.send(st["out"][st["sent"] : st["sent"] + 65536])
+                    except BlockingIOError:
+                        n = 0
+                    st["ch"].sent(st["out"][st["sent"] : st["sent"] + n])
+                    st["sent"] += n
+                    if st["sent"] == len(st["out"]):
+                        s.shutdown(socket.SHUT_WR)
+                        sel.modify(s, selectors.EVENT_READ, st)
+                if mask & selectors.EVENT_READ:
+                    try:
+                        n = s.recv_into(buf)
+                    except BlockingIOError:
+                        continue
+                    except ConnectionResetError:
+                        raise AssertionError("client %d: reset after receiving %d bytes" % (st["i"], len(st["in"])))
+                    if n == 0:
+                        st["ch"].event("EOF")
+                        st["done"] = True
+                        left -= 1
+                        sel.unregister(s)
+                        s.close()
+                    else:
+                        st["in"] += memoryview(buf)[:n]
+                        st["ch"].recv(memoryview(buf)[:n])
+    finally:
+        sel.close()
+        for st in states:
+            st["sock"].close()
+    return [bytes(st["in"]) for st in states]

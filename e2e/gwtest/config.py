@@ -1,0 +1,82 @@
+"""Generated configurations: placeholders the harness resolves, and the standard builders.
+
+A test writes its config as Python dicts. Where the proxy must listen, it puts Port("name")
+(or leaves a listener's `address` out: it becomes Port(<listener name>)); the harness picks
+a free loopback port for each, renders "127.0.0.1:PORT", and the gateway handle then knows
+the address by that name: gw.addr("edge"). Backends are passed as objects with .address_str
+or as plain "host:port" strings.
+"""
+from . import env, ports
+
+
+class Port:
+    """Placeholder for a free loopback listen address, known to the test by NAME."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return "Port(%r)" % self.name
+
+
+def _is_addr_tuple(v):
+    return isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)
+
+
+def _addr_text(v):
+    if hasattr(v, "address_str"):
+        return v.address_str
+    if isinstance(v, tuple):
+        return ports.fmt(v)
+    return v
+
+
+def resolve(cfg):
+    """Returns (a copy of CFG with every placeholder replaced, {name: (host, port)}).
+    CFG itself is left as it was (backend objects in it are not copied)."""
+    addrs = {}
+
+    def walk(v, in_listeners=False):
+        if isinstance(v, Port):
+            if v.name not in addrs:
+                addrs[v.name] = (ports.HOST, ports.free_port())
+            return ports.fmt(addrs[v.name])
+        if hasattr(v, "address_str") or _is_addr_tuple(v):
+            return _addr_text(v)
+        if isinstance(v, dict):
+            if in_listeners and "address" not in v and isinstance(v.get("name"), str):
+                v = dict(v, address=Port(v["name"]))
+            return {k: walk(x, k == "listeners") for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x, in_listeners) for x in v]
+        return v
+
+    return walk(cfg), addrs
+
+
+def base(**top):
+    """The top-level keys every generated config starts with: workers from GW_WORKERS, plain
+    info logs (the harness reads `ready` from them). Keyword arguments override or add."""
+    cfg = {
+        "workers": env.WORKERS,
+        "drain_timeout": "30s",
+        "log": {"level": "info", "format": "plain"},
+    }
+    cfg.update(top)
+    return cfg
+
+
+def tcp_proxy(backend, listener=None, buffers=None, name="edge", **top):
+    """A one-listener TCP proxy (gw01 and later) towards BACKEND (an object with
+    .address_str, a (host, port) tuple or a "host:port" string; a list for several).
+    LISTENER adds or overrides listener keys (connect_timeout, idle_timeout,
+    max_connections...), BUFFERS the buffers mapping, TOP top-level keys."""
+    backends = backend if isinstance(backend, list) else [backend]
+    lst = {"name": name, "address": Port(name), "protocol": "tcp", "upstream": "app"}
+    lst.update(listener or {})
+    cfg = base(**top)
+    if buffers is not None:
+        cfg["buffers"] = buffers
+    cfg["listeners"] = [lst]
+    cfg["upstreams"] = {"app": {"backends": [{"address": b} for b in backends]}}
+    return cfg

@@ -1,0 +1,560 @@
+/* tcp_proxy.c - see tcp_proxy.h.
+ *
+ * Every connection pair is one `conn_t` that owns three handles (client socket, backend
+ * socket, one timer). libuv rules we live by (STYLE.md section 3):
+ *  - a handle's memory may only be freed after its close callback, so the pair is freed
+ *    when the last of its pending closes completes;
+ *  - closing a stream completes its pending writes and shutdowns with UV_ECANCELED before
+ *    the close callback runs, so those callbacks may still see the pair, and must ignore it;
+ *  - a callback may close the pair: nothing touches it after calling apply().
+ */
+#include "tcp_proxy.h"
+
+#include <stdlib.h>
+
+#include "error.h"
+#include "log.h"
+#include "tcp_sm.h"
+
+#define STARVE_RETRY_MS 20 /* pause before retrying a read that found the buffer pool empty */
+#define LOG_PERIOD_MS 1000
+
+typedef struct conn_s conn_t;
+
+typedef struct tcp_worker_s {
+    gw_worker_t *w;
+    gw_tcp_picker_t picker;
+    conn_t *conns;   /* every live pair, for force close at the drain deadline */
+    conn_t *starved; /* pairs with a read paused because the buffer pool was empty */
+    uv_timer_t starve_timer;
+    gw_tcp_stats_t stats;
+    gw_lograte_t reject_log, connect_log;
+} tcp_worker_t;
+
+struct conn_s {
+    tcp_worker_t *tw;
+    gw_listener_t *l;
+    uv_tcp_t sock[2]; /* [GW_CLIENT], [GW_BACKEND] */
+    uv_connect_t connect_req;
+    uv_shutdown_t shut_req[2];
+    uv_timer_t timer; /* connect timeout, then idle timeout */
+    gw_sm_t sm;
+    conn_t *prev, *next;  /* tw->conns */
+    conn_t *starved_next; /* tw->starved */
+    unsigned starved;     /* bit per side */
+    void *pick_token;
+    const gw_addr_t *backend;
+    unsigned attempt, pending_closes;
+    bool admitted, connected, closing, backend_open;
+    uint64_t last_active; /* loop time of the last byte read or written */
+    uint64_t bytes[2];    /* read from each side */
+};
+
+static void apply(conn_t *c, unsigned act);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void start_connect(conn_t *c);
+
+static gw_side_t side_of(const conn_t *c, const void *handle)
+{
+    return handle == (const void *)&c->sock[GW_CLIENT] ? GW_CLIENT : GW_BACKEND;
+}
+
+static uv_loop_t *loop_of(const conn_t *c)
+{
+    return &c->tw->w->loop;
+}
+
+/* ---- the default picker: milestone 01 always uses the upstream's first backend --------- */
+
+static const gw_addr_t *first_backend(void *ctx, gw_worker_t *w, const gw_listener_t *l,
+                                      const struct sockaddr *client, unsigned attempt,
+                                      void **token)
+{
+    (void)ctx;
+    (void)client;
+    *token = NULL;
+    if (attempt > 0)
+        return NULL;
+    const gw_upstream_cfg_t *u = &w->rt->cfg->upstreams[l->cfg->upstream_index];
+    return &u->backends[0].addr;
+}
+
+/* ---- closing ----------------------------------------------------------------------------- */
+
+static void conn_free(conn_t *c)
+{
+    tcp_worker_t *tw = c->tw;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        tw->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    if (c->admitted)
+        gw_listener_leave(c->l);
+    tw->stats.closed++;
+    gw_worker_t *w = tw->w;
+    free(c);
+    gw_worker_conn_done(w); /* last: it may finish the worker */
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (--c->pending_closes == 0)
+        conn_free(c);
+}
+
+static void unstarve(conn_t *c)
+{
+    for (conn_t **p = &c->tw->starved; *p != NULL; p = &(*p)->starved_next) {
+        if (*p == c) {
+            *p = c->starved_next;
+            break;
+        }
+    }
+    c->starved = 0;
+}
+
+static void close_side(conn_t *c, gw_side_t side, bool reset)
+{
+    c->pending_closes++;
+    if (reset)
+        gw_tcp_close_reset(&c->sock[side], on_closed);
+    else
+        uv_close((uv_handle_t *)&c->sock[side], on_closed);
+}
+
+/* Closes the pair; idempotent. ACT's GW_ACT_RESET bits choose RST over FIN per side. */
+static void conn_close(conn_t *c, unsigned act)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->starved)
+        unstarve(c);
+    if (c->connected && c->tw->picker.report != NULL)
+        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, c->pick_token, GW_TCP_CLOSED);
+    gw_debug("pair closed: client sent %llu bytes, backend sent %llu",
+             (unsigned long long)c->bytes[GW_CLIENT], (unsigned long long)c->bytes[GW_BACKEND]);
+    close_side(c, GW_CLIENT, act & GW_ACT_RESET(GW_CLIENT));
+    if (c->backend_open) {
+        c->backend_open = false;
+        close_side(c, GW_BACKEND, act & GW_ACT_RESET(GW_BACKEND));
+    }
+    c->pending_closes++;
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+/* ---- reading and writing ------------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    conn_t *c = h->data;
+    /* A chunk is taken only when the socket is readable, and given back as soon as its
+     * bytes are written: an idle pair holds no buffer at all. */
+    gw_chunk_t *ch = gw_chunk_get(&c->tw->w->bufs);
+    *buf = ch != NULL ? uv_buf_init(ch->data, (unsigned)gw_chunk_size(&c->tw->w->bufs))
+                      : uv_buf_init(NULL, 0); /* libuv turns this into UV_ENOBUFS */
+}
+
+static gw_chunk_t *chunk_of(const uv_buf_t *buf)
+{
+    return buf->base != NULL ? (gw_chunk_t *)(buf->base - offsetof(gw_chunk_t, data)) : NULL;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    gw_chunk_t *ch = (gw_chunk_t *)((char *)req - offsetof(gw_chunk_t, req));
+    conn_t *c = ch->owner;
+    gw_side_t dst = side_of(c, req->handle);
+    size_t n = ch->len - ch->off;
+    gw_chunk_put(&c->tw->w->bufs, ch);
+    if (c->closing) /* UV_ECANCELED while closing, or a late success: nothing to do */
+        return;
+    if (status < 0) {
+        gw_debug("write to %s failed: %s", dst == GW_CLIENT ? "client" : "backend",
+                 uv_strerror(status));
+        apply(c, gw_sm_on(&c->sm, GW_EV_ERROR, dst, 0));
+        return;
+    }
+    c->last_active = uv_now(loop_of(c));
+    apply(c, gw_sm_on(&c->sm, GW_EV_WRITTEN, dst, n));
+}
+
+/* Sends the N bytes of CH read from SRC to the other side. Tries a direct write first: on a
+ * fast path the bytes leave at once and the chunk goes straight back to the cache. */
+static unsigned forward(conn_t *c, gw_side_t src, gw_chunk_t *ch, size_t n)
+{
+    gw_side_t dst = GW_OTHER(src);
+    uv_stream_t *out = (uv_stream_t *)&c->sock[dst];
+    unsigned act = gw_sm_on(&c->sm, GW_EV_READ, src, n);
+    size_t done = 0;
+    if (uv_stream_get_write_queue_size(out) == 0) { /* keep order: only when nothing waits */
+        uv_buf_t b = uv_buf_init(ch->data, (unsigned)n);
+        int r = uv_try_write(out, &b, 1);
+        if (r < 0 && r != UV_EAGAIN) {
+            gw_chunk_put(&c->tw->w->bufs, ch);
+            return act | gw_sm_on(&c->sm, GW_EV_ERROR, dst, 0);
+        }
+        done = r > 0 ? (size_t)r : 0;
+    }
+    if (done > 0)
+        act |= gw_sm_on(&c->sm, GW_EV_WRITTEN, dst, done);
+    if (done == n) {
+        gw_chunk_put(&c->tw->w->bufs, ch);
+        return act;
+    }
+    ch->owner = c;
+    ch->len = (uint32_t)n;
+    ch->off = (uint32_t)done;
+    uv_buf_t rest = uv_buf_init(ch->data + done, (unsigned)(n - done));
+    if (uv_write(&ch->req, out, &rest, 1, on_write) != 0) {
+        gw_chunk_put(&c->tw->w->bufs, ch);
+        act |= gw_sm_on(&c->sm, GW_EV_ERROR, dst, 0);
+    }
+    return act;
+}
+
+/* Resumes every read that found the buffer pool empty; those that still find it empty
+ * come back to the list through on_read. */
+static void on_starve_timer(uv_timer_t *t)
+{
+    tcp_worker_t *tw = t->data;
+    conn_t *list = tw->starved;
+    tw->starved = NULL;
+    uv_timer_stop(t);
+    while (list != NULL) {
+        conn_t *c = list;
+        list = c->starved_next;
+        unsigned sides = c->starved;
+        c->starved = 0;
+        for (int s = GW_CLIENT; s <= GW_BACKEND; s++)
+            if ((sides & (1u << s)) && c->sm.flow[s].reading)
+                uv_read_start((uv_stream_t *)&c->sock[s], on_alloc, on_read);
+    }
+}
+
+/* The pool's hard cap was reached: this side waits and retries, rather than the process
+ * growing past the memory it was given. */
+static void starve(conn_t *c, gw_side_t side)
+{
+    tcp_worker_t *tw = c->tw;
+    uv_read_stop((uv_stream_t *)&c->sock[side]);
+    if (c->starved == 0) {
+        c->starved_next = tw->starved;
+        tw->starved = c;
+    }
+    c->starved |= 1u << side;
+    if (!uv_is_active((uv_handle_t *)&tw->starve_timer))
+        uv_timer_start(&tw->starve_timer, on_starve_timer, STARVE_RETRY_MS, 0);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = s->data;
+    gw_side_t side = side_of(c, s);
+    gw_chunk_t *ch = chunk_of(buf);
+    if (nread > 0) {
+        c->bytes[side] += (uint64_t)nread;
+        c->last_active = uv_now(loop_of(c));
+        apply(c, forward(c, side, ch, (size_t)nread));
+        return;
+    }
+    gw_chunk_put(&c->tw->w->bufs, ch);
+    if (nread == 0) /* EAGAIN: nothing this time */
+        return;
+    if (nread == UV_ENOBUFS) {
+        starve(c, side);
+        return;
+    }
+    if (nread != UV_EOF)
+        gw_debug("read from %s failed: %s", side == GW_CLIENT ? "client" : "backend",
+                 uv_strerror((int)nread));
+    apply(c, gw_sm_on(&c->sm, nread == UV_EOF ? GW_EV_EOF : GW_EV_ERROR, side, 0));
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->handle->data;
+    gw_side_t side = side_of(c, req->handle);
+    if (c->closing)
+        return;
+    apply(c, gw_sm_on(&c->sm, status < 0 ? GW_EV_ERROR : GW_EV_SHUTDOWN_DONE, side, 0));
+}
+
+static int set_reading(conn_t *c, gw_side_t side, bool on)
+{
+    uv_stream_t *s = (uv_stream_t *)&c->sock[side];
+    if (!on) {
+        c->starved &= ~(1u << side); /* a starved side that should stop: just stay stopped */
+        return uv_read_stop(s);
+    }
+    if (c->starved & (1u << side))
+        return 0; /* the starve timer resumes it when buffers are free */
+    return uv_read_start(s, on_alloc, on_read);
+}
+
+/* Performs what the state machine asked for. May close (and later free) the pair. */
+static void apply(conn_t *c, unsigned act)
+{
+    if (act == 0 || c->closing)
+        return;
+    if (act & GW_ACT_CLOSE) {
+        conn_close(c, act);
+        return;
+    }
+    for (int s = GW_CLIENT; s <= GW_BACKEND; s++) {
+        /* STOP and START may both be set when several events were folded together: the
+         * machine's `reading` flag is the final word. */
+        if ((act & (GW_ACT_READ_START(s) | GW_ACT_READ_STOP(s))) &&
+            set_reading(c, s, c->sm.flow[s].reading) != 0) {
+            apply(c, gw_sm_on(&c->sm, GW_EV_ERROR, s, 0));
+            return;
+        }
+    }
+    for (int s = GW_CLIENT; s <= GW_BACKEND; s++) {
+        if ((act & GW_ACT_SHUTDOWN(s)) &&
+            uv_shutdown(&c->shut_req[s], (uv_stream_t *)&c->sock[s], on_shutdown) != 0) {
+            apply(c, gw_sm_on(&c->sm, GW_EV_ERROR, s, 0));
+            return;
+        }
+    }
+}
+
+/* ---- connecting and timeouts ---------------------------------------------------------------- */
+
+/* One timer per pair serves both timeouts. For idleness it is not re-armed on every byte
+ * (a heap operation per read): it fires at the deadline computed from the last activity,
+ * and if something moved since, it simply sleeps again for the remainder. */
+static void on_idle_timer(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    uint64_t idle = c->l->cfg->idle_timeout_ms, now = uv_now(loop_of(c));
+    uint64_t quiet = now - c->last_active;
+    if (quiet < idle) {
+        uv_timer_start(t, on_idle_timer, idle - quiet, 0);
+        return;
+    }
+    gw_debug("idle for %llums: closing pair", (unsigned long long)quiet);
+    apply(c, gw_sm_on(&c->sm, GW_EV_IDLE_TIMEOUT, GW_CLIENT, 0));
+}
+
+static void log_connect_failure(conn_t *c, const char *why)
+{
+    uint64_t dropped;
+    if (!gw_lograte_allow(&c->tw->connect_log, uv_now(loop_of(c)), LOG_PERIOD_MS, &dropped))
+        return;
+    char a[GW_ADDR_STRLEN];
+    gw_warn("listener '%s': backend %s: %s (attempt %u)%s", c->l->cfg->name,
+            c->backend ? gw_addr_format(c->backend, a, sizeof a) : "-", why, c->attempt + 1,
+            dropped ? " (more like this suppressed)" : "");
+}
+
+/* The backend socket of a failed attempt is closed and a fresh one made for the next. */
+static void on_backend_closed_for_retry(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (c->closing) {
+        on_closed(h);
+        return;
+    }
+    c->pending_closes--;
+    uv_tcp_init(loop_of(c), &c->sock[GW_BACKEND]);
+    c->sock[GW_BACKEND].data = c;
+    c->backend_open = true;
+    start_connect(c);
+}
+
+static void connect_failed(conn_t *c, int status, const char *why)
+{
+    c->tw->stats.connect_failed++;
+    log_connect_failure(c, why);
+    if (c->tw->picker.report != NULL)
+        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, c->pick_token, status);
+    if (++c->attempt < c->tw->picker.max_attempts && !c->tw->w->draining) {
+        uv_timer_stop(&c->timer);
+        c->backend_open = false;
+        c->pending_closes++;
+        uv_close((uv_handle_t *)&c->sock[GW_BACKEND], on_backend_closed_for_retry);
+        return;
+    }
+    apply(c, gw_sm_on(&c->sm, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    connect_failed(c, UV_ETIMEDOUT, "connect timed out");
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    conn_t *c = req->data;
+    if (c->closing || status == UV_ECANCELED) /* closed while connecting */
+        return;
+    if (status != 0) {
+        connect_failed(c, status, uv_strerror(status));
+        return;
+    }
+    c->connected = true;
+    if (c->tw->picker.report != NULL)
+        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, c->pick_token, 0);
+    uv_tcp_nodelay(&c->sock[GW_BACKEND], 1);
+    c->last_active = uv_now(loop_of(c));
+    uv_timer_start(&c->timer, on_idle_timer, c->l->cfg->idle_timeout_ms, 0);
+    apply(c, gw_sm_on(&c->sm, GW_EV_CONNECTED, GW_CLIENT, 0));
+}
+
+static void start_connect(conn_t *c)
+{
+    tcp_worker_t *tw = c->tw;
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    if (uv_tcp_getpeername(&c->sock[GW_CLIENT], (struct sockaddr *)&peer, &len) != 0)
+        peer.ss_family = AF_UNSPEC;
+    c->backend = tw->picker.pick(tw->picker.ctx, tw->w, c->l, (struct sockaddr *)&peer,
+                                 c->attempt, &c->pick_token);
+    if (c->backend == NULL) {
+        log_connect_failure(c, "no usable backend");
+        apply(c, gw_sm_on(&c->sm, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+        return;
+    }
+    c->connect_req.data = c;
+    int rc = uv_tcp_connect(&c->connect_req, &c->sock[GW_BACKEND],
+                            (const struct sockaddr *)&c->backend->ss, on_connect);
+    if (rc != 0) {
+        connect_failed(c, rc, uv_strerror(rc));
+        return;
+    }
+    uv_timer_start(&c->timer, on_connect_timeout, c->l->cfg->connect_timeout_ms, 0);
+}
+
+/* ---- accepting ---------------------------------------------------------------------------- */
+
+static void on_rejected_closed(uv_handle_t *h)
+{
+    free(h->data); /* the conn_t that was never started */
+}
+
+/* Over max_connections: accept and reset at once, so the client learns now instead of
+ * waiting in the kernel's backlog, and log (rate limited: this is what a flood looks like). */
+static void reject(tcp_worker_t *tw, uv_tcp_t *client, gw_listener_t *l)
+{
+    tw->stats.rejected++;
+    uint64_t dropped;
+    if (gw_lograte_allow(&tw->reject_log, uv_now(&tw->w->loop), LOG_PERIOD_MS, &dropped))
+        gw_warn("listener '%s': max_connections (%llu) reached, connection refused%s",
+                l->cfg->name, (unsigned long long)l->cfg->max_connections,
+                dropped ? " (more refusals suppressed)" : "");
+    gw_tcp_close_reset(client, on_rejected_closed);
+}
+
+static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
+{
+    c->tw = tw;
+    c->l = l;
+    c->admitted = true;
+    gw_worker_conn_add(tw->w);
+    c->next = tw->conns;
+    if (tw->conns != NULL)
+        tw->conns->prev = c;
+    tw->conns = c;
+    tw->stats.accepted++;
+    gw_sm_init(&c->sm, tw->w->rt->cfg->buffers.high_water, tw->w->rt->cfg->buffers.low_water);
+    uv_tcp_nodelay(&c->sock[GW_CLIENT], 1);
+    uv_tcp_init(loop_of(c), &c->sock[GW_BACKEND]);
+    c->sock[GW_BACKEND].data = c;
+    c->backend_open = true;
+    uv_timer_init(loop_of(c), &c->timer);
+    c->timer.data = c;
+    start_connect(c);
+}
+
+/* see tcp_proxy.h */
+void gw_tcp_on_connection(gw_wlistener_t *wl)
+{
+    tcp_worker_t *tw = wl->worker->app;
+    conn_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        gw_error("out of memory accepting a connection");
+        return;
+    }
+    uv_tcp_init(&tw->w->loop, &c->sock[GW_CLIENT]);
+    c->sock[GW_CLIENT].data = c;
+    int rc = uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&c->sock[GW_CLIENT]);
+    if (rc != 0) {
+        gw_warn("accept failed: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&c->sock[GW_CLIENT], on_rejected_closed);
+        return;
+    }
+    if (!gw_listener_admit(wl->listener)) {
+        reject(tw, &c->sock[GW_CLIENT], wl->listener);
+        return;
+    }
+    conn_start(tw, c, wl->listener);
+}
+
+/* ---- worker hooks ------------------------------------------------------------------------- */
+
+/* see tcp_proxy.h */
+int gw_tcp_worker_start(gw_worker_t *w)
+{
+    tcp_worker_t *tw = calloc(1, sizeof *tw);
+    if (tw == NULL)
+        return GW_ENOMEM;
+    tw->w = w;
+    const gw_tcp_picker_t *p = w->rt->app_data;
+    tw->picker = p != NULL ? *p : (gw_tcp_picker_t){first_backend, NULL, 1, NULL};
+    uv_timer_init(&w->loop, &tw->starve_timer);
+    tw->starve_timer.data = tw;
+    w->app = tw;
+    return 0;
+}
+
+/* see tcp_proxy.h */
+void gw_tcp_worker_drain(gw_worker_t *w)
+{
+    /* L4 has no way to ask a pair to finish early: open pairs run until both sides are
+     * done, or until the drain deadline forces them closed. */
+    gw_debug("draining %zu pair(s)", w->nconns);
+}
+
+/* see tcp_proxy.h */
+void gw_tcp_worker_force_close(gw_worker_t *w)
+{
+    tcp_worker_t *tw = w->app;
+    /* Closing does not free until the close callbacks run, so the list stays valid while
+     * we walk it. */
+    for (conn_t *c = tw->conns; c != NULL; c = c->next)
+        apply(c, gw_sm_on(&c->sm, GW_EV_FORCE_CLOSE, GW_CLIENT, 0));
+}
+
+static void on_worker_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* see tcp_proxy.h */
+void gw_tcp_worker_stop(gw_worker_t *w)
+{
+    tcp_worker_t *tw = w->app;
+    w->app = NULL;
+    uv_close((uv_handle_t *)&tw->starve_timer, on_worker_timer_closed);
+}
+
+/* see tcp_proxy.h */
+const gw_tcp_stats_t *gw_tcp_worker_stats(const gw_worker_t *w)
+{
+    const tcp_worker_t *tw = w->app;
+    return tw != NULL ? &tw->stats : NULL;
+}
+
+const gw_app_t gw_tcp_app = {
+    .worker_start = gw_tcp_worker_start,
+    .on_connection = gw_tcp_on_connection,
+    .worker_drain = gw_tcp_worker_drain,
+    .worker_force_close = gw_tcp_worker_force_close,
+    .worker_stop = gw_tcp_worker_stop,
+};

@@ -1,0 +1,44 @@
+/* tcp_proxy.h - the L4 proxy: accepts on tcp listeners, connects to a backend, and moves
+ * bytes both ways under the rules of tcp_sm.h. Plugs into the runtime as a gw_app_t. */
+#ifndef GW_TCP_PROXY_H
+#define GW_TCP_PROXY_H
+
+#include <stdint.h>
+
+#include "runtime.h"
+
+/* How a later milestone chooses backends without 01 knowing about balancers (02 supplies
+ * one with its balancers, health state and connection counts). */
+typedef struct gw_tcp_picker_s {
+    /* Returns the backend for the next connect attempt of a connection from CLIENT on
+     * listener L (ATTEMPT counts from 0), or NULL when no backend is usable. *TOKEN is
+     * handed back to `report`. Runs on worker W's thread. */
+    const gw_addr_t *(*pick)(void *ctx, gw_worker_t *w, const gw_listener_t *l,
+                             const struct sockaddr *client, unsigned attempt, void **token);
+    /* Outcome of an attempt: status 0 connected, <0 the connect failed (UV_E*). Then,
+     * for a connected one, exactly one more call with GW_TCP_CLOSED when the pair closes. */
+    void (*report)(void *ctx, gw_worker_t *w, void *token, int status);
+    unsigned max_attempts; /* connect attempts per client connection, >= 1 */
+    void *ctx;
+} gw_tcp_picker_t;
+
+#define GW_TCP_CLOSED 1 /* `report` status: a connected pair closed */
+
+/* Per-worker counters, summed on scrape from 03 on. Only the owning worker writes them. */
+typedef struct gw_tcp_stats_s {
+    uint64_t accepted, rejected, connect_failed, closed, bytes_in, bytes_out;
+} gw_tcp_stats_t;
+
+/* The proxy's hooks for gw_runtime_run. Its app_data must point to a gw_tcp_picker_t, or
+ * be NULL for 01's behaviour: always the first backend of the listener's upstream. */
+extern const gw_app_t gw_tcp_app;
+
+/* The same hooks as functions, for a later milestone that wraps them in its own app. */
+int gw_tcp_worker_start(gw_worker_t *w);
+void gw_tcp_on_connection(gw_wlistener_t *wl);
+void gw_tcp_worker_drain(gw_worker_t *w);
+void gw_tcp_worker_force_close(gw_worker_t *w);
+void gw_tcp_worker_stop(gw_worker_t *w);
+const gw_tcp_stats_t *gw_tcp_worker_stats(const gw_worker_t *w);
+
+#endif

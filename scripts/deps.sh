@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the toolkit needs, only when something is missing.
+# With everything present it runs one dpkg-query and exits: well under a second.
+set -euo pipefail
+
+# Build and test needs of every milestone present. Later milestones append theirs here.
+PKGS=(
+  build-essential pkg-config
+  libuv1-dev node-llhttp libbearssl-dev libcmocka-dev libyaml-dev libjansson-dev
+  python3 python3-pytest
+)
+# Extra groups, asked for explicitly: `scripts/deps.sh bench`.
+BENCH_PKGS=(wrk nginx-light haproxy gnuplot-nox)
+
+want=("${PKGS[@]}")
+for group in "$@"; do
+  case "$group" in
+    bench) want+=("${BENCH_PKGS[@]}") ;;
+    *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$st" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: need root (or sudo) to run apt-get" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has empty package lists: update once, then install.
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done" >&2

@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""The test driver behind `make test` and `make tsan`.
+
+For each selected milestone (all of them by default) it runs, in order:
+  1. the unit tests (cmocka) of common/ and of the milestone, built with ASan + UBSan;
+  2. the milestone's end-to-end suite (pytest, e2e/test_NN_*.py) against the plain build;
+  3. both again against the ThreadSanitizer build, with 2 workers.
+It prints one line per suite as it goes and a summary at the end, and exits non-zero if
+anything failed. Results are also written to build/test-results.json.
+
+Debian's /usr/bin/python3 runs this (it has pytest; another python3 on PATH may not).
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = "/usr/bin/python3"
+
+SAN_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:strict_string_checks=1",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+    # exitcode=66 makes a race fail the unit test binary even when its asserts pass.
+    "TSAN_OPTIONS": "halt_on_error=0:second_deadlock_stack=1:exitcode=66",
+    "CMOCKA_MESSAGE_OUTPUT": "stdout",
+}
+
+
+def milestones():
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "milestones", "[0-9][0-9]-*")))
+
+
+class Results:
+    def __init__(self):
+        self.cases = []  # dicts: suite, variant, name, ok, detail
+        self.suites = []  # dicts: suite, variant, passed, failed, seconds
+
+    def add_suite(self, suite, variant, cases, seconds, crashed=None):
+        passed = sum(1 for c in cases if c["ok"])
+        failed = len(cases) - passed
+        if crashed is not None:
+            cases.append({"name": "(suite)", "ok": False, "detail": crashed})
+            failed += 1
+        for c in cases:
+            c.update(suite=suite, variant=variant)
+            self.cases.append(c)
+        self.suites.append(dict(suite=suite, variant=variant, passed=passed, failed=failed, seconds=round(seconds, 1)))
+        mark = "ok  " if failed == 0 else "FAIL"
+        print(f"[{mark}] {variant:5} {suite:34} {passed:4} passed {failed:4} failed  {seconds:6.1f}s", flush=True)
+        if failed:
+            for c in cases:
+                if not c["ok"]:
+                    print(f"        failed: {c['name']}", flush=True)
+
+
+def make(targets, variant, ms, jobs):
+    cmd = ["make", "--no-print-directory", f"-j{jobs}", f"V={variant}"] + (["M=" + ms[:2]] if ms else []) + targets
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        print(p.stdout[-6000:])
+        print(f"build failed: {' '.join(cmd)}", file=sys.stderr)
+        sys.exit(2)
+
+
+CMOCKA_LINE = re.compile(r"^\[\s+(OK|FAILED|ERROR|SKIPPED)\s+\] (\S+)\s*$")
+
+
+def run_unit(path, env, only, timeout):
+    """Runs one cmocka binary; returns (cases, crashed-or-None, output)."""
+    e = dict(os.environ, **env)
+    if only:
+        e["GW_TEST_FILTER"] = only if any(ch in only for ch in "*?") else f"*{only}*"
+    try:
+        p = subprocess.run([path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=e, timeout=timeout)
+        out, rc = p.stdout, p.returncode
+    except subprocess.TimeoutExpired as ex:
+        out, rc = (ex.stdout or b"").decode(errors="replace") if isinstance(ex.stdout, bytes) else (ex.stdout or ""), -1
+        out += f"\n(timed out after {timeout}s)"
+    cases, seen = [], set()
+    for line in out.splitlines():
+        m = CMOCKA_LINE.match(line)
+        if m and m.group(2) not in seen:
+            seen.add(m.group(2))
+            cases.append({"name": m.group(2), "ok": m.group(1) in ("OK", "SKIPPED"), "detail": ""})
+    for c in cases:
+        if not c["ok"]:
+            c["detail"] = out[-4000:]
+    crashed = None
+    if rc != 0 and all(c["ok"] for c in cases):
+        crashed = f"exit code {rc} (sanitizer report or crash):\n" + out[-6000:]
+    return cases, crashed, out
+
+
+def unit_suites(variant, ms_list, args, results):
+    tdir = os.path.join(ROOT, "build", variant, "tests")
+    bins = sorted(glob.glob(os.path.join(tdir, "common", "test_*")))
+    for ms in ms_list:
+        bins += sorted(glob.glob(os.path.join(tdir, ms, "test_*")))
+    timeout = 600 if variant == "tsan" else 300
+    for b in bins:
+        if b.endswith((".o", ".d")):
+            continue
+        suite = os.path.relpath(b, tdir)
+        t0 = time.time()
+        cases, crashed, out = run_unit(b, SAN_ENV, args.only, timeout)
+        if (crashed or any(not c["ok"] for c in cases)) and args.verbose is False:
+            print(out[-8000:])
+        results.add_suite(suite, variant, cases, time.time() - t0, crashed)
+
+
+def e2e_suite(variant, ms, args, results):
+    files = sorted(glob.glob(os.path.join(ROOT, "e2e", f"test_{ms[:2]}_*.py")))
+    if not files:
+        return
+    junit = os.path.join(ROOT, "build", variant, f"e2e-{ms[:2]}.xml")
+    os.makedirs(os.path.dirname(junit), exist_ok=True)
+    env = dict(os.environ, **SAN_ENV)
+    env["GW_BIN_DIR"] = os.path.join(ROOT, "build", "bin") if variant == "plain" else os.path.join(ROOT, "build", variant, "bin")
+    env["GW_SANITIZER"] = "" if variant == "plain" else variant
+    env.setdefault("GW_WORKERS", "2")
+    cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", junit] + files
+    if args.only:
+        cmd += ["-k", args.only]
+    t0 = time.time()
+    p = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cases = parse_junit(junit)
+    crashed = None
+    if p.returncode not in (0, 5) and all(c["ok"] for c in cases):
+        crashed = f"pytest exit {p.returncode}:\n" + p.stdout[-6000:]
+    if p.returncode != 0 and p.returncode != 5:
+        print(p.stdout[-20000:])
+    results.add_suite(f"e2e/test_{ms[:2]}", variant, cases, time.time() - t0, crashed)
+
+
+def parse_junit(path):
+    cases = []
+    if not os.path.exists(path):
+        return cases
+    for tc in ET.parse(path).getroot().iter("testcase"):
+        bad = tc.find("failure") if tc.find("failure") is not None else tc.find("error")
+        cases.append({"name": tc.get("name"), "ok": bad is None, "detail": (bad.get("message") or "") if bad is not None else ""})
+    return cases
+
+
+def run_variant(variant, ms_list, args, results):
+    if variant == "asan":
+        make(["unit-bins"], "asan", None if len(ms_list) > 1 else ms_list[0], args.jobs)
+        unit_suites("asan", ms_list, args, results)
+        return
+    targets = ["bins", "unit-bins"] if variant == "tsan" else ["bins"]
+    make(targets, variant, None if len(ms_list) > 1 else ms_list[0], args.jobs)
+    if variant == "tsan":
+        unit_suites("tsan", ms_list, args, results)
+    for ms in ms_list:
+        e2e_suite(variant, ms, args, results)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--milestone", help="NN: only this stage")
+    ap.add_argument("--only", help="only tests whose name matches (pytest -k / cmocka filter)")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--tsan-only", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--verbose", action="store_true", default=False)
+    args = ap.parse_args()
+    all_ms = milestones()
+    ms_list = [m for m in all_ms if args.milestone is None or m.startswith(args.milestone + "-")]
+    if not ms_list:
+        sys.exit(f"no milestone {args.milestone}; have: {' '.join(all_ms)}")
+    variants = ["tsan"] if args.tsan_only else ["asan", "plain", "tsan"]
+    results = Results()
+    t0 = time.time()
+    for rnd in range(args.repeat):
+        if args.repeat > 1:
+            print(f"--- round {rnd + 1} of {args.repeat}", flush=True)
+        for v in variants:
+            run_variant(v, ms_list, args, results)
+    passed = sum(1 for c in results.cases if c["ok"])
+    failed = len(results.cases) - passed
+    out = os.path.join(ROOT, "build", "test-results.json")
+    with open(out, "w") as f:
+        json.dump({"milestones": ms_list, "suites": results.suites, "cases": results.cases}, f, indent=1)
+    print(f"\ntotal time {time.time() - t0:.0f}s; results in {os.path.relpath(out, ROOT)}")
+    if failed and args.repeat > 1:
+        names = sorted({f"{c['variant']} {c['suite']}::{c['name']}" for c in results.cases if not c["ok"]})
+        print("failed at least once:\n  " + "\n  ".join(names))
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed or passed == 0 else 0)
+
+
+if __name__ == "__main__":
+    main()
