@@ -491,7 +491,7 @@ static int build_tree(gw_cdoc_t *doc, const char *text, size_t len)
 {
     builder_t b = {.doc = doc, .text = text, .len = len};
     if (len > MAX_FILE_BYTES) {
-        record_at(doc, 1, 1, "file is larger than %u KiB", MAX_FILE_BYTES / 1024);
+        record_at(doc, 1, 1, "file is larger than %u MiB", MAX_FILE_BYTES >> 20);
         return GW_ECONFIG;
     }
     if (!yaml_parser_initialize(&b.parser)) {

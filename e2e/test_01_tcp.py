@@ -114,7 +114,7 @@ def test_bulk_upload_sha256_rss(gateway, backend, client):
     got = sink.result(timeout=env.timeout(60))
     assert (got.count, got.sha256, got.end) == (BULK, sha, "eof"), "what the sink received"
     end, _ = c.wait_end(timeout=env.timeout(10))
-    assert end == "eof"
+    assert end == "eof", "once the sink closed, the client should see EOF"
     assert_rss_bounded(gw, "upload of %d MiB" % (BULK // MiB))
 
 
@@ -137,7 +137,8 @@ def test_backend_refused_closes_client(gateway, backend, client):
     gw = proxy(gateway, backend.refused())
     c = client(gw)
     end, elapsed = c.wait_end(timeout=env.timeout(1))
-    assert end in ("eof", "reset"), "closed in %.2fs" % elapsed
+    assert end in ("eof", "reset"), "a refused upstream connect should close the client at once (%s after %.2fs)" % (
+        end, elapsed)
 
 
 def test_backend_blackhole_connect_timeout(gateway, backend, client):
@@ -145,7 +146,7 @@ def test_backend_blackhole_connect_timeout(gateway, backend, client):
     gw = proxy(gateway, hole, connect_timeout="1s")
     c = client(gw)
     end, elapsed = c.wait_end(timeout=env.timeout(1 + 1))
-    assert end in ("eof", "reset")
+    assert end in ("eof", "reset"), "connect_timeout 1s should close the client (%s after %.2fs)" % (end, elapsed)
     assert elapsed >= 0.9, "closed after %.2fs: before connect_timeout (1s) expired?" % elapsed
 
 
@@ -157,7 +158,8 @@ def test_reset_propagates(gateway, backend, client):
     c.send(b"start\n")
     assert srv.reset_done.wait(env.timeout(5)), "the backend never got to reset"
     end, elapsed = c.wait_end(timeout=env.timeout(1))
-    assert end in ("eof", "reset"), "ended after %.2fs" % elapsed
+    assert end in ("eof", "reset"), "the backend's reset should end the client's connection (%s after %.2fs)" % (
+        end, elapsed)
 
 
 def test_client_reset_propagates(gateway, backend, client):
@@ -182,7 +184,7 @@ def test_idle_timeout(gateway, backend, client):
     c.send(b"ping")
     assert c.recv_exact(4) == b"ping"
     end, elapsed = c.wait_end(timeout=env.timeout(1) + 1.5)
-    assert end in ("eof", "reset")
+    assert end in ("eof", "reset"), "idle_timeout 1s should close the idle pair (%s after %.2fs)" % (end, elapsed)
     assert elapsed >= 0.9, "idle pair closed after %.2fs, before idle_timeout (1s)" % elapsed
     echo.wait_idle(timeout=env.timeout(2))
 
@@ -196,7 +198,8 @@ def test_max_connections(gateway, backend, client):
         assert c.recv_exact(7) == b"hello %d" % i
     third = client(gw)
     end, elapsed = third.wait_end(timeout=env.timeout(1))
-    assert end in ("eof", "reset"), "the third client was not closed at once (%.2fs)" % elapsed
+    assert end in ("eof", "reset"), "over max_connections, the third client should be closed at once (%s after %.2fs)" % (
+        end, elapsed)
     for i, c in enumerate((first, second)):
         c.send(b"still %d" % i)
         assert c.recv_exact(7) == b"still %d" % i, "a client under the limit stopped working"

@@ -59,7 +59,7 @@ def base(**top):
     info logs (the harness reads `ready` from them). Keyword arguments override or add."""
     cfg = {
         "workers": env.WORKERS,
-        "drain_timeout": "30s",
+        "drain_timeout": "5s",  # teardown waits at most this (+10s) for a stuck proxy
         "log": {"level": "info", "format": "plain"},
     }
     cfg.update(top)

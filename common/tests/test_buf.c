@@ -1,0 +1,441 @@
+/* test_buf.c - unit tests for buf.h: the capped chunk pool and its per-thread caches. */
+#include "gwtest.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "buf.h"
+#include "error.h"
+
+#define CHUNK 64
+
+static size_t nchunks(gw_bufpool_t *pool)
+{
+    return atomic_load(&pool->nchunks);
+}
+
+static void bufpool_init_rejects_chunk_below_64(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    assert_int_equal(gw_bufpool_init(&pool, 63, 63 * 16), GW_EINVAL);
+    assert_int_equal(gw_bufpool_init(&pool, 0, 4096), GW_EINVAL);
+}
+
+static void bufpool_init_rejects_cap_below_one_chunk(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    assert_int_equal(gw_bufpool_init(&pool, 1024, 1023), GW_EINVAL);
+    assert_int_equal(gw_bufpool_init(&pool, 1024, 0), GW_EINVAL);
+}
+
+static void bufpool_init_accepts_smallest_valid_sizes(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    assert_int_equal(gw_bufpool_init(&pool, 64, 64), 0);
+    assert_int_equal(pool.chunk_size, 64);
+    assert_int_equal(pool.max_chunks, 1);
+    assert_int_equal(nchunks(&pool), 0);
+    assert_int_equal(atomic_load(&pool.peak), 0);
+    assert_int_equal(atomic_load(&pool.denied), 0);
+}
+
+static void bufpool_init_cap_rounds_down_to_whole_chunks(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    /* 4 chunks and 63 bytes: a fifth chunk would exceed max_bytes. */
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 4 * CHUNK + 63), 0);
+    gw_bufcache_init(&cache, &pool, 0);
+    gw_chunk_t *ch[5];
+    for (int i = 0; i < 4; i++)
+        assert_non_null(ch[i] = gw_chunk_get(&cache));
+    assert_null(ch[4] = gw_chunk_get(&cache));
+    for (int i = 0; i < 4; i++)
+        gw_chunk_put(&cache, ch[i]);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+static void chunk_get_denied_beyond_cap(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 3 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 8);
+    gw_chunk_t *ch[3];
+    for (int i = 0; i < 3; i++)
+        assert_non_null(ch[i] = gw_chunk_get(&cache));
+    assert_int_equal(nchunks(&pool), 3);
+    assert_int_equal(atomic_load(&pool.denied), 0);
+
+    assert_null(gw_chunk_get(&cache));
+    assert_int_equal(atomic_load(&pool.denied), 1);
+    assert_null(gw_chunk_get(&cache));
+    assert_int_equal(atomic_load(&pool.denied), 2);
+    assert_int_equal(nchunks(&pool), 3);
+
+    for (int i = 0; i < 3; i++)
+        gw_chunk_put(&cache, ch[i]);
+    gw_bufcache_drain(&cache);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+static void chunk_get_succeeds_again_after_put(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 2 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 0); /* no caching: puts go straight back */
+    gw_chunk_t *a = gw_chunk_get(&cache), *b = gw_chunk_get(&cache);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_null(gw_chunk_get(&cache));
+    gw_chunk_put(&cache, a);
+    assert_int_equal(nchunks(&pool), 1);
+    gw_chunk_t *c = gw_chunk_get(&cache);
+    assert_non_null(c);
+    gw_chunk_put(&cache, b);
+    gw_chunk_put(&cache, c);
+    assert_int_equal(nchunks(&pool), 0);
+    assert_int_equal(atomic_load(&pool.denied), 1);
+}
+
+static void chunk_get_returns_empty_writable_chunk(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, 256, 4096), 0);
+    gw_bufcache_init(&cache, &pool, 4);
+    assert_int_equal(gw_chunk_size(&cache), 256);
+    gw_chunk_t *ch = gw_chunk_get(&cache);
+    assert_non_null(ch);
+    assert_int_equal(ch->len, 0);
+    assert_int_equal(ch->off, 0);
+    /* The whole data area is ours (ASan reports an overflow if it is short). */
+    memset(ch->data, 0xab, gw_chunk_size(&cache));
+    assert_int_equal((unsigned char)ch->data[255], 0xab);
+    gw_chunk_put(&cache, ch);
+    gw_bufcache_drain(&cache);
+}
+
+static void chunk_get_resets_reused_chunk(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 16 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 4);
+    gw_chunk_t *ch = gw_chunk_get(&cache);
+    assert_non_null(ch);
+    ch->len = 40;
+    ch->off = 12;
+    gw_chunk_put(&cache, ch);
+    gw_chunk_t *again = gw_chunk_get(&cache);
+    assert_ptr_equal(again, ch);
+    assert_int_equal(again->len, 0);
+    assert_int_equal(again->off, 0);
+    gw_chunk_put(&cache, again);
+    gw_bufcache_drain(&cache);
+}
+
+static void chunk_put_then_get_reuses_cached_chunk(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 16 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 4);
+    gw_chunk_t *a = gw_chunk_get(&cache);
+    assert_non_null(a);
+    gw_chunk_put(&cache, a);
+    assert_int_equal(cache.nfree, 1);
+    assert_int_equal(nchunks(&pool), 1); /* cached, not freed */
+    gw_chunk_t *b = gw_chunk_get(&cache);
+    assert_ptr_equal(b, a);
+    assert_int_equal(cache.nfree, 0);
+    assert_int_equal(nchunks(&pool), 1); /* no new chunk was made */
+    gw_chunk_put(&cache, b);
+    gw_bufcache_drain(&cache);
+}
+
+static void chunk_put_null_is_ignored(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 4 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 4);
+    gw_chunk_put(&cache, NULL);
+    assert_int_equal(cache.nfree, 0);
+    assert_null(cache.free);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+static void chunk_put_beyond_max_free_returns_to_system(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 16 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 2);
+    gw_chunk_t *ch[5];
+    for (int i = 0; i < 5; i++)
+        assert_non_null(ch[i] = gw_chunk_get(&cache));
+    assert_int_equal(nchunks(&pool), 5);
+
+    gw_chunk_put(&cache, ch[0]);
+    gw_chunk_put(&cache, ch[1]);
+    assert_int_equal(cache.nfree, 2);
+    assert_int_equal(nchunks(&pool), 5);
+    gw_chunk_put(&cache, ch[2]);
+    assert_int_equal(cache.nfree, 2);
+    assert_int_equal(nchunks(&pool), 4);
+    gw_chunk_put(&cache, ch[3]);
+    gw_chunk_put(&cache, ch[4]);
+    assert_int_equal(cache.nfree, 2);
+    assert_int_equal(nchunks(&pool), 2);
+
+    gw_bufcache_drain(&cache);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+static void bufcache_drain_frees_every_cached_chunk(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 16 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 8);
+    gw_chunk_t *ch[6];
+    for (int i = 0; i < 6; i++)
+        assert_non_null(ch[i] = gw_chunk_get(&cache));
+    for (int i = 0; i < 6; i++)
+        gw_chunk_put(&cache, ch[i]);
+    assert_int_equal(cache.nfree, 6);
+    assert_int_equal(nchunks(&pool), 6);
+
+    gw_bufcache_drain(&cache);
+    assert_int_equal(cache.nfree, 0);
+    assert_null(cache.free);
+    assert_int_equal(nchunks(&pool), 0);
+
+    /* The cache still works after a drain. */
+    gw_chunk_t *again = gw_chunk_get(&cache);
+    assert_non_null(again);
+    assert_int_equal(nchunks(&pool), 1);
+    gw_chunk_put(&cache, again);
+    gw_bufcache_drain(&cache);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+static void bufcache_drain_leaves_chunks_in_use_counted(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 16 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 8);
+    gw_chunk_t *held = gw_chunk_get(&cache), *cached = gw_chunk_get(&cache);
+    assert_non_null(held);
+    assert_non_null(cached);
+    gw_chunk_put(&cache, cached);
+    gw_bufcache_drain(&cache);
+    assert_int_equal(nchunks(&pool), 1); /* only the one still out */
+    gw_chunk_put(&cache, held);
+    gw_bufcache_drain(&cache);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+static void bufpool_peak_records_highest_count(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 16 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 0);
+    gw_chunk_t *ch[5];
+    for (int i = 0; i < 5; i++)
+        assert_non_null(ch[i] = gw_chunk_get(&cache));
+    assert_int_equal(atomic_load(&pool.peak), 5);
+    for (int i = 0; i < 5; i++)
+        gw_chunk_put(&cache, ch[i]);
+    assert_int_equal(nchunks(&pool), 0);
+    assert_int_equal(atomic_load(&pool.peak), 5); /* the peak stays */
+
+    for (int i = 0; i < 3; i++)
+        assert_non_null(ch[i] = gw_chunk_get(&cache));
+    assert_int_equal(atomic_load(&pool.peak), 5); /* lower use does not move it */
+    for (int i = 3; i < 5; i++)
+        assert_non_null(ch[i] = gw_chunk_get(&cache));
+    gw_chunk_t *sixth = gw_chunk_get(&cache);
+    assert_non_null(sixth);
+    assert_int_equal(atomic_load(&pool.peak), 6);
+    gw_chunk_put(&cache, sixth);
+    for (int i = 0; i < 5; i++)
+        gw_chunk_put(&cache, ch[i]);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+static void bufpool_peak_never_exceeds_cap(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 2 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 0);
+    gw_chunk_t *a = gw_chunk_get(&cache), *b = gw_chunk_get(&cache);
+    assert_non_null(a);
+    assert_non_null(b);
+    for (int i = 0; i < 10; i++)
+        assert_null(gw_chunk_get(&cache));
+    assert_int_equal(atomic_load(&pool.peak), 2);
+    assert_int_equal(atomic_load(&pool.denied), 10);
+    gw_chunk_put(&cache, a);
+    gw_chunk_put(&cache, b);
+}
+
+/* ---- several threads, one pool ------------------------------------------------------- */
+
+#define MT_THREADS 4
+#define MT_CAP 6      /* fewer chunks than the threads could hold between them */
+#define MT_HOLD 4     /* chunks one thread holds at most */
+#define MT_ROUNDS 20000
+
+typedef struct {
+    gw_bufpool_t *pool;
+    uv_barrier_t *start;
+    atomic_size_t *outstanding; /* chunks handed out and not yet given back, all threads */
+    atomic_size_t *max_outstanding;
+    atomic_uint *errors;
+    unsigned id;
+    unsigned long got, denied;
+} mt_arg_t;
+
+static uint32_t xorshift32(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+static void mt_note_max(atomic_size_t *max, size_t v)
+{
+    size_t m = atomic_load(max);
+    while (v > m && !atomic_compare_exchange_weak(max, &m, v))
+        ;
+}
+
+static void mt_give_back(mt_arg_t *a, gw_bufcache_t *cache, gw_chunk_t *ch)
+{
+    /* A chunk handed to two threads at once would have been overwritten by the other. */
+    if ((unsigned char)ch->data[0] != a->id || (unsigned char)ch->data[CHUNK - 1] != a->id)
+        atomic_fetch_add(a->errors, 1);
+    atomic_fetch_sub(a->outstanding, 1);
+    gw_chunk_put(cache, ch);
+}
+
+static void mt_worker(void *p)
+{
+    mt_arg_t *a = p;
+    gw_bufcache_t cache;
+    gw_bufcache_init(&cache, a->pool, 2);
+    gw_chunk_t *held[MT_HOLD];
+    size_t nheld = 0;
+    uint32_t seed = 0x9e3779b9u * (a->id + 1); /* fixed per thread */
+    uv_barrier_wait(a->start);
+    for (int r = 0; r < MT_ROUNDS; r++) {
+        uint32_t x = xorshift32(&seed);
+        if (nheld < MT_HOLD && (nheld == 0 || (x & 1))) {
+            gw_chunk_t *ch = gw_chunk_get(&cache);
+            if (ch == NULL) {
+                a->denied++;
+                continue;
+            }
+            size_t now = atomic_fetch_add(a->outstanding, 1) + 1;
+            if (now > MT_CAP)
+                atomic_fetch_add(a->errors, 1);
+            mt_note_max(a->max_outstanding, now);
+            memset(ch->data, (int)a->id, CHUNK);
+            held[nheld++] = ch;
+            a->got++;
+        } else {
+            size_t i = (x >> 1) % nheld;
+            gw_chunk_t *ch = held[i];
+            held[i] = held[--nheld];
+            mt_give_back(a, &cache, ch);
+        }
+    }
+    while (nheld > 0)
+        mt_give_back(a, &cache, held[--nheld]);
+    gw_bufcache_drain(&cache);
+}
+
+static void bufpool_cap_holds_across_threads(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, MT_CAP * CHUNK), 0);
+    uv_barrier_t start;
+    assert_int_equal(uv_barrier_init(&start, MT_THREADS), 0);
+    atomic_size_t outstanding, max_outstanding;
+    atomic_uint errors;
+    atomic_init(&outstanding, 0);
+    atomic_init(&max_outstanding, 0);
+    atomic_init(&errors, 0);
+    mt_arg_t args[MT_THREADS];
+    uv_thread_t tids[MT_THREADS];
+    for (unsigned i = 0; i < MT_THREADS; i++) {
+        args[i] = (mt_arg_t){.pool = &pool,
+                             .start = &start,
+                             .outstanding = &outstanding,
+                             .max_outstanding = &max_outstanding,
+                             .errors = &errors,
+                             .id = i + 1};
+        assert_int_equal(uv_thread_create(&tids[i], mt_worker, &args[i]), 0);
+    }
+    unsigned long got = 0;
+    for (unsigned i = 0; i < MT_THREADS; i++) {
+        assert_int_equal(uv_thread_join(&tids[i]), 0);
+        got += args[i].got;
+    }
+    uv_barrier_destroy(&start);
+
+    assert_int_equal(atomic_load(&errors), 0);
+    assert_true(atomic_load(&max_outstanding) <= MT_CAP);
+    assert_true(atomic_load(&pool.peak) <= MT_CAP);
+    assert_int_equal(atomic_load(&outstanding), 0);
+    assert_int_equal(nchunks(&pool), 0); /* every chunk given back and every cache drained */
+    assert_true(got > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bufpool_init_rejects_chunk_below_64),
+        cmocka_unit_test(bufpool_init_rejects_cap_below_one_chunk),
+        cmocka_unit_test(bufpool_init_accepts_smallest_valid_sizes),
+        cmocka_unit_test(bufpool_init_cap_rounds_down_to_whole_chunks),
+        cmocka_unit_test(chunk_get_denied_beyond_cap),
+        cmocka_unit_test(chunk_get_succeeds_again_after_put),
+        cmocka_unit_test(chunk_get_returns_empty_writable_chunk),
+        cmocka_unit_test(chunk_get_resets_reused_chunk),
+        cmocka_unit_test(chunk_put_then_get_reuses_cached_chunk),
+        cmocka_unit_test(chunk_put_null_is_ignored),
+        cmocka_unit_test(chunk_put_beyond_max_free_returns_to_system),
+        cmocka_unit_test(bufcache_drain_frees_every_cached_chunk),
+        cmocka_unit_test(bufcache_drain_leaves_chunks_in_use_counted),
+        cmocka_unit_test(bufpool_peak_records_highest_count),
+        cmocka_unit_test(bufpool_peak_never_exceeds_cap),
+        cmocka_unit_test(bufpool_cap_holds_across_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
