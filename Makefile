@@ -5,6 +5,10 @@
 #   make tsan [M=NN]     only the ThreadSanitizer half of that
 #   make run             deps, build, start the most complete gateway on its demo config
 #   make deps            install missing Debian packages (apt-get), quick when all is present
+#   make handout M=NN DEST=DIR   a learner's tree: stage NN's LAB regions stubbed
+#   make check-labs [M=NN]       prove lab tests fail on the stubs and catch seeded bugs
+#   make grade M=NN      in a handout: verify tests are pristine, then the scorecard
+#   make doctor          check the toolchain, packages, TSan, ports, limits
 #   make clean
 #
 # Variants (V=): plain (default; -O2 -g; binaries in build/bin), asan (ASan+UBSan, for unit
@@ -128,7 +132,7 @@ SEL_BINS := $(foreach m,$(SEL_MS),$(BIN)/gw$($(m)_NUM))
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------
-.PHONY: all bins unit-bins deps test tsan run clean format print-%
+.PHONY: all bins unit-bins deps test tsan run clean format print-% handout check-labs grade doctor
 .DEFAULT_GOAL := all
 
 all: bins
@@ -149,6 +153,20 @@ tsan: deps
 run: deps
 	@$(MAKE) --no-print-directory bins
 	@/usr/bin/python3 scripts/demo.py
+
+# Course tools (README.md, "Instructor guide").
+handout:
+	@test -n "$(M)" -a -n "$(DEST)" || { echo "usage: make handout M=NN DEST=DIR" >&2; exit 2; }
+	@/usr/bin/python3 scripts/labs.py handout $(M) $(DEST)
+
+check-labs: deps
+	@/usr/bin/python3 scripts/checklabs.py $(if $(M),--milestone $(M))
+
+grade: deps
+	@/usr/bin/python3 scripts/grade.py $(if $(M),--milestone $(M)) $(if $(RESTORE),--restore)
+
+doctor:
+	@/usr/bin/python3 scripts/doctor.py
 
 clean:
 	rm -rf build

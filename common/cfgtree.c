@@ -129,21 +129,24 @@ typedef struct builder_s {
     int ndocs;
 } builder_t;
 
-static void error_at_mark(builder_t *b, yaml_mark_t m, const char *fmt, const char *arg)
+static void __attribute__((format(printf, 3, 4)))
+error_at_mark(builder_t *b, yaml_mark_t m, const char *fmt, ...)
 {
-    record_at(b->doc, (unsigned)m.line + 1, (unsigned)m.column + 1, fmt, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    vrecord(b->doc, (unsigned)m.line + 1, (unsigned)m.column + 1, fmt, ap);
+    va_end(ap);
 }
 
 static gw_cnode_t *new_node(builder_t *b, gw_cnode_type_t type, const yaml_event_t *ev)
 {
     if (b->nnodes >= MAX_NODES) {
-        record_at(b->doc, (unsigned)ev->start_mark.line + 1, (unsigned)ev->start_mark.column + 1,
-                  "too many values in one file (limit %u)", MAX_NODES);
+        error_at_mark(b, ev->start_mark, "too many values in one file (limit %u)", MAX_NODES);
         return NULL;
     }
     gw_cnode_t *n = calloc(1, sizeof(*n));
     if (!n) {
-        error_at_mark(b, ev->start_mark, "%s", "out of memory");
+        error_at_mark(b, ev->start_mark, "out of memory");
         return NULL;
     }
     b->nnodes++;
@@ -178,13 +181,13 @@ static gw_cnode_t *make_scalar(builder_t *b, const yaml_event_t *ev)
     n->str = malloc(len + 1);
     if (!n->str) {
         free(n);
-        error_at_mark(b, ev->start_mark, "%s", "out of memory");
+        error_at_mark(b, ev->start_mark, "out of memory");
         return NULL;
     }
     memcpy(n->str, ev->data.scalar.value, len);
     n->str[len] = '\0';
     if (memchr(n->str, '\0', len))
-        error_at_mark(b, ev->start_mark, "%s", "NUL characters are not allowed in values");
+        error_at_mark(b, ev->start_mark, "NUL characters are not allowed in values");
     yaml_scalar_style_t st = ev->data.scalar.style;
     n->quoted = st == YAML_SINGLE_QUOTED_SCALAR_STYLE || st == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
     n->null = st == YAML_PLAIN_SCALAR_STYLE && is_null_text(n->str);
@@ -340,8 +343,7 @@ static int on_scalar(builder_t *b, const yaml_event_t *ev)
 static int on_start(builder_t *b, const yaml_event_t *ev, gw_cnode_type_t type)
 {
     if (b->depth == MAX_DEPTH) {
-        record_at(b->doc, (unsigned)ev->start_mark.line + 1, (unsigned)ev->start_mark.column + 1,
-                  "nested deeper than %d levels", MAX_DEPTH);
+        error_at_mark(b, ev->start_mark, "nested deeper than %d levels", MAX_DEPTH);
         return -1;
     }
     if (type == GW_CNODE_MAP)
@@ -374,7 +376,7 @@ static int on_event(builder_t *b, const yaml_event_t *ev)
     case YAML_DOCUMENT_START_EVENT:
         if (++b->ndocs == 1)
             return 0;
-        error_at_mark(b, ev->start_mark, "%s", "only one YAML document is allowed per file");
+        error_at_mark(b, ev->start_mark, "only one YAML document is allowed per file");
         return 1;
     case YAML_ALIAS_EVENT:
         error_at_mark(b, ev->start_mark, "aliases (*%s) are not supported",
@@ -652,8 +654,21 @@ static const char *describe(const gw_cnode_t *n, char *buf, size_t size)
     return buf;
 }
 
+/* Marks every key under N used: once a value was reported as the wrong type, listing each
+ * key inside it as unknown too would only bury the one real mistake. */
+static void silence(const gw_cnode_t *n)
+{
+    for (size_t i = 0; n->type == GW_CNODE_MAP && i < n->n; i++) {
+        n->pairs[i].used = true;
+        silence(n->pairs[i].value);
+    }
+    for (size_t i = 0; n->type == GW_CNODE_SEQ && i < n->n; i++)
+        silence(n->items[i]);
+}
+
 static int type_error(gw_cdoc_t *doc, const gw_cnode_t *n, const char *key, const char *expected)
 {
+    silence(n);
     char buf[MAX_SHOWN + 8];
     const char *got = describe(n, buf, sizeof(buf));
     if (n->type == GW_CNODE_SCALAR && n->quoted)
@@ -929,6 +944,7 @@ int gw_cget_enum(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, const 
         used += n > 0 ? (size_t)n : 0;
     }
     char buf[MAX_SHOWN + 8];
+    silence(node);
     gw_cdoc_error(doc, node, "%s must be one of: %s (got %s)", key, list,
                   describe(node, buf, sizeof(buf)));
     return GW_ECONFIG;
@@ -957,6 +973,7 @@ bool gw_cnode_expect_map(gw_cdoc_t *doc, const gw_cnode_t *node, const char *wha
     if (node->type == GW_CNODE_MAP)
         return true;
     char buf[MAX_SHOWN + 8];
+    silence(node);
     gw_cdoc_error(doc, node, "%s must be a mapping (got %s)", what,
                   describe(node, buf, sizeof(buf)));
     return false;
@@ -970,6 +987,7 @@ bool gw_cnode_expect_seq(gw_cdoc_t *doc, const gw_cnode_t *node, const char *wha
     if (node->type == GW_CNODE_SEQ)
         return true;
     char buf[MAX_SHOWN + 8];
+    silence(node);
     gw_cdoc_error(doc, node, "%s must be a sequence (got %s)", what,
                   describe(node, buf, sizeof(buf)));
     return false;

@@ -127,7 +127,8 @@ typedef struct gw_later_key_s {
  * "KEY: needs gwNN or later" when LATER (terminated by {NULL,0}) lists it with a
  * milestone above doc->level, otherwise "unknown key 'KEY'" plus "(did you mean 'X'?)"
  * when a key asked for in that map (see `asked`) is within edit distance 2. Keys under a map whose own key
- * was reported are not reported again. */
+ * was reported are not reported again, nor keys inside a value that a getter or
+ * gw_cnode_expect_* already reported as the wrong type. */
 void gw_cdoc_check_unused(gw_cdoc_t *doc, const gw_later_key_t *later);
 
 #endif

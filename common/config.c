@@ -362,8 +362,9 @@ static void decode(gw_cdoc_t *doc, const gw_config_ext_t *ext, gw_config_t *cfg)
 static uint64_t error_pos(const gw_cdoc_t *doc, const char *e)
 {
     unsigned line, col;
-    size_t skip = strlen(doc->file);
-    if (strncmp(e, doc->file, skip) != 0 || sscanf(e + skip, ":%u:%u:", &line, &col) != 2)
+    size_t skip = doc->file ? strlen(doc->file) : 0;
+    if (!doc->file || strncmp(e, doc->file, skip) != 0 ||
+        sscanf(e + skip, ":%u:%u:", &line, &col) != 2)
         return UINT64_MAX;
     return (uint64_t)line << 32 | col;
 }

@@ -11,6 +11,7 @@ anything failed. Results are also written to build/test-results.json.
 Debian's /usr/bin/python3 runs this (it has pytest; another python3 on PATH may not).
 """
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -21,6 +22,7 @@ import time
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 PYTHON = "/usr/bin/python3"
 
 SAN_ENV = {
@@ -99,7 +101,7 @@ def run_unit(path, env, only, timeout):
 
 def unit_suites(variant, ms_list, args, results):
     tdir = os.path.join(ROOT, "build", variant, "tests")
-    bins = sorted(glob.glob(os.path.join(tdir, "common", "test_*")))
+    bins = [] if args.no_common else sorted(glob.glob(os.path.join(tdir, "common", "test_*")))
     for ms in ms_list:
         bins += sorted(glob.glob(os.path.join(tdir, ms, "test_*")))
     timeout = 600 if variant == "tsan" else 300
@@ -161,6 +163,91 @@ def run_variant(variant, ms_list, args, results):
         e2e_suite(variant, ms, args, results)
 
 
+def load_checkpoints(ms):
+    """Checkpoints of milestone MS from its checkpoints.txt: dicts id, points, title, patterns."""
+    path = os.path.join(ROOT, "milestones", ms, "checkpoints.txt")
+    out = []
+    if not os.path.exists(path):
+        return out
+    for n, line in enumerate(open(path), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^(\S+)\s+(\d+)\s+(lab\s+)?(.*?)\s*\|\s*(.*)$", line)
+        if not m:
+            sys.exit(f"{path}:{n}: expected 'ID POINTS [lab] TITLE | TESTS'")
+        out.append(dict(id=m.group(1), points=int(m.group(2)), lab=bool(m.group(3)), title=m.group(4),
+                        patterns=m.group(5).split(), line=n))
+    return out
+
+
+def case_matches(pattern, ms, case):
+    """unit:BINARY:NAME matches a cmocka case of milestones/MS/tests/BINARY; e2e:NAME a pytest
+    case of e2e/test_NN_*.py (parameters in brackets ignored)."""
+    kind, _, rest = pattern.partition(":")
+    name = case["name"].split("[")[0]
+    if kind == "unit":
+        binary, _, test = rest.partition(":")
+        return case["suite"] == f"{ms}/{binary}" and fnmatch.fnmatchcase(name, test)
+    if kind == "e2e":
+        return case["suite"] == f"e2e/test_{ms[:2]}" and fnmatch.fnmatchcase(name, rest)
+    return False
+
+
+def scorecard(ms, results, filtered):
+    """Prints the per-checkpoint table of MS and returns its rows (also saved as JSON)."""
+    rows = []
+    for cp in load_checkpoints(ms):
+        matched, missing = [], []
+        for pat in cp["patterns"]:
+            hits = [c for c in results.cases if case_matches(pat, ms, c)]
+            if not hits:
+                missing.append(pat)
+            matched += hits
+        failing = sorted({f"{c['name']} ({c['variant']})" for c in matched if not c["ok"]})
+        if filtered and not matched:
+            status = "not run"
+        elif failing or (missing and not filtered):
+            status = "FAIL"
+        else:
+            status = "pass"
+        rows.append(dict(id=cp["id"], title=cp["title"], points=cp["points"], status=status,
+                         earned=cp["points"] if status == "pass" else 0, failing=failing,
+                         unmatched=missing if not filtered else [], line=cp["line"]))
+    if not rows:
+        return rows
+    print(f"\nScorecard, milestone {ms}")
+    print(f"  {'checkpoint':10} {'title':58} {'points':>6}  result")
+    for r in rows:
+        print(f"  {r['id']:10} {r['title'][:58]:58} {r['earned']:>3}/{r['points']:<3} {r['status']}")
+        for f in r["failing"][:8]:
+            print(f"  {'':10}   failing: {f}")
+        for u in r["unmatched"]:
+            print(f"  {'':10}   no test matches '{u}' (milestones/{ms}/checkpoints.txt:{r['line']})")
+    got, total = sum(r["earned"] for r in rows), sum(r["points"] for r in rows)
+    print(f"  {'total':10} {'':58} {got:>3}/{total:<3}")
+    if any(r["status"] == "FAIL" for r in rows):
+        print(f"  what to do: read the failing test's message above, then 'When this test fails' in milestones/{ms}/README.md")
+    with open(os.path.join(ROOT, "build", f"scorecard-{ms[:2]}.json"), "w") as f:
+        json.dump({"milestone": ms, "checkpoints": rows, "earned": got, "total": total}, f, indent=1)
+    return rows
+
+
+def full_run(args):
+    """`make test` with no M in the reference tree: also prove the labs (check-labs)."""
+    return (args.milestone is None and not args.only and not args.tsan_only and args.repeat == 1
+            and not os.environ.get("GW_CHECK_LABS_INNER") and not os.path.exists(os.path.join(ROOT, ".handout")))
+
+
+def run_check_labs(ms_list, results):
+    import checklabs  # noqa: E402 (a sibling script)
+    t0 = time.time()
+    defects = checklabs.check(ms_list)
+    cases = [{"name": d, "ok": False, "detail": d} for d in defects]
+    cases.append({"name": "lab tests fail on stubs, pass on reference; mutants killed", "ok": not defects, "detail": ""})
+    results.add_suite("check-labs", "-", cases[-1:] if not defects else cases[:-1], time.time() - t0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--milestone", help="NN: only this stage")
@@ -169,12 +256,14 @@ def main():
     ap.add_argument("--tsan-only", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--verbose", action="store_true", default=False)
+    ap.add_argument("--variants", default="asan,plain,tsan", help="comma-separated subset of asan,plain,tsan")
+    ap.add_argument("--no-common", action="store_true", help="skip common/'s unit tests")
     args = ap.parse_args()
     all_ms = milestones()
     ms_list = [m for m in all_ms if args.milestone is None or m.startswith(args.milestone + "-")]
     if not ms_list:
         sys.exit(f"no milestone {args.milestone}; have: {' '.join(all_ms)}")
-    variants = ["tsan"] if args.tsan_only else ["asan", "plain", "tsan"]
+    variants = ["tsan"] if args.tsan_only else args.variants.split(",")
     results = Results()
     t0 = time.time()
     for rnd in range(args.repeat):
@@ -182,6 +271,12 @@ def main():
             print(f"--- round {rnd + 1} of {args.repeat}", flush=True)
         for v in variants:
             run_variant(v, ms_list, args, results)
+    if full_run(args):
+        run_check_labs(ms_list, results)
+    cards_failed = 0
+    for ms in ms_list:
+        rows = scorecard(ms, results, bool(args.only))
+        cards_failed += sum(1 for r in rows if r["status"] == "FAIL")
     passed = sum(1 for c in results.cases if c["ok"])
     failed = len(results.cases) - passed
     out = os.path.join(ROOT, "build", "test-results.json")
@@ -192,7 +287,7 @@ def main():
         names = sorted({f"{c['variant']} {c['suite']}::{c['name']}" for c in results.cases if not c["ok"]})
         print("failed at least once:\n  " + "\n  ".join(names))
     print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed or passed == 0 else 0)
+    sys.exit(1 if failed or cards_failed or passed == 0 else 0)
 
 
 if __name__ == "__main__":

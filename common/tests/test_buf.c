@@ -304,8 +304,8 @@ static void bufpool_peak_never_exceeds_cap(void **state)
 /* ---- several threads, one pool ------------------------------------------------------- */
 
 #define MT_THREADS 4
-#define MT_CAP 6      /* fewer chunks than the threads could hold between them */
-#define MT_HOLD 4     /* chunks one thread holds at most */
+#define MT_CAP 6  /* fewer chunks than the threads could hold between them */
+#define MT_HOLD 4 /* chunks one thread holds at most */
 #define MT_ROUNDS 20000
 
 typedef struct {

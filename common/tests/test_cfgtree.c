@@ -37,13 +37,18 @@ static int load(const char *text)
 static void expect_errors_v(const char *const *want)
 {
     size_t n = 0;
+    bool same = true;
     while (want[n])
         n++;
+    for (size_t i = 0; i < n && i < doc.nerrors; i++)
+        same = same && !strcmp(doc.errors[i], want[i]);
+    if (same && n == doc.nerrors)
+        return;
     for (size_t i = 0; i < doc.nerrors; i++)
         print_message("recorded: %s\n", doc.errors[i]);
-    assert_int_equal(doc.nerrors, n);
     for (size_t i = 0; i < n; i++)
-        assert_string_equal(doc.errors[i], want[i]);
+        print_message("expected: %s\n", want[i]);
+    fail_msg("errors differ");
 }
 #define expect_errors(...) expect_errors_v((const char *const[]){__VA_ARGS__, NULL})
 
@@ -304,7 +309,7 @@ static void cdoc_node_cap_rejected(void **state)
     s[len] = '\0';
     assert_int_equal(load(s), GW_ECONFIG);
     free(s);
-    expect_errors("t.yaml:1:1000000: too many values in one file (limit 1000000)");
+    expect_errors("t.yaml:1:1000001: too many values in one file (limit 1000000)");
     assert_null(doc.root);
 }
 
@@ -379,7 +384,7 @@ static void cmap_get_marks_used_and_remembers(void **state)
     assert_false(doc.root->pairs[0].used);
     assert_true(doc.root->pairs[1].used);
     assert_int_equal(doc.root->nasked, 2);
-    assert_null(root_get("b")->pairs); /* asking twice remembers once */
+    root_get("b"); /* asking twice remembers once */
     assert_int_equal(doc.root->nasked, 2);
 }
 
@@ -530,8 +535,7 @@ static void cget_duration_units(void **state)
     const uint64_t want[] = {250, 5000, 120000, 3600000, 0};
     for (int i = 0; i < 5; i++) {
         uint64_t v = 1;
-        assert_int_equal(gw_cget_duration(&doc, root_get(keys[i]), keys[i], 0, UINT64_MAX, &v),
-                         0);
+        assert_int_equal(gw_cget_duration(&doc, root_get(keys[i]), keys[i], 0, UINT64_MAX, &v), 0);
         assert_int_equal(v, want[i]);
     }
     expect_no_errors();
@@ -872,6 +876,16 @@ static void check_unused_descends_into_used_keys(void **state)
     expect_errors("t.yaml:3:5: unknown key 'z'");
 }
 
+static void check_unused_skips_value_of_wrong_type(void **state)
+{
+    (void)state;
+    assert_int_equal(load("a:\n  b: 1\n  c: [ {d: 1} ]\n"), 0);
+    uint64_t v;
+    assert_int_equal(gw_cget_uint(&doc, root_get("a"), "a", 0, 1, &v), GW_ECONFIG);
+    gw_cdoc_check_unused(&doc, NULL);
+    expect_errors("t.yaml:2:3: a must be an integer (got a mapping)");
+}
+
 static void check_unused_quiet_when_all_used(void **state)
 {
     (void)state;
@@ -967,6 +981,7 @@ int main(void)
         T(check_unused_later_pattern_must_match_whole_path),
         T(check_unused_does_not_descend_into_reported_key),
         T(check_unused_descends_into_used_keys),
+        T(check_unused_skips_value_of_wrong_type),
         T(check_unused_quiet_when_all_used),
     };
 #undef T

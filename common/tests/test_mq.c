@@ -21,10 +21,10 @@ typedef struct {
     gw_mq_t mq;
     uv_thread_t loop_thread;
     int received;
-    int expected;      /* close the queue once this many arrived (0: never from on_msg) */
-    int closed_calls;  /* on_closed runs */
-    int wrong_thread;  /* on_msg calls off the loop thread */
-    int out_of_order;  /* on_msg calls that broke a sender's order */
+    int expected;     /* close the queue once this many arrived (0: never from on_msg) */
+    int closed_calls; /* on_closed runs */
+    int wrong_thread; /* on_msg calls off the loop thread */
+    int out_of_order; /* on_msg calls that broke a sender's order */
     int last[NTHREADS + 1];
     unsigned char seen[NTOTAL];
     gw_msg_t *reposted;
@@ -338,8 +338,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(mq_delivers_in_order_on_loop_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(mq_posts_from_threads_arrive_exactly_once, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(mq_posts_from_threads_arrive_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(mq_post_after_close_fails_and_caller_keeps_msg, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(mq_post_from_other_thread_after_close_fails, setup,
@@ -347,8 +346,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(mq_close_delivers_queued_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(mq_on_closed_runs_once, setup, teardown),
         cmocka_unit_test_setup_teardown(mq_close_accepts_null_on_closed, setup, teardown),
-        cmocka_unit_test_setup_teardown(mq_stays_open_until_closed, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(mq_stays_open_until_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(mq_handler_may_post_to_same_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(mq_close_from_handler_keeps_order, setup, teardown),
     };

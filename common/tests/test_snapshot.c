@@ -144,9 +144,9 @@ static void snap_reclaim_frees_only_generations_passed(void **state)
     gw_snap_quiescent(&dom, 0);
     assert_int_equal(gw_snap_publish(&dom, &a, obj_free), 0);
     assert_int_equal(gw_snap_publish(&dom, &b, obj_free), 0); /* retires a */
-    gw_snap_quiescent(&dom, 0);                                /* passes a's retirement */
-    assert_ptr_equal(gw_snap_current(&dom), &b);               /* borrows b */
-    assert_int_equal(gw_snap_publish(&dom, &c, obj_free), 0);  /* retires b */
+    gw_snap_quiescent(&dom, 0);                               /* passes a's retirement */
+    assert_ptr_equal(gw_snap_current(&dom), &b);              /* borrows b */
+    assert_int_equal(gw_snap_publish(&dom, &c, obj_free), 0); /* retires b */
     assert_int_equal(gw_snap_reclaim(&dom), 1);
     assert_int_equal(fa, 1);
     assert_int_equal(fb, 0);
@@ -315,6 +315,7 @@ static void snapdom_destroy_frees_retired(void **state)
 #define ST_VERSIONS 2000
 #define ST_MAGIC 0x5ca1ab1e0ddba11ull
 #define ST_POISON 0xdeadbeefdeadbeefull
+#define ST_REF_SPAN 24 /* versions a reader holds a reference across */
 
 typedef struct {
     uint64_t magic;
@@ -355,7 +356,6 @@ static void st_reader(void *p)
     st_reader_t *a = p;
     uint64_t last = 0, last_ref = 0;
     gw_snap_t *ref = NULL;
-    int ref_turns = 0;
     gw_snap_quiescent(a->dom, a->reader);
     uv_barrier_wait(a->start);
     do {
@@ -371,13 +371,15 @@ static void st_reader(void *p)
         if (a->use_refs) {
             if (ref == NULL) {
                 ref = gw_snap_acquire(a->dom);
-                ref_turns = 0;
-            } else if (!ver_ok(ref->data, &last_ref)) {
-                atomic_fetch_add(a->errors, 1);
-            }
-            if (ref != NULL && ++ref_turns == 50) {
-                gw_snap_release(ref);
-                ref = NULL;
+            } else {
+                const ver_t *held = ref->data;
+                if (!ver_ok(held, &last_ref))
+                    atomic_fetch_add(a->errors, 1);
+                /* Keep it while the publisher retires it, moves on and reclaims. */
+                if (v != NULL && v->version >= held->version + ST_REF_SPAN) {
+                    gw_snap_release(ref);
+                    ref = NULL;
+                }
             }
         }
         gw_snap_quiescent(a->dom, a->reader);

@@ -211,7 +211,7 @@ class Server:
             return self.results.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError("%s reported nothing within %.0fs (errors: %s)"
-                                 % (self.kind, timeout, self.errors or "none"))
+                                 % (self.kind, timeout, self.errors or "none")) from None
 
     def stop(self):
         self.stopping.set()

@@ -19,20 +19,40 @@ class Client:
         self.addr = addr
         self.op_timeout = op_timeout or env.timeout(10)
         self.ch = transcript.channel(label)
-        self.sock = socket.create_connection(addr, timeout=self.op_timeout)
+        # A proxy that turns a client away at once (max_connections) may reset it before
+        # connect() even returns: then the connection exists and already ended.
+        self.reset_at_connect = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(self.op_timeout)
+        try:
+            self.sock.connect(addr)
+        except ConnectionResetError:
+            self.reset_at_connect = True
+            self.ch.event("reset during connect to %s:%d" % addr)
+            return
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.ch.event("connected to %s:%d" % addr)
 
+    def _check_open(self):
+        if self.reset_at_connect:
+            raise ConnectionResetError("the connection was reset during connect")
+
     def send(self, data):
+        self._check_open()
         self.sock.sendall(data)
         self.ch.sent(data)
 
     def shutdown_write(self):
+        self._check_open()
         self.sock.shutdown(socket.SHUT_WR)
         self.ch.event("shut down write side")
 
     def recv_exact(self, n, timeout=None):
         """Exactly N bytes; fails if the stream ends or TIMEOUT passes first."""
+        self._check_open()
         dl = Deadline(timeout or self.op_timeout)
         out = bytearray()
         while len(out) < n:
@@ -51,6 +71,8 @@ class Client:
     def read_to_end(self, timeout=None, keep=True):
         """Reads until EOF or a reset. Returns (data, end) with end "eof" or "reset"; fails
         if neither comes within TIMEOUT. With KEEP false, data is only counted (b"")."""
+        if self.reset_at_connect:
+            return b"", "reset"
         dl = Deadline(timeout or self.op_timeout)
         out = bytearray()
         buf = bytearray(RECV_BUF)
@@ -83,6 +105,7 @@ class Client:
 
     def send_data(self, nbytes, seed):
         """Streams NBYTES of SEED's data; returns its sha256."""
+        self._check_open()
         self.sock.settimeout(self.op_timeout)
         backends.send_data(self.sock, self.ch, nbytes, seed)
         return gwdata.sha256_of(nbytes, seed)
@@ -91,6 +114,7 @@ class Client:
         """Reads to the end hashing everything (pausing once if STALL, a backends.Stall, is
         given); returns a backends.Received. Each recv has the op timeout; TIMEOUT bounds
         the whole read."""
+        self._check_open()
         self.sock.settimeout(self.op_timeout)
         dl = Deadline(timeout or env.timeout(120))
         got = backends.read_all(self.sock, self.ch, stall=stall)
@@ -99,6 +123,7 @@ class Client:
 
     def reset(self):
         """Closes with an RST."""
+        self._check_open()
         backends.reset(self.sock)
         self.ch.event("reset (SO_LINGER 0 close)")
 

@@ -164,6 +164,9 @@ static gw_chunk_t *chunk_of(const uv_buf_t *buf)
     return buf->base != NULL ? (gw_chunk_t *)(buf->base - offsetof(gw_chunk_t, data)) : NULL;
 }
 
+/* LAB 01: forwarding */
+/* A queued write finished: the chunk goes back to the cache and the machine learns how
+ * many bytes left the queue (which may restart reads, or release a waiting FIN). */
 static void on_write(uv_write_t *req, int status)
 {
     gw_chunk_t *ch = (gw_chunk_t *)((char *)req - offsetof(gw_chunk_t, req));
@@ -216,6 +219,7 @@ static unsigned forward(conn_t *c, gw_side_t src, gw_chunk_t *ch, size_t n)
     }
     return act;
 }
+/* END LAB */
 
 /* Resumes every read that found the buffer pool empty; those that still find it empty
  * come back to the list through on_read. */

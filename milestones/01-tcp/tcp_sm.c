@@ -7,6 +7,9 @@ void gw_sm_init(gw_sm_t *sm, size_t high_water, size_t low_water)
     *sm = (gw_sm_t){.phase = GW_SM_CONNECTING, .high_water = high_water, .low_water = low_water};
 }
 
+/* LAB 01: connect */
+/* The backend answered: from now on both sides are read. Not before: bytes from the client
+ * would have nowhere to go, and reading them anyway only moves the queue into our memory. */
 static unsigned on_connected(gw_sm_t *sm)
 {
     if (sm->phase != GW_SM_CONNECTING)
@@ -15,6 +18,7 @@ static unsigned on_connected(gw_sm_t *sm)
     sm->flow[GW_CLIENT].reading = sm->flow[GW_BACKEND].reading = true;
     return GW_ACT_READ_START(GW_CLIENT) | GW_ACT_READ_START(GW_BACKEND);
 }
+/* END LAB */
 
 /* LAB 01: backpressure */
 /* Bytes read from SRC wait in the destination's write queue. Past the high-water mark we

@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""`make check-labs`: proof that the lab tests really test.
+
+For every milestone (or M=NN):
+  1. the reference passes every test of its `lab` checkpoints (from the last `make test`
+     results, or a fresh run);
+  2. in the handout (LAB regions stubbed, scripts/labs.py), every one of those tests FAILS:
+     a lab test that passes on the stubs is a defect, reported by name;
+  3. every seeded-bug mutant of the milestone (milestones/NN-*/mutants.txt) is caught: at
+     least one of the milestone's tests fails on it. A surviving mutant is a defect.
+The handout and mutant runs use the ASan unit tests and the plain e2e suite (not TSan: a
+stub or a mutant fails the same way there, at five times the cost).
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gwtest  # noqa: E402
+import labs  # noqa: E402
+
+ROOT = gwtest.ROOT
+VARIANTS = "asan,plain"
+
+
+def copy_tree(dest):
+    """The working tree's files (tracked and untracked, not ignored) into DEST, timestamps
+    kept, plus the current asan/plain builds, so that only changed files recompile."""
+    for p in labs.tracked_files(ROOT):
+        d = os.path.join(dest, p)
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, p), d)
+    seed_build(dest)
+
+
+def seed_build(dest):
+    for sub in ("asan", "plain", "bin"):
+        src = os.path.join(ROOT, "build", sub)
+        if os.path.isdir(src):
+            shutil.copytree(src, os.path.join(dest, "build", sub), symlinks=True, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*.xml"))
+
+
+def run_tests(tree, ms, variants=VARIANTS):
+    """Runs the milestone's tests in TREE; returns the list of cases (dicts)."""
+    env = dict(os.environ, GW_CHECK_LABS_INNER="1")
+    cmd = ["/usr/bin/python3", "scripts/gwtest.py", "--milestone", ms[:2], "--variants", variants, "--no-common"]
+    p = subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    path = os.path.join(tree, "build", "test-results.json")
+    if not os.path.exists(path):
+        print(p.stdout[-4000:])
+        return None
+    return json.load(open(path))["cases"]
+
+
+def lab_patterns(ms):
+    return [(cp["id"], pat) for cp in gwtest.load_checkpoints(ms) if cp["lab"] for pat in cp["patterns"]]
+
+
+def check_handout(ms, defects):
+    num = int(ms[:2])
+    with tempfile.TemporaryDirectory(prefix=f"gw-handout-{ms[:2]}-") as tmp:
+        dest = os.path.join(tmp, "handout")
+        labs.make_handout(ROOT, num, dest)
+        seed_build(dest)
+        cases = run_tests(dest, ms)
+    if cases is None:
+        defects.append(f"{ms}: the handout did not build or run (see above)")
+        return 0
+    n = 0
+    for cid, pat in lab_patterns(ms):
+        hits = [c for c in cases if gwtest.case_matches(pat, ms, c)]
+        if not hits:
+            defects.append(f"{ms} checkpoint {cid}: no test matches '{pat}' in the handout")
+        for c in hits:
+            n += 1
+            if c["ok"]:
+                defects.append(f"{ms} checkpoint {cid}: lab test {c['suite']}::{c['name']} ({c['variant']}) PASSES on the stubs")
+    return n
+
+
+def check_reference(ms, defects):
+    path = os.path.join(ROOT, "build", "test-results.json")
+    cases = json.load(open(path))["cases"] if os.path.exists(path) else []
+    if not any(c["suite"].startswith(ms) or c["suite"] == f"e2e/test_{ms[:2]}" for c in cases):
+        with tempfile.TemporaryDirectory(prefix=f"gw-ref-{ms[:2]}-") as tmp:
+            copy_tree(tmp)
+            cases = run_tests(tmp, ms) or []
+    for cid, pat in lab_patterns(ms):
+        hits = [c for c in cases if gwtest.case_matches(pat, ms, c)]
+        if not hits:
+            defects.append(f"{ms} checkpoint {cid}: no test matches '{pat}' in the reference")
+        for c in hits:
+            if not c["ok"]:
+                defects.append(f"{ms} checkpoint {cid}: {c['suite']}::{c['name']} ({c['variant']}) fails on the reference")
+
+
+def load_mutants(ms):
+    path = os.path.join(ROOT, "milestones", ms, "mutants.txt")
+    out = []
+    if not os.path.exists(path):
+        return out
+    for n, line in enumerate(open(path), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = [p.strip() for p in line.rstrip("\n").split("@@")]
+        if len(parts) != 4:
+            sys.exit(f"{path}:{n}: expected 'NAME @@ FILE @@ FIND @@ REPLACE'")
+        out.append(dict(zip(("name", "file", "find", "replace"), parts), line=n))
+    return out
+
+
+def check_mutant(ms, mu, defects):
+    with tempfile.TemporaryDirectory(prefix=f"gw-mutant-{ms[:2]}-") as tmp:
+        copy_tree(tmp)
+        path = os.path.join(tmp, mu["file"])
+        text = open(path).read() if os.path.exists(path) else ""
+        if text.count(mu["find"]) != 1:
+            defects.append(f"{ms} mutant '{mu['name']}': its FIND text occurs {text.count(mu['find'])} times in {mu['file']} (want 1): update mutants.txt:{mu['line']}")
+            return False
+        with open(path, "w") as f:
+            f.write(text.replace(mu["find"], mu["replace"]))
+        # Unit tests first: when they catch the mutant (they usually do, in a second), the
+        # e2e suite need not run, and a mutant that hangs transfers never costs a timeout.
+        cases = run_tests(tmp, ms, "asan")
+        if cases is not None and all(c["ok"] for c in cases):
+            cases = run_tests(tmp, ms, "plain")
+    if cases is None:
+        return True  # does not even build: caught
+    killers = [c for c in cases if not c["ok"]]
+    if not killers:
+        defects.append(f"{ms} mutant '{mu['name']}' SURVIVED: no test of the milestone fails on it")
+        return False
+    return True
+
+
+def check(ms_list):
+    """Runs every check; returns the list of defects (strings)."""
+    defects = []
+    for ms in ms_list:
+        t0 = time.time()
+        check_reference(ms, defects)
+        n = check_handout(ms, defects)
+        mutants = load_mutants(ms)
+        killed = sum(1 for mu in mutants if check_mutant(ms, mu, defects))
+        print(f"check-labs {ms}: {n} lab test run(s) on the stubs; mutants killed {killed}/{len(mutants)}; "
+              f"{time.time() - t0:.0f}s", flush=True)
+    for d in defects:
+        print(f"  DEFECT: {d}")
+    return defects
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--milestone")
+    args = ap.parse_args()
+    ms_list = [m for m in gwtest.milestones() if args.milestone is None or m.startswith(args.milestone + "-")]
+    gwtest.make(["unit-bins"], "asan", None, 2)
+    gwtest.make(["bins"], "plain", None, 2)
+    defects = check(ms_list)
+    print(f"{0 if defects else 1} passed, {len(defects)} failed")
+    sys.exit(1 if defects else 0)
+
+
+if __name__ == "__main__":
+    main()
