@@ -233,6 +233,21 @@ def scorecard(ms, results, filtered):
     return rows
 
 
+def tools_suite(args, results):
+    """The course tools' own tests (scripts/tests): handout generator and friends."""
+    files = sorted(glob.glob(os.path.join(ROOT, "scripts", "tests", "test_*.py")))
+    if not files or args.tsan_only or os.environ.get("GW_CHECK_LABS_INNER"):
+        return
+    junit = os.path.join(ROOT, "build", "tools.xml")
+    os.makedirs(os.path.dirname(junit), exist_ok=True)
+    t0 = time.time()
+    cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", junit] + files
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode not in (0, 5):
+        print(p.stdout[-8000:])
+    results.add_suite("scripts/tests", "tools", parse_junit(junit), time.time() - t0)
+
+
 def full_run(args):
     """`make test` with no M in the reference tree: also prove the labs (check-labs)."""
     return (args.milestone is None and not args.only and not args.tsan_only and args.repeat == 1
@@ -266,6 +281,7 @@ def main():
     variants = ["tsan"] if args.tsan_only else args.variants.split(",")
     results = Results()
     t0 = time.time()
+    tools_suite(args, results)
     for rnd in range(args.repeat):
         if args.repeat > 1:
             print(f"--- round {rnd + 1} of {args.repeat}", flush=True)

@@ -107,6 +107,8 @@ def stub_region(region, lines):
             raise LabError(f"{region.path}:{i + 1}: LAB regions may hold only comments and function definitions")
         sig = []
         while i < end and lines[i].rstrip() != "{":
+            if lines[i].rstrip().endswith(";"):
+                raise LabError(f"{region.path}:{i + 1}: LAB regions may hold only comments and function definitions")
             sig.append(lines[i])
             i += 1
         if i >= end:

@@ -2,6 +2,7 @@
 #include "gwtest.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -306,16 +307,17 @@ static void bufpool_peak_never_exceeds_cap(void **state)
 #define MT_THREADS 4
 #define MT_CAP 6  /* fewer chunks than the threads could hold between them */
 #define MT_HOLD 4 /* chunks one thread holds at most */
-#define MT_ROUNDS 20000
+#define MT_ROUNDS 50000
 
 typedef struct {
     gw_bufpool_t *pool;
-    uv_barrier_t *start;
+    uv_barrier_t *start, *filled;
     atomic_size_t *outstanding; /* chunks handed out and not yet given back, all threads */
     atomic_size_t *max_outstanding;
     atomic_uint *errors;
     unsigned id;
     unsigned long got, denied;
+    unsigned long first_got; /* chunks got while every thread was filling up at once */
 } mt_arg_t;
 
 static uint32_t xorshift32(uint32_t *s)
@@ -343,6 +345,24 @@ static void mt_give_back(mt_arg_t *a, gw_bufcache_t *cache, gw_chunk_t *ch)
     gw_chunk_put(cache, ch);
 }
 
+/* Takes one chunk into HELD; false when the pool refused. */
+static bool mt_take(mt_arg_t *a, gw_bufcache_t *cache, gw_chunk_t **held, size_t *nheld)
+{
+    gw_chunk_t *ch = gw_chunk_get(cache);
+    if (ch == NULL) {
+        a->denied++;
+        return false;
+    }
+    size_t now = atomic_fetch_add(a->outstanding, 1) + 1;
+    if (now > MT_CAP)
+        atomic_fetch_add(a->errors, 1);
+    mt_note_max(a->max_outstanding, now);
+    memset(ch->data, (int)a->id, CHUNK);
+    held[(*nheld)++] = ch;
+    a->got++;
+    return true;
+}
+
 static void mt_worker(void *p)
 {
     mt_arg_t *a = p;
@@ -352,21 +372,19 @@ static void mt_worker(void *p)
     size_t nheld = 0;
     uint32_t seed = 0x9e3779b9u * (a->id + 1); /* fixed per thread */
     uv_barrier_wait(a->start);
+
+    /* Phase 1: every thread tries to fill up, and all hold what they got at the same
+     * time (the barrier), so the threads certainly compete for the cap. */
+    for (int k = 0; k < MT_HOLD; k++)
+        mt_take(a, &cache, held, &nheld);
+    a->first_got = nheld;
+    uv_barrier_wait(a->filled);
+
+    /* Phase 2: random gets and puts, interleaved however the scheduler likes. */
     for (int r = 0; r < MT_ROUNDS; r++) {
         uint32_t x = xorshift32(&seed);
         if (nheld < MT_HOLD && (nheld == 0 || (x & 1))) {
-            gw_chunk_t *ch = gw_chunk_get(&cache);
-            if (ch == NULL) {
-                a->denied++;
-                continue;
-            }
-            size_t now = atomic_fetch_add(a->outstanding, 1) + 1;
-            if (now > MT_CAP)
-                atomic_fetch_add(a->errors, 1);
-            mt_note_max(a->max_outstanding, now);
-            memset(ch->data, (int)a->id, CHUNK);
-            held[nheld++] = ch;
-            a->got++;
+            mt_take(a, &cache, held, &nheld);
         } else {
             size_t i = (x >> 1) % nheld;
             gw_chunk_t *ch = held[i];
@@ -384,8 +402,9 @@ static void bufpool_cap_holds_across_threads(void **state)
     (void)state;
     gw_bufpool_t pool;
     assert_int_equal(gw_bufpool_init(&pool, CHUNK, MT_CAP * CHUNK), 0);
-    uv_barrier_t start;
+    uv_barrier_t start, filled;
     assert_int_equal(uv_barrier_init(&start, MT_THREADS), 0);
+    assert_int_equal(uv_barrier_init(&filled, MT_THREADS), 0);
     atomic_size_t outstanding, max_outstanding;
     atomic_uint errors;
     atomic_init(&outstanding, 0);
@@ -396,25 +415,33 @@ static void bufpool_cap_holds_across_threads(void **state)
     for (unsigned i = 0; i < MT_THREADS; i++) {
         args[i] = (mt_arg_t){.pool = &pool,
                              .start = &start,
+                             .filled = &filled,
                              .outstanding = &outstanding,
                              .max_outstanding = &max_outstanding,
                              .errors = &errors,
                              .id = i + 1};
         assert_int_equal(uv_thread_create(&tids[i], mt_worker, &args[i]), 0);
     }
-    unsigned long got = 0;
+    unsigned long got = 0, denied = 0, first_got = 0;
     for (unsigned i = 0; i < MT_THREADS; i++) {
         assert_int_equal(uv_thread_join(&tids[i]), 0);
         got += args[i].got;
+        denied += args[i].denied;
+        first_got += args[i].first_got;
     }
     uv_barrier_destroy(&start);
+    uv_barrier_destroy(&filled);
 
     assert_int_equal(atomic_load(&errors), 0);
     assert_true(atomic_load(&max_outstanding) <= MT_CAP);
     assert_true(atomic_load(&pool.peak) <= MT_CAP);
     assert_int_equal(atomic_load(&outstanding), 0);
     assert_int_equal(nchunks(&pool), 0); /* every chunk given back and every cache drained */
-    assert_true(got > 0);
+    /* While all filled up at once, exactly the cap was handed out and the rest refused. */
+    assert_int_equal(first_got, MT_CAP);
+    assert_true(denied >= MT_THREADS * MT_HOLD - MT_CAP);
+    assert_int_equal(atomic_load(&pool.denied), denied);
+    assert_true(got > first_got);
 }
 
 int main(void)

@@ -122,7 +122,10 @@ class Harness:
         for c in self.clients:
             c.close()
         for gw in self.gateways:
-            problems += gw.finish()
+            try:
+                problems += gw.finish()
+            except Exception as e:  # keep tearing down; report it with the rest
+                problems.append("%s teardown: %s: %s" % (gw.tag, type(e).__name__, e))
         for s in self.servers:
             s.stop()
         for f in self.closers:
