@@ -244,7 +244,7 @@ static void decode_listener_upstream(loader_t *ld, const gw_cnode_t *map, gw_lis
 static void decode_listener(loader_t *ld, const gw_cnode_t *map, gw_listener_cfg_t *l)
 {
     gw_cdoc_t *doc = ld->doc;
-    l->max_connections = 10000;
+    l->max_connections = 4096;
     l->connect_timeout_ms = 5 * SEC;
     l->idle_timeout_ms = 300 * SEC;
     if (!gw_cnode_expect_map(doc, map, "each listener"))

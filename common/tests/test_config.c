@@ -118,7 +118,7 @@ static void config_listener_defaults_filled_in(void **state)
     assert_int_equal(l->protocol, GW_PROTO_TCP);
     assert_string_equal(l->upstream, "app");
     assert_int_equal(l->upstream_index, 0);
-    assert_int_equal(l->max_connections, 10000);
+    assert_int_equal(l->max_connections, 4096);
     assert_int_equal(l->connect_timeout_ms, 5000);
     assert_int_equal(l->idle_timeout_ms, 300000);
 }

@@ -28,6 +28,9 @@ typedef struct {
     int last[NTHREADS + 1];
     unsigned char seen[NTOTAL];
     gw_msg_t *reposted;
+    gw_msg_t late; /* posted from inside a handler */
+    bool post_late;
+    int at_close; /* messages delivered when gw_mq_close returned */
 } fixture_t;
 
 static int setup(void **state)
@@ -297,41 +300,56 @@ static void mq_handler_may_post_to_same_queue(void **state)
     gw_mq_destroy(&f->mq);
 }
 
-/* Records the order of delivery in `seen` (as a log of types); on the first message it
- * posts one more (type 2) and then closes the queue from inside the handler. */
+/* Logs the order of delivery in `seen`. On message 0 it closes the queue from inside the
+ * handler, first posting one more message (type 2) when `late` is set; `at_close` is how
+ * many had been delivered when gw_mq_close returned. */
 static void on_msg_close_inside(gw_mq_t *mq, gw_msg_t *msg)
 {
     fixture_t *f = mq->data;
     f->seen[f->received++] = (unsigned char)msg->type;
     if (msg->type == 0) {
-        static gw_msg_t late = {.type = 2};
-        if (gw_mq_post(mq, &late) != 0)
+        if (f->post_late && gw_mq_post(mq, &f->late) != 0)
             f->out_of_order++;
         gw_mq_close(mq, on_closed);
-        /* "messages already queued are still delivered to ON_MSG now" */
-        f->expected = f->received;
+        f->at_close = f->received;
     }
+}
+
+/* Posts messages 0 and 1 (they are delivered in one batch) and runs the loop. */
+static void run_close_inside(fixture_t *f, bool post_late)
+{
+    assert_int_equal(gw_mq_init(&f->loop, &f->mq, on_msg_close_inside), 0);
+    f->mq.data = f;
+    f->post_late = post_late;
+    f->late.type = 2;
+    gw_msg_t msgs[2] = {{.type = 0}, {.type = 1}};
+    assert_int_equal(gw_mq_post(&f->mq, &msgs[0]), 0);
+    assert_int_equal(gw_mq_post(&f->mq, &msgs[1]), 0);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    gw_mq_destroy(&f->mq);
+    assert_int_equal(f->out_of_order, 0);
+    assert_int_equal(f->closed_calls, 1);
 }
 
 static void mq_close_from_handler_keeps_order(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(gw_mq_init(&f->loop, &f->mq, on_msg_close_inside), 0);
-    f->mq.data = f;
-    gw_msg_t msgs[2] = {{.type = 0}, {.type = 1}};
-    assert_int_equal(gw_mq_post(&f->mq, &msgs[0]), 0);
-    assert_int_equal(gw_mq_post(&f->mq, &msgs[1]), 0);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(f->out_of_order, 0);
+    run_close_inside(f, true);
+    /* Posted 0, 1, then 2 (2 while 0 was being handled): delivered 0, 1, 2. */
     assert_int_equal(f->received, 3);
-    /* Posted 0, 1, then 2: delivered in that order... */
     assert_int_equal(f->seen[0], 0);
     assert_int_equal(f->seen[1], 1);
     assert_int_equal(f->seen[2], 2);
-    /* ...and all of them by the time gw_mq_close returned. */
-    assert_int_equal(f->expected, 3);
-    assert_int_equal(f->closed_calls, 1);
-    gw_mq_destroy(&f->mq);
+}
+
+static void mq_close_from_handler_delivers_queued_before_returning(void **state)
+{
+    fixture_t *f = *state;
+    run_close_inside(f, false);
+    assert_int_equal(f->received, 2);
+    /* mq.h: "messages already queued are still delivered to ON_MSG now": message 1 was
+     * queued when the handler of message 0 called gw_mq_close. */
+    assert_int_equal(f->at_close, 2);
 }
 
 int main(void)
@@ -349,6 +367,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(mq_stays_open_until_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(mq_handler_may_post_to_same_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(mq_close_from_handler_keeps_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(mq_close_from_handler_delivers_queued_before_returning,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
