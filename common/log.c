@@ -78,8 +78,8 @@ static size_t format_time(char *buf, size_t size)
     return n + (k > 0 ? (size_t)k : 0);
 }
 
-/* Appends S to OUT as the inside of a JSON string (quotes, backslashes and control bytes
- * escaped). Returns the new length; never writes past SIZE-1. */
+/* Appends S to OUT as the inside of a JSON string (quotes, backslashes, control bytes and
+ * bytes >= 0x80 escaped). Returns the new length; never writes past SIZE-1. */
 static size_t json_escape(char *out, size_t len, size_t size, const char *s)
 {
     for (; *s && len + 7 < size; s++) {
@@ -87,7 +87,10 @@ static size_t json_escape(char *out, size_t len, size_t size, const char *s)
         if (c == '"' || c == '\\') {
             out[len++] = '\\';
             out[len++] = (char)c;
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c >= 0x80) {
+            /* Bytes >= 0x80 are escaped one by one (read as Latin-1): a message may carry
+             * bytes from the network that are not valid UTF-8, and the line must stay valid
+             * JSON whatever they are. */
             len += (size_t)snprintf(out + len, size - len, "\\u%04x", c);
         } else {
             out[len++] = (char)c;

@@ -12,7 +12,8 @@ typedef enum { GW_LOG_PLAIN = 0, GW_LOG_JSON } gw_log_format_t;
 /* Sets the threshold and format. Call before threads start (they are read without locks). */
 void gw_log_setup(gw_log_level_t level, gw_log_format_t format);
 
-/* Sends log lines to PATH (opened O_APPEND) instead of stderr; NULL means stderr.
+/* Sends log lines to PATH (opened O_APPEND) instead of stderr; NULL changes nothing (lines
+ * keep going where they went).
  * Returns 0 or a negated errno. Safe to call again at any time to reopen after log
  * rotation (SIGUSR1): the new file replaces fd 2 atomically with dup2. */
 int gw_log_open(const char *path);

@@ -3,25 +3,37 @@
 
 #include "error.h"
 
-/* Takes the whole list under the lock, then delivers without holding it, so a handler may
- * post to this same queue. */
-static void deliver(gw_mq_t *mq)
+/* Delivers queued messages, one at a time, in order. The batch taken from the shared list
+ * lives in MQ (not on this stack), so a handler that closes the queue mid-batch still gets
+ * the rest of the batch first, in order, from gw_mq_close's own delivery. From the async
+ * callback we refill at most once: a handler that posts on every delivery must not keep
+ * this loop turn forever (its posts wake the loop again). Closing drains until empty,
+ * which ends because posts fail once `closed` is set. */
+static void deliver(gw_mq_t *mq, bool until_empty)
 {
-    uv_mutex_lock(&mq->lock);
-    gw_msg_t *m = mq->head;
-    mq->head = mq->tail = NULL;
-    uv_mutex_unlock(&mq->lock);
-    while (m != NULL) {
-        gw_msg_t *next = m->next;
+    bool refilled = false;
+    for (;;) {
+        if (mq->batch == NULL) {
+            if (refilled && !until_empty)
+                return;
+            uv_mutex_lock(&mq->lock);
+            mq->batch = mq->head;
+            mq->head = mq->tail = NULL;
+            uv_mutex_unlock(&mq->lock);
+            refilled = true;
+            if (mq->batch == NULL)
+                return;
+        }
+        gw_msg_t *m = mq->batch;
+        mq->batch = m->next;
         m->next = NULL;
         mq->on_msg(mq, m);
-        m = next;
     }
 }
 
 static void on_async(uv_async_t *h)
 {
-    deliver(h->data);
+    deliver(h->data, false);
 }
 
 /* see mq.h */
@@ -36,7 +48,7 @@ int gw_mq_init(uv_loop_t *loop, gw_mq_t *mq, gw_mq_cb on_msg)
         return rc;
     }
     mq->async.data = mq;
-    mq->head = mq->tail = NULL;
+    mq->head = mq->tail = mq->batch = NULL;
     mq->closed = false;
     mq->on_msg = on_msg;
     mq->on_closed = NULL;
@@ -77,7 +89,7 @@ void gw_mq_close(gw_mq_t *mq, void (*on_closed)(gw_mq_t *mq))
     uv_mutex_lock(&mq->lock);
     mq->closed = true;
     uv_mutex_unlock(&mq->lock);
-    deliver(mq);
+    deliver(mq, true);
     mq->on_closed = on_closed;
     uv_close((uv_handle_t *)&mq->async, on_async_closed);
 }

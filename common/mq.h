@@ -24,7 +24,8 @@ typedef void (*gw_mq_cb)(gw_mq_t *mq, gw_msg_t *msg);
 struct gw_mq_s {
     uv_async_t async;
     uv_mutex_t lock;
-    gw_msg_t *head, *tail;
+    gw_msg_t *head, *tail; /* shared: posted, not yet taken (under lock) */
+    gw_msg_t *batch;       /* loop thread only: taken, not yet delivered */
     bool closed;
     gw_mq_cb on_msg;
     void (*on_closed)(gw_mq_t *mq);

@@ -60,8 +60,8 @@ void gw_snapdom_destroy(gw_snapdom_t *dom);
  * is not taken). */
 int gw_snap_publish(gw_snapdom_t *dom, void *data, void (*free_fn)(void *data));
 
-/* Reader READER: the current object's data (NULL if none). Valid until this reader's next
- * gw_snap_quiescent or gw_snap_offline. The reader must be online. */
+/* For a reader: the current object's data (NULL if none). Valid until the calling reader's
+ * next gw_snap_quiescent or gw_snap_offline. The reader must be online. */
 void *gw_snap_current(gw_snapdom_t *dom);
 
 /* Reader READER holds no borrowed pointer now; it comes online if it was offline. */
