@@ -42,7 +42,8 @@ struct conn_s {
     conn_t *prev, *next;  /* tw->conns */
     conn_t *starved_next; /* tw->starved */
     unsigned starved;     /* bit per side */
-    void *pick_token;
+    gw_tcp_pick_t pick; /* the picker's per-connection state */
+    bool picked, backend_failed;
     const gw_addr_t *backend;
     unsigned attempt, pending_closes;
     bool admitted, connected, closing, backend_open;
@@ -64,15 +65,24 @@ static uv_loop_t *loop_of(const conn_t *c)
     return &c->tw->w->loop;
 }
 
+/* Feeds the pair's state machine; also remembers a failure on the backend side, which the
+ * picker hears about at the close (passive health checks from milestone 02 on). */
+static unsigned sm_event(conn_t *c, gw_sm_event_t ev, gw_side_t side, size_t n)
+{
+    if (ev == GW_EV_ERROR && side == GW_BACKEND && c->sm.phase == GW_SM_OPEN)
+        c->backend_failed = true;
+    return gw_sm_on(&c->sm, ev, side, n);
+}
+
 /* ---- the default picker: milestone 01 always uses the upstream's first backend --------- */
 
 static const gw_addr_t *first_backend(void *ctx, gw_worker_t *w, const gw_listener_t *l,
                                       const struct sockaddr *client, unsigned attempt,
-                                      void **token)
+                                      gw_tcp_pick_t *tok)
 {
     (void)ctx;
     (void)client;
-    *token = NULL;
+    (void)tok;
     if (attempt > 0)
         return NULL;
     const gw_upstream_cfg_t *u = &w->rt->cfg->upstreams[l->cfg->upstream_index];
@@ -133,8 +143,9 @@ static void conn_close(conn_t *c, unsigned act)
     c->closing = true;
     if (c->starved)
         unstarve(c);
-    if (c->connected && c->tw->picker.report != NULL)
-        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, c->pick_token, GW_TCP_CLOSED);
+    if (c->picked && c->tw->picker.report != NULL)
+        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick,
+                             c->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
     gw_debug("pair closed: client sent %llu bytes, backend sent %llu",
              (unsigned long long)c->bytes[GW_CLIENT], (unsigned long long)c->bytes[GW_BACKEND]);
     close_side(c, GW_CLIENT, act & GW_ACT_RESET(GW_CLIENT));
@@ -179,11 +190,11 @@ static void on_write(uv_write_t *req, int status)
     if (status < 0) {
         gw_debug("write to %s failed: %s", dst == GW_CLIENT ? "client" : "backend",
                  uv_strerror(status));
-        apply(c, gw_sm_on(&c->sm, GW_EV_ERROR, dst, 0));
+        apply(c, sm_event(c, GW_EV_ERROR, dst, 0));
         return;
     }
     c->last_active = uv_now(loop_of(c));
-    apply(c, gw_sm_on(&c->sm, GW_EV_WRITTEN, dst, n));
+    apply(c, sm_event(c, GW_EV_WRITTEN, dst, n));
 }
 
 /* Sends the N bytes of CH read from SRC to the other side. Tries a direct write first: on a
@@ -192,19 +203,19 @@ static unsigned forward(conn_t *c, gw_side_t src, gw_chunk_t *ch, size_t n)
 {
     gw_side_t dst = GW_OTHER(src);
     uv_stream_t *out = (uv_stream_t *)&c->sock[dst];
-    unsigned act = gw_sm_on(&c->sm, GW_EV_READ, src, n);
+    unsigned act = sm_event(c, GW_EV_READ, src, n);
     size_t done = 0;
     if (uv_stream_get_write_queue_size(out) == 0) { /* keep order: only when nothing waits */
         uv_buf_t b = uv_buf_init(ch->data, (unsigned)n);
         int r = uv_try_write(out, &b, 1);
         if (r < 0 && r != UV_EAGAIN) {
             gw_chunk_put(&c->tw->w->bufs, ch);
-            return act | gw_sm_on(&c->sm, GW_EV_ERROR, dst, 0);
+            return act | sm_event(c, GW_EV_ERROR, dst, 0);
         }
         done = r > 0 ? (size_t)r : 0;
     }
     if (done > 0)
-        act |= gw_sm_on(&c->sm, GW_EV_WRITTEN, dst, done);
+        act |= sm_event(c, GW_EV_WRITTEN, dst, done);
     if (done == n) {
         gw_chunk_put(&c->tw->w->bufs, ch);
         return act;
@@ -215,7 +226,7 @@ static unsigned forward(conn_t *c, gw_side_t src, gw_chunk_t *ch, size_t n)
     uv_buf_t rest = uv_buf_init(ch->data + done, (unsigned)(n - done));
     if (uv_write(&ch->req, out, &rest, 1, on_write) != 0) {
         gw_chunk_put(&c->tw->w->bufs, ch);
-        act |= gw_sm_on(&c->sm, GW_EV_ERROR, dst, 0);
+        act |= sm_event(c, GW_EV_ERROR, dst, 0);
     }
     return act;
 }
@@ -276,7 +287,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread != UV_EOF)
         gw_debug("read from %s failed: %s", side == GW_CLIENT ? "client" : "backend",
                  uv_strerror((int)nread));
-    apply(c, gw_sm_on(&c->sm, nread == UV_EOF ? GW_EV_EOF : GW_EV_ERROR, side, 0));
+    apply(c, sm_event(c, nread == UV_EOF ? GW_EV_EOF : GW_EV_ERROR, side, 0));
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -285,7 +296,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     gw_side_t side = side_of(c, req->handle);
     if (c->closing)
         return;
-    apply(c, gw_sm_on(&c->sm, status < 0 ? GW_EV_ERROR : GW_EV_SHUTDOWN_DONE, side, 0));
+    apply(c, sm_event(c, status < 0 ? GW_EV_ERROR : GW_EV_SHUTDOWN_DONE, side, 0));
 }
 
 static int set_reading(conn_t *c, gw_side_t side, bool on)
@@ -314,14 +325,14 @@ static void apply(conn_t *c, unsigned act)
          * machine's `reading` flag is the final word. */
         if ((act & (GW_ACT_READ_START(s) | GW_ACT_READ_STOP(s))) &&
             set_reading(c, s, c->sm.flow[s].reading) != 0) {
-            apply(c, gw_sm_on(&c->sm, GW_EV_ERROR, s, 0));
+            apply(c, sm_event(c, GW_EV_ERROR, s, 0));
             return;
         }
     }
     for (int s = GW_CLIENT; s <= GW_BACKEND; s++) {
         if ((act & GW_ACT_SHUTDOWN(s)) &&
             uv_shutdown(&c->shut_req[s], (uv_stream_t *)&c->sock[s], on_shutdown) != 0) {
-            apply(c, gw_sm_on(&c->sm, GW_EV_ERROR, s, 0));
+            apply(c, sm_event(c, GW_EV_ERROR, s, 0));
             return;
         }
     }
@@ -342,7 +353,7 @@ static void on_idle_timer(uv_timer_t *t)
         return;
     }
     gw_debug("idle for %llums: closing pair", (unsigned long long)quiet);
-    apply(c, gw_sm_on(&c->sm, GW_EV_IDLE_TIMEOUT, GW_CLIENT, 0));
+    apply(c, sm_event(c, GW_EV_IDLE_TIMEOUT, GW_CLIENT, 0));
 }
 
 static void log_connect_failure(conn_t *c, const char *why)
@@ -376,7 +387,7 @@ static void connect_failed(conn_t *c, int status, const char *why)
     c->tw->stats.connect_failed++;
     log_connect_failure(c, why);
     if (c->tw->picker.report != NULL)
-        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, c->pick_token, status);
+        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick, status);
     if (++c->attempt < c->tw->picker.max_attempts && !c->tw->w->draining) {
         uv_timer_stop(&c->timer);
         c->backend_open = false;
@@ -384,7 +395,7 @@ static void connect_failed(conn_t *c, int status, const char *why)
         uv_close((uv_handle_t *)&c->sock[GW_BACKEND], on_backend_closed_for_retry);
         return;
     }
-    apply(c, gw_sm_on(&c->sm, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+    apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
 }
 
 static void on_connect_timeout(uv_timer_t *t)
@@ -404,11 +415,11 @@ static void on_connect(uv_connect_t *req, int status)
     }
     c->connected = true;
     if (c->tw->picker.report != NULL)
-        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, c->pick_token, 0);
+        c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick, 0);
     uv_tcp_nodelay(&c->sock[GW_BACKEND], 1);
     c->last_active = uv_now(loop_of(c));
     uv_timer_start(&c->timer, on_idle_timer, c->l->cfg->idle_timeout_ms, 0);
-    apply(c, gw_sm_on(&c->sm, GW_EV_CONNECTED, GW_CLIENT, 0));
+    apply(c, sm_event(c, GW_EV_CONNECTED, GW_CLIENT, 0));
 }
 
 static void start_connect(conn_t *c)
@@ -419,10 +430,11 @@ static void start_connect(conn_t *c)
     if (uv_tcp_getpeername(&c->sock[GW_CLIENT], (struct sockaddr *)&peer, &len) != 0)
         peer.ss_family = AF_UNSPEC;
     c->backend = tw->picker.pick(tw->picker.ctx, tw->w, c->l, (struct sockaddr *)&peer,
-                                 c->attempt, &c->pick_token);
+                                 c->attempt, &c->pick);
+    c->picked = true;
     if (c->backend == NULL) {
         log_connect_failure(c, "no usable backend");
-        apply(c, gw_sm_on(&c->sm, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+        apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
         return;
     }
     c->connect_req.data = c;
@@ -532,7 +544,7 @@ void gw_tcp_worker_force_close(gw_worker_t *w)
     /* Closing does not free until the close callbacks run, so the list stays valid while
      * we walk it. */
     for (conn_t *c = tw->conns; c != NULL; c = c->next)
-        apply(c, gw_sm_on(&c->sm, GW_EV_FORCE_CLOSE, GW_CLIENT, 0));
+        apply(c, sm_event(c, GW_EV_FORCE_CLOSE, GW_CLIENT, 0));
 }
 
 static void on_worker_timer_closed(uv_handle_t *h)

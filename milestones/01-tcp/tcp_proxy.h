@@ -7,22 +7,32 @@
 
 #include "runtime.h"
 
+/* What a picker keeps per connection: 01 stores it in the pair and hands it back, it never
+ * looks inside. On a retry it still holds what the previous attempt left there. */
+typedef struct gw_tcp_pick_s {
+    void *backend; /* the picker's choice for the current attempt */
+    void *ref;     /* anything the picker holds for the whole connection (a reference) */
+    unsigned flags;
+} gw_tcp_pick_t;
+
 /* How a later milestone chooses backends without 01 knowing about balancers (02 supplies
  * one with its balancers, health state and connection counts). */
 typedef struct gw_tcp_picker_s {
-    /* Returns the backend for the next connect attempt of a connection from CLIENT on
-     * listener L (ATTEMPT counts from 0), or NULL when no backend is usable. *TOKEN is
-     * handed back to `report`. Runs on worker W's thread. */
+    /* Returns the backend address for connect attempt ATTEMPT (from 0) of a connection from
+     * CLIENT on listener L, or NULL when no backend is usable. Runs on worker W's thread. */
     const gw_addr_t *(*pick)(void *ctx, gw_worker_t *w, const gw_listener_t *l,
-                             const struct sockaddr *client, unsigned attempt, void **token);
-    /* Outcome of an attempt: status 0 connected, <0 the connect failed (UV_E*). Then,
-     * for a connected one, exactly one more call with GW_TCP_CLOSED when the pair closes. */
-    void (*report)(void *ctx, gw_worker_t *w, void *token, int status);
+                             const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok);
+    /* Outcomes, on W's thread: after each attempt, status 0 (connected) or a UV_E* error;
+     * then exactly once when the connection ends, whether it ever connected or not:
+     * GW_TCP_CLOSED, or GW_TCP_CLOSED_BACKEND_ERROR when a read or write on the backend
+     * side failed (a passive health signal). May be NULL. */
+    void (*report)(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status);
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
     void *ctx;
 } gw_tcp_picker_t;
 
-#define GW_TCP_CLOSED 1 /* `report` status: a connected pair closed */
+#define GW_TCP_CLOSED 1
+#define GW_TCP_CLOSED_BACKEND_ERROR 2
 
 /* Per-worker counters, summed on scrape from 03 on. Only the owning worker writes them. */
 typedef struct gw_tcp_stats_s {
