@@ -34,13 +34,13 @@ static int reserve(gw_bufpool_t *pool)
     do {
         if (n >= pool->max_chunks)
             return 0;
-    } while (!atomic_compare_exchange_weak_explicit(&pool->nchunks, &n, n + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&pool->nchunks, &n, n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
     /* The peak is a statistic: a lost race only under-reports it by a little. */
     size_t peak = atomic_load_explicit(&pool->peak, memory_order_relaxed);
-    while (n + 1 > peak && !atomic_compare_exchange_weak_explicit(
-                               &pool->peak, &peak, n + 1, memory_order_relaxed,
-                               memory_order_relaxed))
+    while (n + 1 > peak &&
+           !atomic_compare_exchange_weak_explicit(&pool->peak, &peak, n + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
         ;
     return 1;
 }

@@ -26,8 +26,8 @@ struct gw_chunk_s {
 typedef struct gw_bufpool_s {
     size_t chunk_size;
     size_t max_chunks;
-    atomic_size_t nchunks;   /* chunks that exist (in use or cached) */
-    atomic_size_t peak;      /* highest nchunks seen */
+    atomic_size_t nchunks;        /* chunks that exist (in use or cached) */
+    atomic_size_t peak;           /* highest nchunks seen */
     atomic_uint_least64_t denied; /* gets refused because the cap was reached */
 } gw_bufpool_t;
 

@@ -57,8 +57,7 @@ typedef struct gw_cdoc_s {
  * semantically wrong), GW_ECONFIG otherwise. DOC must be freed with gw_cdoc_free either
  * way. An empty document gives root == NULL and is reported as "empty configuration". */
 int gw_cdoc_load_file(gw_cdoc_t *doc, const char *path, int level);
-int gw_cdoc_load_string(gw_cdoc_t *doc, const char *name, const char *text, size_t len,
-                        int level);
+int gw_cdoc_load_string(gw_cdoc_t *doc, const char *name, const char *text, size_t len, int level);
 void gw_cdoc_free(gw_cdoc_t *doc);
 
 /* Records an error at AT's position (the start of the file when AT is NULL). */
@@ -104,10 +103,10 @@ int gw_cget_duration(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, ui
 int gw_cget_size(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, uint64_t min,
                  uint64_t max, uint64_t *out);
 int gw_cget_percent(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, double *out);
-int gw_cget_status_range(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key,
-                         unsigned *lo, unsigned *hi);
-int gw_cget_enum(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key,
-                 const char *const *names, int *out);
+int gw_cget_status_range(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, unsigned *lo,
+                         unsigned *hi);
+int gw_cget_enum(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, const char *const *names,
+                 int *out);
 int gw_cget_addr(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, gw_addr_t *out);
 
 /* Format a value so that gw_cget_duration / gw_cget_size parse it back to the same number
@@ -126,8 +125,8 @@ typedef struct gw_later_key_s {
 /* Walks the whole tree and records an error for every map key no getter marked used:
  * "KEY: needs gwNN or later" when LATER (terminated by {NULL,0}) lists it with a
  * milestone above doc->level, otherwise "unknown key 'KEY'" plus "(did you mean 'X'?)"
- * when a key asked for in that map (see `asked`) is within edit distance 2. Keys under a map whose own key
- * was reported are not reported again, nor keys inside a value that a getter or
+ * when a key asked for in that map (see `asked`) is within edit distance 2. Keys under a map whose
+ * own key was reported are not reported again, nor keys inside a value that a getter or
  * gw_cnode_expect_* already reported as the wrong type. */
 void gw_cdoc_check_unused(gw_cdoc_t *doc, const gw_later_key_t *later);
 

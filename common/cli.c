@@ -39,13 +39,27 @@ static int parse_args(int argc, char **argv, const gw_cli_t *cli, opts_t *o)
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":c:tTh", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'c': o->config = optarg; break;
-        case 't': o->check = true; break;
-        case 'T': o->print = true; break;
-        case 'h': usage(stdout, cli); return 0;
-        case 'V': printf("%s %s\n", cli->prog, GW_VERSION); return 0;
-        case ':': fprintf(stderr, "%s: option -%c needs an argument\n", cli->prog, optopt); return 2;
-        default: fprintf(stderr, "%s: unknown option '%s' (try -h)\n", cli->prog, argv[optind - 1]); return 2;
+        case 'c':
+            o->config = optarg;
+            break;
+        case 't':
+            o->check = true;
+            break;
+        case 'T':
+            o->print = true;
+            break;
+        case 'h':
+            usage(stdout, cli);
+            return 0;
+        case 'V':
+            printf("%s %s\n", cli->prog, GW_VERSION);
+            return 0;
+        case ':':
+            fprintf(stderr, "%s: option -%c needs an argument\n", cli->prog, optopt);
+            return 2;
+        default:
+            fprintf(stderr, "%s: unknown option '%s' (try -h)\n", cli->prog, argv[optind - 1]);
+            return 2;
         }
     }
     if (optind < argc) {

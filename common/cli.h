@@ -6,8 +6,8 @@
 #include "runtime.h"
 
 typedef struct gw_cli_s {
-    const char *prog;    /* "gw01" */
-    const char *summary; /* one line for -h */
+    const char *prog;           /* "gw01" */
+    const char *summary;        /* one line for -h */
     const gw_config_ext_t *ext; /* the milestone's config keys (NULL: core keys only) */
     const gw_app_t *app;
     /* Builds the app_data for the runtime from the loaded config (may be NULL). Returns 0

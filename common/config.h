@@ -31,10 +31,10 @@ typedef struct gw_listener_cfg_s {
     char *name;
     char *address_text;
     gw_addr_t addr;
-    gw_proto_t protocol;     /* `http` needs gw04 or later */
-    char *upstream;          /* name, for tcp listeners */
-    size_t upstream_index;   /* index into gw_config_t.upstreams */
-    uint64_t max_connections;  /* default 4096, 1..1000000; exact across workers */
+    gw_proto_t protocol;         /* `http` needs gw04 or later */
+    char *upstream;              /* name, for tcp listeners */
+    size_t upstream_index;       /* index into gw_config_t.upstreams */
+    uint64_t max_connections;    /* default 4096, 1..1000000; exact across workers */
     uint64_t connect_timeout_ms; /* default 5s */
     uint64_t idle_timeout_ms;    /* default 300s */
     void *ext;
@@ -49,8 +49,8 @@ typedef struct gw_buffers_cfg_s {
 
 typedef struct gw_config_s {
     char *path;
-    unsigned workers;        /* default: number of CPUs; 1..256 */
-    uint64_t drain_timeout_ms; /* default 30s */
+    unsigned workers;           /* default: number of CPUs; 1..256 */
+    uint64_t drain_timeout_ms;  /* default 30s */
     gw_log_level_t log_level;   /* log.level, default info */
     gw_log_format_t log_format; /* log.format: plain | json */
     char *log_file;             /* log.file, default NULL = stderr */
@@ -67,16 +67,14 @@ typedef struct gw_config_s {
  * owns with gw_cmap_get (which marks them used) and stores its results in the ->ext field.
  * Any NULL hook is skipped. A milestone that extends another chains to its hooks itself. */
 typedef struct gw_config_ext_s {
-    int level;                     /* milestone number of the binary: 1 for gw01 */
-    const gw_later_key_t *later;   /* keys of milestones above LEVEL, for hints; may be NULL;
-                                    * looked up before gw_config_later_keys (always used) */
+    int level;                   /* milestone number of the binary: 1 for gw01 */
+    const gw_later_key_t *later; /* keys of milestones above LEVEL, for hints; may be NULL;
+                                  * looked up before gw_config_later_keys (always used) */
     void (*root)(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg);
-    void (*listener)(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
-                     gw_listener_cfg_t *l);
-    void (*upstream)(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
-                     gw_upstream_cfg_t *u);
-    void (*backend)(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
-                    gw_upstream_cfg_t *u, gw_backend_cfg_t *b);
+    void (*listener)(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg, gw_listener_cfg_t *l);
+    void (*upstream)(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg, gw_upstream_cfg_t *u);
+    void (*backend)(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg, gw_upstream_cfg_t *u,
+                    gw_backend_cfg_t *b);
     /* Cross-checks after everything was decoded (e.g. names that refer to each other).
      * Called only when no error was found so far, so it may rely on every field. */
     void (*validate)(gw_cdoc_t *doc, gw_config_t *cfg);

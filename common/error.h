@@ -6,13 +6,13 @@
  * (UV_E* on Linux) that libuv returns and that we pass through unchanged. */
 enum {
     GW_OK = 0,
-    GW_ECONFIG = -10001,  /* configuration invalid (details were reported already) */
-    GW_ENOMEM = -10002,   /* allocation failed or a hard memory cap was reached */
-    GW_EINVAL = -10003,   /* invalid argument or input */
-    GW_ERESOLVE = -10004, /* a host name did not resolve */
+    GW_ECONFIG = -10001,    /* configuration invalid (details were reported already) */
+    GW_ENOMEM = -10002,     /* allocation failed or a hard memory cap was reached */
+    GW_EINVAL = -10003,     /* invalid argument or input */
+    GW_ERESOLVE = -10004,   /* a host name did not resolve */
     GW_EADDRINUSE = -10005, /* a listen address is taken by another process */
     GW_ENOBACKEND = -10006, /* no usable backend */
-    GW_ELIMIT = -10007,   /* a configured limit was reached */
+    GW_ELIMIT = -10007,     /* a configured limit was reached */
 };
 
 /* Returns a static, human-readable string for a GW_E* code or a negated errno/UV_E* code. */

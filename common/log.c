@@ -111,8 +111,9 @@ void gw_logv(gw_log_level_t level, const char *fmt, va_list ap)
     format_time(ts, sizeof ts);
     size_t n;
     if (g_format == GW_LOG_JSON) {
-        int k = snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"thread\":\"%s\",\"msg\":\"",
-                         ts, level_names[level], t_name);
+        int k = snprintf(line, sizeof line,
+                         "{\"time\":\"%s\",\"level\":\"%s\",\"thread\":\"%s\",\"msg\":\"", ts,
+                         level_names[level], t_name);
         n = json_escape(line, (size_t)k, sizeof line - 3, msg);
         line[n++] = '"';
         line[n++] = '}';

@@ -6,7 +6,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum { GW_LOG_DEBUG = 0, GW_LOG_INFO, GW_LOG_WARN, GW_LOG_ERROR, GW_LOG_OFF } gw_log_level_t;
+typedef enum {
+    GW_LOG_DEBUG = 0,
+    GW_LOG_INFO,
+    GW_LOG_WARN,
+    GW_LOG_ERROR,
+    GW_LOG_OFF
+} gw_log_level_t;
 typedef enum { GW_LOG_PLAIN = 0, GW_LOG_JSON } gw_log_format_t;
 
 /* Sets the threshold and format. Call before threads start (they are read without locks). */
@@ -43,7 +49,7 @@ typedef struct gw_lograte_s {
  * is how many were dropped before it (say so in the line). False: count it and stay quiet. */
 bool gw_lograte_allow(gw_lograte_t *r, uint64_t now_ms, uint64_t period_ms, uint64_t *suppressed);
 
-#define gw_debug(...)                                                                             \
+#define gw_debug(...)                                                                              \
     do {                                                                                           \
         if (gw_log_enabled(GW_LOG_DEBUG))                                                          \
             gw_log(GW_LOG_DEBUG, __VA_ARGS__);                                                     \

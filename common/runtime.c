@@ -57,8 +57,9 @@ static int probe_address(const gw_listener_cfg_t *lc)
         return 0;
     }
     char buf[GW_ADDR_STRLEN];
-    gw_error("listener '%s': cannot bind %s: %s%s", lc->name, gw_addr_format(&lc->addr, buf, sizeof buf),
-             gw_strerror(rc), rc == -EADDRINUSE ? " (another process is listening there)" : "");
+    gw_error("listener '%s': cannot bind %s: %s%s", lc->name,
+             gw_addr_format(&lc->addr, buf, sizeof buf), gw_strerror(rc),
+             rc == -EADDRINUSE ? " (another process is listening there)" : "");
     return rc;
 }
 

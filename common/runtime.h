@@ -23,10 +23,10 @@ typedef struct gw_wlistener_s gw_wlistener_t;
 struct gw_listener_s {
     const gw_listener_cfg_t *cfg;
     size_t index;
-    atomic_uint active;               /* connections admitted and not yet left */
-    atomic_uint_least64_t accepted;   /* admitted, ever */
-    atomic_uint_least64_t rejected;   /* refused by max_connections, ever */
-    int *fds;                         /* one listening socket per worker, made at startup */
+    atomic_uint active;             /* connections admitted and not yet left */
+    atomic_uint_least64_t accepted; /* admitted, ever */
+    atomic_uint_least64_t rejected; /* refused by max_connections, ever */
+    int *fds;                       /* one listening socket per worker, made at startup */
 };
 
 /* One worker's listening handle for one listener. */

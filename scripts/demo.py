@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """`make run`: starts the most complete gateway present on its demo config, with demo
-backends (echo servers) on the backend addresses that config names, and says how to try it.
+backends (echo servers that first say which backend they are) on the backend addresses
+that config names, and says how to try it.
 Ctrl-C stops everything (the gateway drains first)."""
 import glob
 import os
@@ -19,6 +20,7 @@ def echo_server(host, port):
 
     def serve(conn):
         with conn:
+            conn.sendall(f"[backend {host}:{port}] ".encode())
             while True:
                 data = conn.recv(65536)
                 if not data:

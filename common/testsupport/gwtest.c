@@ -26,7 +26,7 @@ void gw__assert_contains(const char *haystack, const char *needle, const char *f
     if (haystack != NULL && strstr(haystack, needle) != NULL)
         return;
     print_error("%s:%d: expected to find \"%s\" in:\n%s\n", file, line, needle,
-                   haystack ? haystack : "(null)");
+                haystack ? haystack : "(null)");
     _fail(file, line);
 }
 

@@ -16,7 +16,8 @@
 void gw_test_close_loop(uv_loop_t *loop);
 
 /* Asserts that the NUL-terminated HAYSTACK contains NEEDLE, printing both if not. */
-#define gw_assert_contains(haystack, needle) gw__assert_contains((haystack), (needle), __FILE__, __LINE__)
+#define gw_assert_contains(haystack, needle)                                                       \
+    gw__assert_contains((haystack), (needle), __FILE__, __LINE__)
 void gw__assert_contains(const char *haystack, const char *needle, const char *file, int line);
 
 #endif

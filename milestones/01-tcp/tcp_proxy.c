@@ -42,7 +42,7 @@ struct conn_s {
     conn_t *prev, *next;  /* tw->conns */
     conn_t *starved_next; /* tw->starved */
     unsigned starved;     /* bit per side */
-    gw_tcp_pick_t pick; /* the picker's per-connection state */
+    gw_tcp_pick_t pick;   /* the picker's per-connection state */
     bool picked, backend_failed;
     const gw_addr_t *backend;
     unsigned attempt, pending_closes;
@@ -103,6 +103,8 @@ static void conn_free(conn_t *c)
     if (c->admitted)
         gw_listener_leave(c->l);
     tw->stats.closed++;
+    tw->stats.bytes_in += c->bytes[GW_CLIENT];
+    tw->stats.bytes_out += c->bytes[GW_BACKEND];
     gw_worker_t *w = tw->w;
     free(c);
     gw_worker_conn_done(w); /* last: it may finish the worker */
@@ -429,10 +431,11 @@ static void start_connect(conn_t *c)
     int len = sizeof peer;
     if (uv_tcp_getpeername(&c->sock[GW_CLIENT], (struct sockaddr *)&peer, &len) != 0)
         peer.ss_family = AF_UNSPEC;
-    c->backend = tw->picker.pick(tw->picker.ctx, tw->w, c->l, (struct sockaddr *)&peer,
-                                 c->attempt, &c->pick);
+    c->backend = tw->picker.pick(tw->picker.ctx, tw->w, c->l, (struct sockaddr *)&peer, c->attempt,
+                                 &c->pick);
     c->picked = true;
     if (c->backend == NULL) {
+        tw->stats.no_backend++;
         log_connect_failure(c, "no usable backend");
         apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
         return;
@@ -461,8 +464,8 @@ static void reject(tcp_worker_t *tw, uv_tcp_t *client, gw_listener_t *l)
     tw->stats.rejected++;
     uint64_t dropped;
     if (gw_lograte_allow(&tw->reject_log, uv_now(&tw->w->loop), LOG_PERIOD_MS, &dropped))
-        gw_warn("listener '%s': max_connections (%llu) reached, connection refused%s",
-                l->cfg->name, (unsigned long long)l->cfg->max_connections,
+        gw_warn("listener '%s': max_connections (%llu) reached, connection refused%s", l->cfg->name,
+                (unsigned long long)l->cfg->max_connections,
                 dropped ? " (more refusals suppressed)" : "");
     gw_tcp_close_reset(client, on_rejected_closed);
 }

@@ -34,9 +34,10 @@ typedef struct gw_tcp_picker_s {
 #define GW_TCP_CLOSED 1
 #define GW_TCP_CLOSED_BACKEND_ERROR 2
 
-/* Per-worker counters, summed on scrape from 03 on. Only the owning worker writes them. */
+/* Per-worker counters, summed on scrape from 03 on. Only the owning worker writes them.
+ * bytes_in: read from clients; bytes_out: read from backends (both counted at the close). */
 typedef struct gw_tcp_stats_s {
-    uint64_t accepted, rejected, connect_failed, closed, bytes_in, bytes_out;
+    uint64_t accepted, rejected, connect_failed, no_backend, closed, bytes_in, bytes_out;
 } gw_tcp_stats_t;
 
 /* The proxy's hooks for gw_runtime_run. Its app_data must point to a gw_tcp_picker_t, or
