@@ -495,7 +495,9 @@ static int control_init(gw_runtime_t *rt)
     return 0;
 }
 
-static int start_workers(gw_runtime_t *rt)
+/* Loops and queues of every worker exist before control_start runs, so the app may
+ * already publish a snapshot (which nudges the workers) from there. */
+static int init_workers(gw_runtime_t *rt)
 {
     for (unsigned i = 0; i < rt->nworkers; i++) {
         gw_worker_t *w = &rt->workers[i];
@@ -509,6 +511,11 @@ static int start_workers(gw_runtime_t *rt)
         if (rc != 0)
             return rc;
     }
+    return 0;
+}
+
+static int start_workers(gw_runtime_t *rt)
+{
     for (unsigned i = 0; i < rt->nworkers; i++) {
         int rc = uv_thread_create(&rt->workers[i].thread, worker_main, &rt->workers[i]);
         if (rc != 0) {
@@ -533,6 +540,8 @@ static int runtime_setup(gw_runtime_t *rt)
         return rc;
     check_nofile(rt);
     rc = control_init(rt);
+    if (rc == 0)
+        rc = init_workers(rt);
     if (rc == 0 && rt->app->control_start != NULL)
         rc = rt->app->control_start(rt);
     rt->control_started = rc == 0;
