@@ -21,11 +21,12 @@ typedef struct gw_backend_s {
     char name[GW_ADDR_STRLEN]; /* "127.0.0.1:9001", for logs and metrics */
     unsigned weight;           /* 1..1000 (1 when the config says nothing) */
     size_t index;              /* position in its upstream */
+    const void *upstream;      /* the upstream it belongs to, set by its owner (lb.c) */
     atomic_int health;         /* gw_health_t, written by the control thread's checker */
     atomic_uint active;        /* connections in flight: counted from the pick to the close */
-    atomic_uint consecutive_failures; /* passive: connect or I/O failures since a success */
+    atomic_uint consecutive_failures;       /* passive: connect or I/O failures since a success */
     atomic_uint_least64_t ejected_until_ms; /* passive ejection deadline (monotonic ms), 0 none */
-    atomic_uint ejections;     /* times ejected so far (the next ejection lasts longer) */
+    atomic_uint ejections; /* times ejected so far (the next ejection lasts longer) */
     atomic_uint_least64_t picks, failures; /* statistics */
 } gw_backend_t;
 

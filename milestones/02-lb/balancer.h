@@ -39,6 +39,8 @@ typedef struct gw_balancer_s gw_balancer_t;
 
 /* Creates a balancer of KIND over BACKENDS[0..N) (the array and the backends must outlive
  * it). SEED fixes its random choices (tests use fixed seeds; workers use distinct ones).
+ * round_robin and least_connections's tie rotation start at backend SEED % N, so workers
+ * with distinct seeds do not all send their first connection to backend 0.
  * Returns NULL when out of memory. */
 gw_balancer_t *gw_balancer_new(gw_balancer_kind_t kind, gw_backend_t *const *backends, size_t n,
                                uint64_t seed);

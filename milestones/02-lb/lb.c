@@ -1,0 +1,318 @@
+/* lb.c - see lb.h. */
+#include "lb.h"
+
+#include <stdlib.h>
+
+#include "clock.h"
+#include "error.h"
+#include "health.h"
+#include "log.h"
+#include "outlier.h"
+
+#define HOLDS_ACTIVE 1u /* gw_tcp_pick_t.flags: the pick counted one in backend->active */
+
+/* A worker's balancers, built from the table it last saw. */
+typedef struct lb_worker_s {
+    const gw_lb_table_t *table;
+    gw_balancer_t **bal; /* [table->n] */
+    bool *usable;        /* scratch: [largest upstream] */
+    uint64_t seed;
+} lb_worker_t;
+
+struct gw_lb_s {
+    gw_tcp_picker_t picker; /* first: 01's proxy reads rt->app_data as a picker */
+    const gw_config_t *cfg;
+    lb_worker_t *workers; /* [cfg->workers] */
+    gw_hc_t **checkers;   /* [cfg->nupstreams], NULL where no active check */
+};
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+static int upstream_init(gw_lb_upstream_t *u, const gw_upstream_cfg_t *uc)
+{
+    u->cfg = uc;
+    u->lb = gw_lb_upstream_cfg(uc);
+    u->n = uc->nbackends;
+    u->backends = calloc(u->n, sizeof *u->backends);
+    u->ptrs = calloc(u->n, sizeof *u->ptrs);
+    if (u->backends == NULL || u->ptrs == NULL)
+        return GW_ENOMEM;
+    for (size_t i = 0; i < u->n; i++) {
+        gw_backend_init(&u->backends[i], &uc->backends[i].addr,
+                        gw_lb_backend_weight(&uc->backends[i]), i);
+        u->backends[i].upstream = u;
+        u->ptrs[i] = &u->backends[i];
+    }
+    return 0;
+}
+
+/* see lb.h */
+void gw_lb_table_free(void *table)
+{
+    gw_lb_table_t *t = table;
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->ups[i].backends);
+        free(t->ups[i].ptrs);
+    }
+    free(t->ups);
+    free(t);
+}
+
+/* see lb.h */
+gw_lb_table_t *gw_lb_table_new(const gw_config_t *cfg)
+{
+    gw_lb_table_t *t = calloc(1, sizeof *t);
+    if (t == NULL || (t->ups = calloc(cfg->nupstreams, sizeof *t->ups)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->n = cfg->nupstreams;
+    for (size_t i = 0; i < t->n; i++) {
+        if (upstream_init(&t->ups[i], &cfg->upstreams[i]) != 0) {
+            gw_lb_table_free(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+/* see lb.h */
+size_t gw_lb_usable(const gw_lb_upstream_t *u, uint64_t now_ms, bool *usable, bool *panic)
+{
+    size_t ok = 0;
+    for (size_t i = 0; i < u->n; i++)
+        ok += (usable[i] = gw_backend_usable(&u->backends[i], now_ms));
+    /* Panic mode: below the threshold, spread over everyone. ok * 100 < pct * n without
+     * floating point surprises at the boundary. */
+    *panic = u->n > 0 && (double)ok * 100.0 < u->lb->panic_threshold * (double)u->n;
+    if (*panic) {
+        for (size_t i = 0; i < u->n; i++)
+            usable[i] = true;
+        ok = u->n;
+    }
+    return ok;
+}
+
+/* ---- per-worker balancers -------------------------------------------------------------- */
+
+static void worker_free_balancers(lb_worker_t *lw)
+{
+    for (size_t i = 0; lw->table != NULL && i < lw->table->n; i++)
+        gw_balancer_free(lw->bal[i]);
+    free(lw->bal);
+    free(lw->usable);
+    lw->bal = NULL;
+    lw->usable = NULL;
+    lw->table = NULL;
+}
+
+/* (Re)builds the worker's balancers when the published table changed (milestone 05's
+ * reloads; in 02 it happens once, at the first pick). */
+static int worker_sync(lb_worker_t *lw, const gw_lb_table_t *t)
+{
+    if (lw->table == t)
+        return 0;
+    worker_free_balancers(lw);
+    size_t most = 1;
+    for (size_t i = 0; i < t->n; i++)
+        most = t->ups[i].n > most ? t->ups[i].n : most;
+    lw->bal = calloc(t->n ? t->n : 1, sizeof *lw->bal);
+    lw->usable = calloc(most, sizeof *lw->usable);
+    if (lw->bal == NULL || lw->usable == NULL)
+        goto fail;
+    lw->table = t;
+    for (size_t i = 0; i < t->n; i++) {
+        const gw_lb_upstream_t *u = &t->ups[i];
+        lw->bal[i] = gw_balancer_new(u->lb->balancer, u->ptrs, u->n, lw->seed + i);
+        if (lw->bal[i] == NULL)
+            goto fail;
+    }
+    return 0;
+fail:
+    worker_free_balancers(lw);
+    return GW_ENOMEM;
+}
+
+/* ---- the picker ------------------------------------------------------------------------------ */
+
+static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
+                                const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok)
+{
+    gw_lb_t *lb = ctx;
+    lb_worker_t *lw = &lb->workers[w->id];
+    if (attempt == 0) {
+        /* A tunnel can outlive any number of loop turns: it holds the table by an
+         * explicit reference, not by the quiescent-state rule (snapshot.h). */
+        tok->ref = gw_snap_acquire(&w->rt->snap);
+        tok->backend = NULL;
+    }
+    const gw_lb_table_t *t = tok->ref ? ((gw_snap_t *)tok->ref)->data : NULL;
+    if (t == NULL || worker_sync(lw, t) != 0)
+        return NULL;
+    const gw_lb_upstream_t *u = &t->ups[l->cfg->upstream_index];
+    if (attempt >= u->lb->max_connect_attempts)
+        return NULL;
+    bool panic;
+    gw_lb_usable(u, gw_clock_mono_ms(&gw_clock_system), lw->usable, &panic);
+    const gw_backend_t *prev = tok->backend;
+    gw_pick_t p = {.usable = lw->usable,
+                   .avoid = prev != NULL ? prev->index : SIZE_MAX,
+                   .key = u->lb->hash_client_ip ? gw_hash_client_ip(client) : 0};
+    int idx = gw_balancer_pick(lw->bal[l->cfg->upstream_index], &p);
+    if (idx < 0)
+        return NULL;
+    gw_backend_t *b = u->ptrs[idx];
+    atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->picks, 1, memory_order_relaxed);
+    tok->backend = b;
+    tok->flags |= HOLDS_ACTIVE;
+    return &b->addr;
+}
+
+static void release_active(gw_tcp_pick_t *tok)
+{
+    gw_backend_t *b = tok->backend;
+    if (b != NULL && (tok->flags & HOLDS_ACTIVE)) {
+        atomic_fetch_sub_explicit(&b->active, 1, memory_order_relaxed);
+        tok->flags &= ~HOLDS_ACTIVE;
+    }
+}
+
+static void passive_failure(gw_backend_t *b)
+{
+    const gw_lb_upstream_t *u = b->upstream;
+    atomic_fetch_add_explicit(&b->failures, 1, memory_order_relaxed);
+    if (u->lb->outlier.consecutive_failures > 0)
+        gw_outlier_failure(&u->lb->outlier, b, u->ptrs, u->n, gw_clock_mono_ms(&gw_clock_system));
+}
+
+static void lb_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
+{
+    (void)ctx;
+    gw_backend_t *b = tok->backend;
+    if (status == 0) { /* connected: the count stays until the close */
+        gw_outlier_success(b);
+        return;
+    }
+    if (status < 0) { /* this attempt failed; tok->backend stays, so a retry avoids it */
+        release_active(tok);
+        if (b != NULL)
+            passive_failure(b);
+        return;
+    }
+    release_active(tok);
+    if (status == GW_TCP_CLOSED_BACKEND_ERROR && b != NULL)
+        passive_failure(b);
+    if (tok->ref != NULL) {
+        gw_snap_release(tok->ref);
+        tok->ref = NULL;
+    }
+    (void)w;
+}
+
+/* ---- the application ---------------------------------------------------------------------- */
+
+static void describe(const gw_lb_upstream_t *u)
+{
+    const gw_hc_cfg_t *hc = &u->lb->health_check;
+    char iv[32];
+    gw_info("upstream '%s': %zu backend(s), %s, health check %s%s%s%s, outlier ejection %s",
+            u->cfg->name, u->n, gw_balancer_names[u->lb->balancer],
+            hc->type == GW_HC_NONE  ? "off"
+            : hc->type == GW_HC_TCP ? "tcp"
+                                    : "http ",
+            hc->type == GW_HC_HTTP ? hc->path : "", hc->type == GW_HC_NONE ? "" : " every ",
+            hc->type == GW_HC_NONE ? "" : gw_cfmt_duration(hc->interval_ms, iv, sizeof iv),
+            u->lb->outlier.consecutive_failures ? "on" : "off");
+}
+
+static int lb_control_start(gw_runtime_t *rt)
+{
+    gw_lb_t *lb = rt->app_data;
+    gw_lb_table_t *t = gw_lb_table_new(rt->cfg);
+    if (t == NULL || gw_runtime_publish(rt, t, gw_lb_table_free) != 0) {
+        gw_lb_table_free(t);
+        gw_error("out of memory building the upstream table");
+        return GW_ENOMEM;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        const gw_lb_upstream_t *u = &t->ups[i];
+        describe(u);
+        if (u->lb->health_check.type == GW_HC_NONE)
+            continue;
+        lb->checkers[i] = gw_hc_start(&rt->loop, &u->lb->health_check, u->ptrs, u->n, u->cfg->name,
+                                      0x9e3779b97f4a7c15u * (i + 1));
+        if (lb->checkers[i] == NULL) {
+            gw_error("upstream '%s': cannot start health checks", u->cfg->name);
+            return GW_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static void lb_control_stop(gw_runtime_t *rt)
+{
+    gw_lb_t *lb = rt->app_data;
+    for (size_t i = 0; i < rt->cfg->nupstreams; i++) {
+        if (lb->checkers[i] != NULL)
+            gw_hc_stop(lb->checkers[i], NULL, NULL);
+        lb->checkers[i] = NULL;
+    }
+}
+
+static void lb_worker_stop(gw_worker_t *w)
+{
+    gw_lb_t *lb = w->rt->app_data;
+    gw_tcp_worker_stop(w);
+    worker_free_balancers(&lb->workers[w->id]);
+}
+
+/* see lb.h */
+int gw_lb_prepare(const gw_config_t *cfg, void **app_data)
+{
+    gw_lb_t *lb = calloc(1, sizeof *lb);
+    if (lb == NULL)
+        return GW_ENOMEM;
+    lb->cfg = cfg;
+    lb->workers = calloc(cfg->workers, sizeof *lb->workers);
+    lb->checkers = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *lb->checkers);
+    if (lb->workers == NULL || lb->checkers == NULL) {
+        gw_lb_release(lb);
+        return GW_ENOMEM;
+    }
+    for (unsigned i = 0; i < cfg->workers; i++)
+        lb->workers[i].seed = 0x5eed0000u + 7919u * i; /* distinct per worker, repeatable */
+    /* One attempt budget for the process: the largest any upstream asks for; a pick for a
+     * smaller upstream returns NULL past its own count. */
+    unsigned attempts = 1;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        unsigned a = gw_lb_upstream_cfg(&cfg->upstreams[i])->max_connect_attempts;
+        attempts = a > attempts ? a : attempts;
+    }
+    lb->picker = (gw_tcp_picker_t){lb_pick, lb_report, attempts, lb};
+    *app_data = lb;
+    return 0;
+}
+
+/* see lb.h */
+void gw_lb_release(void *app_data)
+{
+    gw_lb_t *lb = app_data;
+    if (lb == NULL)
+        return;
+    free(lb->workers);
+    free(lb->checkers);
+    free(lb);
+}
+
+const gw_app_t gw_lb_app = {
+    .worker_start = gw_tcp_worker_start,
+    .on_connection = gw_tcp_on_connection,
+    .worker_drain = gw_tcp_worker_drain,
+    .worker_force_close = gw_tcp_worker_force_close,
+    .worker_stop = lb_worker_stop,
+    .control_start = lb_control_start,
+    .control_stop = lb_control_stop,
+};

@@ -1,0 +1,269 @@
+/* test_outlier.c - passive outlier detection: made-up times (plain numbers, no clock), and
+ * real threads for the race on one backend. */
+#include "gwtest.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#include "02-lb/backend.h"
+#include "02-lb/outlier.h"
+
+#define NB 5
+#define T0 1000000u /* a made-up monotonic time, ms */
+#define BASE 30000u
+#define THRESHOLD 5
+#define NTHREADS 4
+
+typedef struct {
+    gw_backend_t b[NB];
+    gw_backend_t *all[NB];
+    gw_outlier_cfg_t cfg;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    for (size_t i = 0; i < NB; i++) {
+        gw_addr_t a = {0};
+        struct sockaddr_in *sin = (struct sockaddr_in *)&a.ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)(9001 + i));
+        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.len = sizeof *sin;
+        gw_backend_init(&f->b[i], &a, 1, i);
+        f->all[i] = &f->b[i];
+    }
+    f->cfg = (gw_outlier_cfg_t){
+        .consecutive_failures = THRESHOLD, .base_ejection_ms = BASE, .max_ejection_percent = 50};
+    gw_log_setup(GW_LOG_ERROR, GW_LOG_PLAIN); /* ejections log warnings: keep output readable */
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    free(*state);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_PLAIN);
+    return 0;
+}
+
+/* K failures of backend I (of the first N) at NOW; returns how many ejected it. */
+static int fail_n(fixture_t *f, size_t i, size_t n, int k, uint64_t now)
+{
+    int ejected = 0;
+    for (int j = 0; j < k; j++)
+        ejected += gw_outlier_failure(&f->cfg, &f->b[i], f->all, n, now);
+    return ejected;
+}
+
+static bool is_ejected(const gw_backend_t *b, uint64_t now)
+{
+    return atomic_load(&b->ejected_until_ms) > now;
+}
+
+static void outlier_ejects_at_exactly_threshold(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD - 1, T0), 0);
+    assert_false(is_ejected(&f->b[0], T0));
+    assert_int_equal(atomic_load(&f->b[0].consecutive_failures), THRESHOLD - 1);
+    assert_true(gw_outlier_failure(&f->cfg, &f->b[0], f->all, NB, T0));
+    assert_int_equal(atomic_load(&f->b[0].ejected_until_ms), T0 + BASE);
+    assert_int_equal(atomic_load(&f->b[0].ejections), 1);
+    assert_int_equal(atomic_load(&f->b[0].consecutive_failures), 0); /* the count restarts */
+}
+
+static void outlier_success_resets_count(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD - 1, T0), 0);
+    gw_outlier_success(&f->b[0]);
+    assert_int_equal(atomic_load(&f->b[0].consecutive_failures), 0);
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD - 1, T0), 0);
+    assert_false(is_ejected(&f->b[0], T0));
+    assert_int_equal(fail_n(f, 0, NB, 1, T0), 1);
+}
+
+static void outlier_zero_threshold_never_ejects(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.consecutive_failures = 0;
+    assert_int_equal(fail_n(f, 0, NB, 1000, T0), 0);
+    assert_false(is_ejected(&f->b[0], T0));
+    assert_int_equal(atomic_load(&f->b[0].ejections), 0);
+}
+
+/* Failures of connections opened before the ejection neither extend it nor count. */
+static void outlier_failures_while_ejected_are_ignored(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD, T0), 1);
+    assert_int_equal(fail_n(f, 0, NB, 100, T0 + 1), 0);
+    assert_int_equal(atomic_load(&f->b[0].ejected_until_ms), T0 + BASE);
+    assert_int_equal(atomic_load(&f->b[0].ejections), 1);
+    assert_int_equal(atomic_load(&f->b[0].consecutive_failures), 0);
+}
+
+static void outlier_ejection_grows_with_repeats(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t now = T0;
+    for (unsigned k = 1; k <= 3; k++) {
+        assert_int_equal(fail_n(f, 0, NB, THRESHOLD, now), 1);
+        assert_int_equal(atomic_load(&f->b[0].ejected_until_ms), now + (uint64_t)k * BASE);
+        now += (uint64_t)k * BASE; /* back exactly at the deadline */
+    }
+    assert_int_equal(atomic_load(&f->b[0].ejections), 3);
+}
+
+static void outlier_ejection_capped_at_ten_times_base(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t now = T0;
+    for (unsigned k = 1; k <= 15; k++) {
+        assert_int_equal(fail_n(f, 0, NB, THRESHOLD, now), 1);
+        uint64_t len = atomic_load(&f->b[0].ejected_until_ms) - now;
+        assert_int_equal(len, (uint64_t)(k < 10 ? k : 10) * BASE);
+        now += len;
+    }
+    assert_int_equal(gw_outlier_ejection_ms(&f->cfg, 1000000), 10u * BASE);
+}
+
+/* 5 backends at 50%: at most 2 out at once; a refused one keeps its count and goes as soon
+ * as there is room. */
+static void outlier_max_percent_bounds_ejected_share(void **state)
+{
+    fixture_t *f = *state;
+    int ejected = 0;
+    for (size_t i = 0; i < NB; i++)
+        ejected += fail_n(f, i, NB, THRESHOLD, T0);
+    assert_int_equal(ejected, 2);
+    assert_true(is_ejected(&f->b[0], T0) && is_ejected(&f->b[1], T0));
+    for (size_t i = 2; i < NB; i++)
+        assert_false(is_ejected(&f->b[i], T0));
+    assert_int_equal(fail_n(f, 2, NB, 1, T0 + BASE), 1); /* the first two are back */
+}
+
+static void outlier_single_backend_can_be_ejected(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(fail_n(f, 0, 1, THRESHOLD, T0), 1);
+    assert_true(is_ejected(&f->b[0], T0));
+}
+
+static void outlier_ejected_backend_unusable_until_deadline(void **state)
+{
+    fixture_t *f = *state;
+    assert_true(gw_backend_usable(&f->b[0], T0));
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD, T0), 1);
+    assert_false(gw_backend_usable(&f->b[0], T0));
+    assert_false(gw_backend_usable(&f->b[0], T0 + BASE - 1));
+    assert_true(gw_backend_usable(&f->b[0], T0 + BASE));
+    assert_true(gw_backend_usable(&f->b[1], T0)); /* the others are untouched */
+}
+
+/* ---- races ----------------------------------------------------------------------------- */
+
+/* A high threshold for the races, so that all threads are busy failing when it is crossed
+ * (with 5, the first thread out of the barrier would often cross it alone). */
+#define RACE_THRESHOLD 1000
+#define ROUNDS 50
+#define PER_ROUND 1000 /* per thread: every round crosses the threshold */
+
+typedef struct {
+    fixture_t *f;
+    pthread_barrier_t *barrier;
+    size_t backend; /* which backend this thread fails */
+    size_t n;       /* size of the upstream */
+    int ejected;    /* gw_outlier_failure returned true */
+} racer_t;
+
+/* Every round, all threads fail their backend PER_ROUND times at the same made-up time,
+ * released together by the barrier; each round starts after any earlier ejection ended. */
+static void *race(void *arg)
+{
+    racer_t *r = arg;
+    for (int round = 0; round < ROUNDS; round++) {
+        uint64_t now = T0 + (uint64_t)round * 20u * BASE;
+        pthread_barrier_wait(r->barrier);
+        for (int j = 0; j < PER_ROUND; j++)
+            r->ejected +=
+                gw_outlier_failure(&r->f->cfg, &r->f->b[r->backend], r->f->all, r->n, now);
+    }
+    return NULL;
+}
+
+static int run_racers(fixture_t *f, bool same_backend, size_t n)
+{
+    pthread_barrier_t barrier;
+    pthread_t th[NTHREADS];
+    racer_t r[NTHREADS];
+    f->cfg.consecutive_failures = RACE_THRESHOLD;
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, NTHREADS), 0);
+    for (size_t i = 0; i < NTHREADS; i++) {
+        r[i] = (racer_t){.f = f, .barrier = &barrier, .backend = same_backend ? 0 : i, .n = n};
+        assert_int_equal(pthread_create(&th[i], NULL, race, &r[i]), 0);
+    }
+    int total = 0;
+    for (size_t i = 0; i < NTHREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        total += r[i].ejected;
+    }
+    pthread_barrier_destroy(&barrier);
+    return total;
+}
+
+/* 4 threads on one backend: one ejection per threshold crossing, never two. */
+static void outlier_concurrent_failures_eject_once(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(run_racers(f, true, 1), ROUNDS);
+    assert_int_equal(atomic_load(&f->b[0].ejections), ROUNDS);
+}
+
+/* 4 threads on 4 backends of an upstream that allows 1 out (25%): never 2. */
+static void outlier_concurrent_ejections_respect_max_percent(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.max_ejection_percent = 25;
+    int total = run_racers(f, false, NTHREADS);
+    assert_true(total <= ROUNDS); /* at most one per round */
+    unsigned sum = 0;
+    for (size_t i = 0; i < NTHREADS; i++)
+        sum += atomic_load(&f->b[i].ejections);
+    assert_int_equal(sum, (unsigned)total);
+    uint64_t last = T0 + (uint64_t)(ROUNDS - 1) * 20u * BASE;
+    size_t out = 0;
+    for (size_t i = 0; i < NTHREADS; i++)
+        out += is_ejected(&f->b[i], last);
+    assert_true(out <= 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(outlier_ejects_at_exactly_threshold, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_success_resets_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_zero_threshold_never_ejects, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_failures_while_ejected_are_ignored, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(outlier_ejection_grows_with_repeats, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_ejection_capped_at_ten_times_base, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_max_percent_bounds_ejected_share, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_single_backend_can_be_ejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_ejected_backend_unusable_until_deadline, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(outlier_concurrent_failures_eject_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_concurrent_ejections_respect_max_percent, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
