@@ -137,6 +137,8 @@ def check_mutant(ms, mu, defects):
     if not killers:
         defects.append(f"{ms} mutant '{mu['name']}' SURVIVED: no test of the milestone fails on it")
         return False
+    names = sorted({c["name"] for c in killers})
+    print(f"  mutant {mu['name']}: caught by {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}", flush=True)
     return True
 
 

@@ -10,7 +10,7 @@ PKGS=(
   python3 python3-pytest
 )
 # Extra groups, asked for explicitly: `scripts/deps.sh bench`.
-BENCH_PKGS=(wrk nginx-light haproxy gnuplot-nox)
+BENCH_PKGS=(wrk nginx-light libnginx-mod-stream haproxy gnuplot-nox)
 
 want=("${PKGS[@]}")
 for group in "$@"; do
