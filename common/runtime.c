@@ -189,8 +189,11 @@ void gw_worker_conn_done(gw_worker_t *w)
 static void on_listener_connection(uv_stream_t *server, int status)
 {
     gw_wlistener_t *wl = server->data;
-    if (status != 0) {
-        gw_warn("listener '%s': accept failed: %s", wl->listener->cfg->name, uv_strerror(status));
+    if (status != 0) { /* EMFILE under a flood: libuv sheds the connection; we say so, rarely */
+        uint64_t dropped;
+        if (gw_lograte_allow(&wl->worker->accept_log, uv_now(&wl->worker->loop), 1000, &dropped))
+            gw_warn("listener '%s': accept failed: %s%s", wl->listener->cfg->name,
+                    uv_strerror(status), dropped ? " (more suppressed)" : "");
         return;
     }
     wl->worker->rt->app->on_connection(wl);

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "log.h"
 #include "mq.h"
 #include "snapshot.h"
 
@@ -53,6 +54,7 @@ struct gw_worker_s {
     int start_error;
     gw_msg_t ready_msg, exit_msg;
     gw_msg_t drain_msg;
+    gw_lograte_t accept_log;
     void *app; /* the application's per-worker state */
 };
 
