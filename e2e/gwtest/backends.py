@@ -3,7 +3,10 @@
 Every server counts accepted connections (.accepted, .wait_accepted(n)), records what
 crossed its side in the test's transcript, keeps handler errors in .errors, and reports
 per-connection outcomes through .results (a queue.Queue; .result() takes the next one).
-stop() closes the listener and every connection and joins the threads (bounded)."""
+stop() closes the listener and every connection and joins the threads (bounded).
+refuse() / resume() take a server down (connects refused, port kept) and bring it back on
+the same port. Tagged (milestone 02) answers a request line with its name, then echoes,
+and answers HTTP health checks on the same port."""
 import hashlib
 import queue
 import socket
@@ -133,6 +136,7 @@ class Server:
         self.channels = []
         self.threads = []
         self.stopping = threading.Event()
+        self.refusing = None  # while refuse()d: the socket that keeps the port bound
         self.acceptor = threading.Thread(target=self._accept_loop, name="%s-accept" % self.kind, daemon=True)
         self.acceptor.start()
 
@@ -212,6 +216,42 @@ class Server:
         except queue.Empty:
             raise AssertionError("%s reported nothing within %.0fs (errors: %s)"
                                  % (self.kind, timeout, self.errors or "none")) from None
+
+    # ---- going down and coming back (milestone 02's health tests) --------------------------
+    def refuse(self):
+        """Closes the listener so connects to this port are refused (RST), but keeps the
+        port: a fresh socket stays bound to it (bound, not listening), so nothing else can
+        take it before resume(). Connections already accepted stay open; any still in the
+        accept queue are reset by the kernel, as with a real crash."""
+        with self.lock:
+            if self.refusing is not None:
+                return
+            listener = self.listener
+        try:
+            listener.shutdown(socket.SHUT_RDWR)  # stops listening at once; wakes the accept loop
+        except OSError:
+            pass
+        self.acceptor.join(env.timeout(2))
+        listener.close()
+        hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hold.bind(self.address)
+        with self.lock:
+            self.listener = self.refusing = hold
+        self.transcript.event("%s %s: listener closed (connects refused)" % (self.kind, self.address_str))
+
+    def resume(self, backlog=1024):
+        """Listens again on the same port (the socket refuse() kept bound)."""
+        with self.lock:
+            hold = self.refusing
+            if hold is None:
+                return
+            self.refusing = None
+        hold.listen(backlog)
+        hold.settimeout(0.2)
+        self.acceptor = threading.Thread(target=self._accept_loop, name="%s-accept" % self.kind, daemon=True)
+        self.acceptor.start()
+        self.transcript.event("%s %s: listening again" % (self.kind, self.address_str))
 
     def stop(self):
         self.stopping.set()
@@ -351,3 +391,79 @@ def reset(sock):
     """Closes SOCK with an RST."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+# ---- milestone 02: a backend that says who it is -------------------------------------------
+
+
+def http_response(status):
+    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}.get(status, "Status")
+    return ("HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % (status, reason)).encode()
+
+
+class Tagged(Server):
+    """A backend that says who it is, and answers HTTP health checks on the same port.
+
+    The client speaks first, one line (e.g. b"who\\n", see clients.ask_backend): the
+    backend answers with its NAME and a newline (default: its own "host:port"), then
+    echoes everything after that line until EOF. Counters, by what the first bytes were:
+      .served          requests (the connections that matter for balancing)
+      .probes          connections closed without a byte (tcp health checks)
+      .health_requests `GET ...` requests: answered `HTTP/1.1 <status>` and closed, where
+                       status is .http_status (200 by default; the test may change it at
+                       any time) for HEALTH_PATH and 404 for any other path.
+    .served_sources lists the peers of served connections (the proxy's side: an L4 proxy
+    does not pass the client's address on)."""
+
+    kind = "tagged"
+
+    def __init__(self, transcript, name=None, http_status=200, health_path="/healthz", **kw):
+        self.name = name
+        self.http_status = http_status
+        self.health_path = health_path
+        self.served = 0
+        self.probes = 0
+        self.health_requests = 0
+        super().__init__(transcript, **kw)
+        if self.name is None:
+            self.name = self.address_str
+
+    def handle(self, conn, ch):
+        first = bytearray()
+        while b"\n" not in first and len(first) < 4096:
+            b = conn.recv(4096)
+            if not b:
+                break
+            first += b
+        ch.recv(first)
+        if not first:
+            with self.lock:
+                self.probes += 1
+            ch.event("closed without a byte (a tcp health check?)")
+            return
+        if first.startswith(b"GET "):
+            path = bytes(first[4:]).split(b" ", 1)[0].decode(errors="replace")
+            status = self.http_status if path == self.health_path else 404
+            with self.lock:
+                self.health_requests += 1
+            out = http_response(status)
+            conn.sendall(out)
+            ch.sent(out)
+            ch.event("health check GET %s: answered %d" % (path, status))
+            return
+        with self.lock:
+            self.served += 1
+        _, _, rest = bytes(first).partition(b"\n")
+        out = self.name.encode() + b"\n" + rest
+        conn.sendall(out)
+        ch.sent(out)
+        buf = bytearray(64 * 1024)
+        mv = memoryview(buf)
+        while True:
+            n = conn.recv_into(buf)
+            if n == 0:
+                break
+            ch.recv(mv[:n])
+            conn.sendall(mv[:n])
+            ch.sent(mv[:n])
+        conn.shutdown(socket.SHUT_WR)

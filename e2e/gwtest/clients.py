@@ -1,5 +1,6 @@
 """Client helpers: connections with a timeout on every operation, reading to the end,
 bulk transfers, and many concurrent echo clients in one thread (selectors)."""
+import collections
 import errno
 import selectors
 import socket
@@ -15,7 +16,7 @@ RECV_BUF = 1 << 20
 class Client:
     """One client connection. Every blocking call has a timeout (OP_TIMEOUT by default)."""
 
-    def __init__(self, addr, transcript, op_timeout=None, label="client"):
+    def __init__(self, addr, transcript, op_timeout=None, label="client", source=None):
         self.addr = addr
         self.op_timeout = op_timeout or env.timeout(10)
         self.ch = transcript.channel(label)
@@ -24,6 +25,10 @@ class Client:
         self.reset_at_connect = False
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.settimeout(self.op_timeout)
+        if source is not None:
+            # SOURCE: a local IP (any of 127/8 on Linux loopback) or an (ip, port) pair.
+            self.sock.bind((source, 0) if isinstance(source, str) else source)
+            self.ch.event("bound to %s:%d" % self.sock.getsockname())
         try:
             self.sock.connect(addr)
         except ConnectionResetError:
@@ -65,6 +70,27 @@ class Client:
                 raise AssertionError("stream ended after %d of %d expected bytes" % (len(out), n))
             self.ch.recv(b)
             out += b
+        self.sock.settimeout(self.op_timeout)
+        return bytes(out)
+
+    def recv_line(self, limit=4096, timeout=None):
+        """Bytes up to and including the first newline (read byte-exact: nothing after it is
+        consumed); fails if the stream ends, LIMIT bytes pass without one, or TIMEOUT."""
+        self._check_open()
+        dl = Deadline(timeout or self.op_timeout)
+        out = bytearray()
+        while not out.endswith(b"\n"):
+            if len(out) >= limit:
+                raise AssertionError("no newline in the first %d bytes: %r" % (limit, bytes(out[:64])))
+            self.sock.settimeout(max(0.001, dl.left()))
+            try:
+                b = self.sock.recv(1)
+            except socket.timeout:
+                raise AssertionError("no complete line within %.1fs (got %r)" % (dl.seconds, bytes(out))) from None
+            if not b:
+                raise AssertionError("stream ended before a complete line (got %r)" % bytes(out))
+            out += b
+        self.ch.recv(out)
         self.sock.settimeout(self.op_timeout)
         return bytes(out)
 
@@ -132,6 +158,40 @@ class Client:
             self.sock.close()
         except OSError:
             pass
+
+
+class BackendUnreachable(AssertionError):
+    """ask_backend() failed: the connection was refused, reset, closed or too slow."""
+
+
+def ask_backend(addr, transcript, source=None, keep=False, op_timeout=None):
+    """One request through the proxy at ADDR to a backends.Tagged backend: connects (from
+    SOURCE, a local IP, if given), sends b"who\\n", reads the backend's name line.
+    Returns the name (str), or (name, Client) with KEEP (the connection stays open; the
+    caller closes it). Raises BackendUnreachable on any failure, naming what happened."""
+    c = None
+    try:
+        c = Client(addr, transcript, op_timeout=op_timeout or env.timeout(5), source=source)
+        c.send(b"who\n")
+        name = c.recv_line(limit=256).decode(errors="replace").rstrip("\n")
+    except (OSError, AssertionError) as e:
+        if c is not None:
+            c.close()
+        raise BackendUnreachable("request via %s:%d%s failed: %s: %s" % (
+            addr[0], addr[1], " from %s" % source if source else "", type(e).__name__, e)) from None
+    if keep:
+        return name, c
+    c.close()
+    return name
+
+
+def tally(addr, n, transcript, source=None):
+    """N sequential ask_backend() requests; returns a collections.Counter {name: count}.
+    Any failed request fails the call."""
+    counts = collections.Counter()
+    for _ in range(n):
+        counts[ask_backend(addr, transcript, source=source)] += 1
+    return counts
 
 
 def try_connect(addr, timeout=None):

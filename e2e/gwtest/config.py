@@ -80,3 +80,22 @@ def tcp_proxy(backend, listener=None, buffers=None, name="edge", **top):
     cfg["listeners"] = [lst]
     cfg["upstreams"] = {"app": {"backends": [{"address": b} for b in backends]}}
     return cfg
+
+
+def lb_proxy(backends, balancer=None, weights=None, listener=None, upstream=None, **top):
+    """tcp_proxy() towards several BACKENDS (gw02 and later): BALANCER sets the upstream's
+    `balancer`, WEIGHTS (a list, one per backend; None entries left out) each backend's
+    `weight`, UPSTREAM adds or overrides upstream keys (health_check, outlier, hash...)."""
+    cfg = tcp_proxy(list(backends), listener=listener, **top)
+    up = cfg["upstreams"]["app"]
+    if balancer is not None:
+        up["balancer"] = balancer
+    if weights is not None:
+        assert len(weights) == len(up["backends"]), "one weight per backend"
+        for b, w in zip(up["backends"], weights):
+            if w is not None:
+                b["weight"] = w
+    up.update(upstream or {})
+    # Backends first in the output reads worse; keep the upstream's own keys on top.
+    cfg["upstreams"]["app"] = dict(sorted(up.items(), key=lambda kv: kv[0] == "backends"))
+    return cfg

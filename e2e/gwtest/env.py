@@ -48,6 +48,16 @@ def scaled_bytes(n):
     return max(min(n, MiB), n // BYTES_DIVISOR)
 
 
+# Under a sanitizer a count of connections or requests is divided by this much.
+COUNT_DIVISOR = 4 if SANITIZER else 1
+
+
+def scaled_count(n, floor=1):
+    """A number of connections/requests, divided by 4 under sanitizers (never below FLOOR).
+    Tests that check proportions must size their tolerance for the smaller count."""
+    return max(floor, n // COUNT_DIVISOR)
+
+
 def rss_checks():
     """RSS bounds are meaningful on the plain build only (ASan quarantine, TSan shadow)."""
     return SANITIZER == ""

@@ -39,6 +39,11 @@ class BackendFactory:
     def reset_after(self, **kw):
         return self(gwbackends.ResetAfter, **kw)
 
+    def tagged(self, **kw):
+        """A backends.Tagged: answers b"who\\n" with its name (default "host:port"), then
+        echoes; answers HTTP health checks (http_status=, health_path=)."""
+        return self(gwbackends.Tagged, **kw)
+
     def blackhole(self):
         bh = ports.Blackhole()
         self.h.closers.append(bh.close)

@@ -1,0 +1,307 @@
+/* blast.c - bulk-transfer load generator for the L4 benchmarks (benchmarks/README.md).
+ *
+ *   blast server [--port P]                  backend: sink or source, as each client asks
+ *   blast send --connect HOST:PORT --bytes N client -> server: N bytes, then the server's count
+ *   blast recv --connect HOST:PORT --bytes N server -> client: N bytes, then EOF
+ *
+ * Wire format: the client opens with a 16-byte header: "BLST", a mode byte ('S': the client
+ * sends and the server sinks, 'R': the server sends), 3 bytes of padding, then the byte
+ * count as a big-endian uint64. In 'S' mode the server answers the client's FIN with the
+ * 8-byte count it received, so the client's clock stops only once every byte has reached
+ * the backend (through any proxy in between), and a short transfer is detected.
+ *
+ * The client prints one line: `bytes=N seconds=S mbps=M` (M in 10^6 bytes per second) and
+ * exits 0, or prints an error and exits 1. The server prints `port=P` once it listens.
+ * Plain blocking sockets and a thread per connection: one bulk stream at a time is the
+ * case measured, and the endpoints must cost less CPU per byte than a proxy does (large
+ * reads and writes). Loopback only: the server binds 127.0.0.1, the client refuses other
+ * addresses. Every loop ends: transfers are bounded by the byte count, and a socket that
+ * stalls for IO_TIMEOUT_S fails the transfer.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IO_SIZE (256 * 1024)
+#define IO_TIMEOUT_S 30
+#define HDR_LEN 16
+
+static char iobuf_main[IO_SIZE];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)(v & 0xff);
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void set_timeouts(int fd)
+{
+    struct timeval tv = {IO_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* Writes all of BUF; 0 on success, -1 on error (errno set). */
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads exactly LEN bytes; 0 on success, -1 on error or early EOF (errno 0). */
+static int read_full(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = recv(fd, p, len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            errno = 0;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Sends COUNT bytes from BUF (IO_SIZE long) over and over. */
+static int send_bytes(int fd, const char *buf, uint64_t count)
+{
+    while (count > 0) {
+        size_t chunk = count < IO_SIZE ? (size_t)count : IO_SIZE;
+        if (write_all(fd, buf, chunk) != 0)
+            return -1;
+        count -= chunk;
+    }
+    return 0;
+}
+
+/* Reads until EOF, at most LIMIT bytes (one more means the peer sent too much). Returns the
+ * count, or -1 on a read error. */
+static int64_t drain(int fd, char *buf, uint64_t limit)
+{
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, IO_SIZE, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return (int64_t)total;
+        total += (uint64_t)n;
+        if (total > limit)
+            return (int64_t)total;
+    }
+}
+
+/* ---- server -------------------------------------------------------------------------------- */
+
+static void serve(int fd, char *buf)
+{
+    unsigned char hdr[HDR_LEN];
+    if (read_full(fd, hdr, sizeof hdr) != 0 || memcmp(hdr, "BLST", 4) != 0)
+        return;
+    uint64_t count = get_u64(hdr + 8);
+    if (hdr[4] == 'S') {
+        int64_t got = drain(fd, buf, UINT64_MAX - 1);
+        if (got < 0)
+            return;
+        unsigned char ack[8];
+        put_u64(ack, (uint64_t)got);
+        write_all(fd, ack, sizeof ack);
+    } else if (hdr[4] == 'R') {
+        if (send_bytes(fd, buf, count) != 0)
+            return;
+        shutdown(fd, SHUT_WR);
+        drain(fd, buf, 0); /* wait for the client's FIN (or its reset) before closing */
+    }
+}
+
+static void *conn_thread(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char *buf = malloc(IO_SIZE);
+    if (buf != NULL) {
+        memset(buf, 'x', IO_SIZE);
+        serve(fd, buf);
+        free(buf);
+    }
+    close(fd);
+    return NULL;
+}
+
+static int run_server(int port)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 128) != 0 ||
+        getsockname(ls, (struct sockaddr *)&a, &alen) != 0) {
+        perror("blast server: listen");
+        return 1;
+    }
+    printf("port=%d\n", ntohs(a.sin_port));
+    fflush(stdout);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (;;) { /* ends when the harness kills the server */
+        int fd = accept(ls, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE)
+                continue;
+            perror("blast server: accept");
+            return 1;
+        }
+        set_timeouts(fd);
+        pthread_t t;
+        if (pthread_create(&t, &attr, conn_thread, (void *)(intptr_t)fd) != 0)
+            close(fd);
+    }
+}
+
+/* ---- client -------------------------------------------------------------------------------- */
+
+static int parse_loopback(const char *hostport, struct sockaddr_in *a)
+{
+    char host[64];
+    const char *colon = strrchr(hostport, ':');
+    if (colon == NULL || (size_t)(colon - hostport) >= sizeof host)
+        return -1;
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = '\0';
+    memset(a, 0, sizeof *a);
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+        return -1;
+    /* Never aim a benchmark anywhere but loopback (127.0.0.0/8). */
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127 ? 0 : -1;
+}
+
+static int run_client(const char *target, char mode, uint64_t count)
+{
+    struct sockaddr_in a;
+    if (parse_loopback(target, &a) != 0) {
+        fprintf(stderr, "blast: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
+        return 1;
+    }
+    memset(iobuf_main, 'x', sizeof iobuf_main);
+    double t0 = now_s();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    set_timeouts(fd);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        perror("blast: connect");
+        return 1;
+    }
+    unsigned char hdr[HDR_LEN] = {'B', 'L', 'S', 'T', (unsigned char)mode};
+    put_u64(hdr + 8, count);
+    if (write_all(fd, hdr, sizeof hdr) != 0) {
+        perror("blast: send header");
+        return 1;
+    }
+    uint64_t got;
+    if (mode == 'S') {
+        unsigned char ack[8];
+        if (send_bytes(fd, iobuf_main, count) != 0 || shutdown(fd, SHUT_WR) != 0) {
+            perror("blast send: transfer");
+            return 1;
+        }
+        if (read_full(fd, ack, sizeof ack) != 0) {
+            fprintf(stderr, "blast send: no byte count from the sink: %s\n",
+                    errno ? strerror(errno) : "connection closed (half-close not forwarded?)");
+            return 1;
+        }
+        got = get_u64(ack);
+    } else {
+        int64_t n = drain(fd, iobuf_main, count);
+        if (n < 0) {
+            perror("blast recv: transfer");
+            return 1;
+        }
+        got = (uint64_t)n;
+    }
+    double secs = now_s() - t0;
+    close(fd);
+    if (got != count) {
+        fprintf(stderr, "blast: %llu bytes arrived, %llu expected\n", (unsigned long long)got,
+                (unsigned long long)count);
+        return 1;
+    }
+    printf("bytes=%llu seconds=%.6f mbps=%.2f\n", (unsigned long long)count, secs,
+           (double)count / secs / 1e6);
+    return 0;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: blast server [--port P]\n"
+                    "       blast send|recv --connect 127.0.0.1:PORT --bytes N\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    signal(SIGPIPE, SIG_IGN);
+    const char *target = NULL;
+    unsigned long long count = 0;
+    int port = 0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--connect") == 0)
+            target = argv[i + 1];
+        else if (strcmp(argv[i], "--bytes") == 0)
+            count = strtoull(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--port") == 0)
+            port = atoi(argv[i + 1]);
+        else
+            return usage();
+    }
+    if (strcmp(argv[1], "server") == 0)
+        return run_server(port);
+    if ((strcmp(argv[1], "send") == 0 || strcmp(argv[1], "recv") == 0) && target && count > 0)
+        return run_client(target, argv[1][0] == 's' ? 'S' : 'R', count);
+    return usage();
+}

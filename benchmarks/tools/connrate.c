@@ -1,0 +1,372 @@
+/* connrate.c - new-connection-rate load generator for the L4 benchmarks (benchmarks/README.md).
+ *
+ *   connrate echo [--port P]
+ *       backend: echoes every byte back, closes when the client does; prints `port=P`.
+ *   connrate client --connect 127.0.0.1:PORT [--parallel N] [--duration S] [--payload B]
+ *                   [--sources K]
+ *       keeps N connections in flight for S seconds; each one connects, sends B bytes, reads
+ *       them back, closes, and is replaced at once by a new one. Prints one line:
+ *       `conns=C seconds=S rate=R errors=E p50_us=X p99_us=Y` (R per second; X, Y: time from
+ *       connect() to the last echoed byte, 10 us resolution) and exits 0 when C > 0.
+ *       The client's ends are spread over K source addresses 127.0.0.2 .. 127.0.0.(K+1)
+ *       (default 16; 1: the kernel's choice, 127.0.0.1).
+ *
+ * One thread and one epoll set each (edge-triggered, so a connection is registered once for
+ * both directions and never modified). The client's loop ends at the deadline; the
+ * connections still in flight then are closed and counted neither way. Loopback only.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PARALLEL 4096
+#define MAX_PAYLOAD 1024
+#define MAX_EVENTS 256
+#define HIST_STEP_US 10
+#define HIST_BUCKETS 100000 /* up to 1 s; slower connections land in the last bucket */
+#define ECHO_BUF 4096
+#define MAX_FDS 65536
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int parse_loopback(const char *hostport, struct sockaddr_in *a)
+{
+    char host[64];
+    const char *colon = strrchr(hostport, ':');
+    if (colon == NULL || (size_t)(colon - hostport) >= sizeof host)
+        return -1;
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = '\0';
+    memset(a, 0, sizeof *a);
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+        return -1;
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127 ? 0 : -1; /* loopback only */
+}
+
+/* ---- echo server ---------------------------------------------------------------------------- */
+
+/* Bytes read but not yet echoed (the peer's receive window was full), per descriptor. */
+typedef struct {
+    char *buf;
+    unsigned len, off;
+} pending_t;
+
+static pending_t *pend;
+
+static void echo_close(int ep, int fd)
+{
+    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+    free(pend[fd].buf);
+    pend[fd] = (pending_t){0};
+    close(fd);
+}
+
+/* Flushes what is pending; 1 if all sent, 0 if the socket is full, -1 on error. */
+static int echo_flush(int fd)
+{
+    pending_t *p = &pend[fd];
+    while (p->off < p->len) {
+        ssize_t n = send(fd, p->buf + p->off, p->len - p->off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0)
+            return -1;
+        p->off += (unsigned)n;
+    }
+    p->len = p->off = 0;
+    return 1;
+}
+
+/* Edge-triggered: read until EAGAIN, but stop reading while an echo is pending (the
+ * EPOLLOUT edge resumes us). */
+static void echo_io(int ep, int fd)
+{
+    pending_t *p = &pend[fd];
+    if (p->buf == NULL && (p->buf = malloc(ECHO_BUF)) == NULL) {
+        echo_close(ep, fd);
+        return;
+    }
+    for (int rounds = 0; rounds < 64; rounds++) { /* fairness bound; ET re-arms on new data */
+        int f = echo_flush(fd);
+        if (f < 0) {
+            echo_close(ep, fd);
+            return;
+        }
+        if (f == 0)
+            return;
+        ssize_t n = recv(fd, p->buf, ECHO_BUF, 0);
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            echo_close(ep, fd);
+            return;
+        }
+        p->len = (unsigned)n;
+        p->off = 0;
+    }
+    /* Still more to read: with ET no new edge may come, so re-arm explicitly. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP, .data.fd = fd};
+    epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+}
+
+static int run_echo(int port)
+{
+    pend = calloc(MAX_FDS, sizeof *pend);
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    if (pend == NULL || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 4096) != 0 ||
+        getsockname(ls, (struct sockaddr *)&a, &alen) != 0) {
+        perror("connrate echo: listen");
+        return 1;
+    }
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+    printf("port=%d\n", ntohs(a.sin_port));
+    fflush(stdout);
+    struct epoll_event evs[MAX_EVENTS];
+    for (;;) { /* ends when the harness kills the server */
+        int n = epoll_wait(ep, evs, MAX_EVENTS, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd != ls) {
+                echo_io(ep, fd);
+                continue;
+            }
+            for (int k = 0; k < 256; k++) { /* accept a batch, bounded */
+                int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+                if (c < 0)
+                    break;
+                if (c >= MAX_FDS) {
+                    close(c);
+                    continue;
+                }
+                setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                struct epoll_event cev = {.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP,
+                                          .data.fd = c};
+                epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+                echo_io(ep, c); /* data may already be there */
+            }
+        }
+    }
+}
+
+/* ---- client ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    int fd; /* -1: free slot */
+    unsigned got;
+    double t0;
+} slot_t;
+
+typedef struct {
+    struct sockaddr_in dst;
+    int ep;
+    unsigned payload, nsources, next_source;
+    char msg[MAX_PAYLOAD];
+    unsigned long long conns, errors;
+    uint32_t *hist;
+} client_t;
+
+static void slot_open(client_t *cl, slot_t *s, int idx)
+{
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    s->got = 0;
+    s->t0 = now_s();
+    if (s->fd < 0) {
+        cl->errors++;
+        return;
+    }
+    int one = 1;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (cl->nsources > 1) {
+        /* Spread the client's ends over 127.0.0.2.. so that the kernel's search for a free
+         * ephemeral port (slow when tens of thousands sit in TIME_WAIT) is not what we
+         * measure. The port is still picked at connect(), per 4-tuple. */
+        setsockopt(s->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(0x7f000002u + cl->next_source++ % cl->nsources);
+        if (bind(s->fd, (struct sockaddr *)&src, sizeof src) != 0) {
+            cl->errors++;
+            close(s->fd);
+            s->fd = -1;
+            return;
+        }
+    }
+    int rc = connect(s->fd, (struct sockaddr *)&cl->dst, sizeof cl->dst);
+    if (rc != 0 && errno != EINPROGRESS) {
+        cl->errors++;
+        close(s->fd);
+        s->fd = -1;
+        return;
+    }
+    /* EPOLLOUT fires once connected; the payload is sent then (a write before that would
+     * fail with EAGAIN on a socket still connecting). */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP, .data.u32 = (uint32_t)idx};
+    epoll_ctl(cl->ep, EPOLL_CTL_ADD, s->fd, &ev);
+}
+
+static void slot_end(client_t *cl, slot_t *s, int ok)
+{
+    if (ok) {
+        cl->conns++;
+        double us = (now_s() - s->t0) * 1e6;
+        unsigned b = (unsigned)(us / HIST_STEP_US);
+        cl->hist[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
+    } else {
+        cl->errors++;
+    }
+    close(s->fd); /* also removes it from the epoll set */
+    s->fd = -1;
+}
+
+/* Drives one connection after an event: send the payload once connected, then read the echo.
+ * Returns 1 when the slot is finished (successfully or not). */
+static int slot_io(client_t *cl, slot_t *s, uint32_t events)
+{
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        slot_end(cl, s, 0);
+        return 1;
+    }
+    if (s->got == 0 && (events & EPOLLOUT)) {
+        if (send(s->fd, cl->msg, cl->payload, MSG_NOSIGNAL) != (ssize_t)cl->payload) {
+            slot_end(cl, s, 0);
+            return 1;
+        }
+        s->got = 1; /* 1 + bytes echoed so far */
+    }
+    if (s->got == 0)
+        return 0;
+    char buf[MAX_PAYLOAD];
+    for (;;) {
+        ssize_t n = recv(s->fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0) { /* EOF or error before the whole echo */
+            slot_end(cl, s, 0);
+            return 1;
+        }
+        s->got += (unsigned)n;
+        if (s->got - 1 >= cl->payload) {
+            slot_end(cl, s, s->got - 1 == cl->payload);
+            return 1;
+        }
+    }
+}
+
+static unsigned percentile(const uint32_t *hist, unsigned long long total, double q)
+{
+    unsigned long long want = (unsigned long long)(q * (double)total), seen = 0;
+    for (unsigned b = 0; b < HIST_BUCKETS; b++) {
+        seen += hist[b];
+        if (seen > want)
+            return b * HIST_STEP_US + HIST_STEP_US / 2;
+    }
+    return HIST_BUCKETS * HIST_STEP_US;
+}
+
+static int run_client(const char *target, int parallel, double duration, unsigned payload,
+                      unsigned sources)
+{
+    client_t cl = {.payload = payload, .nsources = sources};
+    if (parse_loopback(target, &cl.dst) != 0) {
+        fprintf(stderr, "connrate: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
+        return 1;
+    }
+    for (unsigned i = 0; i < payload; i++)
+        cl.msg[i] = (char)('a' + i % 26);
+    cl.hist = calloc(HIST_BUCKETS, sizeof *cl.hist);
+    slot_t *slots = calloc((size_t)parallel, sizeof *slots);
+    cl.ep = epoll_create1(0);
+    if (cl.hist == NULL || slots == NULL || cl.ep < 0)
+        return 1;
+    double t0 = now_s(), deadline = t0 + duration, t = t0;
+    for (int i = 0; i < parallel; i++)
+        slot_open(&cl, &slots[i], i);
+    struct epoll_event evs[MAX_EVENTS];
+    while (t < deadline) {
+        int n = epoll_wait(cl.ep, evs, MAX_EVENTS, 10);
+        for (int i = 0; i < n; i++) {
+            slot_t *s = &slots[evs[i].data.u32];
+            if (s->fd >= 0)
+                slot_io(&cl, s, evs[i].events);
+        }
+        t = now_s();
+        /* Refill every free slot (also those whose socket() or connect() failed at once). */
+        for (int i = 0; i < parallel && t < deadline; i++)
+            if (slots[i].fd < 0)
+                slot_open(&cl, &slots[i], i);
+    }
+    double secs = t - t0;
+    for (int i = 0; i < parallel; i++)
+        if (slots[i].fd >= 0)
+            close(slots[i].fd);
+    printf("conns=%llu seconds=%.3f rate=%.1f errors=%llu p50_us=%u p99_us=%u\n", cl.conns, secs,
+           (double)cl.conns / secs, cl.errors, percentile(cl.hist, cl.conns, 0.50),
+           percentile(cl.hist, cl.conns, 0.99));
+    return cl.conns > 0 ? 0 : 1;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: connrate echo [--port P]\n"
+                    "       connrate client --connect 127.0.0.1:PORT [--parallel N] "
+                    "[--duration S] [--payload B] [--sources K]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    signal(SIGPIPE, SIG_IGN);
+    const char *target = NULL;
+    int port = 0, parallel = 64;
+    double duration = 5;
+    unsigned payload = 16, sources = 16;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--connect") == 0)
+            target = argv[i + 1];
+        else if (strcmp(argv[i], "--port") == 0)
+            port = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--parallel") == 0)
+            parallel = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--duration") == 0)
+            duration = atof(argv[i + 1]);
+        else if (strcmp(argv[i], "--payload") == 0)
+            payload = (unsigned)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--sources") == 0)
+            sources = (unsigned)atoi(argv[i + 1]);
+        else
+            return usage();
+    }
+    if (strcmp(argv[1], "echo") == 0)
+        return run_echo(port);
+    if (strcmp(argv[1], "client") != 0 || target == NULL || parallel < 1 ||
+        parallel > MAX_PARALLEL || duration <= 0 || duration > 600 || payload < 1 ||
+        payload > MAX_PAYLOAD || sources < 1 || sources > 250)
+        return usage();
+    return run_client(target, parallel, duration, payload, sources);
+}
