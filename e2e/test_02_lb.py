@@ -381,6 +381,29 @@ def test_no_usable_backend_without_panic_closes_client_at_once(gateway, backend,
     gw.wait_log(r"no usable backend", timeout=env.timeout(2), after=at_verdicts)
 
 
+@pytest.mark.xfail(strict=False, reason="gw02's retry avoids only the backend of the previous attempt, so "
+                   "attempt 3 may go back to the first failed one (remove this mark once it avoids all tried)")
+def test_connect_retry_never_tries_a_failed_backend_again(gateway, backend, transcript):
+    # 2 of 4 backends down, not yet known as such (no active checks, no outlier): with
+    # max_connect_attempts 3 every request can reach a live backend if no attempt goes to
+    # a backend that already failed. consistent_hash makes the order of the attempts fixed
+    # per source: about half of the 39 sources start on a dead backend, and a third of
+    # those have the other dead one next on the ring.
+    bs = [backend.tagged() for _ in range(4)]
+    gw = gateway(GW, config.lb_proxy(bs, balancer="consistent_hash",
+                                     upstream={"hash": "client_ip", "outlier": NO_OUTLIER}))
+    for b in bs[:2]:
+        b.refuse()
+    failures = []
+    for s in SOURCES:
+        try:
+            ask_backend(gw.addr("edge"), transcript, source=s)
+        except BackendUnreachable as e:
+            failures.append(str(e))
+    assert not failures, "%d of %d sources failed with 2 of 4 backends alive and 3 attempts:\n%s" % (
+        len(failures), len(SOURCES), "\n".join(failures[:10]))
+
+
 # ---- health: passive checks ------------------------------------------------------------------
 
 
@@ -517,7 +540,7 @@ def test_config_errors_02(config_file, run_binary, text, where, words):
 
 
 def test_config_02_keys_accepted_by_gw02_only(config_file, run_binary):
-    text = bad_config("balancer: weighted_round_robin\npanic_threshold: 0\nmax_connect_attempts: 2",
+    text = bad_config("balancer: weighted_round_robin\npanic_threshold: 0\nretry: {max_attempts: 2}",
                       backend_extra="weight: 5", hc="type: http\npath: /healthz\nexpect_status: 200-299")
     path, _ = config_file(text, "lb.yaml")
     ok = run_binary(GW, ["-t", "-c", path])

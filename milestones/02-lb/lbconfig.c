@@ -125,10 +125,13 @@ void gw_lb_cfg_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
     decode_balancer(doc, map, x);
     gw_cget_percent(doc, gw_cmap_get(doc, map, "panic_threshold"), "panic_threshold",
                     &x->panic_threshold);
-    uint64_t attempts = x->max_connect_attempts;
-    gw_cget_uint(doc, gw_cmap_get(doc, map, "max_connect_attempts"), "max_connect_attempts", 1, 10,
-                 &attempts);
-    x->max_connect_attempts = (unsigned)attempts;
+    const gw_cnode_t *retry = gw_cmap_get(doc, map, "retry");
+    if (retry != NULL && gw_cnode_expect_map(doc, retry, "retry")) {
+        uint64_t attempts = x->max_connect_attempts;
+        gw_cget_uint(doc, gw_cmap_get(doc, retry, "max_attempts"), "max_attempts", 1, 10,
+                     &attempts);
+        x->max_connect_attempts = (unsigned)attempts;
+    }
     const gw_cnode_t *hc = gw_cmap_get(doc, map, "health_check");
     if (hc != NULL)
         decode_health(doc, hc, &x->health_check);
@@ -197,7 +200,7 @@ void gw_lb_cfg_print_upstream(FILE *out, const gw_upstream_cfg_t *u, int in)
     if (x->hash_client_ip)
         fprintf(out, "%*shash: client_ip\n", in, "");
     fprintf(out, "%*spanic_threshold: %g\n", in, "", x->panic_threshold);
-    fprintf(out, "%*smax_connect_attempts: %u\n", in, "", x->max_connect_attempts);
+    fprintf(out, "%*sretry:\n%*smax_attempts: %u\n", in, "", in + 2, "", x->max_connect_attempts);
     print_health(out, &x->health_check, in);
     fprintf(out, "%*soutlier:\n%*sconsecutive_failures: %u\n", in, "", in + 2, "",
             x->outlier.consecutive_failures);

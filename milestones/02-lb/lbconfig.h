@@ -1,5 +1,6 @@
 /* lbconfig.h - milestone 02's configuration keys: balancer, hash, weights, health checks,
- * outlier detection, panic threshold and connect attempts, as a gw_config_ext_t. */
+ * outlier detection, panic threshold and connect retries (retry.max_attempts), as a
+ * gw_config_ext_t. */
 #ifndef GW_LBCONFIG_H
 #define GW_LBCONFIG_H
 
@@ -15,7 +16,8 @@ typedef struct gw_lb_upstream_cfg_s {
     gw_balancer_kind_t balancer;   /* default round_robin */
     bool hash_client_ip;           /* `hash: client_ip` (required by consistent_hash) */
     double panic_threshold;        /* percent 0..100, default 50; 0 disables panic mode */
-    unsigned max_connect_attempts; /* 1..10, default 3 */
+    unsigned max_connect_attempts; /* retry.max_attempts: 1..10, default 3 (03 adds backoff
+                                    * and a budget to the same block) */
     gw_hc_cfg_t health_check;      /* type GW_HC_NONE when absent */
     gw_outlier_cfg_t outlier;      /* consecutive_failures 0 = off; default 5 */
 } gw_lb_upstream_cfg_t;

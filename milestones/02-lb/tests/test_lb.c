@@ -63,7 +63,7 @@ static void lbconfig_full_upstream(void **state)
     assert_int_equal(load("    balancer: consistent_hash\n"
                           "    hash: client_ip\n"
                           "    panic_threshold: 25\n"
-                          "    max_connect_attempts: 2\n"
+                          "    retry: {max_attempts: 2}\n"
                           "    health_check: {type: http, interval: 250ms, timeout: 100ms,\n"
                           "                   path: /healthz, expect_status: 200-204, rise: 3,\n"
                           "                   fall: 4}\n"
@@ -138,8 +138,8 @@ static void lbconfig_path_on_tcp_check(void **state)
 static void lbconfig_attempts_out_of_range(void **state)
 {
     (void)state;
-    assert_int_not_equal(load("    max_connect_attempts: 11\n", ONE_BACKEND), 0);
-    gw_assert_contains(errs, "c.yaml:6:27:");
+    assert_int_not_equal(load("    retry: {max_attempts: 11}\n", ONE_BACKEND), 0);
+    gw_assert_contains(errs, "c.yaml:6:27: max_attempts: 11 is out of range 1..10");
 }
 
 static void lbconfig_unknown_key_in_health_check(void **state)
