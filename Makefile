@@ -52,7 +52,7 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 # libuv's headers need POSIX declarations that plain -std=c11 hides: gnu11 (DESIGN.md).
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
-BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -Icommon -Imilestones $(PKG_CFLAGS) -MMD -MP
+BASE_CFLAGS := -std=gnu11 $(WARN) -g -D_GNU_SOURCE -Icommon -Imilestones -I/usr/share/include/llhttp $(PKG_CFLAGS) -MMD -MP
 SAN_asan := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 SAN_tsan := -O1 -fno-omit-frame-pointer -fsanitize=thread
 SAN_plain := -O2
