@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 #include "tcp_sm.h"
@@ -49,11 +50,21 @@ struct conn_s {
     bool admitted, connected, closing, backend_open;
     uint64_t last_active; /* loop time of the last byte read or written */
     uint64_t bytes[2];    /* read from each side */
+    uint64_t retry_delay_ms;
+    struct sockaddr_storage peer; /* the client's address (AF_UNSPEC if unknown) */
 };
 
 static void apply(conn_t *c, unsigned act);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void start_connect(conn_t *c);
+
+/* One writer (this worker), readers elsewhere (a metrics scrape): a relaxed load and
+ * store is enough and costs no locked instruction. */
+static void stat_add(atomic_uint_least64_t *v, uint64_t n)
+{
+    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
 
 static gw_side_t side_of(const conn_t *c, const void *handle)
 {
@@ -102,9 +113,9 @@ static void conn_free(conn_t *c)
         c->next->prev = c->prev;
     if (c->admitted)
         gw_listener_leave(c->l);
-    tw->stats.closed++;
-    tw->stats.bytes_in += c->bytes[GW_CLIENT];
-    tw->stats.bytes_out += c->bytes[GW_BACKEND];
+    stat_add(&tw->stats.closed, 1);
+    stat_add(&tw->stats.bytes_in, c->bytes[GW_CLIENT]);
+    stat_add(&tw->stats.bytes_out, c->bytes[GW_BACKEND]);
     gw_worker_t *w = tw->w;
     free(c);
     gw_worker_conn_done(w); /* last: it may finish the worker */
@@ -369,6 +380,11 @@ static void log_connect_failure(conn_t *c, const char *why)
             dropped ? " (more like this suppressed)" : "");
 }
 
+static void on_retry_timer(uv_timer_t *t)
+{
+    start_connect(t->data);
+}
+
 /* The backend socket of a failed attempt is closed and a fresh one made for the next. */
 static void on_backend_closed_for_retry(uv_handle_t *h)
 {
@@ -381,16 +397,30 @@ static void on_backend_closed_for_retry(uv_handle_t *h)
     uv_tcp_init(loop_of(c), &c->sock[GW_BACKEND]);
     c->sock[GW_BACKEND].data = c;
     c->backend_open = true;
-    start_connect(c);
+    if (c->retry_delay_ms > 0)
+        uv_timer_start(&c->timer, on_retry_timer, c->retry_delay_ms, 0);
+    else
+        start_connect(c);
+}
+
+/* Asks the picker whether attempt c->attempt may happen, and after how long. */
+static bool may_retry(conn_t *c)
+{
+    const gw_tcp_picker_t *p = &c->tw->picker;
+    c->retry_delay_ms = 0;
+    if (c->attempt >= p->max_attempts || c->tw->w->draining)
+        return false;
+    return p->retry == NULL || p->retry(p->ctx, c->tw->w, &c->pick, c->attempt, &c->retry_delay_ms);
 }
 
 static void connect_failed(conn_t *c, int status, const char *why)
 {
-    c->tw->stats.connect_failed++;
+    stat_add(&c->tw->stats.connect_failed, 1);
     log_connect_failure(c, why);
     if (c->tw->picker.report != NULL)
         c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick, status);
-    if (++c->attempt < c->tw->picker.max_attempts && !c->tw->w->draining) {
+    c->attempt++;
+    if (may_retry(c)) {
         uv_timer_stop(&c->timer);
         c->backend_open = false;
         c->pending_closes++;
@@ -435,7 +465,7 @@ static void start_connect(conn_t *c)
                                  &c->pick);
     c->picked = true;
     if (c->backend == NULL) {
-        tw->stats.no_backend++;
+        stat_add(&tw->stats.no_backend, 1);
         log_connect_failure(c, "no usable backend");
         apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
         return;
@@ -457,16 +487,22 @@ static void on_rejected_closed(uv_handle_t *h)
     free(h->data); /* the conn_t that was never started */
 }
 
-/* Over max_connections: accept and reset at once, so the client learns now instead of
- * waiting in the kernel's backlog, and log (rate limited: this is what a flood looks like). */
-static void reject(tcp_worker_t *tw, uv_tcp_t *client, gw_listener_t *l)
+/* Over max_connections, or refused by the admit hook (a rate limit): accept and reset at
+ * once, so the client learns now instead of waiting in the kernel's backlog, and log (rate
+ * limited: this is what a flood looks like). */
+static void reject(tcp_worker_t *tw, uv_tcp_t *client, gw_listener_t *l, bool limited)
 {
-    tw->stats.rejected++;
+    stat_add(limited ? &tw->stats.limited : &tw->stats.rejected, 1);
     uint64_t dropped;
-    if (gw_lograte_allow(&tw->reject_log, uv_now(&tw->w->loop), LOG_PERIOD_MS, &dropped))
-        gw_warn("listener '%s': max_connections (%llu) reached, connection refused%s", l->cfg->name,
-                (unsigned long long)l->cfg->max_connections,
-                dropped ? " (more refusals suppressed)" : "");
+    if (gw_lograte_allow(&tw->reject_log, uv_now(&tw->w->loop), LOG_PERIOD_MS, &dropped)) {
+        if (limited)
+            gw_warn("listener '%s': rate limit reached, connection refused%s", l->cfg->name,
+                    dropped ? " (more refusals suppressed)" : "");
+        else
+            gw_warn("listener '%s': max_connections (%llu) reached, connection refused%s",
+                    l->cfg->name, (unsigned long long)l->cfg->max_connections,
+                    dropped ? " (more refusals suppressed)" : "");
+    }
     gw_tcp_close_reset(client, on_rejected_closed);
 }
 
@@ -480,7 +516,7 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     if (tw->conns != NULL)
         tw->conns->prev = c;
     tw->conns = c;
-    tw->stats.accepted++;
+    stat_add(&tw->stats.accepted, 1);
     gw_sm_init(&c->sm, tw->w->rt->cfg->buffers.high_water, tw->w->rt->cfg->buffers.low_water);
     uv_tcp_nodelay(&c->sock[GW_CLIENT], 1);
     uv_tcp_init(loop_of(c), &c->sock[GW_BACKEND]);
@@ -508,8 +544,16 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
         uv_close((uv_handle_t *)&c->sock[GW_CLIENT], on_rejected_closed);
         return;
     }
+    int len = sizeof c->peer;
+    if (uv_tcp_getpeername(&c->sock[GW_CLIENT], (struct sockaddr *)&c->peer, &len) != 0)
+        c->peer.ss_family = AF_UNSPEC;
+    const gw_tcp_picker_t *p = &tw->picker;
+    if (p->admit != NULL && !p->admit(p->ctx, tw->w, wl->listener, (struct sockaddr *)&c->peer)) {
+        reject(tw, &c->sock[GW_CLIENT], wl->listener, true);
+        return;
+    }
     if (!gw_listener_admit(wl->listener)) {
-        reject(tw, &c->sock[GW_CLIENT], wl->listener);
+        reject(tw, &c->sock[GW_CLIENT], wl->listener, false);
         return;
     }
     conn_start(tw, c, wl->listener);
@@ -525,7 +569,7 @@ int gw_tcp_worker_start(gw_worker_t *w)
         return GW_ENOMEM;
     tw->w = w;
     const gw_tcp_picker_t *p = w->rt->app_data;
-    tw->picker = p != NULL ? *p : (gw_tcp_picker_t){first_backend, NULL, 1, NULL};
+    tw->picker = p != NULL ? *p : (gw_tcp_picker_t){.pick = first_backend, .max_attempts = 1};
     uv_timer_init(&w->loop, &tw->starve_timer);
     tw->starve_timer.data = tw;
     w->app = tw;

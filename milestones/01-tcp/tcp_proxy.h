@@ -3,6 +3,8 @@
 #ifndef GW_TCP_PROXY_H
 #define GW_TCP_PROXY_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "runtime.h"
@@ -10,9 +12,10 @@
 /* What a picker keeps per connection: 01 stores it in the pair and hands it back, it never
  * looks inside. On a retry it still holds what the previous attempt left there. */
 typedef struct gw_tcp_pick_s {
-    void *backend; /* the picker's choice for the current attempt */
-    void *ref;     /* anything the picker holds for the whole connection (a reference) */
-    unsigned flags;
+    void *backend;  /* the picker's choice for the current attempt */
+    void *ref;      /* anything the picker holds for the whole connection (a reference) */
+    unsigned flags; /* bits 0-7: milestone 02's; 8-15: 03's; the rest: later layers' */
+    uint64_t attempt_started_ns; /* set by 01 when the current connect attempt began */
 } gw_tcp_pick_t;
 
 /* How a later milestone chooses backends without 01 knowing about balancers (02 supplies
@@ -27,6 +30,14 @@ typedef struct gw_tcp_picker_s {
      * GW_TCP_CLOSED, or GW_TCP_CLOSED_BACKEND_ERROR when a read or write on the backend
      * side failed (a passive health signal). May be NULL. */
     void (*report)(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status);
+    /* Before connect attempt ATTEMPT (>= 1) after a failure: may it happen (false: give up,
+     * the client is closed), and after how long (*DELAY_MS, 0 by default: backoff from 03).
+     * May be NULL: retry at once while ATTEMPT < max_attempts. */
+    bool (*retry)(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, unsigned attempt,
+                  uint64_t *delay_ms);
+    /* A new client on listener L: may it in (false: it is reset at once and counted as
+     * rate limited)? Runs before max_connections is checked. May be NULL. */
+    bool (*admit)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const struct sockaddr *client);
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
     void *ctx;
 } gw_tcp_picker_t;
@@ -34,10 +45,13 @@ typedef struct gw_tcp_picker_s {
 #define GW_TCP_CLOSED 1
 #define GW_TCP_CLOSED_BACKEND_ERROR 2
 
-/* Per-worker counters, summed on scrape from 03 on. Only the owning worker writes them.
- * bytes_in: read from clients; bytes_out: read from backends (both counted at the close). */
+/* Per-worker counters, summed on scrape from 03 on. Only the owning worker writes them
+ * (a relaxed load and store, no locked instruction); another thread may read them with a
+ * relaxed load. bytes_in: read from clients; bytes_out: read from backends (both counted
+ * at the close). rejected: over max_connections; limited: refused by the admit hook. */
 typedef struct gw_tcp_stats_s {
-    uint64_t accepted, rejected, connect_failed, no_backend, closed, bytes_in, bytes_out;
+    atomic_uint_least64_t accepted, rejected, limited, connect_failed, no_backend, closed, bytes_in,
+        bytes_out;
 } gw_tcp_stats_t;
 
 /* The proxy's hooks for gw_runtime_run. Its app_data must point to a gw_tcp_picker_t, or

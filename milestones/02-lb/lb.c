@@ -21,6 +21,7 @@ typedef struct lb_worker_s {
 
 struct gw_lb_s {
     gw_tcp_picker_t picker; /* first: 01's proxy reads rt->app_data as a picker */
+    gw_lb_hooks_t hooks;
     const gw_config_t *cfg;
     lb_worker_t *workers; /* [cfg->workers] */
     gw_hc_t **checkers;   /* [cfg->nupstreams], NULL where no active check */
@@ -137,6 +138,27 @@ fail:
 
 /* ---- the picker ------------------------------------------------------------------------------ */
 
+/* The balancer's choice among P->usable, filtered and confirmed by a later milestone's
+ * hooks (03's breakers): a backend whose claim fails is taken out and the pick repeated. */
+static gw_backend_t *choose(gw_lb_t *lb, gw_balancer_t *bal, const gw_lb_upstream_t *u,
+                            bool *usable, gw_pick_t *p, gw_tcp_pick_t *tok, uint64_t now)
+{
+    const gw_lb_hooks_t *h = &lb->hooks;
+    if (h->usable != NULL)
+        for (size_t i = 0; i < u->n; i++)
+            usable[i] = usable[i] && h->usable(h->ctx, u, i, now);
+    for (size_t tries = 0; tries < u->n; tries++) {
+        int idx = gw_balancer_pick(bal, p);
+        if (idx < 0)
+            return NULL;
+        gw_backend_t *b = u->ptrs[idx];
+        if (h->claim == NULL || h->claim(h->ctx, u, b, tok, now))
+            return b;
+        usable[idx] = false;
+    }
+    return NULL;
+}
+
 static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
                                 const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok)
 {
@@ -155,15 +177,15 @@ static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *
     if (attempt >= u->lb->max_connect_attempts)
         return NULL;
     bool panic;
-    gw_lb_usable(u, gw_clock_mono_ms(&gw_clock_system), lw->usable, &panic);
+    uint64_t now = gw_clock_mono_ms(&gw_clock_system);
+    gw_lb_usable(u, now, lw->usable, &panic);
     const gw_backend_t *prev = tok->backend;
     gw_pick_t p = {.usable = lw->usable,
                    .avoid = prev != NULL ? prev->index : SIZE_MAX,
                    .key = u->lb->hash_client_ip ? gw_hash_client_ip(client) : 0};
-    int idx = gw_balancer_pick(lw->bal[l->cfg->upstream_index], &p);
-    if (idx < 0)
+    gw_backend_t *b = choose(lb, lw->bal[l->cfg->upstream_index], u, lw->usable, &p, tok, now);
+    if (b == NULL)
         return NULL;
-    gw_backend_t *b = u->ptrs[idx];
     atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&b->picks, 1, memory_order_relaxed);
     tok->backend = b;
@@ -190,8 +212,11 @@ static void passive_failure(gw_backend_t *b)
 
 static void lb_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
 {
-    (void)ctx;
+    gw_lb_t *lb = ctx;
     gw_backend_t *b = tok->backend;
+    if (lb->hooks.outcome != NULL)
+        lb->hooks.outcome(lb->hooks.ctx, w, b != NULL ? b->upstream : NULL, b, tok, status,
+                          gw_clock_mono_ms(&gw_clock_system));
     if (status == 0) { /* connected: the count stays until the close */
         gw_outlier_success(b);
         return;
@@ -209,7 +234,37 @@ static void lb_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
         gw_snap_release(tok->ref);
         tok->ref = NULL;
     }
-    (void)w;
+}
+
+static bool lb_retry(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, unsigned attempt,
+                     uint64_t *delay_ms)
+{
+    gw_lb_t *lb = ctx;
+    const gw_backend_t *b = tok->backend;
+    const gw_lb_upstream_t *u = b != NULL ? b->upstream : NULL;
+    if (u == NULL || attempt >= u->lb->max_connect_attempts)
+        return false;
+    *delay_ms = 0;
+    return lb->hooks.retry == NULL || lb->hooks.retry(lb->hooks.ctx, w, u, tok, attempt, delay_ms);
+}
+
+static bool lb_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
+                     const struct sockaddr *client)
+{
+    gw_lb_t *lb = ctx;
+    return lb->hooks.admit == NULL || lb->hooks.admit(lb->hooks.ctx, w, l, client);
+}
+
+/* see lb.h */
+void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks)
+{
+    lb->hooks = *hooks;
+}
+
+/* see lb.h */
+const gw_lb_table_t *gw_lb_current_table(gw_runtime_t *rt)
+{
+    return gw_snap_current(&rt->snap);
 }
 
 /* ---- the application ---------------------------------------------------------------------- */
@@ -228,7 +283,8 @@ static void describe(const gw_lb_upstream_t *u)
             u->lb->outlier.consecutive_failures ? "on" : "off");
 }
 
-static int lb_control_start(gw_runtime_t *rt)
+/* see lb.h */
+int gw_lb_control_start(gw_runtime_t *rt)
 {
     gw_lb_t *lb = rt->app_data;
     gw_lb_table_t *t = gw_lb_table_new(rt->cfg);
@@ -252,7 +308,8 @@ static int lb_control_start(gw_runtime_t *rt)
     return 0;
 }
 
-static void lb_control_stop(gw_runtime_t *rt)
+/* see lb.h */
+void gw_lb_control_stop(gw_runtime_t *rt)
 {
     gw_lb_t *lb = rt->app_data;
     for (size_t i = 0; i < rt->cfg->nupstreams; i++) {
@@ -262,7 +319,8 @@ static void lb_control_stop(gw_runtime_t *rt)
     }
 }
 
-static void lb_worker_stop(gw_worker_t *w)
+/* see lb.h */
+void gw_lb_worker_stop(gw_worker_t *w)
 {
     gw_lb_t *lb = w->rt->app_data;
     gw_tcp_worker_stop(w);
@@ -291,7 +349,12 @@ int gw_lb_prepare(const gw_config_t *cfg, void **app_data)
         unsigned a = gw_lb_upstream_cfg(&cfg->upstreams[i])->max_connect_attempts;
         attempts = a > attempts ? a : attempts;
     }
-    lb->picker = (gw_tcp_picker_t){lb_pick, lb_report, attempts, lb};
+    lb->picker = (gw_tcp_picker_t){.pick = lb_pick,
+                                   .report = lb_report,
+                                   .retry = lb_retry,
+                                   .admit = lb_admit,
+                                   .max_attempts = attempts,
+                                   .ctx = lb};
     *app_data = lb;
     return 0;
 }
@@ -312,7 +375,7 @@ const gw_app_t gw_lb_app = {
     .on_connection = gw_tcp_on_connection,
     .worker_drain = gw_tcp_worker_drain,
     .worker_force_close = gw_tcp_worker_force_close,
-    .worker_stop = lb_worker_stop,
-    .control_start = lb_control_start,
-    .control_stop = lb_control_stop,
+    .worker_stop = gw_lb_worker_stop,
+    .control_start = gw_lb_control_start,
+    .control_stop = gw_lb_control_stop,
 };

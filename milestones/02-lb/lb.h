@@ -37,6 +37,40 @@ void gw_lb_release(void *app_data);
 /* The runtime's app_data for gw02: the picker comes first, as 01's proxy expects. */
 typedef struct gw_lb_s gw_lb_t;
 
+/* How milestone 03 (breakers, budgets, rate limits) attaches to 02 without 02 knowing it.
+ * All may be NULL. Worker hooks run on the worker's thread. */
+typedef struct gw_lb_hooks_s {
+    /* An extra filter on backends 02 found usable (after health, ejection and panic). */
+    bool (*usable)(void *ctx, const gw_lb_upstream_t *u, size_t i, uint64_t now_ms);
+    /* The backend a pick chose: may the connection go there (false: 02 picks again
+     * without it)? A hook that takes a resource here gives it back in `outcome`. */
+    bool (*claim)(void *ctx, const gw_lb_upstream_t *u, gw_backend_t *b, gw_tcp_pick_t *tok,
+                  uint64_t now_ms);
+    /* Every report 01 makes (see gw_tcp_picker_t.report); B is NULL when no backend was
+     * ever chosen. */
+    void (*outcome)(void *ctx, gw_worker_t *w, const gw_lb_upstream_t *u, gw_backend_t *b,
+                    gw_tcp_pick_t *tok, int status, uint64_t now_ms);
+    /* Retry policy beyond retry.max_attempts (which 02 applies first): see
+     * gw_tcp_picker_t.retry. U is the upstream of the attempt that failed. */
+    bool (*retry)(void *ctx, gw_worker_t *w, const gw_lb_upstream_t *u, gw_tcp_pick_t *tok,
+                  unsigned attempt, uint64_t *delay_ms);
+    /* Admission of a new client: see gw_tcp_picker_t.admit. */
+    bool (*admit)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const struct sockaddr *client);
+    void *ctx;
+} gw_lb_hooks_t;
+
+/* Installs HOOKS (copied) into LB, before the runtime starts. */
+void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks);
+
+/* The table currently published, for the control thread (which publishes and reclaims,
+ * so what it reads cannot be freed under it). NULL before control_start. */
+const gw_lb_table_t *gw_lb_current_table(gw_runtime_t *rt);
+
+/* The gw02 hooks as functions, for a later milestone that wraps them in its own app. */
+int gw_lb_control_start(gw_runtime_t *rt);
+void gw_lb_control_stop(gw_runtime_t *rt);
+void gw_lb_worker_stop(gw_worker_t *w);
+
 /* Decides which backends a pick may use at NOW_MS: usable ones, or every one when fewer
  * than panic_threshold percent are usable (panic mode, as in Envoy: better to spread the
  * load over all than to crush the few survivors). Fills USABLE[0..u->n) and returns how
