@@ -45,6 +45,9 @@ def http_check(**over):
 
 NO_OUTLIER = {"consecutive_failures": 0}
 
+# Client source addresses (consistent hashing): Linux's loopback answers for all of 127/8.
+SOURCES = ["127.0.0.%d" % i for i in range(2, 41)]
+
 
 def verdict_deadline(checks):
     """How long CHECKS consecutive health checks may take to produce a verdict: the first
@@ -381,14 +384,12 @@ def test_no_usable_backend_without_panic_closes_client_at_once(gateway, backend,
     gw.wait_log(r"no usable backend", timeout=env.timeout(2), after=at_verdicts)
 
 
-@pytest.mark.xfail(strict=False, reason="gw02's retry avoids only the backend of the previous attempt, so "
-                   "attempt 3 may go back to the first failed one (remove this mark once it avoids all tried)")
 def test_connect_retry_never_tries_a_failed_backend_again(gateway, backend, transcript):
     # 2 of 4 backends down, not yet known as such (no active checks, no outlier): with
-    # max_connect_attempts 3 every request can reach a live backend if no attempt goes to
-    # a backend that already failed. consistent_hash makes the order of the attempts fixed
-    # per source: about half of the 39 sources start on a dead backend, and a third of
-    # those have the other dead one next on the ring.
+    # retry.max_attempts 3 (the default) every request can reach a live backend if no
+    # attempt goes to a backend that already failed. consistent_hash makes the order of the
+    # attempts fixed per source: about half of the 39 sources start on a dead backend, and
+    # a third of those have the other dead one next on the ring.
     bs = [backend.tagged() for _ in range(4)]
     gw = gateway(GW, config.lb_proxy(bs, balancer="consistent_hash",
                                      upstream={"hash": "client_ip", "outlier": NO_OUTLIER}))
@@ -435,10 +436,6 @@ def test_outlier_ejects_failing_backend_without_health_checks(gateway, backend, 
 
 
 # ---- consistent hashing ----------------------------------------------------------------------
-
-# Client source addresses: Linux's loopback answers for the whole of 127/8.
-SOURCES = ["127.0.0.%d" % i for i in range(2, 41)]
-
 
 def map_sources(addr, transcript, sources, reps):
     """{source: set of backend names its REPS requests reached}."""
@@ -539,7 +536,7 @@ def test_config_errors_02(config_file, run_binary, text, where, words):
     assert not missing, "the error at %s should mention %s: %s" % (prefix, missing, hits)
 
 
-def test_config_02_keys_accepted_by_gw02_only(config_file, run_binary):
+def test_config_02_keys_need_gw02(config_file, run_binary):
     text = bad_config("balancer: weighted_round_robin\npanic_threshold: 0\nretry: {max_attempts: 2}",
                       backend_extra="weight: 5", hc="type: http\npath: /healthz\nexpect_status: 200-299")
     path, _ = config_file(text, "lb.yaml")

@@ -193,10 +193,15 @@ static void publish(probe_t *p)
             return;
         }
     } while (!atomic_compare_exchange_weak(&p->b->health, &cur, want));
-    if (p->fsm.healthy)
+    if (p->fsm.healthy) {
+        /* Active checks see it fine again: end any passive ejection too (Envoy's
+         * successful_active_health_check_uneject_host), or a backend restarted after an
+         * outage would stay out for the rest of a long ejection although it works. */
+        atomic_store(&p->b->ejected_until_ms, 0);
+        atomic_store(&p->b->consecutive_failures, 0);
         gw_info("upstream '%s': backend %s is HEALTHY again after %u passed checks", hc->upstream,
                 p->b->name, p->fsm.successes);
-    else
+    } else
         gw_warn("upstream '%s': backend %s is now UNHEALTHY after %u failed checks (last: %s)",
                 hc->upstream, p->b->name, p->fsm.failures, p->last.why);
 }

@@ -138,6 +138,20 @@ fail:
 
 /* ---- the picker ------------------------------------------------------------------------------ */
 
+/* A retry should not go back to a backend that already failed this connection, as long as
+ * another one is usable (the first 64 backends are remembered; beyond, only the last). */
+static void avoid_tried(const gw_lb_upstream_t *u, bool *usable, uint64_t tried)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < u->n; i++)
+        left += usable[i] && !(i < 64 && (tried >> i & 1));
+    if (left == 0)
+        return;
+    for (size_t i = 0; i < u->n && i < 64; i++)
+        if (tried >> i & 1)
+            usable[i] = false;
+}
+
 /* The balancer's choice among P->usable, filtered and confirmed by a later milestone's
  * hooks (03's breakers): a backend whose claim fails is taken out and the pick repeated. */
 static gw_backend_t *choose(gw_lb_t *lb, gw_balancer_t *bal, const gw_lb_upstream_t *u,
@@ -147,6 +161,7 @@ static gw_backend_t *choose(gw_lb_t *lb, gw_balancer_t *bal, const gw_lb_upstrea
     if (h->usable != NULL)
         for (size_t i = 0; i < u->n; i++)
             usable[i] = usable[i] && h->usable(h->ctx, u, i, now);
+    avoid_tried(u, usable, tok->tried);
     for (size_t tries = 0; tries < u->n; tries++) {
         int idx = gw_balancer_pick(bal, p);
         if (idx < 0)
@@ -169,6 +184,7 @@ static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *
          * explicit reference, not by the quiescent-state rule (snapshot.h). */
         tok->ref = gw_snap_acquire(&w->rt->snap);
         tok->backend = NULL;
+        tok->tried = 0;
     }
     const gw_lb_table_t *t = tok->ref ? ((gw_snap_t *)tok->ref)->data : NULL;
     if (t == NULL || worker_sync(lw, t) != 0)
@@ -190,6 +206,8 @@ static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *
     atomic_fetch_add_explicit(&b->picks, 1, memory_order_relaxed);
     tok->backend = b;
     tok->flags |= HOLDS_ACTIVE;
+    if (b->index < 64)
+        tok->tried |= (uint64_t)1 << b->index;
     return &b->addr;
 }
 
@@ -259,6 +277,12 @@ static bool lb_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
 void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks)
 {
     lb->hooks = *hooks;
+}
+
+/* see lb.h */
+void *gw_lb_hooks_ctx(const gw_lb_t *lb)
+{
+    return lb->hooks.ctx;
 }
 
 /* see lb.h */

@@ -59,8 +59,10 @@ typedef struct gw_lb_hooks_s {
     void *ctx;
 } gw_lb_hooks_t;
 
-/* Installs HOOKS (copied) into LB, before the runtime starts. */
+/* Installs HOOKS (copied) into LB, before the runtime starts; gw_lb_hooks_ctx gives back
+ * their ctx (a later milestone's state, reached from the runtime's app_data). */
 void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks);
+void *gw_lb_hooks_ctx(const gw_lb_t *lb);
 
 /* The table currently published, for the control thread (which publishes and reclaims,
  * so what it reads cannot be freed under it). NULL before control_start. */

@@ -200,13 +200,14 @@ void gw_lb_cfg_print_upstream(FILE *out, const gw_upstream_cfg_t *u, int in)
     if (x->hash_client_ip)
         fprintf(out, "%*shash: client_ip\n", in, "");
     fprintf(out, "%*spanic_threshold: %g\n", in, "", x->panic_threshold);
-    fprintf(out, "%*sretry:\n%*smax_attempts: %u\n", in, "", in + 2, "", x->max_connect_attempts);
     print_health(out, &x->health_check, in);
     fprintf(out, "%*soutlier:\n%*sconsecutive_failures: %u\n", in, "", in + 2, "",
             x->outlier.consecutive_failures);
     fprintf(out, "%*sbase_ejection: %s\n%*smax_ejection_percent: %u\n", in + 2, "",
             gw_cfmt_duration(x->outlier.base_ejection_ms, a, sizeof a), in + 2, "",
             x->outlier.max_ejection_percent);
+    /* Last, so that a later milestone can continue the block with its own retry keys. */
+    fprintf(out, "%*sretry:\n%*smax_attempts: %u\n", in, "", in + 2, "", x->max_connect_attempts);
 }
 
 /* see lbconfig.h */
