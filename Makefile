@@ -97,7 +97,7 @@ $(COMMON_LIB): $(call objs,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(TBIN)/common/%: $(OBJ)/common/tests/%.o $(call objs,$(TS_SRC)) $(COMMON_LIB)
+$(TBIN)/common/%: $(OBJ)/common/tests/%.o $(call objs,$(TS_SRC)) $(COMMON_LIB) $(LLHTTP_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
 

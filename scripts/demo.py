@@ -20,13 +20,16 @@ def echo_server(host, port):
 
     def serve(conn):
         with conn:
-            conn.sendall(f"[backend {host}:{port}] ".encode())
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    conn.shutdown(socket.SHUT_WR)
-                    return
-                conn.sendall(data)
+            try:
+                conn.sendall(f"[backend {host}:{port}] ".encode())
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        conn.shutdown(socket.SHUT_WR)
+                        return
+                    conn.sendall(data)
+            except OSError:
+                return  # the client went away (reset): nothing to do
 
     def loop():
         while True:

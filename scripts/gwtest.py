@@ -182,13 +182,17 @@ def load_checkpoints(ms):
 
 
 def case_matches(pattern, ms, case):
-    """unit:BINARY:NAME matches a cmocka case of milestones/MS/tests/BINARY; e2e:NAME a pytest
-    case of e2e/test_NN_*.py (parameters in brackets ignored)."""
+    """unit:BINARY:NAME matches a cmocka case of milestones/MS/tests/BINARY, common:BINARY:NAME
+    one of common/tests/BINARY, e2e:NAME a pytest case of e2e/test_NN_*.py (parameters in
+    brackets ignored)."""
     kind, _, rest = pattern.partition(":")
     name = case["name"].split("[")[0]
     if kind == "unit":
         binary, _, test = rest.partition(":")
         return case["suite"] == f"{ms}/{binary}" and fnmatch.fnmatchcase(name, test)
+    if kind == "common":
+        binary, _, test = rest.partition(":")
+        return case["suite"] == f"common/{binary}" and fnmatch.fnmatchcase(name, test)
     if kind == "e2e":
         return case["suite"] == f"e2e/test_{ms[:2]}" and fnmatch.fnmatchcase(name, rest)
     return False

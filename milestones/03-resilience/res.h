@@ -1,0 +1,17 @@
+/* res.h - milestone 03 inside the proxy: circuit breakers, rate limits and retry budgets,
+ * attached to milestone 02 through its hooks; metrics and the admin API on the control
+ * thread. */
+#ifndef GW_RES_H
+#define GW_RES_H
+
+#include "02-lb/lb.h"
+#include "resconfig.h"
+
+/* The gw03 application (02's, plus the admin API), and the cli hooks that build and free
+ * its state from the config. The runtime's app_data stays 02's gw_lb_t (01 reads its
+ * picker); 03's state is the ctx of 02's hooks. */
+extern const gw_app_t gw_res_app;
+int gw_res_prepare(const gw_config_t *cfg, void **app_data);
+void gw_res_release(void *app_data);
+
+#endif

@@ -1,0 +1,45 @@
+/* resconfig.h - milestone 03's configuration keys: admin listener, circuit breakers, rate
+ * limits, retry backoff and budget; a gw_config_ext_t that chains to milestone 02's. */
+#ifndef GW_RESCONFIG_H
+#define GW_RESCONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "02-lb/lbconfig.h"
+#include "breaker.h"
+#include "config.h"
+
+/* The top-level `admin` block (gw_config_t.ext). Absent: no admin listener. */
+typedef struct gw_res_root_cfg_s {
+    bool admin_enabled;
+    char *admin_address_text; /* default "127.0.0.1:9901" */
+    gw_addr_t admin_addr;
+    char *admin_token; /* NULL: no token */
+} gw_res_root_cfg_t;
+
+/* listeners[].rate_limit (gw_listener_cfg_t.ext). rate 0 = that limit is off. */
+typedef struct gw_res_listener_cfg_s {
+    uint64_t global_rate, global_burst; /* new connections per second, whole listener */
+    uint64_t client_rate, client_burst; /* per client address */
+    uint64_t max_clients;               /* cap on tracked client addresses, default 100000 */
+} gw_res_listener_cfg_t;
+
+/* upstreams.<name>.circuit_breaker and retry's 03 keys (kept beside 02's ext). */
+typedef struct gw_res_upstream_cfg_s {
+    bool breaker_enabled;
+    gw_breaker_cfg_t breaker;
+    uint64_t backoff_ms, backoff_max_ms; /* retry.backoff (default 10ms), backoff_max (1s) */
+    double budget_percent;               /* retry.budget_percent, default 20 */
+    uint64_t min_concurrent;             /* retry.min_concurrent, default 3 */
+} gw_res_upstream_cfg_t;
+
+/* The milestone-03 part of upstream U / listener L / the root (defaults when absent). */
+const gw_res_upstream_cfg_t *gw_res_upstream_cfg(const gw_upstream_cfg_t *u);
+const gw_res_listener_cfg_t *gw_res_listener_cfg(const gw_listener_cfg_t *l);
+const gw_res_root_cfg_t *gw_res_root_cfg(const gw_config_t *cfg);
+
+/* gw03's extension: level 3, 02's hooks plus these keys. */
+extern const gw_config_ext_t gw_res_config_ext;
+
+#endif
