@@ -71,6 +71,7 @@ def make(targets, variant, ms, jobs):
 
 
 CMOCKA_LINE = re.compile(r"^\[\s+(OK|FAILED|ERROR|SKIPPED)\s+\] (\S+)\s*$")
+CMOCKA_RUN = re.compile(r"^\[ RUN\s+\] (\S+)\s*$")
 
 
 def run_unit(path, env, only, timeout):
@@ -84,12 +85,20 @@ def run_unit(path, env, only, timeout):
     except subprocess.TimeoutExpired as ex:
         out, rc = (ex.stdout or b"").decode(errors="replace") if isinstance(ex.stdout, bytes) else (ex.stdout or ""), -1
         out += f"\n(timed out after {timeout}s)"
-    cases, seen = [], set()
+    cases, seen, running = [], set(), None
     for line in out.splitlines():
+        r = CMOCKA_RUN.match(line)
+        if r:
+            running = r.group(1)
         m = CMOCKA_LINE.match(line)
         if m and m.group(2) not in seen:
             seen.add(m.group(2))
+            running = None
             cases.append({"name": m.group(2), "ok": m.group(1) in ("OK", "SKIPPED"), "detail": ""})
+    if rc != 0 and running is not None and running not in seen:
+        # The binary died inside this test (a crash cmocka could not catch, a sanitizer
+        # abort, a timeout): it failed, and the tests after it never ran.
+        cases.append({"name": running, "ok": False, "detail": "crashed or timed out"})
     for c in cases:
         if not c["ok"]:
             c["detail"] = out[-4000:]
