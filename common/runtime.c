@@ -588,6 +588,8 @@ static void runtime_cleanup(gw_runtime_t *rt)
         }
         if (w->mq_inited)
             gw_mq_destroy(&w->mq);
+        if (w->stats_free != NULL)
+            w->stats_free(w->stats);
         free(w->wls);
     }
     if (rt->snap.readers != NULL)

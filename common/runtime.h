@@ -55,7 +55,12 @@ struct gw_worker_s {
     gw_msg_t ready_msg, exit_msg;
     gw_msg_t drain_msg;
     gw_lograte_t accept_log;
-    void *app; /* the application's per-worker state */
+    void *app; /* the application's per-worker state (the worker's own: freed at its stop) */
+    /* Statistics the app keeps for this worker, readable from the control thread (with
+     * atomics) from READY until the process ends, drain included: set once by
+     * worker_start, freed with STATS_FREE by the runtime after every thread was joined. */
+    void *stats;
+    void (*stats_free)(void *stats);
 };
 
 /* What a milestone plugs into the runtime. Every hook may be NULL. Worker hooks run on

@@ -28,7 +28,7 @@ typedef struct tcp_worker_s {
     conn_t *conns;   /* every live pair, for force close at the drain deadline */
     conn_t *starved; /* pairs with a read paused because the buffer pool was empty */
     uv_timer_t starve_timer;
-    gw_tcp_stats_t stats;
+    gw_tcp_stats_t *stats; /* w->stats: outlives this struct (runtime.h) */
     gw_lograte_t reject_log, connect_log;
 } tcp_worker_t;
 
@@ -113,9 +113,9 @@ static void conn_free(conn_t *c)
         c->next->prev = c->prev;
     if (c->admitted)
         gw_listener_leave(c->l);
-    stat_add(&tw->stats.closed, 1);
-    stat_add(&tw->stats.bytes_in, c->bytes[GW_CLIENT]);
-    stat_add(&tw->stats.bytes_out, c->bytes[GW_BACKEND]);
+    stat_add(&tw->stats->closed, 1);
+    stat_add(&tw->stats->bytes_in, c->bytes[GW_CLIENT]);
+    stat_add(&tw->stats->bytes_out, c->bytes[GW_BACKEND]);
     gw_worker_t *w = tw->w;
     free(c);
     gw_worker_conn_done(w); /* last: it may finish the worker */
@@ -415,7 +415,7 @@ static bool may_retry(conn_t *c)
 
 static void connect_failed(conn_t *c, int status, const char *why)
 {
-    stat_add(&c->tw->stats.connect_failed, 1);
+    stat_add(&c->tw->stats->connect_failed, 1);
     log_connect_failure(c, why);
     if (c->tw->picker.report != NULL)
         c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick, status);
@@ -457,15 +457,12 @@ static void on_connect(uv_connect_t *req, int status)
 static void start_connect(conn_t *c)
 {
     tcp_worker_t *tw = c->tw;
-    struct sockaddr_storage peer;
-    int len = sizeof peer;
-    if (uv_tcp_getpeername(&c->sock[GW_CLIENT], (struct sockaddr *)&peer, &len) != 0)
-        peer.ss_family = AF_UNSPEC;
-    c->backend = tw->picker.pick(tw->picker.ctx, tw->w, c->l, (struct sockaddr *)&peer, c->attempt,
-                                 &c->pick);
+    c->pick.attempt_started_ns = gw_clock_mono_ns(&gw_clock_system);
+    c->backend = tw->picker.pick(tw->picker.ctx, tw->w, c->l, (struct sockaddr *)&c->peer,
+                                 c->attempt, &c->pick);
     c->picked = true;
     if (c->backend == NULL) {
-        stat_add(&tw->stats.no_backend, 1);
+        stat_add(&tw->stats->no_backend, 1);
         log_connect_failure(c, "no usable backend");
         apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
         return;
@@ -492,7 +489,7 @@ static void on_rejected_closed(uv_handle_t *h)
  * limited: this is what a flood looks like). */
 static void reject(tcp_worker_t *tw, uv_tcp_t *client, gw_listener_t *l, bool limited)
 {
-    stat_add(limited ? &tw->stats.limited : &tw->stats.rejected, 1);
+    stat_add(limited ? &tw->stats->limited : &tw->stats->rejected, 1);
     uint64_t dropped;
     if (gw_lograte_allow(&tw->reject_log, uv_now(&tw->w->loop), LOG_PERIOD_MS, &dropped)) {
         if (limited)
@@ -516,7 +513,7 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     if (tw->conns != NULL)
         tw->conns->prev = c;
     tw->conns = c;
-    stat_add(&tw->stats.accepted, 1);
+    stat_add(&tw->stats->accepted, 1);
     gw_sm_init(&c->sm, tw->w->rt->cfg->buffers.high_water, tw->w->rt->cfg->buffers.low_water);
     uv_tcp_nodelay(&c->sock[GW_CLIENT], 1);
     uv_tcp_init(loop_of(c), &c->sock[GW_BACKEND]);
@@ -565,9 +562,16 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
 int gw_tcp_worker_start(gw_worker_t *w)
 {
     tcp_worker_t *tw = calloc(1, sizeof *tw);
-    if (tw == NULL)
+    gw_tcp_stats_t *stats = calloc(1, sizeof *stats);
+    if (tw == NULL || stats == NULL) {
+        free(tw);
+        free(stats);
         return GW_ENOMEM;
+    }
     tw->w = w;
+    tw->stats = stats;
+    w->stats = stats;
+    w->stats_free = free;
     const gw_tcp_picker_t *p = w->rt->app_data;
     tw->picker = p != NULL ? *p : (gw_tcp_picker_t){.pick = first_backend, .max_attempts = 1};
     uv_timer_init(&w->loop, &tw->starve_timer);
@@ -610,8 +614,7 @@ void gw_tcp_worker_stop(gw_worker_t *w)
 /* see tcp_proxy.h */
 const gw_tcp_stats_t *gw_tcp_worker_stats(const gw_worker_t *w)
 {
-    const tcp_worker_t *tw = w->app;
-    return tw != NULL ? &tw->stats : NULL;
+    return w->stats;
 }
 
 const gw_app_t gw_tcp_app = {

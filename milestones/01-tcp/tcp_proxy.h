@@ -16,7 +16,7 @@ typedef struct gw_tcp_pick_s {
     void *ref;      /* anything the picker holds for the whole connection (a reference) */
     unsigned flags; /* bits 0-7: milestone 02's; 8-15: 03's; the rest: later layers' */
     uint64_t attempt_started_ns; /* set by 01 when the current connect attempt began */
-    uint64_t tried; /* the picker's: e.g. a bit per backend already tried (02) */
+    uint64_t tried;              /* the picker's: e.g. a bit per backend already tried (02) */
 } gw_tcp_pick_t;
 
 /* How a later milestone chooses backends without 01 knowing about balancers (02 supplies
@@ -65,6 +65,8 @@ void gw_tcp_on_connection(gw_wlistener_t *wl);
 void gw_tcp_worker_drain(gw_worker_t *w);
 void gw_tcp_worker_force_close(gw_worker_t *w);
 void gw_tcp_worker_stop(gw_worker_t *w);
+/* W's counters; readable from the control thread from READY until the process ends (they
+ * live in w->stats, not in the worker's own state). NULL if W never started. */
 const gw_tcp_stats_t *gw_tcp_worker_stats(const gw_worker_t *w);
 
 #endif

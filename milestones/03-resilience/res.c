@@ -152,8 +152,19 @@ static void res_outcome(void *ctx, gw_worker_t *w, const gw_lb_upstream_t *u, gw
             gw_budget_release(&ru->budget);
             tok->flags &= ~RETRY_HELD;
         }
-    } else if (status == GW_TCP_CLOSED_BACKEND_ERROR) {
-        breaker_record(r, u, b, false, false, now_ms);
+    } else {
+        /* The connection ended. If it ended while an attempt was still in flight (a forced
+         * close at the drain deadline), give back what that attempt held: a trial counts
+         * as failed (nothing proved the backend well), a budget slot is released. */
+        if (tok->flags & TRIAL)
+            breaker_record(r, u, b, false, true, now_ms);
+        else if (status == GW_TCP_CLOSED_BACKEND_ERROR)
+            breaker_record(r, u, b, false, false, now_ms);
+        tok->flags &= ~TRIAL;
+        if (tok->flags & RETRY_HELD) {
+            gw_budget_release(&ru->budget);
+            tok->flags &= ~RETRY_HELD;
+        }
     }
 }
 
@@ -185,9 +196,9 @@ static bool res_retry(void *ctx, gw_worker_t *w, const gw_lb_upstream_t *u, gw_t
 
 static bool workers_readable(const gw_runtime_t *rt)
 {
-    /* Per-worker state is read only while every worker runs: before READY it may not exist
-     * yet, and during drain a worker frees it (runtime.h). */
-    return rt->started && rt->nready == rt->nworkers && !rt->stopping;
+    /* Per-worker statistics exist from READY on and stay until the process ends, drain
+     * included (runtime.h: w->stats); before every worker reported READY, skip them. */
+    return rt->started && rt->nready == rt->nworkers;
 }
 
 static uint64_t sum_tcp(const gw_runtime_t *rt, size_t offset)
