@@ -9,6 +9,7 @@
 #   make check-labs [M=NN]       prove lab tests fail on the stubs and catch seeded bugs
 #   make grade M=NN      in a handout: verify tests are pristine, then the scorecard
 #   make doctor          check the toolchain, packages, TSan, ports, limits
+#   make bench [M=NN]    benchmarks against nginx and HAProxy (release build)
 #   make clean
 #
 # Variants (V=): plain (default; -O2 -g; binaries in build/bin), asan (ASan+UBSan, for unit
@@ -132,7 +133,7 @@ SEL_BINS := $(foreach m,$(SEL_MS),$(BIN)/gw$($(m)_NUM))
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------
-.PHONY: all bins unit-bins deps test tsan run clean format print-% handout check-labs grade doctor
+.PHONY: all bins unit-bins deps test tsan run clean format print-% handout check-labs grade doctor bench bench-smoke
 .DEFAULT_GOAL := all
 
 all: bins
@@ -167,6 +168,19 @@ grade: deps
 
 doctor:
 	@/usr/bin/python3 scripts/doctor.py
+
+# Side-by-side benchmarks against nginx and HAProxy (benchmarks/README.md). Speed goals live
+# here as ratios, never as timed assertions in tests. bench-smoke (part of `make test`)
+# only proves the harness works.
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory V=release bins
+	@/usr/bin/python3 benchmarks/bench.py $(if $(M),--milestone $(M))
+
+bench-smoke:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory V=release bins
+	@/usr/bin/python3 benchmarks/bench.py --smoke $(if $(M),--milestone $(M))
 
 clean:
 	rm -rf build

@@ -55,6 +55,11 @@ IDLE_TIMEOUT_S = 300
 MAX_CONNECTIONS = 4096
 CONN_PARALLEL = 64  # parallel connectors in the connection-rate scenario
 CONN_PAYLOAD = 16
+OTHER_LOAD_WARN = 0.1  # CPUs used by processes not ours: flag the figure as noisy
+OTHER_LOAD_RETRY = 0.25  # ... and measure once more (within RETRY_BUDGET per run)
+RETRY_BUDGET = 12
+QUIET_WAIT_MAX_S = 15  # per measurement: wait this long at most for other load to settle
+QUIET_WAIT_BUDGET_S = 300  # in all, so a busy machine cannot stretch the run past its budget
 WARMUP_MAX_S = 20  # TIME_WAIT warm-up before the rounds (see warm_up)
 
 MIB = 1 << 20
@@ -240,7 +245,7 @@ BACKENDS = {
 }
 
 
-def start_backend(ctx, kind, tag):
+def start_backend(ctx, kind, tag, owner):
     argv = pinned(ctx.pin["load"], BACKENDS[kind](BUILD))
     p = ctx.procs.start(f"{kind}-{tag}", argv, ctx.tmp / f"backend-{kind}-{tag}.log",
                         pipe_stdout=True)
@@ -249,6 +254,7 @@ def start_backend(ctx, kind, tag):
     m = re.match(r"port=(\d+)", line)
     if not m:
         raise BenchError(f"backend {kind} did not start:\n{log_tail(p.bench_log)}")
+    ctx.backend_pgids.setdefault(owner, []).append(p.pid)
     return int(m.group(1))
 
 
@@ -420,7 +426,7 @@ class Scenario:
 
     key = title = unit = ""
     route = ("", "", "")  # (route name, protocol, backend kind)
-    higher_is_better = True
+    higher_is_better = True  # of `value`; the report says which way each table reads
     min_milestone = 1
     extras = ()  # (key, column title, format) shown next to the median
 
@@ -454,7 +460,8 @@ class ConnRate(Scenario):
     route = ("echo", "tcp", "echo")
     unit = "conn/s"
     extras = (("p50_us", "p50 µs", "{:.0f}"), ("p99_us", "p99 µs", "{:.0f}"),
-              ("cpu_us_per_conn", "proxy CPU µs/conn", "{:.1f}"))
+              ("cpu_us_per_conn", "proxy CPU µs/conn", "{:.1f}"),
+              ("errors", "failed connections", "{:.0f}"))
 
     def __init__(self):
         self.title = (f"new connections per second ({CONN_PARALLEL} parallel connectors: "
@@ -560,9 +567,11 @@ def check_tools(milestone):
 
 
 def default_milestone():
-    ms = sorted(p.name[:2] for p in (ROOT / "milestones").glob("[0-9][0-9]-*"))
+    # The newest milestone that builds a binary (a folder being started has no main.c).
+    ms = sorted(p.name[:2] for p in (ROOT / "milestones").glob("[0-9][0-9]-*")
+                if (p / "main.c").exists())
     if not ms:
-        raise BenchError("no milestones/NN-* folder")
+        raise BenchError("no milestones/NN-*/main.c")
     return ms[-1]
 
 
@@ -572,8 +581,9 @@ def start_phase(ctx, targets, scenarios):
     {target name: {route: port}}, after a short functional check through each."""
     routes = {s.route[0]: s.route for s in scenarios}
     ports = {}
+    ctx.backend_pgids = {}
     for t in targets:
-        backend = {r: (proto, start_backend(ctx, kind, f"{t.name}-w{ctx.workers}"))
+        backend = {r: (proto, start_backend(ctx, kind, f"{t.name}-w{ctx.workers}", t.name))
                    for r, (_, proto, kind) in routes.items()}
         ports[t.name] = t.start(ctx, backend)
         # A target that does not forward has failed to start.
@@ -619,6 +629,56 @@ def warm_up(ctx, echo_port):
     log(f"bench: warm-up done: {tw} sockets in TIME_WAIT (kernel cap {cap})")
 
 
+def wait_quiet(ctx):
+    """Before a measurement, waits (bounded per measurement and in all) until processes
+    that are not ours use less than OTHER_LOAD_WARN CPU over 0.5 s: on a shared machine
+    someone's test run would otherwise land inside some figures and not others."""
+    if ctx.smoke:
+        return
+    t0 = time.monotonic()
+    limit = min(QUIET_WAIT_MAX_S, ctx.quiet_budget)
+    while True:
+        m0, o0 = machine_cpu_seconds(), own_cpu_seconds()
+        time.sleep(0.5)
+        # Our idle proxies and backends use next to nothing between measurements.
+        load = (machine_cpu_seconds() - m0 - (own_cpu_seconds() - o0)) / 0.5
+        waited = time.monotonic() - t0
+        if load < OTHER_LOAD_WARN or waited >= limit:
+            break
+    extra = max(0.0, waited - 0.5)  # beyond the one sample every measurement takes
+    ctx.quiet_budget = max(0.0, ctx.quiet_budget - extra)
+    ctx.quiet_waited += extra
+
+
+def measure(ctx, s, t, port, tag):
+    """One measurement, after waiting for a quiet machine; measured once more (within a
+    per-run budget) when other processes used OTHER_LOAD_RETRY CPU or more meanwhile.
+    Prints the progress line; returns the result, or None after recording a failure."""
+    for attempt in range(2):
+        wait_quiet(ctx)
+        try:
+            res = s.run(ctx, port, t)
+        except BenchError as e:
+            ctx.failures.append(f"w{ctx.workers} {s.key} {t.name}: {e}")
+            log(f"{tag}  FAILED: {e}")
+            if t.proc is not None and t.proc.poll() is not None:
+                raise BenchError(f"{t.label} exited:\n{log_tail(t.proc.bench_log)}")
+            return None
+        extra = "  ".join(f"{title.split()[0]} " + fmt.format(res[k]) + " " +
+                          title.split()[-1] for k, title, fmt in s.extras if k in res)
+        if res["other_load"] >= OTHER_LOAD_WARN:
+            extra += f"  (other processes: {res['other_load']:.2f} CPU)"
+        retry = (attempt == 0 and res["other_load"] >= OTHER_LOAD_RETRY and ctx.retries > 0
+                 and not ctx.smoke)
+        log(f"{tag}  {res['value']:10.1f} {s.unit:<7} {extra}" +
+            ("  -> noisy, measuring again" if retry else ""))
+        if not retry:
+            return res
+        ctx.retries -= 1
+        ctx.retried += 1
+    return res
+
+
 def run_phase(ctx, targets, scenarios, samples, counter):
     ports = start_phase(ctx, targets, scenarios)
     if not ctx.smoke and any(isinstance(s, ConnRate) for s in scenarios):
@@ -633,18 +693,9 @@ def run_phase(ctx, targets, scenarios, samples, counter):
                        f"{ctx.rounds}  {s.key:<14} {t.name:<8}")
                 cell = samples.setdefault(s.key, {}).setdefault(ctx.workers, {}) \
                               .setdefault(t.name, [])
-                try:
-                    res = s.run(ctx, ports[t.name][s.route[0]], t)
-                except BenchError as e:
-                    ctx.failures.append(f"w{ctx.workers} {s.key} {t.name}: {e}")
-                    log(f"{tag}  FAILED: {e}")
-                    if t.proc is not None and t.proc.poll() is not None:
-                        raise BenchError(f"{t.label} exited:\n{log_tail(t.proc.bench_log)}")
-                    continue
-                cell.append(res)
-                extra = "  ".join(fmt.format(res[k]) + " " + title.split()[-1]
-                                  for k, title, fmt in s.extras if k in res)
-                log(f"{tag}  {res['value']:10.1f} {s.unit:<7} {extra}")
+                res = measure(ctx, s, t, ports[t.name][s.route[0]], tag)
+                if res is not None:
+                    cell.append(res)
     if ctx.profile:
         profile_ours(ctx, targets[0], scenarios, ports[targets[0].name])
 
@@ -752,6 +803,19 @@ def write_report(ctx, targets, scenarios, samples, outdir):
          "- pinning: " + "; ".join(f"workers {w}: {pin_plan(w)['text']}" for w in ctx.workers_list),
          "- how to read this: [benchmarks/README.md](../README.md). Ratios compare medians "
          "measured in this same run; × HAProxy > 1 means faster than HAProxy.", ""]
+    loads = [r["other_load"] for sc in samples.values() for wv in sc.values()
+             for tv in wv.values() for r in tv]
+    if loads:
+        noisy = sum(1 for x in loads if x >= OTHER_LOAD_WARN)
+        L.insert(-1, f"- other processes on the machine during the measurements: median "
+                     f"{statistics.median(loads):.2f} CPU, max {max(loads):.2f} CPU; "
+                     f"{noisy} of {len(loads)} measurement(s) at {OTHER_LOAD_WARN} CPU or more"
+                     f" (waited {ctx.quiet_waited:.0f} s in all for a quiet machine; "
+                     f"{ctx.retried} noisy measurement(s) replaced by a second one)")
+        if noisy:
+            L += [f"**Warning:** other processes used the CPUs during {noisy} measurement(s) "
+                  "(column `other load`): those figures are noisy; rerun on a quiet machine "
+                  "to compare closely.", ""]
     if ctx.failures:
         L += ["**Failed measurements:**", ""] + [f"- {f}" for f in ctx.failures] + [""]
     # Summary: our proxy against each peer.
@@ -771,24 +835,38 @@ def write_report(ctx, targets, scenarios, samples, outdir):
             continue
         for w in ctx.workers_list:
             a, b = med(samples, s.key, w, ours), med(samples, s.key, w, "haproxy")
-            verdict = "-" if a is None or b is None else ("met" if a >= b else "NOT met")
+            va = [r["value"] for r in samples.get(s.key, {}).get(w, {}).get(ours, [])]
+            vb = [r["value"] for r in samples.get(s.key, {}).get(w, {}).get("haproxy", [])]
+            if a is None or b is None:
+                verdict = "no figure"
+            elif a >= b:
+                verdict = "met"
+            elif min(len(va), len(vb)) < 2:
+                verdict = "not met in a single round (no spread to judge by)"
+            elif max(va) >= min(vb):
+                verdict = "not met, but within the spread (min–max ranges overlap): rerun"
+            else:
+                verdict = "NOT met (every round slower)"
             L.append(f"- {s.key}, workers {w}: {ratio(a, b)} HAProxy: {verdict}")
     L.append("")
     for s in scenarios:
         png = outdir / f"{ctx.name}-{s.key}.png"
         plot(ctx, s, samples, targets, png)
-        L += [f"## {s.key}: {s.title}", "", f"![{s.key}]({png.name})", "",
+        better = "higher" if s.higher_is_better else "lower"
+        L += [f"## {s.key}: {s.title}", "", f"{s.unit}, {better} is better; the ratios divide "
+              "this row's median by the peer's.", "", f"![{s.key}]({png.name})", "",
               "| workers | target | median " + s.unit + " | min–max | " +
               " | ".join(title for _, title, _ in s.extras) +
-              " | × HAProxy | × nginx | × direct |",
-              "|---|---|---|---|" + "---|" * len(s.extras) + "---|---|---|"]
+              " | × HAProxy | × nginx | × direct | other load (max CPU) |",
+              "|---|---|---|---|" + "---|" * len(s.extras) + "---|---|---|---|"]
         for w in ctx.workers_list:
             for t in targets:
                 vals = [r["value"] for r in samples.get(s.key, {}).get(w, {}).get(t.name, [])]
                 if not vals:
                     L.append(f"| {w} | {t.label} | no figure | | " + "| " * len(s.extras) +
-                             "| | |")
+                             "| | | |")
                     continue
+                load = max(r["other_load"] for r in samples[s.key][w][t.name])
                 m, lo, hi = summarize(vals)
                 ex = []
                 for k, _, fmt in s.extras:
@@ -797,7 +875,7 @@ def write_report(ctx, targets, scenarios, samples, outdir):
                 L.append(f"| {w} | {t.label} | {fmt_num(m)} | {fmt_num(lo)}–{fmt_num(hi)} | " +
                          " | ".join(ex) + f" | {ratio(m, med(samples, s.key, w, 'haproxy'))} | "
                          f"{ratio(m, med(samples, s.key, w, 'nginx'))} | "
-                         f"{ratio(m, med(samples, s.key, w, 'direct'))} |")
+                         f"{ratio(m, med(samples, s.key, w, 'direct'))} | {load:.2f} |")
         L.append("")
     md = outdir / f"{ctx.name}.md"
     md.write_text("\n".join(L))
@@ -814,7 +892,7 @@ def write_report(ctx, targets, scenarios, samples, outdir):
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--milestone", help="NN: benchmark build/release/bin/gwNN (default: the "
-                    "newest milestone)")
+                    "newest milestone with a main.c)")
     ap.add_argument("--smoke", action="store_true", help="1 round, a few seconds per scenario,"
                     " results in build/bench/smoke/: proves the harness works")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (1,2)")
@@ -859,6 +937,8 @@ def main(argv):
     if not re.fullmatch(r"[A-Za-z0-9._-]+", ctx.name) or ctx.name == "latest":
         raise BenchError("--name: letters, digits, . _ - only, and not 'latest'")
     ctx.failures = []
+    ctx.quiet_budget, ctx.quiet_waited = QUIET_WAIT_BUDGET_S, 0.0
+    ctx.retries, ctx.retried = RETRY_BUDGET, 0
     try:
         ctx.cpu_model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                              if l.startswith("model name"))
@@ -915,7 +995,9 @@ def _on_term(signum, frame):
 
 
 if __name__ == "__main__":
+    # Also SIGINT: a shell that starts us in the background would otherwise leave it ignored.
     signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _on_term)
     try:
         sys.exit(main(sys.argv[1:]))
     except BenchError as e:

@@ -276,6 +276,18 @@ def run_check_labs(ms_list, results):
     results.add_suite("check-labs", "-", cases[-1:] if not defects else cases[:-1], time.time() - t0)
 
 
+def run_bench_smoke(results):
+    """A few seconds per scenario through the benchmark harness, no assertion on speed: it
+    only proves `make bench` has not rotted (a target that fails to start fails it)."""
+    t0 = time.time()
+    p = subprocess.run(["make", "--no-print-directory", "bench-smoke"], cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        print(p.stdout[-6000:])
+    case = {"name": "make bench-smoke", "ok": p.returncode == 0, "detail": p.stdout[-2000:]}
+    results.add_suite("benchmarks", "bench", [case], time.time() - t0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--milestone", help="NN: only this stage")
@@ -302,6 +314,7 @@ def main():
             run_variant(v, ms_list, args, results)
     if full_run(args):
         run_check_labs(ms_list, results)
+        run_bench_smoke(results)
     cards_failed = 0
     for ms in ms_list:
         rows = scorecard(ms, results, bool(args.only))
