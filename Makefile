@@ -129,7 +129,9 @@ $(TBIN)/$(1)/%: $(OBJ)/milestones/$(1)/tests/%.o $(call objs,$(TS_SRC)) $$($(1)_
 endef
 $(foreach m,$(ALL_MS),$(eval $(call MILESTONE,$(m))))
 
-SEL_BINS := $(foreach m,$(SEL_MS),$(BIN)/gw$($(m)_NUM))
+# A milestone still under construction may have modules and unit tests but no main.c yet:
+# it then has no binary.
+SEL_BINS := $(foreach m,$(SEL_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)/gw$($(m)_NUM)))
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------

@@ -54,7 +54,10 @@ def backend_addresses(cfg_path):
 
 
 def main():
-    ms = sorted(glob.glob(os.path.join(ROOT, "milestones", "[0-9][0-9]-*")))[-1]
+    # The most complete milestone that can run: a milestone under construction may not have
+    # a binary or a demo yet.
+    ms = [m for m in sorted(glob.glob(os.path.join(ROOT, "milestones", "[0-9][0-9]-*")))
+          if os.path.exists(os.path.join(m, "main.c")) and os.path.exists(os.path.join(m, "demo.yaml"))][-1]
     num = os.path.basename(ms)[:2]
     binary = os.path.join(ROOT, "build", "bin", f"gw{num}")
     cfg = os.path.join(ms, "demo.yaml")
