@@ -64,7 +64,7 @@ $(error V=$(V): expected plain, asan, tsan or release)
 endif
 LDSAN := $(filter -fsanitize=%,$(VFLAGS))
 CFLAGS_ALL := $(BASE_CFLAGS) $(VFLAGS) $(EXTRA_CFLAGS)
-LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm
+LDLIBS_ALL := $(PKG_LIBS) -lbearssl -lpthread -lm
 
 # llhttp ships as C sources in node-llhttp. They do not build with our -Wextra -Werror, so
 # they get their own flags; strict mode is a compile-time switch (DESIGN.md).
