@@ -270,7 +270,7 @@ def full_run(args):
 def run_check_labs(ms_list, results):
     import checklabs  # noqa: E402 (a sibling script)
     t0 = time.time()
-    defects = checklabs.check(ms_list)
+    defects = checklabs.check(ms_list, results.cases)
     cases = [{"name": d, "ok": False, "detail": d} for d in defects]
     cases.append({"name": "lab tests fail on stubs, pass on reference; mutants killed", "ok": not defects, "detail": ""})
     results.add_suite("check-labs", "-", cases[-1:] if not defects else cases[:-1], time.time() - t0)
