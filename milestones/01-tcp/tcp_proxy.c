@@ -541,10 +541,12 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
         uv_close((uv_handle_t *)&c->sock[GW_CLIENT], on_rejected_closed);
         return;
     }
-    int len = sizeof c->peer;
-    if (uv_tcp_getpeername(&c->sock[GW_CLIENT], (struct sockaddr *)&c->peer, &len) != 0)
-        c->peer.ss_family = AF_UNSPEC;
     const gw_tcp_picker_t *p = &tw->picker;
+    int len = sizeof c->peer;
+    c->peer.ss_family = AF_UNSPEC;
+    if (p->needs_client_addr &&
+        uv_tcp_getpeername(&c->sock[GW_CLIENT], (struct sockaddr *)&c->peer, &len) != 0)
+        c->peer.ss_family = AF_UNSPEC;
     if (p->admit != NULL && !p->admit(p->ctx, tw->w, wl->listener, (struct sockaddr *)&c->peer)) {
         reject(tw, &c->sock[GW_CLIENT], wl->listener, true);
         return;

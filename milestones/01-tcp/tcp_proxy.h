@@ -40,6 +40,9 @@ typedef struct gw_tcp_picker_s {
      * rate limited)? Runs before max_connections is checked. May be NULL. */
     bool (*admit)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const struct sockaddr *client);
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
+    /* pick or admit look at the client's address: 01 then asks the kernel for it once per
+     * connection (getpeername); otherwise it saves that system call and passes AF_UNSPEC. */
+    bool needs_client_addr;
     void *ctx;
 } gw_tcp_picker_t;
 

@@ -277,6 +277,8 @@ static bool lb_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
 void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks)
 {
     lb->hooks = *hooks;
+    if (hooks->admit != NULL)
+        lb->picker.needs_client_addr = true;
 }
 
 /* see lb.h */
@@ -379,6 +381,9 @@ int gw_lb_prepare(const gw_config_t *cfg, void **app_data)
                                    .admit = lb_admit,
                                    .max_attempts = attempts,
                                    .ctx = lb};
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if (gw_lb_upstream_cfg(&cfg->upstreams[i])->hash_client_ip)
+            lb->picker.needs_client_addr = true;
     *app_data = lb;
     return 0;
 }

@@ -560,6 +560,11 @@ int gw_res_prepare(const gw_config_t *cfg, void **app_data)
         return rc;
     }
     gw_lb_hooks_t hooks = {res_usable, res_claim, res_outcome, res_retry, res_admit, r};
+    bool limits = false;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        limits |= r->lis[i].has_global || r->lis[i].clients != NULL;
+    if (!limits)
+        hooks.admit = NULL; /* nothing to check: no hook, no getpeername per connection */
     gw_lb_set_hooks(r->lb, &hooks);
     return 0;
 }
