@@ -10,6 +10,15 @@
  *       connect() to the last echoed byte, 10 us resolution) and exits 0 when C > 0.
  *       The client's ends are spread over K source addresses 127.0.0.2 .. 127.0.0.(K+1)
  *       (default 16; 1: the kernel's choice, 127.0.0.1).
+ *   connrate hold --connect 127.0.0.1:PORT --count N [--parallel P] [--payload B]
+ *                 [--sources K] [--duration S]
+ *       opens N connections, P at a time in flight; each connects, sends B bytes and reads
+ *       the echo once (so whatever is in between has moved bytes both ways), then stays
+ *       open and idle. Prints `held=H errors=E seconds=S` once all N are held (or when S
+ *       seconds, default 60, have passed: H < N then), then holds them until its stdin is
+ *       closed (or S more seconds pass), checks each held connection without reading
+ *       (closed by the other side meanwhile?), prints `dropped=D`, closes them all and
+ *       exits 0 when H == N and D == 0. Raises its soft open-files limit to the hard one.
  *
  * One thread and one epoll set each (edge-triggered, so a connection is registered once for
  * both directions and never modified). The client's loop ends at the deadline; the
@@ -25,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,6 +199,8 @@ typedef struct {
     char msg[MAX_PAYLOAD];
     unsigned long long conns, errors;
     uint32_t *hist;
+    int *held; /* hold mode: connections done with their exchange, kept open */
+    unsigned nheld;
 } client_t;
 
 static void slot_open(client_t *cl, slot_t *s, int idx)
@@ -235,6 +248,12 @@ static void slot_end(client_t *cl, slot_t *s, int ok)
         double us = (now_s() - s->t0) * 1e6;
         unsigned b = (unsigned)(us / HIST_STEP_US);
         cl->hist[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
+        if (cl->held != NULL) { /* hold mode: keep it open, idle, out of the epoll set */
+            epoll_ctl(cl->ep, EPOLL_CTL_DEL, s->fd, NULL);
+            cl->held[cl->nheld++] = s->fd;
+            s->fd = -1;
+            return;
+        }
     } else {
         cl->errors++;
     }
@@ -329,10 +348,89 @@ static int run_client(const char *target, int parallel, double duration, unsigne
     return cl.conns > 0 ? 0 : 1;
 }
 
+/* Hold mode (see the top of the file). Every phase is bounded by DURATION. */
+static int run_hold(const char *target, int parallel, unsigned count, double duration,
+                    unsigned payload, unsigned sources)
+{
+    client_t cl = {.payload = payload, .nsources = sources};
+    if (parse_loopback(target, &cl.dst) != 0) {
+        fprintf(stderr, "connrate: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
+        return 1;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    for (unsigned i = 0; i < payload; i++)
+        cl.msg[i] = (char)('a' + i % 26);
+    cl.hist = calloc(HIST_BUCKETS, sizeof *cl.hist);
+    cl.held = calloc(count, sizeof *cl.held);
+    slot_t *slots = calloc((size_t)parallel, sizeof *slots);
+    cl.ep = epoll_create1(0);
+    if (cl.hist == NULL || cl.held == NULL || slots == NULL || cl.ep < 0)
+        return 1;
+    double t0 = now_s(), deadline = t0 + duration, t = t0;
+    unsigned long long max_errors = 100 + count / 10;
+    unsigned inflight = 0;
+    for (int i = 0; i < parallel; i++)
+        slots[i].fd = -1;
+    struct epoll_event evs[MAX_EVENTS];
+    while (cl.nheld < count && t < deadline && cl.errors <= max_errors) {
+        /* Refill free slots while more connections are still wanted. */
+        for (int i = 0; i < parallel && cl.nheld + inflight < count; i++)
+            if (slots[i].fd < 0) {
+                slot_open(&cl, &slots[i], i);
+                if (slots[i].fd >= 0)
+                    inflight++;
+            }
+        int n = epoll_wait(cl.ep, evs, MAX_EVENTS, 10);
+        for (int i = 0; i < n; i++) {
+            slot_t *s = &slots[evs[i].data.u32];
+            if (s->fd >= 0 && slot_io(&cl, s, evs[i].events))
+                inflight--;
+        }
+        t = now_s();
+    }
+    for (int i = 0; i < parallel; i++)
+        if (slots[i].fd >= 0)
+            close(slots[i].fd);
+    printf("held=%u errors=%llu seconds=%.3f\n", cl.nheld, cl.errors, t - t0);
+    fflush(stdout);
+    /* Hold until the harness closes our stdin (bounded). */
+    double until = now_s() + duration;
+    for (;;) {
+        double left = until - now_s();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = 0, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)(left * 1000) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r != 0) {
+            char b[64];
+            if (read(0, b, sizeof b) <= 0)
+                break; /* EOF (or error): done holding */
+        }
+    }
+    unsigned dropped = 0;
+    for (unsigned i = 0; i < cl.nheld; i++) {
+        char b;
+        ssize_t n = recv(cl.held[i], &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            dropped++;
+        close(cl.held[i]);
+    }
+    printf("dropped=%u\n", dropped);
+    return cl.nheld == count && dropped == 0 ? 0 : 1;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: connrate echo [--port P]\n"
                     "       connrate client --connect 127.0.0.1:PORT [--parallel N] "
+                    "[--duration S] [--payload B] [--sources K]\n"
+                    "       connrate hold --connect 127.0.0.1:PORT --count N [--parallel P] "
                     "[--duration S] [--payload B] [--sources K]\n");
     return 2;
 }
@@ -345,7 +443,8 @@ int main(int argc, char **argv)
     const char *target = NULL;
     int port = 0, parallel = 64;
     double duration = 5;
-    unsigned payload = 16, sources = 16;
+    unsigned payload = 16, sources = 16, count = 0;
+    int duration_set = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--connect") == 0)
             target = argv[i + 1];
@@ -354,7 +453,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--parallel") == 0)
             parallel = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--duration") == 0)
-            duration = atof(argv[i + 1]);
+            duration = atof(argv[i + 1]), duration_set = 1;
+        else if (strcmp(argv[i], "--count") == 0)
+            count = (unsigned)atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--payload") == 0)
             payload = (unsigned)atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--sources") == 0)
@@ -364,6 +465,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "echo") == 0)
         return run_echo(port);
+    if (strcmp(argv[1], "hold") == 0) {
+        if (!duration_set)
+            duration = 60;
+        if (target == NULL || parallel < 1 || parallel > MAX_PARALLEL || count < 1 ||
+            count > 1000000 || duration <= 0 || duration > 600 || payload < 1 ||
+            payload > MAX_PAYLOAD || sources < 1 || sources > 250)
+            return usage();
+        return run_hold(target, parallel, count, duration, payload, sources);
+    }
     if (strcmp(argv[1], "client") != 0 || target == NULL || parallel < 1 ||
         parallel > MAX_PARALLEL || duration <= 0 || duration > 600 || payload < 1 ||
         payload > MAX_PAYLOAD || sources < 1 || sources > 250)
