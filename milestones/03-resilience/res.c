@@ -201,6 +201,8 @@ static bool workers_readable(const gw_runtime_t *rt)
     return rt->started && rt->nready == rt->nworkers;
 }
 
+/* Sums one counter of 01's per-worker stats over the workers; OFFSET names the counter
+ * (offsetof into gw_tcp_stats_t, via TCP_SUM below), so one loop serves every field. */
 static uint64_t sum_tcp(const gw_runtime_t *rt, size_t offset)
 {
     uint64_t sum = 0;
@@ -213,6 +215,8 @@ static uint64_t sum_tcp(const gw_runtime_t *rt, size_t offset)
     return sum;
 }
 
+/* The same for 03's per-worker counter arrays: MEMBER is the offset of an array pointer in
+ * res_worker_t (via RES_SUM), INDEX the listener or upstream. */
 static uint64_t sum_counters(const gw_res_t *r, size_t member, size_t index)
 {
     uint64_t sum = 0;
