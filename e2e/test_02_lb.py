@@ -19,6 +19,7 @@ import pytest
 
 from gwtest import config, env
 from gwtest.clients import BackendUnreachable, ask_backend, tally
+from gwtest.cfgerrors import assert_error_at, position
 from gwtest.wait import Deadline, WaitTimeout, wait_until
 
 GW = "gw02"
@@ -505,12 +506,6 @@ upstreams:
     return text
 
 
-def position(text, needle, offset=0):
-    """(line, column), both from 1, of NEEDLE's first character plus OFFSET in TEXT."""
-    i = text.index(needle) + offset
-    return text.count("\n", 0, i) + 1, i - (text.rfind("\n", 0, i) + 1) + 1
-
-
 # (id, config text, (needle, offset into it) that locates the error, words the message needs)
 CONFIG_ERRORS = [
     ("unknown_balancer", bad_config("balancer: fastest"), ("fastest", 0),
@@ -526,14 +521,7 @@ CONFIG_ERRORS = [
 @pytest.mark.parametrize("text,where,words", [c[1:] for c in CONFIG_ERRORS], ids=[c[0] for c in CONFIG_ERRORS])
 def test_config_errors_02(config_file, run_binary, text, where, words):
     path, _ = config_file(text, "bad.yaml")
-    r = run_binary(GW, ["-t", "-c", path])
-    assert r.code == 1, "gw02 -t should reject this config:\n%s" % text
-    line, col = position(text, *where)
-    prefix = "%s:%d:%d:" % (path, line, col)
-    hits = [ln for ln in r.stderr.splitlines() if prefix in ln]
-    assert hits, "no error reported at %s; stderr:\n%s" % (prefix, r.stderr)
-    missing = [w for w in words if not any(re.search(r"\b%s\b" % re.escape(w), ln) for ln in hits)]
-    assert not missing, "the error at %s should mention %s: %s" % (prefix, missing, hits)
+    assert_error_at(run_binary, GW, path, text, where, words)
 
 
 def test_config_02_keys_need_gw02(config_file, run_binary):

@@ -25,6 +25,7 @@ import pytest
 
 from gwtest import admin, config, env
 from gwtest.clients import BackendUnreachable, Client, ask_backend, tally
+from gwtest.cfgerrors import assert_error_at, position
 from gwtest.wait import Deadline, wait_until
 
 GW = "gw03"
@@ -570,12 +571,6 @@ def config_text(admin_block="", listener_extra="", upstream_extra=""):
     return text
 
 
-def position(text, needle, offset=0):
-    """(line, column), both from 1, of NEEDLE's first character plus OFFSET in TEXT."""
-    i = text.index(needle) + offset
-    return text.count("\n", 0, i) + 1, i - (text.rfind("\n", 0, i) + 1) + 1
-
-
 CONFIG_ERRORS = [
     ("short_token", config_text(admin_block="address: 127.0.0.1:4\ntoken: tooshort"), ("tooshort", 0), ["token", "16"]),
     ("empty_rate_limit", config_text(listener_extra="rate_limit: {}"), ("{}", 0), ["global", "per_client"]),
@@ -589,14 +584,7 @@ CONFIG_ERRORS = [
 @pytest.mark.parametrize("text,where,words", [c[1:] for c in CONFIG_ERRORS], ids=[c[0] for c in CONFIG_ERRORS])
 def test_config_errors_03(config_file, run_binary, text, where, words):
     path, _ = config_file(text, "bad.yaml")
-    r = run_binary(GW, ["-t", "-c", path])
-    assert r.code == 1, "gw03 -t should reject this config:\n%s" % text
-    line, col = position(text, *where)
-    prefix = "%s:%d:%d:" % (path, line, col)
-    hits = [ln for ln in r.stderr.splitlines() if prefix in ln]
-    assert hits, "no error reported at %s; stderr:\n%s" % (prefix, r.stderr)
-    missing = [w for w in words if not any(re.search(r"\b%s\b" % re.escape(w), ln) for ln in hits)]
-    assert not missing, "the error at %s should mention %s: %s" % (prefix, missing, hits)
+    assert_error_at(run_binary, GW, path, text, where, words)
 
 
 def test_config_03_keys_need_gw03(config_file, run_binary):

@@ -105,6 +105,19 @@ def read_all(conn, ch, keep=False, stall=None):
     return Received(count, h.hexdigest(), bytes(head), bytes(kept) if kept is not None else None, end)
 
 
+def echo_until_eof(conn, ch, bufsize):
+    """Sends back everything CONN sends until its EOF, recording both ways in CH."""
+    buf = bytearray(bufsize)
+    mv = memoryview(buf)
+    while True:
+        n = conn.recv_into(buf)
+        if n == 0:
+            return
+        ch.recv(mv[:n])
+        conn.sendall(mv[:n])
+        ch.sent(mv[:n])
+
+
 def send_data(conn, ch, nbytes, seed):
     """Sends NBYTES of gwdata's SEED data."""
     for c in gwdata.chunks(nbytes, seed):
@@ -282,15 +295,7 @@ class Echo(Server):
     kind = "echo"
 
     def handle(self, conn, ch):
-        buf = bytearray(256 * 1024)
-        mv = memoryview(buf)
-        while True:
-            n = conn.recv_into(buf)
-            if n == 0:
-                break
-            ch.recv(mv[:n])
-            conn.sendall(mv[:n])
-            ch.sent(mv[:n])
+        echo_until_eof(conn, ch, 256 * 1024)
         ch.event("EOF; shutting down write side")
         conn.shutdown(socket.SHUT_WR)
 
@@ -457,13 +462,5 @@ class Tagged(Server):
         out = self.name.encode() + b"\n" + rest
         conn.sendall(out)
         ch.sent(out)
-        buf = bytearray(64 * 1024)
-        mv = memoryview(buf)
-        while True:
-            n = conn.recv_into(buf)
-            if n == 0:
-                break
-            ch.recv(mv[:n])
-            conn.sendall(mv[:n])
-            ch.sent(mv[:n])
+        echo_until_eof(conn, ch, 64 * 1024)
         conn.shutdown(socket.SHUT_WR)
