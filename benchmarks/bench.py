@@ -776,7 +776,8 @@ def build_tools():
     BUILD.mkdir(parents=True, exist_ok=True)
     for tool, libs in (("blast", ["-lpthread"]), ("connrate", [])):
         src, out = TOOLS_SRC / f"{tool}.c", BUILD / tool
-        if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        newest = max(src.stat().st_mtime, (TOOLS_SRC / "loopback.h").stat().st_mtime)
+        if out.exists() and out.stat().st_mtime >= newest:
             continue
         cmd = ["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(src)] + libs
         r = subprocess.run(cmd, capture_output=True, text=True)

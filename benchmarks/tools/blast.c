@@ -19,6 +19,7 @@
  * stalls for IO_TIMEOUT_S fails the transfer.
  */
 #define _GNU_SOURCE
+#include "loopback.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -202,23 +203,6 @@ static int run_server(int port)
 }
 
 /* ---- client -------------------------------------------------------------------------------- */
-
-static int parse_loopback(const char *hostport, struct sockaddr_in *a)
-{
-    char host[64];
-    const char *colon = strrchr(hostport, ':');
-    if (colon == NULL || (size_t)(colon - hostport) >= sizeof host)
-        return -1;
-    memcpy(host, hostport, (size_t)(colon - hostport));
-    host[colon - hostport] = '\0';
-    memset(a, 0, sizeof *a);
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-        return -1;
-    /* Never aim a benchmark anywhere but loopback (127.0.0.0/8). */
-    return (ntohl(a->sin_addr.s_addr) >> 24) == 127 ? 0 : -1;
-}
 
 static int run_client(const char *target, char mode, uint64_t count)
 {

@@ -25,6 +25,7 @@
  * connections still in flight then are closed and counted neither way. Loopback only.
  */
 #define _GNU_SOURCE
+#include "loopback.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -54,22 +55,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int parse_loopback(const char *hostport, struct sockaddr_in *a)
-{
-    char host[64];
-    const char *colon = strrchr(hostport, ':');
-    if (colon == NULL || (size_t)(colon - hostport) >= sizeof host)
-        return -1;
-    memcpy(host, hostport, (size_t)(colon - hostport));
-    host[colon - hostport] = '\0';
-    memset(a, 0, sizeof *a);
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-        return -1;
-    return (ntohl(a->sin_addr.s_addr) >> 24) == 127 ? 0 : -1; /* loopback only */
 }
 
 /* ---- echo server ---------------------------------------------------------------------------- */
