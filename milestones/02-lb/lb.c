@@ -174,10 +174,11 @@ static gw_backend_t *choose(gw_lb_t *lb, gw_balancer_t *bal, const gw_lb_upstrea
     return NULL;
 }
 
-static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
-                                const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok)
+/* see lb.h */
+const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, size_t upstream,
+                                     const struct sockaddr *client, unsigned attempt,
+                                     gw_tcp_pick_t *tok)
 {
-    gw_lb_t *lb = ctx;
     lb_worker_t *lw = &lb->workers[w->id];
     if (attempt == 0) {
         /* A tunnel can outlive any number of loop turns: it holds the table by an
@@ -187,9 +188,9 @@ static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *
         tok->tried = 0;
     }
     const gw_lb_table_t *t = tok->ref ? ((gw_snap_t *)tok->ref)->data : NULL;
-    if (t == NULL || worker_sync(lw, t) != 0)
+    if (t == NULL || upstream >= t->n || worker_sync(lw, t) != 0)
         return NULL;
-    const gw_lb_upstream_t *u = &t->ups[l->cfg->upstream_index];
+    const gw_lb_upstream_t *u = &t->ups[upstream];
     if (attempt >= u->lb->max_connect_attempts)
         return NULL;
     bool panic;
@@ -199,7 +200,7 @@ static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *
     gw_pick_t p = {.usable = lw->usable,
                    .avoid = prev != NULL ? prev->index : SIZE_MAX,
                    .key = u->lb->hash_client_ip ? gw_hash_client_ip(client) : 0};
-    gw_backend_t *b = choose(lb, lw->bal[l->cfg->upstream_index], u, lw->usable, &p, tok, now);
+    gw_backend_t *b = choose(lb, lw->bal[upstream], u, lw->usable, &p, tok, now);
     if (b == NULL)
         return NULL;
     atomic_fetch_add_explicit(&b->active, 1, memory_order_relaxed);
@@ -209,6 +210,12 @@ static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *
     if (b->index < 64)
         tok->tried |= (uint64_t)1 << b->index;
     return &b->addr;
+}
+
+static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
+                                const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok)
+{
+    return gw_lb_pick_upstream(ctx, w, l->cfg->upstream_index, client, attempt, tok);
 }
 
 static void release_active(gw_tcp_pick_t *tok)

@@ -59,6 +59,13 @@ typedef struct gw_lb_hooks_s {
     void *ctx;
 } gw_lb_hooks_t;
 
+/* The pick of gw_tcp_picker_t.pick for upstream UPSTREAM (an index into the config's
+ * upstreams) rather than a tcp listener's: milestone 04 picks per request, by route. The
+ * outcomes go to the picker's report and retry as for a tcp connection. */
+const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, size_t upstream,
+                                     const struct sockaddr *client, unsigned attempt,
+                                     gw_tcp_pick_t *tok);
+
 /* Installs HOOKS (copied) into LB, before the runtime starts; gw_lb_hooks_ctx gives back
  * their ctx (a later milestone's state, reached from the runtime's app_data). */
 void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks);

@@ -1,0 +1,104 @@
+/* chain.h - the per-route middleware chain at run time: the engine (hproxy.c) calls it on
+ * every request head, on every response head, to ask whether a failed attempt may be
+ * retried, and once when the exchange ends. The middleware themselves are the small pure
+ * functions of mw_basic.h, mw_cors.h, jwt.h, mw_split.h and accesslog.h; this file holds
+ * the state they need across requests (rate-limit buckets, breakers, retry budgets, access
+ * log files) and runs them in the configured order.
+ *
+ * Nothing here does network I/O. The access log is the only file I/O: one write(2) of one
+ * whole line per request on an O_APPEND descriptor, so lines from several workers never
+ * interleave. */
+#ifndef GW_CHAIN_H
+#define GW_CHAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "04-http/h1.h"
+#include "04-http/httpcfg.h"
+
+/* The run-time state of every http route of one config, shared by all workers (atomics and
+ * 03's striped tables inside). */
+typedef struct gw_chain_s gw_chain_t;
+
+/* Builds the state for CFG (which must outlive it): a keyed limiter per rate_limit, a
+ * breaker per breaker middleware, a retry budget per route with retry, an open file per
+ * distinct access_log path (opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, 0644). Control
+ * thread, before the workers start. Returns NULL with ERR filled (ERRLEN bytes) when a file
+ * cannot be opened or memory runs out. */
+gw_chain_t *gw_chain_new(const gw_config_t *cfg, char *err, size_t errlen);
+void gw_chain_free(gw_chain_t *c); /* NULL is fine; closes the files */
+
+/* SIGUSR1: reopens the access log files (after logrotate moved them). Control thread. */
+void gw_chain_reopen(gw_chain_t *c);
+
+/* One request/response exchange as the chain sees it. The engine zeroes it (gw_hx_reset),
+ * fills the inputs, and keeps it until gw_chain_finish. */
+typedef struct gw_hx_s {
+    /* ---- inputs, set by the engine ---- */
+    size_t listener;                    /* index into cfg->listeners */
+    const gw_http_listener_cfg_t *lcfg; /* that listener's http config */
+    const gw_http_route_t *route;       /* the matched route; NULL: none (404 by the engine) */
+    const struct sockaddr *client;      /* the TCP peer */
+    bool tls;
+    uint64_t start_ns;  /* monotonic ns when the request head was complete */
+    int64_t wall_ms;    /* wall clock ms at the same moment (access log time, JWT "now") */
+    uint64_t *rng;      /* the worker's random state, for request ids and the split */
+    /* ---- set by gw_chain_request ---- */
+    char request_id[GW_MW_REQID_MAX + 1]; /* "" until the request_id middleware ran */
+    size_t target;        /* index into route->targets to forward to */
+    unsigned max_attempts; /* 1, or the retry middleware's max_attempts */
+    /* ---- set by the engine before gw_chain_finish ---- */
+    unsigned status;             /* status sent to the client; 0 when none was */
+    uint64_t bytes_in, bytes_out; /* on the client connection for this exchange */
+    const char *upstream;        /* name of the upstream used, NULL if none */
+    const char *backend;         /* address text of the last backend tried, NULL if none */
+    bool upstream_failed;        /* the upstream failed (connect, reset, 502/504): breaker */
+    /* ---- private to chain.c ---- */
+    uint32_t flags;
+    char sub[128];     /* JWT subject, for rate_limit key: jwt_sub ("" when none) */
+    char *log_method;  /* copies for the access log (malloc'd only when a log is on) */
+    char *log_path;
+    int breaker_mw;    /* index of the breaker middleware holding a trial, or -1 */
+    bool breaker_trial;
+    bool retry_held;   /* a retry budget slot is held */
+} gw_hx_t;
+
+/* Zeroes X for a new exchange (frees what a previous one left, if gw_chain_finish was not
+ * called). */
+void gw_hx_reset(gw_hx_t *x);
+
+/* Runs the route's middleware in order over REQ, the request head after hop-by-hop fields
+ * were removed and the path normalised (the engine did both). Returns 0: forward REQ to
+ * x->route->targets[x->target]; or an HTTP status >= 100 to answer locally, with RESP (an
+ * empty response head) holding that status and the fields the answer needs
+ * (WWW-Authenticate for 401, Retry-After for 429, the CORS fields of a preflight answer).
+ * The engine then adds X-Request-ID through gw_chain_response, a JSON error body (not for
+ * 204) and framing, and sends it. Statuses: 204/403 (CORS preflight), 400 (a rewrite that
+ * normalisation refuses), 401 (jwt), 429 (rate_limit), 431 (a head that grew past its
+ * limit), 503 (breaker open), 500 (anything else unexpected). */
+int gw_chain_request(gw_chain_t *c, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp);
+
+/* Decorates RESP, the response head about to go to the client (from the upstream, or a
+ * local answer or error), in reverse middleware order: response header rules, CORS fields,
+ * X-Request-ID when the request_id middleware ran. REQ is the client's request head as
+ * received (for CORS's Origin). Works with x->route NULL (only the request id, if any). */
+void gw_chain_response(gw_chain_t *c, gw_hx_t *x, const gw_h1_head_t *req, gw_h1_head_t *resp);
+
+/* Attempt ATTEMPT (1 = the first) failed before any response byte reached the client: may
+ * attempt ATTEMPT + 1 start? Only for idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT,
+ * DELETE: RFC 9110 9.2.2) given in METHOD, while ATTEMPT < x->max_attempts, and when the
+ * route's retry budget (03's gw_retry_budget_t, budget 20% of requests in flight, at least
+ * 3) grants a slot; the slot is released by gw_chain_finish. */
+bool gw_chain_may_retry(gw_chain_t *c, gw_hx_t *x, const char *method, unsigned attempt);
+
+/* The exchange ended, whatever happened: records the breaker outcome (failure when
+ * x->upstream_failed or status >= 500), releases a retry slot, writes the access log line
+ * (time, request id, client, method, path, status, bytes both ways, upstream, backend,
+ * latency from x->start_ns to NOW_NS, route) and frees what X holds. Call exactly once per
+ * exchange that reached gw_chain_request; harmless on one that did not. */
+void gw_chain_finish(gw_chain_t *c, gw_hx_t *x, uint64_t now_ns);
+
+#endif

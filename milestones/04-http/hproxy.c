@@ -1,0 +1,2187 @@
+/* hproxy.c - see hproxy.h.
+ *
+ * Three kinds of objects live on a worker:
+ *
+ *   hconn_t   a client connection. While it waits for a request it is only a socket and a
+ *             place in an idle list (about 300 bytes): no buffer, no parser, no timer of its
+ *             own. Idle connections of one listener wait in FIFO order, so one timer per
+ *             list serves all of them (the first to expire is always at the front).
+ *   hx_t      the state of one exchange (parser, heads, timer, middleware state), taken
+ *             when a request's first byte arrives and given back (to a free list) when the
+ *             response is complete and no pipelined bytes are waiting.
+ *   uconn_t   an upstream connection: attached to one exchange, or idle in the pool of its
+ *             backend (LIFO, so the surplus ages out), or closing.
+ *
+ * One exchange, step by step:
+ *   request head ── normalise, route (404), body limit (413), strip hop-by-hop fields,
+ *   middleware (local answers: 401, 429, CORS...) ── pick a backend (503 when none) ──
+ *   take a pooled connection or connect (502 on failure, after retries) ── write the head,
+ *   then stream the body, re-framed, with backpressure ── response head (504 if it does
+ *   not come), strip, middleware, re-frame for the client ── stream the body ── both ends
+ *   complete: the upstream connection goes back to its pool, the client's waits for the
+ *   next request (or closes).
+ *
+ * Buffers: every read lands in a pool chunk (common/buf.h). Body bytes are written out
+ * straight from that chunk, which counts its pending writes in `owner` and goes back to
+ * the cache when the last one completes. Heads are parsed into bounded arenas and written
+ * from a serialised copy. Nothing ever holds a whole body: when the far side's write queue
+ * passes buffers.high_water, reading stops until it falls below low_water.
+ *
+ * libuv rules (see tcp_proxy.c): memory of a handle is freed only in its close callback;
+ * a stream's pending writes complete (cancelled) before its close callback runs. */
+#include "hproxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "01-tcp/tcp_proxy.h"
+#include "03-resilience/res.h"
+#include "04-http/chain.h"
+#include "04-http/h1.h"
+#include "04-http/httpcfg.h"
+#include "04-http/pathnorm.h"
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+
+#define LINGER_MS 2000     /* after an error answer: read and discard this long before closing */
+#define HX_FREE_MAX 64     /* exchange states kept for reuse per worker */
+#define WREQ_FREE_MAX 256  /* write requests kept for reuse per worker */
+#define STARVE_RETRY_MS 20 /* the buffer pool was empty: try reading again after this */
+
+typedef struct hp_s hp_t;
+typedef struct hp_worker_s hp_worker_t;
+typedef struct hconn_s hconn_t;
+typedef struct hx_s hx_t;
+typedef struct uconn_s uconn_t;
+
+/* ---- per worker ---------------------------------------------------------------------------- */
+
+/* Connections waiting with the same timeout, oldest first, and the one timer for them. */
+typedef struct idle_list_s {
+    hconn_t *head, *tail;
+    uv_timer_t timer;
+    uint64_t timeout_ms;
+    hp_worker_t *hw;
+} idle_list_t;
+
+/* A backend's idle upstream connections on this worker, most recently used first. */
+typedef struct pool_s {
+    uconn_t *head;
+    size_t n;
+} pool_t;
+
+struct hp_worker_s {
+    hp_t *hp;
+    gw_worker_t *w;
+    idle_list_t *fresh;     /* [nlisteners]: accepted, no byte yet (request_head_timeout) */
+    idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
+    pool_t **pools;         /* [nupstreams][nbackends] */
+    hconn_t *busy;          /* connections with an exchange (for drain and force close) */
+    uconn_t *uconns;        /* every upstream connection not yet closing */
+    hx_t *hx_free;
+    size_t nhx_free;
+    struct wreq_s *wreq_free;
+    size_t nwreq_free;
+    uint64_t rng;
+    gw_http_stats_t *stats;
+    uv_timer_t starve_timer;
+    hconn_t *starved;
+    gw_lograte_t err_log;
+    bool started;
+};
+
+struct hp_s {
+    const gw_config_t *cfg;
+    gw_lb_t *lb;
+    gw_chain_t *chain;
+    hp_worker_t *workers; /* [cfg->workers] */
+};
+
+/* Set once by gw_http_prepare before any worker thread exists, read-only afterwards. */
+static hp_t *g_hp;
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+typedef enum {
+    C_IDLE,    /* waiting for a request: no exchange state */
+    C_ACTIVE,  /* an exchange is in progress */
+    C_LINGER,  /* answered and shut down: discarding input until EOF or a timeout */
+    C_CLOSING, /* closing */
+} cstate_t;
+
+struct hconn_s {
+    uv_tcp_t sock;
+    hp_worker_t *hw;
+    gw_listener_t *l;
+    const gw_http_listener_cfg_t *lcfg;
+    hx_t *x;                   /* the exchange, or NULL when idle */
+    hconn_t *prev, *next;      /* an idle list, or hw->busy */
+    idle_list_t *list;         /* the idle list holding it, NULL if in hw->busy */
+    uint64_t idle_since;       /* loop ms when it joined its idle list */
+    hconn_t *starved_next;
+    cstate_t state;
+    bool reading, starved, admitted, closing, in_process;
+    uint8_t pending_closes;
+    struct sockaddr_storage peer;
+};
+
+typedef enum {
+    T_NONE,
+    T_HEAD,     /* the request head must be complete: 408 */
+    T_BODY,     /* client silent while its body streams: 408 (or close) */
+    T_RESPONSE, /* upstream response head: 504 */
+    T_STREAM,   /* response streaming: listener idle_timeout, then close */
+    T_LINGER,   /* lingering close */
+    T_RETRY,    /* backoff before another attempt */
+} tkind_t;
+
+/* Request progress. */
+typedef enum { RQ_HEAD, RQ_WAIT_UPSTREAM, RQ_BODY, RQ_DONE } rqstate_t;
+/* Response progress. */
+typedef enum { RS_NONE, RS_HEAD_SENT, RS_DONE } rsstate_t;
+
+struct hx_s {
+    hx_t *next_free;
+    hconn_t *c;
+    uv_timer_t timer;
+    tkind_t tkind;
+    uint64_t last_active; /* loop ms of the last byte moved, for the idle kinds */
+    gw_h1_parser_t rp;    /* request parser */
+    gw_h1_parser_t sp;    /* response parser (used while an upstream is attached) */
+    gw_h1_head_t local;   /* a locally generated response head */
+    gw_hx_t chain;        /* what the middleware sees */
+    gw_chunk_t *rbuf;     /* client bytes not yet parsed (pipelining), or NULL */
+    uconn_t *u;           /* the attached upstream connection */
+    gw_tcp_pick_t pick;
+    const gw_addr_t *backend_addr;
+    const gw_http_route_t *route;
+    size_t upstream; /* index of the target's upstream */
+    unsigned attempt; /* connect attempt within the current pick sequence (02's retries) */
+    unsigned tries;   /* attempts in all, for the retry middleware */
+    rqstate_t rq;
+    rsstate_t rs;
+    gw_h1_body_t req_body, resp_body_in;
+    bool req_chunked_out;  /* the request body goes upstream chunked */
+    bool resp_chunked_out; /* the response body goes to the client chunked */
+    bool resp_close_out;   /* the response body is delimited by closing the client */
+    bool client_keep;      /* the client connection may persist after this exchange */
+    bool head_method;
+    bool idempotent;
+    bool picked;
+    bool upstream_reused;
+    bool backend_failed; /* for the passive health report */
+    bool retried_reuse;  /* the once-only retry after a reused connection died */
+    bool body_started;   /* request body bytes went upstream: no retry */
+    bool resp_bytes;     /* a response byte arrived from the upstream */
+    bool exchange_open;  /* gw_chain_request ran: gw_chain_finish owed */
+    bool req_paused;     /* client reads stopped for backpressure */
+    bool close_after;    /* close the client connection when this response is written */
+    bool error_sent;     /* a local error answer went out */
+    bool drain_close;
+    uint64_t bytes_in, bytes_out;
+    char *method; /* the request method, NUL-terminated, for retries and the log */
+};
+
+struct uconn_s {
+    uv_tcp_t sock;
+    uv_connect_t connect_req;
+    uv_timer_t timer; /* connect timeout, idle timeout in the pool */
+    hp_worker_t *hw;
+    hx_t *x;           /* attached exchange, or NULL */
+    pool_t *pool;      /* the pool it belongs to */
+    uconn_t *pnext;    /* in the pool */
+    uconn_t *prev, *next; /* hw->uconns */
+    unsigned requests; /* requests sent on it */
+    bool connected, pooled, closing, paused, reading, starved;
+    uint8_t pending_closes;
+};
+
+/* One write: the request, what it keeps alive until it completes, and where it went. */
+typedef struct wreq_s {
+    uv_write_t req;
+    struct wreq_s *next_free;
+    hp_worker_t *hw;
+    gw_chunk_t *ch; /* a body chunk holding a reference, or NULL */
+    char *heap;     /* a serialised head, or NULL */
+    bool to_client;
+    void *owner; /* hconn_t or uconn_t */
+    char pre[24]; /* chunk-size line */
+} wreq_t;
+
+static void client_process(hconn_t *c);
+static void client_close(hconn_t *c, bool reset);
+static void client_set_reading(hconn_t *c, bool on);
+static void exchange_done(hconn_t *c);
+static void upstream_start(hconn_t *c);
+static void uconn_close(uconn_t *u, bool reset);
+static void uconn_detach(uconn_t *u);
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms);
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static void stat_add(atomic_uint_least64_t *v, uint64_t n)
+{
+    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static uv_loop_t *loop_of(hp_worker_t *hw)
+{
+    return &hw->w->loop;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void chunk_ref(gw_chunk_t *ch)
+{
+    ch->owner = (void *)((uintptr_t)ch->owner + 1);
+}
+
+/* Drops a reference to CH; the last one gives it back to the worker's cache. */
+static void chunk_unref(hp_worker_t *hw, gw_chunk_t *ch)
+{
+    uintptr_t n = (uintptr_t)ch->owner - 1;
+    ch->owner = (void *)n;
+    if (n == 0)
+        gw_chunk_put(&hw->w->bufs, ch);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    gw_worker_t *w = h->loop->data; /* the runtime points each worker loop at its worker */
+    gw_chunk_t *ch = gw_chunk_get(&w->bufs);
+    if (ch == NULL) {
+        *buf = uv_buf_init(NULL, 0); /* UV_ENOBUFS */
+        return;
+    }
+    ch->owner = (void *)(uintptr_t)1; /* the reader's reference */
+    *buf = uv_buf_init(ch->data, (unsigned)gw_chunk_size(&w->bufs));
+}
+
+static gw_chunk_t *chunk_of(const uv_buf_t *buf)
+{
+    return buf->base != NULL ? (gw_chunk_t *)(buf->base - offsetof(gw_chunk_t, data)) : NULL;
+}
+
+/* ---- writes -------------------------------------------------------------------------------- */
+
+static wreq_t *wreq_get(hp_worker_t *hw)
+{
+    wreq_t *r = hw->wreq_free;
+    if (r != NULL) {
+        hw->wreq_free = r->next_free;
+        hw->nwreq_free--;
+    } else if ((r = malloc(sizeof *r)) == NULL) {
+        return NULL;
+    }
+    r->hw = hw;
+    r->ch = NULL;
+    r->heap = NULL;
+    return r;
+}
+
+static void wreq_put(wreq_t *r)
+{
+    hp_worker_t *hw = r->hw;
+    if (r->ch != NULL)
+        chunk_unref(hw, r->ch);
+    free(r->heap);
+    if (hw->nwreq_free >= WREQ_FREE_MAX) {
+        free(r);
+        return;
+    }
+    r->next_free = hw->wreq_free;
+    hw->wreq_free = r;
+    hw->nwreq_free++;
+}
+
+static void on_client_written(uv_write_t *req, int status);
+static void on_upstream_written(uv_write_t *req, int status);
+
+/* Queues BUFS on the client (TO_CLIENT) or the upstream stream. CH (may be NULL) gets a
+ * reference held until the write completes; HEAP (may be NULL) is freed then. Returns 0
+ * or a UV error (HEAP freed, no reference kept). */
+static int send_bufs(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, uv_buf_t *bufs,
+                     unsigned n, gw_chunk_t *ch, char *heap)
+{
+    wreq_t *r = wreq_get(hw);
+    if (r == NULL) {
+        free(heap);
+        return UV_ENOMEM;
+    }
+    r->to_client = to_client;
+    r->owner = owner;
+    r->heap = heap;
+    if (ch != NULL) {
+        chunk_ref(ch);
+        r->ch = ch;
+    }
+    int rc = uv_write(&r->req, s, bufs, n, to_client ? on_client_written : on_upstream_written);
+    if (rc != 0)
+        wreq_put(r);
+    return rc;
+}
+
+/* Writes DATA[0..N) of chunk CH as body bytes, framed as a chunk when CHUNKED. */
+static int send_body(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, bool chunked,
+                     gw_chunk_t *ch, const char *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (!chunked) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
+        return send_bufs(hw, to_client, owner, s, &b, 1, ch, NULL);
+    }
+    wreq_t *r = wreq_get(hw);
+    if (r == NULL)
+        return UV_ENOMEM;
+    r->to_client = to_client;
+    r->owner = owner;
+    chunk_ref(ch);
+    r->ch = ch;
+    int len = snprintf(r->pre, sizeof r->pre, "%zx\r\n", n);
+    uv_buf_t b[3] = {uv_buf_init(r->pre, (unsigned)len), uv_buf_init((char *)data, (unsigned)n),
+                     uv_buf_init("\r\n", 2)};
+    int rc = uv_write(&r->req, s, b, 3, to_client ? on_client_written : on_upstream_written);
+    if (rc != 0)
+        wreq_put(r);
+    return rc;
+}
+
+/* Serialises head H and writes it, followed by EXTRA (may be NULL). */
+static int send_head(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s,
+                     const gw_h1_head_t *h, const char *extra, size_t extra_len)
+{
+    size_t need = gw_h1_head_size(h);
+    char *buf = malloc(need + extra_len);
+    if (buf == NULL)
+        return UV_ENOMEM;
+    long n = gw_h1_head_serialize(h, buf, need);
+    if (n < 0) {
+        free(buf);
+        return UV_ENOMEM;
+    }
+    if (extra_len > 0)
+        memcpy(buf + n, extra, extra_len);
+    uv_buf_t b = uv_buf_init(buf, (unsigned)((size_t)n + extra_len));
+    return send_bufs(hw, to_client, owner, s, &b, 1, NULL, buf);
+}
+
+static size_t high_water(hp_worker_t *hw)
+{
+    return hw->hp->cfg->buffers.high_water;
+}
+
+static size_t low_water(hp_worker_t *hw)
+{
+    return hw->hp->cfg->buffers.low_water;
+}
+
+/* ---- idle lists ------------------------------------------------------------------------------ */
+
+static void list_unlink(hconn_t *c)
+{
+    hconn_t **head, **tail = NULL;
+    if (c->list != NULL) {
+        head = &c->list->head;
+        tail = &c->list->tail;
+    } else {
+        head = &c->hw->busy;
+    }
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else if (*head == c)
+        *head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else if (tail != NULL && *tail == c)
+        *tail = c->prev;
+    c->prev = c->next = NULL;
+    c->list = NULL;
+}
+
+static void on_idle_timer(uv_timer_t *t);
+
+/* Arms IL's timer for its oldest connection's deadline (or stops it: empty list). */
+static void idle_arm(idle_list_t *il)
+{
+    if (il->head == NULL) {
+        uv_timer_stop(&il->timer);
+        return;
+    }
+    uint64_t now = uv_now(loop_of(il->hw)), due = il->head->idle_since + il->timeout_ms;
+    uv_timer_start(&il->timer, on_idle_timer, due > now ? due - now : 0, 0);
+}
+
+/* Puts C at the back of IL (its deadline is the latest). */
+static void list_idle(hconn_t *c, idle_list_t *il)
+{
+    list_unlink(c);
+    c->list = il;
+    c->idle_since = uv_now(loop_of(c->hw));
+    c->prev = il->tail;
+    if (il->tail != NULL)
+        il->tail->next = c;
+    else
+        il->head = c;
+    il->tail = c;
+    if (!uv_is_active((uv_handle_t *)&il->timer))
+        idle_arm(il);
+}
+
+static void list_busy(hconn_t *c)
+{
+    list_unlink(c);
+    c->next = c->hw->busy;
+    if (c->next != NULL)
+        c->next->prev = c;
+    c->hw->busy = c;
+}
+
+/* One timer per idle list: closes every connection whose time is up, oldest first. */
+static void on_idle_timer(uv_timer_t *t)
+{
+    idle_list_t *il = t->data;
+    uint64_t now = uv_now(loop_of(il->hw));
+    while (il->head != NULL && il->head->idle_since + il->timeout_ms <= now) {
+        hconn_t *c = il->head;
+        list_unlink(c);
+        client_close(c, false);
+    }
+    idle_arm(il);
+}
+
+/* ---- exchange state --------------------------------------------------------------------------- */
+
+static void on_hx_timer(uv_timer_t *t);
+
+static void parser_limits(const gw_http_listener_cfg_t *lc, gw_h1_limits_t *lim)
+{
+    gw_h1_limits_default(lim);
+    lim->max_head = lc->max_head;
+    lim->max_uri = lc->max_uri;
+    lim->max_fields = lc->max_headers;
+    lim->max_body = lc->max_body;
+}
+
+static hx_t *hx_get(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = hw->hx_free;
+    if (x != NULL) {
+        hw->hx_free = x->next_free;
+        hw->nhx_free--;
+    } else {
+        x = calloc(1, sizeof *x);
+        if (x == NULL)
+            return NULL;
+        uv_timer_init(loop_of(hw), &x->timer);
+    }
+    x->timer.data = x;
+    x->c = c;
+    gw_h1_limits_t lim;
+    parser_limits(c->lcfg, &lim);
+    gw_h1_parser_init(&x->rp, true, &lim);
+    gw_h1_parser_init(&x->sp, false, NULL);
+    gw_h1_head_init(&x->local, false, 4096, 32);
+    gw_hx_reset(&x->chain);
+    return x;
+}
+
+/* Clears what one request of X used, keeping the parser's position in the stream (the
+ * caller calls gw_h1_next for a pipelined request). */
+static void hx_clear_exchange(hx_t *x)
+{
+    free(x->method);
+    x->method = NULL;
+    gw_hx_reset(&x->chain);
+    gw_h1_head_clear(&x->local);
+    x->u = NULL;
+    memset(&x->pick, 0, sizeof x->pick);
+    x->backend_addr = NULL;
+    x->route = NULL;
+    x->upstream = 0;
+    x->attempt = 0;
+    x->tries = 0;
+    x->rq = RQ_HEAD;
+    x->rs = RS_NONE;
+    x->req_chunked_out = x->resp_chunked_out = x->resp_close_out = false;
+    x->client_keep = x->head_method = x->idempotent = x->picked = false;
+    x->upstream_reused = x->backend_failed = x->retried_reuse = x->body_started = false;
+    x->resp_bytes = x->exchange_open = x->req_paused = x->close_after = false;
+    x->error_sent = x->drain_close = false;
+    x->bytes_in = x->bytes_out = 0;
+}
+
+static void on_hx_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Gives X back; its timer handle survives in the free list (closed when the list is
+ * trimmed or the worker stops). */
+static void hx_put(hp_worker_t *hw, hx_t *x)
+{
+    uv_timer_stop(&x->timer);
+    x->tkind = T_NONE;
+    if (x->rbuf != NULL) {
+        chunk_unref(hw, x->rbuf);
+        x->rbuf = NULL;
+    }
+    hx_clear_exchange(x);
+    gw_h1_parser_free(&x->rp);
+    gw_h1_parser_free(&x->sp);
+    gw_h1_head_free(&x->local);
+    x->c = NULL;
+    if (hw->nhx_free >= HX_FREE_MAX) {
+        x->timer.data = x;
+        uv_close((uv_handle_t *)&x->timer, on_hx_timer_closed);
+        return;
+    }
+    x->next_free = hw->hx_free;
+    hw->hx_free = x;
+    hw->nhx_free++;
+}
+
+/* Arms X's one timer for KIND. The idle kinds (T_BODY, T_STREAM) compare with
+ * x->last_active when they fire rather than being re-armed on every byte. */
+static void hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms)
+{
+    x->tkind = kind;
+    uv_timer_start(&x->timer, on_hx_timer, ms, 0);
+}
+
+static void hx_timer_stop(hx_t *x)
+{
+    x->tkind = T_NONE;
+    uv_timer_stop(&x->timer);
+}
+
+/* ---- statistics ---------------------------------------------------------------------------- */
+
+static void count_status(hp_worker_t *hw, unsigned status)
+{
+    gw_http_stats_t *s = hw->stats;
+    if (status >= 500)
+        stat_add(&s->responses_5xx, 1);
+    else if (status >= 400)
+        stat_add(&s->responses_4xx, 1);
+    else if (status >= 300)
+        stat_add(&s->responses_3xx, 1);
+    else if (status >= 200)
+        stat_add(&s->responses_2xx, 1);
+}
+
+/* ---- closing a client connection ---------------------------------------------------------- */
+
+static void client_free(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    if (c->admitted)
+        gw_listener_leave(c->l);
+    gw_worker_t *w = hw->w;
+    free(c);
+    gw_worker_conn_done(w); /* last: it may finish the worker */
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+    hconn_t *c = h->data;
+    if (--c->pending_closes == 0)
+        client_free(c);
+}
+
+static void unstarve(hconn_t *c)
+{
+    for (hconn_t **p = &c->hw->starved; *p != NULL; p = &(*p)->starved_next)
+        if (*p == c) {
+            *p = c->starved_next;
+            break;
+        }
+    c->starved = false;
+}
+
+/* Ends the exchange's bookkeeping when the connection goes away mid-way. */
+static void exchange_abort(hconn_t *c)
+{
+    hx_t *x = c->x;
+    if (x == NULL)
+        return;
+    hp_worker_t *hw = c->hw;
+    if (x->u != NULL) {
+        uconn_t *u = x->u;
+        uconn_detach(u);
+        uconn_close(u, true);
+    }
+    if (x->picked) {
+        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+        p->report(p->ctx, hw->w, &x->pick,
+                  x->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
+        x->picked = false;
+    }
+    if (x->exchange_open) {
+        x->chain.bytes_in = x->bytes_in;
+        x->chain.bytes_out = x->bytes_out;
+        gw_chain_finish(hw->hp->chain, &x->chain, gw_clock_mono_ns(&gw_clock_system));
+        x->exchange_open = false;
+    }
+}
+
+static void client_close(hconn_t *c, bool reset)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->state = C_CLOSING;
+    if (c->starved)
+        unstarve(c);
+    list_unlink(c);
+    hp_worker_t *hw = c->hw;
+    if (c->x != NULL) {
+        exchange_abort(c);
+        hx_put(hw, c->x);
+        c->x = NULL;
+    }
+    c->pending_closes++;
+    if (reset)
+        gw_tcp_close_reset(&c->sock, on_client_closed);
+    else
+        uv_close((uv_handle_t *)&c->sock, on_client_closed);
+}
+
+static void on_client_shutdown(uv_shutdown_t *req, int status)
+{
+    hconn_t *c = req->data;
+    free(req);
+    if (c->closing)
+        return;
+    if (status < 0 || c->state != C_LINGER) {
+        client_close(c, status < 0);
+        return;
+    }
+}
+
+/* The answer is queued: send FIN after it, then read and discard what the client still
+ * sends for a while, so that our answer is not destroyed by a reset the kernel would send
+ * if we closed with unread input (nginx's lingering close). */
+static void client_linger(hconn_t *c)
+{
+    if (c->closing || c->state == C_LINGER)
+        return;
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    if (x != NULL) {
+        exchange_abort(c);
+        if (x->rbuf != NULL) {
+            chunk_unref(hw, x->rbuf);
+            x->rbuf = NULL;
+        }
+    } else {
+        client_close(c, false);
+        return;
+    }
+    c->state = C_LINGER;
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->sock, on_client_shutdown) != 0) {
+        free(req);
+        client_close(c, true);
+        return;
+    }
+    req->data = c;
+    hx_timer_start(x, T_LINGER, LINGER_MS);
+    client_set_reading(c, true);
+}
+
+/* ---- client reads --------------------------------------------------------------------------- */
+
+static void on_starve_timer(uv_timer_t *t)
+{
+    hp_worker_t *hw = t->data;
+    hconn_t *list = hw->starved;
+    hw->starved = NULL;
+    while (list != NULL) {
+        hconn_t *c = list;
+        list = c->starved_next;
+        c->starved = false;
+        if (c->reading && !c->closing)
+            uv_read_start((uv_stream_t *)&c->sock, on_alloc, on_client_read);
+    }
+}
+
+static void client_starve(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    uv_read_stop((uv_stream_t *)&c->sock);
+    if (!c->starved) {
+        c->starved = true;
+        c->starved_next = hw->starved;
+        hw->starved = c;
+    }
+    if (!uv_is_active((uv_handle_t *)&hw->starve_timer))
+        uv_timer_start(&hw->starve_timer, on_starve_timer, STARVE_RETRY_MS, 0);
+}
+
+static void client_set_reading(hconn_t *c, bool on)
+{
+    if (c->closing || c->reading == on)
+        return;
+    c->reading = on;
+    if (!on) {
+        uv_read_stop((uv_stream_t *)&c->sock);
+        return;
+    }
+    if (!c->starved && uv_read_start((uv_stream_t *)&c->sock, on_alloc, on_client_read) != 0)
+        client_close(c, true);
+}
+
+/* ---- local answers ------------------------------------------------------------------------ */
+
+static const char *status_text(unsigned s)
+{
+    switch (s) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+/* Makes sure the exchange has a request id to report (the middleware's, or a fresh one). */
+static void ensure_request_id(hp_worker_t *hw, hx_t *x)
+{
+    if (x->chain.request_id[0] != '\0')
+        return;
+    uint64_t a = rng_next(&hw->rng), b = rng_next(&hw->rng);
+    snprintf(x->chain.request_id, sizeof x->chain.request_id, "%016llx%016llx",
+             (unsigned long long)a, (unsigned long long)b);
+}
+
+static bool draining(const hconn_t *c)
+{
+    return atomic_load_explicit(&c->hw->w->rt->draining, memory_order_relaxed);
+}
+
+/* Sends the local response head X->local (status already set, middleware fields in it)
+ * with a JSON body naming the status, REASON and the request id; CLOSE ends the
+ * connection after it (always after a parse error: the stream's framing is lost). */
+static void send_local(hconn_t *c, unsigned status, const char *reason, bool close)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    if (x->rs != RS_NONE) { /* a response already started: all we can do is cut it */
+        client_close(c, true);
+        return;
+    }
+    stat_add(&hw->stats->local_errors, status >= 400);
+    if (x->local.status == 0)
+        gw_h1_head_set_status(&x->local, status, status_text(status), strlen(status_text(status)));
+    else if (gw_h1_head_reason(&x->local).len == 0) {
+        const char *t = status_text(x->local.status);
+        gw_h1_head_set_status(&x->local, x->local.status, t, strlen(t));
+    }
+    status = x->local.status;
+    if (status >= 400)
+        ensure_request_id(hw, x);
+    char body[512];
+    int blen = 0;
+    if (status != 204 && status != 304 && status >= 200) {
+        blen = snprintf(body, sizeof body, "{\"status\":%u,\"error\":\"%s\",\"request_id\":\"%s\"}\n",
+                        status, reason != NULL ? reason : status_text(status), x->chain.request_id);
+        if (blen < 0 || (size_t)blen >= sizeof body)
+            blen = 0;
+    }
+    gw_h1_head_t *h = &x->local;
+    h->version_minor = 1;
+    gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
+    if (x->chain.request_id[0] != '\0' && !gw_h1_head_get(h, "x-request-id", NULL))
+        gw_h1_head_set(h, "X-Request-ID", x->chain.request_id, strlen(x->chain.request_id));
+    if (blen > 0)
+        gw_h1_head_set(h, "Content-Type", "application/json", 16);
+    char len[24];
+    int ll = snprintf(len, sizeof len, "%d", blen);
+    if (status != 204 && status != 304)
+        gw_h1_head_set(h, "Content-Length", len, (size_t)ll);
+    /* A body the client announced but we have not read (it may be waiting for a 100
+     * Continue that will never come) leaves the stream's framing unknown: close. */
+    close = close || !x->client_keep || draining(c) ||
+            (x->rq == RQ_WAIT_UPSTREAM && x->req_body != GW_H1_BODY_NONE) ||
+            (x->rq == RQ_BODY && !x->error_sent);
+    if (close)
+        gw_h1_head_set(h, "Connection", "close", 5);
+    else if (x->rp.head.version_minor == 0)
+        gw_h1_head_set(h, "Connection", "keep-alive", 10);
+    x->chain.status = status;
+    count_status(hw, status);
+    x->error_sent = true;
+    x->rs = RS_DONE;
+    x->close_after = close;
+    size_t before = uv_stream_get_write_queue_size((uv_stream_t *)&c->sock);
+    (void)before;
+    int rc = send_head(hw, true, c, (uv_stream_t *)&c->sock, h, x->head_method ? NULL : body,
+                       x->head_method ? 0 : (size_t)blen);
+    x->bytes_out += gw_h1_head_size(h) + (x->head_method ? 0 : (size_t)blen);
+    if (rc != 0) {
+        client_close(c, true);
+        return;
+    }
+    if (close) {
+        client_linger(c);
+        return;
+    }
+    /* Keep-alive after a local answer: the request (and any body) must be fully read
+     * before the next one; a body we did not forward is read and dropped. */
+    if (x->rq == RQ_DONE)
+        exchange_done(c);
+    else if (x->rq == RQ_HEAD || x->rq == RQ_WAIT_UPSTREAM) {
+        x->rq = RQ_BODY; /* discard the body as it comes */
+        client_set_reading(c, true);
+        client_process(c);
+    }
+}
+
+/* A local answer for the exchange's request. */
+static void answer(hconn_t *c, unsigned status, const char *reason, bool close)
+{
+    hx_t *x = c->x;
+    gw_h1_head_clear(&x->local);
+    send_local(c, status, reason, close);
+}
+
+/* ---- upstream connections ------------------------------------------------------------------ */
+
+static void on_uconn_closed(uv_handle_t *h)
+{
+    uconn_t *u = h->data;
+    if (--u->pending_closes == 0)
+        free(u);
+}
+
+static void pool_remove(uconn_t *u)
+{
+    if (!u->pooled)
+        return;
+    for (uconn_t **p = &u->pool->head; *p != NULL; p = &(*p)->pnext)
+        if (*p == u) {
+            *p = u->pnext;
+            u->pool->n--;
+            break;
+        }
+    u->pooled = false;
+    u->pnext = NULL;
+}
+
+static void uconn_close(uconn_t *u, bool reset)
+{
+    if (u->closing)
+        return;
+    u->closing = true;
+    pool_remove(u);
+    hp_worker_t *hw = u->hw;
+    if (u->prev != NULL)
+        u->prev->next = u->next;
+    else if (hw->uconns == u)
+        hw->uconns = u->next;
+    if (u->next != NULL)
+        u->next->prev = u->prev;
+    u->prev = u->next = NULL;
+    u->pending_closes = 2;
+    if (reset && u->connected)
+        gw_tcp_close_reset(&u->sock, on_uconn_closed);
+    else
+        uv_close((uv_handle_t *)&u->sock, on_uconn_closed);
+    uv_close((uv_handle_t *)&u->timer, on_uconn_closed);
+}
+
+/* Cuts the link between U and its exchange. */
+static void uconn_detach(uconn_t *u)
+{
+    if (u->x != NULL) {
+        u->x->u = NULL;
+        u->x = NULL;
+    }
+}
+
+static void on_pool_timer(uv_timer_t *t)
+{
+    uconn_close(t->data, false);
+}
+
+static void on_pooled_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    uconn_t *u = s->data;
+    gw_chunk_t *ch = chunk_of(buf);
+    if (ch != NULL)
+        chunk_unref(u->hw, ch);
+    if (nread == 0)
+        return;
+    /* Anything from an idle upstream (bytes nobody asked for, or its close) ends it. */
+    uconn_close(u, nread > 0);
+}
+
+static pool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
+{
+    const gw_lb_upstream_t *lu = b->upstream;
+    size_t ui = (size_t)(lu->cfg - hw->hp->cfg->upstreams);
+    return &hw->pools[ui][b->index];
+}
+
+/* The exchange is done with U: back to its pool when it can carry another request. */
+static void uconn_release(uconn_t *u, bool reusable)
+{
+    uconn_detach(u);
+    hp_worker_t *hw = u->hw;
+    const gw_upstream_cfg_t *ucfg = NULL;
+    if (u->pool != NULL) {
+        size_t ui = 0;
+        for (; ui < hw->hp->cfg->nupstreams; ui++)
+            if (u->pool >= hw->pools[ui] &&
+                u->pool < hw->pools[ui] + hw->hp->cfg->upstreams[ui].nbackends)
+                break;
+        ucfg = ui < hw->hp->cfg->nupstreams ? &hw->hp->cfg->upstreams[ui] : NULL;
+    }
+    const gw_http_upstream_cfg_t *kc = ucfg != NULL ? gw_http_upstream_cfg(ucfg) : NULL;
+    if (!reusable || kc == NULL || u->pool == NULL || hw->w->draining || u->closing ||
+        u->pool->n >= kc->max_idle || (kc->max_requests > 0 && u->requests >= kc->max_requests)) {
+        uconn_close(u, false);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&u->sock);
+    u->reading = false;
+    u->pooled = true;
+    u->pnext = u->pool->head;
+    u->pool->head = u;
+    u->pool->n++;
+    u->paused = false;
+    uv_timer_start(&u->timer, on_pool_timer, kc->idle_timeout_ms, 0);
+    if (uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_pooled_read) != 0)
+        uconn_close(u, true);
+    else
+        u->reading = true;
+}
+
+static uconn_t *pool_take(pool_t *pool)
+{
+    uconn_t *u = pool->head;
+    if (u == NULL)
+        return NULL;
+    pool->head = u->pnext;
+    pool->n--;
+    u->pooled = false;
+    u->pnext = NULL;
+    uv_timer_stop(&u->timer);
+    uv_read_stop((uv_stream_t *)&u->sock);
+    u->reading = false;
+    return u;
+}
+
+static void upstream_set_reading(uconn_t *u, bool on)
+{
+    if (u->closing || u->reading == on)
+        return;
+    u->reading = on;
+    if (!on)
+        uv_read_stop((uv_stream_t *)&u->sock);
+    else if (!u->starved &&
+             uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_upstream_read) != 0)
+        u->reading = false;
+}
+
+static void on_upstream_unstarve(uv_timer_t *t)
+{
+    uconn_t *u = t->data;
+    u->starved = false;
+    if (u->reading && !u->closing)
+        uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_upstream_read);
+}
+
+/* No buffer for a read: the upstream waits (its timer is free while it is attached). */
+static void upstream_starve(uconn_t *u)
+{
+    uv_read_stop((uv_stream_t *)&u->sock);
+    u->starved = true;
+    uv_timer_start(&u->timer, on_upstream_unstarve, STARVE_RETRY_MS, 0);
+}
+
+/* ---- failures before the response head: retry, or 502/503/504 ---------------------------------- */
+
+static void on_retry_due(hconn_t *c)
+{
+    upstream_start(c);
+}
+
+/* The current attempt failed before any response byte. STATUS is the answer if no retry
+ * happens (502 or 504); CONNECT_FAILURE says the connect itself failed (the picker's retry
+ * policy applies) as opposed to a connection that broke or timed out. */
+static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool connect_failure,
+                           int uv_status)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+    bool was_reused = x->upstream_reused;
+    if (x->u != NULL) {
+        uconn_t *u = x->u;
+        uconn_detach(u);
+        uconn_close(u, true);
+    }
+    /* A pooled connection found closed is not the backend's fault (it may close idle
+     * connections whenever it likes): no passive-health failure for that. */
+    bool stale = was_reused && !x->resp_bytes && connect_failure == false &&
+                 (uv_status == UV_EOF || uv_status == UV_ECONNRESET || uv_status == UV_EPIPE);
+    x->backend_failed = !stale;
+    if (x->picked && !stale)
+        p->report(p->ctx, hw->w, &x->pick, uv_status < 0 ? uv_status : UV_ECONNRESET);
+    x->chain.upstream_failed = true;
+    uint64_t dl;
+    if (!gw_lograte_allow(&hw->err_log, uv_now(loop_of(hw)), 1000, &dl))
+        ;
+    else {
+        char a[GW_ADDR_STRLEN];
+        gw_warn("route '%s': backend %s: %s (attempt %u)", x->route ? x->route->name : "-",
+                x->backend_addr ? gw_addr_format(x->backend_addr, a, sizeof a) : "-", why,
+                x->attempt + 1);
+    }
+    /* A request can be sent again only if none of its body was consumed: no body, or a
+     * body still waiting in the client's socket. */
+    bool replayable = !x->body_started && x->rs == RS_NONE && !draining(c) &&
+                      (x->req_body == GW_H1_BODY_NONE || x->rq != RQ_DONE);
+    uint64_t delay = 0;
+    bool again = false, fresh = false;
+    if (replayable) {
+        if (was_reused && !x->resp_bytes && x->idempotent && !x->retried_reuse) {
+            /* A pooled connection the upstream had closed just as we used it: the request
+             * never reached the application, retry it once (RFC 9112 9.3.1). */
+            x->retried_reuse = true;
+            again = fresh = true;
+        } else if (connect_failure && x->attempt + 1 < p->max_attempts) {
+            again = p->retry == NULL || p->retry(p->ctx, hw->w, &x->pick, x->attempt + 1, &delay);
+        }
+        if (!again && x->method != NULL &&
+            gw_chain_may_retry(hw->hp->chain, &x->chain, x->method, x->tries + 1))
+            again = fresh = true;
+    }
+    if (!again || fresh) { /* this pick sequence is over: release what it holds */
+        if (x->picked || x->pick.ref != NULL)
+            p->report(p->ctx, hw->w, &x->pick,
+                      x->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
+        x->picked = false;
+    }
+    if (again) {
+        x->tries++;
+        x->attempt = fresh ? 0 : x->attempt + 1;
+        stat_add(&hw->stats->retries, 1);
+        if (x->rq == RQ_BODY) { /* the body waits in the socket for the next upstream */
+            x->rq = RQ_WAIT_UPSTREAM;
+            client_set_reading(c, false);
+        }
+        /* The head is serialised again from the parsed head, which is intact. */
+        if (delay > 0) {
+            hx_timer_start(x, T_RETRY, delay);
+            return;
+        }
+        upstream_start(c);
+        return;
+    }
+    if (x->rs != RS_NONE) {
+        client_close(c, true);
+        return;
+    }
+    answer(c, status, why, true);
+}
+
+/* ---- writing the request upstream ------------------------------------------------------------ */
+
+static void request_sent(hconn_t *c)
+{
+    hx_t *x = c->x;
+    if (x->rs == RS_NONE && x->tkind != T_RESPONSE)
+        hx_timer_start(x, T_RESPONSE, c->lcfg->response_timeout_ms);
+}
+
+/* The attached upstream U is connected: send the head, then let the body flow. */
+static void upstream_ready(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    uconn_t *u = x->u;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+    p->report(p->ctx, hw->w, &x->pick, 0);
+    u->requests++;
+    gw_h1_head_t *h = &x->rp.head;
+    gw_h1_parser_free(&x->sp);
+    gw_h1_parser_init(&x->sp, false, NULL);
+    if (x->head_method)
+        gw_h1_expect_head_response(&x->sp);
+    x->resp_bytes = false;
+    if (send_head(hw, false, u, (uv_stream_t *)&u->sock, h, NULL, 0) != 0) {
+        attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
+        return;
+    }
+    upstream_set_reading(u, true);
+    if (x->rq == RQ_WAIT_UPSTREAM) {
+        if (x->req_body == GW_H1_BODY_NONE) {
+            x->rq = RQ_DONE;
+            request_sent(c);
+        } else {
+            x->rq = RQ_BODY;
+            x->last_active = uv_now(loop_of(hw));
+            hx_timer_start(x, T_BODY, c->lcfg->body_timeout_ms);
+            client_set_reading(c, true);
+        }
+    } else if (x->rq == RQ_DONE) { /* a retry of a request without a body */
+        request_sent(c);
+    }
+    client_process(c); /* body bytes that came with the head */
+}
+
+static void on_upstream_connect(uv_connect_t *req, int status)
+{
+    uconn_t *u = req->data;
+    if (u->closing)
+        return;
+    uv_timer_stop(&u->timer);
+    hx_t *x = u->x;
+    if (x == NULL) { /* the exchange went away meanwhile */
+        uconn_close(u, false);
+        return;
+    }
+    if (status < 0) {
+        attempt_failed(x->c, 502, "upstream connect failed", true, status);
+        return;
+    }
+    u->connected = true;
+    stat_add(&u->hw->stats->upstream_connects, 1);
+    upstream_ready(x->c);
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    uconn_t *u = t->data;
+    hx_t *x = u->x;
+    if (x == NULL) {
+        uconn_close(u, false);
+        return;
+    }
+    attempt_failed(x->c, 502, "upstream connect timed out", true, UV_ETIMEDOUT);
+}
+
+/* Picks a backend for attempt x->attempt and attaches a connection to it. */
+static void upstream_start(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    const gw_http_target_t *t = &x->route->targets[x->chain.target];
+    x->upstream = t->upstream_index;
+    x->chain.upstream = t->upstream;
+    x->backend_addr = gw_lb_pick_upstream(hw->hp->lb, hw->w, x->upstream,
+                                          (const struct sockaddr *)&c->peer, x->attempt, &x->pick);
+    if (x->backend_addr == NULL) {
+        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+        if (x->pick.ref != NULL) /* the pick took a snapshot reference: give it back */
+            p->report(p->ctx, hw->w, &x->pick, GW_TCP_CLOSED);
+        x->picked = false;
+        if (x->tries > 0 || x->attempt > 0) {
+            answer(c, 502, "no backend answered", true);
+            return;
+        }
+        answer(c, 503, "no usable backend", false);
+        return;
+    }
+    x->picked = true;
+    x->pick.attempt_started_ns = gw_clock_mono_ns(&gw_clock_system);
+    gw_backend_t *b = x->pick.backend;
+    x->chain.backend = b->name;
+    pool_t *pool = pool_of(hw, b);
+    uconn_t *u = pool_take(pool);
+    if (u != NULL) {
+        u->x = x;
+        x->u = u;
+        x->upstream_reused = true;
+        stat_add(&hw->stats->upstream_reuses, 1);
+        upstream_ready(c);
+        return;
+    }
+    x->upstream_reused = false;
+    u = calloc(1, sizeof *u);
+    if (u == NULL) {
+        attempt_failed(c, 502, "out of memory", false, UV_ENOMEM);
+        return;
+    }
+    u->hw = hw;
+    u->pool = pool;
+    uv_tcp_init(loop_of(hw), &u->sock);
+    uv_timer_init(loop_of(hw), &u->timer);
+    u->sock.data = u;
+    u->timer.data = u;
+    u->connect_req.data = u;
+    u->next = hw->uconns;
+    if (u->next != NULL)
+        u->next->prev = u;
+    hw->uconns = u;
+    u->x = x;
+    x->u = u;
+    uv_tcp_nodelay(&u->sock, 1);
+    int rc = uv_tcp_connect(&u->connect_req, &u->sock, (const struct sockaddr *)&x->backend_addr->ss,
+                            on_upstream_connect);
+    if (rc != 0) {
+        attempt_failed(c, 502, "upstream connect failed", true, rc);
+        return;
+    }
+    uv_timer_start(&u->timer, on_connect_timeout, c->l->cfg->connect_timeout_ms, 0);
+}
+
+/* ---- the request head ---------------------------------------------------------------------- */
+
+static const char *lookup_header(void *ctx, const char *name, size_t *len)
+{
+    gw_h1_span_t v;
+    if (!gw_h1_head_get(ctx, name, &v))
+        return NULL;
+    *len = v.len;
+    return v.ptr;
+}
+
+static bool method_idempotent(const char *m)
+{
+    static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL};
+    for (size_t i = 0; idem[i] != NULL; i++)
+        if (strcmp(m, idem[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool route_has(const gw_http_route_t *r, gw_mw_kind_t kind)
+{
+    for (size_t i = 0; i < r->nmw; i++)
+        if (r->mw[i].kind == kind)
+            return true;
+    return false;
+}
+
+static void on_request_head(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    gw_h1_head_t *h = &x->rp.head;
+    stat_add(&hw->stats->requests, 1);
+    x->rq = RQ_WAIT_UPSTREAM;
+    x->req_body = x->rp.body;
+    hx_timer_stop(x);
+    client_set_reading(c, false); /* the body waits until an upstream is ready */
+
+    gw_h1_span_t m = gw_h1_head_method(h);
+    x->method = strndup(m.ptr, m.len);
+    if (x->method == NULL) {
+        answer(c, 500, "out of memory", true);
+        return;
+    }
+    x->head_method = strcmp(x->method, "HEAD") == 0;
+    x->idempotent = method_idempotent(x->method);
+
+    gw_h1_conn_info_t info;
+    gw_h1_strip_hop_by_hop(h, 0, &info);
+    x->client_keep = info.keep_alive && !draining(c);
+
+    /* CONNECT and upgrades are not proxied yet (WebSocket arrives with its own issue). */
+    if (strcmp(x->method, "CONNECT") == 0) {
+        answer(c, 501, "CONNECT is not supported", true);
+        return;
+    }
+
+    /* One reading of the path for the router, the middleware and the upstream. */
+    gw_h1_span_t tg = gw_h1_head_target(h);
+    if (tg.len == 0 || tg.ptr[0] != '/') {
+        answer(c, 400, "only origin-form request targets are accepted", true);
+        return;
+    }
+    char *norm = malloc(tg.len + 1);
+    if (norm == NULL) {
+        answer(c, 500, "out of memory", true);
+        return;
+    }
+    gw_pathnorm_t pn;
+    if (gw_path_normalize(tg.ptr, tg.len, norm, tg.len + 1, &pn) != 0) {
+        free(norm);
+        answer(c, (unsigned)pn.status, pn.reason, true);
+        return;
+    }
+    int rc = gw_h1_head_set_target(h, norm, pn.len);
+    if (rc != 0) {
+        free(norm);
+        answer(c, 414, "request target too long", true);
+        return;
+    }
+    gw_h1_span_t host = {NULL, 0};
+    gw_h1_head_get(h, "host", &host);
+    const gw_route_match_t *match = gw_router_match(c->lcfg->router, host.ptr, host.len, x->method,
+                                                    norm, pn.path_len, lookup_header, h, NULL);
+    free(norm);
+    x->chain.listener = c->l->index;
+    x->chain.lcfg = c->lcfg;
+    x->chain.client = (const struct sockaddr *)&c->peer;
+    x->chain.tls = false;
+    x->chain.start_ns = gw_clock_mono_ns(&gw_clock_system);
+    x->chain.wall_ms = (int64_t)gw_clock_wall_ms(&gw_clock_system);
+    x->chain.rng = &hw->rng;
+    if (match == NULL) {
+        answer(c, 404, "no route", false);
+        return;
+    }
+    x->route = match->user;
+    x->chain.route = x->route;
+    if (x->route->max_body > 0 && gw_h1_set_max_body(&x->rp, x->route->max_body) != 0) {
+        answer(c, 413, "request body too large", true);
+        return;
+    }
+    x->exchange_open = true;
+    gw_h1_head_clear(&x->local);
+    int st = gw_chain_request(hw->hp->chain, &x->chain, h, &x->local);
+    if (st != 0) {
+        send_local(c, (unsigned)st, NULL, false);
+        return;
+    }
+    if (x->route->host_rewrite != NULL)
+        gw_h1_head_set(h, "Host", x->route->host_rewrite, strlen(x->route->host_rewrite));
+    if (!route_has(x->route, GW_MW_FORWARDED) && gw_h1_head_add(h, "Via", 3, "1.1 gw", 6) != 0) {
+        answer(c, 431, "request head too large", true);
+        return;
+    }
+    /* Re-framing: a chunked body goes on chunked (Transfer-Encoding was stripped with the
+     * other hop-by-hop fields); a Content-Length body keeps its Content-Length. */
+    x->req_chunked_out = x->req_body == GW_H1_BODY_CHUNKED;
+    if (x->req_chunked_out && gw_h1_head_add(h, "Transfer-Encoding", 17, "chunked", 7) != 0) {
+        answer(c, 431, "request head too large", true);
+        return;
+    }
+    h->version_minor = 1;
+    upstream_start(c);
+}
+
+/* ---- client input ---------------------------------------------------------------------------- */
+
+/* The request's last byte was parsed. */
+static void request_end(hconn_t *c)
+{
+    hx_t *x = c->x;
+    hp_worker_t *hw = c->hw;
+    bool discarding = x->error_sent;
+    x->rq = RQ_DONE;
+    client_set_reading(c, false); /* pipelined requests wait in the kernel until we answer */
+    if (discarding) {
+        exchange_done(c);
+        return;
+    }
+    if (x->u != NULL && x->req_chunked_out) {
+        /* The last chunk, then the trailers the client sent, then the blank line. */
+        gw_h1_head_t *t = &x->rp.trailers;
+        size_t n = 5;
+        for (size_t i = 0; i < gw_h1_head_count(t); i++)
+            n += gw_h1_head_name_at(t, i).len + gw_h1_head_value_at(t, i).len + 4;
+        char *buf = malloc(n);
+        if (buf == NULL) {
+            attempt_failed(c, 502, "out of memory", false, UV_ENOMEM);
+            return;
+        }
+        size_t o = 0;
+        memcpy(buf, "0\r\n", 3);
+        o = 3;
+        for (size_t i = 0; i < gw_h1_head_count(t); i++) {
+            gw_h1_span_t nm = gw_h1_head_name_at(t, i), v = gw_h1_head_value_at(t, i);
+            memcpy(buf + o, nm.ptr, nm.len);
+            o += nm.len;
+            memcpy(buf + o, ": ", 2);
+            o += 2;
+            memcpy(buf + o, v.ptr, v.len);
+            o += v.len;
+            memcpy(buf + o, "\r\n", 2);
+            o += 2;
+        }
+        memcpy(buf + o, "\r\n", 2);
+        o += 2;
+        uv_buf_t b = uv_buf_init(buf, (unsigned)o);
+        if (send_bufs(hw, false, x->u, (uv_stream_t *)&x->u->sock, &b, 1, NULL, buf) != 0) {
+            attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
+            return;
+        }
+    }
+    if (x->rs == RS_DONE) {
+        exchange_done(c);
+        return;
+    }
+    request_sent(c);
+}
+
+/* Body bytes of the request. */
+static void request_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
+{
+    hx_t *x = c->x;
+    hp_worker_t *hw = c->hw;
+    x->last_active = uv_now(loop_of(hw));
+    if (x->error_sent || x->u == NULL)
+        return; /* answered already: the body is read and dropped */
+    x->body_started = true;
+    uconn_t *u = x->u;
+    if (send_body(hw, false, u, (uv_stream_t *)&u->sock, x->req_chunked_out, ch, data, n) != 0) {
+        attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
+        return;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) > high_water(hw)) {
+        x->req_paused = true;
+        client_set_reading(c, false);
+    }
+}
+
+/* Parses what waits in x->rbuf as far as the exchange allows. An event may end the
+ * exchange, start the next one or close the connection, so every turn looks again. Not
+ * re-entered: a nested call (say, from a pooled upstream that was ready at once) returns,
+ * and the outer loop goes on with the new state. */
+static void client_process(hconn_t *c)
+{
+    if (c->in_process)
+        return;
+    c->in_process = true;
+    while (!c->closing && c->x != NULL && c->state == C_ACTIVE) {
+        hx_t *x = c->x;
+        /* A request waiting for its upstream, or complete: its next bytes wait. */
+        if (x->rq == RQ_WAIT_UPSTREAM || x->rq == RQ_DONE)
+            break;
+        if (x->rq == RQ_BODY && x->req_paused)
+            break;
+        gw_chunk_t *ch = x->rbuf;
+        const char *data = ch != NULL ? ch->data + ch->off : "";
+        size_t len = ch != NULL ? ch->len - ch->off : 0;
+        gw_h1_event_t ev;
+        int r = gw_h1_feed(&x->rp, data, len, &ev);
+        if (ch != NULL)
+            ch->off += (uint32_t)ev.used;
+        x->bytes_in += ev.used;
+        if (r == GW_EINVAL) {
+            const gw_h1_error_t *e = gw_h1_error(&x->rp);
+            if (x->rs == RS_NONE) {
+                x->rq = RQ_DONE;
+                answer(c, (unsigned)e->status, e->reason, true);
+            } else {
+                client_close(c, true);
+            }
+            break;
+        }
+        if (r == 0)
+            break; /* everything was consumed: more bytes are needed */
+        if (ch != NULL)
+            chunk_ref(ch); /* the exchange may give the buffer away meanwhile */
+        if (r == GW_H1_HEAD)
+            on_request_head(c);
+        else if (r == GW_H1_DATA)
+            request_data(c, ch, ev.data, ev.len);
+        else if (r == GW_H1_END)
+            request_end(c);
+        if (ch != NULL)
+            chunk_unref(c->hw, ch);
+    }
+    c->in_process = false;
+    hx_t *x = c->x;
+    if (x != NULL && x->rbuf != NULL && x->rbuf->off >= x->rbuf->len) {
+        chunk_unref(c->hw, x->rbuf);
+        x->rbuf = NULL;
+    }
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    hconn_t *c = s->data;
+    hp_worker_t *hw = c->hw;
+    gw_chunk_t *ch = chunk_of(buf);
+    if (nread <= 0) {
+        if (ch != NULL)
+            chunk_unref(hw, ch);
+        if (nread == 0)
+            return;
+        if (nread == UV_ENOBUFS) {
+            client_starve(c);
+            return;
+        }
+        /* EOF or error. Lingering: done. Idle: a clean close. Mid-request: abort. */
+        if (c->state == C_LINGER || c->x == NULL || nread != UV_EOF) {
+            client_close(c, nread != UV_EOF);
+            return;
+        }
+        hx_t *x = c->x;
+        if (x->rq == RQ_HEAD && x->rp.state == GW_H1_ST_HEAD && x->bytes_in == 0) {
+            client_close(c, false);
+            return;
+        }
+        if (x->rq == RQ_DONE && x->rs != RS_DONE) {
+            /* The client half-closed after its request: answer it, then close. */
+            x->client_keep = false;
+            client_set_reading(c, false);
+            return;
+        }
+        client_close(c, false);
+        return;
+    }
+    if (c->state == C_LINGER) {
+        chunk_unref(hw, ch);
+        return;
+    }
+    ch->len = (uint32_t)nread;
+    ch->off = 0;
+    if (c->x == NULL) { /* the first byte of a request: the exchange state comes now */
+        c->x = hx_get(c);
+        if (c->x == NULL) {
+            chunk_unref(hw, ch);
+            client_close(c, true);
+            return;
+        }
+        c->state = C_ACTIVE;
+        list_busy(c);
+        hx_timer_start(c->x, T_HEAD, c->lcfg->head_timeout_ms);
+    }
+    hx_t *x = c->x;
+    if (x->rbuf != NULL) { /* cannot happen: reads stop while bytes wait */
+        chunk_unref(hw, ch);
+        client_close(c, true);
+        return;
+    }
+    x->rbuf = ch; /* the reader's reference moves to the exchange */
+    client_process(c);
+}
+
+/* ---- the response --------------------------------------------------------------------------- */
+
+static void response_end(hconn_t *c)
+{
+    hx_t *x = c->x;
+    hp_worker_t *hw = c->hw;
+    x->rs = RS_DONE;
+    if (x->resp_chunked_out) {
+        uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+        if (send_bufs(hw, true, c, (uv_stream_t *)&c->sock, &b, 1, NULL, NULL) != 0) {
+            client_close(c, true);
+            return;
+        }
+        x->bytes_out += 5;
+    }
+    uconn_t *u = x->u;
+    if (u != NULL) {
+        /* Reusable when both messages ended cleanly on it and the upstream did not ask to
+         * close (drain_close also covers HTTP/1.0 upstreams and stray bytes). */
+        bool reusable = x->rq == RQ_DONE && x->resp_body_in != GW_H1_BODY_UNTIL_CLOSE &&
+                        x->sp.state == GW_H1_ST_DONE && !x->drain_close && !u->paused;
+        uconn_release(u, reusable);
+    }
+    if (x->picked) {
+        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+        p->report(p->ctx, hw->w, &x->pick, GW_TCP_CLOSED);
+        x->picked = false;
+    }
+    if (x->rq == RQ_DONE)
+        exchange_done(c);
+    else if (x->resp_close_out || x->close_after)
+        client_linger(c); /* the answer is queued: FIN after it */
+    /* else: the upstream answered before the request body ended (an early 413, say); the
+     * connection closes after the body, which request_end handles by exchange_done. */
+}
+
+static void on_response_head(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    gw_h1_head_t *h = &x->sp.head;
+    unsigned status = h->status;
+    if (status == 101) {
+        attempt_failed(c, 502, "upstream switched protocols without being asked", false, UV_EPROTO);
+        return;
+    }
+    gw_h1_conn_info_t info;
+    gw_h1_strip_hop_by_hop(h, 0, &info);
+    bool interim = status >= 100 && status < 200;
+    if (!interim) {
+        hx_timer_stop(x);
+        x->resp_body_in = x->sp.body;
+        /* The upstream connection's fate is decided by what it said. */
+        if (!info.keep_alive)
+            x->drain_close = true;
+    }
+    gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
+    h->version_minor = 1;
+    bool client11 = x->rp.head.version_minor >= 1;
+    if (!interim) {
+        x->chain.status = status;
+        count_status(hw, status);
+        bool body = x->sp.body != GW_H1_BODY_NONE;
+        x->resp_chunked_out = false;
+        x->resp_close_out = false;
+        if (body && x->sp.body != GW_H1_BODY_LENGTH) {
+            if (client11) {
+                x->resp_chunked_out = true;
+                gw_h1_head_add(h, "Transfer-Encoding", 17, "chunked", 7);
+            } else {
+                x->resp_close_out = true;
+            }
+        }
+        bool keep = x->client_keep && !x->resp_close_out && !draining(c) &&
+                    !(x->rq != RQ_DONE && x->req_body != GW_H1_BODY_NONE);
+        if (!keep) {
+            x->close_after = true;
+            gw_h1_head_set(h, "Connection", "close", 5);
+        } else if (!client11) {
+            gw_h1_head_set(h, "Connection", "keep-alive", 10);
+        }
+        x->rs = RS_HEAD_SENT;
+        x->last_active = uv_now(loop_of(hw));
+        hx_timer_start(x, T_STREAM, c->l->cfg->idle_timeout_ms);
+    } else if (!client11) {
+        return; /* HTTP/1.0 clients get no interim responses */
+    }
+    x->bytes_out += gw_h1_head_size(h);
+    if (send_head(hw, true, c, (uv_stream_t *)&c->sock, h, NULL, 0) != 0)
+        client_close(c, true);
+}
+
+static void response_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    x->last_active = uv_now(loop_of(hw));
+    x->bytes_out += n;
+    if (send_body(hw, true, c, (uv_stream_t *)&c->sock, x->resp_chunked_out, ch, data, n) != 0) {
+        client_close(c, true);
+        return;
+    }
+    if (x->resp_chunked_out)
+        x->bytes_out += 2 + 2 + 8;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->sock) > high_water(hw) && x->u != NULL) {
+        x->u->paused = true;
+        upstream_set_reading(x->u, false);
+    }
+}
+
+/* Feeds upstream bytes of CH to the response parser, until it needs more. */
+static void upstream_process(uconn_t *u, gw_chunk_t *ch)
+{
+    size_t off = 0;
+    for (;;) {
+        hx_t *x = u->x;
+        if (x == NULL || u->closing) {
+            if (off < ch->len && !u->closing) /* bytes after the response: not reusable */
+                uconn_close(u, true);
+            return;
+        }
+        hconn_t *c = x->c;
+        gw_h1_event_t ev;
+        int r = gw_h1_feed(&x->sp, ch->data + off, ch->len - off, &ev);
+        off += ev.used;
+        x->resp_bytes = x->resp_bytes || ev.used > 0;
+        if (r == GW_EINVAL) {
+            const gw_h1_error_t *e = gw_h1_error(&x->sp);
+            if (x->rs == RS_NONE)
+                attempt_failed(c, 502, e->reason, false, UV_EPROTO);
+            else
+                client_close(c, true);
+            return;
+        }
+        if (r == 0)
+            return;
+        if (r == GW_H1_HEAD) {
+            on_response_head(c);
+        } else if (r == GW_H1_DATA) {
+            response_data(c, ch, ev.data, ev.len);
+        } else if (r == GW_H1_END) {
+            unsigned st = x->sp.head.status;
+            if (st >= 100 && st < 200) {
+                if (gw_h1_next(&x->sp) != 0) {
+                    attempt_failed(c, 502, "bad interim response", false, UV_EPROTO);
+                    return;
+                }
+                continue;
+            }
+            if (off < ch->len) /* bytes after a complete response: not reusable */
+                x->drain_close = true;
+            response_end(c);
+            return;
+        }
+    }
+}
+
+static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    uconn_t *u = s->data;
+    hp_worker_t *hw = u->hw;
+    gw_chunk_t *ch = chunk_of(buf);
+    if (nread > 0) {
+        ch->len = (uint32_t)nread;
+        ch->off = 0;
+        upstream_process(u, ch);
+        chunk_unref(hw, ch);
+        return;
+    }
+    if (ch != NULL)
+        chunk_unref(hw, ch);
+    if (nread == 0)
+        return;
+    if (nread == UV_ENOBUFS) { /* the buffer pool is exhausted: try again shortly */
+        upstream_starve(u);
+        return;
+    }
+    hx_t *x = u->x;
+    if (x == NULL) {
+        uconn_close(u, false);
+        return;
+    }
+    hconn_t *c = x->c;
+    if (nread == UV_EOF && x->rs != RS_NONE && gw_h1_finish(&x->sp) == GW_H1_END) {
+        x->drain_close = true;
+        uconn_detach(u);
+        uconn_close(u, false);
+        response_end(c);
+        return;
+    }
+    if (x->rs == RS_NONE) {
+        attempt_failed(c, 502, nread == UV_EOF ? "upstream closed the connection" : "upstream reset",
+                       false, (int)nread);
+        return;
+    }
+    /* Cut in the middle of the response body: the client cannot be told but by a close. */
+    x->backend_failed = true;
+    x->chain.upstream_failed = true;
+    client_close(c, true);
+}
+
+/* ---- write completions ------------------------------------------------------------------------ */
+
+static void on_client_written(uv_write_t *req, int status)
+{
+    wreq_t *r = (wreq_t *)req;
+    hconn_t *c = r->owner;
+    wreq_put(r);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        client_close(c, true);
+        return;
+    }
+    hx_t *x = c->x;
+    if (x != NULL)
+        x->last_active = uv_now(loop_of(c->hw));
+    if (x != NULL && x->u != NULL && x->u->paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->sock) < low_water(c->hw)) {
+        x->u->paused = false;
+        upstream_set_reading(x->u, true);
+    }
+}
+
+static void on_upstream_written(uv_write_t *req, int status)
+{
+    wreq_t *r = (wreq_t *)req;
+    uconn_t *u = r->owner;
+    wreq_put(r);
+    if (u->closing || u->x == NULL)
+        return;
+    hx_t *x = u->x;
+    hconn_t *c = x->c;
+    if (status < 0) {
+        if (x->rs == RS_NONE && !x->resp_bytes)
+            attempt_failed(c, 502, "upstream write failed", false, status);
+        else
+            x->body_started = true;
+        return;
+    }
+    if (x->req_paused && uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) < low_water(u->hw)) {
+        x->req_paused = false;
+        client_set_reading(c, true);
+        client_process(c);
+    }
+}
+
+/* ---- between exchanges -------------------------------------------------------------------- */
+
+/* Both halves of the exchange are complete: log it and wait for the next request. */
+static void exchange_done(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    if (x->u != NULL) {
+        uconn_t *u = x->u;
+        uconn_detach(u);
+        uconn_close(u, false);
+    }
+    if (x->picked) {
+        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+        p->report(p->ctx, hw->w, &x->pick, GW_TCP_CLOSED);
+        x->picked = false;
+    }
+    if (x->exchange_open) {
+        x->chain.bytes_in = x->bytes_in;
+        x->chain.bytes_out = x->bytes_out;
+        gw_chain_finish(hw->hp->chain, &x->chain, gw_clock_mono_ns(&gw_clock_system));
+        x->exchange_open = false;
+    }
+    if (x->close_after || !x->client_keep || draining(c)) {
+        client_linger(c);
+        return;
+    }
+    hx_clear_exchange(x);
+    if (gw_h1_next(&x->rp) != 0) {
+        client_linger(c);
+        return;
+    }
+    if (x->rbuf != NULL && x->rbuf->off < x->rbuf->len) {
+        /* A pipelined request is already here. */
+        hx_timer_start(x, T_HEAD, c->lcfg->head_timeout_ms);
+        client_process(c);
+        if (!c->closing && c->x != NULL && c->x->rq == RQ_HEAD)
+            client_set_reading(c, true);
+        return;
+    }
+    /* Idle: give the exchange state back; the connection keeps only its socket. */
+    hx_put(hw, x);
+    c->x = NULL;
+    c->state = C_IDLE;
+    list_idle(c, &hw->keepalive[c->l->index]);
+    client_set_reading(c, true);
+}
+
+/* ---- timers ------------------------------------------------------------------------------------ */
+
+static void on_hx_timer(uv_timer_t *t)
+{
+    hx_t *x = t->data;
+    hconn_t *c = x->c;
+    if (c == NULL)
+        return;
+    uint64_t now = uv_now(loop_of(c->hw));
+    switch (x->tkind) {
+    case T_HEAD:
+        answer(c, 408, "request head timeout", true);
+        return;
+    case T_BODY: {
+        uint64_t quiet = now - x->last_active, limit = c->lcfg->body_timeout_ms;
+        if (x->rq != RQ_BODY) /* the body is complete; the response timer takes over */
+            return;
+        if (x->req_paused) { /* the upstream is slow, not the client */
+            x->last_active = now;
+            hx_timer_start(x, T_BODY, limit);
+            return;
+        }
+        if (quiet < limit) {
+            hx_timer_start(x, T_BODY, limit - quiet);
+            return;
+        }
+        if (x->rs == RS_NONE)
+            answer(c, 408, "request body timeout", true);
+        else
+            client_close(c, true);
+        return;
+    }
+    case T_RESPONSE:
+        attempt_failed(c, 504, "upstream response timeout", false, UV_ETIMEDOUT);
+        return;
+    case T_STREAM: {
+        uint64_t quiet = now - x->last_active, limit = c->l->cfg->idle_timeout_ms;
+        if (quiet < limit) {
+            hx_timer_start(x, T_STREAM, limit - quiet);
+            return;
+        }
+        client_close(c, true);
+        return;
+    }
+    case T_LINGER:
+        client_close(c, false);
+        return;
+    case T_RETRY:
+        x->tkind = T_NONE;
+        on_retry_due(c);
+        return;
+    case T_NONE:
+        return;
+    }
+}
+
+/* ---- accepting ----------------------------------------------------------------------------- */
+
+static void http_on_connection(gw_wlistener_t *wl)
+{
+    gw_worker_t *w = wl->worker;
+    hp_worker_t *hw = &g_hp->workers[w->id];
+    hconn_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        uv_tcp_t tmp;
+        uv_tcp_init(&w->loop, &tmp);
+        uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&tmp);
+        uv_close((uv_handle_t *)&tmp, NULL);
+        return;
+    }
+    c->hw = hw;
+    c->l = wl->listener;
+    c->lcfg = gw_http_listener_cfg(c->l->cfg);
+    uv_tcp_init(&w->loop, &c->sock);
+    c->sock.data = c;
+    c->pending_closes = 0;
+    gw_worker_conn_add(w);
+    if (uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&c->sock) != 0) {
+        client_close(c, false);
+        return;
+    }
+    int len = sizeof c->peer;
+    if (uv_tcp_getpeername(&c->sock, (struct sockaddr *)&c->peer, &len) != 0)
+        c->peer.ss_family = AF_UNSPEC;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+    if (p->admit != NULL && !p->admit(p->ctx, w, c->l, (const struct sockaddr *)&c->peer)) {
+        client_close(c, true);
+        return;
+    }
+    if (!gw_listener_admit(c->l)) {
+        client_close(c, true);
+        return;
+    }
+    c->admitted = true;
+    stat_add(&hw->stats->connections, 1);
+    uv_tcp_nodelay(&c->sock, 1);
+    c->state = C_IDLE;
+    list_idle(c, &hw->fresh[c->l->index]);
+    client_set_reading(c, true);
+}
+
+/* ---- the worker --------------------------------------------------------------------------- */
+
+static void idle_init(hp_worker_t *hw, idle_list_t *il, uint64_t timeout_ms)
+{
+    il->hw = hw;
+    il->timeout_ms = timeout_ms;
+    uv_timer_init(loop_of(hw), &il->timer);
+    il->timer.data = il;
+}
+
+static int http_worker_start(gw_worker_t *w)
+{
+    int rc = gw_tcp_worker_start(w);
+    if (rc != 0)
+        return rc;
+    hp_worker_t *hw = &g_hp->workers[w->id];
+    const gw_config_t *cfg = g_hp->cfg;
+    hw->hp = g_hp;
+    hw->w = w;
+    hw->rng = 0x243f6a8885a308d3ull ^ ((uint64_t)w->id << 32) ^ gw_clock_mono_ns(&gw_clock_system);
+    hw->stats = calloc(1, sizeof *hw->stats);
+    hw->fresh = calloc(cfg->nlisteners, sizeof *hw->fresh);
+    hw->keepalive = calloc(cfg->nlisteners, sizeof *hw->keepalive);
+    hw->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *hw->pools);
+    if (hw->stats == NULL || hw->fresh == NULL || hw->keepalive == NULL || hw->pools == NULL)
+        return GW_ENOMEM;
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if ((hw->pools[i] = calloc(cfg->upstreams[i].nbackends, sizeof **hw->pools)) == NULL)
+            return GW_ENOMEM;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(&cfg->listeners[i]);
+        idle_init(hw, &hw->fresh[i], lc != NULL ? lc->head_timeout_ms : 1000);
+        idle_init(hw, &hw->keepalive[i], lc != NULL ? lc->keepalive_timeout_ms : 1000);
+    }
+    uv_timer_init(&w->loop, &hw->starve_timer);
+    hw->starve_timer.data = hw;
+    hw->started = true;
+    return 0;
+}
+
+static void close_pools(hp_worker_t *hw)
+{
+    const gw_config_t *cfg = hw->hp->cfg;
+    for (size_t i = 0; hw->pools != NULL && i < cfg->nupstreams; i++)
+        for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
+            while (hw->pools[i][j].head != NULL)
+                uconn_close(hw->pools[i][j].head, false);
+}
+
+static void close_idle(hp_worker_t *hw)
+{
+    for (size_t i = 0; i < hw->hp->cfg->nlisteners; i++) {
+        while (hw->fresh[i].head != NULL)
+            client_close(hw->fresh[i].head, false);
+        while (hw->keepalive[i].head != NULL)
+            client_close(hw->keepalive[i].head, false);
+    }
+}
+
+static void http_worker_drain(gw_worker_t *w)
+{
+    gw_tcp_worker_drain(w);
+    hp_worker_t *hw = &g_hp->workers[w->id];
+    if (!hw->started)
+        return;
+    /* Idle connections go now; busy ones finish their exchange and close after it (their
+     * response carries Connection: close). */
+    close_idle(hw);
+    close_pools(hw);
+}
+
+static void http_worker_force_close(gw_worker_t *w)
+{
+    gw_tcp_worker_force_close(w);
+    hp_worker_t *hw = &g_hp->workers[w->id];
+    if (!hw->started)
+        return;
+    close_idle(hw);
+    while (hw->busy != NULL)
+        client_close(hw->busy, true);
+    close_pools(hw);
+}
+
+static void on_worker_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void http_worker_stop(gw_worker_t *w)
+{
+    hp_worker_t *hw = &g_hp->workers[w->id];
+    if (hw->started) {
+        close_idle(hw);
+        close_pools(hw);
+        while (hw->uconns != NULL)
+            uconn_close(hw->uconns, true);
+        for (size_t i = 0; i < hw->hp->cfg->nlisteners; i++) {
+            uv_close((uv_handle_t *)&hw->fresh[i].timer, on_worker_handle_closed);
+            uv_close((uv_handle_t *)&hw->keepalive[i].timer, on_worker_handle_closed);
+        }
+        uv_close((uv_handle_t *)&hw->starve_timer, on_worker_handle_closed);
+        while (hw->hx_free != NULL) {
+            hx_t *x = hw->hx_free;
+            hw->hx_free = x->next_free;
+            uv_close((uv_handle_t *)&x->timer, on_hx_timer_closed);
+        }
+        while (hw->wreq_free != NULL) {
+            wreq_t *r = hw->wreq_free;
+            hw->wreq_free = r->next_free;
+            free(r);
+        }
+        hw->started = false;
+    }
+    gw_res_app.worker_stop(w);
+}
+
+/* The handles closed above are in memory this worker frees only now that its loop ran
+ * them: the runtime calls stats_free after joining, so the lists are freed then. */
+static void hw_free(hp_worker_t *hw)
+{
+    const gw_config_t *cfg = hw->hp != NULL ? hw->hp->cfg : NULL;
+    for (size_t i = 0; cfg != NULL && hw->pools != NULL && i < cfg->nupstreams; i++)
+        free(hw->pools[i]);
+    free(hw->pools);
+    free(hw->fresh);
+    free(hw->keepalive);
+    free(hw->stats);
+}
+
+static void http_on_connection_any(gw_wlistener_t *wl)
+{
+    if (wl->listener->cfg->protocol == GW_PROTO_HTTP)
+        http_on_connection(wl);
+    else
+        gw_tcp_on_connection(wl);
+}
+
+static void http_on_reload(gw_runtime_t *rt)
+{
+    (void)rt;
+    gw_info("SIGHUP: configuration reload arrives in milestone 05; reopening access logs");
+    gw_chain_reopen(g_hp->chain);
+}
+
+/* see hproxy.h */
+const gw_http_stats_t *gw_http_worker_stats(const gw_worker_t *w)
+{
+    if (g_hp == NULL || w->id >= g_hp->cfg->workers)
+        return NULL;
+    return g_hp->workers[w->id].stats;
+}
+
+/* see hproxy.h */
+int gw_http_prepare(const gw_config_t *cfg, void **app_data)
+{
+    int rc = gw_res_prepare(cfg, app_data);
+    if (rc != 0)
+        return rc;
+    hp_t *hp = calloc(1, sizeof *hp);
+    char err[256] = "";
+    if (hp != NULL) {
+        hp->cfg = cfg;
+        hp->lb = *app_data;
+        hp->workers = calloc(cfg->workers, sizeof *hp->workers);
+        hp->chain = gw_chain_new(cfg, err, sizeof err);
+    }
+    if (hp == NULL || hp->workers == NULL || hp->chain == NULL) {
+        gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
+        if (hp != NULL) {
+            gw_chain_free(hp->chain);
+            free(hp->workers);
+            free(hp);
+        }
+        gw_res_release(*app_data);
+        *app_data = NULL;
+        return GW_ENOMEM;
+    }
+    g_hp = hp;
+    return 0;
+}
+
+/* see hproxy.h */
+void gw_http_release(void *app_data)
+{
+    hp_t *hp = g_hp;
+    if (hp != NULL) {
+        for (unsigned i = 0; i < hp->cfg->workers; i++)
+            hw_free(&hp->workers[i]);
+        gw_chain_free(hp->chain);
+        free(hp->workers);
+        free(hp);
+        g_hp = NULL;
+    }
+    gw_res_release(app_data);
+}
+
+static int http_control_start(gw_runtime_t *rt)
+{
+    return gw_res_app.control_start(rt);
+}
+
+static void http_control_stop(gw_runtime_t *rt)
+{
+    gw_res_app.control_stop(rt);
+}
+
+const gw_app_t gw_http_app = {
+    .worker_start = http_worker_start,
+    .on_connection = http_on_connection_any,
+    .worker_drain = http_worker_drain,
+    .worker_force_close = http_worker_force_close,
+    .worker_stop = http_worker_stop,
+    .control_start = http_control_start,
+    .control_stop = http_control_stop,
+    .on_reload = http_on_reload,
+};

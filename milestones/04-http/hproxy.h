@@ -1,0 +1,29 @@
+/* hproxy.h - the HTTP/1.1 reverse proxy engine: accepts on `protocol: http` listeners,
+ * parses requests (h1.h), routes them (router.h), runs the route's middleware (chain.h),
+ * picks a backend with milestone 02's balancers under 03's breakers, and streams the
+ * exchange through a per-worker, per-backend pool of keep-alive upstream connections.
+ *
+ * gw04 is milestone 03's process with this engine beside 01's TCP proxy: tcp listeners go
+ * to gw_tcp_on_connection as before, http listeners come here. */
+#ifndef GW_HPROXY_H
+#define GW_HPROXY_H
+
+#include "02-lb/lb.h"
+#include "runtime.h"
+
+/* The gw04 application (03's, with http listeners served here) and the cli hooks that
+ * build and free its state. The runtime's app_data stays 02's gw_lb_t. */
+extern const gw_app_t gw_http_app;
+int gw_http_prepare(const gw_config_t *cfg, void **app_data);
+void gw_http_release(void *app_data);
+
+/* Per-worker HTTP counters (only the worker writes them; read with relaxed loads). */
+typedef struct gw_http_stats_s {
+    atomic_uint_least64_t connections, requests, responses_2xx, responses_3xx, responses_4xx,
+        responses_5xx, local_errors, upstream_connects, upstream_reuses, retries;
+} gw_http_stats_t;
+
+/* W's counters, NULL before W started. */
+const gw_http_stats_t *gw_http_worker_stats(const gw_worker_t *w);
+
+#endif
