@@ -384,6 +384,26 @@ bool gw_keyed_take(gw_keyed_limiter_t *l, const void *key, size_t keylen, uint64
 }
 
 /* see ratelimit.h */
+uint64_t gw_keyed_wait_ns(gw_keyed_limiter_t *l, const void *key, size_t keylen, uint64_t now_ns)
+{
+    assert(keylen >= 1 && keylen <= GW_KEY_MAX);
+    if (keylen > GW_KEY_MAX)
+        keylen = GW_KEY_MAX;
+    uint64_t h = gw_hash_key(key, keylen, l->seed);
+    stripe_t *s = &l->stripes[(h >> 32) & (l->nstripes - 1)];
+    /* The key's TAT in a bucket of the same rate: the single bucket's arithmetic, reused. */
+    gw_bucket_t b = {.rate = l->rate};
+    uint64_t tat = 0;
+    pthread_mutex_lock(&s->lock);
+    uint32_t i = find(s, (uint32_t)h, key, keylen);
+    if (i != NIL)
+        tat = s->entries[i].tat;
+    pthread_mutex_unlock(&s->lock);
+    atomic_init(&b.tat, tat);
+    return gw_bucket_wait_ns(&b, now_ns);
+}
+
+/* see ratelimit.h */
 size_t gw_keyed_count(const gw_keyed_limiter_t *l)
 {
     size_t n = 0;

@@ -69,6 +69,12 @@ gw_keyed_limiter_t *gw_keyed_new(double rate, unsigned burst, size_t max_keys, s
  * or else its least recently used key. Safe from any thread; locks one stripe. */
 bool gw_keyed_take(gw_keyed_limiter_t *l, const void *key, size_t keylen, uint64_t now_ns);
 
+/* Nanoseconds from NOW_NS until gw_keyed_take of KEY (KEYLEN bytes, as for gw_keyed_take)
+ * would next succeed, 0 if it would now or the key is not held (a new key starts full); for
+ * Retry-After after a refusal. Read-only (the key's place in the LRU order is not touched);
+ * another caller may take that token first. Safe from any thread; locks one stripe. */
+uint64_t gw_keyed_wait_ns(gw_keyed_limiter_t *l, const void *key, size_t keylen, uint64_t now_ns);
+
 /* Keys held now (may be stale by the time it returns when other threads are taking). */
 size_t gw_keyed_count(const gw_keyed_limiter_t *l);
 

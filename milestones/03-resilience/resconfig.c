@@ -33,9 +33,9 @@ static const gw_breaker_cfg_t breaker_defaults = {
     .success_to_close = 2,
 };
 
-/* circuit_breaker: {consecutive_failures, failure_rate_percent, min_requests, window,
- * open_timeout, half_open_max, success_to_close} */
-static void decode_breaker(gw_cdoc_t *doc, const gw_cnode_t *map, gw_breaker_cfg_t *b)
+/* see resconfig.h */
+void gw_res_decode_breaker(gw_cdoc_t *doc, const gw_cnode_t *map, const char *what,
+                           gw_breaker_cfg_t *b)
 {
     *b = breaker_defaults;
     uint64_t cf = b->consecutive_failures, mr = b->min_requests, hm = b->half_open_max,
@@ -58,8 +58,9 @@ static void decode_breaker(gw_cdoc_t *doc, const gw_cnode_t *map, gw_breaker_cfg
     b->success_to_close = (unsigned)sc;
     if (b->consecutive_failures == 0 && b->failure_rate_percent == 0)
         gw_cdoc_error(doc, map,
-                      "circuit_breaker: both rules are off (consecutive_failures: 0 "
-                      "and failure_rate_percent: 0): remove the block instead");
+                      "%s: both rules are off (consecutive_failures: 0 "
+                      "and failure_rate_percent: 0): remove the block instead",
+                      what);
 }
 
 static void decode_retry(gw_cdoc_t *doc, const gw_cnode_t *map, gw_res_upstream_cfg_t *r)
@@ -94,7 +95,7 @@ static void res_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg
     const gw_cnode_t *br = gw_cmap_get(doc, map, "circuit_breaker");
     if (br != NULL && gw_cnode_expect_map(doc, br, "circuit_breaker")) {
         x->res.breaker_enabled = true;
-        decode_breaker(doc, br, &x->res.breaker);
+        gw_res_decode_breaker(doc, br, "circuit_breaker", &x->res.breaker);
     }
     const gw_cnode_t *retry = gw_cmap_get(doc, map, "retry");
     if (retry != NULL && retry->type == GW_CNODE_MAP)
@@ -116,20 +117,24 @@ static void decode_limit(gw_cdoc_t *doc, const gw_cnode_t *map, const char *what
                      max_clients);
 }
 
+/* The ext is allocated even without rate_limit, so a later milestone always has a `later`
+ * to hang its part on. */
 static void res_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
                          gw_listener_cfg_t *l)
 {
     (void)cfg;
-    const gw_cnode_t *rl = map != NULL ? gw_cmap_get(doc, map, "rate_limit") : NULL;
-    if (rl == NULL || !gw_cnode_expect_map(doc, rl, "rate_limit"))
+    if (map == NULL || map->type != GW_CNODE_MAP)
         return;
     gw_res_listener_cfg_t *x = malloc(sizeof *x);
     if (x == NULL) {
-        gw_cdoc_error(doc, rl, "out of memory");
+        gw_cdoc_error(doc, map, "out of memory");
         return;
     }
     *x = listener_defaults;
     l->ext = x;
+    const gw_cnode_t *rl = gw_cmap_get(doc, map, "rate_limit");
+    if (rl == NULL || !gw_cnode_expect_map(doc, rl, "rate_limit"))
+        return;
     const gw_cnode_t *g = gw_cmap_get(doc, rl, "global"), *c = gw_cmap_get(doc, rl, "per_client");
     if (g != NULL)
         decode_limit(doc, g, "global", &x->global_rate, &x->global_burst, NULL);
@@ -193,6 +198,18 @@ const gw_res_listener_cfg_t *gw_res_listener_cfg(const gw_listener_cfg_t *l)
 const gw_res_root_cfg_t *gw_res_root_cfg(const gw_config_t *cfg)
 {
     return cfg->ext != NULL ? cfg->ext : &root_defaults;
+}
+
+/* see resconfig.h */
+gw_res_listener_cfg_t *gw_res_listener_ext(gw_listener_cfg_t *l)
+{
+    return l->ext;
+}
+
+/* see resconfig.h */
+gw_res_upstream_cfg_t *gw_res_upstream_ext(gw_upstream_cfg_t *u)
+{
+    return u->ext != NULL ? &((upstream_ext_t *)u->ext)->res : NULL;
 }
 
 static void print_root(FILE *out, const gw_config_t *cfg)

@@ -18,11 +18,13 @@ typedef struct gw_res_root_cfg_s {
     char *admin_token; /* NULL: no token */
 } gw_res_root_cfg_t;
 
-/* listeners[].rate_limit (gw_listener_cfg_t.ext). rate 0 = that limit is off. */
+/* listeners[].rate_limit (gw_listener_cfg_t.ext, set for every listener whose node is a
+ * mapping). rate 0 = that limit is off. */
 typedef struct gw_res_listener_cfg_s {
     uint64_t global_rate, global_burst; /* new connections per second, whole listener */
     uint64_t client_rate, client_burst; /* per client address */
     uint64_t max_clients;               /* cap on tracked client addresses, default 100000 */
+    void *later; /* owned by a later milestone's hooks, which free it before calling 03's free */
 } gw_res_listener_cfg_t;
 
 /* upstreams.<name>.circuit_breaker and retry's 03 keys (kept beside 02's ext). */
@@ -32,12 +34,25 @@ typedef struct gw_res_upstream_cfg_s {
     uint64_t backoff_ms, backoff_max_ms; /* retry.backoff (default 10ms), backoff_max (1s) */
     double budget_percent;               /* retry.budget_percent, default 20 */
     uint64_t min_concurrent;             /* retry.min_concurrent, default 3 */
+    void *later; /* owned by a later milestone's hooks, which free it before calling 03's free */
 } gw_res_upstream_cfg_t;
 
 /* The milestone-03 part of upstream U / listener L / the root (defaults when absent). */
 const gw_res_upstream_cfg_t *gw_res_upstream_cfg(const gw_upstream_cfg_t *u);
 const gw_res_listener_cfg_t *gw_res_listener_cfg(const gw_listener_cfg_t *l);
 const gw_res_root_cfg_t *gw_res_root_cfg(const gw_config_t *cfg);
+
+/* For a later milestone's hooks, after calling 03's: the 03 part of listener L / upstream U,
+ * writable so that the milestone can hang its own part on `later`; NULL when 03's hook left
+ * no ext (the node was not a mapping, or memory ran out: reported already). */
+gw_res_listener_cfg_t *gw_res_listener_ext(gw_listener_cfg_t *l);
+gw_res_upstream_cfg_t *gw_res_upstream_ext(gw_upstream_cfg_t *u);
+
+/* Decodes a breaker block (MAP, a mapping: consecutive_failures, failure_rate_percent,
+ * min_requests, window, open_timeout, half_open_max, success_to_close) into *B, 03's
+ * defaults for absent keys. WHAT names the block in the message when both rules are off. */
+void gw_res_decode_breaker(gw_cdoc_t *doc, const gw_cnode_t *map, const char *what,
+                           gw_breaker_cfg_t *b);
 
 /* gw03's extension: level 3, 02's hooks plus these keys. */
 extern const gw_config_ext_t gw_res_config_ext;

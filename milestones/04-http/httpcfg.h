@@ -60,6 +60,11 @@
  *     app:
  *       keepalive: {max_idle: 32, idle_timeout: 60s, max_requests: 1000}
  *
+ * Also: a split target's weight is required; cors `origins` is required and `methods`
+ * defaults to [GET, HEAD, POST]; skew and max_age are whole seconds; each middleware kind
+ * appears at most once per route; rate accepts up to 6 decimals. -T prints a jwt `secret`
+ * as a placeholder, never the secret itself.
+ *
  * Every mistake is reported at its line:column; nothing is silently ignored. */
 #ifndef GW_HTTPCFG_H
 #define GW_HTTPCFG_H

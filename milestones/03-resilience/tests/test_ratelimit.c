@@ -251,6 +251,28 @@ static void keyed_each_key_has_own_bucket(void **state)
     gw_keyed_free(l);
 }
 
+/* A refused key waits exactly until its next token (Retry-After); other keys and unknown
+ * keys do not wait. */
+static void keyed_wait_ns_is_time_to_next_token(void **state)
+{
+    (void)state;
+    gw_keyed_limiter_t *l = gw_keyed_new(7, 2, 100, 4);
+    assert_non_null(l);
+    uint8_t a[4] = {10, 0, 0, 1}, b[4] = {10, 0, 0, 2};
+    assert_int_equal(gw_keyed_wait_ns(l, a, 4, T0), 0); /* not held: a full bucket */
+    assert_true(gw_keyed_take(l, a, 4, T0));
+    assert_int_equal(gw_keyed_wait_ns(l, a, 4, T0), 0); /* one token left */
+    assert_true(gw_keyed_take(l, a, 4, T0));
+    assert_false(gw_keyed_take(l, a, 4, T0));
+    uint64_t w = gw_keyed_wait_ns(l, a, 4, T0);
+    assert_int_equal(w, 142857143); /* 1/7 s, rounded up to the ns */
+    assert_int_equal(gw_keyed_wait_ns(l, b, 4, T0), 0);
+    assert_false(gw_keyed_take(l, a, 4, T0 + w - 1));
+    assert_int_equal(gw_keyed_wait_ns(l, a, 4, T0 + w), 0);
+    assert_true(gw_keyed_take(l, a, 4, T0 + w));
+    gw_keyed_free(l);
+}
+
 /* Keys of different lengths are different keys, even when one is a prefix of the other. */
 static void keyed_length_is_part_of_key(void **state)
 {
@@ -405,6 +427,7 @@ int main(void)
         cmocka_unit_test(bucket_concurrent_takes_never_exceed_math),
         cmocka_unit_test(keyed_new_rejects_bad_arguments),
         cmocka_unit_test(keyed_each_key_has_own_bucket),
+        cmocka_unit_test(keyed_wait_ns_is_time_to_next_token),
         cmocka_unit_test(keyed_length_is_part_of_key),
         cmocka_unit_test(keyed_flood_never_exceeds_cap),
         cmocka_unit_test(keyed_evicts_idle_key_before_busy_one),

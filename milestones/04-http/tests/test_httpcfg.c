@@ -1,0 +1,1074 @@
+/* test_httpcfg.c - milestone 04's configuration keys (http listeners, routes, middleware,
+ * upstream keep-alive), their errors at line:column, and -T's round trip. */
+#include "gwtest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "04-http/httpcfg.h"
+#include "error.h"
+#include "fixtures/jwt_certs.h"
+
+static gw_config_t cfg;
+static char *errs;
+static size_t errs_len;
+static char pem_path[64]; /* cert_rsa_pem written to a file, for jwt `keys` */
+
+static int teardown(void **state)
+{
+    (void)state;
+    gw_config_free(&cfg, &gw_http_config_ext);
+    free(errs);
+    errs = NULL;
+    return 0;
+}
+
+static int load_text(const char *text, const gw_config_ext_t *ext)
+{
+    free(errs);
+    errs = NULL;
+    FILE *f = open_memstream(&errs, &errs_len);
+    int rc = gw_config_load_string("c.yaml", text, ext, &cfg, f);
+    fclose(f);
+    return rc;
+}
+
+/* LISTENER_KEYS start on line 6, indented by 4 under an http listener; UPSTREAM_KEYS go
+ * into upstream v2, the last one. */
+static int load2(const char *listener_keys, const char *upstream_keys)
+{
+    char text[8192];
+    snprintf(text, sizeof text,
+             "workers: 1\n"
+             "listeners:\n"
+             "  - name: web\n"
+             "    address: 127.0.0.1:18080\n"
+             "    protocol: http\n"
+             "%s"
+             "upstreams:\n"
+             "  app:\n"
+             "    backends:\n"
+             "      - address: 127.0.0.1:19001\n"
+             "  v1:\n"
+             "    backends:\n"
+             "      - address: 127.0.0.1:19002\n"
+             "  v2:\n"
+             "    backends:\n"
+             "      - address: 127.0.0.1:19003\n"
+             "%s",
+             listener_keys, upstream_keys);
+    return load_text(text, &gw_http_config_ext);
+}
+
+static int load(const char *listener_keys)
+{
+    return load2(listener_keys, "");
+}
+
+/* Loads LISTENER_KEYS, which must fail, with ERROR among the messages. */
+static void expect_error(const char *listener_keys, const char *error)
+{
+    int rc = load(listener_keys);
+    if (rc == 0)
+        fail_msg("loaded, but expected: %s", error);
+    gw_assert_contains(errs, error);
+}
+
+/* One route on lines 6..8; with MW, its one middleware item is on line 10, its name at
+ * column 13. */
+#define ROUTE_HEAD                                                                                 \
+    "    routes:\n"                                                                                \
+    "      - match: {path_prefix: /}\n"                                                            \
+    "        upstream: app\n"
+#define ROUTE ROUTE_HEAD
+#define MW(x) ROUTE_HEAD "        middleware:\n          - " x "\n"
+
+static const gw_http_listener_cfg_t *http0(void)
+{
+    const gw_http_listener_cfg_t *x = gw_http_listener_cfg(&cfg.listeners[0]);
+    assert_non_null(x);
+    return x;
+}
+
+/* ---- defaults and every key ------------------------------------------------------------ */
+
+static void httpcfg_defaults(void **state)
+{
+    (void)state;
+    assert_int_equal(load(ROUTE), 0);
+    const gw_http_listener_cfg_t *x = http0();
+    assert_int_equal(x->head_timeout_ms, 10000);
+    assert_int_equal(x->body_timeout_ms, 30000);
+    assert_int_equal(x->keepalive_timeout_ms, 60000);
+    assert_int_equal(x->response_timeout_ms, 30000);
+    assert_int_equal(x->max_head, 16384);
+    assert_int_equal(x->max_uri, 8192);
+    assert_int_equal(x->max_headers, 100);
+    assert_int_equal(x->max_body, 0);
+    assert_int_equal(x->ntrusted, 0);
+    assert_int_equal(x->nroutes, 1);
+    const gw_http_route_t *r = &x->routes[0];
+    assert_string_equal(r->name, "route 0");
+    assert_int_equal(r->index, 0);
+    assert_int_equal(r->line, 7);
+    assert_int_equal(r->col, 9);
+    assert_null(r->host);
+    assert_string_equal(r->path, "/");
+    assert_int_equal(r->path_match, GW_PATH_PREFIX);
+    assert_int_equal(r->methods, 0);
+    assert_int_equal(r->ntargets, 1);
+    assert_string_equal(r->targets[0].upstream, "app");
+    assert_int_equal(r->targets[0].upstream_index, 0);
+    assert_int_equal(r->targets[0].weight, 100);
+    assert_int_equal(r->split.n, 1);
+    assert_int_equal(r->split.total, 100);
+    assert_int_equal(r->sticky, GW_SPLIT_RANDOM);
+    assert_null(r->sticky_name);
+    assert_null(r->host_rewrite);
+    assert_int_equal(r->max_body, 0);
+    assert_int_equal(r->nmw, 0);
+    assert_non_null(x->router);
+    for (size_t i = 0; i < cfg.nupstreams; i++) {
+        const gw_http_upstream_cfg_t *u = gw_http_upstream_cfg(&cfg.upstreams[i]);
+        assert_int_equal(u->max_idle, 32);
+        assert_int_equal(u->idle_timeout_ms, 60000);
+        assert_int_equal(u->max_requests, 1000);
+    }
+    /* 03's part of the listener is still there, with its defaults. */
+    assert_int_equal(gw_res_listener_cfg(&cfg.listeners[0])->global_rate, 0);
+}
+
+static void httpcfg_tcp_listener_has_no_http_part(void **state)
+{
+    (void)state;
+    assert_int_equal(load_text("listeners:\n"
+                               "  - {name: t, address: 127.0.0.1:18081, upstream: app}\n"
+                               "upstreams:\n"
+                               "  app:\n"
+                               "    backends: [{address: 127.0.0.1:19001}]\n",
+                               &gw_http_config_ext),
+                     0);
+    assert_null(gw_http_listener_cfg(&cfg.listeners[0]));
+    assert_int_equal(gw_http_upstream_cfg(&cfg.upstreams[0])->max_idle, 32);
+}
+
+/* Every 04 key, on lines 6..50. PEM is the jwt key file. */
+static void everything(char *buf, size_t size)
+{
+    snprintf(
+        buf, size,
+        "    http:\n"
+        "      request_head_timeout: 5s\n"
+        "      body_timeout: 20s\n"
+        "      keepalive_timeout: 2m\n"
+        "      response_timeout: 15s\n"
+        "      max_head_size: 32KiB\n"
+        "      max_uri: 4KiB\n"
+        "      max_headers: 50\n"
+        "      max_body: 1MiB\n"
+        "      trusted_proxies: [10.0.0.0/8, \"::1\"]\n"
+        "    routes:\n"
+        "      - name: users\n"
+        "        match:\n"
+        "          host: api.example.com\n"
+        "          path: /users/:id\n"
+        "          methods: [GET, HEAD]\n"
+        "          headers: {X-Canary: \"1\"}\n"
+        "        upstream: app\n"
+        "        host_rewrite: app.internal\n"
+        "        max_body: 10MiB\n"
+        "        middleware:\n"
+        "          - request_id: {}\n"
+        "          - forwarded: {}\n"
+        "          - strip_prefix: /api\n"
+        "          - rewrite: {prefix: /old, replace: /new}\n"
+        "          - headers:\n"
+        "              request:  {set: {X-A: \"1\"}, add: {X-B: \"2\"}, remove: [X-C]}\n"
+        "              response: {set: {X-D: \"a \\\"q\\\"\"}, remove: [Server, X-Powered-By]}\n"
+        "          - cors: {origins: [\"https://a.example\", \"https://b.example\"],\n"
+        "                   methods: [GET, POST], headers: [Content-Type, X-Token],\n"
+        "                   expose: [X-Total], credentials: true, max_age: 10m}\n"
+        "          - jwt: {keys: %s, kid: k1, issuers: [\"https://idp.example\"],\n"
+        "                  audiences: [gw04], skew: 30s, require_exp: false, realm: api,\n"
+        "                  claims: {sub: X-User-Id, email: X-User-Email}}\n"
+        "          - rate_limit: {rate: 2.5, burst: 10, key: header, header: X-Api-Key,\n"
+        "                         max_keys: 5000}\n"
+        "          - breaker: {consecutive_failures: 3, window: 20s}\n"
+        "          - retry: {max_attempts: 3}\n"
+        "          - access_log: {file: \"-\"}\n"
+        "      - name: canary\n"
+        "        match: {path_prefix: /api}\n"
+        "        split:\n"
+        "          targets:\n"
+        "            - {upstream: v1, weight: 95}\n"
+        "            - {upstream: v2, weight: 5}\n"
+        "          sticky_cookie: session\n"
+        "      - match: {path: /secret, methods: [POST]}\n"
+        "        upstream: v2\n"
+        "        middleware:\n"
+        "          - jwt: {secret: \"0123456789abcdef0123456789abcdef\"}\n"
+        "          - cors: {origins: [\"*\"]}\n",
+        pem_path);
+}
+
+#define KEEPALIVE "    keepalive: {max_idle: 8, idle_timeout: 30s, max_requests: 0}\n"
+
+static void check_everything_route0(const gw_http_route_t *r)
+{
+    assert_string_equal(r->name, "users");
+    assert_string_equal(r->host, "api.example.com");
+    assert_string_equal(r->path, "/users/:id");
+    assert_int_equal(r->path_match, GW_PATH_EXACT);
+    assert_int_equal(r->methods, GW_METHOD_GET | GW_METHOD_HEAD);
+    assert_int_equal(r->nheaders, 1);
+    assert_string_equal(r->headers[0].name, "X-Canary");
+    assert_string_equal(r->headers[0].value, "1");
+    assert_string_equal(r->host_rewrite, "app.internal");
+    assert_int_equal(r->max_body, 10 * 1024 * 1024);
+    assert_int_equal(r->nmw, 11);
+    for (size_t i = 0; i < r->nmw; i++)
+        assert_int_equal(r->mw[i].kind, (gw_mw_kind_t)i); /* written in enum order */
+    assert_int_equal(r->mw[0].line, 27);
+    assert_int_equal(r->mw[0].col, 13);
+    assert_string_equal(r->mw[2].u.rewrite.prefix, "/api");
+    assert_null(r->mw[2].u.rewrite.replace);
+    assert_string_equal(r->mw[3].u.rewrite.prefix, "/old");
+    assert_string_equal(r->mw[3].u.rewrite.replace, "/new");
+    const gw_mw_header_rules_t *rq = &r->mw[4].u.headers.request,
+                               *rs = &r->mw[4].u.headers.response;
+    assert_int_equal(rq->nset, 1);
+    assert_string_equal(rq->set[0].name, "X-A");
+    assert_string_equal(rq->add[0].value, "2");
+    assert_string_equal(rq->remove[0], "X-C");
+    assert_string_equal(rs->set[0].value, "a \"q\"");
+    assert_int_equal(rs->nadd, 0);
+    assert_int_equal(rs->nremove, 2);
+}
+
+static void check_everything_mw(const gw_mw_cfg_t *mw)
+{
+    const gw_cors_policy_t *c = &mw[5].u.cors;
+    assert_int_equal(c->norigins, 2);
+    assert_string_equal(c->origins[1], "https://b.example");
+    assert_false(c->any_origin);
+    assert_string_equal(c->methods, "GET, POST");
+    assert_string_equal(c->headers, "Content-Type, X-Token");
+    assert_string_equal(c->expose, "X-Total");
+    assert_true(c->credentials);
+    assert_int_equal(c->max_age, 600);
+    assert_int_equal(gw_jwt_keyset_count(mw[6].u.jwt.keys), 1);
+    assert_string_equal(mw[6].u.jwt.kid, "k1");
+    assert_string_equal(mw[6].u.jwt.keys_file, pem_path);
+    assert_int_equal(mw[6].u.jwt.policy.n_issuers, 1);
+    assert_string_equal(mw[6].u.jwt.policy.issuers[0], "https://idp.example");
+    assert_string_equal(mw[6].u.jwt.policy.audiences[0], "gw04");
+    assert_int_equal(mw[6].u.jwt.policy.skew, 30);
+    assert_false(mw[6].u.jwt.policy.require_exp);
+    assert_string_equal(mw[6].u.jwt.realm, "api");
+    assert_int_equal(mw[6].u.jwt.nclaims, 2);
+    assert_string_equal(mw[6].u.jwt.claim_names[1], "email");
+    assert_string_equal(mw[6].u.jwt.claim_headers[1], "X-User-Email");
+    assert_true(mw[7].u.rate_limit.rate == 2.5);
+    assert_int_equal(mw[7].u.rate_limit.burst, 10);
+    assert_int_equal(mw[7].u.rate_limit.key, GW_RL_KEY_HEADER);
+    assert_string_equal(mw[7].u.rate_limit.header, "X-Api-Key");
+    assert_int_equal(mw[7].u.rate_limit.max_keys, 5000);
+    assert_int_equal(mw[8].u.breaker.consecutive_failures, 3);
+    assert_int_equal(mw[8].u.breaker.window_ms, 20000);
+    assert_int_equal(mw[8].u.breaker.min_requests, 20); /* 03's default */
+    assert_int_equal(mw[9].u.retry.max_attempts, 3);
+    assert_string_equal(mw[10].u.access_log.file, "-");
+}
+
+static void httpcfg_everything(void **state)
+{
+    (void)state;
+    char keys[8192];
+    everything(keys, sizeof keys);
+    assert_int_equal(load2(keys, KEEPALIVE), 0);
+    const gw_http_listener_cfg_t *x = http0();
+    assert_int_equal(x->head_timeout_ms, 5000);
+    assert_int_equal(x->body_timeout_ms, 20000);
+    assert_int_equal(x->keepalive_timeout_ms, 120000);
+    assert_int_equal(x->response_timeout_ms, 15000);
+    assert_int_equal(x->max_head, 32768);
+    assert_int_equal(x->max_uri, 4096);
+    assert_int_equal(x->max_headers, 50);
+    assert_int_equal(x->max_body, 1024 * 1024);
+    assert_int_equal(x->ntrusted, 2);
+    assert_int_equal(x->trusted[0].bits, 8);
+    assert_int_equal(x->trusted[1].bits, 128);
+    assert_int_equal(x->nroutes, 3);
+    check_everything_route0(&x->routes[0]);
+    check_everything_mw(x->routes[0].mw);
+    const gw_http_route_t *r = &x->routes[1];
+    assert_int_equal(r->ntargets, 2);
+    assert_string_equal(r->targets[1].upstream, "v2");
+    assert_int_equal(r->targets[1].upstream_index, 2);
+    assert_int_equal(r->targets[0].weight, 95);
+    assert_int_equal(r->split.total, 100);
+    assert_ptr_equal(r->split.t, r->split_targets);
+    assert_string_equal(r->split_targets[1].upstream, "v2");
+    assert_int_equal(r->sticky, GW_SPLIT_BY_COOKIE);
+    assert_string_equal(r->sticky_name, "session");
+    r = &x->routes[2];
+    assert_string_equal(r->name, "route 2");
+    assert_int_equal(gw_jwt_keyset_count(r->mw[0].u.jwt.keys), 1);
+    assert_null(r->mw[0].u.jwt.keys_file);
+    assert_string_equal(r->mw[0].u.jwt.realm, "gw");
+    assert_int_equal(r->mw[0].u.jwt.policy.skew, GW_JWT_DEFAULT_SKEW);
+    assert_true(r->mw[0].u.jwt.policy.require_exp);
+    assert_true(r->mw[1].u.cors.any_origin);
+    assert_int_equal(r->mw[1].u.cors.norigins, 0);
+    assert_string_equal(r->mw[1].u.cors.methods, "GET, HEAD, POST");
+    assert_int_equal(r->mw[1].u.cors.max_age, -1);
+    const gw_http_upstream_cfg_t *u = gw_http_upstream_cfg(&cfg.upstreams[2]);
+    assert_int_equal(u->max_idle, 8);
+    assert_int_equal(u->idle_timeout_ms, 30000);
+    assert_int_equal(u->max_requests, 0);
+    assert_int_equal(gw_http_upstream_cfg(&cfg.upstreams[0])->max_idle, 32);
+}
+
+static const char *canary_lookup(void *ctx, const char *name, size_t *len)
+{
+    (void)ctx;
+    if (strcmp(name, "x-canary") != 0)
+        return NULL;
+    *len = 1;
+    return "1";
+}
+
+/* The router was built with each route as its user. */
+static void httpcfg_router_returns_routes(void **state)
+{
+    (void)state;
+    char keys[8192];
+    everything(keys, sizeof keys);
+    assert_int_equal(load2(keys, ""), 0);
+    const gw_http_listener_cfg_t *x = http0();
+    const char *h = "api.example.com";
+    const gw_route_match_t *m =
+        gw_router_match(x->router, h, strlen(h), "GET", "/users/7", 8, canary_lookup, NULL, NULL);
+    assert_non_null(m);
+    assert_ptr_equal(m->user, &x->routes[0]);
+    m = gw_router_match(x->router, "x", 1, "GET", "/api/v1", 7, canary_lookup, NULL, NULL);
+    assert_non_null(m);
+    assert_ptr_equal(m->user, &x->routes[1]);
+    m = gw_router_match(x->router, "x", 1, "POST", "/secret", 7, canary_lookup, NULL, NULL);
+    assert_non_null(m);
+    assert_ptr_equal(m->user, &x->routes[2]);
+    assert_null(gw_router_match(x->router, "x", 1, "GET", "/secret", 7, canary_lookup, NULL, NULL));
+}
+
+static void httpcfg_mw_kind_names(void **state)
+{
+    (void)state;
+    assert_string_equal(gw_mw_kind_name(GW_MW_REQUEST_ID), "request_id");
+    assert_string_equal(gw_mw_kind_name(GW_MW_STRIP_PREFIX), "strip_prefix");
+    assert_string_equal(gw_mw_kind_name(GW_MW_ACCESS_LOG), "access_log");
+    assert_string_equal(gw_mw_kind_name((gw_mw_kind_t)99), "?");
+}
+
+/* ---- -T round trip ------------------------------------------------------------------------ */
+
+static void same_strv(const char *const *a, size_t na, const char *const *b, size_t nb)
+{
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++)
+        assert_string_equal(a[i], b[i]);
+}
+
+static void same_opt_str(const char *a, const char *b)
+{
+    if (!a || !b)
+        assert_ptr_equal(a, b);
+    else
+        assert_string_equal(a, b);
+}
+
+static void same_fields(const gw_mw_field_t *a, size_t na, const gw_mw_field_t *b, size_t nb)
+{
+    assert_int_equal(na, nb);
+    for (size_t i = 0; i < na; i++) {
+        assert_string_equal(a[i].name, b[i].name);
+        assert_string_equal(a[i].value, b[i].value);
+    }
+}
+
+static void same_rules(const gw_mw_header_rules_t *a, const gw_mw_header_rules_t *b)
+{
+    same_fields(a->set, a->nset, b->set, b->nset);
+    same_fields(a->add, a->nadd, b->add, b->nadd);
+    same_strv(a->remove, a->nremove, b->remove, b->nremove);
+}
+
+static void same_jwt(const gw_mw_cfg_t *a, const gw_mw_cfg_t *b)
+{
+    assert_int_equal(gw_jwt_keyset_count(a->u.jwt.keys), gw_jwt_keyset_count(b->u.jwt.keys));
+    same_opt_str(a->u.jwt.keys_file, b->u.jwt.keys_file);
+    same_opt_str(a->u.jwt.kid, b->u.jwt.kid);
+    same_opt_str(a->u.jwt.realm, b->u.jwt.realm);
+    const gw_jwt_policy_t *p = &a->u.jwt.policy, *q = &b->u.jwt.policy;
+    assert_int_equal(p->skew, q->skew);
+    assert_int_equal(p->require_exp, q->require_exp);
+    same_strv(p->issuers, p->n_issuers, q->issuers, q->n_issuers);
+    same_strv(p->audiences, p->n_audiences, q->audiences, q->n_audiences);
+    same_strv((const char *const *)a->u.jwt.claim_names, a->u.jwt.nclaims,
+              (const char *const *)b->u.jwt.claim_names, b->u.jwt.nclaims);
+    same_strv((const char *const *)a->u.jwt.claim_headers, a->u.jwt.nclaims,
+              (const char *const *)b->u.jwt.claim_headers, b->u.jwt.nclaims);
+}
+
+static void same_mw(const gw_mw_cfg_t *a, const gw_mw_cfg_t *b)
+{
+    assert_int_equal(a->kind, b->kind);
+    const gw_cors_policy_t *c = &a->u.cors, *d = &b->u.cors;
+    switch (a->kind) {
+    case GW_MW_STRIP_PREFIX:
+    case GW_MW_REWRITE:
+        same_opt_str(a->u.rewrite.prefix, b->u.rewrite.prefix);
+        same_opt_str(a->u.rewrite.replace, b->u.rewrite.replace);
+        break;
+    case GW_MW_HEADERS:
+        same_rules(&a->u.headers.request, &b->u.headers.request);
+        same_rules(&a->u.headers.response, &b->u.headers.response);
+        break;
+    case GW_MW_CORS:
+        same_strv(c->origins, c->norigins, d->origins, d->norigins);
+        assert_int_equal(c->any_origin, d->any_origin);
+        same_opt_str(c->methods, d->methods);
+        same_opt_str(c->headers, d->headers);
+        same_opt_str(c->expose, d->expose);
+        assert_int_equal(c->credentials, d->credentials);
+        assert_int_equal(c->max_age, d->max_age);
+        break;
+    case GW_MW_JWT:
+        same_jwt(a, b);
+        break;
+    case GW_MW_RATE_LIMIT:
+        assert_true(a->u.rate_limit.rate == b->u.rate_limit.rate);
+        assert_int_equal(a->u.rate_limit.burst, b->u.rate_limit.burst);
+        assert_int_equal(a->u.rate_limit.key, b->u.rate_limit.key);
+        same_opt_str(a->u.rate_limit.header, b->u.rate_limit.header);
+        assert_int_equal(a->u.rate_limit.max_keys, b->u.rate_limit.max_keys);
+        break;
+    case GW_MW_BREAKER:
+        assert_memory_equal(&a->u.breaker, &b->u.breaker, sizeof(a->u.breaker));
+        break;
+    case GW_MW_RETRY:
+        assert_int_equal(a->u.retry.max_attempts, b->u.retry.max_attempts);
+        break;
+    case GW_MW_ACCESS_LOG:
+        same_opt_str(a->u.access_log.file, b->u.access_log.file);
+        break;
+    default:
+        break;
+    }
+}
+
+static void same_route(const gw_http_route_t *a, const gw_http_route_t *b)
+{
+    assert_string_equal(a->name, b->name);
+    assert_int_equal(a->index, b->index);
+    same_opt_str(a->host, b->host);
+    assert_string_equal(a->path, b->path);
+    assert_int_equal(a->path_match, b->path_match);
+    assert_int_equal(a->methods, b->methods);
+    assert_int_equal(a->nheaders, b->nheaders);
+    for (size_t i = 0; i < a->nheaders; i++) {
+        assert_string_equal(a->headers[i].name, b->headers[i].name);
+        assert_string_equal(a->headers[i].value, b->headers[i].value);
+    }
+    assert_int_equal(a->ntargets, b->ntargets);
+    for (size_t i = 0; i < a->ntargets; i++) {
+        assert_string_equal(a->targets[i].upstream, b->targets[i].upstream);
+        assert_int_equal(a->targets[i].upstream_index, b->targets[i].upstream_index);
+        assert_int_equal(a->targets[i].weight, b->targets[i].weight);
+    }
+    assert_int_equal(a->split.total, b->split.total);
+    assert_int_equal(a->sticky, b->sticky);
+    same_opt_str(a->sticky_name, b->sticky_name);
+    same_opt_str(a->host_rewrite, b->host_rewrite);
+    assert_int_equal(a->max_body, b->max_body);
+    assert_int_equal(a->nmw, b->nmw);
+    for (size_t i = 0; i < a->nmw; i++)
+        same_mw(&a->mw[i], &b->mw[i]);
+}
+
+static void same_http(const gw_config_t *a, const gw_config_t *b)
+{
+    assert_int_equal(a->nlisteners, b->nlisteners);
+    for (size_t i = 0; i < a->nlisteners; i++) {
+        const gw_http_listener_cfg_t *x = gw_http_listener_cfg(&a->listeners[i]);
+        const gw_http_listener_cfg_t *y = gw_http_listener_cfg(&b->listeners[i]);
+        assert_true((x == NULL) == (y == NULL));
+        if (!x)
+            continue;
+        assert_int_equal(x->head_timeout_ms, y->head_timeout_ms);
+        assert_int_equal(x->body_timeout_ms, y->body_timeout_ms);
+        assert_int_equal(x->keepalive_timeout_ms, y->keepalive_timeout_ms);
+        assert_int_equal(x->response_timeout_ms, y->response_timeout_ms);
+        assert_int_equal(x->max_head, y->max_head);
+        assert_int_equal(x->max_uri, y->max_uri);
+        assert_int_equal(x->max_headers, y->max_headers);
+        assert_int_equal(x->max_body, y->max_body);
+        assert_int_equal(x->ntrusted, y->ntrusted);
+        assert_memory_equal(x->trusted, y->trusted, x->ntrusted * sizeof(*x->trusted));
+        assert_int_equal(x->nroutes, y->nroutes);
+        for (size_t j = 0; j < x->nroutes; j++)
+            same_route(&x->routes[j], &y->routes[j]);
+        assert_non_null(y->router);
+    }
+    assert_int_equal(a->nupstreams, b->nupstreams);
+    for (size_t i = 0; i < a->nupstreams; i++)
+        assert_memory_equal(gw_http_upstream_cfg(&a->upstreams[i]),
+                            gw_http_upstream_cfg(&b->upstreams[i]), sizeof(gw_http_upstream_cfg_t));
+}
+
+/* Prints cfg, reloads it, compares, and checks that printing the reload gives the same
+ * text (so nothing is lost on a second round either). */
+static void print_reload_compare(void)
+{
+    char *text = NULL, *text2 = NULL, *e = NULL;
+    size_t len = 0, len2 = 0, elen = 0;
+    FILE *f = open_memstream(&text, &len);
+    gw_config_print(f, &cfg, &gw_http_config_ext);
+    fclose(f);
+    gw_config_t again;
+    FILE *ef = open_memstream(&e, &elen);
+    int rc = gw_config_load_string("printed.yaml", text, &gw_http_config_ext, &again, ef);
+    fclose(ef);
+    if (rc != 0)
+        fail_msg("printed config does not load:\n%s\n%s", text, e);
+    same_http(&cfg, &again);
+    f = open_memstream(&text2, &len2);
+    gw_config_print(f, &again, &gw_http_config_ext);
+    fclose(f);
+    /* The first line names the file; the rest must be identical. */
+    assert_string_equal(strchr(text, '\n'), strchr(text2, '\n'));
+    gw_config_free(&again, &gw_http_config_ext);
+    free(text);
+    free(text2);
+    free(e);
+}
+
+static void httpcfg_print_reload_equal(void **state)
+{
+    (void)state;
+    char keys[8192];
+    everything(keys, sizeof keys);
+    assert_int_equal(load2(keys, KEEPALIVE), 0);
+    print_reload_compare();
+}
+
+static void httpcfg_print_defaults_reload_equal(void **state)
+{
+    (void)state;
+    assert_int_equal(load(ROUTE), 0);
+    print_reload_compare();
+}
+
+static void httpcfg_print_hides_the_secret(void **state)
+{
+    (void)state;
+    assert_int_equal(load(MW("jwt: {secret: \"0123456789abcdef0123456789abcdef\"}")), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    gw_config_print(f, &cfg, &gw_http_config_ext);
+    fclose(f);
+    assert_null(strstr(text, "0123456789abcdef"));
+    gw_assert_contains(text, "secret: \"<set, not shown");
+    free(text);
+}
+
+/* ---- listener-level errors ---------------------------------------------------------------- */
+
+static void httpcfg_routes_required(void **state)
+{
+    (void)state;
+    expect_error("", "c.yaml:3:5: missing required key 'routes'");
+}
+
+static void httpcfg_routes_empty(void **state)
+{
+    (void)state;
+    expect_error("    routes: []\n", "c.yaml:6:13: routes must not be empty");
+}
+
+static void httpcfg_routes_on_tcp_listener(void **state)
+{
+    (void)state;
+    assert_int_not_equal(load_text("listeners:\n"
+                                   "  - name: t\n"
+                                   "    address: 127.0.0.1:18081\n"
+                                   "    upstream: app\n"
+                                   "    http: {max_uri: 1KiB}\n"
+                                   "    routes:\n"
+                                   "      - {match: {}, upstream: app}\n"
+                                   "upstreams:\n"
+                                   "  app:\n"
+                                   "    backends: [{address: 127.0.0.1:19001}]\n",
+                                   &gw_http_config_ext),
+                         0);
+    assert_string_equal(errs, "c.yaml:5:5: http: only for protocol http\n"
+                              "c.yaml:6:5: routes: only for protocol http\n");
+}
+
+static void httpcfg_routes_after_a_bad_protocol_not_reported(void **state)
+{
+    (void)state;
+    assert_int_not_equal(load_text("listeners:\n"
+                                   "  - name: t\n"
+                                   "    address: 127.0.0.1:18081\n"
+                                   "    protocol: htp\n"
+                                   "    upstream: app\n"
+                                   "    routes:\n"
+                                   "      - {match: {}, upstream: app}\n"
+                                   "upstreams:\n"
+                                   "  app:\n"
+                                   "    backends: [{address: 127.0.0.1:19001}]\n",
+                                   &gw_http_config_ext),
+                         0);
+    assert_string_equal(errs, "c.yaml:4:15: protocol must be one of: tcp, http (got 'htp')\n");
+}
+
+static void httpcfg_upstream_on_http_listener(void **state)
+{
+    (void)state;
+    expect_error("    upstream: app\n" ROUTE,
+                 "c.yaml:6:5: upstream: an http listener has routes, each naming its upstream");
+}
+
+static void httpcfg_http_limits_in_range(void **state)
+{
+    (void)state;
+    expect_error("    http: {max_head_size: 512}\n" ROUTE,
+                 "c.yaml:6:27: max_head_size: 512 is out of range 1KiB..1MiB");
+    expect_error("    http: {max_uri: 100KiB}\n" ROUTE,
+                 "c.yaml:6:21: max_uri: 100KiB is out of range 256..64KiB");
+    expect_error("    http: {max_headers: 0}\n" ROUTE,
+                 "c.yaml:6:25: max_headers: 0 is out of range 1..1000");
+    expect_error("    http: {body_timeout: 2h}\n" ROUTE,
+                 "c.yaml:6:26: body_timeout: 2h is out of range 1ms..1h");
+}
+
+static void httpcfg_http_unknown_key_did_you_mean(void **state)
+{
+    (void)state;
+    expect_error("    http: {max_header: 5}\n" ROUTE,
+                 "c.yaml:6:12: unknown key 'max_header' (did you mean 'max_headers'?)");
+}
+
+static void httpcfg_trusted_proxy_bad_item(void **state)
+{
+    (void)state;
+    expect_error("    http: {trusted_proxies: [10.0.0.0/8, 10.0.0.1/8]}\n" ROUTE,
+                 "c.yaml:6:42: trusted_proxies: '10.0.0.1/8' is not an address or CIDR");
+}
+
+static void httpcfg_keepalive_ranges(void **state)
+{
+    (void)state;
+    assert_int_not_equal(load2(ROUTE, "    keepalive: {max_idle: 10001, idle_timeout: 2h}\n"), 0);
+    gw_assert_contains(errs, "c.yaml:19:27: max_idle: 10001 is out of range 0..10000");
+    gw_assert_contains(errs, "c.yaml:19:48: idle_timeout: 2h is out of range 1ms..1h");
+}
+
+static void httpcfg_keepalive_needs_gw04(void **state)
+{
+    (void)state;
+    assert_int_not_equal(load_text("listeners:\n"
+                                   "  - {name: t, address: 127.0.0.1:18081, upstream: app}\n"
+                                   "upstreams:\n"
+                                   "  app:\n"
+                                   "    backends: [{address: 127.0.0.1:19001}]\n"
+                                   "    keepalive: {max_idle: 1}\n",
+                                   &gw_res_config_ext),
+                         0);
+    gw_config_free(&cfg, &gw_res_config_ext);
+    assert_string_equal(errs, "c.yaml:6:5: keepalive: needs gw04 or later\n");
+}
+
+/* ---- routes ----------------------------------------------------------------------------- */
+
+static void httpcfg_match_required(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n      - upstream: app\n",
+                 "c.yaml:7:9: missing required key 'match'");
+}
+
+static void httpcfg_path_and_prefix_exclusive(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {path: /a, path_prefix: /b}\n"
+                 "        upstream: app\n",
+                 "c.yaml:7:27: path and path_prefix are exclusive");
+}
+
+static void httpcfg_path_must_start_with_slash(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {path_prefix: api}\n"
+                 "        upstream: app\n",
+                 "c.yaml:7:30: path_prefix: 'api' must start with '/'");
+}
+
+static void httpcfg_unknown_method(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {methods: [GET, get]}\n"
+                 "        upstream: app\n",
+                 "c.yaml:7:32: methods: 'get' is not one of GET, HEAD");
+}
+
+static void httpcfg_upstream_and_split_exclusive(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {}\n"
+                 "        upstream: app\n"
+                 "        split: {targets: [{upstream: v1, weight: 1}]}\n",
+                 "c.yaml:9:9: upstream and split are exclusive");
+    expect_error("    routes:\n"
+                 "      - match: {}\n",
+                 "c.yaml:7:9: a route needs `upstream` or `split`");
+}
+
+static void httpcfg_unknown_upstream_at_name(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {}\n"
+                 "        upstream: nope\n",
+                 "c.yaml:8:19: unknown upstream 'nope'");
+    expect_error("    routes:\n"
+                 "      - match: {}\n"
+                 "        split:\n"
+                 "          targets:\n"
+                 "            - {upstream: v1, weight: 50}\n"
+                 "            - {upstream: v3, weight: 50}\n",
+                 "c.yaml:11:26: unknown upstream 'v3'");
+}
+
+static void httpcfg_split_weights(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {}\n"
+                 "        split: {targets: [{upstream: v1, weight: 101}]}\n",
+                 "c.yaml:8:50: weight: 101 is out of range 0..100");
+    expect_error(
+        "    routes:\n"
+        "      - match: {}\n"
+        "        split: {targets: [{upstream: v1, weight: 0}, {upstream: v2, weight: 0}]}\n",
+        "c.yaml:8:26: split: every weight is 0");
+    expect_error(
+        "    routes:\n"
+        "      - match: {}\n"
+        "        split: {targets: [{upstream: v1, weight: 1}, {upstream: v1, weight: 2}]}\n",
+        "c.yaml:8:65: upstream 'v1' is already a target of this split");
+    expect_error("    routes:\n"
+                 "      - match: {}\n"
+                 "        split: {targets: []}\n",
+                 "c.yaml:8:26: targets must not be empty");
+}
+
+static void httpcfg_sticky_exclusive(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {}\n"
+                 "        split:\n"
+                 "          targets: [{upstream: v1, weight: 1}]\n"
+                 "          sticky_header: X-User\n"
+                 "          sticky_cookie: sid\n",
+                 "c.yaml:11:11: sticky_header and sticky_cookie are exclusive");
+    expect_error("    routes:\n"
+                 "      - match: {}\n"
+                 "        split:\n"
+                 "          targets: [{upstream: v1, weight: 1}]\n"
+                 "          sticky_header: \"X User\"\n",
+                 "c.yaml:10:26: sticky_header: 'X User' is not a valid header name");
+}
+
+static void httpcfg_duplicate_route_at_its_position(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {path_prefix: /a}\n"
+                 "        upstream: app\n"
+                 "      - name: again\n"
+                 "        match: {path_prefix: /a}\n"
+                 "        upstream: v1\n",
+                 "c.yaml:9:9: route 1: same host, path, methods and headers as route 0");
+}
+
+static void httpcfg_router_rejects_bad_path(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - match: {path: /a/../b}\n"
+                 "        upstream: app\n",
+                 "c.yaml:7:9: route 0: ");
+}
+
+static void httpcfg_duplicate_route_name(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - {name: a, match: {path: /a}, upstream: app}\n"
+                 "      - {name: a, match: {path: /b}, upstream: app}\n",
+                 "c.yaml:8:16: duplicate route name 'a'");
+}
+
+static void httpcfg_route_max_body_range(void **state)
+{
+    (void)state;
+    expect_error("    routes:\n"
+                 "      - {match: {}, upstream: app, max_body: 0}\n",
+                 "c.yaml:7:46: max_body: 0 is out of range 1..1024GiB");
+}
+
+/* ---- middleware --------------------------------------------------------------------------- */
+
+static void httpcfg_unknown_middleware_did_you_mean(void **state)
+{
+    (void)state;
+    expect_error(MW("cros: {origins: [\"*\"]}"),
+                 "c.yaml:10:13: unknown middleware 'cros' (did you mean 'cors'?)");
+    /* its options are not reported again as unknown keys */
+    assert_null(strstr(errs, "origins"));
+    expect_error(MW("gzip: {}"), "c.yaml:10:13: unknown middleware 'gzip' (known: request_id");
+}
+
+static void httpcfg_middleware_shape(void **state)
+{
+    (void)state;
+    expect_error(MW("{cors: {origins: [\"*\"]}, retry: {}}"),
+                 "c.yaml:10:13: each middleware must be a mapping with one key");
+    expect_error(MW("request_id"), "c.yaml:10:13: each middleware must be a mapping with one key");
+    expect_error(MW("request_id: 5"), "c.yaml:10:25: request_id must be a mapping (got '5')");
+    expect_error(MW("request_id: {len: 5}"), "c.yaml:10:26: unknown key 'len'");
+}
+
+static void httpcfg_middleware_once_per_route(void **state)
+{
+    (void)state;
+    expect_error(ROUTE_HEAD "        middleware:\n"
+                            "          - retry: {}\n"
+                            "          - retry: {max_attempts: 3}\n",
+                 "c.yaml:11:13: retry: already in this route's middleware");
+}
+
+static void httpcfg_strip_prefix_and_rewrite(void **state)
+{
+    (void)state;
+    expect_error(MW("strip_prefix: api"), "c.yaml:10:27: strip_prefix: 'api' must start with '/'");
+    expect_error(MW("strip_prefix: /api/"), "c.yaml:10:27: strip_prefix: '/api/' must not end");
+    expect_error(MW("strip_prefix: {a: 1}"), "c.yaml:10:27: strip_prefix must be a string");
+    expect_error(MW("rewrite: {prefix: /a}"), "c.yaml:10:22: missing required key 'replace'");
+}
+
+static void httpcfg_headers_names_and_values(void **state)
+{
+    (void)state;
+    expect_error(MW("headers: {request: {set: {\"X A\": \"1\"}}}"),
+                 "c.yaml:10:39: set: 'X A' is not a valid header name");
+    expect_error(MW("headers: {response: {add: {X-A: \"a\\r\\nEvil: 1\"}}}"),
+                 "c.yaml:10:45: add: the value of X-A must not hold CR or LF");
+    expect_error(MW("headers: {request: {remove: [\"X:C\"]}}"),
+                 "c.yaml:10:42: remove: 'X:C' is not a valid header name");
+    expect_error(MW("headers: {}"), "c.yaml:10:22: headers needs `request`, `response` or both");
+}
+
+static void httpcfg_cors_rules(void **state)
+{
+    (void)state;
+    expect_error(MW("cors: {origins: [\"*\"], credentials: true}"),
+                 "c.yaml:10:49: credentials: true cannot go with origins [\"*\"]");
+    expect_error(MW("cors: {origins: [\"*\", \"https://a.example\"]}"),
+                 "c.yaml:10:29: origins: \"*\" must be the only origin");
+    expect_error(MW("cors: {methods: [GET]}"), "c.yaml:10:19: missing required key 'origins'");
+    expect_error(MW("cors: {origins: [\"*\"], max_age: 1500ms}"),
+                 "c.yaml:10:45: max_age: 1500ms is not a whole number of seconds");
+    expect_error(MW("cors: {origins: [\"*\"], headers: [\"a b\"]}"),
+                 "c.yaml:10:46: headers: 'a b' is not a valid header name");
+}
+
+static void httpcfg_jwt_keys_or_secret(void **state)
+{
+    (void)state;
+    expect_error(MW("jwt: {realm: x}"), "c.yaml:10:18: jwt needs `keys` (a JWKS or PEM");
+    expect_error(MW("jwt: {keys: /nonexistent/jwks.json, secret: "
+                    "\"0123456789abcdef0123456789abcdef\"}"),
+                 "c.yaml:10:49: jwt: `keys` and `secret` are exclusive");
+    expect_error(MW("jwt: {secret: short}"), "c.yaml:10:27: secret: use 32..512 bytes (it has 5)");
+    expect_error(MW("jwt: {keys: /nonexistent/jwks.json}"),
+                 "c.yaml:10:25: keys: /nonexistent/jwks.json: No such file or directory");
+}
+
+static void httpcfg_jwt_pem_keys_file(void **state)
+{
+    (void)state;
+    char keys[512];
+    snprintf(keys, sizeof keys, MW("jwt: {keys: %s, kid: cert-rsa, audiences: [gw04]}"), pem_path);
+    assert_int_equal(load(keys), 0);
+    const gw_mw_cfg_t *m = &http0()->routes[0].mw[0];
+    assert_int_equal(m->kind, GW_MW_JWT);
+    assert_int_equal(m->line, 10);
+    assert_int_equal(gw_jwt_keyset_count(m->u.jwt.keys), 1);
+    /* The loaded key verifies the fixture's token under the configured policy. */
+    assert_int_equal(gw_jwt_verify(m->u.jwt.keys, &m->u.jwt.policy, 1700000100, cert_rsa_token,
+                                   strlen(cert_rsa_token), NULL),
+                     GW_JWT_OK);
+}
+
+static void httpcfg_jwt_options(void **state)
+{
+    (void)state;
+    expect_error(MW("jwt: {secret: \"0123456789abcdef0123456789abcdef\", skew: 2h}"),
+                 "c.yaml:10:69: skew: 2h is out of range 0s..1h");
+    expect_error(MW("jwt: {secret: \"0123456789abcdef0123456789abcdef\", realm: \"a\\\"b\"}"),
+                 "c.yaml:10:70: realm: no quotes, backslashes or control characters");
+    expect_error(MW("jwt: {secret: \"0123456789abcdef0123456789abcdef\", claims: {sub: \"X Y\"}}"),
+                 "c.yaml:10:77: sub: 'X Y' is not a valid header name");
+}
+
+static void httpcfg_rate_limit_rules(void **state)
+{
+    (void)state;
+    expect_error(MW("rate_limit: {burst: 3}"), "c.yaml:10:25: missing required key 'rate'");
+    expect_error(MW("rate_limit: {rate: 0}"), "c.yaml:10:32: rate: 0 is out of range");
+    expect_error(MW("rate_limit: {rate: \"5\"}"), "c.yaml:10:32: rate must be a number");
+    expect_error(MW("rate_limit: {rate: 1.5e3}"), "c.yaml:10:32: rate must be a number");
+    expect_error(MW("rate_limit: {rate: 5, key: header}"),
+                 "c.yaml:10:40: key: header needs `header: NAME`");
+    expect_error(MW("rate_limit: {rate: 5, header: X-Key}"),
+                 "c.yaml:10:35: header: only with `key: header`");
+    expect_error(MW("rate_limit: {rate: 5, key: cookie}"),
+                 "c.yaml:10:40: key must be one of: client_ip, header, jwt_sub");
+}
+
+static void httpcfg_rate_limit_burst_default(void **state)
+{
+    (void)state;
+    assert_int_equal(load(MW("rate_limit: {rate: 2.5, key: jwt_sub}")), 0);
+    const gw_mw_cfg_t *m = &http0()->routes[0].mw[0];
+    assert_true(m->u.rate_limit.rate == 2.5);
+    assert_int_equal(m->u.rate_limit.burst, 3);
+    assert_int_equal(m->u.rate_limit.key, GW_RL_KEY_JWT_SUB);
+    assert_int_equal(m->u.rate_limit.max_keys, 100000);
+    teardown(NULL);
+    assert_int_equal(load(MW("rate_limit: {rate: 0.01}")), 0);
+    assert_int_equal(http0()->routes[0].mw[0].u.rate_limit.burst, 1);
+}
+
+static void httpcfg_breaker_uses_03s_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(load(MW("breaker: {}")), 0);
+    const gw_breaker_cfg_t *b = &http0()->routes[0].mw[0].u.breaker;
+    assert_int_equal(b->consecutive_failures, 5);
+    assert_true(b->failure_rate_percent == 50);
+    assert_int_equal(b->window_ms, 10000);
+    assert_int_equal(b->open_timeout_ms, 5000);
+    assert_int_equal(b->half_open_max, 1);
+    assert_int_equal(b->success_to_close, 2);
+    teardown(NULL);
+    expect_error(MW("breaker: {consecutive_failures: 0, failure_rate_percent: 0}"),
+                 "c.yaml:10:22: breaker: both rules are off");
+    expect_error(MW("breaker: {min_requests: 0}"),
+                 "c.yaml:10:37: min_requests: 0 is out of range 1..65535");
+}
+
+static void httpcfg_retry_and_access_log(void **state)
+{
+    (void)state;
+    assert_int_equal(load(MW("retry: {}")), 0);
+    assert_int_equal(http0()->routes[0].mw[0].u.retry.max_attempts, 2);
+    teardown(NULL);
+    expect_error(MW("retry: {max_attempts: 1}"),
+                 "c.yaml:10:35: max_attempts: 1 is out of range 2..10");
+    expect_error(MW("access_log: {}"), "c.yaml:10:25: missing required key 'file'");
+    expect_error(MW("access_log: {file: \"\"}"), "c.yaml:10:32: file must not be empty");
+}
+
+/* ---- group ------------------------------------------------------------------------------ */
+
+static int write_pem(void **state)
+{
+    (void)state;
+    snprintf(pem_path, sizeof pem_path, "/tmp/test_httpcfg_XXXXXX");
+    int fd = mkstemp(pem_path);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, cert_rsa_pem, strlen(cert_rsa_pem));
+    close(fd);
+    return n == (ssize_t)strlen(cert_rsa_pem) ? 0 : -1;
+}
+
+static int remove_pem(void **state)
+{
+    (void)state;
+    unlink(pem_path);
+    return 0;
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_teardown(f, teardown)
+    const struct CMUnitTest tests[] = {
+        T(httpcfg_defaults),
+        T(httpcfg_tcp_listener_has_no_http_part),
+        T(httpcfg_everything),
+        T(httpcfg_router_returns_routes),
+        T(httpcfg_mw_kind_names),
+        T(httpcfg_print_reload_equal),
+        T(httpcfg_print_defaults_reload_equal),
+        T(httpcfg_print_hides_the_secret),
+        T(httpcfg_routes_required),
+        T(httpcfg_routes_empty),
+        T(httpcfg_routes_on_tcp_listener),
+        T(httpcfg_routes_after_a_bad_protocol_not_reported),
+        T(httpcfg_upstream_on_http_listener),
+        T(httpcfg_http_limits_in_range),
+        T(httpcfg_http_unknown_key_did_you_mean),
+        T(httpcfg_trusted_proxy_bad_item),
+        T(httpcfg_keepalive_ranges),
+        T(httpcfg_keepalive_needs_gw04),
+        T(httpcfg_match_required),
+        T(httpcfg_path_and_prefix_exclusive),
+        T(httpcfg_path_must_start_with_slash),
+        T(httpcfg_unknown_method),
+        T(httpcfg_upstream_and_split_exclusive),
+        T(httpcfg_unknown_upstream_at_name),
+        T(httpcfg_split_weights),
+        T(httpcfg_sticky_exclusive),
+        T(httpcfg_duplicate_route_at_its_position),
+        T(httpcfg_router_rejects_bad_path),
+        T(httpcfg_duplicate_route_name),
+        T(httpcfg_route_max_body_range),
+        T(httpcfg_unknown_middleware_did_you_mean),
+        T(httpcfg_middleware_shape),
+        T(httpcfg_middleware_once_per_route),
+        T(httpcfg_strip_prefix_and_rewrite),
+        T(httpcfg_headers_names_and_values),
+        T(httpcfg_cors_rules),
+        T(httpcfg_jwt_keys_or_secret),
+        T(httpcfg_jwt_pem_keys_file),
+        T(httpcfg_jwt_options),
+        T(httpcfg_rate_limit_rules),
+        T(httpcfg_rate_limit_burst_default),
+        T(httpcfg_breaker_uses_03s_rules),
+        T(httpcfg_retry_and_access_log),
+    };
+#undef T
+    return cmocka_run_group_tests_name("httpcfg", tests, write_pem, remove_pem);
+}
