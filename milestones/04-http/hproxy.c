@@ -1146,11 +1146,10 @@ static void upstream_ready(hconn_t *c)
     }
     upstream_set_reading(u, true);
     if (x->rq == RQ_WAIT_UPSTREAM) {
-        if (x->req_body == GW_H1_BODY_NONE) {
-            x->rq = RQ_DONE;
-            request_sent(c);
-        } else {
-            x->rq = RQ_BODY;
+        /* The parser still holds the rest of the request: the body, or (without one) the
+         * end of the message, which client_process below hands to request_end. */
+        x->rq = RQ_BODY;
+        if (x->req_body != GW_H1_BODY_NONE) {
             x->last_active = uv_now(loop_of(hw));
             hx_timer_start(x, T_BODY, c->lcfg->body_timeout_ms);
             client_set_reading(c, true);
