@@ -53,6 +53,8 @@ typedef struct gw_res_s {
     res_worker_t *workers; /* [cfg->workers] */
     gw_admin_t *admin;
     uint64_t started_ms;
+    void (*extra_metrics)(void *ctx, gw_prom_t *p); /* a later milestone's families */
+    void *extra_ctx;
 } gw_res_t;
 
 static res_upstream_t *res_up(gw_res_t *r, const gw_lb_upstream_t *u)
@@ -351,6 +353,8 @@ static void src_metrics(void *ctx, gw_prom_t *p)
     const gw_lb_table_t *t = gw_lb_current_table(r->rt);
     if (t != NULL)
         metrics_upstreams(r, p, t);
+    if (r->extra_metrics != NULL)
+        r->extra_metrics(r->extra_ctx, p);
     gw_prom_family(p, "gw_draining", "1 once a drain began", GW_PROM_GAUGE);
     gw_prom_sample_u64(p, "gw_draining", NULL, atomic_load(&r->rt->draining));
 }
@@ -571,6 +575,14 @@ int gw_res_prepare(const gw_config_t *cfg, void **app_data)
         hooks.admit = NULL; /* nothing to check: no hook, no getpeername per connection */
     gw_lb_set_hooks(r->lb, &hooks);
     return 0;
+}
+
+/* see res.h */
+void gw_res_set_extra_metrics(void *app_data, void (*fn)(void *ctx, gw_prom_t *p), void *ctx)
+{
+    gw_res_t *r = gw_lb_hooks_ctx(app_data);
+    r->extra_metrics = fn;
+    r->extra_ctx = ctx;
 }
 
 /* see res.h */

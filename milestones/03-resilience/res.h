@@ -5,6 +5,7 @@
 #define GW_RES_H
 
 #include "02-lb/lb.h"
+#include "metrics.h"
 #include "resconfig.h"
 
 /* The gw03 application (02's, plus the admin API), and the cli hooks that build and free
@@ -13,5 +14,10 @@
 extern const gw_app_t gw_res_app;
 int gw_res_prepare(const gw_config_t *cfg, void **app_data);
 void gw_res_release(void *app_data);
+
+/* Adds FN's metric families to /metrics (after 03's own), for a later milestone's counters.
+ * APP_DATA is what gw_res_prepare returned; call before the runtime starts. FN runs on the
+ * control thread during a scrape. */
+void gw_res_set_extra_metrics(void *app_data, void (*fn)(void *ctx, gw_prom_t *p), void *ctx);
 
 #endif

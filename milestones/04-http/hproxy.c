@@ -1988,11 +1988,10 @@ static int http_worker_start(gw_worker_t *w)
     hw->hp = g_hp;
     hw->w = w;
     hw->rng = 0x243f6a8885a308d3ull ^ ((uint64_t)w->id << 32) ^ gw_clock_mono_ns(&gw_clock_system);
-    hw->stats = calloc(1, sizeof *hw->stats);
     hw->fresh = calloc(cfg->nlisteners, sizeof *hw->fresh);
     hw->keepalive = calloc(cfg->nlisteners, sizeof *hw->keepalive);
     hw->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *hw->pools);
-    if (hw->stats == NULL || hw->fresh == NULL || hw->keepalive == NULL || hw->pools == NULL)
+    if (hw->fresh == NULL || hw->keepalive == NULL || hw->pools == NULL)
         return GW_ENOMEM;
     for (size_t i = 0; i < cfg->nupstreams; i++)
         if ((hw->pools[i] = calloc(cfg->upstreams[i].nbackends, sizeof **hw->pools)) == NULL)
@@ -2120,6 +2119,47 @@ const gw_http_stats_t *gw_http_worker_stats(const gw_worker_t *w)
     return g_hp->workers[w->id].stats;
 }
 
+/* Sums one counter over the workers. */
+#define HTTP_SUM(hp, field)                                                                        \
+    ({                                                                                             \
+        uint64_t s_ = 0;                                                                           \
+        for (unsigned i_ = 0; i_ < (hp)->cfg->workers; i_++)                                       \
+            s_ += atomic_load_explicit(&(hp)->workers[i_].stats->field, memory_order_relaxed);     \
+        s_;                                                                                        \
+    })
+
+static void http_metrics(void *ctx, gw_prom_t *p)
+{
+    hp_t *hp = ctx;
+    gw_prom_family(p, "gw_http_connections_total", "HTTP client connections accepted",
+                   GW_PROM_COUNTER);
+    gw_prom_sample_u64(p, "gw_http_connections_total", NULL, HTTP_SUM(hp, connections));
+    gw_prom_family(p, "gw_http_requests_total", "HTTP request heads received", GW_PROM_COUNTER);
+    gw_prom_sample_u64(p, "gw_http_requests_total", NULL, HTTP_SUM(hp, requests));
+    gw_prom_family(p, "gw_http_responses_total", "HTTP responses sent, by class",
+                   GW_PROM_COUNTER);
+    static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
+    uint64_t v[4] = {HTTP_SUM(hp, responses_2xx), HTTP_SUM(hp, responses_3xx),
+                     HTTP_SUM(hp, responses_4xx), HTTP_SUM(hp, responses_5xx)};
+    for (size_t i = 0; i < 4; i++) {
+        const char *lab[] = {"class", classes[i], NULL};
+        gw_prom_sample_u64(p, "gw_http_responses_total", lab, v[i]);
+    }
+    gw_prom_family(p, "gw_http_local_errors_total",
+                   "Error answers the gateway made itself (4xx/5xx not from an upstream)",
+                   GW_PROM_COUNTER);
+    gw_prom_sample_u64(p, "gw_http_local_errors_total", NULL, HTTP_SUM(hp, local_errors));
+    gw_prom_family(p, "gw_http_upstream_requests_total",
+                   "Requests sent upstream, by connection: new or reused from the pool",
+                   GW_PROM_COUNTER);
+    const char *fresh[] = {"connection", "new", NULL}, *reused[] = {"connection", "reused", NULL};
+    gw_prom_sample_u64(p, "gw_http_upstream_requests_total", fresh, HTTP_SUM(hp, upstream_connects));
+    gw_prom_sample_u64(p, "gw_http_upstream_requests_total", reused, HTTP_SUM(hp, upstream_reuses));
+    gw_prom_family(p, "gw_http_retries_total", "Requests sent again after a failed attempt",
+                   GW_PROM_COUNTER);
+    gw_prom_sample_u64(p, "gw_http_retries_total", NULL, HTTP_SUM(hp, retries));
+}
+
 /* see hproxy.h */
 int gw_http_prepare(const gw_config_t *cfg, void **app_data)
 {
@@ -2134,10 +2174,16 @@ int gw_http_prepare(const gw_config_t *cfg, void **app_data)
         hp->workers = calloc(cfg->workers, sizeof *hp->workers);
         hp->chain = gw_chain_new(cfg, err, sizeof err);
     }
-    if (hp == NULL || hp->workers == NULL || hp->chain == NULL) {
+    /* The counters exist before any thread, so a scrape never races with their creation. */
+    bool stats_ok = hp != NULL && hp->workers != NULL;
+    for (unsigned i = 0; stats_ok && i < cfg->workers; i++)
+        stats_ok = (hp->workers[i].stats = calloc(1, sizeof *hp->workers[i].stats)) != NULL;
+    if (!stats_ok || hp->chain == NULL) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {
             gw_chain_free(hp->chain);
+            for (unsigned i = 0; hp->workers != NULL && i < cfg->workers; i++)
+                free(hp->workers[i].stats);
             free(hp->workers);
             free(hp);
         }
@@ -2146,6 +2192,7 @@ int gw_http_prepare(const gw_config_t *cfg, void **app_data)
         return GW_ENOMEM;
     }
     g_hp = hp;
+    gw_res_set_extra_metrics(*app_data, http_metrics, hp);
     return 0;
 }
 
