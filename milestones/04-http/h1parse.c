@@ -271,15 +271,14 @@ static int scan(gw_h1_parser_t *p, const char *s, size_t n)
     return 0;
 }
 
-/* The status for an error llhttp found itself. */
-static int llhttp_status(llhttp_errno_t e)
+/* The status for an error llhttp found itself. llhttp says HPE_INVALID_VERSION both for a
+ * version it does not speak ("HTTP/2.0": 505) and for bytes after the version on the
+ * request line ("HTTP/1.1 extra": a malformed line, 400); its reason tells them apart. */
+static int llhttp_status(llhttp_errno_t e, const char *reason)
 {
-    switch (e) {
-    case HPE_INVALID_VERSION:
+    if (e == HPE_INVALID_VERSION && reason != NULL && strstr(reason, "Invalid HTTP version"))
         return 505;
-    default:
-        return 400;
-    }
+    return 400;
 }
 
 /* The head is complete: fill in what llhttp kept, decide the framing, and tell llhttp
@@ -350,7 +349,8 @@ static long step(gw_h1_parser_t *p, const char *data, size_t len, bool *paused)
     else if (e == HPE_PAUSED_UPGRADE) /* gw_h1_next went on after a declined upgrade */
         llhttp_resume_after_upgrade(&p->ll);
     else if (e != HPE_OK)
-        return fail(p, llhttp_status(e), llhttp_get_error_reason(&p->ll), where);
+        return fail(p, llhttp_status(e, llhttp_get_error_reason(&p->ll)), llhttp_get_error_reason(&p->ll),
+                    where);
     return (long)used;
 }
 

@@ -359,6 +359,38 @@ static int send_body(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *
     return rc;
 }
 
+/* Ends a chunked body: the last chunk, the trailer fields T (already checked by the
+ * parser, written in canonical form), the blank line. Returns the bytes queued, or a UV
+ * error. */
+static long send_last_chunk(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s,
+                            const gw_h1_head_t *t)
+{
+    size_t n = 5;
+    for (size_t i = 0; i < gw_h1_head_count(t); i++)
+        n += gw_h1_head_name_at(t, i).len + gw_h1_head_value_at(t, i).len + 4;
+    char *buf = malloc(n);
+    if (buf == NULL)
+        return UV_ENOMEM;
+    size_t o = 3;
+    memcpy(buf, "0\r\n", 3);
+    for (size_t i = 0; i < gw_h1_head_count(t); i++) {
+        gw_h1_span_t nm = gw_h1_head_name_at(t, i), v = gw_h1_head_value_at(t, i);
+        memcpy(buf + o, nm.ptr, nm.len);
+        o += nm.len;
+        memcpy(buf + o, ": ", 2);
+        o += 2;
+        memcpy(buf + o, v.ptr, v.len);
+        o += v.len;
+        memcpy(buf + o, "\r\n", 2);
+        o += 2;
+    }
+    memcpy(buf + o, "\r\n", 2);
+    o += 2;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)o);
+    int rc = send_bufs(hw, to_client, owner, s, &b, 1, NULL, buf);
+    return rc < 0 ? rc : (long)o;
+}
+
 /* Serialises head H and writes it, followed by EXTRA (may be NULL). */
 static int send_head(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s,
                      const gw_h1_head_t *h, const char *extra, size_t extra_len)
@@ -769,6 +801,7 @@ static const char *status_text(unsigned s)
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }
 }
@@ -1397,38 +1430,10 @@ static void request_end(hconn_t *c)
         exchange_done(c);
         return;
     }
-    if (x->u != NULL && x->req_chunked_out) {
-        /* The last chunk, then the trailers the client sent, then the blank line. */
-        gw_h1_head_t *t = &x->rp.trailers;
-        size_t n = 5;
-        for (size_t i = 0; i < gw_h1_head_count(t); i++)
-            n += gw_h1_head_name_at(t, i).len + gw_h1_head_value_at(t, i).len + 4;
-        char *buf = malloc(n);
-        if (buf == NULL) {
-            attempt_failed(c, 502, "out of memory", false, UV_ENOMEM);
-            return;
-        }
-        size_t o = 0;
-        memcpy(buf, "0\r\n", 3);
-        o = 3;
-        for (size_t i = 0; i < gw_h1_head_count(t); i++) {
-            gw_h1_span_t nm = gw_h1_head_name_at(t, i), v = gw_h1_head_value_at(t, i);
-            memcpy(buf + o, nm.ptr, nm.len);
-            o += nm.len;
-            memcpy(buf + o, ": ", 2);
-            o += 2;
-            memcpy(buf + o, v.ptr, v.len);
-            o += v.len;
-            memcpy(buf + o, "\r\n", 2);
-            o += 2;
-        }
-        memcpy(buf + o, "\r\n", 2);
-        o += 2;
-        uv_buf_t b = uv_buf_init(buf, (unsigned)o);
-        if (send_bufs(hw, false, x->u, (uv_stream_t *)&x->u->sock, &b, 1, NULL, buf) != 0) {
-            attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
-            return;
-        }
+    if (x->u != NULL && x->req_chunked_out &&
+        send_last_chunk(hw, false, x->u, (uv_stream_t *)&x->u->sock, &x->rp.trailers) < 0) {
+        attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
+        return;
     }
     if (x->rs == RS_DONE) {
         exchange_done(c);
@@ -1580,12 +1585,13 @@ static void response_end(hconn_t *c)
     hp_worker_t *hw = c->hw;
     x->rs = RS_DONE;
     if (x->resp_chunked_out) {
-        uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-        if (send_bufs(hw, true, c, (uv_stream_t *)&c->sock, &b, 1, NULL, NULL) != 0) {
+        /* Trailers come only with a chunked upstream body; an until-close one has none. */
+        long n = send_last_chunk(hw, true, c, (uv_stream_t *)&c->sock, &x->sp.trailers);
+        if (n < 0) {
             client_close(c, true);
             return;
         }
-        x->bytes_out += 5;
+        x->bytes_out += (uint64_t)n;
     }
     uconn_t *u = x->u;
     if (u != NULL) {

@@ -292,6 +292,7 @@ REJECT(h1_rejects_chunk_size_with_0x, 400,
 REJECT(h1_rejects_obs_fold_in_trailer, 400,
        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n b\r\n\r\n")
 REJECT(h1_rejects_http2_version, 505, "GET / HTTP/2.0\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_junk_after_version, 400, "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n")
 
 static void h1_error_reports_offset(void **state)
 {
@@ -985,6 +986,7 @@ int main(void)
         cmocka_unit_test(h1_rejects_chunk_size_with_0x),
         cmocka_unit_test(h1_rejects_obs_fold_in_trailer),
         cmocka_unit_test(h1_rejects_http2_version),
+        cmocka_unit_test(h1_rejects_junk_after_version),
         cmocka_unit_test(h1_error_reports_offset),
         cmocka_unit_test(h1_framing_refuses_cl_with_te),
         cmocka_unit_test(h1_framing_refuses_duplicate_content_length),
