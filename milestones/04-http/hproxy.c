@@ -124,7 +124,13 @@ struct hconn_s {
     cstate_t state;
     bool reading, starved, admitted, closing, in_process;
     uint8_t pending_closes;
-    struct sockaddr_storage peer;
+    /* The client's address: an IPv4 or IPv6 peer only (128 bytes of sockaddr_storage
+     * would be a third of an idle connection). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
 };
 
 typedef enum {
@@ -190,7 +196,8 @@ struct uconn_s {
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
     hx_t *x;           /* attached exchange, or NULL */
-    pool_t *pool;      /* the pool it belongs to */
+    pool_t *pool;      /* the pool of its backend on this worker */
+    const gw_http_upstream_cfg_t *kc; /* its upstream's keepalive settings */
     uconn_t *pnext;    /* in the pool */
     uconn_t *prev, *next; /* hw->uconns */
     unsigned requests; /* requests sent on it */
@@ -985,40 +992,35 @@ static pool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
     return &hw->pools[ui][b->index];
 }
 
-/* The exchange is done with U: back to its pool when it can carry another request. */
-static void uconn_release(uconn_t *u, bool reusable)
+/* LAB 04: upstream connection pool */
+/* Decides whether an upstream connection goes back to its backend's pool after an
+ * exchange. REUSABLE says both messages ended cleanly on it and the upstream did not ask
+ * to close it; then the pool's limits from `upstreams.NAME.keepalive` (KC) apply: no more
+ * than max_idle idle connections per backend per worker (the surplus is closed, not
+ * queued), and none that already carried max_requests requests (0: no limit). While the
+ * process drains, nothing is kept. */
+static bool pool_may_keep(const gw_http_upstream_cfg_t *kc, const pool_t *pool,
+                          unsigned requests, bool reusable, bool draining)
 {
-    uconn_detach(u);
-    hp_worker_t *hw = u->hw;
-    const gw_upstream_cfg_t *ucfg = NULL;
-    if (u->pool != NULL) {
-        size_t ui = 0;
-        for (; ui < hw->hp->cfg->nupstreams; ui++)
-            if (u->pool >= hw->pools[ui] &&
-                u->pool < hw->pools[ui] + hw->hp->cfg->upstreams[ui].nbackends)
-                break;
-        ucfg = ui < hw->hp->cfg->nupstreams ? &hw->hp->cfg->upstreams[ui] : NULL;
-    }
-    const gw_http_upstream_cfg_t *kc = ucfg != NULL ? gw_http_upstream_cfg(ucfg) : NULL;
-    if (!reusable || kc == NULL || u->pool == NULL || hw->w->draining || u->closing ||
-        u->pool->n >= kc->max_idle || (kc->max_requests > 0 && u->requests >= kc->max_requests)) {
-        uconn_close(u, false);
-        return;
-    }
-    uv_read_stop((uv_stream_t *)&u->sock);
-    u->reading = false;
+    if (!reusable || draining)
+        return false;
+    if (pool->n >= kc->max_idle)
+        return false;
+    return kc->max_requests == 0 || requests < kc->max_requests;
+}
+
+/* Puts U at the front of its pool. Last in, first out: the connections used most stay
+ * warm, and the ones at the back sit idle long enough for their idle timeout to close
+ * them when traffic falls (a FIFO would keep every connection just barely alive). */
+static void pool_put(uconn_t *u)
+{
     u->pooled = true;
     u->pnext = u->pool->head;
     u->pool->head = u;
     u->pool->n++;
-    u->paused = false;
-    uv_timer_start(&u->timer, on_pool_timer, kc->idle_timeout_ms, 0);
-    if (uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_pooled_read) != 0)
-        uconn_close(u, true);
-    else
-        u->reading = true;
 }
 
+/* Takes the most recently used idle connection of POOL, or NULL when it has none. */
 static uconn_t *pool_take(pool_t *pool)
 {
     uconn_t *u = pool->head;
@@ -1028,6 +1030,37 @@ static uconn_t *pool_take(pool_t *pool)
     pool->n--;
     u->pooled = false;
     u->pnext = NULL;
+    return u;
+}
+/* END LAB */
+
+/* The exchange is done with U: back to its pool when it can carry another request. While
+ * pooled it reads, so that the upstream's close (or stray bytes) is noticed at once, and
+ * its timer closes it after the pool's idle_timeout. */
+static void uconn_release(uconn_t *u, bool reusable)
+{
+    uconn_detach(u);
+    if (u->closing || !pool_may_keep(u->kc, u->pool, u->requests, reusable, u->hw->w->draining)) {
+        uconn_close(u, false);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&u->sock);
+    u->reading = false;
+    u->paused = false;
+    pool_put(u);
+    uv_timer_start(&u->timer, on_pool_timer, u->kc->idle_timeout_ms, 0);
+    if (uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_pooled_read) != 0)
+        uconn_close(u, true);
+    else
+        u->reading = true;
+}
+
+/* A pooled connection leaves its pool for an exchange. */
+static uconn_t *uconn_take(pool_t *pool)
+{
+    uconn_t *u = pool_take(pool);
+    if (u == NULL)
+        return NULL;
     uv_timer_stop(&u->timer);
     uv_read_stop((uv_stream_t *)&u->sock);
     u->reading = false;
@@ -1233,7 +1266,7 @@ static void upstream_start(hconn_t *c)
     x->upstream = t->upstream_index;
     x->chain.upstream = t->upstream;
     x->backend_addr = gw_lb_pick_upstream(hw->hp->lb, hw->w, x->upstream,
-                                          (const struct sockaddr *)&c->peer, x->attempt, &x->pick);
+                                          &c->peer.sa, x->attempt, &x->pick);
     if (x->backend_addr == NULL) {
         const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
         if (x->pick.ref != NULL) /* the pick took a snapshot reference: give it back */
@@ -1251,7 +1284,7 @@ static void upstream_start(hconn_t *c)
     gw_backend_t *b = x->pick.backend;
     x->chain.backend = b->name;
     pool_t *pool = pool_of(hw, b);
-    uconn_t *u = pool_take(pool);
+    uconn_t *u = uconn_take(pool);
     if (u != NULL) {
         u->x = x;
         x->u = u;
@@ -1268,6 +1301,7 @@ static void upstream_start(hconn_t *c)
     }
     u->hw = hw;
     u->pool = pool;
+    u->kc = gw_http_upstream_cfg(&hw->hp->cfg->upstreams[x->upstream]);
     uv_tcp_init(loop_of(hw), &u->sock);
     uv_timer_init(loop_of(hw), &u->timer);
     u->sock.data = u;
@@ -1377,7 +1411,7 @@ static void on_request_head(hconn_t *c)
     free(norm);
     x->chain.listener = c->l->index;
     x->chain.lcfg = c->lcfg;
-    x->chain.client = (const struct sockaddr *)&c->peer;
+    x->chain.client = &c->peer.sa;
     x->chain.tls = false;
     x->chain.start_ns = gw_clock_mono_ns(&gw_clock_system);
     x->chain.wall_ms = (int64_t)gw_clock_wall_ms(&gw_clock_system);
@@ -1955,10 +1989,10 @@ static void http_on_connection(gw_wlistener_t *wl)
         return;
     }
     int len = sizeof c->peer;
-    if (uv_tcp_getpeername(&c->sock, (struct sockaddr *)&c->peer, &len) != 0)
-        c->peer.ss_family = AF_UNSPEC;
+    if (uv_tcp_getpeername(&c->sock, &c->peer.sa, &len) != 0)
+        c->peer.sa.sa_family = AF_UNSPEC;
     const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
-    if (p->admit != NULL && !p->admit(p->ctx, w, c->l, (const struct sockaddr *)&c->peer)) {
+    if (p->admit != NULL && !p->admit(p->ctx, w, c->l, &c->peer.sa)) {
         client_close(c, true);
         return;
     }
