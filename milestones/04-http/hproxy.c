@@ -672,6 +672,8 @@ static void exchange_abort(hconn_t *c)
     if (x->exchange_open) {
         x->chain.bytes_in = x->bytes_in;
         x->chain.bytes_out = x->bytes_out;
+        if (x->chain.status == 0)
+            x->chain.status = 499; /* nginx's "client closed the request" for the log */
         gw_chain_finish(hw->hp->chain, &x->chain, gw_clock_mono_ns(&gw_clock_system));
         x->exchange_open = false;
     }
