@@ -467,6 +467,8 @@ static void on_signal(uv_signal_t *h, int signum)
         int rc = gw_log_open(rt->cfg->log_file);
         gw_info("SIGUSR1: log file %s%s", rt->cfg->log_file ? "reopened" : "not configured",
                 rc != 0 ? " (reopen failed)" : "");
+        if (rt->app->on_reopen != NULL)
+            rt->app->on_reopen(rt);
     }
 }
 

@@ -82,6 +82,9 @@ typedef struct gw_app_s {
     void (*control_stop)(gw_runtime_t *rt);
     /* SIGHUP. NULL: logged and ignored (reload arrives in milestone 05). */
     void (*on_reload)(gw_runtime_t *rt);
+    /* SIGUSR1, after the runtime reopened its own log file: reopen the app's files (an
+     * access log after logrotate moved it). */
+    void (*on_reopen)(gw_runtime_t *rt);
 } gw_app_t;
 
 struct gw_runtime_s {

@@ -2146,11 +2146,11 @@ static void http_on_connection_any(gw_wlistener_t *wl)
         gw_tcp_on_connection(wl);
 }
 
-static void http_on_reload(gw_runtime_t *rt)
+static void http_on_reopen(gw_runtime_t *rt)
 {
     (void)rt;
-    gw_info("SIGHUP: configuration reload arrives in milestone 05; reopening access logs");
     gw_chain_reopen(g_hp->chain);
+    gw_info("SIGUSR1: access log files reopened");
 }
 
 /* see hproxy.h */
@@ -2271,5 +2271,5 @@ const gw_app_t gw_http_app = {
     .worker_stop = http_worker_stop,
     .control_start = http_control_start,
     .control_stop = http_control_stop,
-    .on_reload = http_on_reload,
+    .on_reopen = http_on_reopen,
 };
