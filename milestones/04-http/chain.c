@@ -565,8 +565,8 @@ static void keep_log_copies(gw_hx_t *x, const gw_h1_head_t *req)
     gw_h1_span_t m = gw_h1_head_method(req), t = gw_h1_head_target(req);
     free(x->log_method);
     free(x->log_path);
-    x->log_method = strndup(m.ptr != NULL ? m.ptr : "", m.len);
-    x->log_path = strndup(t.ptr != NULL ? t.ptr : "", t.len);
+    x->log_method = gw_h1_span_dup(m);
+    x->log_path = gw_h1_span_dup(t);
 }
 
 /* RESP as the local answer STATUS (the middleware that chose it may have added fields). */

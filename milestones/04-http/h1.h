@@ -64,6 +64,11 @@ int gw_h1_head_set_status(gw_h1_head_t *h, unsigned status, const char *reason, 
 /* True if H is a request whose method is exactly M (methods are case-sensitive). */
 bool gw_h1_head_method_is(const gw_h1_head_t *h, const char *m);
 
+/* A malloc'd, NUL-terminated copy of exactly S.len bytes of S (free() it), or NULL when out
+ * of memory. Spans are not NUL-terminated: strndup, which stops only at a NUL, may read
+ * past them. */
+char *gw_h1_span_dup(gw_h1_span_t s);
+
 /* Field lines, in order. I must be < gw_h1_head_count(h). */
 size_t gw_h1_head_count(const gw_h1_head_t *h);
 gw_h1_span_t gw_h1_head_name_at(const gw_h1_head_t *h, size_t i);

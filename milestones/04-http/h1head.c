@@ -523,3 +523,15 @@ void gw_h1_strip_hop_by_hop(gw_h1_head_t *h, unsigned flags, gw_h1_conn_info_t *
 }
 
 /* END LAB */
+
+/* see h1.h */
+char *gw_h1_span_dup(gw_h1_span_t s)
+{
+    char *p = malloc(s.len + 1);
+    if (p == NULL)
+        return NULL;
+    if (s.len > 0)
+        memcpy(p, s.ptr, s.len);
+    p[s.len] = '\0';
+    return p;
+}

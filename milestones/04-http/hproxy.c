@@ -1365,7 +1365,7 @@ static void on_request_head(hconn_t *c)
     client_set_reading(c, false); /* the body waits until an upstream is ready */
 
     gw_h1_span_t m = gw_h1_head_method(h);
-    x->method = strndup(m.ptr, m.len);
+    x->method = gw_h1_span_dup(m);
     if (x->method == NULL) {
         answer(c, 500, "out of memory", true);
         return;
