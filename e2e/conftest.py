@@ -3,6 +3,7 @@
   gateway(binary, cfg, expect_exit=0, args=())  start a proxy, wait for `ready`; a proc.Gateway
   backend.echo() / .sink() / .source(n) / ...   fake upstreams on free loopback ports
   client(addr_or_gateway)                        a connected client (every op has a timeout)
+  http_client(addr_or_gateway)                   a connected HTTP/1.1 client (gwtest.http, gw04 on)
   run_binary(binary, args)                       one-shot runs: -t, -T, -h, --version
   config_file(cfg, name)                         write a config, get (path, addrs)
   transcript                                     what crossed each side; printed on failure
@@ -92,6 +93,11 @@ def backend(harness):
 @pytest.fixture
 def client(harness):
     return harness.client
+
+
+@pytest.fixture
+def http_client(harness):
+    return harness.http_client
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ Modules:
   proc        the gateway process: start, readiness, stop, sanitizer checks; one-shot runs
   backends    threaded fake upstreams (echo, reply-after-EOF, half-close-first, sink, source, ...)
   clients     client helpers: connect, read to EOF, bulk transfers, many clients at once
+  http        HTTP/1.1 (milestone 04 on): a keep-alive upstream that records every request,
+              and a raw-socket client with a strict response reader
   admin       the admin API (milestone 03 on): strict HTTP exchanges, JSON, and a strict
               parser of the Prometheus text exposition format
 """

@@ -99,3 +99,59 @@ def lb_proxy(backends, balancer=None, weights=None, listener=None, upstream=None
     # Backends first in the output reads worse; keep the upstream's own keys on top.
     cfg["upstreams"]["app"] = dict(sorted(up.items(), key=lambda kv: kv[0] == "backends"))
     return cfg
+
+
+def route(upstream="app", name=None, middleware=None, split=None, **match_and_keys):
+    """One http route (gw04 and later). Match keys (host, path, path_prefix, methods,
+    headers) go under `match` (default: path_prefix /); route keys (host_rewrite, max_body,
+    sticky_header...) stay on the route. SPLIT, a list of (upstream, weight), replaces
+    UPSTREAM; MIDDLEWARE is the list of middleware mappings in order."""
+    match_keys = ("host", "path", "path_prefix", "methods", "headers")
+    match = {k: v for k, v in match_and_keys.items() if k in match_keys}
+    rest = {k: v for k, v in match_and_keys.items() if k not in match_keys}
+    if not match:
+        match = {"path_prefix": "/"}
+    r = {}
+    if name is not None:
+        r["name"] = name
+    r["match"] = match
+    if split is not None:
+        targets = [{"upstream": u, "weight": w} for u, w in split]
+        r["split"] = {"targets": targets}
+        for k in ("sticky_header", "sticky_cookie"):
+            if k in rest:
+                r["split"][k] = rest.pop(k)
+    else:
+        r["upstream"] = upstream
+    r.update(rest)
+    if middleware:
+        r["middleware"] = list(middleware)
+    return r
+
+
+def http_proxy(upstreams, routes=None, http=None, listener=None, name="edge", keepalive=None, **top):
+    """A one-listener HTTP reverse proxy (gw04 and later). UPSTREAMS: a backend (object with
+    .address_str, (host, port) or "host:port"), a list of them (one upstream "app"), or a
+    dict {upstream name: backend or list}. ROUTES: route() mappings (default: everything to
+    "app"). HTTP: the listener's `http` keys (timeouts, limits, trusted_proxies). LISTENER
+    adds or overrides listener keys; KEEPALIVE sets every upstream's `keepalive` mapping;
+    TOP top-level keys."""
+    if not isinstance(upstreams, dict):
+        upstreams = {"app": upstreams}
+    lst = {"name": name, "address": Port(name), "protocol": "http"}
+    if http:
+        lst["http"] = dict(http)
+    lst["routes"] = list(routes) if routes is not None else [route("app", name="default")]
+    lst.update(listener or {})
+    cfg = base(**top)
+    cfg["listeners"] = [lst]
+    ups = {}
+    for uname, bs in upstreams.items():
+        bs = bs if isinstance(bs, list) else [bs]
+        up = {}
+        if keepalive is not None:
+            up["keepalive"] = dict(keepalive)
+        up["backends"] = [{"address": b} for b in bs]
+        ups[uname] = up
+    cfg["upstreams"] = ups
+    return cfg

@@ -6,6 +6,7 @@ import signal
 from . import backends as gwbackends
 from . import clients as gwclients
 from . import env, ports, proc
+from . import http as gwhttp
 from .transcript import Transcript
 
 
@@ -43,6 +44,11 @@ class BackendFactory:
         """A backends.Tagged: answers b"who\\n" with its name (default "host:port"), then
         echoes; answers HTTP health checks (http_status=, health_path=)."""
         return self(gwbackends.Tagged, **kw)
+
+    def http(self, **kw):
+        """A gwhttp.HttpBackend (milestone 04): keep-alive HTTP/1.1 upstream that records
+        every request and answers through its .handler (default: a JSON echo)."""
+        return self(gwhttp.HttpBackend, **kw)
 
     def blackhole(self):
         bh = ports.Blackhole()
@@ -87,6 +93,15 @@ class Harness:
         if isinstance(addr, proc.Gateway):
             addr = addr.addr("edge")
         c = gwclients.Client(addr, self.transcript, **kw)
+        self.clients.append(c)
+        return c
+
+    def http_client(self, addr, **kw):
+        """A connected gwhttp.HttpClient (closed at teardown). ADDR: (host, port) or a
+        Gateway (its "edge" listener)."""
+        if isinstance(addr, proc.Gateway):
+            addr = addr.addr("edge")
+        c = gwhttp.HttpClient(addr, self.transcript, **kw)
         self.clients.append(c)
         return c
 
