@@ -185,6 +185,7 @@ struct hx_s {
     bool req_paused;     /* client reads stopped for backpressure */
     bool close_after;    /* close the client connection when this response is written */
     bool error_sent;     /* a local error answer went out */
+    bool client_eof;     /* the client half-closed after its request */
     bool drain_close;
     uint64_t bytes_in, bytes_out;
     char *method; /* the request method, NUL-terminated, for retries and the log */
@@ -220,12 +221,14 @@ typedef struct wreq_s {
 static void client_process(hconn_t *c);
 static void client_close(hconn_t *c, bool reset);
 static void client_set_reading(hconn_t *c, bool on);
+static void client_update_reading(hconn_t *c);
 static void exchange_done(hconn_t *c);
 static void upstream_start(hconn_t *c);
 static void uconn_close(uconn_t *u, bool reset);
 static void uconn_detach(uconn_t *u);
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void upstream_set_reading(uconn_t *u, bool on);
 static void hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms);
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -316,12 +319,39 @@ static void wreq_put(wreq_t *r)
 static void on_client_written(uv_write_t *req, int status);
 static void on_upstream_written(uv_write_t *req, int status);
 
-/* Queues BUFS on the client (TO_CLIENT) or the upstream stream. CH (may be NULL) gets a
- * reference held until the write completes; HEAP (may be NULL) is freed then. Returns 0
- * or a UV error (HEAP freed, no reference kept). */
-static int send_bufs(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, uv_buf_t *bufs,
-                     unsigned n, gw_chunk_t *ch, char *heap)
+/* Drops the first K bytes of BUFS[0..*N) (K < their total). */
+static void bufs_advance(uv_buf_t *bufs, unsigned *n, size_t k)
 {
+    unsigned i = 0;
+    while (i < *n && k >= bufs[i].len)
+        k -= bufs[i++].len;
+    bufs[i].base += k;
+    bufs[i].len -= k;
+    memmove(bufs, bufs + i, (*n - i) * sizeof *bufs);
+    *n -= i;
+}
+
+/* Writes BUFS now if the socket takes them all (uv_try_write: one system call, no request,
+ * no callback, and no epoll_ctl, which libuv 1.44 issues after every queued write
+ * completes); queues what is left, keeping a reference to CH and HEAP until it is written.
+ * PRE (PRELEN bytes, may be NULL) is a caller's stack buffer that BUFS[0] points into: its
+ * unsent part is copied into the request. Returns 0 or a UV error (HEAP freed). */
+static int send_bufs_pre(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s,
+                         uv_buf_t *bufs, unsigned n, gw_chunk_t *ch, char *heap, const char *pre,
+                         size_t prelen)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    int w = uv_try_write(s, bufs, n);
+    if (w < 0 && w != UV_EAGAIN) {
+        free(heap);
+        return w;
+    }
+    if (w > 0 && (size_t)w == total) {
+        free(heap);
+        return 0;
+    }
     wreq_t *r = wreq_get(hw);
     if (r == NULL) {
         free(heap);
@@ -330,6 +360,12 @@ static int send_bufs(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *
     r->to_client = to_client;
     r->owner = owner;
     r->heap = heap;
+    if (pre != NULL) { /* the chunk-size line lives on our stack: keep a copy */
+        memcpy(r->pre, pre, prelen);
+        bufs[0].base = r->pre + (bufs[0].base - pre);
+    }
+    if (w > 0)
+        bufs_advance(bufs, &n, (size_t)w);
     if (ch != NULL) {
         chunk_ref(ch);
         r->ch = ch;
@@ -338,6 +374,15 @@ static int send_bufs(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *
     if (rc != 0)
         wreq_put(r);
     return rc;
+}
+
+/* Queues BUFS on the client (TO_CLIENT) or the upstream stream. CH (may be NULL) gets a
+ * reference held until the write completes; HEAP (may be NULL) is freed then. Returns 0
+ * or a UV error (HEAP freed, no reference kept). */
+static int send_bufs(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, uv_buf_t *bufs,
+                     unsigned n, gw_chunk_t *ch, char *heap)
+{
+    return send_bufs_pre(hw, to_client, owner, s, bufs, n, ch, heap, NULL, 0);
 }
 
 /* Writes DATA[0..N) of chunk CH as body bytes, framed as a chunk when CHUNKED. */
@@ -350,20 +395,11 @@ static int send_body(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
         return send_bufs(hw, to_client, owner, s, &b, 1, ch, NULL);
     }
-    wreq_t *r = wreq_get(hw);
-    if (r == NULL)
-        return UV_ENOMEM;
-    r->to_client = to_client;
-    r->owner = owner;
-    chunk_ref(ch);
-    r->ch = ch;
-    int len = snprintf(r->pre, sizeof r->pre, "%zx\r\n", n);
-    uv_buf_t b[3] = {uv_buf_init(r->pre, (unsigned)len), uv_buf_init((char *)data, (unsigned)n),
+    char pre[24];
+    int len = snprintf(pre, sizeof pre, "%zx\r\n", n);
+    uv_buf_t b[3] = {uv_buf_init(pre, (unsigned)len), uv_buf_init((char *)data, (unsigned)n),
                      uv_buf_init("\r\n", 2)};
-    int rc = uv_write(&r->req, s, b, 3, to_client ? on_client_written : on_upstream_written);
-    if (rc != 0)
-        wreq_put(r);
-    return rc;
+    return send_bufs_pre(hw, to_client, owner, s, b, 3, ch, NULL, pre, (size_t)len);
 }
 
 /* Ends a chunked body: the last chunk, the trailer fields T (already checked by the
@@ -559,7 +595,7 @@ static void hx_clear_exchange(hx_t *x)
     x->client_keep = x->head_method = x->idempotent = x->picked = false;
     x->upstream_reused = x->backend_failed = x->retried_reuse = x->body_started = false;
     x->resp_bytes = x->exchange_open = x->req_paused = x->close_after = false;
-    x->error_sent = x->drain_close = false;
+    x->error_sent = x->drain_close = x->client_eof = false;
     x->bytes_in = x->bytes_out = 0;
 }
 
@@ -786,6 +822,22 @@ static void client_set_reading(hconn_t *c, bool on)
         client_close(c, true);
 }
 
+/* Reading is on unless the exchange holds bytes it cannot take yet (they wait in x->rbuf,
+ * and the kernel keeps the rest), the request body is paused for backpressure, or the
+ * client half-closed. Starting and stopping a read costs epoll_ctl calls, so a client that
+ * sends one request at a time never toggles it: a byte that arrives early (a pipelined
+ * request, a body before its upstream is ready) is held and only then are reads stopped. */
+static void client_update_reading(hconn_t *c)
+{
+    hx_t *x = c->x;
+    bool on = !c->closing;
+    if (on && x != NULL && c->state == C_ACTIVE) {
+        bool held = x->rbuf != NULL && x->rbuf->off < x->rbuf->len;
+        on = !held && !(x->rq == RQ_BODY && x->req_paused) && !x->client_eof;
+    }
+    client_set_reading(c, on);
+}
+
 /* ---- local answers ------------------------------------------------------------------------ */
 
 static const char *status_text(unsigned s)
@@ -903,7 +955,6 @@ static void send_local(hconn_t *c, unsigned status, const char *reason, bool clo
         exchange_done(c);
     else if (x->rq == RQ_HEAD || x->rq == RQ_WAIT_UPSTREAM) {
         x->rq = RQ_BODY; /* discard the body as it comes */
-        client_set_reading(c, true);
         client_process(c);
     }
 }
@@ -975,18 +1026,6 @@ static void on_pool_timer(uv_timer_t *t)
     uconn_close(t->data, false);
 }
 
-static void on_pooled_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    uconn_t *u = s->data;
-    gw_chunk_t *ch = chunk_of(buf);
-    if (ch != NULL)
-        chunk_unref(u->hw, ch);
-    if (nread == 0)
-        return;
-    /* Anything from an idle upstream (bytes nobody asked for, or its close) ends it. */
-    uconn_close(u, nread > 0);
-}
-
 static pool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
 {
     const gw_lb_upstream_t *lu = b->upstream;
@@ -1042,19 +1081,17 @@ static uconn_t *pool_take(pool_t *pool)
 static void uconn_release(uconn_t *u, bool reusable)
 {
     uconn_detach(u);
-    if (u->closing || !pool_may_keep(u->kc, u->pool, u->requests, reusable, u->hw->w->draining)) {
+    if (u->closing || u->starved ||
+        !pool_may_keep(u->kc, u->pool, u->requests, reusable, u->hw->w->draining)) {
         uconn_close(u, false);
         return;
     }
-    uv_read_stop((uv_stream_t *)&u->sock);
-    u->reading = false;
     u->paused = false;
     pool_put(u);
     uv_timer_start(&u->timer, on_pool_timer, u->kc->idle_timeout_ms, 0);
-    if (uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_pooled_read) != 0)
+    upstream_set_reading(u, true); /* normally still on: the same callback serves both */
+    if (!u->reading)
         uconn_close(u, true);
-    else
-        u->reading = true;
 }
 
 /* A pooled connection leaves its pool for an exchange. */
@@ -1063,9 +1100,7 @@ static uconn_t *uconn_take(pool_t *pool)
     uconn_t *u = pool_take(pool);
     if (u == NULL)
         return NULL;
-    uv_timer_stop(&u->timer);
-    uv_read_stop((uv_stream_t *)&u->sock);
-    u->reading = false;
+    uv_timer_stop(&u->timer); /* it keeps reading: no epoll_ctl per request */
     return u;
 }
 
@@ -1165,10 +1200,8 @@ static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool co
         x->tries++;
         x->attempt = fresh ? 0 : x->attempt + 1;
         stat_add(&hw->stats->retries, 1);
-        if (x->rq == RQ_BODY) { /* the body waits in the socket for the next upstream */
+        if (x->rq == RQ_BODY) /* the body waits for the next upstream */
             x->rq = RQ_WAIT_UPSTREAM;
-            client_set_reading(c, false);
-        }
         /* The head is serialised again from the parsed head, which is intact. */
         if (delay > 0) {
             hx_timer_start(x, T_RETRY, delay);
@@ -1220,7 +1253,6 @@ static void upstream_ready(hconn_t *c)
         if (x->req_body != GW_H1_BODY_NONE) {
             x->last_active = uv_now(loop_of(hw));
             hx_timer_start(x, T_BODY, c->lcfg->body_timeout_ms);
-            client_set_reading(c, true);
         }
     } else if (x->rq == RQ_DONE) { /* a retry of a request without a body */
         request_sent(c);
@@ -1362,7 +1394,6 @@ static void on_request_head(hconn_t *c)
     x->rq = RQ_WAIT_UPSTREAM;
     x->req_body = x->rp.body;
     hx_timer_stop(x);
-    client_set_reading(c, false); /* the body waits until an upstream is ready */
 
     gw_h1_span_t m = gw_h1_head_method(h);
     x->method = gw_h1_span_dup(m);
@@ -1460,8 +1491,7 @@ static void request_end(hconn_t *c)
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
     bool discarding = x->error_sent;
-    x->rq = RQ_DONE;
-    client_set_reading(c, false); /* pipelined requests wait in the kernel until we answer */
+    x->rq = RQ_DONE; /* a pipelined next request is held (client_update_reading) */
     if (discarding) {
         exchange_done(c);
         return;
@@ -1492,10 +1522,8 @@ static void request_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
         attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) > high_water(hw)) {
-        x->req_paused = true;
-        client_set_reading(c, false);
-    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) > high_water(hw))
+        x->req_paused = true; /* client_process stops, and client_update_reading with it */
 }
 
 /* Parses what waits in x->rbuf as far as the exchange allows. An event may end the
@@ -1551,6 +1579,7 @@ static void client_process(hconn_t *c)
         chunk_unref(c->hw, x->rbuf);
         x->rbuf = NULL;
     }
+    client_update_reading(c);
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -1580,7 +1609,8 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (x->rq == RQ_DONE && x->rs != RS_DONE) {
             /* The client half-closed after its request: answer it, then close. */
             x->client_keep = false;
-            client_set_reading(c, false);
+            x->client_eof = true;
+            client_update_reading(c);
             return;
         }
         client_close(c, false);
@@ -1792,7 +1822,7 @@ static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     hx_t *x = u->x;
-    if (x == NULL) {
+    if (x == NULL) { /* pooled (or left over): its close ends it */
         uconn_close(u, false);
         return;
     }
@@ -1856,7 +1886,6 @@ static void on_upstream_written(uv_write_t *req, int status)
     }
     if (x->req_paused && uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) < low_water(u->hw)) {
         x->req_paused = false;
-        client_set_reading(c, true);
         client_process(c);
     }
 }
@@ -1897,8 +1926,6 @@ static void exchange_done(hconn_t *c)
         /* A pipelined request is already here. */
         hx_timer_start(x, T_HEAD, c->lcfg->head_timeout_ms);
         client_process(c);
-        if (!c->closing && c->x != NULL && c->x->rq == RQ_HEAD)
-            client_set_reading(c, true);
         return;
     }
     /* Idle: give the exchange state back; the connection keeps only its socket. */
@@ -1906,7 +1933,7 @@ static void exchange_done(hconn_t *c)
     c->x = NULL;
     c->state = C_IDLE;
     list_idle(c, &hw->keepalive[c->l->index]);
-    client_set_reading(c, true);
+    client_update_reading(c);
 }
 
 /* ---- timers ------------------------------------------------------------------------------------ */
