@@ -251,6 +251,16 @@ int gw_h1_set_max_body(gw_h1_parser_t *p, uint64_t max_body)
 static int scan(gw_h1_parser_t *p, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        /* Fast path: inside a line, only NUL, CR and LF matter. */
+        if (p->scan == SCAN_IN_LINE) {
+            while (i < n && (unsigned char)s[i] > '\r')
+                i++;
+            while (i < n && s[i] != '\0' && s[i] != '\r' && s[i] != '\n' &&
+                   (unsigned char)s[i] <= '\r')
+                i++;
+            if (i == n)
+                break;
+        }
         unsigned char c = (unsigned char)s[i];
         uint64_t at = p->offset + i;
         if (c == '\0')

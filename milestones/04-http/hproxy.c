@@ -189,6 +189,8 @@ struct hx_s {
     bool drain_close;
     uint64_t bytes_in, bytes_out;
     char *method; /* the request method, NUL-terminated, for retries and the log */
+    char *pend;   /* a serialised response head waiting to leave with the first body bytes */
+    size_t pend_len;
 };
 
 struct uconn_s {
@@ -229,6 +231,7 @@ static void uconn_detach(uconn_t *u);
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void upstream_set_reading(uconn_t *u, bool on);
+static int response_flush(hconn_t *c);
 static void hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms);
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -334,11 +337,11 @@ static void bufs_advance(uv_buf_t *bufs, unsigned *n, size_t k)
 /* Writes BUFS now if the socket takes them all (uv_try_write: one system call, no request,
  * no callback, and no epoll_ctl, which libuv 1.44 issues after every queued write
  * completes); queues what is left, keeping a reference to CH and HEAP until it is written.
- * PRE (PRELEN bytes, may be NULL) is a caller's stack buffer that BUFS[0] points into: its
- * unsent part is copied into the request. Returns 0 or a UV error (HEAP freed). */
+ * PRE (PRELEN bytes, may be NULL) is a caller's stack buffer that BUFS[PRE_AT] points into:
+ * it is copied into the request. Returns 0 or a UV error (HEAP freed). */
 static int send_bufs_pre(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s,
                          uv_buf_t *bufs, unsigned n, gw_chunk_t *ch, char *heap, const char *pre,
-                         size_t prelen)
+                         size_t prelen, unsigned pre_at)
 {
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
@@ -362,7 +365,7 @@ static int send_bufs_pre(hp_worker_t *hw, bool to_client, void *owner, uv_stream
     r->heap = heap;
     if (pre != NULL) { /* the chunk-size line lives on our stack: keep a copy */
         memcpy(r->pre, pre, prelen);
-        bufs[0].base = r->pre + (bufs[0].base - pre);
+        bufs[pre_at].base = r->pre;
     }
     if (w > 0)
         bufs_advance(bufs, &n, (size_t)w);
@@ -382,24 +385,38 @@ static int send_bufs_pre(hp_worker_t *hw, bool to_client, void *owner, uv_stream
 static int send_bufs(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, uv_buf_t *bufs,
                      unsigned n, gw_chunk_t *ch, char *heap)
 {
-    return send_bufs_pre(hw, to_client, owner, s, bufs, n, ch, heap, NULL, 0);
+    return send_bufs_pre(hw, to_client, owner, s, bufs, n, ch, heap, NULL, 0, 0);
 }
 
-/* Writes DATA[0..N) of chunk CH as body bytes, framed as a chunk when CHUNKED. */
-static int send_body(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, bool chunked,
-                     gw_chunk_t *ch, const char *data, size_t n)
+/* Writes DATA[0..N) of chunk CH as body bytes, framed as a chunk when CHUNKED, after HEAD
+ * (HEAD_LEN bytes, malloc'd, taken over; may be NULL): a response head and the first body
+ * bytes that came with it leave in one system call. Returns the bytes queued or a UV
+ * error. */
+static long send_body(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, bool chunked,
+                      gw_chunk_t *ch, const char *data, size_t n, char *head, size_t head_len)
 {
-    if (n == 0)
-        return 0;
-    if (!chunked) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
-        return send_bufs(hw, to_client, owner, s, &b, 1, ch, NULL);
-    }
+    uv_buf_t b[4];
+    unsigned nb = 0, pre_at = 0;
     char pre[24];
-    int len = snprintf(pre, sizeof pre, "%zx\r\n", n);
-    uv_buf_t b[3] = {uv_buf_init(pre, (unsigned)len), uv_buf_init((char *)data, (unsigned)n),
-                     uv_buf_init("\r\n", 2)};
-    return send_bufs_pre(hw, to_client, owner, s, b, 3, ch, NULL, pre, (size_t)len);
+    int len = 0;
+    if (head != NULL)
+        b[nb++] = uv_buf_init(head, (unsigned)head_len);
+    if (chunked && n > 0) {
+        len = snprintf(pre, sizeof pre, "%zx\r\n", n);
+        pre_at = nb;
+        b[nb++] = uv_buf_init(pre, (unsigned)len);
+    }
+    if (n > 0)
+        b[nb++] = uv_buf_init((char *)data, (unsigned)n);
+    if (chunked && n > 0)
+        b[nb++] = uv_buf_init("\r\n", 2);
+    if (nb == 0)
+        return 0;
+    int rc = send_bufs_pre(hw, to_client, owner, s, b, nb, n > 0 ? ch : NULL, head,
+                           len > 0 ? pre : NULL, (size_t)len, pre_at);
+    if (rc < 0)
+        return rc;
+    return (long)(head_len + n + (chunked && n > 0 ? (size_t)len + 2 : 0));
 }
 
 /* Ends a chunked body: the last chunk, the trailer fields T (already checked by the
@@ -580,6 +597,9 @@ static void hx_clear_exchange(hx_t *x)
 {
     free(x->method);
     x->method = NULL;
+    free(x->pend);
+    x->pend = NULL;
+    x->pend_len = 0;
     gw_hx_reset(&x->chain);
     gw_h1_head_clear(&x->local);
     x->u = NULL;
@@ -1518,7 +1538,8 @@ static void request_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
         return; /* answered already: the body is read and dropped */
     x->body_started = true;
     uconn_t *u = x->u;
-    if (send_body(hw, false, u, (uv_stream_t *)&u->sock, x->req_chunked_out, ch, data, n) != 0) {
+    if (send_body(hw, false, u, (uv_stream_t *)&u->sock, x->req_chunked_out, ch, data, n, NULL, 0) <
+        0) {
         attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
         return;
     }
@@ -1650,6 +1671,8 @@ static void response_end(hconn_t *c)
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
     x->rs = RS_DONE;
+    if (response_flush(c) != 0)
+        return;
     if (x->resp_chunked_out) {
         /* Trailers come only with a chunked upstream body; an until-close one has none. */
         long n = send_last_chunk(hw, true, c, (uv_stream_t *)&c->sock, &x->sp.trailers);
@@ -1732,8 +1755,38 @@ static void on_response_head(hconn_t *c)
         return; /* HTTP/1.0 clients get no interim responses */
     }
     x->bytes_out += gw_h1_head_size(h);
-    if (send_head(hw, true, c, (uv_stream_t *)&c->sock, h, NULL, 0) != 0)
+    if (interim) {
+        if (send_head(hw, true, c, (uv_stream_t *)&c->sock, h, NULL, 0) != 0)
+            client_close(c, true);
+        return;
+    }
+    /* The final head waits for the body bytes read with it (response_flush sends it alone
+     * when none came). */
+    size_t need = gw_h1_head_size(h);
+    x->pend = malloc(need);
+    long n = x->pend != NULL ? gw_h1_head_serialize(h, x->pend, need) : -1;
+    if (n < 0) {
         client_close(c, true);
+        return;
+    }
+    x->pend_len = (size_t)n;
+}
+
+/* Sends a response head still waiting for body bytes. */
+static int response_flush(hconn_t *c)
+{
+    hx_t *x = c->x;
+    if (x == NULL || x->pend == NULL)
+        return 0;
+    char *head = x->pend;
+    x->pend = NULL;
+    long rc = send_body(c->hw, true, c, (uv_stream_t *)&c->sock, false, NULL, NULL, 0, head,
+                        x->pend_len);
+    if (rc < 0) {
+        client_close(c, true);
+        return -1;
+    }
+    return 0;
 }
 
 static void response_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
@@ -1741,13 +1794,16 @@ static void response_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
     x->last_active = uv_now(loop_of(hw));
-    x->bytes_out += n;
-    if (send_body(hw, true, c, (uv_stream_t *)&c->sock, x->resp_chunked_out, ch, data, n) != 0) {
+    char *head = x->pend;
+    size_t head_len = head != NULL ? x->pend_len : 0;
+    x->pend = NULL;
+    long sent = send_body(hw, true, c, (uv_stream_t *)&c->sock, x->resp_chunked_out, ch, data, n,
+                          head, head_len);
+    if (sent < 0) {
         client_close(c, true);
         return;
     }
-    if (x->resp_chunked_out)
-        x->bytes_out += 2 + 2 + 8;
+    x->bytes_out += (uint64_t)sent - head_len; /* the head was counted when it was made */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->sock) > high_water(hw) && x->u != NULL) {
         x->u->paused = true;
         upstream_set_reading(x->u, false);
@@ -1778,8 +1834,10 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
                 client_close(c, true);
             return;
         }
-        if (r == 0)
+        if (r == 0) {
+            response_flush(c); /* a head without body bytes yet goes now */
             return;
+        }
         if (r == GW_H1_HEAD) {
             on_response_head(c);
         } else if (r == GW_H1_DATA) {
