@@ -49,6 +49,11 @@ void gw_h1_head_init(gw_h1_head_t *h, bool is_request, size_t max_bytes, size_t 
 /* Frees the storage of H (H may be reused after gw_h1_head_init). */
 void gw_h1_head_free(gw_h1_head_t *h);
 
+/* Prepares H, an initialised head, for another message with new caps: like
+ * gw_h1_head_clear, but gives its storage back first when it grew past KEEP bytes (a head
+ * kept in a free list should not pin what one large message made it allocate). */
+void gw_h1_head_reuse(gw_h1_head_t *h, size_t max_bytes, size_t max_fields, size_t keep);
+
 /* Empties H (start line and fields) and keeps its storage for the next message. */
 void gw_h1_head_clear(gw_h1_head_t *h);
 
@@ -215,6 +220,11 @@ void gw_h1_parser_init(gw_h1_parser_t *p, bool is_request, const gw_h1_limits_t 
 
 /* Frees what P allocated. */
 void gw_h1_parser_free(gw_h1_parser_t *p);
+
+/* Makes P, an initialised parser, as gw_h1_parser_init would (limits LIM, NULL for the
+ * defaults; same direction), but keeps the storage of its heads for reuse (up to KEEP
+ * bytes each, see gw_h1_head_reuse): no allocation per message on a busy connection. */
+void gw_h1_parser_reset(gw_h1_parser_t *p, const gw_h1_limits_t *lim, size_t keep);
 
 /* For a response parser, before its first byte: the response answers a HEAD request, so it
  * has no body whatever its framing fields say. gw_h1_next clears it, except after an

@@ -60,6 +60,16 @@ void gw_h1_head_free(gw_h1_head_t *h)
 }
 
 /* see h1.h */
+void gw_h1_head_reuse(gw_h1_head_t *h, size_t max_bytes, size_t max_fields, size_t keep)
+{
+    if (h->acap > keep || h->fields_cap * sizeof *h->fields > keep)
+        gw_h1_head_free(h);
+    gw_h1_head_clear(h);
+    h->max_bytes = max_bytes < UINT32_MAX ? max_bytes : UINT32_MAX;
+    h->max_fields = max_fields;
+}
+
+/* see h1.h */
 void gw_h1_head_clear(gw_h1_head_t *h)
 {
     h->nfields = 0;

@@ -196,6 +196,25 @@ void gw_h1_parser_init(gw_h1_parser_t *p, bool is_request, const gw_h1_limits_t 
 }
 
 /* see h1.h */
+void gw_h1_parser_reset(gw_h1_parser_t *p, const gw_h1_limits_t *lim, size_t keep)
+{
+    gw_h1_head_t head = p->head, trailers = p->trailers;
+    bool is_request = p->is_request;
+    memset(p, 0, sizeof(*p));
+    if (lim != NULL)
+        p->lim = *lim;
+    else
+        gw_h1_limits_default(&p->lim);
+    p->is_request = is_request;
+    llhttp_init(&p->ll, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+    p->head = head;
+    p->trailers = trailers;
+    gw_h1_head_reuse(&p->head, 2 * p->lim.max_head, 2 * p->lim.max_fields, keep);
+    gw_h1_head_reuse(&p->trailers, 2 * p->lim.max_head, 2 * p->lim.max_fields, keep);
+    reset_message(p);
+}
+
+/* see h1.h */
 void gw_h1_parser_free(gw_h1_parser_t *p)
 {
     gw_h1_head_free(&p->head);

@@ -47,6 +47,7 @@
 
 #define LINGER_MS 2000     /* after an error answer: read and discard this long before closing */
 #define HX_FREE_MAX 64     /* exchange states kept for reuse per worker */
+#define HX_KEEP_BYTES 8192 /* ...each keeping head storage up to this much per head */
 #define WREQ_FREE_MAX 256  /* write requests kept for reuse per worker */
 #define STARVE_RETRY_MS 20 /* the buffer pool was empty: try reading again after this */
 
@@ -151,6 +152,7 @@ typedef enum { RS_NONE, RS_HEAD_SENT, RS_DONE } rsstate_t;
 struct hx_s {
     hx_t *next_free;
     hconn_t *c;
+    bool inited; /* the parsers and heads below hold (reusable) storage */
     uv_timer_t timer;
     tkind_t tkind;
     uint64_t last_active; /* loop ms of the last byte moved, for the idle kinds */
@@ -584,9 +586,16 @@ static hx_t *hx_get(hconn_t *c)
     x->c = c;
     gw_h1_limits_t lim;
     parser_limits(c->lcfg, &lim);
-    gw_h1_parser_init(&x->rp, true, &lim);
-    gw_h1_parser_init(&x->sp, false, NULL);
-    gw_h1_head_init(&x->local, false, 4096, 32);
+    if (x->inited) { /* from the free list: its heads keep their storage */
+        gw_h1_parser_reset(&x->rp, &lim, HX_KEEP_BYTES);
+        gw_h1_parser_reset(&x->sp, NULL, HX_KEEP_BYTES);
+        gw_h1_head_reuse(&x->local, 4096, 32, HX_KEEP_BYTES);
+    } else {
+        gw_h1_parser_init(&x->rp, true, &lim);
+        gw_h1_parser_init(&x->sp, false, NULL);
+        gw_h1_head_init(&x->local, false, 4096, 32);
+        x->inited = true;
+    }
     gw_hx_reset(&x->chain);
     return x;
 }
@@ -619,6 +628,16 @@ static void hx_clear_exchange(hx_t *x)
     x->bytes_in = x->bytes_out = 0;
 }
 
+static void hx_free_storage(hx_t *x)
+{
+    if (!x->inited)
+        return;
+    gw_h1_parser_free(&x->rp);
+    gw_h1_parser_free(&x->sp);
+    gw_h1_head_free(&x->local);
+    x->inited = false;
+}
+
 static void on_hx_timer_closed(uv_handle_t *h)
 {
     free(h->data);
@@ -635,11 +654,9 @@ static void hx_put(hp_worker_t *hw, hx_t *x)
         x->rbuf = NULL;
     }
     hx_clear_exchange(x);
-    gw_h1_parser_free(&x->rp);
-    gw_h1_parser_free(&x->sp);
-    gw_h1_head_free(&x->local);
     x->c = NULL;
     if (hw->nhx_free >= HX_FREE_MAX) {
+        hx_free_storage(x);
         x->timer.data = x;
         uv_close((uv_handle_t *)&x->timer, on_hx_timer_closed);
         return;
@@ -1256,8 +1273,7 @@ static void upstream_ready(hconn_t *c)
     p->report(p->ctx, hw->w, &x->pick, 0);
     u->requests++;
     gw_h1_head_t *h = &x->rp.head;
-    gw_h1_parser_free(&x->sp);
-    gw_h1_parser_init(&x->sp, false, NULL);
+    gw_h1_parser_reset(&x->sp, NULL, HX_KEEP_BYTES);
     if (x->head_method)
         gw_h1_expect_head_response(&x->sp);
     x->resp_bytes = false;
@@ -2198,6 +2214,7 @@ static void http_worker_stop(gw_worker_t *w)
         while (hw->hx_free != NULL) {
             hx_t *x = hw->hx_free;
             hw->hx_free = x->next_free;
+            hx_free_storage(x);
             uv_close((uv_handle_t *)&x->timer, on_hx_timer_closed);
         }
         while (hw->wreq_free != NULL) {

@@ -190,6 +190,35 @@ static void h1_pipelined_requests_one_at_a_time(void **state)
     gw_h1_parser_free(&p);
 }
 
+/* A reset parser starts over (even mid-message or after an error) with new limits, and
+ * keeps its heads' storage unless it grew past the bound. */
+static void h1_parser_reset_starts_over(void **state)
+{
+    (void)state;
+    gw_h1_parser_t p;
+    run_t r;
+    gw_h1_parser_init(&p, true, NULL);
+    run(&p, S("GET /a HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789\r\n\r\n"), 4096, &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    const char *arena = p.head.arena;
+    gw_h1_limits_t lim;
+    gw_h1_limits_default(&lim);
+    lim.max_uri = 8;
+    gw_h1_parser_reset(&p, &lim, 1 << 20);
+    assert_ptr_equal(p.head.arena, arena);            /* storage kept */
+    assert_int_equal(gw_h1_head_count(&p.head), 0); /* but empty */
+    run(&p, S("GET /much-too-long HTTP/1.1\r\nHost: a\r\n\r\n"), 4096, &r);
+    assert_int_equal(r.rc, GW_EINVAL);
+    assert_int_equal(gw_h1_error(&p)->status, 414); /* the new limit applies */
+    gw_h1_parser_reset(&p, NULL, 0);                /* after an error, storage given back */
+    assert_null(p.head.arena);
+    run(&p, S("POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\n\r\nhi"), 4096, &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_span(gw_h1_head_target(&p.head), "/b");
+    assert_memory_equal(r.body, "hi", 2);
+    gw_h1_parser_free(&p);
+}
+
 static void h1_http10_without_host_is_accepted(void **state)
 {
     (void)state;
@@ -951,6 +980,7 @@ int main(void)
         cmocka_unit_test(h1_split_at_every_byte_same_result),
         cmocka_unit_test(h1_chunked_body_spans_and_trailers),
         cmocka_unit_test(h1_pipelined_requests_one_at_a_time),
+        cmocka_unit_test(h1_parser_reset_starts_over),
         cmocka_unit_test(h1_http10_without_host_is_accepted),
         cmocka_unit_test(h1_declined_upgrade_continues_as_http),
         cmocka_unit_test(h1_connect_cannot_continue_as_http),
