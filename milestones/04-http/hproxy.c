@@ -156,6 +156,8 @@ struct hx_s {
     uv_timer_t timer;
     tkind_t tkind;
     uint64_t last_active; /* loop ms of the last byte moved, for the idle kinds */
+    uint64_t deadline;    /* loop ms when the current kind's time is up */
+    uint64_t armed_at;    /* loop ms the uv timer is set for, 0 when it is not running */
     gw_h1_parser_t rp;    /* request parser */
     gw_h1_parser_t sp;    /* response parser (used while an upstream is attached) */
     gw_h1_head_t local;   /* a locally generated response head */
@@ -649,6 +651,7 @@ static void hx_put(hp_worker_t *hw, hx_t *x)
 {
     uv_timer_stop(&x->timer);
     x->tkind = T_NONE;
+    x->armed_at = 0;
     if (x->rbuf != NULL) {
         chunk_unref(hw, x->rbuf);
         x->rbuf = NULL;
@@ -666,18 +669,27 @@ static void hx_put(hp_worker_t *hw, hx_t *x)
     hw->nhx_free++;
 }
 
-/* Arms X's one timer for KIND. The idle kinds (T_BODY, T_STREAM) compare with
- * x->last_active when they fire rather than being re-armed on every byte. */
+/* Sets X's one timer to KIND, due in MS. The uv timer (a heap operation to move) is only
+ * moved when the new deadline is earlier than the one it is set for: an exchange goes
+ * head (10 s), response (30 s), streaming (300 s), each later than the last, so it is
+ * normally set once per exchange; when it fires early it looks at x->deadline and sleeps
+ * again. The idle kinds (T_BODY, T_STREAM) likewise compare with x->last_active when they
+ * fire rather than being re-armed on every byte. */
 static void hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms)
 {
+    uint64_t due = uv_now(loop_of(x->c->hw)) + ms;
     x->tkind = kind;
-    uv_timer_start(&x->timer, on_hx_timer, ms, 0);
+    x->deadline = due;
+    if (x->armed_at == 0 || x->armed_at > due) {
+        uv_timer_start(&x->timer, on_hx_timer, ms, 0);
+        x->armed_at = due;
+    }
 }
 
+/* No timeout applies for now (the uv timer may still fire, and find nothing to do). */
 static void hx_timer_stop(hx_t *x)
 {
     x->tkind = T_NONE;
-    uv_timer_stop(&x->timer);
 }
 
 /* ---- statistics ---------------------------------------------------------------------------- */
@@ -2016,9 +2028,15 @@ static void on_hx_timer(uv_timer_t *t)
 {
     hx_t *x = t->data;
     hconn_t *c = x->c;
-    if (c == NULL)
+    x->armed_at = 0;
+    if (c == NULL || x->tkind == T_NONE)
         return;
     uint64_t now = uv_now(loop_of(c->hw));
+    if (now < x->deadline) { /* set for an earlier kind: sleep until this one's time */
+        uv_timer_start(&x->timer, on_hx_timer, x->deadline - now, 0);
+        x->armed_at = x->deadline;
+        return;
+    }
     switch (x->tkind) {
     case T_HEAD:
         answer(c, 408, "request head timeout", true);
