@@ -21,10 +21,15 @@ freshly started instance of the target (Scenario.fresh, fresh_instance()).
 It installs nothing: `scripts/deps.sh bench` does (the Makefile runs it first), and the
 release binaries come from `make V=release bins`.
 
-Adding the L7 scenarios (milestone 04): a scenario names the route it needs (a route is a
-protocol plus a backend kind); a target turns routes into listeners in its config. Add an
-'http' branch to each target's config writer, an HTTP backend kind to BACKENDS, and
-Scenario subclasses that drive wrk; set min_milestone = 4 so they run only from gw04 on.
+The L7 scenarios (milestone 04 on: min_milestone = 4): a scenario names the route it needs
+(a route is a protocol, "tcp", "http" or "http-chain", plus a backend kind); each target
+turns routes into listeners in its config (ours: `protocol: http` listeners with one route
+and an upstream keep-alive pool; nginx: an http block with upstream keepalive; HAProxy:
+mode http with http-reuse always). The HTTP backend is tools/httpback.c; the speed
+scenarios drive wrk with a Lua done() callback (WRK_LUA) that prints p50/p99/p99.9; the
+L7 memory scenarios reuse IdleConns/UploadPeakRss with `connrate hold --http` and
+`blast post`. The full run stays under 15 minutes on a quiet machine (issue 7): the
+durations are chosen for that, and the script prints its estimate (Scenario.est_s).
 """
 import argparse
 import ctypes
@@ -65,7 +70,22 @@ OTHER_LOAD_RETRY = 0.25  # ... and measure once more (within RETRY_BUDGET per ru
 RETRY_BUDGET = 12
 QUIET_WAIT_MAX_S = 15  # per measurement: wait this long at most for other load to settle
 QUIET_WAIT_BUDGET_S = 300  # in all, so a busy machine cannot stretch the run past its budget
+RUN_LIMIT_S = 15 * 60  # issue 7: a full run stays under 15 minutes, waiting included, so the
+RUN_MARGIN_S = 30  # waiting budget shrinks to what the estimate leaves under the limit
 WARMUP_MAX_S = 20  # TIME_WAIT warm-up before the rounds (see warm_up)
+
+# L7 (milestone 04): the same timeouts and limits for every proxy's http listener.
+HEAD_TIMEOUT_S = 10  # the whole request head
+BODY_TIMEOUT_S = 30  # silence while a request body streams
+RESPONSE_TIMEOUT_S = 30  # the upstream's response (nginx: between two reads)
+KEEPALIVE_TIMEOUT_S = IDLE_TIMEOUT_S  # idle client connection between requests
+UPSTREAM_KEEPALIVE = 64  # idle upstream connections kept per worker (nginx `keepalive 64`)
+HTTP_BUFFER = "16k"  # one 16 KiB buffer per direction (nginx proxy_buffer_size, HAProxy bufsize)
+WRK_SECONDS = 2  # per wrk run (smoke: WRK_SECONDS_SMOKE); the full run must stay under 15 min
+WRK_SECONDS_SMOKE = 1
+WRK_TIMEOUT_S = 5  # a request without its response after this counts as a timeout error
+BIG_RESPONSE = 1 << 20  # l7-1mib: bytes per response
+BIG_CONNS = 8  # l7-1mib: wrk connections
 
 IDLE_CONNS = 5000  # idle-conns scenario: connections held at once (smoke: IDLE_CONNS_SMOKE)
 IDLE_CONNS_SMOKE = 500
@@ -300,14 +320,17 @@ def log_tail(path, n=15):
 
 # A backend kind: how to start it. Each prints `port=P` once it listens.
 BACKENDS = {
-    "blast": lambda b: [b / "blast", "server"],  # bulk sink and source (per request)
-    "echo": lambda b: [b / "connrate", "echo"],  # echo for the connection-rate scenario
+    "blast": lambda b, ctx: [b / "blast", "server"],  # bulk sink and source (per request)
+    "echo": lambda b, ctx: [b / "connrate", "echo"],  # echo for the connection-rate scenario
+    # HTTP/1.1 (L7): GET /size/N -> N bytes, anything else -> "ok", bodies discarded; one
+    # thread per load CPU (SO_REUSEPORT), like the peers' workers.
+    "http": lambda b, ctx: [b / "httpback", "--threads", len(ctx.pin["load"].split(","))],
 }
 
 
 def spawn_backend(ctx, kind, tag):
     """Starts a backend of KIND; returns (process, port)."""
-    argv = pinned(ctx.pin["load"], BACKENDS[kind](BUILD))
+    argv = pinned(ctx.pin["load"], BACKENDS[kind](BUILD, ctx))
     p = ctx.procs.start(f"{kind}-{tag}", argv, ctx.tmp / f"backend-{kind}-{tag}.log",
                         pipe_stdout=True)
     ready, _, _ = select.select([p.stdout], [], [], START_TIMEOUT_S)
@@ -367,12 +390,14 @@ class Target:
     def conf(self, ctx, ext):
         return ctx.tmp / f"{self.name}{self.inst}-w{ctx.workers}.{ext}"
 
+    # Route protocols: "tcp" (L4), "http" (L7, one route to the backend) and "http-chain"
+    # (L7 with the realistic middleware chain; only ours has it: the peers serve it as a
+    # plain http route, and the chain scenario runs on ours only).
     @staticmethod
-    def _need_tcp(routes):
+    def _need(routes, protos=("tcp", "http", "http-chain")):
         for r, (proto, _) in routes.items():
-            if proto != "tcp":
-                raise BenchError(f"route {r}: protocol {proto} is not written yet (L7 comes "
-                                 "with milestone 04)")
+            if proto not in protos:
+                raise BenchError(f"route {r}: protocol {proto} is not supported")
 
 
 class Direct(Target):
@@ -394,20 +419,42 @@ class Ours(Target):
         return (r.stdout or r.stderr).strip().splitlines()[0] if r.returncode == 0 else "?"
 
     def write_config(self, ctx, routes, ports):
-        self._need_tcp(routes)
+        self._need(routes)
+        if any(p != "tcp" for p, _ in routes.values()) and int(self.name[2:]) < 4:
+            raise BenchError(f"{self.label}: http routes need gw04 or later")
         # Info level: the `ready` line is info, and nothing per connection is logged
         # above debug. Buffers stay at their defaults (16 KiB chunks, like the peers').
         lines = [f"workers: {ctx.workers}", "drain_timeout: 1s", "log: {level: info}",
                  "listeners:"]
-        for r in routes:
+        for r, (proto, _) in routes.items():
             lines += [f"  - name: {r}", f"    address: {LOOPBACK}:{ports[r]}",
-                      "    protocol: tcp", f"    upstream: {r}",
+                      f"    protocol: {'tcp' if proto == 'tcp' else 'http'}",
                       f"    max_connections: {self.maxconn}",
                       f"    connect_timeout: {CONNECT_TIMEOUT_S}s",
                       f"    idle_timeout: {IDLE_TIMEOUT_S}s"]
+            if proto == "tcp":
+                lines.append(f"    upstream: {r}")
+                continue
+            lines += ["    http:", f"      request_head_timeout: {HEAD_TIMEOUT_S}s",
+                      f"      body_timeout: {BODY_TIMEOUT_S}s",
+                      f"      keepalive_timeout: {KEEPALIVE_TIMEOUT_S}s",
+                      f"      response_timeout: {RESPONSE_TIMEOUT_S}s",
+                      "    routes:", f"      - name: {r}", "        match: {path_prefix: /}",
+                      f"        upstream: {r}"]
+            if proto == "http-chain":
+                # The realistic chain: request id, forwarded headers, a rate limit nothing
+                # reaches (one key: every client is 127.0.0.1), an access log to a file.
+                log_file = self.conf(ctx, "access.log")
+                lines += ["        middleware:", "          - request_id: {}",
+                          "          - forwarded: {}",
+                          "          - rate_limit: {rate: 10000000, burst: 1000000}",
+                          f"          - access_log: {{file: \"{log_file}\"}}"]
         lines.append("upstreams:")
-        for r, (_, bport) in routes.items():
+        for r, (proto, bport) in routes.items():
             lines += [f"  {r}:", "    backends:", f"      - address: {LOOPBACK}:{bport}"]
+            if proto != "tcp":
+                lines.append(f"    keepalive: {{max_idle: {UPSTREAM_KEEPALIVE}, idle_timeout: "
+                             f"{IDLE_TIMEOUT_S}s, max_requests: 0}}")
         self.conf(ctx, "yaml").write_text("\n".join(lines) + "\n")
 
     def start(self, ctx, routes):
@@ -416,14 +463,14 @@ class Ours(Target):
 
 
 class Nginx(Target):
-    name, label = "nginx", "nginx stream"
+    name, label = "nginx", "nginx"
 
     def version(self):
         r = subprocess.run(["nginx", "-v"], capture_output=True, text=True)
         return r.stderr.strip().replace("nginx version: nginx/", "")
 
     def write_config(self, ctx, routes, ports):
-        self._need_tcp(routes)
+        self._need(routes)
         stem = self.conf(ctx, "conf").with_suffix("")
         servers = "".join(
             f"""
@@ -435,7 +482,56 @@ class Nginx(Target):
         proxy_buffer_size 16k;
         proxy_half_close on;
     }}"""
-            for r, (_, bport) in routes.items())
+            for r, (proto, bport) in routes.items() if proto == "tcp")
+        stream = f"""
+stream {{
+    access_log off;
+    tcp_nodelay on;{servers}
+}}
+""" if servers else ""
+        # L7: HTTP/1.1 to the upstream with a keep-alive pool (`keepalive` idle connections
+        # per worker; Connection "" so the upstream connection is not closed), bodies
+        # streamed both ways through one 16 KiB buffer (no request buffering, no response
+        # buffering, so no temp file), no access log, no request-count limit per
+        # connection (nginx's default closes a client connection after 1000 requests).
+        https = "".join(
+            f"""
+    upstream u_{r} {{
+        server {LOOPBACK}:{bport};
+        keepalive {UPSTREAM_KEEPALIVE};
+        keepalive_timeout {IDLE_TIMEOUT_S}s;
+        keepalive_requests 100000000;
+    }}
+    server {{
+        listen {LOOPBACK}:{ports[r]} reuseport;
+        location / {{
+            proxy_pass http://u_{r};
+        }}
+    }}"""
+            for r, (proto, bport) in routes.items() if proto != "tcp")
+        tmp = ctx.tmp
+        http = f"""
+http {{
+    access_log off;
+    tcp_nodelay on;
+    keepalive_timeout {KEEPALIVE_TIMEOUT_S}s;
+    keepalive_requests 100000000;
+    client_header_timeout {HEAD_TIMEOUT_S}s;
+    client_body_timeout {BODY_TIMEOUT_S}s;
+    client_max_body_size 0;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_connect_timeout {CONNECT_TIMEOUT_S}s;
+    proxy_read_timeout {RESPONSE_TIMEOUT_S}s;
+    proxy_send_timeout {RESPONSE_TIMEOUT_S}s;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    proxy_buffer_size {HTTP_BUFFER};
+    proxy_buffers 4 {HTTP_BUFFER};  # unused without buffering; keeps busy_buffers_size valid{https}
+}}
+""" if https else ""
         self.conf(ctx, "conf").write_text(f"""# generated by benchmarks/bench.py
 load_module {NGINX_STREAM_MODULE};
 daemon off;
@@ -445,12 +541,7 @@ pid {stem}.pid;
 error_log {stem}-error.log warn;
 events {{
     worker_connections {2 * self.maxconn};
-}}
-stream {{
-    access_log off;
-    tcp_nodelay on;{servers}
-}}
-""")
+}}{stream}{http}""")
 
     def start(self, ctx, routes):
         conf = self.conf(ctx, "conf")
@@ -460,7 +551,7 @@ stream {{
 
 
 class Haproxy(Target):
-    name, label = "haproxy", "HAProxy tcp"
+    name, label = "haproxy", "HAProxy"
 
     def version(self):
         r = subprocess.run(["haproxy", "-v"], capture_output=True, text=True)
@@ -468,7 +559,7 @@ class Haproxy(Target):
         return m.group(1) if m else "?"
 
     def write_config(self, ctx, routes, ports):
-        self._need_tcp(routes)
+        self._need(routes)
         sections = "".join(
             f"""
 frontend {r}
@@ -477,7 +568,25 @@ frontend {r}
 backend {r}
     server s1 {LOOPBACK}:{bport}
 """
-            for r, (_, bport) in routes.items())
+            for r, (proto, bport) in routes.items() if proto == "tcp")
+        # L7: mode http (keep-alive both sides is HAProxy's default), idle upstream
+        # connections shared by every client connection (`http-reuse always`), at most
+        # UPSTREAM_KEEPALIVE idle per thread (pool-max-conn counts for the whole process).
+        sections += "".join(
+            f"""
+frontend {r}
+    mode http
+    bind {LOOPBACK}:{ports[r]} shards by-thread
+    timeout http-request {HEAD_TIMEOUT_S}s
+    timeout http-keep-alive {KEEPALIVE_TIMEOUT_S}s
+    default_backend {r}
+backend {r}
+    mode http
+    http-reuse always
+    timeout server {RESPONSE_TIMEOUT_S}s
+    server s1 {LOOPBACK}:{bport} pool-max-conn {UPSTREAM_KEEPALIVE * ctx.workers} pool-purge-delay {IDLE_TIMEOUT_S}s
+"""
+            for r, (proto, bport) in routes.items() if proto != "tcp")
         self.conf(ctx, "cfg").write_text(f"""# generated by benchmarks/bench.py (no `log`: no logging)
 global
     nbthread {ctx.workers}
@@ -516,6 +625,10 @@ class Scenario:
     def run(self, ctx, port, target):
         raise NotImplementedError
 
+    def est_s(self, ctx):
+        """Rough wall time of one measurement (for the estimate printed at the start)."""
+        return 1.0
+
 
 class Bulk(Scenario):
     route = ("bulk", "tcp", "blast")
@@ -524,6 +637,9 @@ class Bulk(Scenario):
 
     def __init__(self, key, mode, title):
         self.key, self.mode, self.title = key, mode, title
+
+    def est_s(self, ctx):
+        return 0.2 + ctx.bulk_bytes / 1e9
 
     def run(self, ctx, port, target):
         nbytes = ctx.bulk_bytes
@@ -550,6 +666,9 @@ class ConnRate(Scenario):
         self.title = (f"new connections per second ({CONN_PARALLEL} parallel connectors: "
                       f"connect, send {CONN_PAYLOAD} bytes, read the echo, close)")
 
+    def est_s(self, ctx):
+        return 0.3 + ctx.conn_seconds
+
     def run(self, ctx, port, target):
         argv = pinned(ctx.pin["load"], [BUILD / "connrate", "client", "--connect",
                                         f"{LOOPBACK}:{port}", "--parallel", CONN_PARALLEL,
@@ -572,8 +691,9 @@ class fresh_instance:
     when the block ends. A proxy that already ran other measurements keeps the memory its
     allocator got back from them, and that memory would hide the growth being measured."""
 
-    def __init__(self, ctx, target, kind, maxconn):
+    def __init__(self, ctx, target, kind, maxconn, proto="tcp"):
         self.ctx, self.orig, self.kind, self.maxconn = ctx, target, kind, maxconn
+        self.proto = proto
 
     def __enter__(self):
         ctx = self.ctx
@@ -583,7 +703,7 @@ class fresh_instance:
         try:
             self.backend, bport = spawn_backend(ctx, self.kind,
                                                 f"{self.orig.name}{inst}-w{ctx.workers}")
-            self.port = self.target.start(ctx, {"mem": ("tcp", bport)})["mem"]
+            self.port = self.target.start(ctx, {"mem": (self.proto, bport)})["mem"]
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -601,8 +721,13 @@ def mem_sum(snapshot, field):
 
 
 class IdleConns(Scenario):
+    """L4 (echo backend, 16 bytes echoed once) or, with HTTP, L7: each client connection
+    makes one keep-alive request (GET /, a 2-byte response) through the proxy to an HTTP
+    backend, then idles (the proxy then holds it alone: its upstream connection went back
+    to the pool)."""
     key = "idle-conns"
     route = ("idle", "tcp", "echo")
+    http = False
     unit = "B/conn"
     higher_is_better = False
     fresh = True
@@ -613,27 +738,37 @@ class IdleConns(Scenario):
               ("backend_b_per_conn", "backend B/conn", "{:,.0f}"),
               ("open_s", "time to open all s", "{:.2f}"))
 
-    def __init__(self):
+    def __init__(self, http=False):
         self.title = ("RSS per idle connection (N connections, each echoed "
                       f"{IDLE_PAYLOAD} bytes once, then held idle)")
+        if http:
+            self.key, self.route, self.http, self.min_milestone = (
+                "l7-idle-conns", ("idle", "http", "http"), True, 4)
+            self.title = ("RSS per idle keep-alive HTTP client connection (N connections, "
+                          "each made one request, then held idle)")
+
+    def est_s(self, ctx):
+        return 0.7 + ctx.idle_conns / 5000
 
     def run(self, ctx, port, target):
         n = ctx.idle_conns
-        with fresh_instance(ctx, target, "echo", n + IDLE_MAXCONN_MARGIN) as inst:
+        _, proto, kind = self.route
+        http = ["--http"] if self.http else []
+        with fresh_instance(ctx, target, kind, n + IDLE_MAXCONN_MARGIN, proto) as inst:
             t, tport = inst.target, inst.port
             # Warm-up: 64 connections at a time for 0.2 s (as many in flight as while the
             # N are opened), so what is measured below is what stays attached to a
             # connection once it is idle, not the proxy's first allocations.
             run_client(pinned(ctx.pin["load"], [
                 BUILD / "connrate", "client", "--connect", f"{LOOPBACK}:{tport}",
-                "--parallel", CONN_PARALLEL, "--duration", 0.2]), timeout=10)
+                "--parallel", CONN_PARALLEL, "--duration", 0.2] + http), timeout=10)
             time.sleep(0.2)
             before, bk_before = group_memory(t.pgid()), group_memory(inst.backend.pid)
             hold_s = 30 + n / 500  # bounds each phase of the client (open, then hold)
             argv = [str(a) for a in pinned(ctx.pin["load"], [
                 BUILD / "connrate", "hold", "--connect", f"{LOOPBACK}:{tport}", "--count", n,
                 "--parallel", CONN_PARALLEL, "--payload", IDLE_PAYLOAD, "--duration",
-                hold_s])]
+                hold_s] + http)]
             with cpu_meter(ctx, t, inst.backend_pgids) as cpu:
                 p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True,
@@ -676,8 +811,12 @@ class IdleConns(Scenario):
 
 
 class UploadPeakRss(Scenario):
+    """L4 (blast send to the sink) or, with HTTP, L7: one POST with a Content-Length body
+    through the proxy to the HTTP backend, which discards it and answers after the last
+    byte."""
     key = "upload-rss"
     route = ("upload", "tcp", "blast")
+    http = False
     unit = "KiB"
     higher_is_better = False
     fresh = True
@@ -685,19 +824,29 @@ class UploadPeakRss(Scenario):
     extras = (("rss_before_mib", "proxy RSS before MiB", "{:.1f}"),
               ("mbps", "upload MB/s", "{:,.0f}"))
 
-    def __init__(self):
+    def __init__(self, http=False):
         self.title = "peak RSS increase of the proxy over one bulk upload (client → proxy → sink)"
+        if http:
+            self.key, self.route, self.http, self.min_milestone = (
+                "l7-upload-rss", ("upload", "http", "http"), True, 4)
+            self.title = ("peak RSS increase of the proxy over one HTTP upload (POST, "
+                          "Content-Length body, client → proxy → HTTP backend)")
 
     def applies(self, target):
         return not isinstance(target, Direct)  # no proxy, no proxy RSS
 
+    def est_s(self, ctx):
+        return 0.5 + ctx.bulk_bytes / 1e9
+
     def run(self, ctx, port, target):
         nbytes = ctx.bulk_bytes
-        with fresh_instance(ctx, target, "blast", MAX_CONNECTIONS) as inst:
+        _, proto, kind = self.route
+        with fresh_instance(ctx, target, kind, MAX_CONNECTIONS, proto) as inst:
             t = inst.target
             reset_peak_rss(t.pgid())
             before = group_memory(t.pgid())
-            argv = pinned(ctx.pin["load"], [BUILD / "blast", "send", "--connect",
+            mode = "post" if self.http else "send"
+            argv = pinned(ctx.pin["load"], [BUILD / "blast", mode, "--connect",
                                             f"{LOOPBACK}:{inst.port}", "--bytes", nbytes])
             with cpu_meter(ctx, t, inst.backend_pgids) as cpu:
                 out = run_client(argv, timeout=10 + nbytes / 20e6)
@@ -707,6 +856,143 @@ class UploadPeakRss(Scenario):
         peak = sum(hwm - before.get(pid, (0, 0, 0))[0] for pid, (_, hwm, _) in after.items())
         return {"value": peak / 1024, "other_load": cpu.other_load,
                 "rss_before_mib": mem_sum(before, 0) / MIB, "mbps": float(out["mbps"])}
+
+
+# ---- L7 scenarios (milestone 04): wrk ---------------------------------------------------
+
+# wrk's --latency prints no p99.9: this script's done() prints one parseable line instead.
+WRK_LUA = """-- generated by benchmarks/bench.py: one key=value line with wrk's figures
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("wrkstats requests=%d duration_us=%d bytes=%d err_connect=%d "
+    .. "err_read=%d err_write=%d err_status=%d err_timeout=%d p50_us=%d p99_us=%d "
+    .. "p999_us=%d max_us=%d\\n", summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout, latency:percentile(50),
+    latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+"""
+
+
+def run_wrk(ctx, port, path, conns):
+    """One wrk run (WRK_SECONDS) with CONNS keep-alive connections on GET PATH, pinned like
+    every load; one wrk thread per load CPU (at most one per connection). Returns its figures;
+    a run with non-2xx responses, or with more than 1 % of requests failing, is a failure."""
+    nload = len(ctx.pin["load"].split(","))
+    argv = pinned(ctx.pin["load"], [
+        "wrk", "-t", min(conns, nload), "-c", conns, "-d", f"{ctx.wrk_seconds}s",
+        "--timeout", f"{WRK_TIMEOUT_S}s", "-s", BUILD / "wrkstats.lua",
+        f"http://{LOOPBACK}:{port}{path}"])
+    out = run_client(argv, timeout=ctx.wrk_seconds + WRK_TIMEOUT_S + 15)
+    if "requests" not in out:
+        raise BenchError("wrk printed no figures")
+    w = {k: int(v) for k, v in out.items() if v.lstrip("-").isdigit()}
+    errors = sum(w[k] for k in w if k.startswith("err_"))
+    if w["requests"] == 0:
+        raise BenchError("wrk: no request completed")
+    if w["err_status"] or errors > w["requests"] / 100:
+        raise BenchError(f"wrk: {w['requests']} requests, errors: " + ", ".join(
+            f"{k[4:]} {w[k]}" for k in sorted(w) if k.startswith("err_") and w[k]))
+    secs = w["duration_us"] / 1e6
+    return {"rps": w["requests"] / secs, "mbps": w["bytes"] / secs / 1e6, "requests":
+            w["requests"], "errors": errors, "p50_us": w["p50_us"], "p99_us": w["p99_us"],
+            "p999_us": w["p999_us"], "bytes": w["bytes"]}
+
+
+class Wrk(Scenario):
+    """requests/s and latency of GET PATH over CONNS keep-alive connections (wrk)."""
+    route = ("http", "http", "http")
+    min_milestone = 4
+    unit = "req/s"
+    extras = (("p50_us", "p50 µs", "{:,.0f}"), ("p99_us", "p99 µs", "{:,.0f}"),
+              ("p999_us", "p99.9 µs", "{:,.0f}"),
+              ("cpu_us_per_req", "proxy CPU µs/req", "{:.1f}"), ("errors", "errors", "{:.0f}"))
+
+    def __init__(self, key, conns, path, title):
+        self.key, self.conns, self.path, self.title = key, conns, path, title
+
+    def est_s(self, ctx):
+        return 0.15 + ctx.wrk_seconds
+
+    def run(self, ctx, port, target):
+        with cpu_meter(ctx, target) as cpu:
+            w = run_wrk(ctx, port, self.path, self.conns)
+        res = {"value": w["rps"], "other_load": cpu.other_load, "errors": w["errors"],
+               "p50_us": w["p50_us"], "p99_us": w["p99_us"], "p999_us": w["p999_us"]}
+        if cpu.seconds is not None:
+            res["cpu_us_per_req"] = cpu.seconds * 1e6 / w["requests"]
+        return res
+
+
+class WrkBig(Scenario):
+    """Throughput of 1 MiB responses (GET /size/1048576) over BIG_CONNS connections."""
+    key = "l7-1mib"
+    route = ("http", "http", "http")
+    min_milestone = 4
+    unit = "MB/s"
+    extras = (("rps", "req/s", "{:,.0f}"), ("p99_us", "p99 µs", "{:,.0f}"),
+              ("cpu_s_per_gib", "proxy CPU s/GiB", "{:.2f}"), ("errors", "errors", "{:.0f}"))
+
+    def __init__(self):
+        self.title = (f"1 MiB responses: throughput over {BIG_CONNS} keep-alive connections "
+                      "(wrk)")
+
+    def est_s(self, ctx):
+        return 0.15 + ctx.wrk_seconds
+
+    def run(self, ctx, port, target):
+        with cpu_meter(ctx, target) as cpu:
+            w = run_wrk(ctx, port, f"/size/{BIG_RESPONSE}", BIG_CONNS)
+        if w["bytes"] < w["requests"] * BIG_RESPONSE:
+            raise BenchError(f"wrk: {w['bytes']} bytes for {w['requests']} responses of "
+                             f"{BIG_RESPONSE}")
+        res = {"value": w["mbps"], "other_load": cpu.other_load, "rps": w["rps"],
+               "p99_us": w["p99_us"], "errors": w["errors"]}
+        if cpu.seconds is not None:
+            res["cpu_s_per_gib"] = cpu.seconds / (w["bytes"] / GIB)
+        return res
+
+
+CHAIN_CONNS = 50
+
+
+class Chain(Scenario):
+    """Ours only: the realistic middleware chain (request_id, forwarded, rate_limit with a
+    limit nothing reaches, access_log to a file) against the plain route, measured back to
+    back in the same measurement (order alternating) with the same wrk load."""
+    key = "l7-chain"
+    route = ("chain", "http-chain", "http")
+    min_milestone = 4
+    unit = "req/s"
+    extras = (("plain_rps", "plain route req/s", "{:,.0f}"),
+              ("chain_ratio", "chain ÷ plain ×", "{:.2f}"),
+              ("p99_us", "p99 µs", "{:,.0f}"), ("plain_p99_us", "plain p99 µs", "{:,.0f}"),
+              ("cpu_us_per_req", "proxy CPU µs/req", "{:.1f}"))
+
+    def __init__(self):
+        self.title = (f"middleware chain (request id, forwarded, rate limit, access log to a "
+                      f"file) vs the plain route, {CHAIN_CONNS} connections (ours only)")
+
+    def applies(self, target):
+        return isinstance(target, Ours)
+
+    def est_s(self, ctx):
+        return 0.2 + 2 * ctx.wrk_seconds
+
+    def run(self, ctx, port, target):
+        plain_port = ctx.ports[target.name]["http"]
+        ctx.chain_flip = not getattr(ctx, "chain_flip", False)
+        res = {}
+        for which in (("chain", "plain") if ctx.chain_flip else ("plain", "chain")):
+            with cpu_meter(ctx, target) as cpu:
+                w = run_wrk(ctx, port if which == "chain" else plain_port, "/", CHAIN_CONNS)
+            if which == "chain":
+                res.update(value=w["rps"], p99_us=w["p99_us"], other_load=cpu.other_load)
+                if cpu.seconds is not None:
+                    res["cpu_us_per_req"] = cpu.seconds * 1e6 / w["requests"]
+            else:
+                res.update(plain_rps=w["rps"], plain_p99_us=w["p99_us"])
+        res["chain_ratio"] = res["value"] / res["plain_rps"]
+        return res
 
 
 class cpu_meter:
@@ -745,9 +1031,18 @@ SCENARIOS = [
     ConnRate(),
     IdleConns(),
     UploadPeakRss(),
-    # L7 scenarios (wrk) join here with min_milestone = 4 (L7 idle keep-alive connections and
-    # upload peak RSS: IdleConns/UploadPeakRss with an http route and wrk-free clients).
+    # L7 (milestone 04 on): wrk through an http route to httpback, and the L7 variants of
+    # the memory scenarios.
+    Wrk("l7-rps-c1", 1, "/", "small responses (2 bytes), 1 keep-alive connection (wrk)"),
+    Wrk("l7-rps-c50", 50, "/", "small responses (2 bytes), 50 keep-alive connections (wrk)"),
+    Wrk("l7-rps-c500", 500, "/", "small responses (2 bytes), 500 keep-alive connections "
+        "(wrk)"),
+    WrkBig(),
+    Chain(),
+    IdleConns(http=True),
+    UploadPeakRss(http=True),
 ]
+L7_RPS = ("l7-rps-c1", "l7-rps-c50", "l7-rps-c500")
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -774,12 +1069,17 @@ def pin_plan(workers):
 
 def build_tools():
     BUILD.mkdir(parents=True, exist_ok=True)
-    for tool, libs in (("blast", ["-lpthread"]), ("connrate", [])):
+    (BUILD / "wrkstats.lua").write_text(WRK_LUA)
+    for tool, libs in (("blast", ["-lpthread"]), ("connrate", []), ("httpback", ["-lpthread"])):
         src, out = TOOLS_SRC / f"{tool}.c", BUILD / tool
-        newest = max(src.stat().st_mtime, (TOOLS_SRC / "loopback.h").stat().st_mtime)
+        newest = max(src.stat().st_mtime, (TOOLS_SRC / "loopback.h").stat().st_mtime,
+                     Path(__file__).stat().st_mtime)  # the flags below live here
         if out.exists() and out.stat().st_mtime >= newest:
             continue
-        cmd = ["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(src)] + libs
+        # The project's warnings (Makefile WARN), so the tools are held to the same bar.
+        cmd = ["cc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wshadow",
+               "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wvla", "-o", str(out),
+               str(src)] + libs
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise BenchError(f"building {tool} failed:\n{r.stderr}")
@@ -812,6 +1112,8 @@ def start_phase(ctx, targets, scenarios):
     backends keep one target's TIME_WAIT sockets out of another's port space). Returns
     {target name: {route: port}}, after a short functional check through each."""
     routes = {s.route[0]: s.route for s in scenarios if not s.fresh}
+    if "chain" in routes:  # compared with the plain route in the same measurement
+        routes.setdefault("http", ("http", "http", "http"))
     ports = {}
     ctx.backend_pgids = {}
     for t in targets:
@@ -830,6 +1132,12 @@ def start_phase(ctx, targets, scenarios):
                 run_client([BUILD / "connrate", "client", "--connect",
                             f"{LOOPBACK}:{ports[t.name]['echo']}", "--parallel", 2,
                             "--duration", 0.2], timeout=10)
+            # HTTP routes: requests on new connections, each answered 200 with its body.
+            for r, (_, proto, _) in routes.items():
+                if proto != "tcp":
+                    run_client([BUILD / "connrate", "client", "--connect",
+                                f"{LOOPBACK}:{ports[t.name][r]}", "--parallel", 2,
+                                "--duration", 0.2, "--http"], timeout=10)
         except BenchError as e:
             raise BenchError(f"{t.label} does not forward (workers {ctx.workers}): {e}")
     return ports
@@ -892,8 +1200,10 @@ def measure(ctx, s, t, port, tag):
     for attempt in range(2):
         if s.cpu_bound:
             wait_quiet(ctx)
+        t0 = time.monotonic()
         try:
             res = s.run(ctx, port, t)
+            res["wall_s"] = time.monotonic() - t0  # in the json: to calibrate the est_s() estimates
         except BenchError as e:
             ctx.failures.append(f"w{ctx.workers} {s.key} {t.name}: {e}")
             log(f"{tag}  FAILED: {e}")
@@ -919,7 +1229,7 @@ def measure(ctx, s, t, port, tag):
 
 
 def run_phase(ctx, targets, scenarios, samples, counter):
-    ports = start_phase(ctx, targets, scenarios)
+    ports = ctx.ports = start_phase(ctx, targets, scenarios)
     if not ctx.smoke and any(isinstance(s, ConnRate) for s in scenarios):
         warm_up(ctx, ports["direct"]["echo"])
     for rnd in range(ctx.rounds):
@@ -995,6 +1305,10 @@ def ratio(a, b):
     return f"{a / b:.2f}×" if a is not None and b else "-"
 
 
+def fmt_ratio(v):
+    return "-" if v is None else f"{v:.2f}×"
+
+
 def fmt_num(v):
     return "-" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
 
@@ -1042,7 +1356,9 @@ def memory_goals(ctx, scenarios, samples, ours):
     L = []
     for s in scenarios:
         if isinstance(s, IdleConns):
-            L += ["Goal (issue 7), idle connections: no more RSS per idle connection than nginx "
+            L += ["Goal (issue 7), L7: an idle keep-alive client connection costs no more RSS "
+                  "than in nginx (about 0.5 KiB each; HAProxy about 1 KiB):" if s.http else
+                  "Goal (issue 7), idle connections: no more RSS per idle connection than nginx "
                   "(the issue's figures, about 0.5 KiB for nginx and 1 KiB for HAProxy, are L7 "
                   "keep-alive ones; here at L4 ours is compared with both peers):", ""]
             for w in ctx.workers_list:
@@ -1060,7 +1376,7 @@ def memory_goals(ctx, scenarios, samples, ours):
                     f" (this run uploads {ctx.bulk_bytes // MIB} MiB, not 1 GiB: not the goal's "
                     "measurement)")
             L += [f"Goal (issue 7): a 1 GiB upload raises the proxy's peak RSS by less than "
-                  f"16 MiB{size}:", ""]
+                  f"16 MiB{size} ({'HTTP POST, L7' if s.http else 'L4'}):", ""]
             for w in ctx.workers_list:
                 vals = values(samples, s.key, w, ours)
                 if not vals:
@@ -1078,22 +1394,68 @@ def memory_goals(ctx, scenarios, samples, ours):
     return L
 
 
+def l7_goals(ctx, scenarios, samples, ours):
+    """The L7 speed goal lines: requests/s at least 1.1 × nginx with p99 no worse than
+    nginx's, per rps scenario and worker count; and the chain's cost."""
+    L = []
+    rps = [s for s in scenarios if s.key in L7_RPS]
+    if rps:
+        L += ["Goal (issue 7), L7: requests/s at least 1.1 × nginx's, with p99 no worse than "
+              "nginx's, at workers 1 and 2:", ""]
+        for s in rps:
+            for w in ctx.workers_list:
+                a, n = med(samples, s.key, w, ours), med(samples, s.key, w, "nginx")
+                pa, pn = (med(samples, s.key, w, ours, "p99_us"),
+                          med(samples, s.key, w, "nginx", "p99_us"))
+                h = med(samples, s.key, w, "haproxy")
+                if None in (a, n, pa, pn):
+                    verdict = "no figure"
+                else:
+                    ok_r, ok_p = a >= 1.1 * n, pa <= pn
+                    verdict = ("met" if ok_r and ok_p else "NOT met (" + ", ".join(
+                        x for x, bad in (("requests/s", not ok_r), ("p99", not ok_p)) if bad)
+                        + ")")
+                L.append(f"- {s.key}, workers {w}: {ratio(a, n)} nginx's requests/s "
+                         f"({ratio(a, h)} HAProxy's), p99 {fmt_num(pa)} µs vs nginx "
+                         f"{fmt_num(pn)} µs: {verdict}")
+        L.append("")
+    for s in scenarios:
+        if isinstance(s, Chain):
+            L += ["The middleware chain (ours only): requests/s with the chain ÷ requests/s "
+                  "on the plain route, same run:", ""]
+            for w in ctx.workers_list:
+                L.append(f"- workers {w}: chain {fmt_num(med(samples, s.key, w, ours))} req/s,"
+                         f" plain {fmt_num(med(samples, s.key, w, ours, 'plain_rps'))} req/s: "
+                         f"{fmt_ratio(med(samples, s.key, w, ours, 'chain_ratio'))} (median of "
+                         "the per-round ratios)")
+            L.append("")
+    return L
+
+
 def write_report(ctx, targets, scenarios, samples, outdir):
     ours, names = targets[0].name, [t.name for t in targets]
+    l4 = any(s.route[1] == "tcp" for s in scenarios)
+    l7 = any(s.route[1] != "tcp" for s in scenarios)
+    modes = (" and ".join(m for m, on in (("tcp mode for L4", l4), ("http mode for L7", l7))
+                          if on),
+             " and ".join(m for m, on in (("stream module for L4", l4), ("http module for L7",
+                                                                         l7)) if on))
     by_name = {t.name: t for t in targets}
     L = [f"# Benchmark {ctx.name}: {targets[0].label} vs HAProxy vs nginx vs direct", "",
          f"- run: {ctx.stamp}, {ctx.elapsed:.0f} s; milestone {ctx.milestone} "
          f"({targets[0].version()}, release build); workers {', '.join(map(str, ctx.workers_list))}; "
          f"{ctx.rounds} round(s), interleaved{'; SMOKE run: figures are not meaningful' if ctx.smoke else ''}",
-         f"- peers: HAProxy {by_name['haproxy'].version()} (tcp mode), nginx "
-         f"{by_name['nginx'].version()} (stream module)",
+         f"- peers: HAProxy {by_name['haproxy'].version()} ({modes[0]}), nginx "
+         f"{by_name['nginx'].version()} ({modes[1]})",
          f"- machine: {os.cpu_count()} CPUs ({ctx.cpu_model}), Linux {platform.release()}",
          f"- bulk transfer: {ctx.bulk_bytes // MIB} MiB per run; connection rate: "
          f"{ctx.conn_seconds:g} s per run, {CONN_PARALLEL} parallel connectors"
          + (f"; idle connections: {ctx.idle_conns:,} held at once"
             if any(isinstance(s, IdleConns) for s in scenarios) else "")
          + (f"; upload peak RSS: one {ctx.bulk_bytes // MIB} MiB upload"
-            if any(isinstance(s, UploadPeakRss) for s in scenarios) else ""),
+            if any(isinstance(s, UploadPeakRss) for s in scenarios) else "")
+         + (f"; L7: wrk, {ctx.wrk_seconds:g} s per run, one thread per load CPU"
+            if l7 else ""),
          "- pinning: " + "; ".join(f"workers {w}: {pin_plan(w)['text']}" for w in ctx.workers_list),
          "- how to read this: [benchmarks/README.md](../README.md). Ratios compare medians "
          "measured in this same run; × HAProxy > 1 means faster than HAProxy for speed, and "
@@ -1125,8 +1487,9 @@ def write_report(ctx, targets, scenarios, samples, outdir):
             L.append(f"| {s.key} ({s.unit}) | {w} | {fmt_num(m[ours])} | {fmt_num(m['haproxy'])} | "
                      f"{fmt_num(m['nginx'])} | {fmt_num(m['direct'])} | {ratio(m[ours], m['haproxy'])} | "
                      f"{ratio(m[ours], m['nginx'])} | {ratio(m[ours], m['direct'])} |")
-    L += ["", "Goal (issue 7), L4: bulk throughput at least HAProxy's in tcp mode, both "
-          "directions, at workers 1 and 2:", ""]
+    if any(isinstance(s, Bulk) for s in scenarios):
+        L += ["", "Goal (issue 7), L4: bulk throughput at least HAProxy's in tcp mode, both "
+              "directions, at workers 1 and 2:", ""]
     for s in scenarios:
         if not isinstance(s, Bulk):
             continue
@@ -1145,13 +1508,23 @@ def write_report(ctx, targets, scenarios, samples, outdir):
                 verdict = "NOT met (every round slower)"
             L.append(f"- {s.key}, workers {w}: {ratio(a, b)} HAProxy: {verdict}")
     L.append("")
+    L += l7_goals(ctx, scenarios, samples, ours)
     L += memory_goals(ctx, scenarios, samples, ours)
     for s in scenarios:
         png = outdir / f"{ctx.name}-{s.key}.png"
         plot(ctx, s, samples, targets, png)
         better = "higher" if s.higher_is_better else "lower"
         how = ""
-        if isinstance(s, IdleConns):
+        if isinstance(s, IdleConns) and s.http:
+            how = (f" Figure: (proxy RSS with {ctx.idle_conns:,} idle keep-alive connections "
+                   f"− proxy RSS before) / {ctx.idle_conns:,}, RSS summed over the proxy's "
+                   "processes (VmRSS); each connection made one request (GET /, 2-byte "
+                   f"response) through the proxy, opened {CONN_PARALLEL} at a time, after a "
+                   "0.2 s warm-up of the same requests; `proxy fds/conn` near 1 means the "
+                   "proxy holds the client side only (the upstream connection went back to "
+                   "its pool); direct: no proxy, only the backend's figure (httpback: no "
+                   "buffer on an idle connection), for reference.")
+        elif isinstance(s, IdleConns):
             how = (f" Figure: (proxy RSS with {ctx.idle_conns:,} idle connections − proxy RSS "
                        f"before) / {ctx.idle_conns:,}, RSS summed over the proxy's processes "
                        "(VmRSS); each connection exchanged "
@@ -1159,6 +1532,14 @@ def write_report(ctx, targets, scenarios, samples, outdir):
                        "a time, after a 0.2 s warm-up; direct: no proxy, only the backend's "
                        "figure (an epoll echo server with a 4 KiB buffer per connection), for "
                        "reference.")
+        elif isinstance(s, Wrk):
+            how = (f" wrk, {s.conns} connection(s), {ctx.wrk_seconds:g} s per run; latency "
+                   "percentiles from wrk's own histogram (done() callback); `proxy CPU µs/req`"
+                   " is the proxy's CPU time over the run divided by the requests served.")
+        elif isinstance(s, Chain):
+            how = (" Ours only: the chain route and the plain route measured back to back "
+                   "in each measurement (order alternating), same wrk load; `chain ÷ plain` "
+                   "is the cost of the chain (1.00 = free).")
         elif isinstance(s, UploadPeakRss):
             how = (" Figure: Σ over the proxy's processes of (VmHWM after − VmRSS before), "
                    "the peak reset (clear_refs) just before the upload; the goal is < 16 MiB "
@@ -1251,6 +1632,7 @@ def main(argv):
     ctx.rounds = a.rounds or (1 if a.smoke else 3)
     ctx.bulk_bytes = 64 * MIB if a.smoke else GIB
     ctx.conn_seconds = 1.0 if a.smoke else 5.0
+    ctx.wrk_seconds = WRK_SECONDS_SMOKE if a.smoke else WRK_SECONDS
     ctx.idle_conns = a.idle_conns or (IDLE_CONNS_SMOKE if a.smoke else IDLE_CONNS)
     ctx.fresh_seq = 0
     now = datetime.datetime.now()
@@ -1285,8 +1667,20 @@ def main(argv):
     outdir.mkdir(parents=True, exist_ok=True)
     total = len(ctx.workers_list) * ctx.rounds * sum(s.applies(t) for s in scenarios
                                                       for t in targets)
+    # Calibrated on measured wall times (wall_s in the json) on the 2-CPU VM; each
+    # measurement also samples the machine's load for 0.5 s first (not in smoke), and a
+    # busy machine adds waiting (at most QUIET_WAIT_BUDGET_S).
+    est = len(ctx.workers_list) * (
+        3 + (0 if ctx.smoke or not any(isinstance(s, ConnRate) for s in scenarios)
+             else WARMUP_MAX_S)
+        + ctx.rounds * sum(s.est_s(ctx) + (0.1 if ctx.smoke else 0.6)
+                           for s in scenarios for t in targets if s.applies(t)))
+    ctx.quiet_budget = min(QUIET_WAIT_BUDGET_S, max(60.0, RUN_LIMIT_S - RUN_MARGIN_S - est))
     log(f"bench: gw{ctx.milestone} vs nginx vs HAProxy vs direct; workers "
-        f"{','.join(map(str, ctx.workers_list))}; {ctx.rounds} round(s); {total} measurements")
+        f"{','.join(map(str, ctx.workers_list))}; {ctx.rounds} round(s); {total} measurements;"
+        + (f" estimated {est / 60:.1f} min on a quiet machine (a busy one adds at most "
+           f"{ctx.quiet_budget:.0f} s of waiting for quiet)" if not ctx.smoke else
+           f" estimated {est:.0f} s"))
 
     samples, counter = {}, [0, total]
     t0 = time.monotonic()

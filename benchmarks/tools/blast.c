@@ -3,6 +3,11 @@
  *   blast server [--port P]                  backend: sink or source, as each client asks
  *   blast send --connect HOST:PORT --bytes N client -> server: N bytes, then the server's count
  *   blast recv --connect HOST:PORT --bytes N server -> client: N bytes, then EOF
+ *   blast post --connect HOST:PORT --bytes N HTTP/1.1 upload (L7 scenarios): one
+ *       `POST /upload` with `Content-Length: N` and N body bytes, then reads the response
+ *       head and its Content-Length body; fails unless the status is 200. The clock stops
+ *       when the response has arrived (the backend, httpback.c, answers after the last body
+ *       byte). No half-close: the connection stays a keep-alive one.
  *
  * Wire format: the client opens with a 16-byte header: "BLST", a mode byte ('S': the client
  * sends and the server sinks, 'R': the server sends), 3 bytes of padding, then the byte
@@ -30,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -258,10 +264,83 @@ static int run_client(const char *target, char mode, uint64_t count)
     return 0;
 }
 
+/* HTTP upload (see the top of the file). */
+static int run_post(const char *target, uint64_t count)
+{
+    struct sockaddr_in a;
+    if (parse_loopback(target, &a) != 0) {
+        fprintf(stderr, "blast: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
+        return 1;
+    }
+    memset(iobuf_main, 'x', sizeof iobuf_main);
+    double t0 = now_s();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    set_timeouts(fd);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        perror("blast: connect");
+        return 1;
+    }
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                      "application/octet-stream\r\nContent-Length: %llu\r\n\r\n",
+                      (unsigned long long)count);
+    if (write_all(fd, head, (size_t)hl) != 0 || send_bytes(fd, iobuf_main, count) != 0) {
+        perror("blast post: transfer");
+        return 1;
+    }
+    /* The response: a head (up to 8 KiB) and a Content-Length body. */
+    static char resp[8192];
+    size_t got = 0;
+    char *end = NULL;
+    while (end == NULL) {
+        if (got == sizeof resp - 1) {
+            fprintf(stderr, "blast post: response head over %zu bytes\n", sizeof resp);
+            return 1;
+        }
+        ssize_t n = recv(fd, resp + got, sizeof resp - 1 - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fprintf(stderr, "blast post: no response: %s\n",
+                    n == 0 ? "connection closed" : strerror(errno));
+            return 1;
+        }
+        got += (size_t)n;
+        resp[got] = '\0';
+        end = strstr(resp, "\r\n\r\n");
+    }
+    if (strncmp(resp, "HTTP/1.1 200", 12) != 0 && strncmp(resp, "HTTP/1.0 200", 12) != 0) {
+        *strchr(resp, '\r') = '\0';
+        fprintf(stderr, "blast post: response '%s'\n", resp);
+        return 1;
+    }
+    uint64_t cl = 0;
+    for (char *l = strstr(resp, "\r\n"); l != NULL && l < end; l = strstr(l + 2, "\r\n"))
+        if (strncasecmp(l + 2, "content-length:", 15) == 0)
+            cl = strtoull(l + 17, NULL, 10);
+    uint64_t body = got - (size_t)(end + 4 - resp);
+    while (body < cl) {
+        ssize_t n = recv(fd, iobuf_main, IO_SIZE, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fprintf(stderr, "blast post: response body cut short\n");
+            return 1;
+        }
+        body += (uint64_t)n;
+    }
+    double secs = now_s() - t0;
+    close(fd);
+    printf("bytes=%llu seconds=%.6f mbps=%.2f\n", (unsigned long long)count, secs,
+           (double)count / secs / 1e6);
+    return 0;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: blast server [--port P]\n"
-                    "       blast send|recv --connect 127.0.0.1:PORT --bytes N\n");
+                    "       blast send|recv|post --connect 127.0.0.1:PORT --bytes N\n");
     return 2;
 }
 
@@ -285,6 +364,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "server") == 0)
         return run_server(port);
+    if (strcmp(argv[1], "post") == 0 && target && count > 0)
+        return run_post(target, count);
     if ((strcmp(argv[1], "send") == 0 || strcmp(argv[1], "recv") == 0) && target && count > 0)
         return run_client(target, argv[1][0] == 's' ? 'S' : 'R', count);
     return usage();

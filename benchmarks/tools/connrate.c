@@ -20,6 +20,11 @@
  *       (closed by the other side meanwhile?), prints `dropped=D`, closes them all and
  *       exits 0 when H == N and D == 0. Raises its soft open-files limit to the hard one.
  *
+ *   --http (client and hold): the exchange is one HTTP/1.1 request instead of an echo:
+ *       `GET / HTTP/1.1` (Host: bench), then the whole response (head, Content-Length body)
+ *       is read; it counts only with status 200. For the L7 scenarios (a keep-alive client
+ *       connection that made one request, then idles; --payload is ignored).
+ *
  * One thread and one epoll set each (edge-triggered, so a connection is registered once for
  * both directions and never modified). The client's loop ends at the deadline; the
  * connections still in flight then are closed and counted neither way. Loopback only.
@@ -35,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -49,6 +55,8 @@
 #define HIST_BUCKETS 100000 /* up to 1 s; slower connections land in the last bucket */
 #define ECHO_BUF 4096
 #define MAX_FDS 65536
+#define HTTP_RESP_MAX 2048 /* --http: the response (head and body) must fit */
+static const char http_req[] = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
 
 static double now_s(void)
 {
@@ -175,12 +183,14 @@ typedef struct {
     int fd; /* -1: free slot */
     unsigned got;
     double t0;
+    char *resp; /* --http: the response so far (HTTP_RESP_MAX bytes) */
 } slot_t;
 
 typedef struct {
     struct sockaddr_in dst;
     int ep;
     unsigned payload, nsources, next_source;
+    int http;
     char msg[MAX_PAYLOAD];
     unsigned long long conns, errors;
     uint32_t *hist;
@@ -246,6 +256,58 @@ static void slot_end(client_t *cl, slot_t *s, int ok)
     s->fd = -1;
 }
 
+/* --http: is RESP[0..LEN) a whole response? 0: not yet; 1: yes, status 200 and nothing
+ * more; -1: anything else. */
+static int http_done(const char *resp, unsigned len)
+{
+    const char *end = memmem(resp, len, "\r\n\r\n", 4);
+    if (end == NULL)
+        return len >= HTTP_RESP_MAX ? -1 : 0;
+    unsigned head = (unsigned)(end + 4 - resp);
+    unsigned long cl = 0;
+    for (const char *l = resp; l < end;) {
+        const char *e = memmem(l, (size_t)(end + 2 - l), "\r\n", 2);
+        if (e == NULL)
+            break;
+        if (e - l > 15 && strncasecmp(l, "content-length:", 15) == 0)
+            cl = strtoul(l + 15, NULL, 10);
+        l = e + 2;
+    }
+    if (len < head + cl)
+        return head + cl > HTTP_RESP_MAX ? -1 : 0;
+    return len == head + cl && len > 12 && memcmp(resp + 8, " 200", 4) == 0 ? 1 : -1;
+}
+
+/* slot_io for --http: send the request once connected, then read the whole response. */
+static int slot_http(client_t *cl, slot_t *s, uint32_t events)
+{
+    if (s->got == 0 && (events & EPOLLOUT)) {
+        if (send(s->fd, http_req, sizeof http_req - 1, MSG_NOSIGNAL) !=
+            (ssize_t)(sizeof http_req - 1)) {
+            slot_end(cl, s, 0);
+            return 1;
+        }
+        s->got = 1; /* 1 + response bytes so far */
+    }
+    if (s->got == 0)
+        return 0;
+    for (;;) {
+        ssize_t n = recv(s->fd, s->resp + s->got - 1, HTTP_RESP_MAX - (s->got - 1), 0);
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0) {
+            slot_end(cl, s, 0);
+            return 1;
+        }
+        s->got += (unsigned)n;
+        int d = http_done(s->resp, s->got - 1);
+        if (d != 0) {
+            slot_end(cl, s, d > 0);
+            return 1;
+        }
+    }
+}
+
 /* Drives one connection after an event: send the payload once connected, then read the echo.
  * Returns 1 when the slot is finished (successfully or not). */
 static int slot_io(client_t *cl, slot_t *s, uint32_t events)
@@ -254,6 +316,8 @@ static int slot_io(client_t *cl, slot_t *s, uint32_t events)
         slot_end(cl, s, 0);
         return 1;
     }
+    if (cl->http)
+        return slot_http(cl, s, events);
     if (s->got == 0 && (events & EPOLLOUT)) {
         if (send(s->fd, cl->msg, cl->payload, MSG_NOSIGNAL) != (ssize_t)cl->payload) {
             slot_end(cl, s, 0);
@@ -291,10 +355,18 @@ static unsigned percentile(const uint32_t *hist, unsigned long long total, doubl
     return HIST_BUCKETS * HIST_STEP_US;
 }
 
-static int run_client(const char *target, int parallel, double duration, unsigned payload,
-                      unsigned sources)
+static int alloc_resp(client_t *cl, slot_t *slots, int parallel)
 {
-    client_t cl = {.payload = payload, .nsources = sources};
+    for (int i = 0; cl->http && i < parallel; i++)
+        if ((slots[i].resp = malloc(HTTP_RESP_MAX)) == NULL)
+            return -1;
+    return 0;
+}
+
+static int run_client(const char *target, int parallel, double duration, unsigned payload,
+                      unsigned sources, int http)
+{
+    client_t cl = {.payload = payload, .nsources = sources, .http = http};
     if (parse_loopback(target, &cl.dst) != 0) {
         fprintf(stderr, "connrate: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
         return 1;
@@ -304,7 +376,7 @@ static int run_client(const char *target, int parallel, double duration, unsigne
     cl.hist = calloc(HIST_BUCKETS, sizeof *cl.hist);
     slot_t *slots = calloc((size_t)parallel, sizeof *slots);
     cl.ep = epoll_create1(0);
-    if (cl.hist == NULL || slots == NULL || cl.ep < 0)
+    if (cl.hist == NULL || slots == NULL || cl.ep < 0 || alloc_resp(&cl, slots, parallel) != 0)
         return 1;
     double t0 = now_s(), deadline = t0 + duration, t = t0;
     for (int i = 0; i < parallel; i++)
@@ -335,9 +407,9 @@ static int run_client(const char *target, int parallel, double duration, unsigne
 
 /* Hold mode (see the top of the file). Every phase is bounded by DURATION. */
 static int run_hold(const char *target, int parallel, unsigned count, double duration,
-                    unsigned payload, unsigned sources)
+                    unsigned payload, unsigned sources, int http)
 {
-    client_t cl = {.payload = payload, .nsources = sources};
+    client_t cl = {.payload = payload, .nsources = sources, .http = http};
     if (parse_loopback(target, &cl.dst) != 0) {
         fprintf(stderr, "connrate: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
         return 1;
@@ -353,7 +425,8 @@ static int run_hold(const char *target, int parallel, unsigned count, double dur
     cl.held = calloc(count, sizeof *cl.held);
     slot_t *slots = calloc((size_t)parallel, sizeof *slots);
     cl.ep = epoll_create1(0);
-    if (cl.hist == NULL || cl.held == NULL || slots == NULL || cl.ep < 0)
+    if (cl.hist == NULL || cl.held == NULL || slots == NULL || cl.ep < 0 ||
+        alloc_resp(&cl, slots, parallel) != 0)
         return 1;
     double t0 = now_s(), deadline = t0 + duration, t = t0;
     unsigned long long max_errors = 100 + count / 10;
@@ -414,9 +487,9 @@ static int usage(void)
 {
     fprintf(stderr, "usage: connrate echo [--port P]\n"
                     "       connrate client --connect 127.0.0.1:PORT [--parallel N] "
-                    "[--duration S] [--payload B] [--sources K]\n"
+                    "[--duration S] [--payload B] [--sources K] [--http]\n"
                     "       connrate hold --connect 127.0.0.1:PORT --count N [--parallel P] "
-                    "[--duration S] [--payload B] [--sources K]\n");
+                    "[--duration S] [--payload B] [--sources K] [--http]\n");
     return 2;
 }
 
@@ -429,8 +502,15 @@ int main(int argc, char **argv)
     int port = 0, parallel = 64;
     double duration = 5;
     unsigned payload = 16, sources = 16, count = 0;
-    int duration_set = 0;
-    for (int i = 2; i + 1 < argc; i += 2) {
+    int duration_set = 0, http = 0;
+    for (int i = 2; i < argc; i += 2) {
+        if (strcmp(argv[i], "--http") == 0) {
+            http = 1;
+            i--; /* a flag: no value */
+            continue;
+        }
+        if (i + 1 >= argc)
+            return usage();
         if (strcmp(argv[i], "--connect") == 0)
             target = argv[i + 1];
         else if (strcmp(argv[i], "--port") == 0)
@@ -457,11 +537,11 @@ int main(int argc, char **argv)
             count > 1000000 || duration <= 0 || duration > 600 || payload < 1 ||
             payload > MAX_PAYLOAD || sources < 1 || sources > 250)
             return usage();
-        return run_hold(target, parallel, count, duration, payload, sources);
+        return run_hold(target, parallel, count, duration, payload, sources, http);
     }
     if (strcmp(argv[1], "client") != 0 || target == NULL || parallel < 1 ||
         parallel > MAX_PARALLEL || duration <= 0 || duration > 600 || payload < 1 ||
         payload > MAX_PAYLOAD || sources < 1 || sources > 250)
         return usage();
-    return run_client(target, parallel, duration, payload, sources);
+    return run_client(target, parallel, duration, payload, sources, http);
 }
