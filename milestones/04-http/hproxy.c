@@ -50,6 +50,7 @@
 #define HX_KEEP_BYTES 8192 /* ...each keeping head storage up to this much per head */
 #define WREQ_FREE_MAX 256  /* write requests kept for reuse per worker */
 #define STARVE_RETRY_MS 20 /* the buffer pool was empty: try reading again after this */
+#define POOL_SWEEP_MS 100  /* upstream pools: surplus and idle timeouts are enforced this often */
 
 typedef struct hp_s hp_t;
 typedef struct hp_worker_s hp_worker_t;
@@ -88,6 +89,7 @@ struct hp_worker_s {
     uint64_t rng;
     gw_http_stats_t *stats;
     uv_timer_t starve_timer;
+    uv_timer_t pool_timer; /* on_pool_sweep */
     hconn_t *starved;
     gw_lograte_t err_log;
     bool started;
@@ -208,6 +210,7 @@ struct uconn_s {
     uconn_t *pnext;    /* in the pool */
     uconn_t *prev, *next; /* hw->uconns */
     unsigned requests; /* requests sent on it */
+    uint64_t idle_since; /* loop ms when it was pooled */
     bool connected, pooled, closing, paused, reading, starved;
     uint8_t pending_closes;
 };
@@ -1070,11 +1073,6 @@ static void uconn_detach(uconn_t *u)
     }
 }
 
-static void on_pool_timer(uv_timer_t *t)
-{
-    uconn_close(t->data, false);
-}
-
 static pool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
 {
     const gw_lb_upstream_t *lu = b->upstream;
@@ -1083,28 +1081,25 @@ static pool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
 }
 
 /* LAB 04: upstream connection pool */
-/* Decides whether an upstream connection goes back to its backend's pool after an
- * exchange. REUSABLE says both messages ended cleanly on it and the upstream did not ask
- * to close it; then the pool's limits from `upstreams.NAME.keepalive` (KC) apply: no more
- * than max_idle idle connections per backend per worker (the surplus is closed, not
- * queued), and none that already carried max_requests requests (0: no limit). While the
- * process drains, nothing is kept. */
-static bool pool_may_keep(const gw_http_upstream_cfg_t *kc, const pool_t *pool,
-                          unsigned requests, bool reusable, bool draining)
+/* May an upstream connection carry another request after this exchange? REUSABLE says
+ * both messages ended cleanly on it and the upstream did not ask to close it; a connection
+ * that already carried `max_requests` requests (from `upstreams.NAME.keepalive`, KC; 0:
+ * no limit) is retired, and while the process drains nothing is kept. */
+static bool pool_may_keep(const gw_http_upstream_cfg_t *kc, unsigned requests, bool reusable,
+                          bool draining)
 {
     if (!reusable || draining)
-        return false;
-    if (pool->n >= kc->max_idle)
         return false;
     return kc->max_requests == 0 || requests < kc->max_requests;
 }
 
-/* Puts U at the front of its pool. Last in, first out: the connections used most stay
- * warm, and the ones at the back sit idle long enough for their idle timeout to close
- * them when traffic falls (a FIFO would keep every connection just barely alive). */
-static void pool_put(uconn_t *u)
+/* Puts U at the front of its pool at loop time NOW. Last in, first out: the connections
+ * used most stay warm, and those at the back sit idle long enough to time out when
+ * traffic falls (a FIFO would keep every connection just barely alive). */
+static void pool_put(uconn_t *u, uint64_t now)
 {
     u->pooled = true;
+    u->idle_since = now;
     u->pnext = u->pool->head;
     u->pool->head = u;
     u->pool->n++;
@@ -1122,35 +1117,87 @@ static uconn_t *pool_take(pool_t *pool)
     u->pnext = NULL;
     return u;
 }
+
+/* Cuts from POOL the connections it must not keep at loop time NOW: those beyond the first
+ * max_idle (the surplus of a burst: kept only until this sweep, so that the requests of
+ * the same burst could use them), and those idle for idle_timeout or more. Newest first
+ * means both are a tail of the list. Returns that tail (linked by pnext) for the caller to
+ * close, or NULL. */
+static uconn_t *pool_cut(pool_t *pool, const gw_http_upstream_cfg_t *kc, uint64_t now)
+{
+    uconn_t **link = &pool->head;
+    size_t kept = 0;
+    while (*link != NULL && kept < kc->max_idle && now - (*link)->idle_since < kc->idle_timeout_ms) {
+        link = &(*link)->pnext;
+        kept++;
+    }
+    uconn_t *tail = *link;
+    *link = NULL;
+    pool->n = kept;
+    return tail;
+}
 /* END LAB */
 
+static void on_pool_sweep(uv_timer_t *t);
+
+/* The sweep runs while any connection is pooled on this worker. */
+static void pool_sweep_arm(hp_worker_t *hw)
+{
+    if (!uv_is_active((uv_handle_t *)&hw->pool_timer))
+        uv_timer_start(&hw->pool_timer, on_pool_sweep, POOL_SWEEP_MS, 0);
+}
+
+/* Closes what the pools must not keep (pool_cut), every POOL_SWEEP_MS: one timer for every
+ * pooled connection of the worker, instead of a timer (and two heap operations per
+ * request) each. */
+static void on_pool_sweep(uv_timer_t *t)
+{
+    hp_worker_t *hw = t->data;
+    const gw_config_t *cfg = hw->hp->cfg;
+    uint64_t now = uv_now(loop_of(hw));
+    bool any = false;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(&cfg->upstreams[i]);
+        for (size_t j = 0; j < cfg->upstreams[i].nbackends; j++) {
+            pool_t *pool = &hw->pools[i][j];
+            uconn_t *u = pool->head != NULL ? pool_cut(pool, kc, now) : NULL;
+            while (u != NULL) {
+                uconn_t *next = u->pnext;
+                u->pooled = false; /* already out of the list */
+                u->pnext = NULL;
+                uconn_close(u, false);
+                u = next;
+            }
+            any = any || pool->head != NULL;
+        }
+    }
+    if (any)
+        pool_sweep_arm(hw);
+}
+
 /* The exchange is done with U: back to its pool when it can carry another request. While
- * pooled it reads, so that the upstream's close (or stray bytes) is noticed at once, and
- * its timer closes it after the pool's idle_timeout. */
+ * pooled it reads, so that the upstream's close (or stray bytes) is noticed at once. */
 static void uconn_release(uconn_t *u, bool reusable)
 {
     uconn_detach(u);
-    if (u->closing || u->starved ||
-        !pool_may_keep(u->kc, u->pool, u->requests, reusable, u->hw->w->draining)) {
+    hp_worker_t *hw = u->hw;
+    if (u->closing || u->starved || !pool_may_keep(u->kc, u->requests, reusable, hw->w->draining)) {
         uconn_close(u, false);
         return;
     }
     u->paused = false;
-    pool_put(u);
-    uv_timer_start(&u->timer, on_pool_timer, u->kc->idle_timeout_ms, 0);
+    pool_put(u, uv_now(loop_of(hw)));
+    pool_sweep_arm(hw);
     upstream_set_reading(u, true); /* normally still on: the same callback serves both */
     if (!u->reading)
         uconn_close(u, true);
 }
 
-/* A pooled connection leaves its pool for an exchange. */
+/* A pooled connection leaves its pool for an exchange (it keeps reading: no epoll_ctl per
+ * request). */
 static uconn_t *uconn_take(pool_t *pool)
 {
-    uconn_t *u = pool_take(pool);
-    if (u == NULL)
-        return NULL;
-    uv_timer_stop(&u->timer); /* it keeps reading: no epoll_ctl per request */
-    return u;
+    return pool_take(pool);
 }
 
 static void upstream_set_reading(uconn_t *u, bool on)
@@ -2164,6 +2211,8 @@ static int http_worker_start(gw_worker_t *w)
     }
     uv_timer_init(&w->loop, &hw->starve_timer);
     hw->starve_timer.data = hw;
+    uv_timer_init(&w->loop, &hw->pool_timer);
+    hw->pool_timer.data = hw;
     hw->started = true;
     return 0;
 }
@@ -2229,6 +2278,7 @@ static void http_worker_stop(gw_worker_t *w)
             uv_close((uv_handle_t *)&hw->keepalive[i].timer, on_worker_handle_closed);
         }
         uv_close((uv_handle_t *)&hw->starve_timer, on_worker_handle_closed);
+        uv_close((uv_handle_t *)&hw->pool_timer, on_worker_handle_closed);
         while (hw->hx_free != NULL) {
             hx_t *x = hw->hx_free;
             hw->hx_free = x->next_free;
