@@ -43,27 +43,27 @@ typedef struct gw_hx_s {
     const gw_http_route_t *route;       /* the matched route; NULL: none (404 by the engine) */
     const struct sockaddr *client;      /* the TCP peer */
     bool tls;
-    uint64_t start_ns;  /* monotonic ns when the request head was complete */
-    int64_t wall_ms;    /* wall clock ms at the same moment (access log time, JWT "now") */
-    uint64_t *rng;      /* the worker's random state, for request ids and the split */
+    uint64_t start_ns; /* monotonic ns when the request head was complete */
+    int64_t wall_ms;   /* wall clock ms at the same moment (access log time, JWT "now") */
+    uint64_t *rng;     /* the worker's random state, for request ids and the split */
     /* ---- set by gw_chain_request ---- */
     char request_id[GW_MW_REQID_MAX + 1]; /* "" until the request_id middleware ran */
-    size_t target;        /* index into route->targets to forward to */
-    unsigned max_attempts; /* 1, or the retry middleware's max_attempts */
+    size_t target;                        /* index into route->targets to forward to */
+    unsigned max_attempts;                /* 1, or the retry middleware's max_attempts */
     /* ---- set by the engine before gw_chain_finish ---- */
-    unsigned status;             /* status sent to the client; 0 when none was */
+    unsigned status;              /* status sent to the client; 0 when none was */
     uint64_t bytes_in, bytes_out; /* on the client connection for this exchange */
-    const char *upstream;        /* name of the upstream used, NULL if none */
-    const char *backend;         /* address text of the last backend tried, NULL if none */
-    bool upstream_failed;        /* the upstream failed (connect, reset, 502/504): breaker */
+    const char *upstream;         /* name of the upstream used, NULL if none */
+    const char *backend;          /* address text of the last backend tried, NULL if none */
+    bool upstream_failed;         /* the upstream failed (connect, reset, 502/504): breaker */
     /* ---- private to chain.c ---- */
     uint32_t flags;
-    char sub[128];     /* JWT subject, for rate_limit key: jwt_sub ("" when none) */
-    char *log_method;  /* copies for the access log (malloc'd only when a log is on) */
+    char sub[128];    /* JWT subject, for rate_limit key: jwt_sub ("" when none) */
+    char *log_method; /* copies for the access log (malloc'd only when a log is on) */
     char *log_path;
-    int breaker_mw;    /* index of the breaker middleware holding a trial, or -1 */
+    int breaker_mw; /* index of the breaker middleware holding a trial, or -1 */
     bool breaker_trial;
-    bool retry_held;   /* a retry budget slot is held */
+    bool retry_held; /* a retry budget slot is held */
 } gw_hx_t;
 
 /* Zeroes X for a new exchange (frees what a previous one left, if gw_chain_finish was not

@@ -378,8 +378,8 @@ static long step(gw_h1_parser_t *p, const char *data, size_t len, bool *paused)
     else if (e == HPE_PAUSED_UPGRADE) /* gw_h1_next went on after a declined upgrade */
         llhttp_resume_after_upgrade(&p->ll);
     else if (e != HPE_OK)
-        return fail(p, llhttp_status(e, llhttp_get_error_reason(&p->ll)), llhttp_get_error_reason(&p->ll),
-                    where);
+        return fail(p, llhttp_status(e, llhttp_get_error_reason(&p->ll)),
+                    llhttp_get_error_reason(&p->ll), where);
     return (long)used;
 }
 

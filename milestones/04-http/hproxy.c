@@ -119,10 +119,10 @@ struct hconn_s {
     hp_worker_t *hw;
     gw_listener_t *l;
     const gw_http_listener_cfg_t *lcfg;
-    hx_t *x;                   /* the exchange, or NULL when idle */
-    hconn_t *prev, *next;      /* an idle list, or hw->busy */
-    idle_list_t *list;         /* the idle list holding it, NULL if in hw->busy */
-    uint64_t idle_since;       /* loop ms when it joined its idle list */
+    hx_t *x;              /* the exchange, or NULL when idle */
+    hconn_t *prev, *next; /* an idle list, or hw->busy */
+    idle_list_t *list;    /* the idle list holding it, NULL if in hw->busy */
+    uint64_t idle_since;  /* loop ms when it joined its idle list */
     hconn_t *starved_next;
     cstate_t state;
     bool reading, starved, admitted, closing, in_process;
@@ -169,7 +169,7 @@ struct hx_s {
     gw_tcp_pick_t pick;
     const gw_addr_t *backend_addr;
     const gw_http_route_t *route;
-    size_t upstream; /* index of the target's upstream */
+    size_t upstream;  /* index of the target's upstream */
     unsigned attempt; /* connect attempt within the current pick sequence (02's retries) */
     unsigned tries;   /* attempts in all, for the retry middleware */
     rqstate_t rq;
@@ -204,13 +204,13 @@ struct uconn_s {
     uv_connect_t connect_req;
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
-    hx_t *x;           /* attached exchange, or NULL */
-    pool_t *pool;      /* the pool of its backend on this worker */
+    hx_t *x;                          /* attached exchange, or NULL */
+    pool_t *pool;                     /* the pool of its backend on this worker */
     const gw_http_upstream_cfg_t *kc; /* its upstream's keepalive settings */
-    uconn_t *pnext;    /* in the pool */
-    uconn_t *prev, *next; /* hw->uconns */
-    unsigned requests; /* requests sent on it */
-    uint64_t idle_since; /* loop ms when it was pooled */
+    uconn_t *pnext;                   /* in the pool */
+    uconn_t *prev, *next;             /* hw->uconns */
+    unsigned requests;                /* requests sent on it */
+    uint64_t idle_since;              /* loop ms when it was pooled */
     bool connected, pooled, closing, paused, reading, starved;
     uint8_t pending_closes;
 };
@@ -223,7 +223,7 @@ typedef struct wreq_s {
     gw_chunk_t *ch; /* a body chunk holding a reference, or NULL */
     char *heap;     /* a serialised head, or NULL */
     bool to_client;
-    void *owner; /* hconn_t or uconn_t */
+    void *owner;  /* hconn_t or uconn_t */
     char pre[24]; /* chunk-size line */
 } wreq_t;
 
@@ -561,7 +561,8 @@ static void on_idle_timer(uv_timer_t *t)
     idle_arm(il);
 }
 
-/* ---- exchange state --------------------------------------------------------------------------- */
+/* ---- exchange state ---------------------------------------------------------------------------
+ */
 
 static void on_hx_timer(uv_timer_t *t);
 
@@ -895,27 +896,48 @@ static void client_update_reading(hconn_t *c)
 static const char *status_text(unsigned s)
 {
     switch (s) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -958,8 +980,9 @@ static void send_local(hconn_t *c, unsigned status, const char *reason, bool clo
     char body[512];
     int blen = 0;
     if (status != 204 && status != 304 && status >= 200) {
-        blen = snprintf(body, sizeof body, "{\"status\":%u,\"error\":\"%s\",\"request_id\":\"%s\"}\n",
-                        status, reason != NULL ? reason : status_text(status), x->chain.request_id);
+        blen =
+            snprintf(body, sizeof body, "{\"status\":%u,\"error\":\"%s\",\"request_id\":\"%s\"}\n",
+                     status, reason != NULL ? reason : status_text(status), x->chain.request_id);
         if (blen < 0 || (size_t)blen >= sizeof body)
             blen = 0;
     }
@@ -988,8 +1011,6 @@ static void send_local(hconn_t *c, unsigned status, const char *reason, bool clo
     x->error_sent = true;
     x->rs = RS_DONE;
     x->close_after = close;
-    size_t before = uv_stream_get_write_queue_size((uv_stream_t *)&c->sock);
-    (void)before;
     int rc = send_head(hw, true, c, (uv_stream_t *)&c->sock, h, x->head_method ? NULL : body,
                        x->head_method ? 0 : (size_t)blen);
     x->bytes_out += gw_h1_head_size(h) + (x->head_method ? 0 : (size_t)blen);
@@ -1127,7 +1148,8 @@ static uconn_t *pool_cut(pool_t *pool, const gw_http_upstream_cfg_t *kc, uint64_
 {
     uconn_t **link = &pool->head;
     size_t kept = 0;
-    while (*link != NULL && kept < kc->max_idle && now - (*link)->idle_since < kc->idle_timeout_ms) {
+    while (*link != NULL && kept < kc->max_idle &&
+           now - (*link)->idle_since < kc->idle_timeout_ms) {
         link = &(*link)->pnext;
         kept++;
     }
@@ -1207,8 +1229,7 @@ static void upstream_set_reading(uconn_t *u, bool on)
     u->reading = on;
     if (!on)
         uv_read_stop((uv_stream_t *)&u->sock);
-    else if (!u->starved &&
-             uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_upstream_read) != 0)
+    else if (!u->starved && uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_upstream_read) != 0)
         u->reading = false;
 }
 
@@ -1228,7 +1249,8 @@ static void upstream_starve(uconn_t *u)
     uv_timer_start(&u->timer, on_upstream_unstarve, STARVE_RETRY_MS, 0);
 }
 
-/* ---- failures before the response head: retry, or 502/503/504 ---------------------------------- */
+/* ---- failures before the response head: retry, or 502/503/504 ----------------------------------
+ */
 
 static void on_retry_due(hconn_t *c)
 {
@@ -1258,14 +1280,12 @@ static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool co
     if (x->picked && !stale)
         p->report(p->ctx, hw->w, &x->pick, uv_status < 0 ? uv_status : UV_ECONNRESET);
     x->chain.upstream_failed = true;
-    uint64_t dl;
-    if (!gw_lograte_allow(&hw->err_log, uv_now(loop_of(hw)), 1000, &dl))
-        ;
-    else {
+    uint64_t dropped;
+    if (gw_lograte_allow(&hw->err_log, uv_now(loop_of(hw)), 1000, &dropped)) {
         char a[GW_ADDR_STRLEN];
-        gw_warn("route '%s': backend %s: %s (attempt %u)", x->route ? x->route->name : "-",
+        gw_warn("route '%s': backend %s: %s (attempt %u)%s", x->route ? x->route->name : "-",
                 x->backend_addr ? gw_addr_format(x->backend_addr, a, sizeof a) : "-", why,
-                x->attempt + 1);
+                x->attempt + 1, dropped ? " (more like this suppressed)" : "");
     }
     /* A request can be sent again only if none of its body was consumed: no body, or a
      * body still waiting in the client's socket. */
@@ -1394,8 +1414,8 @@ static void upstream_start(hconn_t *c)
     const gw_http_target_t *t = &x->route->targets[x->chain.target];
     x->upstream = t->upstream_index;
     x->chain.upstream = t->upstream;
-    x->backend_addr = gw_lb_pick_upstream(hw->hp->lb, hw->w, x->upstream,
-                                          &c->peer.sa, x->attempt, &x->pick);
+    x->backend_addr =
+        gw_lb_pick_upstream(hw->hp->lb, hw->w, x->upstream, &c->peer.sa, x->attempt, &x->pick);
     if (x->backend_addr == NULL) {
         const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
         if (x->pick.ref != NULL) /* the pick took a snapshot reference: give it back */
@@ -1443,8 +1463,8 @@ static void upstream_start(hconn_t *c)
     u->x = x;
     x->u = u;
     uv_tcp_nodelay(&u->sock, 1);
-    int rc = uv_tcp_connect(&u->connect_req, &u->sock, (const struct sockaddr *)&x->backend_addr->ss,
-                            on_upstream_connect);
+    int rc = uv_tcp_connect(&u->connect_req, &u->sock,
+                            (const struct sockaddr *)&x->backend_addr->ss, on_upstream_connect);
     if (rc != 0) {
         attempt_failed(c, 502, "upstream connect failed", true, rc);
         return;
@@ -1855,8 +1875,8 @@ static int response_flush(hconn_t *c)
         return 0;
     char *head = x->pend;
     x->pend = NULL;
-    long rc = send_body(c->hw, true, c, (uv_stream_t *)&c->sock, false, NULL, NULL, 0, head,
-                        x->pend_len);
+    long rc =
+        send_body(c->hw, true, c, (uv_stream_t *)&c->sock, false, NULL, NULL, 0, head, x->pend_len);
     if (rc < 0) {
         client_close(c, true);
         return -1;
@@ -1968,8 +1988,9 @@ static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (x->rs == RS_NONE) {
-        attempt_failed(c, 502, nread == UV_EOF ? "upstream closed the connection" : "upstream reset",
-                       false, (int)nread);
+        attempt_failed(c, 502,
+                       nread == UV_EOF ? "upstream closed the connection" : "upstream reset", false,
+                       (int)nread);
         return;
     }
     /* Cut in the middle of the response body: the client cannot be told but by a close. */
@@ -1978,7 +1999,8 @@ static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     client_close(c, true);
 }
 
-/* ---- write completions ------------------------------------------------------------------------ */
+/* ---- write completions ------------------------------------------------------------------------
+ */
 
 static void on_client_written(uv_write_t *req, int status)
 {
@@ -2017,7 +2039,8 @@ static void on_upstream_written(uv_write_t *req, int status)
             x->body_started = true;
         return;
     }
-    if (x->req_paused && uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) < low_water(u->hw)) {
+    if (x->req_paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) < low_water(u->hw)) {
         x->req_paused = false;
         client_process(c);
     }
@@ -2069,7 +2092,8 @@ static void exchange_done(hconn_t *c)
     client_update_reading(c);
 }
 
-/* ---- timers ------------------------------------------------------------------------------------ */
+/* ---- timers ------------------------------------------------------------------------------------
+ */
 
 static void on_hx_timer(uv_timer_t *t)
 {
@@ -2348,8 +2372,7 @@ static void http_metrics(void *ctx, gw_prom_t *p)
     gw_prom_sample_u64(p, "gw_http_connections_total", NULL, HTTP_SUM(hp, connections));
     gw_prom_family(p, "gw_http_requests_total", "HTTP request heads received", GW_PROM_COUNTER);
     gw_prom_sample_u64(p, "gw_http_requests_total", NULL, HTTP_SUM(hp, requests));
-    gw_prom_family(p, "gw_http_responses_total", "HTTP responses sent, by class",
-                   GW_PROM_COUNTER);
+    gw_prom_family(p, "gw_http_responses_total", "HTTP responses sent, by class", GW_PROM_COUNTER);
     static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
     uint64_t v[4] = {HTTP_SUM(hp, responses_2xx), HTTP_SUM(hp, responses_3xx),
                      HTTP_SUM(hp, responses_4xx), HTTP_SUM(hp, responses_5xx)};
@@ -2365,7 +2388,8 @@ static void http_metrics(void *ctx, gw_prom_t *p)
                    "Requests sent upstream, by connection: new or reused from the pool",
                    GW_PROM_COUNTER);
     const char *fresh[] = {"connection", "new", NULL}, *reused[] = {"connection", "reused", NULL};
-    gw_prom_sample_u64(p, "gw_http_upstream_requests_total", fresh, HTTP_SUM(hp, upstream_connects));
+    gw_prom_sample_u64(p, "gw_http_upstream_requests_total", fresh,
+                       HTTP_SUM(hp, upstream_connects));
     gw_prom_sample_u64(p, "gw_http_upstream_requests_total", reused, HTTP_SUM(hp, upstream_reuses));
     gw_prom_family(p, "gw_http_retries_total", "Requests sent again after a failed attempt",
                    GW_PROM_COUNTER);

@@ -122,9 +122,9 @@ typedef struct gw_mw_cfg_s {
             char *keys_file;       /* `keys` as written; NULL when `secret` gave the key */
             char *kid;             /* `kid`, NULL when absent */
             gw_jwt_policy_t policy;
-            char *realm;           /* for WWW-Authenticate: Bearer realm="..." (default "gw") */
-            char **claim_names;    /* claims copied to request headers... */
-            char **claim_headers;  /* ...under these header names */
+            char *realm;          /* for WWW-Authenticate: Bearer realm="..." (default "gw") */
+            char **claim_names;   /* claims copied to request headers... */
+            char **claim_headers; /* ...under these header names */
             size_t nclaims;
         } jwt;
         struct {
@@ -169,7 +169,7 @@ typedef struct gw_http_route_s {
     gw_split_target_t *split_targets; /* [ntargets], parallel to targets (names borrowed) */
     gw_split_t split;                 /* over split_targets (also for one target) */
     gw_split_key_t sticky;
-    char *sticky_name; /* header or cookie name, NULL when not sticky */
+    char *sticky_name;  /* header or cookie name, NULL when not sticky */
     char *host_rewrite; /* NULL: keep the client's Host */
     uint64_t max_body;  /* 0: the listener's max_body */
     gw_mw_cfg_t *mw;
@@ -195,9 +195,9 @@ typedef struct gw_http_listener_cfg_s {
 } gw_http_listener_cfg_t;
 
 typedef struct gw_http_upstream_cfg_s {
-    uint64_t max_idle;          /* idle connections kept per backend per worker, default 32 (0..10000) */
-    uint64_t idle_timeout_ms;   /* default 60s */
-    uint64_t max_requests;      /* requests per upstream connection, default 1000, 0 = no limit */
+    uint64_t max_idle; /* idle connections kept per backend per worker, default 32 (0..10000) */
+    uint64_t idle_timeout_ms; /* default 60s */
+    uint64_t max_requests;    /* requests per upstream connection, default 1000, 0 = no limit */
 } gw_http_upstream_cfg_t;
 
 /* The milestone-04 part of listener L (NULL for tcp listeners) and upstream U (defaults
