@@ -995,8 +995,8 @@ bool gw_cnode_expect_seq(gw_cdoc_t *doc, const gw_cnode_t *node, const char *wha
 
 /* ---- unused keys -------------------------------------------------------------------- */
 
-/* Levenshtein distance, two rows; keys longer than MAX_KEY_EDIT count as far apart. */
-static unsigned edit_distance(const char *a, const char *b)
+/* see cfgtree.h */
+unsigned gw_cfg_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     unsigned row0[MAX_KEY_EDIT + 1], row1[MAX_KEY_EDIT + 1];
@@ -1023,7 +1023,7 @@ static const char *did_you_mean(const gw_cnode_t *map, const char *key)
     const char *best = NULL;
     unsigned best_d = 3;
     for (size_t i = 0; i < map->nasked; i++) {
-        unsigned d = edit_distance(key, map->asked[i]);
+        unsigned d = gw_cfg_edit_distance(key, map->asked[i]);
         if (d < best_d && d < strlen(map->asked[i])) {
             best = map->asked[i];
             best_d = d;

@@ -115,6 +115,10 @@ int gw_cget_addr(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, gw_add
 char *gw_cfmt_duration(uint64_t ms, char *buf, size_t size);
 char *gw_cfmt_size(uint64_t bytes, char *buf, size_t size);
 
+/* Levenshtein distance between A and B, for "did you mean" hints; names longer than 64
+ * bytes count as far apart (~0u). */
+unsigned gw_cfg_edit_distance(const char *a, const char *b);
+
 /* A key that a later milestone introduces: PATH is dotted, `*` matches any one segment
  * (a map key or a sequence index), e.g. "upstreams.*.balancer", "listeners.*.routes". */
 typedef struct gw_later_key_s {

@@ -1,7 +1,20 @@
 /* error.c - messages for GW_E* codes and negated errno values. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "error.h"
+
+/* see error.h */
+void gw_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
 
 /* see error.h */
 const char *gw_strerror(int err)

@@ -15,6 +15,12 @@ enum {
     GW_ELIMIT = -10007,     /* a configured limit was reached */
 };
 
+#include <stddef.h>
+
+/* Writes a printf-style message into ERR (ERRLEN bytes, truncated); does nothing when ERR is
+ * NULL or ERRLEN is 0. For functions that report why they failed in a caller's buffer. */
+void gw_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Returns a static, human-readable string for a GW_E* code or a negated errno/UV_E* code. */
 const char *gw_strerror(int err);
 

@@ -82,17 +82,6 @@ struct gw_chain_s {
     uint64_t seed[2]; /* rate-limit keys from headers and subjects are hashed under these */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- random numbers ----------------------------------------------------------------------- */
 
@@ -118,13 +107,13 @@ static long log_open(gw_chain_t *c, const char *path, char *err, size_t errlen)
             return (long)i;
     log_file_t *l = realloc(c->logs, (c->nlogs + 1) * sizeof *l);
     if (l == NULL) {
-        set_err(err, errlen, "access_log %s: %s", path, "out of memory");
+        gw_errf(err, errlen, "access_log %s: %s", path, "out of memory");
         return -1;
     }
     c->logs = l;
     int fd = strcmp(path, "-") == 0 ? 1 : open(path, LOG_FLAGS, 0644);
     if (fd < 0) {
-        set_err(err, errlen, "access_log %s: %s", path, strerror(errno));
+        gw_errf(err, errlen, "access_log %s: %s", path, strerror(errno));
         return -1;
     }
     c->logs[c->nlogs] = (log_file_t){.path = path, .fd = fd};
@@ -139,7 +128,7 @@ static int route_init(gw_chain_t *c, route_state_t *rs, const gw_http_route_t *r
     gw_budget_init(&rs->budget);
     rs->mw = calloc(r->nmw > 0 ? r->nmw : 1, sizeof *rs->mw);
     if (rs->mw == NULL) {
-        set_err(err, errlen, "route '%s': %s", r->name, "out of memory");
+        gw_errf(err, errlen, "route '%s': %s", r->name, "out of memory");
         return -1;
     }
     bool breaker = false;
@@ -151,7 +140,7 @@ static int route_init(gw_chain_t *c, route_state_t *rs, const gw_http_route_t *r
             ms->limiter = gw_keyed_new(m->u.rate_limit.rate, m->u.rate_limit.burst,
                                        (size_t)m->u.rate_limit.max_keys, RL_STRIPES);
             if (ms->limiter == NULL) {
-                set_err(err, errlen, "route '%s': %s", r->name,
+                gw_errf(err, errlen, "route '%s': %s", r->name,
                         "rate_limit: invalid rate, burst or max_keys, or out of memory");
                 return -1;
             }
@@ -160,7 +149,7 @@ static int route_init(gw_chain_t *c, route_state_t *rs, const gw_http_route_t *r
             /* gw_hx_t holds one admission (breaker_mw); a second breaker would never see an
              * outcome and so never open: refuse it rather than pretend it works. */
             if (breaker) {
-                set_err(err, errlen, "route '%s': %s", r->name, "more than one breaker");
+                gw_errf(err, errlen, "route '%s': %s", r->name, "more than one breaker");
                 return -1;
             }
             breaker = true;
@@ -186,7 +175,7 @@ gw_chain_t *gw_chain_new(const gw_config_t *cfg, char *err, size_t errlen)
 {
     gw_chain_t *c = calloc(1, sizeof *c);
     if (c == NULL || (c->lis = calloc(cfg->nlisteners + 1, sizeof *c->lis)) == NULL) {
-        set_err(err, errlen, "out of memory");
+        gw_errf(err, errlen, "out of memory");
         free(c);
         return NULL;
     }
@@ -204,7 +193,7 @@ gw_chain_t *gw_chain_new(const gw_config_t *cfg, char *err, size_t errlen)
         c->lis[i].hcfg = h;
         c->lis[i].routes = calloc(h->nroutes + 1, sizeof *c->lis[i].routes);
         if (c->lis[i].routes == NULL) {
-            set_err(err, errlen, "out of memory");
+            gw_errf(err, errlen, "out of memory");
             gw_chain_free(c);
             return NULL;
         }

@@ -43,6 +43,7 @@
 #include "04-http/pathnorm.h"
 #include "clock.h"
 #include "error.h"
+#include "httpd.h"
 #include "log.h"
 
 #define LINGER_MS 2000     /* after an error answer: read and discard this long before closing */
@@ -893,52 +894,10 @@ static void client_update_reading(hconn_t *c)
 
 /* ---- local answers ------------------------------------------------------------------------ */
 
+/* The reason phrase for status S (common/httpd.c keeps the table). */
 static const char *status_text(unsigned s)
 {
-    switch (s) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Unknown";
-    }
+    return gw_httpd_reason((int)s);
 }
 
 /* Makes sure the exchange has a request id to report (the middleware's, or a fresh one). */

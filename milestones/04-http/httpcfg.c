@@ -228,27 +228,6 @@ static int check_prefix(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key,
     return GW_ECONFIG;
 }
 
-/* Levenshtein distance, two rows, for "did you mean"; long names count as far apart. */
-static unsigned edit_distance(const char *a, const char *b)
-{
-    unsigned row[32], prev[32];
-    size_t la = strlen(a), lb = strlen(b);
-    if (la >= 32 || lb >= 32)
-        return 99;
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = (unsigned)j;
-    for (size_t i = 1; i <= la; i++) {
-        row[0] = (unsigned)i;
-        for (size_t j = 1; j <= lb; j++) {
-            unsigned sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            unsigned del = prev[j] + 1, ins = row[j - 1] + 1;
-            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, row, (lb + 1) * sizeof(row[0]));
-    }
-    return prev[lb];
-}
-
 /* ---- middleware ------------------------------------------------------------------------ */
 
 static void decode_rewrite(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
@@ -561,7 +540,7 @@ static int mw_kind(gw_cdoc_t *doc, const gw_cnode_t *key)
     for (size_t i = 0; i < NKINDS; i++) {
         if (!strcmp(key->str, mw_names[i]))
             return (int)i;
-        unsigned d = edit_distance(key->str, mw_names[i]);
+        unsigned d = gw_cfg_edit_distance(key->str, mw_names[i]);
         if (d < bd)
             bd = d, best = mw_names[i];
     }

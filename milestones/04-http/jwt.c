@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "error.h"
+
 /* The algorithms we verify. The index is the algorithm's id; the type is the only key type
  * that may verify it. */
 enum { ALG_HS256, ALG_RS256, ALG_ES256, ALG_ANY = -1 };
@@ -144,17 +146,6 @@ long gw_jwt_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 
 /* ---- key sets ----------------------------------------------------------------------------- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* see jwt.h */
 gw_jwt_keyset_t *gw_jwt_keyset_new(void)
@@ -357,11 +348,11 @@ int gw_jwt_keyset_add_jwks(gw_jwt_keyset_t *ks, const char *json, size_t len, ch
     json_t *keys = json_object_get(doc, "keys");
     int added = -1;
     if (doc == NULL) {
-        set_err(err, errlen, "JWKS: %d:%d: %s", jerr.line, jerr.column, jerr.text);
+        gw_errf(err, errlen, "JWKS: %d:%d: %s", jerr.line, jerr.column, jerr.text);
         return -1;
     }
     if (!json_is_array(keys)) {
-        set_err(err, errlen, "JWKS: expected an object with a \"keys\" array");
+        gw_errf(err, errlen, "JWKS: expected an object with a \"keys\" array");
         goto out;
     }
     /* New keys are written after the last committed one and committed (ks->n) only when the
@@ -373,7 +364,7 @@ int gw_jwt_keyset_add_jwks(gw_jwt_keyset_t *ks, const char *json, size_t len, ch
         const char *why = "too many keys (at most 64)";
         int r = n < GW_JWT_MAX_KEYS ? jwk_parse(&ks->keys[n], jwk, &why) : -1;
         if (r < 0) {
-            set_err(err, errlen, "JWKS: keys[%zu]: %s", i, why);
+            gw_errf(err, errlen, "JWKS: keys[%zu]: %s", i, why);
             goto out;
         }
         n += (size_t)r;
@@ -390,7 +381,7 @@ int gw_jwt_keyset_add_secret(gw_jwt_keyset_t *ks, const char *kid, const uint8_t
                              size_t len, char *err, size_t errlen)
 {
     if (ks->n >= GW_JWT_MAX_KEYS) {
-        set_err(err, errlen, "too many keys (at most 64)");
+        gw_errf(err, errlen, "too many keys (at most 64)");
         return -1;
     }
     jwt_key_t *k = &ks->keys[ks->n];
@@ -400,7 +391,7 @@ int gw_jwt_keyset_add_secret(gw_jwt_keyset_t *ks, const char *kid, const uint8_t
     if (why == NULL && key_set_kid(k, kid) < 0)
         why = "kid longer than 128 bytes";
     if (why != NULL) {
-        set_err(err, errlen, "%s", why);
+        gw_errf(err, errlen, "%s", why);
         return -1;
     }
     ks->n++;
@@ -490,7 +481,7 @@ int gw_jwt_keyset_add_pem(gw_jwt_keyset_t *ks, const char *kid, const char *pem,
     const char *why = "no CERTIFICATE in the PEM text";
     int added = pem_scan(ks, kid, pem, len, &why);
     if (added <= 0) {
-        set_err(err, errlen, "PEM: %s", why);
+        gw_errf(err, errlen, "PEM: %s", why);
         return -1;
     }
     ks->n += (size_t)added;
@@ -526,7 +517,7 @@ int gw_jwt_keyset_add_file(gw_jwt_keyset_t *ks, const char *path, const char *ki
     size_t len = 0, i = 0;
     char *text = read_capped(path, GW_JWT_MAX_KEY_FILE, &len);
     if (text == NULL) {
-        set_err(err, errlen, "%s: %s", path,
+        gw_errf(err, errlen, "%s: %s", path,
                 errno == EFBIG ? "larger than 1 MiB" : strerror(errno ? errno : ENOMEM));
         return -1;
     }
@@ -538,7 +529,7 @@ int gw_jwt_keyset_add_file(gw_jwt_keyset_t *ks, const char *path, const char *ki
     explicit_bzero(text, len); /* a JWKS file may hold HMAC secrets */
     free(text);
     if (n < 0)
-        set_err(err, errlen, "%s: %s", path, why);
+        gw_errf(err, errlen, "%s: %s", path, why);
     return n;
 }
 
