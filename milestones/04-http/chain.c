@@ -82,7 +82,6 @@ struct gw_chain_s {
     uint64_t seed[2]; /* rate-limit keys from headers and subjects are hashed under these */
 };
 
-
 /* ---- random numbers ----------------------------------------------------------------------- */
 
 /* splitmix64: one step of the worker's generator. Request ids and split draws need spread,
@@ -643,20 +642,11 @@ void gw_chain_response(gw_chain_t *c, gw_hx_t *x, const gw_h1_head_t *req, gw_h1
 
 /* ---- retry -------------------------------------------------------------------------------- */
 
-/* RFC 9110 9.2.2. */
-static bool idempotent(const char *m)
-{
-    static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
-    for (size_t i = 0; m != NULL && i < sizeof ok / sizeof ok[0]; i++)
-        if (strcmp(m, ok[i]) == 0)
-            return true;
-    return false;
-}
-
 /* see chain.h */
 bool gw_chain_may_retry(gw_chain_t *c, gw_hx_t *x, const char *method, unsigned attempt)
 {
-    if (!idempotent(method) || attempt >= x->max_attempts)
+    if (method == NULL || !(gw_router_method_bit(method, strlen(method)) & GW_METHODS_IDEMPOTENT) ||
+        attempt >= x->max_attempts)
         return false;
     route_state_t *rs = route_state(c, x);
     if (rs == NULL)

@@ -183,16 +183,10 @@ static void reset_message(gw_h1_parser_t *p)
 void gw_h1_parser_init(gw_h1_parser_t *p, bool is_request, const gw_h1_limits_t *lim)
 {
     memset(p, 0, sizeof(*p));
-    if (lim != NULL)
-        p->lim = *lim;
-    else
-        gw_h1_limits_default(&p->lim);
     p->is_request = is_request;
-    llhttp_init(&p->ll, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
-    /* Twice the wire limits: room for the fields middleware adds. */
-    gw_h1_head_init(&p->head, is_request, 2 * p->lim.max_head, 2 * p->lim.max_fields);
-    gw_h1_head_init(&p->trailers, is_request, 2 * p->lim.max_head, 2 * p->lim.max_fields);
-    reset_message(p);
+    gw_h1_head_init(&p->head, is_request, 0, 0);
+    gw_h1_head_init(&p->trailers, is_request, 0, 0);
+    gw_h1_parser_reset(p, lim, 0); /* the caps are set there, from the limits */
 }
 
 /* see h1.h */
@@ -209,6 +203,7 @@ void gw_h1_parser_reset(gw_h1_parser_t *p, const gw_h1_limits_t *lim, size_t kee
     llhttp_init(&p->ll, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
     p->head = head;
     p->trailers = trailers;
+    /* Twice the wire limits: room for the fields middleware adds. */
     gw_h1_head_reuse(&p->head, 2 * p->lim.max_head, 2 * p->lim.max_fields, keep);
     gw_h1_head_reuse(&p->trailers, 2 * p->lim.max_head, 2 * p->lim.max_fields, keep);
     reset_message(p);

@@ -195,8 +195,8 @@ struct hx_s {
     bool client_eof;     /* the client half-closed after its request */
     bool drain_close;
     uint64_t bytes_in, bytes_out;
-    char *method; /* the request method, NUL-terminated, for retries and the log */
-    char *pend;   /* a serialised response head waiting to leave with the first body bytes */
+    char method[24]; /* the request method, NUL-terminated, for the router and retries */
+    char *pend;      /* a serialised response head waiting to leave with the first body bytes */
     size_t pend_len;
 };
 
@@ -611,8 +611,7 @@ static hx_t *hx_get(hconn_t *c)
  * caller calls gw_h1_next for a pipelined request). */
 static void hx_clear_exchange(hx_t *x)
 {
-    free(x->method);
-    x->method = NULL;
+    x->method[0] = '\0';
     free(x->pend);
     x->pend = NULL;
     x->pend_len = 0;
@@ -741,8 +740,22 @@ static void unstarve(hconn_t *c)
     c->starved = false;
 }
 
-/* Ends the exchange's bookkeeping when the connection goes away mid-way. */
-static void exchange_abort(hconn_t *c)
+/* Gives back what the exchange's pick holds (02's active count, the snapshot reference),
+ * reporting a backend failure if one was seen. */
+static void pick_release(hp_worker_t *hw, hx_t *x)
+{
+    if (x->picked || x->pick.ref != NULL) {
+        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+        p->report(p->ctx, hw->w, &x->pick,
+                  x->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
+    }
+    x->picked = false;
+}
+
+/* Ends the exchange's bookkeeping: an upstream connection still attached closes (with a
+ * reset when ABORTED: the client went away mid-way), the pick is released, and the chain
+ * records the exchange (499, nginx's "client closed the request", if nothing was sent). */
+static void exchange_settle(hconn_t *c, bool aborted)
 {
     hx_t *x = c->x;
     if (x == NULL)
@@ -751,19 +764,14 @@ static void exchange_abort(hconn_t *c)
     if (x->u != NULL) {
         uconn_t *u = x->u;
         uconn_detach(u);
-        uconn_close(u, true);
+        uconn_close(u, aborted);
     }
-    if (x->picked) {
-        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
-        p->report(p->ctx, hw->w, &x->pick,
-                  x->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
-        x->picked = false;
-    }
+    pick_release(hw, x);
     if (x->exchange_open) {
         x->chain.bytes_in = x->bytes_in;
         x->chain.bytes_out = x->bytes_out;
         if (x->chain.status == 0)
-            x->chain.status = 499; /* nginx's "client closed the request" for the log */
+            x->chain.status = 499;
         gw_chain_finish(hw->hp->chain, &x->chain, gw_clock_mono_ns(&gw_clock_system));
         x->exchange_open = false;
     }
@@ -780,7 +788,7 @@ static void client_close(hconn_t *c, bool reset)
     list_unlink(c);
     hp_worker_t *hw = c->hw;
     if (c->x != NULL) {
-        exchange_abort(c);
+        exchange_settle(c, true);
         hx_put(hw, c->x);
         c->x = NULL;
     }
@@ -813,7 +821,7 @@ static void client_linger(hconn_t *c)
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
     if (x != NULL) {
-        exchange_abort(c);
+        exchange_settle(c, true);
         if (x->rbuf != NULL) {
             chunk_unref(hw, x->rbuf);
             x->rbuf = NULL;
@@ -1174,13 +1182,6 @@ static void uconn_release(uconn_t *u, bool reusable)
         uconn_close(u, true);
 }
 
-/* A pooled connection leaves its pool for an exchange (it keeps reading: no epoll_ctl per
- * request). */
-static uconn_t *uconn_take(pool_t *pool)
-{
-    return pool_take(pool);
-}
-
 static void upstream_set_reading(uconn_t *u, bool on)
 {
     if (u->closing || u->reading == on)
@@ -1235,9 +1236,9 @@ static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool co
      * connections whenever it likes): no passive-health failure for that. */
     bool stale = was_reused && !x->resp_bytes && connect_failure == false &&
                  (uv_status == UV_EOF || uv_status == UV_ECONNRESET || uv_status == UV_EPIPE);
-    x->backend_failed = !stale;
     if (x->picked && !stale)
         p->report(p->ctx, hw->w, &x->pick, uv_status < 0 ? uv_status : UV_ECONNRESET);
+    x->backend_failed = false; /* reported above, once: the final release says "closed" */
     x->chain.upstream_failed = true;
     uint64_t dropped;
     if (gw_lograte_allow(&hw->err_log, uv_now(loop_of(hw)), 1000, &dropped)) {
@@ -1261,16 +1262,12 @@ static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool co
         } else if (connect_failure && x->attempt + 1 < p->max_attempts) {
             again = p->retry == NULL || p->retry(p->ctx, hw->w, &x->pick, x->attempt + 1, &delay);
         }
-        if (!again && x->method != NULL &&
+        if (!again && x->method[0] != '\0' &&
             gw_chain_may_retry(hw->hp->chain, &x->chain, x->method, x->tries + 1))
             again = fresh = true;
     }
-    if (!again || fresh) { /* this pick sequence is over: release what it holds */
-        if (x->picked || x->pick.ref != NULL)
-            p->report(p->ctx, hw->w, &x->pick,
-                      x->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
-        x->picked = false;
-    }
+    if (!again || fresh) /* this pick sequence is over: release what it holds */
+        pick_release(hw, x);
     if (again) {
         x->tries++;
         x->attempt = fresh ? 0 : x->attempt + 1;
@@ -1376,10 +1373,7 @@ static void upstream_start(hconn_t *c)
     x->backend_addr =
         gw_lb_pick_upstream(hw->hp->lb, hw->w, x->upstream, &c->peer.sa, x->attempt, &x->pick);
     if (x->backend_addr == NULL) {
-        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
-        if (x->pick.ref != NULL) /* the pick took a snapshot reference: give it back */
-            p->report(p->ctx, hw->w, &x->pick, GW_TCP_CLOSED);
-        x->picked = false;
+        pick_release(hw, x); /* the pick took a snapshot reference: give it back */
         if (x->tries > 0 || x->attempt > 0) {
             answer(c, 502, "no backend answered", true);
             return;
@@ -1392,7 +1386,7 @@ static void upstream_start(hconn_t *c)
     gw_backend_t *b = x->pick.backend;
     x->chain.backend = b->name;
     pool_t *pool = pool_of(hw, b);
-    uconn_t *u = uconn_take(pool);
+    uconn_t *u = pool_take(pool); /* it keeps reading: no epoll_ctl per request */
     if (u != NULL) {
         u->x = x;
         x->u = u;
@@ -1442,15 +1436,6 @@ static const char *lookup_header(void *ctx, const char *name, size_t *len)
     return v.ptr;
 }
 
-static bool method_idempotent(const char *m)
-{
-    static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL};
-    for (size_t i = 0; idem[i] != NULL; i++)
-        if (strcmp(m, idem[i]) == 0)
-            return true;
-    return false;
-}
-
 static bool route_has(const gw_http_route_t *r, gw_mw_kind_t kind)
 {
     for (size_t i = 0; i < r->nmw; i++)
@@ -1469,21 +1454,24 @@ static void on_request_head(hconn_t *c)
     x->req_body = x->rp.body;
     hx_timer_stop(x);
 
+    /* The parser writes only methods llhttp knows (the longest has 13 bytes). */
     gw_h1_span_t m = gw_h1_head_method(h);
-    x->method = gw_h1_span_dup(m);
-    if (x->method == NULL) {
-        answer(c, 500, "out of memory", true);
+    if (m.len >= sizeof x->method) {
+        answer(c, 501, "method not supported", true);
         return;
     }
-    x->head_method = strcmp(x->method, "HEAD") == 0;
-    x->idempotent = method_idempotent(x->method);
+    memcpy(x->method, m.ptr, m.len);
+    x->method[m.len] = '\0';
+    unsigned mbit = gw_router_method_bit(m.ptr, m.len);
+    x->head_method = mbit == GW_METHOD_HEAD;
+    x->idempotent = (mbit & GW_METHODS_IDEMPOTENT) != 0;
 
     gw_h1_conn_info_t info;
     gw_h1_strip_hop_by_hop(h, 0, &info);
     x->client_keep = info.keep_alive && !draining(c);
 
     /* CONNECT and upgrades are not proxied yet (WebSocket arrives with its own issue). */
-    if (strcmp(x->method, "CONNECT") == 0) {
+    if (mbit == GW_METHOD_CONNECT) {
         answer(c, 501, "CONNECT is not supported", true);
         return;
     }
@@ -1494,28 +1482,33 @@ static void on_request_head(hconn_t *c)
         answer(c, 400, "only origin-form request targets are accepted", true);
         return;
     }
-    char *norm = malloc(tg.len + 1);
+    /* Normalised on the stack for every common target; a long one (up to max_uri) on
+     * the heap. */
+    char stack[2048];
+    char *norm = tg.len < sizeof stack ? stack : malloc(tg.len + 1);
     if (norm == NULL) {
         answer(c, 500, "out of memory", true);
         return;
     }
     gw_pathnorm_t pn;
-    if (gw_path_normalize(tg.ptr, tg.len, norm, tg.len + 1, &pn) != 0) {
-        free(norm);
-        answer(c, (unsigned)pn.status, pn.reason, true);
-        return;
+    int rc = gw_path_normalize(tg.ptr, tg.len, norm, tg.len + 1, &pn);
+    if (rc == 0 && gw_h1_head_set_target(h, norm, pn.len) != 0) {
+        pn.status = 414;
+        pn.reason = "request target too long";
+        rc = -1;
     }
-    int rc = gw_h1_head_set_target(h, norm, pn.len);
     if (rc != 0) {
-        free(norm);
-        answer(c, 414, "request target too long", true);
+        if (norm != stack)
+            free(norm);
+        answer(c, (unsigned)pn.status, pn.reason, true);
         return;
     }
     gw_h1_span_t host = {NULL, 0};
     gw_h1_head_get(h, "host", &host);
     const gw_route_match_t *match = gw_router_match(c->lcfg->router, host.ptr, host.len, x->method,
                                                     norm, pn.path_len, lookup_header, h, NULL);
-    free(norm);
+    if (norm != stack)
+        free(norm);
     x->chain.listener = c->l->index;
     x->chain.lcfg = c->lcfg;
     x->chain.client = &c->peer.sa;
@@ -1744,11 +1737,7 @@ static void response_end(hconn_t *c)
                         x->sp.state == GW_H1_ST_DONE && !x->drain_close && !u->paused;
         uconn_release(u, reusable);
     }
-    if (x->picked) {
-        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
-        p->report(p->ctx, hw->w, &x->pick, GW_TCP_CLOSED);
-        x->picked = false;
-    }
+    pick_release(hw, x);
     if (x->rq == RQ_DONE)
         exchange_done(c);
     else if (x->resp_close_out || x->close_after)
@@ -1816,14 +1805,8 @@ static void on_response_head(hconn_t *c)
     }
     /* The final head waits for the body bytes read with it (response_flush sends it alone
      * when none came). */
-    size_t need = gw_h1_head_size(h);
-    x->pend = malloc(need);
-    long n = x->pend != NULL ? gw_h1_head_serialize(h, x->pend, need) : -1;
-    if (n < 0) {
+    if (gw_h1_head_serialize_alloc(h, SIZE_MAX, &x->pend, &x->pend_len) != 0)
         client_close(c, true);
-        return;
-    }
-    x->pend_len = (size_t)n;
 }
 
 /* Sends a response head still waiting for body bytes. */
@@ -2012,22 +1995,7 @@ static void exchange_done(hconn_t *c)
 {
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
-    if (x->u != NULL) {
-        uconn_t *u = x->u;
-        uconn_detach(u);
-        uconn_close(u, false);
-    }
-    if (x->picked) {
-        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
-        p->report(p->ctx, hw->w, &x->pick, GW_TCP_CLOSED);
-        x->picked = false;
-    }
-    if (x->exchange_open) {
-        x->chain.bytes_in = x->bytes_in;
-        x->chain.bytes_out = x->bytes_out;
-        gw_chain_finish(hw->hp->chain, &x->chain, gw_clock_mono_ns(&gw_clock_system));
-        x->exchange_open = false;
-    }
+    exchange_settle(c, false);
     if (x->close_after || !x->client_keep || draining(c)) {
         client_linger(c);
         return;

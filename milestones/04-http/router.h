@@ -26,6 +26,11 @@ enum {
     GW_METHOD_TRACE = 1u << 8,
 };
 
+/* The idempotent methods (RFC 9110 9.2.2): a request with one of them may be sent again. */
+#define GW_METHODS_IDEMPOTENT                                                                      \
+    (GW_METHOD_GET | GW_METHOD_HEAD | GW_METHOD_OPTIONS | GW_METHOD_TRACE | GW_METHOD_PUT |        \
+     GW_METHOD_DELETE)
+
 /* The GW_METHOD_* bit for the method name M[0..LEN) (case-sensitive, as RFC 9110 says), or
  * 0 for any other method. */
 unsigned gw_router_method_bit(const char *m, size_t len);
