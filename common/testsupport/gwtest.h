@@ -9,6 +9,7 @@
 /* cmocka needs the four headers above first. */
 #include <cmocka.h>
 
+#include <sys/socket.h>
 #include <uv.h>
 
 /* Closes every handle still open on LOOP, runs it until the closes complete, and asserts
@@ -19,5 +20,14 @@ void gw_test_close_loop(uv_loop_t *loop);
 #define gw_assert_contains(haystack, needle)                                                       \
     gw__assert_contains((haystack), (needle), __FILE__, __LINE__)
 void gw__assert_contains(const char *haystack, const char *needle, const char *file, int line);
+
+/* The socket address of the literal IPv4 or IPv6 address IP (port 0); fails the test when
+ * IP is neither. */
+struct sockaddr_storage gw_test_sockaddr(const char *ip);
+
+/* Base64url without padding (RFC 4648 section 5) of LEN bytes of IN into OUT, which needs
+ * 4 * LEN / 3 + 2 bytes (a NUL is written after the text); returns the text's length. For
+ * building JWTs and JWKs in tests: the code under test only decodes. */
+size_t gw_test_b64url(const uint8_t *in, size_t len, char *out);
 
 #endif

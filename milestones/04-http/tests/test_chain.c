@@ -48,21 +48,6 @@ typedef struct fx_s {
     uint64_t rng;
 } fx_t;
 
-static struct sockaddr_storage sa_of(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
-        s4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
-        s6->sin6_family = AF_INET6;
-    else
-        fail_msg("bad test address %s", ip);
-    return ss;
-}
-
 /* A config whose route "r0" sends everything to upstream "app", with no middleware yet. */
 static fx_t *fx_new(void)
 {
@@ -127,7 +112,7 @@ static void fx_begin_at(fx_t *f, gw_hx_t *x, const char *method, const char *tar
                         uint64_t at_ns)
 {
     gw_hx_reset(x);
-    f->client = sa_of(ip);
+    f->client = gw_test_sockaddr(ip);
     x->listener = 0;
     x->lcfg = &f->http;
     x->route = &f->route;
@@ -433,22 +418,6 @@ static void chain_cors_response_decorated(void **state)
 static const uint8_t secret_k1[32] = "0123456789abcdef0123456789abcdef";
 static const uint8_t secret_other[32] = "fedcba9876543210fedcba9876543210";
 
-static size_t b64url(const uint8_t *in, size_t len, char *out)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        v |= i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0;
-        v |= i + 2 < len ? in[i + 2] : 0;
-        size_t chars = len - i >= 3 ? 4 : len - i + 1;
-        for (size_t c = 0; c < chars; c++)
-            out[o++] = abc[(v >> (18 - 6 * c)) & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
 /* "Bearer " and an HS256 token with kid "k1" over PAYLOAD signed with SECRET, in OUT (4 KiB). */
 static const char *bearer(const char *payload, const uint8_t *secret, char *out)
 {
@@ -458,15 +427,15 @@ static const char *bearer(const char *payload, const uint8_t *secret, char *out)
     uint8_t mac[32];
     memcpy(out, "Bearer ", 7);
     size_t n = 7, start = n;
-    n += b64url((const uint8_t *)header, strlen(header), out + n);
+    n += gw_test_b64url((const uint8_t *)header, strlen(header), out + n);
     out[n++] = '.';
-    n += b64url((const uint8_t *)payload, strlen(payload), out + n);
+    n += gw_test_b64url((const uint8_t *)payload, strlen(payload), out + n);
     br_hmac_key_init(&kc, &br_sha256_vtable, secret, 32);
     br_hmac_init(&hc, &kc, 0);
     br_hmac_update(&hc, out + start, n - start);
     br_hmac_out(&hc, mac);
     out[n++] = '.';
-    b64url(mac, 32, out + n);
+    gw_test_b64url(mac, 32, out + n);
     return out;
 }
 

@@ -95,28 +95,12 @@ static gw_jwt_err_t verify(const gw_jwt_keyset_t *ks, int64_t now, const char *t
     return verify_at(ks, &p, now, token);
 }
 
-static size_t b64url(const uint8_t *in, size_t len, char *out)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        v |= i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0;
-        v |= i + 2 < len ? in[i + 2] : 0;
-        size_t chars = len - i >= 3 ? 4 : len - i + 1;
-        for (size_t c = 0; c < chars; c++)
-            out[o++] = abc[(v >> (18 - 6 * c)) & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
 /* Writes b64(HEADER) "." b64(PAYLOAD) into OUT; returns its length. */
 static size_t signing_input(const char *header, const char *payload, char *out)
 {
-    size_t n = b64url((const uint8_t *)header, strlen(header), out);
+    size_t n = gw_test_b64url((const uint8_t *)header, strlen(header), out);
     out[n++] = '.';
-    return n + b64url((const uint8_t *)payload, strlen(payload), out + n);
+    return n + gw_test_b64url((const uint8_t *)payload, strlen(payload), out + n);
 }
 
 /* An HS256 token over HEADER and PAYLOAD with SECRET (any length), in OUT (4 KiB). */
@@ -132,7 +116,7 @@ static const char *hs256(const char *header, const char *payload, const uint8_t 
     br_hmac_update(&hc, out, n);
     br_hmac_out(&hc, mac);
     out[n++] = '.';
-    b64url(mac, 32, out + n);
+    gw_test_b64url(mac, 32, out + n);
     return out;
 }
 
@@ -159,7 +143,7 @@ static const char *flip(const char *token, int part, size_t at, uint8_t mask, ch
     raw[at] ^= mask;
     size_t o = (size_t)(p - token);
     memcpy(out, token, o);
-    o += b64url(raw, (size_t)n, out + o);
+    o += gw_test_b64url(raw, (size_t)n, out + o);
     memcpy(out + o, end, strlen(end) + 1);
     return out;
 }
@@ -285,8 +269,8 @@ static void es256_fixture(const char *kid, char *jwks_out, size_t jwks_cap, char
     assert_true(br_ec_keygen(&rng.vtable, ec, &sk, skbuf, BR_EC_secp256r1) > 0);
     assert_int_equal(br_ec_compute_pub(ec, &pk, pkbuf, &sk), 65);
     char x[64], y[64], header[128];
-    b64url(pk.q + 1, 32, x);
-    b64url(pk.q + 33, 32, y);
+    gw_test_b64url(pk.q + 1, 32, x);
+    gw_test_b64url(pk.q + 33, 32, y);
     snprintf(jwks_out, jwks_cap,
              "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"%s\",\"x\":\"%s\","
              "\"y\":\"%s\"}]}",
@@ -299,7 +283,7 @@ static void es256_fixture(const char *kid, char *jwks_out, size_t jwks_cap, char
     br_sha256_out(&sc, hash);
     assert_int_equal(br_ecdsa_i31_sign_raw(ec, &br_sha256_vtable, hash, &sk, sig), 64);
     token_out[n++] = '.';
-    b64url(sig, 64, token_out + n);
+    gw_test_b64url(sig, 64, token_out + n);
 }
 
 static void verify_es256_signed_with_bearssl(void **state)

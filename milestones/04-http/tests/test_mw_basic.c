@@ -31,25 +31,10 @@ static void expect(const gw_h1_head_t *h, const char *name, const char *want)
         fail_msg("%s: got %.*s, want %s", name, (int)v.len, v.ptr, want);
 }
 
-static struct sockaddr_storage sa_of(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
-        s4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
-        s6->sin6_family = AF_INET6;
-    else
-        fail_msg("bad test address %s", ip);
-    return ss;
-}
-
 static bool contains(const char *cidr, const char *ip)
 {
     gw_cidr_t c;
-    struct sockaddr_storage ss = sa_of(ip);
+    struct sockaddr_storage ss = gw_test_sockaddr(ip);
     assert_int_equal(gw_cidr_parse(cidr, &c), 0);
     return gw_cidr_contains(&c, (const struct sockaddr *)&ss);
 }
@@ -174,7 +159,7 @@ static const char *const TRUSTED[] = {"10.0.0.0/8", "::1/128"};
 static int forward(gw_h1_head_t *h, const char *peer_ip, bool tls)
 {
     gw_cidr_t t[2];
-    struct sockaddr_storage ss = sa_of(peer_ip);
+    struct sockaddr_storage ss = gw_test_sockaddr(peer_ip);
     for (size_t i = 0; i < 2; i++)
         assert_int_equal(gw_cidr_parse(TRUSTED[i], &t[i]), 0);
     gw_mw_peer_t p = {(const struct sockaddr *)&ss, tls, t, 2};
