@@ -570,6 +570,16 @@ def test_download_32mib_chunked(gateway, backend, http_client):
 # ---- statuses and the connection after them -----------------------------------------------------
 
 
+def assert_refused_and_closed(c, raw, statuses):
+    """Sends RAW on client C and checks the answer: one of STATUSES, a JSON error body, and
+    the connection closed after it."""
+    c.send(raw)
+    r = c.read_response()
+    assert r.status in statuses, "expected %s for %r, got %r" % (sorted(statuses), raw, r)
+    assert_error(r, r.status, repr(raw))
+    assert_closed(c, r, repr(raw))
+
+
 # (RFC 9112 lets a server parse "GET  / HTTP/1.1" on whitespace, so that one is not here; a
 # request line without a version is HTTP/0.9, which a 505 also refuses.)
 @pytest.mark.parametrize("raw,statuses", [
@@ -583,12 +593,7 @@ def test_download_32mib_chunked(gateway, backend, http_client):
 def test_400_bad_request_and_close(gateway, backend, http_client, raw, statuses):
     b = backend.http()
     gw = proxy(gateway, b)
-    c = http_client(gw)
-    c.send(raw)
-    r = c.read_response()
-    assert r.status in statuses, "expected %s for %r, got %r" % (sorted(statuses), raw, r)
-    assert_error(r, r.status, repr(raw))
-    assert_closed(c, r, repr(raw))
+    assert_refused_and_closed(http_client(gw), raw, statuses)
     assert b.requests == 0 and b.accepted == 0, "a malformed request reached the backend: %s" % b.log
 
 
@@ -858,12 +863,7 @@ SMUGGLING = [
 def test_smuggling_refused_and_closed(gateway, backend, http_client, raw, statuses):
     b = backend.http()
     gw = proxy(gateway, b)
-    c = http_client(gw)
-    c.send(raw)
-    r = c.read_response()
-    assert r.status in statuses, "expected %s for %r, got %r" % (sorted(statuses), raw, r)
-    assert_error(r, r.status, repr(raw))
-    assert_closed(c, r, repr(raw))
+    assert_refused_and_closed(http_client(gw), raw, statuses)
     # A request on a fresh connection reaches the backend; nothing else ever did.
     assert echo_doc(http_client(gw).get("/clean"))["target"] == "/clean"
     assert b.paths() == ["/clean"], "the refused request (or what it smuggled) reached the backend: %s" % b.log

@@ -210,21 +210,36 @@ static int run_server(int port)
 
 /* ---- client -------------------------------------------------------------------------------- */
 
-static int run_client(const char *target, char mode, uint64_t count)
+/* A connected socket to the loopback address TARGET ("127.x.x.x:PORT"), with the I/O
+ * timeouts set; -1 after saying why. */
+static int connect_to(const char *target)
 {
     struct sockaddr_in a;
     if (parse_loopback(target, &a) != 0) {
         fprintf(stderr, "blast: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
-        return 1;
+        return -1;
     }
-    memset(iobuf_main, 'x', sizeof iobuf_main);
-    double t0 = now_s();
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        perror("blast: socket");
+        return -1;
+    }
     set_timeouts(fd);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         perror("blast: connect");
-        return 1;
+        close(fd);
+        return -1;
     }
+    return fd;
+}
+
+static int run_client(const char *target, char mode, uint64_t count)
+{
+    memset(iobuf_main, 'x', sizeof iobuf_main);
+    double t0 = now_s();
+    int fd = connect_to(target);
+    if (fd < 0)
+        return 1;
     unsigned char hdr[HDR_LEN] = {'B', 'L', 'S', 'T', (unsigned char)mode};
     put_u64(hdr + 8, count);
     if (write_all(fd, hdr, sizeof hdr) != 0) {
@@ -267,19 +282,11 @@ static int run_client(const char *target, char mode, uint64_t count)
 /* HTTP upload (see the top of the file). */
 static int run_post(const char *target, uint64_t count)
 {
-    struct sockaddr_in a;
-    if (parse_loopback(target, &a) != 0) {
-        fprintf(stderr, "blast: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
-        return 1;
-    }
     memset(iobuf_main, 'x', sizeof iobuf_main);
     double t0 = now_s();
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    set_timeouts(fd);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        perror("blast: connect");
+    int fd = connect_to(target);
+    if (fd < 0)
         return 1;
-    }
     char head[256];
     int hl = snprintf(head, sizeof head,
                       "POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Type: "
