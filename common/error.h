@@ -2,6 +2,8 @@
 #ifndef GW_ERROR_H
 #define GW_ERROR_H
 
+#include <stddef.h>
+
 /* Our own codes live below -10000 so they never collide with the negated errno values
  * (UV_E* on Linux) that libuv returns and that we pass through unchanged. */
 enum {
@@ -14,8 +16,6 @@ enum {
     GW_ENOBACKEND = -10006, /* no usable backend */
     GW_ELIMIT = -10007,     /* a configured limit was reached */
 };
-
-#include <stddef.h>
 
 /* Writes a printf-style message into ERR (ERRLEN bytes, truncated); does nothing when ERR is
  * NULL or ERRLEN is 0. For functions that report why they failed in a caller's buffer. */

@@ -2274,14 +2274,6 @@ static void http_on_reopen(gw_runtime_t *rt)
     gw_info("SIGUSR1: access log files reopened");
 }
 
-/* see hproxy.h */
-const gw_http_stats_t *gw_http_worker_stats(const gw_worker_t *w)
-{
-    if (g_hp == NULL || w->id >= g_hp->cfg->workers)
-        return NULL;
-    return g_hp->workers[w->id].stats;
-}
-
 /* Sums one counter over the workers. */
 #define HTTP_SUM(hp, field)                                                                        \
     ({                                                                                             \

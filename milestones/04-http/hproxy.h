@@ -23,7 +23,4 @@ typedef struct gw_http_stats_s {
         responses_5xx, local_errors, upstream_connects, upstream_reuses, retries;
 } gw_http_stats_t;
 
-/* W's counters, NULL before W started. */
-const gw_http_stats_t *gw_http_worker_stats(const gw_worker_t *w);
-
 #endif
