@@ -41,6 +41,7 @@
 #include "04-http/h1.h"
 #include "04-http/httpcfg.h"
 #include "04-http/pathnorm.h"
+#include "04-http/wbatch.h"
 #include "clock.h"
 #include "error.h"
 #include "httpd.h"
@@ -49,7 +50,6 @@
 #define LINGER_MS 2000     /* after an error answer: read and discard this long before closing */
 #define HX_FREE_MAX 64     /* exchange states kept for reuse per worker */
 #define HX_KEEP_BYTES 8192 /* ...each keeping head storage up to this much per head */
-#define WREQ_FREE_MAX 256  /* write requests kept for reuse per worker */
 #define STARVE_RETRY_MS 20 /* the buffer pool was empty: try reading again after this */
 #define POOL_SWEEP_MS 100  /* upstream pools: surplus and idle timeouts are enforced this often */
 
@@ -85,8 +85,7 @@ struct hp_worker_s {
     uconn_t *uconns;        /* every upstream connection not yet closing */
     hx_t *hx_free;
     size_t nhx_free;
-    struct wreq_s *wreq_free;
-    size_t nwreq_free;
+    gw_wb_t wb; /* the writer: every byte this worker sends goes through it */
     uint64_t rng;
     gw_http_stats_t *stats;
     uv_timer_t starve_timer;
@@ -125,8 +124,10 @@ struct hconn_s {
     idle_list_t *list;    /* the idle list holding it, NULL if in hw->busy */
     uint64_t idle_since;  /* loop ms when it joined its idle list */
     hconn_t *starved_next;
+    gw_wdest_t out; /* what is queued for the client */
     cstate_t state;
     bool reading, starved, admitted, closing, in_process;
+    bool out_paused; /* the client's queue passed high_water: no reading, no next request */
     uint8_t pending_closes;
     /* The client's address: an IPv4 or IPv6 peer only (128 bytes of sockaddr_storage
      * would be a third of an idle connection). */
@@ -196,8 +197,6 @@ struct hx_s {
     bool drain_close;
     uint64_t bytes_in, bytes_out;
     char method[24]; /* the request method, NUL-terminated, for the router and retries */
-    char *pend;      /* a serialised response head waiting to leave with the first body bytes */
-    size_t pend_len;
 };
 
 struct uconn_s {
@@ -210,23 +209,12 @@ struct uconn_s {
     const gw_http_upstream_cfg_t *kc; /* its upstream's keepalive settings */
     uconn_t *pnext;                   /* in the pool */
     uconn_t *prev, *next;             /* hw->uconns */
+    gw_wdest_t out;                   /* what is queued for the upstream */
     unsigned requests;                /* requests sent on it */
     uint64_t idle_since;              /* loop ms when it was pooled */
     bool connected, pooled, closing, paused, reading, starved;
     uint8_t pending_closes;
 };
-
-/* One write: the request, what it keeps alive until it completes, and where it went. */
-typedef struct wreq_s {
-    uv_write_t req;
-    struct wreq_s *next_free;
-    hp_worker_t *hw;
-    gw_chunk_t *ch; /* a body chunk holding a reference, or NULL */
-    char *heap;     /* a serialised head, or NULL */
-    bool to_client;
-    void *owner;  /* hconn_t or uconn_t */
-    char pre[24]; /* chunk-size line */
-} wreq_t;
 
 static void client_process(hconn_t *c);
 static void client_close(hconn_t *c, bool reset);
@@ -239,8 +227,8 @@ static void uconn_detach(uconn_t *u);
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void upstream_set_reading(uconn_t *u, bool on);
-static int response_flush(hconn_t *c);
 static void hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms);
+static const gw_wdest_ops_t client_ops, upstream_ops;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
@@ -263,20 +251,6 @@ static uint64_t rng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static void chunk_ref(gw_chunk_t *ch)
-{
-    ch->owner = (void *)((uintptr_t)ch->owner + 1);
-}
-
-/* Drops a reference to CH; the last one gives it back to the worker's cache. */
-static void chunk_unref(hp_worker_t *hw, gw_chunk_t *ch)
-{
-    uintptr_t n = (uintptr_t)ch->owner - 1;
-    ch->owner = (void *)n;
-    if (n == 0)
-        gw_chunk_put(&hw->w->bufs, ch);
-}
-
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
@@ -295,187 +269,88 @@ static gw_chunk_t *chunk_of(const uv_buf_t *buf)
     return buf->base != NULL ? (gw_chunk_t *)(buf->base - offsetof(gw_chunk_t, data)) : NULL;
 }
 
-/* ---- writes -------------------------------------------------------------------------------- */
+/* ---- writes ---------------------------------------------------------------------------- */
 
-static wreq_t *wreq_get(hp_worker_t *hw)
+/* Everything goes through the worker's writer (wbatch.h). Each libuv callback of this file
+ * that can write runs inside gw_wb_hold .. gw_wb_release (see HELD below), so what one event
+ * produces for a peer leaves in one system call, and a write failure is handled at the end
+ * of the event (client_on_error, upstream_on_error), never in the middle of other work. */
+
+/* Serialises head H followed by EXTRA (EXTRA_LEN bytes, may be NULL) for D. Returns the
+ * bytes sent (0 when D has failed). */
+static size_t out_head(hp_worker_t *hw, gw_wdest_t *d, const gw_h1_head_t *h, const char *extra,
+                       size_t extra_len)
 {
-    wreq_t *r = hw->wreq_free;
-    if (r != NULL) {
-        hw->wreq_free = r->next_free;
-        hw->nwreq_free--;
-    } else if ((r = malloc(sizeof *r)) == NULL) {
-        return NULL;
-    }
-    r->hw = hw;
-    r->ch = NULL;
-    r->heap = NULL;
-    return r;
-}
-
-static void wreq_put(wreq_t *r)
-{
-    hp_worker_t *hw = r->hw;
-    if (r->ch != NULL)
-        chunk_unref(hw, r->ch);
-    free(r->heap);
-    if (hw->nwreq_free >= WREQ_FREE_MAX) {
-        free(r);
-        return;
-    }
-    r->next_free = hw->wreq_free;
-    hw->wreq_free = r;
-    hw->nwreq_free++;
-}
-
-static void on_client_written(uv_write_t *req, int status);
-static void on_upstream_written(uv_write_t *req, int status);
-
-/* Drops the first K bytes of BUFS[0..*N) (K < their total). */
-static void bufs_advance(uv_buf_t *bufs, unsigned *n, size_t k)
-{
-    unsigned i = 0;
-    while (i < *n && k >= bufs[i].len)
-        k -= bufs[i++].len;
-    bufs[i].base += k;
-    bufs[i].len -= k;
-    memmove(bufs, bufs + i, (*n - i) * sizeof *bufs);
-    *n -= i;
-}
-
-/* Writes BUFS now if the socket takes them all (uv_try_write: one system call, no request,
- * no callback, and no epoll_ctl, which libuv 1.44 issues after every queued write
- * completes); queues what is left, keeping a reference to CH and HEAP until it is written.
- * PRE (PRELEN bytes, may be NULL) is a caller's stack buffer that BUFS[PRE_AT] points into:
- * it is copied into the request. Returns 0 or a UV error (HEAP freed). */
-static int send_bufs_pre(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s,
-                         uv_buf_t *bufs, unsigned n, gw_chunk_t *ch, char *heap, const char *pre,
-                         size_t prelen, unsigned pre_at)
-{
-    size_t total = 0;
-    for (unsigned i = 0; i < n; i++)
-        total += bufs[i].len;
-    int w = uv_try_write(s, bufs, n);
-    if (w < 0 && w != UV_EAGAIN) {
-        free(heap);
-        return w;
-    }
-    if (w > 0 && (size_t)w == total) {
-        free(heap);
+    size_t hs = gw_h1_head_size(h), need = hs + extra_len;
+    char *p = gw_wb_reserve(&hw->wb, d, need);
+    bool heap = p == NULL;
+    if (heap && (d->error != 0 || (p = malloc(need)) == NULL)) {
+        gw_wb_fail(&hw->wb, d, UV_ENOMEM);
         return 0;
     }
-    wreq_t *r = wreq_get(hw);
-    if (r == NULL) {
-        free(heap);
-        return UV_ENOMEM;
-    }
-    r->to_client = to_client;
-    r->owner = owner;
-    r->heap = heap;
-    if (pre != NULL) { /* the chunk-size line lives on our stack: keep a copy */
-        memcpy(r->pre, pre, prelen);
-        bufs[pre_at].base = r->pre;
-    }
-    if (w > 0)
-        bufs_advance(bufs, &n, (size_t)w);
-    if (ch != NULL) {
-        chunk_ref(ch);
-        r->ch = ch;
-    }
-    int rc = uv_write(&r->req, s, bufs, n, to_client ? on_client_written : on_upstream_written);
-    if (rc != 0)
-        wreq_put(r);
-    return rc;
-}
-
-/* Queues BUFS on the client (TO_CLIENT) or the upstream stream. CH (may be NULL) gets a
- * reference held until the write completes; HEAP (may be NULL) is freed then. Returns 0
- * or a UV error (HEAP freed, no reference kept). */
-static int send_bufs(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, uv_buf_t *bufs,
-                     unsigned n, gw_chunk_t *ch, char *heap)
-{
-    return send_bufs_pre(hw, to_client, owner, s, bufs, n, ch, heap, NULL, 0, 0);
-}
-
-/* Writes DATA[0..N) of chunk CH as body bytes, framed as a chunk when CHUNKED, after HEAD
- * (HEAD_LEN bytes, malloc'd, taken over; may be NULL): a response head and the first body
- * bytes that came with it leave in one system call. Returns the bytes queued or a UV
- * error. */
-static long send_body(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s, bool chunked,
-                      gw_chunk_t *ch, const char *data, size_t n, char *head, size_t head_len)
-{
-    uv_buf_t b[4];
-    unsigned nb = 0, pre_at = 0;
-    char pre[24];
-    int len = 0;
-    if (head != NULL)
-        b[nb++] = uv_buf_init(head, (unsigned)head_len);
-    if (chunked && n > 0) {
-        len = snprintf(pre, sizeof pre, "%zx\r\n", n);
-        pre_at = nb;
-        b[nb++] = uv_buf_init(pre, (unsigned)len);
-    }
-    if (n > 0)
-        b[nb++] = uv_buf_init((char *)data, (unsigned)n);
-    if (chunked && n > 0)
-        b[nb++] = uv_buf_init("\r\n", 2);
-    if (nb == 0)
+    long n = gw_h1_head_serialize(h, p, hs);
+    if (n < 0) { /* cannot happen: the size came from the same head */
+        if (heap)
+            free(p);
+        gw_wb_fail(&hw->wb, d, UV_EINVAL);
         return 0;
-    int rc = send_bufs_pre(hw, to_client, owner, s, b, nb, n > 0 ? ch : NULL, head,
-                           len > 0 ? pre : NULL, (size_t)len, pre_at);
-    if (rc < 0)
-        return rc;
-    return (long)(head_len + n + (chunked && n > 0 ? (size_t)len + 2 : 0));
-}
-
-/* Ends a chunked body: the last chunk, the trailer fields T (already checked by the
- * parser, written in canonical form), the blank line. Returns the bytes queued, or a UV
- * error. */
-static long send_last_chunk(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s,
-                            const gw_h1_head_t *t)
-{
-    size_t n = 5;
-    for (size_t i = 0; i < gw_h1_head_count(t); i++)
-        n += gw_h1_head_name_at(t, i).len + gw_h1_head_value_at(t, i).len + 4;
-    char *buf = malloc(n);
-    if (buf == NULL)
-        return UV_ENOMEM;
-    size_t o = 3;
-    memcpy(buf, "0\r\n", 3);
-    for (size_t i = 0; i < gw_h1_head_count(t); i++) {
-        gw_h1_span_t nm = gw_h1_head_name_at(t, i), v = gw_h1_head_value_at(t, i);
-        memcpy(buf + o, nm.ptr, nm.len);
-        o += nm.len;
-        memcpy(buf + o, ": ", 2);
-        o += 2;
-        memcpy(buf + o, v.ptr, v.len);
-        o += v.len;
-        memcpy(buf + o, "\r\n", 2);
-        o += 2;
-    }
-    memcpy(buf + o, "\r\n", 2);
-    o += 2;
-    uv_buf_t b = uv_buf_init(buf, (unsigned)o);
-    int rc = send_bufs(hw, to_client, owner, s, &b, 1, NULL, buf);
-    return rc < 0 ? rc : (long)o;
-}
-
-/* Serialises head H and writes it, followed by EXTRA (may be NULL). */
-static int send_head(hp_worker_t *hw, bool to_client, void *owner, uv_stream_t *s,
-                     const gw_h1_head_t *h, const char *extra, size_t extra_len)
-{
-    size_t need = gw_h1_head_size(h);
-    char *buf = malloc(need + extra_len);
-    if (buf == NULL)
-        return UV_ENOMEM;
-    long n = gw_h1_head_serialize(h, buf, need);
-    if (n < 0) {
-        free(buf);
-        return UV_ENOMEM;
     }
     if (extra_len > 0)
-        memcpy(buf + n, extra, extra_len);
-    uv_buf_t b = uv_buf_init(buf, (unsigned)((size_t)n + extra_len));
-    return send_bufs(hw, to_client, owner, s, &b, 1, NULL, buf);
+        memcpy(p + n, extra, extra_len);
+    if (heap)
+        gw_wb_heap(&hw->wb, d, p, need);
+    else
+        gw_wb_commit(&hw->wb, need);
+    return need;
+}
+
+/* Ends a chunked body for D: the last chunk, the trailer fields T (already checked by the
+ * parser, written in canonical form), the blank line. Returns the bytes sent. */
+static size_t out_last_chunk(hp_worker_t *hw, gw_wdest_t *d, const gw_h1_head_t *t)
+{
+    size_t need = 5;
+    for (size_t i = 0; i < gw_h1_head_count(t); i++)
+        need += gw_h1_head_name_at(t, i).len + gw_h1_head_value_at(t, i).len + 4;
+    char *p = gw_wb_reserve(&hw->wb, d, need);
+    bool heap = p == NULL;
+    if (heap && (d->error != 0 || (p = malloc(need)) == NULL)) {
+        gw_wb_fail(&hw->wb, d, UV_ENOMEM);
+        return 0;
+    }
+    size_t o = 3;
+    memcpy(p, "0\r\n", 3);
+    for (size_t i = 0; i < gw_h1_head_count(t); i++) {
+        gw_h1_span_t nm = gw_h1_head_name_at(t, i), v = gw_h1_head_value_at(t, i);
+        memcpy(p + o, nm.ptr, nm.len);
+        o += nm.len;
+        memcpy(p + o, ": ", 2);
+        o += 2;
+        memcpy(p + o, v.ptr, v.len);
+        o += v.len;
+        memcpy(p + o, "\r\n", 2);
+        o += 2;
+    }
+    memcpy(p + o, "\r\n", 2);
+    o += 2;
+    if (heap)
+        gw_wb_heap(&hw->wb, d, p, o);
+    else
+        gw_wb_commit(&hw->wb, o);
+    return o;
+}
+
+/* Body bytes DATA[0..N) of read chunk CH for D, framed as a chunk when CHUNKED. Returns the
+ * bytes they take on the wire. */
+static size_t out_body(hp_worker_t *hw, gw_wdest_t *d, gw_chunk_t *ch, const char *data, size_t n,
+                       bool chunked)
+{
+    gw_wb_body(&hw->wb, d, ch, data, n, chunked);
+    if (!chunked || n == 0)
+        return n;
+    size_t digits = 1;
+    for (size_t v = n; v >= 16; v >>= 4)
+        digits++;
+    return n + digits + 4;
 }
 
 static size_t high_water(hp_worker_t *hw)
@@ -612,9 +487,6 @@ static hx_t *hx_get(hconn_t *c)
 static void hx_clear_exchange(hx_t *x)
 {
     x->method[0] = '\0';
-    free(x->pend);
-    x->pend = NULL;
-    x->pend_len = 0;
     gw_hx_reset(&x->chain);
     gw_h1_head_clear(&x->local);
     x->u = NULL;
@@ -657,7 +529,7 @@ static void hx_put(hp_worker_t *hw, hx_t *x)
     x->tkind = T_NONE;
     x->armed_at = 0;
     if (x->rbuf != NULL) {
-        chunk_unref(hw, x->rbuf);
+        gw_wb_chunk_unref(&hw->w->bufs, x->rbuf);
         x->rbuf = NULL;
     }
     hx_clear_exchange(x);
@@ -792,6 +664,7 @@ static void client_close(hconn_t *c, bool reset)
         hx_put(hw, c->x);
         c->x = NULL;
     }
+    gw_wb_drop(&hw->wb, &c->out);
     c->pending_closes++;
     if (reset)
         gw_tcp_close_reset(&c->sock, on_client_closed);
@@ -823,7 +696,7 @@ static void client_linger(hconn_t *c)
     if (x != NULL) {
         exchange_settle(c, true);
         if (x->rbuf != NULL) {
-            chunk_unref(hw, x->rbuf);
+            gw_wb_chunk_unref(&hw->w->bufs, x->rbuf);
             x->rbuf = NULL;
         }
     } else {
@@ -831,6 +704,7 @@ static void client_linger(hconn_t *c)
         return;
     }
     c->state = C_LINGER;
+    gw_wb_flush(&hw->wb); /* the answer leaves before the FIN */
     uv_shutdown_t *req = malloc(sizeof *req);
     if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->sock, on_client_shutdown) != 0) {
         free(req);
@@ -893,11 +767,24 @@ static void client_update_reading(hconn_t *c)
 {
     hx_t *x = c->x;
     bool on = !c->closing;
+    if (on && c->out_paused && c->state != C_LINGER && (x == NULL || x->rq == RQ_HEAD))
+        on = false; /* the client is not reading its answers: read no new request */
     if (on && x != NULL && c->state == C_ACTIVE) {
         bool held = x->rbuf != NULL && x->rbuf->off < x->rbuf->len;
         on = !held && !(x->rq == RQ_BODY && x->req_paused) && !x->client_eof;
     }
     client_set_reading(c, on);
+}
+
+/* Whether the client's queue is past high_water (answers it has not read, counted at what
+ * they keep in memory: wbatch.h). Then no request is read or started until the queue falls
+ * below low_water (client_written): a client that pipelines requests and never reads would
+ * otherwise make the gateway queue answers without limit. */
+static bool client_backlogged(hconn_t *c)
+{
+    if (!c->out_paused && gw_wb_pending(&c->hw->wb, &c->out) > high_water(c->hw))
+        c->out_paused = true;
+    return c->out_paused;
 }
 
 /* ---- local answers ------------------------------------------------------------------------ */
@@ -978,13 +865,8 @@ static void send_local(hconn_t *c, unsigned status, const char *reason, bool clo
     x->error_sent = true;
     x->rs = RS_DONE;
     x->close_after = close;
-    int rc = send_head(hw, true, c, (uv_stream_t *)&c->sock, h, x->head_method ? NULL : body,
-                       x->head_method ? 0 : (size_t)blen);
-    x->bytes_out += gw_h1_head_size(h) + (x->head_method ? 0 : (size_t)blen);
-    if (rc != 0) {
-        client_close(c, true);
-        return;
-    }
+    x->bytes_out +=
+        out_head(hw, &c->out, h, x->head_method ? NULL : body, x->head_method ? 0 : (size_t)blen);
     if (close) {
         client_linger(c);
         return;
@@ -1044,6 +926,7 @@ static void uconn_close(uconn_t *u, bool reset)
     if (u->next != NULL)
         u->next->prev = u->prev;
     u->prev = u->next = NULL;
+    gw_wb_drop(&hw->wb, &u->out);
     u->pending_closes = 2;
     if (reset && u->connected)
         gw_tcp_close_reset(&u->sock, on_uconn_closed);
@@ -1312,10 +1195,7 @@ static void upstream_ready(hconn_t *c)
     if (x->head_method)
         gw_h1_expect_head_response(&x->sp);
     x->resp_bytes = false;
-    if (send_head(hw, false, u, (uv_stream_t *)&u->sock, h, NULL, 0) != 0) {
-        attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
-        return;
-    }
+    out_head(hw, &u->out, h, NULL, 0); /* a failure comes back through upstream_on_error */
     upstream_set_reading(u, true);
     if (x->rq == RQ_WAIT_UPSTREAM) {
         /* The parser still holds the rest of the request: the body, or (without one) the
@@ -1331,7 +1211,18 @@ static void upstream_ready(hconn_t *c)
     client_process(c); /* body bytes that came with the head */
 }
 
+static void upstream_connect_held(uv_connect_t *req, int status);
+
+/* Runs upstream_connect_held under a hold of the writer (see "writes"). */
 static void on_upstream_connect(uv_connect_t *req, int status)
+{
+    gw_wb_t *wb = &((uconn_t *)req->data)->hw->wb;
+    gw_wb_hold(wb);
+    upstream_connect_held(req, status);
+    gw_wb_release(wb);
+}
+
+static void upstream_connect_held(uv_connect_t *req, int status)
 {
     uconn_t *u = req->data;
     if (u->closing)
@@ -1351,7 +1242,18 @@ static void on_upstream_connect(uv_connect_t *req, int status)
     upstream_ready(x->c);
 }
 
+static void connect_timeout_held(uv_timer_t *t);
+
+/* Runs connect_timeout_held under a hold of the writer (see "writes"). */
 static void on_connect_timeout(uv_timer_t *t)
+{
+    gw_wb_t *wb = &((uconn_t *)t->data)->hw->wb;
+    gw_wb_hold(wb);
+    connect_timeout_held(t);
+    gw_wb_release(wb);
+}
+
+static void connect_timeout_held(uv_timer_t *t)
 {
     uconn_t *u = t->data;
     hx_t *x = u->x;
@@ -1408,6 +1310,7 @@ static void upstream_start(hconn_t *c)
     uv_timer_init(loop_of(hw), &u->timer);
     u->sock.data = u;
     u->timer.data = u;
+    gw_wdest_init(&u->out, (uv_stream_t *)&u->sock, &upstream_ops);
     u->connect_req.data = u;
     u->next = hw->uconns;
     if (u->next != NULL)
@@ -1563,11 +1466,8 @@ static void request_end(hconn_t *c)
         exchange_done(c);
         return;
     }
-    if (x->u != NULL && x->req_chunked_out &&
-        send_last_chunk(hw, false, x->u, (uv_stream_t *)&x->u->sock, &x->rp.trailers) < 0) {
-        attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
-        return;
-    }
+    if (x->u != NULL && x->req_chunked_out)
+        out_last_chunk(hw, &x->u->out, &x->rp.trailers);
     if (x->rs == RS_DONE) {
         exchange_done(c);
         return;
@@ -1585,12 +1485,8 @@ static void request_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
         return; /* answered already: the body is read and dropped */
     x->body_started = true;
     uconn_t *u = x->u;
-    if (send_body(hw, false, u, (uv_stream_t *)&u->sock, x->req_chunked_out, ch, data, n, NULL, 0) <
-        0) {
-        attempt_failed(c, 502, "cannot write to the upstream", false, UV_EPIPE);
-        return;
-    }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) > high_water(hw))
+    out_body(hw, &u->out, ch, data, n, x->req_chunked_out);
+    if (gw_wb_pending(&hw->wb, &u->out) > high_water(hw))
         x->req_paused = true; /* client_process stops, and client_update_reading with it */
 }
 
@@ -1610,6 +1506,13 @@ static void client_process(hconn_t *c)
             break;
         if (x->rq == RQ_BODY && x->req_paused)
             break;
+        if (x->rq == RQ_HEAD && client_backlogged(c)) {
+            /* Its silence is timed as a stalled response's (idle_timeout), not as a slow
+             * head's: it is the client that does not read. */
+            x->last_active = uv_now(loop_of(c->hw));
+            hx_timer_start(x, T_STREAM, c->l->cfg->idle_timeout_ms);
+            break;
+        }
         gw_chunk_t *ch = x->rbuf;
         const char *data = ch != NULL ? ch->data + ch->off : "";
         size_t len = ch != NULL ? ch->len - ch->off : 0;
@@ -1631,7 +1534,7 @@ static void client_process(hconn_t *c)
         if (r == 0)
             break; /* everything was consumed: more bytes are needed */
         if (ch != NULL)
-            chunk_ref(ch); /* the exchange may give the buffer away meanwhile */
+            gw_wb_chunk_ref(ch); /* the exchange may give the buffer away meanwhile */
         if (r == GW_H1_HEAD)
             on_request_head(c);
         else if (r == GW_H1_DATA)
@@ -1639,25 +1542,36 @@ static void client_process(hconn_t *c)
         else if (r == GW_H1_END)
             request_end(c);
         if (ch != NULL)
-            chunk_unref(c->hw, ch);
+            gw_wb_chunk_unref(&c->hw->w->bufs, ch);
     }
     c->in_process = false;
     hx_t *x = c->x;
     if (x != NULL && x->rbuf != NULL && x->rbuf->off >= x->rbuf->len) {
-        chunk_unref(c->hw, x->rbuf);
+        gw_wb_chunk_unref(&c->hw->w->bufs, x->rbuf);
         x->rbuf = NULL;
     }
     client_update_reading(c);
 }
 
+static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Runs client_read_held under a hold of the writer (see "writes"). */
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_wb_t *wb = &((hconn_t *)s->data)->hw->wb;
+    gw_wb_hold(wb);
+    client_read_held(s, nread, buf);
+    gw_wb_release(wb);
+}
+
+static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     hconn_t *c = s->data;
     hp_worker_t *hw = c->hw;
     gw_chunk_t *ch = chunk_of(buf);
     if (nread <= 0) {
         if (ch != NULL)
-            chunk_unref(hw, ch);
+            gw_wb_chunk_unref(&hw->w->bufs, ch);
         if (nread == 0)
             return;
         if (nread == UV_ENOBUFS) {
@@ -1685,7 +1599,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->state == C_LINGER) {
-        chunk_unref(hw, ch);
+        gw_wb_chunk_unref(&hw->w->bufs, ch);
         return;
     }
     ch->len = (uint32_t)nread;
@@ -1693,7 +1607,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->x == NULL) { /* the first byte of a request: the exchange state comes now */
         c->x = hx_get(c);
         if (c->x == NULL) {
-            chunk_unref(hw, ch);
+            gw_wb_chunk_unref(&hw->w->bufs, ch);
             client_close(c, true);
             return;
         }
@@ -1703,7 +1617,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     hx_t *x = c->x;
     if (x->rbuf != NULL) { /* cannot happen: reads stop while bytes wait */
-        chunk_unref(hw, ch);
+        gw_wb_chunk_unref(&hw->w->bufs, ch);
         client_close(c, true);
         return;
     }
@@ -1718,23 +1632,15 @@ static void response_end(hconn_t *c)
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
     x->rs = RS_DONE;
-    if (response_flush(c) != 0)
-        return;
-    if (x->resp_chunked_out) {
-        /* Trailers come only with a chunked upstream body; an until-close one has none. */
-        long n = send_last_chunk(hw, true, c, (uv_stream_t *)&c->sock, &x->sp.trailers);
-        if (n < 0) {
-            client_close(c, true);
-            return;
-        }
-        x->bytes_out += (uint64_t)n;
-    }
+    if (x->resp_chunked_out) /* trailers come only with a chunked upstream body */
+        x->bytes_out += out_last_chunk(hw, &c->out, &x->sp.trailers);
     uconn_t *u = x->u;
     if (u != NULL) {
         /* Reusable when both messages ended cleanly on it and the upstream did not ask to
          * close (drain_close also covers HTTP/1.0 upstreams and stray bytes). */
         bool reusable = x->rq == RQ_DONE && x->resp_body_in != GW_H1_BODY_UNTIL_CLOSE &&
-                        x->sp.state == GW_H1_ST_DONE && !x->drain_close && !u->paused;
+                        x->sp.state == GW_H1_ST_DONE && !x->drain_close && !u->paused &&
+                        u->out.error == 0;
         uconn_release(u, reusable);
     }
     pick_release(hw, x);
@@ -1797,33 +1703,8 @@ static void on_response_head(hconn_t *c)
     } else if (!client11) {
         return; /* HTTP/1.0 clients get no interim responses */
     }
-    x->bytes_out += gw_h1_head_size(h);
-    if (interim) {
-        if (send_head(hw, true, c, (uv_stream_t *)&c->sock, h, NULL, 0) != 0)
-            client_close(c, true);
-        return;
-    }
-    /* The final head waits for the body bytes read with it (response_flush sends it alone
-     * when none came). */
-    if (gw_h1_head_serialize_alloc(h, SIZE_MAX, &x->pend, &x->pend_len) != 0)
-        client_close(c, true);
-}
-
-/* Sends a response head still waiting for body bytes. */
-static int response_flush(hconn_t *c)
-{
-    hx_t *x = c->x;
-    if (x == NULL || x->pend == NULL)
-        return 0;
-    char *head = x->pend;
-    x->pend = NULL;
-    long rc =
-        send_body(c->hw, true, c, (uv_stream_t *)&c->sock, false, NULL, NULL, 0, head, x->pend_len);
-    if (rc < 0) {
-        client_close(c, true);
-        return -1;
-    }
-    return 0;
+    /* A final head leaves with the body bytes read with it: the writer gathers both. */
+    x->bytes_out += out_head(hw, &c->out, h, NULL, 0);
 }
 
 static void response_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
@@ -1831,17 +1712,8 @@ static void response_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
     x->last_active = uv_now(loop_of(hw));
-    char *head = x->pend;
-    size_t head_len = head != NULL ? x->pend_len : 0;
-    x->pend = NULL;
-    long sent = send_body(hw, true, c, (uv_stream_t *)&c->sock, x->resp_chunked_out, ch, data, n,
-                          head, head_len);
-    if (sent < 0) {
-        client_close(c, true);
-        return;
-    }
-    x->bytes_out += (uint64_t)sent - head_len; /* the head was counted when it was made */
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->sock) > high_water(hw) && x->u != NULL) {
+    x->bytes_out += out_body(hw, &c->out, ch, data, n, x->resp_chunked_out);
+    if (gw_wb_pending(&hw->wb, &c->out) > high_water(hw) && x->u != NULL) {
         x->u->paused = true;
         upstream_set_reading(x->u, false);
     }
@@ -1871,10 +1743,8 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
                 client_close(c, true);
             return;
         }
-        if (r == 0) {
-            response_flush(c); /* a head without body bytes yet goes now */
-            return;
-        }
+        if (r == 0)
+            return; /* all consumed; what it produced leaves when the read is done */
         if (r == GW_H1_HEAD) {
             on_response_head(c);
         } else if (r == GW_H1_DATA) {
@@ -1896,7 +1766,18 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
     }
 }
 
+static void upstream_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Runs upstream_read_held under a hold of the writer (see "writes"). */
 static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_wb_t *wb = &((uconn_t *)s->data)->hw->wb;
+    gw_wb_hold(wb);
+    upstream_read_held(s, nread, buf);
+    gw_wb_release(wb);
+}
+
+static void upstream_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     uconn_t *u = s->data;
     hp_worker_t *hw = u->hw;
@@ -1905,11 +1786,11 @@ static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         ch->len = (uint32_t)nread;
         ch->off = 0;
         upstream_process(u, ch);
-        chunk_unref(hw, ch);
+        gw_wb_chunk_unref(&hw->w->bufs, ch);
         return;
     }
     if (ch != NULL)
-        chunk_unref(hw, ch);
+        gw_wb_chunk_unref(&hw->w->bufs, ch);
     if (nread == 0)
         return;
     if (nread == UV_ENOBUFS) { /* the buffer pool is exhausted: try again shortly */
@@ -1944,11 +1825,12 @@ static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 /* ---- write completions ------------------------------------------------------------------------
  */
 
-static void on_client_written(uv_write_t *req, int status)
+#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* A write to the client completed. Below low_water, what waited for the client to read
+ * moves again: the upstream's response, and the next pipelined request (client_process). */
+static void client_written(hconn_t *c, int status)
 {
-    wreq_t *r = (wreq_t *)req;
-    hconn_t *c = r->owner;
-    wreq_put(r);
     if (c->closing)
         return;
     if (status < 0) {
@@ -1958,35 +1840,89 @@ static void on_client_written(uv_write_t *req, int status)
     hx_t *x = c->x;
     if (x != NULL)
         x->last_active = uv_now(loop_of(c->hw));
-    if (x != NULL && x->u != NULL && x->u->paused &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->sock) < low_water(c->hw)) {
+    if (c->out.queued >= low_water(c->hw))
+        return;
+    if (x != NULL && x->u != NULL && x->u->paused) {
         x->u->paused = false;
         upstream_set_reading(x->u, true);
     }
+    if (c->out_paused) {
+        c->out_paused = false;
+        if (x != NULL && x->rq == RQ_HEAD)
+            hx_timer_start(x, T_HEAD, c->lcfg->head_timeout_ms);
+        client_process(c); /* it updates reading too */
+    }
 }
 
-static void on_upstream_written(uv_write_t *req, int status)
+static void client_on_written(gw_wdest_t *d, int status)
 {
-    wreq_t *r = (wreq_t *)req;
-    uconn_t *u = r->owner;
-    wreq_put(r);
-    if (u->closing || u->x == NULL)
+    hconn_t *c = CONTAINER(d, hconn_t, out);
+    gw_wb_t *wb = &c->hw->wb;
+    gw_wb_hold(wb);
+    client_written(c, status);
+    gw_wb_release(wb);
+}
+
+/* A write to the client failed (reported at the end of the event): nothing more can reach
+ * it. */
+static void client_on_error(gw_wdest_t *d, int status)
+{
+    (void)status;
+    hconn_t *c = CONTAINER(d, hconn_t, out);
+    if (!c->closing)
+        client_close(c, true);
+}
+
+/* A write to the upstream failed, at once or later: before any response byte the attempt
+ * failed (maybe retried); after, the body was cut and the connection is not reused. */
+static void upstream_failed_write(uconn_t *u, int status)
+{
+    if (u->closing)
         return;
     hx_t *x = u->x;
-    hconn_t *c = x->c;
-    if (status < 0) {
-        if (x->rs == RS_NONE && !x->resp_bytes)
-            attempt_failed(c, 502, "upstream write failed", false, status);
-        else
-            x->body_started = true;
+    if (x == NULL) {
+        uconn_close(u, true);
         return;
     }
-    if (x->req_paused &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&u->sock) < low_water(u->hw)) {
+    if (x->rs == RS_NONE && !x->resp_bytes) {
+        attempt_failed(x->c, 502, "cannot write to the upstream", false, status);
+        return;
+    }
+    x->body_started = true;
+    x->drain_close = true;
+}
+
+static void upstream_written(uconn_t *u, int status)
+{
+    if (u->closing || u->x == NULL)
+        return;
+    if (status < 0) {
+        upstream_failed_write(u, status);
+        return;
+    }
+    hx_t *x = u->x;
+    if (x->req_paused && u->out.queued < low_water(u->hw)) {
         x->req_paused = false;
-        client_process(c);
+        client_process(x->c);
     }
 }
+
+static void upstream_on_written(gw_wdest_t *d, int status)
+{
+    uconn_t *u = CONTAINER(d, uconn_t, out);
+    gw_wb_t *wb = &u->hw->wb;
+    gw_wb_hold(wb);
+    upstream_written(u, status);
+    gw_wb_release(wb);
+}
+
+static void upstream_on_error(gw_wdest_t *d, int status)
+{
+    upstream_failed_write(CONTAINER(d, uconn_t, out), status);
+}
+
+static const gw_wdest_ops_t client_ops = {client_on_written, client_on_error};
+static const gw_wdest_ops_t upstream_ops = {upstream_on_written, upstream_on_error};
 
 /* ---- between exchanges -------------------------------------------------------------------- */
 
@@ -2016,11 +1952,14 @@ static void exchange_done(hconn_t *c)
     c->x = NULL;
     c->state = C_IDLE;
     list_idle(c, &hw->keepalive[c->l->index]);
+    client_backlogged(c);
     client_update_reading(c);
 }
 
 /* ---- timers ------------------------------------------------------------------------------------
  */
+
+static void hx_timer_fired(hx_t *x, hconn_t *c);
 
 static void on_hx_timer(uv_timer_t *t)
 {
@@ -2029,6 +1968,14 @@ static void on_hx_timer(uv_timer_t *t)
     x->armed_at = 0;
     if (c == NULL || x->tkind == T_NONE)
         return;
+    gw_wb_t *wb = &c->hw->wb; /* see "writes" */
+    gw_wb_hold(wb);
+    hx_timer_fired(x, c);
+    gw_wb_release(wb);
+}
+
+static void hx_timer_fired(hx_t *x, hconn_t *c)
+{
     uint64_t now = uv_now(loop_of(c->hw));
     if (now < x->deadline) { /* set for an earlier kind: sleep until this one's time */
         uv_timer_start(&x->timer, on_hx_timer, x->deadline - now, 0);
@@ -2101,7 +2048,7 @@ static void http_on_connection(gw_wlistener_t *wl)
     c->lcfg = gw_http_listener_cfg(c->l->cfg);
     uv_tcp_init(&w->loop, &c->sock);
     c->sock.data = c;
-    c->pending_closes = 0;
+    gw_wdest_init(&c->out, (uv_stream_t *)&c->sock, &client_ops);
     gw_worker_conn_add(w);
     if (uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&c->sock) != 0) {
         client_close(c, false);
@@ -2160,6 +2107,8 @@ static int http_worker_start(gw_worker_t *w)
         idle_init(hw, &hw->fresh[i], lc != NULL ? lc->head_timeout_ms : 1000);
         idle_init(hw, &hw->keepalive[i], lc != NULL ? lc->keepalive_timeout_ms : 1000);
     }
+    if (gw_wb_init(&hw->wb, &w->bufs, gw_chunk_size(&w->bufs), NULL) != 0)
+        return GW_ENOMEM;
     uv_timer_init(&w->loop, &hw->starve_timer);
     hw->starve_timer.data = hw;
     uv_timer_init(&w->loop, &hw->pool_timer);
@@ -2236,11 +2185,6 @@ static void http_worker_stop(gw_worker_t *w)
             hx_free_storage(x);
             uv_close((uv_handle_t *)&x->timer, on_hx_timer_closed);
         }
-        while (hw->wreq_free != NULL) {
-            wreq_t *r = hw->wreq_free;
-            hw->wreq_free = r->next_free;
-            free(r);
-        }
         hw->started = false;
     }
     gw_res_app.worker_stop(w);
@@ -2257,6 +2201,7 @@ static void hw_free(hp_worker_t *hw)
     free(hw->fresh);
     free(hw->keepalive);
     free(hw->stats);
+    gw_wb_free(&hw->wb); /* the writes it lent requests to completed when the loop closed */
 }
 
 static void http_on_connection_any(gw_wlistener_t *wl)

@@ -141,13 +141,23 @@ static void batch_reset(gw_wb_t *w)
     w->dest = NULL;
 }
 
-static void fail(gw_wdest_t *d, int status)
+static void report(gw_wdest_t *d)
 {
-    if (d->failed)
-        return;
-    d->failed = true;
     if (d->ops != NULL && d->ops->on_error != NULL)
-        d->ops->on_error(d, status);
+        d->ops->on_error(d, d->error);
+}
+
+/* D's first failure: refuse its later writes, and report it now (no hold) or at the
+ * outermost release. */
+static void fail(gw_wb_t *w, gw_wdest_t *d, int status)
+{
+    if (d->error != 0)
+        return;
+    d->error = status < 0 ? status : UV_EIO;
+    if (w->hold == 0 || w->nfailed == sizeof w->failed / sizeof w->failed[0])
+        report(d); /* a full list cannot happen in the engine: one event touches <= 3 */
+    else
+        w->failed[w->nfailed++] = d;
 }
 
 static gw_wreq_t *req_get(gw_wb_t *w)
@@ -272,7 +282,7 @@ static void write_out(gw_wb_t *w, gw_wdest_t *d, uv_buf_t *bufs, unsigned n, cha
         d->queued -= r->cost;
         d->nreqs--;
         req_put(w, r);
-        fail(d, rc);
+        fail(w, d, rc);
     }
     return;
 failed:
@@ -280,7 +290,7 @@ failed:
         req_put(w, r);
     free(extra);
     batch_reset(w);
-    fail(d, rc);
+    fail(w, d, rc);
 }
 
 /* see wbatch.h */
@@ -304,7 +314,7 @@ void gw_wb_flush(gw_wb_t *w)
  * more bytes of scratch (flushing what is open when not). False when D has failed. */
 static bool batch_for(gw_wb_t *w, gw_wdest_t *d, unsigned pieces, unsigned pins, size_t scratch)
 {
-    if (d->failed)
+    if (d->error != 0)
         return false;
     if (w->dest != NULL && w->dest != d)
         gw_wb_flush(w);
@@ -312,7 +322,7 @@ static bool batch_for(gw_wb_t *w, gw_wdest_t *d, unsigned pieces, unsigned pins,
     if (w->niov + pieces + 1 > GW_WB_IOV || w->npins + pins > GW_WB_PINS ||
         w->sused + scratch + 2 > w->scap)
         gw_wb_flush(w);
-    if (d->failed)
+    if (d->error != 0)
         return false;
     w->dest = d;
     return true;
@@ -323,7 +333,7 @@ static int done(gw_wb_t *w, gw_wdest_t *d)
 {
     if (w->hold == 0)
         gw_wb_flush(w);
-    return d->failed ? -1 : 0;
+    return d->error != 0 ? -1 : 0;
 }
 
 /* see wbatch.h */
@@ -335,8 +345,18 @@ void gw_wb_hold(gw_wb_t *w)
 /* see wbatch.h */
 void gw_wb_release(gw_wb_t *w)
 {
-    if (w->hold > 0 && --w->hold == 0)
+    if (w->hold > 1) {
+        w->hold--;
+        return;
+    }
+    /* Still held while failures are reported: what their handlers write is gathered too. */
+    for (;;) {
         gw_wb_flush(w);
+        if (w->nfailed == 0)
+            break;
+        report(w->failed[--w->nfailed]);
+    }
+    w->hold = 0;
 }
 
 /* see wbatch.h */
@@ -361,14 +381,14 @@ void gw_wb_commit(gw_wb_t *w, size_t used)
 int gw_wb_copy(gw_wb_t *w, gw_wdest_t *d, const char *p, size_t n)
 {
     if (n == 0)
-        return d->failed ? -1 : 0;
+        return d->error != 0 ? -1 : 0;
     char *dst = gw_wb_reserve(w, d, n);
     if (dst == NULL) {
-        if (d->failed)
+        if (d->error != 0)
             return -1;
         char *heap = malloc(n); /* bigger than the scratch area: rare (a huge head) */
         if (heap == NULL) {
-            fail(d, UV_ENOMEM);
+            fail(w, d, UV_ENOMEM);
             return -1;
         }
         memcpy(heap, p, n);
@@ -376,26 +396,26 @@ int gw_wb_copy(gw_wb_t *w, gw_wdest_t *d, const char *p, size_t n)
     }
     memcpy(dst, p, n);
     gw_wb_commit(w, n);
-    return d->failed ? -1 : 0;
+    return d->error != 0 ? -1 : 0;
 }
 
 /* see wbatch.h */
 int gw_wb_heap(gw_wb_t *w, gw_wdest_t *d, char *heap, size_t len)
 {
-    if (d->failed) {
+    if (d->error != 0) {
         free(heap);
         return -1;
     }
     if (w->dest != NULL) /* what came before leaves first */
         gw_wb_flush(w);
-    if (d->failed) {
+    if (d->error != 0) {
         free(heap);
         return -1;
     }
     uv_buf_t b = uv_buf_init(heap, (unsigned)len);
     w->dest = d;
     write_out(w, d, &b, 1, heap);
-    return d->failed ? -1 : 0;
+    return d->error != 0 ? -1 : 0;
 }
 
 /* Copies body bytes; consecutive chunked ones share one output chunk (the run), so 2,700
@@ -461,7 +481,7 @@ static int body_pin(gw_wb_t *w, gw_wdest_t *d, gw_chunk_t *ch, const char *p, si
 /* see wbatch.h */
 int gw_wb_body(gw_wb_t *w, gw_wdest_t *d, gw_chunk_t *ch, const char *p, size_t n, bool chunked)
 {
-    if (d->failed)
+    if (d->error != 0)
         return -1;
     if (n == 0)
         return 0;
@@ -473,10 +493,23 @@ int gw_wb_body(gw_wb_t *w, gw_wdest_t *d, gw_chunk_t *ch, const char *p, size_t 
 }
 
 /* see wbatch.h */
+void gw_wb_fail(gw_wb_t *w, gw_wdest_t *d, int status)
+{
+    if (w->dest == d)
+        batch_reset(w);
+    fail(w, d, status);
+}
+
+/* see wbatch.h */
 void gw_wb_drop(gw_wb_t *w, gw_wdest_t *d)
 {
     if (w->dest == d)
         batch_reset(w);
+    for (unsigned i = 0; i < w->nfailed; i++) /* closing anyway: nothing to report */
+        if (w->failed[i] == d) {
+            w->failed[i] = w->failed[--w->nfailed];
+            break;
+        }
 }
 
 /* see wbatch.h */

@@ -26,8 +26,11 @@
  * batch that crossed it (one read's worth: at most one pinned chunk per GW_WB_PINS and
  * the scratch area) - see the operator guide for the formula in config terms.
  *
- * Errors are reported once per destination, through its ops->on_error, after the writer's
- * own state is consistent; later writes to that destination are refused (return nonzero).
+ * Errors are reported once per destination, through its ops->on_error, and never from deep
+ * inside the caller's work: under a hold they wait for the outermost gw_wb_release (the end
+ * of the event the engine is handling), so the engine can close or retry without pulling a
+ * connection from under code that is still using it. Meanwhile writes to the failed
+ * destination are refused (nonzero): nothing is lost that the peer could still receive.
  * Not thread-safe: one writer per worker loop. */
 #ifndef GW_WBATCH_H
 #define GW_WBATCH_H
@@ -51,8 +54,9 @@ typedef struct gw_wdest_ops_s {
     /* A queued write completed (STATUS < 0: it failed or was cancelled by a close). Called
      * after D->queued went down by its cost. */
     void (*on_written)(gw_wdest_t *d, int status);
-    /* A write to D failed at once (the system refused it, or memory ran out). Called once;
-     * D is marked failed first. */
+    /* A write to D failed at once (the system refused it, or memory ran out). Called once
+     * per destination, at the outermost gw_wb_release (at once outside a hold); D->error
+     * is set from the moment of the failure. */
     void (*on_error)(gw_wdest_t *d, int status);
 } gw_wdest_ops_t;
 
@@ -64,7 +68,7 @@ struct gw_wdest_s {
     uv_stream_t *stream;
     size_t queued;  /* cost of the writes queued on it, in bytes (see above) */
     uint32_t nreqs; /* writes queued on it */
-    bool failed;    /* a write failed: everything else for it is refused */
+    int error;      /* the first write failure (a UV error): all later writes are refused */
 };
 
 /* Sets up D for STREAM with OPS. */
@@ -94,7 +98,9 @@ struct gw_wb_s {
     size_t run;     /* scratch offset of the open chunk-size line of copied chunked data */
     size_t run_len; /* data bytes in that run (0: no run open) */
     bool run_open;
-    unsigned hold; /* gw_wb_hold nesting */
+    unsigned hold;         /* gw_wb_hold nesting */
+    gw_wdest_t *failed[8]; /* failures to report at the outermost release */
+    unsigned nfailed;
     gw_wreq_t *free_reqs;
     unsigned nfree_reqs;
     /* Statistics for tests and /metrics. */
@@ -121,11 +127,12 @@ void gw_wb_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch);
 
 /* Batching: between gw_wb_hold and the matching gw_wb_release, writes gather (per
  * destination; a write to another destination first flushes the open batch). Outside a
- * hold, each call below is flushed before it returns. Holds nest. */
+ * hold, each call below is flushed before it returns. Holds nest; the outermost release
+ * flushes and then reports failures (an on_error may write again: that is flushed too). */
 void gw_wb_hold(gw_wb_t *w);
 void gw_wb_release(gw_wb_t *w);
 
-/* Writes the open batch now (nothing if none). Errors go to the destination's on_error. */
+/* Writes the open batch now (nothing if none). A failure is reported as described above. */
 void gw_wb_flush(gw_wb_t *w);
 
 /* Body bytes P[0..N) of chunk CH (CH may be NULL when P is not in a chunk: then they are
@@ -144,6 +151,10 @@ void gw_wb_commit(gw_wb_t *w, size_t used);
 
 /* Takes over HEAP (malloc'd, LEN bytes; freed when written or on error) and sends it. */
 int gw_wb_heap(gw_wb_t *w, gw_wdest_t *d, char *heap, size_t len);
+
+/* The caller could not produce what it had to send to D (out of memory): D fails with
+ * STATUS as if a write had. */
+void gw_wb_fail(gw_wb_t *w, gw_wdest_t *d, int status);
 
 /* D is closing: forget what its open batch holds (nothing of it is written). */
 void gw_wb_drop(gw_wb_t *w, gw_wdest_t *d);

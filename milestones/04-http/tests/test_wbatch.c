@@ -361,6 +361,40 @@ static void wbatch_error_reported_once(void **state)
     expect_out(e->f[1], "z", 1);
 }
 
+/* Under a hold, a failure is reported at the outermost release, not in the middle of the
+ * caller's work; what the handler writes then is flushed too. */
+static int rewrite_on_error;
+static void on_error_writes(gw_wdest_t *d, int status)
+{
+    int i;
+    env_t *e = env_of(d, &i);
+    e->errors[i]++;
+    e->last_error[i] = status;
+    if (rewrite_on_error) /* a handler answering on the other destination (a 502, say) */
+        assert_int_equal(gw_wb_copy(&e->w, &e->d[1 - i], "502", 3), 0);
+}
+
+static void wbatch_error_under_hold_waits_for_release(void **state)
+{
+    env_t *e = *state;
+    static const gw_wdest_ops_t ops2 = {on_written, on_error_writes};
+    e->d[0].ops = &ops2;
+    rewrite_on_error = 1;
+    e->f[0]->fail = UV_ECONNRESET;
+    gw_wb_hold(&e->w);
+    gw_wb_hold(&e->w);
+    assert_int_equal(gw_wb_copy(&e->w, &e->d[0], "req", 3), 0); /* gathered, not tried */
+    gw_wb_flush(&e->w);
+    assert_int_equal(e->d[0].error, UV_ECONNRESET);
+    assert_int_not_equal(gw_wb_copy(&e->w, &e->d[0], "more", 4), 0);
+    gw_wb_release(&e->w);
+    assert_int_equal(e->errors[0], 0); /* inner release: not yet */
+    gw_wb_release(&e->w);
+    assert_int_equal(e->errors[0], 1);
+    expect_out(e->f[1], "502", 3);
+    rewrite_on_error = 0;
+}
+
 /* A destination that closes loses its open batch; its pinned chunks come back. */
 static void wbatch_drop_forgets_open_batch(void **state)
 {
@@ -441,6 +475,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(wbatch_other_destination_flushes_first, setup, teardown),
         cmocka_unit_test_setup_teardown(wbatch_never_jumps_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(wbatch_error_reported_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(wbatch_error_under_hold_waits_for_release, setup, teardown),
         cmocka_unit_test_setup_teardown(wbatch_drop_forgets_open_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(wbatch_pieces_per_write_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(wbatch_heap_after_batch, setup, teardown),
