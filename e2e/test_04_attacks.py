@@ -1,0 +1,241 @@
+"""Milestone 04 under attack: what a hostile or broken peer can make the gateway spend.
+
+Each test plays one attack from issue 11 with raw sockets and checks the bound that defeats
+it: memory per connection (peak RSS, plain build only, like the streaming tests), what the
+gateway accepts from a peer that will not read, and that an innocent client next to the
+attacker is still served. The attacks are bounded in bytes and time; every wait polls to a
+deadline."""
+import select
+import socket
+import threading
+
+import pytest
+
+from gwtest import admin, config, env
+from gwtest.env import KiB, MiB
+from gwtest.http import Reply, request_bytes
+from gwtest.wait import Deadline, wait_until
+
+GW = "gw04"
+
+
+def proxy(gateway, upstreams, routes=None, http=None, **kw):
+    """gw04 with one http listener `edge` and the admin API (for /metrics)."""
+    return gateway(GW, config.http_proxy(upstreams, routes=routes, http=http,
+                                         admin={"address": config.Port("admin")}, **kw))
+
+
+def requests_seen(gw):
+    return admin.scrape(gw.addr("admin")).get("gw_http_requests_total")
+
+
+def settle(gw, quiet=0.5, limit=30.0):
+    """Polls /metrics until gw_http_requests_total stops moving for QUIET seconds: the
+    gateway has done all it will do with what the attackers sent (the kernels hold many MiB
+    of it, so 'the client could send' proves nothing). Returns the count."""
+    last = {"n": -1, "since": Deadline(0)}
+
+    def still():
+        n = requests_seen(gw)
+        if n != last["n"]:
+            last["n"], last["since"] = n, Deadline(0)
+            return False
+        return last["since"].elapsed() >= quiet
+
+    wait_until(still, env.timeout(limit), "the gateway to stop taking requests from the attacker",
+               describe=lambda: "gw_http_requests_total still moving: %s" % last["n"], interval=0.05)
+    return last["n"]
+
+
+def small_buffers_socket(rcvbuf=4 * KiB, sndbuf=64 * KiB):
+    """A client socket whose kernel buffers are small, so that what the gateway queues for
+    it is not hidden in the client's kernel."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    return s
+
+
+def flood(sock, unit, total, quiet=1.0):
+    """Sends UNIT repeatedly (up to TOTAL bytes, whole units), never reading, until the peer
+    stops taking bytes for QUIET seconds or TOTAL is reached. Returns the bytes sent."""
+    sock.setblocking(False)
+    blob = unit * max(1, (64 * KiB) // len(unit))
+    total -= total % len(unit)
+    sent, pos = 0, 0  # pos: where in BLOB the stream stands (a partial send continues there)
+    while sent < total:
+        _, w, _ = select.select([], [sock], [], env.timeout(quiet))
+        if not w:
+            break  # the gateway stopped reading us
+        try:
+            n = sock.send(blob[pos: pos + min(len(blob) - pos, total - sent)])
+        except BlockingIOError:
+            continue
+        except OSError:
+            break
+        sent += n
+        pos = (pos + n) % len(blob)
+    sock.setblocking(True)
+    return sent
+
+
+def peak_growth(gw):
+    before, after = gw.ready_rss, gw.rss()
+    return after["VmHWM"] - before["VmRSS"]
+
+
+# ---- a client that pipelines and never reads ---------------------------------------------
+
+
+@pytest.mark.gw_timeout(120)
+def test_pipelining_client_that_never_reads_is_not_read(gateway, backend, http_client, transcript):
+    """40 MiB of pipelined requests answered locally (404) grew the process to ~500 MB:
+    nothing stopped reading a client whose answers piled up. Now the gateway stops reading
+    it once its queue passes high_water, so it takes only what the kernels buffer."""
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route("app", name="app", path_prefix="/app")])
+    unit = request_bytes("GET", "/nothing-here")
+    total = env.scaled_bytes(16 * MiB)
+    s = small_buffers_socket()
+    s.connect(gw.addr("edge"))
+    sent = flood(s, unit, total)
+    handled = settle(gw)
+    transcript.note("the attacker sent %.1f MiB (%d requests); the gateway handled %d" % (
+        sent / MiB, sent // len(unit), handled))
+    # What the client's kernel takes (a few KiB here) and the gateway's send buffer (up to
+    # tcp_wmem's 4 MiB, ~16k answers) hold, plus high_water of queued answers: far below the
+    # ~470k requests sent.
+    assert handled < 40000, (
+        "the gateway answered %d of %d pipelined requests from a client that reads none of its "
+        "answers: reading must stop while the client's queue is above high_water" % (
+            handled, sent // len(unit)))
+    # Its answers are intact and in order: read a few.
+    s.settimeout(env.timeout(5))
+    got = b""
+    while got.count(b"HTTP/1.1 404") < 5:
+        chunk = s.recv(4096)
+        assert chunk, "the gateway closed the pipelining client: %r" % got[:200]
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 404"), got[:200]
+    s.close()
+    if env.rss_checks():
+        growth = peak_growth(gw)
+        transcript.note("peak RSS growth %.1f MiB" % (growth / MiB))
+        assert growth < 16 * MiB, "peak RSS grew by %.1f MiB for one pipelining client" % (growth / MiB)
+    # An innocent client is served.
+    c = http_client(gw)
+    assert c.get("/app/ok").status == 200
+
+
+@pytest.mark.gw_timeout(120)
+def test_pipelined_small_responses_do_not_pin_the_pool(gateway, backend, http_client, transcript):
+    """Proxied, each small response pinned the 16 KiB chunk it was read into: ~0.9 MB of
+    pipelined GETs from a client that does not read pinned all of buffers.max_memory (once
+    the kernel's send buffer was full), and other clients' reads failed (ENOBUFS). Small
+    responses are copied now (1000 bytes here, under the writer's copy limit), what a queued
+    write keeps alive is charged to its client, and the pool keeps room for everyone."""
+    b = backend.http(handler=lambda req: Reply.fixed(200, b"x" * 1000))
+    gw = proxy(gateway, b, buffers={"max_memory": "4MiB"})
+    attackers = []
+    for _ in range(2):
+        s = small_buffers_socket()
+        s.connect(gw.addr("edge"))
+        attackers.append(s)
+    sent = [0, 0]
+
+    def attack(i):
+        sent[i] = flood(attackers[i], request_bytes("GET", "/small"), 2 * MiB)
+
+    threads = [threading.Thread(target=attack, args=(i,), daemon=True) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(env.timeout(60))
+    handled = settle(gw)
+    transcript.note("attackers sent %s bytes; the gateway handled %d requests" % (sent, handled))
+    # The victim's requests are read and answered: the pool was not pinned by the attackers.
+    c = http_client(gw)
+    for i in range(20):
+        r = c.get("/victim/%d" % i, timeout=env.timeout(3))
+        assert r.status == 200, r
+    for s in attackers:
+        s.close()
+    if env.rss_checks():
+        growth = peak_growth(gw)
+        transcript.note("peak RSS growth %.1f MiB" % (growth / MiB))
+        assert growth < 24 * MiB, "peak RSS grew by %.1f MiB" % (growth / MiB)
+
+
+# ---- tiny chunks toward an upstream that stops reading --------------------------------------
+
+
+class NeverReads:
+    """An upstream that accepts connections and never reads from them."""
+
+    def __init__(self):
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Small before listen, so accepted sockets advertise a small window from the start.
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * KiB)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.address_str = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+        self.conns = []
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        self.lsock.settimeout(0.2)
+        while not self.stop:
+            try:
+                conn, _ = self.lsock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+
+    def close(self):
+        self.stop = True
+        self.t.join(2)
+        for c in self.conns:
+            c.close()
+        self.lsock.close()
+
+
+@pytest.mark.gw_timeout(120)
+def test_tiny_chunks_toward_a_stalled_upstream_stay_bounded(gateway, http_client, transcript):
+    """1-byte chunks cost one write each, and backpressure counted payload bytes only: 20
+    connections of them toward an upstream that stopped reading grew RSS by ~21 MiB (~1 MiB
+    each, where the buffer settings promise ~64 KiB). Now a read's chunks leave as one, and
+    the queue is charged what it keeps alive."""
+    up = NeverReads()
+    try:
+        gw = proxy(gateway, up, http={"body_timeout": "60s"})
+        n = 20
+        socks = []
+        head = (b"POST /upload HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(n):
+            s = socket.create_connection(gw.addr("edge"))
+            s.sendall(head)
+            socks.append(s)
+        sent = [0] * n
+
+        def attack(i):
+            sent[i] = flood(socks[i], b"1\r\nx\r\n", env.scaled_bytes(8 * MiB), quiet=2.0)
+
+        threads = [threading.Thread(target=attack, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(env.timeout(90))
+        # A read's chunks leave as one chunk, so the upstream's kernel may well take all of
+        # it (6:1 smaller); what matters is what the gateway itself holds.
+        transcript.note("each connection got %.1f MiB in on average" % (sum(sent) / n / MiB))
+        if env.rss_checks():
+            growth = peak_growth(gw)
+            transcript.note("peak RSS growth %.1f MiB for %d connections" % (growth / MiB, n))
+            assert growth < 12 * MiB, "peak RSS grew by %.1f MiB for %d connections of 1-byte chunks" % (
+                growth / MiB, n)
+        for s in socks:
+            s.close()
+    finally:
+        up.close()
