@@ -19,8 +19,8 @@ static const char CONTENT[] = "content format, RFC 9110 6.5.1";
 static const char FORWARDING[] = "forwarding, set by the gateway";
 static const char REQUEST_ID[] = "request id, set by the gateway";
 static const char CORS[] = "CORS, decided by the gateway";
-static const char PROXY[] = "httpoxy, CVE-2016-5385";
-static const char BROWSER[] = "browser security context, Fetch forbidden request-header";
+static const char PROXY[] = "proxy control, httpoxy CVE-2016-5385";
+static const char BROWSER[] = "browser security context, the Fetch standard's Sec- prefix";
 
 /* A name, or a prefix when PREFIX is set ("If-" stands for every conditional). */
 typedef struct forbidden_s {
