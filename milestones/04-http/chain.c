@@ -640,6 +640,27 @@ void gw_chain_response(gw_chain_t *c, gw_hx_t *x, const gw_h1_head_t *req, gw_h1
     }
 }
 
+/* ---- trailers ----------------------------------------------------------------------------- */
+
+/* see chain.h */
+size_t gw_chain_trailers(gw_chain_t *c, const gw_hx_t *x, gw_h1_head_t *t, bool response)
+{
+    (void)c;
+    const gw_http_route_t *r = x->route;
+    const gw_mw_header_rules_t *rules = NULL;
+    size_t dropped = 0;
+    for (size_t i = 0; r != NULL && i < r->nmw; i++) {
+        const gw_mw_cfg_t *m = &r->mw[i];
+        if (m->kind == GW_MW_HEADERS)
+            rules = response ? &m->u.headers.response : &m->u.headers.request;
+        /* The loader refuses a claim header in forward_trailers; this covers configs it
+         * never saw, since a forged claim is exactly what a trailer would smuggle in. */
+        for (size_t k = 0; !response && m->kind == GW_MW_JWT && k < m->u.jwt.nclaims; k++)
+            dropped += gw_h1_head_remove(t, m->u.jwt.claim_headers[k]);
+    }
+    return dropped + gw_trailers_filter(t, x->lcfg ? x->lcfg->forward_trailers : NULL, rules);
+}
+
 /* ---- retry -------------------------------------------------------------------------------- */
 
 /* see chain.h */

@@ -87,6 +87,15 @@ int gw_chain_request(gw_chain_t *c, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t 
  * received (for CORS's Origin). Works with x->route NULL (only the request id, if any). */
 void gw_chain_response(gw_chain_t *c, gw_hx_t *x, const gw_h1_head_t *req, gw_h1_head_t *resp);
 
+/* Filters T, the trailer section of the request (RESPONSE false: before the engine writes
+ * the last chunk upstream) or of the response (RESPONSE true: before the last chunk goes to
+ * the client), with gw_trailers_filter: names in the listener's forward_trailers pass
+ * (x->lcfg; none when it is NULL), forbidden names never do, and neither do the names the
+ * route's headers middleware removes or sets in that direction. On requests, the route's
+ * jwt claim headers are dropped too, even if a hand-built config listed them. Works with
+ * x->route NULL (the allow-list alone). Returns how many fields were dropped. */
+size_t gw_chain_trailers(gw_chain_t *c, const gw_hx_t *x, gw_h1_head_t *t, bool response);
+
 /* Attempt ATTEMPT (1 = the first) failed before any response byte reached the client: may
  * attempt ATTEMPT + 1 start? Only for idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT,
  * DELETE: RFC 9110 9.2.2) given in METHOD, while ATTEMPT < x->max_attempts, and when the

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "03-resilience/ratelimit.h"
 #include "04-http/h1.h"
@@ -853,7 +854,8 @@ static void decode_trusted(gw_cdoc_t *doc, const gw_cnode_t *seq, gw_http_listen
     }
 }
 
-/* http: {timeouts, limits, trusted_proxies} */
+/* http: {timeouts, limits, trusted_proxies}; forward_trailers waits for the routes
+ * (decode_forward_trailers). */
 static void decode_http_block(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_listener_cfg_t *x)
 {
     if (!map || !gw_cnode_expect_map(doc, map, "http"))
@@ -871,6 +873,68 @@ static void decode_http_block(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_lis
                  &x->max_headers);
     gw_cget_size(doc, gw_cmap_get(doc, map, "max_body"), "max_body", 0, MAX_BODY, &x->max_body);
     decode_trusted(doc, gw_cmap_get(doc, map, "trusted_proxies"), x);
+}
+
+/* The route of X with a jwt middleware that copies a claim to the header NAME (any case),
+ * or NULL. */
+static const gw_http_route_t *claim_route(const gw_http_listener_cfg_t *x, const char *name)
+{
+    for (size_t i = 0; i < x->nroutes; i++)
+        for (size_t j = 0; j < x->routes[i].nmw; j++) {
+            const gw_mw_cfg_t *m = &x->routes[i].mw[j];
+            for (size_t k = 0; m->kind == GW_MW_JWT && k < m->u.jwt.nclaims; k++)
+                if (!strcasecmp(m->u.jwt.claim_headers[k], name))
+                    return &x->routes[i];
+        }
+    return NULL;
+}
+
+/* Whether NAME may be in forward_trailers, else an error at NODE. KEPT[0..N) are the names
+ * accepted before it: a second spelling of one name is refused rather than merged, so the
+ * list -T prints is the list that was written. */
+static bool trailer_name_ok(gw_cdoc_t *doc, const gw_cnode_t *node, const char *name,
+                            const gw_http_listener_cfg_t *x, char **kept, size_t n)
+{
+    const char *why = gw_trailers_forbidden(name, strlen(name));
+    const gw_http_route_t *r = claim_route(x, name);
+    if (why)
+        gw_cdoc_error(doc, node, "forward_trailers: '%s' may never be a trailer (%s)", name, why);
+    else if (r)
+        gw_cdoc_error(doc, node,
+                      "forward_trailers: '%s' is the jwt claim header of route '%s' (a trailer "
+                      "would bring back the value the jwt middleware removed)",
+                      name, r->name ? r->name : "?");
+    for (size_t i = 0; !why && !r && i < n; i++)
+        if (!strcasecmp(kept[i], name)) {
+            gw_cdoc_error(doc, node, "forward_trailers: '%s' is already listed", name);
+            return false;
+        }
+    return !why && !r;
+}
+
+/* forward_trailers: [names], read after the routes (their jwt claim headers may not be
+ * listed). X always gets an allow-list, empty when the key is absent or wrong. */
+static void decode_forward_trailers(gw_cdoc_t *doc, const gw_cnode_t *http,
+                                    gw_http_listener_cfg_t *x)
+{
+    const gw_cnode_t *seq = gw_cmap_get(doc, http, "forward_trailers");
+    size_t n = 0;
+    char **v = NULL;
+    if (seq && gw_cnode_expect_seq(doc, seq, "forward_trailers") && seq->n > 0 &&
+        !(v = calloc(seq->n, sizeof(*v))))
+        oom(doc, seq);
+    for (size_t i = 0; v && i < seq->n; i++) {
+        char *s = NULL;
+        if (get_token(doc, seq->items[i], "forward_trailers", &s) != 0 || !s)
+            continue;
+        if (trailer_name_ok(doc, seq->items[i], s, x, v, n))
+            v[n++] = s;
+        else
+            free(s);
+    }
+    if (gw_trailers_allow_new((const char *const *)v, n, &x->forward_trailers) != 0)
+        oom(doc, seq);
+    free_strv(v, n);
 }
 
 /* `upstreams` in the file is a mapping: only then is an unknown name worth an error (the
@@ -932,8 +996,10 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
                       "upstream: an http listener has routes, each naming its upstream");
     }
     dec_t d = {.doc = doc, .cfg = cfg, .upstreams_ok = upstreams_readable(doc)};
-    decode_http_block(doc, gw_cmap_get(doc, map, "http"), x);
+    const gw_cnode_t *http = gw_cmap_get(doc, map, "http");
+    decode_http_block(doc, http, x);
     decode_routes(&d, gw_cmap_require(doc, map, "routes"), x);
+    decode_forward_trailers(doc, http, x);
 }
 
 /* keepalive: {max_idle, idle_timeout, max_requests} */
@@ -1295,6 +1361,11 @@ static void print_http_block(FILE *out, const gw_http_listener_cfg_t *x, int in)
         inet_ntop(t->family, t->addr, buf, sizeof(buf));
         fprintf(out, "%s\"%s/%u\"", i ? ", " : "", buf, t->bits);
     }
+    fprintf(out, "]\n%*sforward_trailers: [", in + 2, "");
+    for (size_t i = 0; i < gw_trailers_allow_count(x->forward_trailers); i++) {
+        fputs(i ? ", " : "", out);
+        gw_config_print_str(out, gw_trailers_allow_name(x->forward_trailers, i));
+    }
     fputs("]\n", out);
 }
 
@@ -1405,6 +1476,7 @@ static void free_listener(gw_http_listener_cfg_t *x)
         free_route(&x->routes[i]);
     free(x->routes);
     free(x->trusted);
+    gw_trailers_allow_free(x->forward_trailers);
     free(x);
 }
 

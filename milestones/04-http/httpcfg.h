@@ -18,6 +18,8 @@
  *         max_headers: 100              # field lines: 431                 (1..1000)
  *         max_body: 0                   # request body, 0 = no limit: 413 (routes override)
  *         trusted_proxies: [10.0.0.0/8, "::1"]   # CIDRs whose X-Forwarded-* we keep
+ *         forward_trailers: [X-Checksum]  # trailer fields passed on, both directions;
+ *                                         # default [] = every trailer is dropped
  *       routes:                         # required for http listeners, at least one
  *         - name: users                 # default "route N" (N from 0)
  *           match:                      # required; every condition optional
@@ -60,7 +62,12 @@
  *     app:
  *       keepalive: {max_idle: 32, idle_timeout: 60s, max_requests: 1000}
  *
- * Also: a split target's weight is required; cors `origins` is required and `methods`
+ * Also: forward_trailers names must be tokens, listed once (in any case), never a name of
+ * gw_trailers_forbidden (framing, routing, authentication, ...: RFC 9110 6.5.1) and never the
+ * claim header of a jwt middleware on any route of the listener; the list applies to request
+ * and response trailers alike, and a route's `headers` rules for that direction (remove, set)
+ * drop those names from its trailers too (gw_chain_trailers). A split target's weight is
+ * required; cors `origins` is required and `methods`
  * defaults to [GET, HEAD, POST]; skew and max_age are whole seconds; each middleware kind
  * appears at most once per route; rate accepts up to 6 decimals. -T prints a jwt `secret`
  * as a placeholder, never the secret itself.
@@ -80,6 +87,7 @@
 #include "04-http/mw_cors.h"
 #include "04-http/mw_split.h"
 #include "04-http/router.h"
+#include "04-http/trailers.h"
 #include "config.h"
 
 /* ---- middleware ------------------------------------------------------------------------- */
@@ -189,6 +197,9 @@ typedef struct gw_http_listener_cfg_s {
     uint64_t max_body;             /* max_body, default 0 (no limit) */
     gw_cidr_t *trusted;            /* trusted_proxies */
     size_t ntrusted;
+    /* forward_trailers, compiled: never NULL once loaded; empty (the default) drops every
+     * trailer. Read through gw_chain_trailers, which adds the route's rules. */
+    gw_trailers_allow_t *forward_trailers;
     gw_http_route_t *routes;
     size_t nroutes;
     gw_router_t *router; /* built at load from routes; each match's user is its route */

@@ -1,6 +1,6 @@
 /* test_chain.c - the middleware chain at run time over configs built by hand: request ids,
  * forwarded headers, rewrites, header rules, CORS, JWT, rate limits, the breaker, retries, the
- * traffic split and the access log, on made-up times (no sleeping, no clock). */
+ * traffic split, the access log and trailers, on made-up times (no sleeping, no clock). */
 #include "gwtest.h"
 
 #include <arpa/inet.h>
@@ -1096,6 +1096,105 @@ static void chain_response_without_route_sets_only_request_id(void **state)
     fx_free(f);
 }
 
+/* ---- trailers -------------------------------------------------------------------------------- */
+
+static void fx_allow_trailers(fx_t *f, const char *const *names, size_t n)
+{
+    assert_int_equal(gw_trailers_allow_new(names, n, &f->http.forward_trailers), 0);
+}
+
+static void trailers_init(gw_h1_head_t *t)
+{
+    gw_h1_head_init(t, true, 4096, 16);
+    add(t, "X-Checksum", "c1");
+    add(t, "X-Debug", "d1");
+}
+
+static void chain_trailers_dropped_by_default(void **state)
+{
+    (void)state;
+    gw_h1_head_t t;
+    fx_t *f = fx_new();
+    fx_start(f);
+    fx_begin(f, "POST", "/", "192.0.2.7");
+    trailers_init(&t);
+    assert_int_equal(gw_chain_trailers(f->chain, &f->x, &t, false), 2);
+    assert_int_equal(gw_h1_head_count(&t), 0);
+    gw_h1_head_free(&t);
+    fx_free(f);
+}
+
+/* One allow-list for both directions; the route's response remove rule applies to response
+ * trailers only. */
+static void chain_trailers_allow_list_and_response_rules(void **state)
+{
+    (void)state;
+    static const char *const allowed[] = {"X-Checksum", "X-Debug"};
+    static const char *const resp_remove[] = {"X-Debug"};
+    gw_h1_head_t t;
+    fx_t *f = fx_new();
+    fx_allow_trailers(f, allowed, 2);
+    gw_mw_cfg_t *m = fx_mw(f, GW_MW_HEADERS);
+    m->u.headers.response = (gw_mw_header_rules_t){resp_remove, 1, NULL, 0, NULL, 0};
+    fx_start(f);
+    fx_begin(f, "POST", "/", "192.0.2.7");
+    trailers_init(&t);
+    assert_int_equal(gw_chain_trailers(f->chain, &f->x, &t, false), 0);
+    assert_int_equal(gw_h1_head_count(&t), 2);
+    assert_int_equal(gw_chain_trailers(f->chain, &f->x, &t, true), 1);
+    expect(&t, "X-Checksum", "c1");
+    assert_int_equal(count(&t, "X-Debug"), 0);
+    gw_h1_head_free(&t);
+    gw_trailers_allow_free(f->http.forward_trailers);
+    fx_free(f);
+}
+
+/* Issue 11 at the chain: a config that lists a claim header (the loader would refuse it)
+ * still does not let a request trailer forge the claim. */
+static void chain_trailers_drop_jwt_claim_headers(void **state)
+{
+    (void)state;
+    static const char *const allowed[] = {"X-User-Id", "X-Checksum"};
+    gw_h1_head_t t;
+    fx_t *f = fx_new();
+    fx_allow_trailers(f, allowed, 2);
+    add_jwt(f);
+    fx_start(f);
+    fx_begin(f, "POST", "/", "192.0.2.7");
+    gw_h1_head_init(&t, true, 4096, 16);
+    add(&t, "X-User-Id", "admin");
+    add(&t, "Authorization", "Bearer forged");
+    add(&t, "X-Checksum", "c1");
+    assert_int_equal(gw_chain_trailers(f->chain, &f->x, &t, false), 2);
+    assert_int_equal(gw_h1_head_count(&t), 1);
+    expect(&t, "X-Checksum", "c1");
+    gw_h1_head_free(&t);
+    gw_trailers_allow_free(f->http.forward_trailers);
+    free_jwt(f);
+    fx_free(f);
+}
+
+static void chain_trailers_without_route_use_the_allow_list(void **state)
+{
+    (void)state;
+    static const char *const allowed[] = {"X-Checksum"};
+    gw_h1_head_t t;
+    fx_t *f = fx_new();
+    fx_allow_trailers(f, allowed, 1);
+    fx_start(f);
+    gw_hx_reset(&f->x);
+    f->x.lcfg = &f->http;
+    trailers_init(&t);
+    assert_int_equal(gw_chain_trailers(f->chain, &f->x, &t, true), 1);
+    expect(&t, "X-Checksum", "c1");
+    f->x.lcfg = NULL; /* no listener config at all: nothing passes */
+    assert_int_equal(gw_chain_trailers(f->chain, &f->x, &t, true), 1);
+    assert_int_equal(gw_h1_head_count(&t), 0);
+    gw_h1_head_free(&t);
+    gw_trailers_allow_free(f->http.forward_trailers);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1125,6 +1224,10 @@ int main(void)
         cmocka_unit_test(chain_new_fails_on_unopenable_log),
         cmocka_unit_test(chain_finish_without_request_is_harmless),
         cmocka_unit_test(chain_response_without_route_sets_only_request_id),
+        cmocka_unit_test(chain_trailers_dropped_by_default),
+        cmocka_unit_test(chain_trailers_allow_list_and_response_rules),
+        cmocka_unit_test(chain_trailers_drop_jwt_claim_headers),
+        cmocka_unit_test(chain_trailers_without_route_use_the_allow_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

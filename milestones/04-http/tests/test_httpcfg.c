@@ -108,6 +108,8 @@ static void httpcfg_defaults(void **state)
     assert_int_equal(x->max_headers, 100);
     assert_int_equal(x->max_body, 0);
     assert_int_equal(x->ntrusted, 0);
+    assert_non_null(x->forward_trailers); /* an empty list: every trailer is dropped */
+    assert_int_equal(gw_trailers_allow_count(x->forward_trailers), 0);
     assert_int_equal(x->nroutes, 1);
     const gw_http_route_t *r = &x->routes[0];
     assert_string_equal(r->name, "route 0");
@@ -154,7 +156,7 @@ static void httpcfg_tcp_listener_has_no_http_part(void **state)
     assert_int_equal(gw_http_upstream_cfg(&cfg.upstreams[0])->max_idle, 32);
 }
 
-/* Every 04 key, on lines 6..50. PEM is the jwt key file. */
+/* Every 04 key, on lines 6..51. PEM is the jwt key file. */
 static void everything(char *buf, size_t size)
 {
     snprintf(
@@ -169,6 +171,7 @@ static void everything(char *buf, size_t size)
         "      max_headers: 50\n"
         "      max_body: 1MiB\n"
         "      trusted_proxies: [10.0.0.0/8, \"::1\"]\n"
+        "      forward_trailers: [X-Checksum, content-digest]\n"
         "    routes:\n"
         "      - name: users\n"
         "        match:\n"
@@ -230,7 +233,7 @@ static void check_everything_route0(const gw_http_route_t *r)
     assert_int_equal(r->nmw, 11);
     for (size_t i = 0; i < r->nmw; i++)
         assert_int_equal(r->mw[i].kind, (gw_mw_kind_t)i); /* written in enum order */
-    assert_int_equal(r->mw[0].line, 27);
+    assert_int_equal(r->mw[0].line, 28);
     assert_int_equal(r->mw[0].col, 13);
     assert_string_equal(r->mw[2].u.rewrite.prefix, "/api");
     assert_null(r->mw[2].u.rewrite.replace);
@@ -300,6 +303,10 @@ static void httpcfg_everything(void **state)
     assert_int_equal(x->ntrusted, 2);
     assert_int_equal(x->trusted[0].bits, 8);
     assert_int_equal(x->trusted[1].bits, 128);
+    assert_int_equal(gw_trailers_allow_count(x->forward_trailers), 2);
+    assert_string_equal(gw_trailers_allow_name(x->forward_trailers, 0), "X-Checksum");
+    assert_string_equal(gw_trailers_allow_name(x->forward_trailers, 1), "content-digest");
+    assert_true(gw_trailers_allowed(x->forward_trailers, "Content-Digest", 14));
     assert_int_equal(x->nroutes, 3);
     check_everything_route0(&x->routes[0]);
     check_everything_mw(x->routes[0].mw);
@@ -516,6 +523,11 @@ static void same_http(const gw_config_t *a, const gw_config_t *b)
         assert_int_equal(x->max_body, y->max_body);
         assert_int_equal(x->ntrusted, y->ntrusted);
         assert_memory_equal(x->trusted, y->trusted, x->ntrusted * sizeof(*x->trusted));
+        assert_int_equal(gw_trailers_allow_count(x->forward_trailers),
+                         gw_trailers_allow_count(y->forward_trailers));
+        for (size_t j = 0; j < gw_trailers_allow_count(x->forward_trailers); j++)
+            assert_string_equal(gw_trailers_allow_name(x->forward_trailers, j),
+                                gw_trailers_allow_name(y->forward_trailers, j));
         assert_int_equal(x->nroutes, y->nroutes);
         for (size_t j = 0; j < x->nroutes; j++)
             same_route(&x->routes[j], &y->routes[j]);
@@ -667,6 +679,58 @@ static void httpcfg_trusted_proxy_bad_item(void **state)
     (void)state;
     expect_error("    http: {trusted_proxies: [10.0.0.0/8, 10.0.0.1/8]}\n" ROUTE,
                  "c.yaml:6:42: trusted_proxies: '10.0.0.1/8' is not an address or CIDR");
+}
+
+static void httpcfg_forward_trailers_forbidden_names(void **state)
+{
+    (void)state;
+    expect_error("    http: {forward_trailers: [X-Sum, Host]}\n" ROUTE,
+                 "c.yaml:6:38: forward_trailers: 'Host' may never be a trailer (routing, RFC "
+                 "9110 6.5.1)");
+    expect_error("    http: {forward_trailers: [authorization]}\n" ROUTE,
+                 "c.yaml:6:31: forward_trailers: 'authorization' may never be a trailer "
+                 "(authentication, RFC 9110 6.5.1)");
+    expect_error("    http: {forward_trailers: [Content-Length]}\n" ROUTE,
+                 "c.yaml:6:31: forward_trailers: 'Content-Length' may never be a trailer "
+                 "(message framing, RFC 9110 6.5.1)");
+    expect_error("    http: {forward_trailers: [X-Forwarded-For]}\n" ROUTE,
+                 "c.yaml:6:31: forward_trailers: 'X-Forwarded-For' may never be a trailer "
+                 "(forwarding, set by the gateway)");
+}
+
+static void httpcfg_forward_trailers_tokens_in_a_list(void **state)
+{
+    (void)state;
+    expect_error("    http: {forward_trailers: [\"X Sum\"]}\n" ROUTE,
+                 "c.yaml:6:31: forward_trailers: 'X Sum' is not a valid header name");
+    expect_error("    http: {forward_trailers: X-Sum}\n" ROUTE,
+                 "c.yaml:6:30: forward_trailers must be a sequence");
+}
+
+/* Listed twice in two spellings: refused, so -T prints what was written. */
+static void httpcfg_forward_trailers_listed_once(void **state)
+{
+    (void)state;
+    expect_error("    http: {forward_trailers: [X-Sum, x-sum]}\n" ROUTE,
+                 "c.yaml:6:38: forward_trailers: 'x-sum' is already listed");
+}
+
+/* A claim header of a jwt on any route of the listener, whichever route comes first. */
+static void httpcfg_forward_trailers_not_a_claim_header(void **state)
+{
+    (void)state;
+    expect_error("    http:\n"
+                 "      forward_trailers: [X-Sum, x-user-id]\n"
+                 "    routes:\n"
+                 "      - {match: {path: /a}, upstream: app}\n"
+                 "      - name: private\n"
+                 "        match: {path: /b}\n"
+                 "        upstream: app\n"
+                 "        middleware:\n"
+                 "          - jwt: {secret: \"0123456789abcdef0123456789abcdef\",\n"
+                 "                  claims: {sub: X-User-Id}}\n",
+                 "c.yaml:7:33: forward_trailers: 'x-user-id' is the jwt claim header of route "
+                 "'private'");
 }
 
 static void httpcfg_keepalive_ranges(void **state)
@@ -1041,6 +1105,10 @@ int main(void)
         T(httpcfg_http_limits_in_range),
         T(httpcfg_http_unknown_key_did_you_mean),
         T(httpcfg_trusted_proxy_bad_item),
+        T(httpcfg_forward_trailers_forbidden_names),
+        T(httpcfg_forward_trailers_tokens_in_a_list),
+        T(httpcfg_forward_trailers_listed_once),
+        T(httpcfg_forward_trailers_not_a_claim_header),
         T(httpcfg_keepalive_ranges),
         T(httpcfg_keepalive_needs_gw04),
         T(httpcfg_match_required),
