@@ -8,12 +8,14 @@ deadline."""
 import select
 import socket
 import threading
+import time
 
 import pytest
 
 from gwtest import admin, config, env
 from gwtest.env import KiB, MiB
 from gwtest.http import Reply, request_bytes
+from gwtest.jwt import JWT_SECRET, jwt_token
 from gwtest.wait import Deadline, wait_until
 
 GW = "gw04"
@@ -239,3 +241,46 @@ def test_tiny_chunks_toward_a_stalled_upstream_stay_bounded(gateway, http_client
             s.close()
     finally:
         up.close()
+
+
+# ---- trailers -------------------------------------------------------------------------------
+
+
+def test_request_trailers_cannot_inject_fields(gateway, backend, http_client):
+    """A valid token for alice, then trailers claiming to be admin, from 10.0.0.1, with
+    another token, a Content-Length and a Host: all of them reached the upstream. Trailers
+    pass now only by the listener's allow-list, and never a field the head's checks guard."""
+    b = backend.http()
+    mw = [{"jwt": {"secret": JWT_SECRET, "claims": {"sub": "X-User-Id"}}}]
+    gw = proxy(gateway, b, routes=[config.route(name="secure", middleware=mw)],
+               http={"forward_trailers": ["X-Checksum"]})
+    c = http_client(gw)
+    tok = jwt_token({"sub": "alice", "exp": int(time.time()) + 600})
+    c.send(request_bytes("POST", "/transfer", [("Authorization", "Bearer " + tok),
+                                                ("Transfer-Encoding", "chunked")]))
+    c.send_chunked([b"amount=100"], trailers=[
+        ("X-User-Id", "admin"), ("X-Forwarded-For", "10.0.0.1"), ("Authorization", "Bearer forged"),
+        ("Content-Length", "0"), ("Host", "internal.example"), ("X-Checksum", "abc123")])
+    r = c.read_response()
+    assert r.status == 200, r
+    doc = r.json()
+    assert [k.lower() for k, _ in doc["trailers"]] == ["x-checksum"], \
+        "only the allow-listed trailer may reach the upstream: %s" % doc["trailers"]
+    assert [v for k, v in doc["headers"] if k.lower() == "x-user-id"] == ["alice"], doc["headers"]
+
+
+def test_trailers_dropped_by_default_both_ways(gateway, backend, http_client):
+    def handler(req):
+        r = Reply.generated(1000, seed=5, chunked=True)
+        r.trailers = [("X-Sum", "s1"), ("Set-Cookie", "session=evil")]
+        return r
+
+    b = backend.http(handler=handler)
+    gw = proxy(gateway, b)
+    c = http_client(gw)
+    c.send(request_bytes("POST", "/up", [("Transfer-Encoding", "chunked")]))
+    c.send_chunked([b"data"], trailers=[("X-Sum", "abc")])
+    r = c.read_response()
+    assert r.status == 200 and r.body_len == 1000, r
+    assert r.trailers == [], "no forward_trailers: response trailers are dropped: %s" % r.trailers
+    assert b.last().trailers == [], "no forward_trailers: request trailers are dropped"

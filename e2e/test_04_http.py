@@ -16,7 +16,6 @@ marked allowed-sleep."""
 import base64
 import collections
 import hashlib
-import hmac
 import json
 import math
 import os
@@ -35,6 +34,7 @@ from gwtest.cfgerrors import position
 from gwtest.clients import try_connect
 from gwtest.env import GiB, KiB, MiB
 from gwtest.http import Reply, request_bytes
+from gwtest.jwt import JWT_SECRET, jwt_token
 from gwtest.wait import Deadline, wait_until
 
 GW = "gw04"
@@ -942,23 +942,6 @@ def test_slowloris_does_not_starve_normal_clients(gateway, backend, http_client,
 
 
 # ---- JWT ----------------------------------------------------------------------------------------
-
-JWT_SECRET = "e2e-hs256-secret-0123456789abcdefghijkl"
-
-
-def b64u(raw):
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def jwt_token(claims, secret=JWT_SECRET, header=None, sign=True):
-    hdr = header if header is not None else {"alg": "HS256", "typ": "JWT"}
-    signing = b64u(json.dumps(hdr, separators=(",", ":")).encode()) + "." + \
-        b64u(json.dumps(claims, separators=(",", ":")).encode())
-    if not sign:
-        return signing + "."
-    sig = hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest()
-    return signing + "." + b64u(sig)
-
 
 def jwt_proxy(gateway, b):
     mw = [{"request_id": {}}, {"jwt": {"secret": JWT_SECRET, "realm": "api", "claims": {"sub": "X-User-Id"}}}]

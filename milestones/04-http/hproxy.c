@@ -1466,8 +1466,12 @@ static void request_end(hconn_t *c)
         exchange_done(c);
         return;
     }
-    if (x->u != NULL && x->req_chunked_out)
+    if (x->u != NULL && x->req_chunked_out) {
+        /* Trailers pass only by the listener's allow-list (http.forward_trailers): they would
+         * otherwise bypass every check made on the head (trailers.h). */
+        gw_chain_trailers(hw->hp->chain, &x->chain, &x->rp.trailers, false);
         out_last_chunk(hw, &x->u->out, &x->rp.trailers);
+    }
     if (x->rs == RS_DONE) {
         exchange_done(c);
         return;
@@ -1632,8 +1636,10 @@ static void response_end(hconn_t *c)
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
     x->rs = RS_DONE;
-    if (x->resp_chunked_out) /* trailers come only with a chunked upstream body */
+    if (x->resp_chunked_out) { /* trailers come only with a chunked upstream body */
+        gw_chain_trailers(hw->hp->chain, &x->chain, &x->sp.trailers, true);
         x->bytes_out += out_last_chunk(hw, &c->out, &x->sp.trailers);
+    }
     uconn_t *u = x->u;
     if (u != NULL) {
         /* Reusable when both messages ended cleanly on it and the upstream did not ask to
