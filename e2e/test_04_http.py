@@ -332,6 +332,57 @@ def test_http10_client_gets_close(gateway, backend, http_client):
     assert_closed(c, r, "an HTTP/1.0 request without keep-alive")
 
 
+def test_http10_chunked_upstream_body_is_close_delimited(gateway, backend, http_client):
+    """An HTTP/1.0 client cannot read chunked framing: a chunked upstream body reaches it
+    delimited by the close, even when it asked for keep-alive (the request's version was
+    rewritten to 1.1 for the upstream and then read back: issue 11)."""
+    n = 70000
+    b = backend.http(handler=lambda req: Reply.generated(n, seed=7, chunked=True))
+    gw = proxy(gateway, b)
+    c = http_client(gw)
+    r = c.request("GET", "/old", headers=[("Connection", "keep-alive")], version="1.0")
+    assert r.status == 200 and r.framing == "close", "a 1.0 client got %r" % r
+    assert r.header("Transfer-Encoding") is None, r
+    assert (r.body_len, r.sha256) == (n, gwdata.sha256_of(n, 7))
+
+
+def test_http10_client_gets_no_interim_responses(gateway, backend, http_client):
+    """A 1.0 client takes a 1xx for the final answer: behind a keep-alive 1.0 proxy the real
+    response would then answer its next request, maybe another user's."""
+    def handler(req):
+        r = Reply.echo_json()
+        r.interim = [103]
+        return r
+
+    b = backend.http(handler=handler)
+    gw = proxy(gateway, b)
+    c = http_client(gw)
+    r = c.request("GET", "/hints", headers=[("Connection", "keep-alive")], version="1.0")
+    assert r.status == 200 and r.interim == [], "a 1.0 client got interim responses: %r" % r.interim
+    assert r.header("Connection") == "keep-alive" and r.framing == "length", r
+    r2 = c.request("GET", "/next", headers=[("Connection", "keep-alive")], version="1.0")
+    assert r2.status == 200 and r2.json()["target"] == "/next", r2
+    c11 = http_client(gw)
+    r3 = c11.get("/hints11")
+    assert r3.status == 200 and [st for st, _ in r3.interim] == [103], "a 1.1 client should see the 103: %r" % r3.interim
+
+
+def test_http10_request_without_host_gets_one_upstream(gateway, backend, http_client):
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route("app", name="plain", path_prefix="/plain"),
+                                   config.route("app", name="rw", path_prefix="/rw",
+                                                host_rewrite="app.internal")])
+    c = http_client(gw)
+    c.send(request_bytes("GET", "/plain", host=None, version="1.0"))
+    doc = echo_doc(c.read_response())
+    assert doc_header_all(doc, "Host") == [b.address_str], \
+        "a 1.0 request without Host goes upstream as 1.1 with the backend's address: %s" % doc["headers"]
+    c2 = http_client(gw)
+    c2.send(request_bytes("GET", "/rw", host=None, version="1.0"))
+    doc = echo_doc(c2.read_response())
+    assert doc_header_all(doc, "Host") == ["app.internal"], doc["headers"]
+
+
 # ---- keep-alive, pipelining, pools ------------------------------------------------------------
 
 

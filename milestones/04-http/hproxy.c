@@ -176,6 +176,7 @@ struct hx_s {
     unsigned tries;   /* attempts in all, for the retry middleware */
     rqstate_t rq;
     rsstate_t rs;
+    uint8_t client_minor; /* the client's HTTP/1.x version: the head sent upstream says 1.1 */
     gw_h1_body_t req_body, resp_body_in;
     bool req_chunked_out;  /* the request body goes upstream chunked */
     bool resp_chunked_out; /* the response body goes to the client chunked */
@@ -498,6 +499,7 @@ static void hx_clear_exchange(hx_t *x)
     x->tries = 0;
     x->rq = RQ_HEAD;
     x->rs = RS_NONE;
+    x->client_minor = 1;
     x->req_chunked_out = x->resp_chunked_out = x->resp_close_out = false;
     x->client_keep = x->head_method = x->idempotent = x->picked = false;
     x->upstream_reused = x->backend_failed = x->retried_reuse = x->body_started = false;
@@ -858,7 +860,7 @@ static void send_local(hconn_t *c, unsigned status, const char *reason, bool clo
             (x->rq == RQ_BODY && !x->error_sent);
     if (close)
         gw_h1_head_set(h, "Connection", "close", 5);
-    else if (x->rp.head.version_minor == 0)
+    else if (x->client_minor == 0)
         gw_h1_head_set(h, "Connection", "keep-alive", 10);
     x->chain.status = status;
     count_status(hw, status);
@@ -1191,6 +1193,15 @@ static void upstream_ready(hconn_t *c)
     p->report(p->ctx, hw->w, &x->pick, 0);
     u->requests++;
     gw_h1_head_t *h = &x->rp.head;
+    if (!gw_h1_head_get(h, "host", NULL)) {
+        /* An HTTP/1.0 request may come without Host, but it goes upstream as HTTP/1.1, where
+         * Host is required (RFC 9112 3.2): the backend's address as configured. (A route's
+         * host_rewrite was set already.) */
+        const gw_upstream_cfg_t *uc = &hw->hp->cfg->upstreams[x->upstream];
+        const gw_backend_t *b = x->pick.backend;
+        const char *host = uc->backends[b->index].address_text;
+        gw_h1_head_set(h, "Host", host, strlen(host));
+    }
     gw_h1_parser_reset(&x->sp, NULL, HX_KEEP_BYTES);
     if (x->head_method)
         gw_h1_expect_head_response(&x->sp);
@@ -1355,6 +1366,7 @@ static void on_request_head(hconn_t *c)
     stat_add(&hw->stats->requests, 1);
     x->rq = RQ_WAIT_UPSTREAM;
     x->req_body = x->rp.body;
+    x->client_minor = h->version_minor; /* before the upstream's copy says 1.1 */
     hx_timer_stop(x);
 
     /* The parser writes only methods llhttp knows (the longest has 13 bytes). */
@@ -1680,7 +1692,9 @@ static void on_response_head(hconn_t *c)
     }
     gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
     h->version_minor = 1;
-    bool client11 = x->rp.head.version_minor >= 1;
+    /* Rules for an HTTP/1.0 client (RFC 9110 15.2, RFC 9112 6.3): no interim response, no
+     * chunked body, and keep-alive only when the body has a Content-Length (or none). */
+    bool client11 = x->client_minor >= 1;
     if (!interim) {
         x->chain.status = status;
         count_status(hw, status);
