@@ -96,3 +96,18 @@ void gw_bufcache_drain(gw_bufcache_t *cache)
     }
     cache->nfree = 0;
 }
+
+/* see buf.h */
+void gw_chunk_ref(gw_chunk_t *ch)
+{
+    ch->owner = (void *)((uintptr_t)ch->owner + 1);
+}
+
+/* see buf.h */
+void gw_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch)
+{
+    uintptr_t n = (uintptr_t)ch->owner - 1;
+    ch->owner = (void *)n;
+    if (n == 0)
+        gw_chunk_put(cache, ch);
+}

@@ -58,6 +58,14 @@ gw_chunk_t *gw_chunk_get(gw_bufcache_t *cache);
  * this thread. */
 void gw_chunk_put(gw_bufcache_t *cache, gw_chunk_t *ch);
 
+/* Shared chunks. A chunk that several pending uses hold (a read still being parsed, writes
+ * sending from it, a buffered request body) counts them in `owner`, which gw_chunk_get
+ * leaves at 0: each holder takes a reference, and the last unref gives the chunk back to
+ * CACHE. (01's forwarder uses `owner` for its connection instead: one convention per
+ * chunk, chosen by whoever got it.) */
+void gw_chunk_ref(gw_chunk_t *ch);
+void gw_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch);
+
 static inline size_t gw_chunk_size(const gw_bufcache_t *cache)
 {
     return cache->pool->chunk_size;

@@ -5,6 +5,7 @@ it: memory per connection (peak RSS, plain build only, like the streaming tests)
 gateway accepts from a peer that will not read, and that an innocent client next to the
 attacker is still served. The attacks are bounded in bytes and time; every wait polls to a
 deadline."""
+import json
 import select
 import socket
 import threading
@@ -284,3 +285,124 @@ def test_trailers_dropped_by_default_both_ways(gateway, backend, http_client):
     assert r.status == 200 and r.body_len == 1000, r
     assert r.trailers == [], "no forward_trailers: response trailers are dropped: %s" % r.trailers
     assert b.last().trailers == [], "no forward_trailers: request trailers are dropped"
+
+
+# ---- slow and departed clients --------------------------------------------------------------
+
+
+def test_request_body_deadline_408(gateway, backend, http_client, transcript):
+    """body_timeout measures silence only: a byte every so often holds an upstream connection
+    for ever. request_body_deadline bounds the whole body."""
+    b = backend.http()
+    gw = proxy(gateway, b, http={"body_timeout": "30s", "request_body_deadline": "1s"})
+    c = http_client(gw)
+    c.send(request_bytes("POST", "/slow", [("Content-Length", "1000")]))
+    started = Deadline(0)
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                c.sock.send(b"x")
+            except OSError:
+                return
+            stop.wait(0.2)  # allowed-sleep: the slow client's pace
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        r = c.read_response(timeout=env.timeout(10))
+    finally:
+        stop.set()
+        t.join(5)
+    assert r.status == 408 and b"deadline" in r.body, r
+    assert started.elapsed() < env.timeout(5), "the deadline should end it, not body_timeout"
+    transcript.note("408 after %.2fs" % started.elapsed())
+
+
+def test_request_buffering_slow_small_bodies_hold_no_backend(gateway, backend, http_client):
+    """1,000 slow bodies became 1,000 backend connections. With request_buffering, a body up
+    to the size is read whole before a backend is picked."""
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route("app", name="buffered", request_buffering="64KiB")])
+    n = 20
+    clients = []
+    for i in range(n):
+        c = http_client(gw)
+        c.send(request_bytes("POST", "/slow/%d" % i, [("Content-Length", "3000")]))
+        c.send(b"a" * 1000)
+        clients.append(c)
+    # Every body is incomplete: no backend connection and no request yet. (A request that
+    # reached the backend would show within this poll; none may.)
+    probe = http_client(gw)
+    assert probe.get("/probe").status == 200  # the gateway is serving, and read what came
+    assert b.requests == 1 and b.paths() == ["/probe"], "an incomplete body reached the backend: %s" % b.paths()
+    assert b.accepted == 1, "%d backend connections for one complete request" % b.accepted
+    for c in clients:
+        c.send(b"b" * 2000)
+    for i, c in enumerate(clients):
+        doc = c.read_response().json()
+        assert (doc["target"], doc["body_len"]) == ("/slow/%d" % i, 3000), doc
+
+
+def test_request_buffering_answers_expect_100(gateway, backend, http_client):
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route("app", name="buffered", request_buffering="64KiB")])
+    c = http_client(gw)
+    c.send(request_bytes("POST", "/expect", [("Content-Length", "5"), ("Expect", "100-continue")]))
+    head = c.read_head(timeout=env.timeout(5))
+    assert head.status == 100, "the gateway should invite the body itself: %r" % head
+    c.send(b"hello")
+    doc = c.read_response().json()
+    assert doc["body_len"] == 5
+    assert not [v for k, v in doc["headers"] if k.lower() == "expect"], "Expect went upstream: %s" % doc["headers"]
+
+
+def test_request_buffering_larger_bodies_stream(gateway, backend, http_client):
+    """Announced larger than request_buffering: streams as usual. Chunked and longer than
+    it: what was buffered goes first, the rest streams after it."""
+    from gwtest import data as gwdata
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route("app", name="buffered", request_buffering="16KiB")])
+    c = http_client(gw)
+    n = 1 * MiB + 3
+    c.send(request_bytes("POST", "/big", [("Content-Length", str(n))]))
+    c.send_data(n, 11)
+    doc = c.read_response().json()
+    assert (doc["body_len"], doc["body_sha256"]) == (n, gwdata.sha256_of(n, 11))
+    c.send(request_bytes("POST", "/bigchunked", [("Transfer-Encoding", "chunked")]))
+    c.send_chunked(gwdata.chunks(n, 12))
+    doc = c.read_response().json()
+    assert (doc["body_len"], doc["body_sha256"]) == (n, gwdata.sha256_of(n, 12))
+
+
+def test_client_eof_before_response_aborts_exchange(gateway, backend, http_client, tmp_path):
+    """A client that half-closes before any answer has left: the exchange is aborted (499 in
+    the access log) and its upstream connection closed, instead of holding it for nobody."""
+    release = threading.Event()
+    b = backend.http(handler=lambda req: Reply.delayed(wait=release))
+    path = str(tmp_path / "access.log")
+    gw = proxy(gateway, b, routes=[config.route(name="logged", middleware=[{"access_log": {"file": path}}])])
+    try:
+        c = http_client(gw)
+        c.send(request_bytes("GET", "/gone"))
+        b.wait_requests(1)
+        c.sock.shutdown(socket.SHUT_WR)
+        assert c.wait_closed(timeout=env.timeout(3)) in ("eof", "reset"), \
+            "the gateway should close a client that left before its answer"
+
+        def logged():
+            try:
+                with open(path) as f:
+                    return [json.loads(x) for x in f.read().splitlines()]
+            except FileNotFoundError:
+                return []
+
+        recs = wait_until(logged, env.timeout(5), "the access log line")
+        assert recs[0]["status"] == 499, recs
+    finally:
+        release.set()
+    # The aborted exchange's upstream connection was closed, not pooled: the next request
+    # needs a new one.
+    assert http_client(gw).get("/next").status == 200
+    assert b.accepted == 2, "the aborted exchange's upstream connection was reused"

@@ -41,6 +41,7 @@
 #include "04-http/h1.h"
 #include "04-http/httpcfg.h"
 #include "04-http/pathnorm.h"
+#include "04-http/reqbuf.h"
 #include "04-http/wbatch.h"
 #include "clock.h"
 #include "error.h"
@@ -177,6 +178,13 @@ struct hx_s {
     rqstate_t rq;
     rsstate_t rs;
     uint8_t client_minor; /* the client's HTTP/1.x version: the head sent upstream says 1.1 */
+    gw_reqbuf_t reqbuf;   /* the body, read before the pick (a route's request_buffering) */
+    gw_chunk_t *rest_ch;  /* a body span that did not fit in reqbuf: sent right after it */
+    const char *rest;
+    size_t rest_len;
+    uint64_t body_deadline; /* loop ms by which the request body must be in (0: none) */
+    bool buffering;         /* body bytes go to reqbuf: no backend picked yet */
+    bool buffered_all;      /* reqbuf holds the whole body: it can be sent again on a retry */
     gw_h1_body_t req_body, resp_body_in;
     bool req_chunked_out;  /* the request body goes upstream chunked */
     bool resp_chunked_out; /* the response body goes to the client chunked */
@@ -487,6 +495,15 @@ static hx_t *hx_get(hconn_t *c)
  * caller calls gw_h1_next for a pipelined request). */
 static void hx_clear_exchange(hx_t *x)
 {
+    gw_bufcache_t *cache = &x->c->hw->w->bufs;
+    gw_reqbuf_clear(&x->reqbuf, cache);
+    if (x->rest_ch != NULL)
+        gw_chunk_unref(cache, x->rest_ch);
+    x->rest_ch = NULL;
+    x->rest = NULL;
+    x->rest_len = 0;
+    x->body_deadline = 0;
+    x->buffering = x->buffered_all = false;
     x->method[0] = '\0';
     gw_hx_reset(&x->chain);
     gw_h1_head_clear(&x->local);
@@ -531,7 +548,7 @@ static void hx_put(hp_worker_t *hw, hx_t *x)
     x->tkind = T_NONE;
     x->armed_at = 0;
     if (x->rbuf != NULL) {
-        gw_wb_chunk_unref(&hw->w->bufs, x->rbuf);
+        gw_chunk_unref(&hw->w->bufs, x->rbuf);
         x->rbuf = NULL;
     }
     hx_clear_exchange(x);
@@ -568,6 +585,19 @@ static void hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms)
 static void hx_timer_stop(hx_t *x)
 {
     x->tkind = T_NONE;
+}
+
+/* Times a request body: each silence up to body_timeout, the whole body up to
+ * request_body_deadline (when set), whichever ends first. */
+static void body_timer_start(hx_t *x, uint64_t ms)
+{
+    if (x->body_deadline != 0) {
+        uint64_t now = uv_now(loop_of(x->c->hw));
+        uint64_t left = x->body_deadline > now ? x->body_deadline - now : 0;
+        if (left < ms)
+            ms = left;
+    }
+    hx_timer_start(x, T_BODY, ms);
 }
 
 /* ---- statistics ---------------------------------------------------------------------------- */
@@ -698,7 +728,7 @@ static void client_linger(hconn_t *c)
     if (x != NULL) {
         exchange_settle(c, true);
         if (x->rbuf != NULL) {
-            gw_wb_chunk_unref(&hw->w->bufs, x->rbuf);
+            gw_chunk_unref(&hw->w->bufs, x->rbuf);
             x->rbuf = NULL;
         }
     } else {
@@ -1135,7 +1165,7 @@ static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool co
     /* A request can be sent again only if none of its body was consumed: no body, or a
      * body still waiting in the client's socket. */
     bool replayable = !x->body_started && x->rs == RS_NONE && !draining(c) &&
-                      (x->req_body == GW_H1_BODY_NONE || x->rq != RQ_DONE);
+                      (x->req_body == GW_H1_BODY_NONE || x->rq != RQ_DONE || x->buffered_all);
     uint64_t delay = 0;
     bool again = false, fresh = false;
     if (replayable) {
@@ -1183,6 +1213,78 @@ static void request_sent(hconn_t *c)
         hx_timer_start(x, T_RESPONSE, c->lcfg->response_timeout_ms);
 }
 
+/* ---- request buffering (a route's request_buffering) -------------------------------------- */
+
+/* Whether the body of X's request is read whole before a backend is picked: the route asks
+ * for it, and the body is not announced larger than it (chunked: we will see). Then the
+ * client's `Expect: 100-continue` is answered here (the upstream gets the body at once). */
+static bool buffer_start(hconn_t *c)
+{
+    hx_t *x = c->x;
+    uint64_t cap = x->route->request_buffering;
+    if (cap == 0 || x->req_body == GW_H1_BODY_NONE ||
+        (x->req_body == GW_H1_BODY_LENGTH && x->rp.length > cap))
+        return false;
+    gw_reqbuf_init(&x->reqbuf, cap);
+    x->buffering = true;
+    x->rq = RQ_BODY; /* client_process reads the body now */
+    gw_h1_head_t *h = &x->rp.head;
+    gw_h1_span_t v;
+    if (gw_h1_head_get(h, "expect", &v)) {
+        if (x->client_minor >= 1 && v.len == 12 && strncasecmp(v.ptr, "100-continue", 12) == 0)
+            x->bytes_out +=
+                gw_wb_copy(&c->hw->wb, &c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0 ? 25 : 0;
+        gw_h1_head_remove(h, "expect");
+    }
+    x->last_active = uv_now(loop_of(c->hw));
+    body_timer_start(x, c->lcfg->body_timeout_ms);
+    return true;
+}
+
+/* Body bytes while buffering. What does not fit (a chunked body longer than the cap, or no
+ * chunk left in the pool) ends the buffering: the backend is picked now, and that span goes
+ * right after the buffer (upstream_ready), then the rest streams as usual. */
+static void buffer_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
+{
+    hx_t *x = c->x;
+    size_t k = gw_reqbuf_append(&x->reqbuf, &c->hw->w->bufs, data, n);
+    if (k == n)
+        return;
+    x->buffering = false;
+    gw_chunk_ref(ch);
+    x->rest_ch = ch;
+    x->rest = data + k;
+    x->rest_len = n - k;
+    x->rq = RQ_WAIT_UPSTREAM; /* client_process stops: the rest waits for the backend */
+    upstream_start(c);
+}
+
+/* Sends what was buffered to the attached upstream (again, on a retry of a whole body). A
+ * partial buffer is given up once sent: the rest of the body streams after it. */
+static void buffer_flush(hconn_t *c)
+{
+    hx_t *x = c->x;
+    hp_worker_t *hw = c->hw;
+    gw_wdest_t *d = &x->u->out;
+    for (gw_chunk_t *ch = x->reqbuf.head; ch != NULL; ch = ch->next)
+        out_body(hw, d, ch, ch->data, ch->len, x->req_chunked_out);
+    if (x->buffered_all) {
+        if (x->req_chunked_out) {
+            gw_chain_trailers(hw->hp->chain, &x->chain, &x->rp.trailers, false);
+            out_last_chunk(hw, d, &x->rp.trailers);
+        }
+        return;
+    }
+    gw_reqbuf_clear(&x->reqbuf, &hw->w->bufs);
+    if (x->rest_ch != NULL) {
+        out_body(hw, d, x->rest_ch, x->rest, x->rest_len, x->req_chunked_out);
+        gw_chunk_unref(&hw->w->bufs, x->rest_ch);
+        x->rest_ch = NULL;
+        x->rest_len = 0;
+    }
+    x->body_started = true; /* the rest is read from the client: no replay */
+}
+
 /* The attached upstream U is connected: send the head, then let the body flow. */
 static void upstream_ready(hconn_t *c)
 {
@@ -1207,6 +1309,8 @@ static void upstream_ready(hconn_t *c)
         gw_h1_expect_head_response(&x->sp);
     x->resp_bytes = false;
     out_head(hw, &u->out, h, NULL, 0); /* a failure comes back through upstream_on_error */
+    if (x->reqbuf.len > 0 || x->rest_ch != NULL || x->buffered_all)
+        buffer_flush(c);
     upstream_set_reading(u, true);
     if (x->rq == RQ_WAIT_UPSTREAM) {
         /* The parser still holds the rest of the request: the body, or (without one) the
@@ -1214,7 +1318,7 @@ static void upstream_ready(hconn_t *c)
         x->rq = RQ_BODY;
         if (x->req_body != GW_H1_BODY_NONE) {
             x->last_active = uv_now(loop_of(hw));
-            hx_timer_start(x, T_BODY, c->lcfg->body_timeout_ms);
+            body_timer_start(x, c->lcfg->body_timeout_ms);
         }
     } else if (x->rq == RQ_DONE) { /* a retry of a request without a body */
         request_sent(c);
@@ -1462,6 +1566,10 @@ static void on_request_head(hconn_t *c)
         return;
     }
     h->version_minor = 1;
+    if (x->req_body != GW_H1_BODY_NONE && c->lcfg->body_deadline_ms > 0)
+        x->body_deadline = uv_now(loop_of(hw)) + c->lcfg->body_deadline_ms;
+    if (buffer_start(c))
+        return; /* the backend is picked when the body is in (request_end, buffer_data) */
     upstream_start(c);
 }
 
@@ -1476,6 +1584,12 @@ static void request_end(hconn_t *c)
     x->rq = RQ_DONE; /* a pipelined next request is held (client_update_reading) */
     if (discarding) {
         exchange_done(c);
+        return;
+    }
+    if (x->buffering) { /* the whole body is here: now a backend (buffer_flush sends it) */
+        x->buffering = false;
+        x->buffered_all = true;
+        upstream_start(c);
         return;
     }
     if (x->u != NULL && x->req_chunked_out) {
@@ -1497,8 +1611,14 @@ static void request_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
     x->last_active = uv_now(loop_of(hw));
-    if (x->error_sent || x->u == NULL)
+    if (x->error_sent)
         return; /* answered already: the body is read and dropped */
+    if (x->buffering) {
+        buffer_data(c, ch, data, n);
+        return;
+    }
+    if (x->u == NULL)
+        return;
     x->body_started = true;
     uconn_t *u = x->u;
     out_body(hw, &u->out, ch, data, n, x->req_chunked_out);
@@ -1550,7 +1670,7 @@ static void client_process(hconn_t *c)
         if (r == 0)
             break; /* everything was consumed: more bytes are needed */
         if (ch != NULL)
-            gw_wb_chunk_ref(ch); /* the exchange may give the buffer away meanwhile */
+            gw_chunk_ref(ch); /* the exchange may give the buffer away meanwhile */
         if (r == GW_H1_HEAD)
             on_request_head(c);
         else if (r == GW_H1_DATA)
@@ -1558,12 +1678,12 @@ static void client_process(hconn_t *c)
         else if (r == GW_H1_END)
             request_end(c);
         if (ch != NULL)
-            gw_wb_chunk_unref(&c->hw->w->bufs, ch);
+            gw_chunk_unref(&c->hw->w->bufs, ch);
     }
     c->in_process = false;
     hx_t *x = c->x;
     if (x != NULL && x->rbuf != NULL && x->rbuf->off >= x->rbuf->len) {
-        gw_wb_chunk_unref(&c->hw->w->bufs, x->rbuf);
+        gw_chunk_unref(&c->hw->w->bufs, x->rbuf);
         x->rbuf = NULL;
     }
     client_update_reading(c);
@@ -1587,7 +1707,7 @@ static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     gw_chunk_t *ch = chunk_of(buf);
     if (nread <= 0) {
         if (ch != NULL)
-            gw_wb_chunk_unref(&hw->w->bufs, ch);
+            gw_chunk_unref(&hw->w->bufs, ch);
         if (nread == 0)
             return;
         if (nread == UV_ENOBUFS) {
@@ -1604,8 +1724,16 @@ static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             client_close(c, false);
             return;
         }
+        if (x->rq == RQ_DONE && x->rs == RS_NONE) {
+            /* The client left before any answer: abort the exchange (499), which closes its
+             * upstream connection, instead of holding a backend for nobody. (A tcp listener
+             * forwards the half-close instead; an http client that wants its answer keeps its
+             * side open, as every browser and library does.) */
+            client_close(c, false);
+            return;
+        }
         if (x->rq == RQ_DONE && x->rs != RS_DONE) {
-            /* The client half-closed after its request: answer it, then close. */
+            /* The client half-closed while its answer streams: finish it, then close. */
             x->client_keep = false;
             x->client_eof = true;
             client_update_reading(c);
@@ -1615,7 +1743,7 @@ static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->state == C_LINGER) {
-        gw_wb_chunk_unref(&hw->w->bufs, ch);
+        gw_chunk_unref(&hw->w->bufs, ch);
         return;
     }
     ch->len = (uint32_t)nread;
@@ -1623,7 +1751,7 @@ static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->x == NULL) { /* the first byte of a request: the exchange state comes now */
         c->x = hx_get(c);
         if (c->x == NULL) {
-            gw_wb_chunk_unref(&hw->w->bufs, ch);
+            gw_chunk_unref(&hw->w->bufs, ch);
             client_close(c, true);
             return;
         }
@@ -1633,7 +1761,7 @@ static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     hx_t *x = c->x;
     if (x->rbuf != NULL) { /* cannot happen: reads stop while bytes wait */
-        gw_wb_chunk_unref(&hw->w->bufs, ch);
+        gw_chunk_unref(&hw->w->bufs, ch);
         client_close(c, true);
         return;
     }
@@ -1806,11 +1934,11 @@ static void upstream_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
         ch->len = (uint32_t)nread;
         ch->off = 0;
         upstream_process(u, ch);
-        gw_wb_chunk_unref(&hw->w->bufs, ch);
+        gw_chunk_unref(&hw->w->bufs, ch);
         return;
     }
     if (ch != NULL)
-        gw_wb_chunk_unref(&hw->w->bufs, ch);
+        gw_chunk_unref(&hw->w->bufs, ch);
     if (nread == 0)
         return;
     if (nread == UV_ENOBUFS) { /* the buffer pool is exhausted: try again shortly */
@@ -2010,17 +2138,18 @@ static void hx_timer_fired(hx_t *x, hconn_t *c)
         uint64_t quiet = now - x->last_active, limit = c->lcfg->body_timeout_ms;
         if (x->rq != RQ_BODY) /* the body is complete; the response timer takes over */
             return;
-        if (x->req_paused) { /* the upstream is slow, not the client */
+        bool late = x->body_deadline != 0 && now >= x->body_deadline;
+        if (!late && x->req_paused) { /* the upstream is slow, not the client */
             x->last_active = now;
-            hx_timer_start(x, T_BODY, limit);
+            body_timer_start(x, limit);
             return;
         }
-        if (quiet < limit) {
-            hx_timer_start(x, T_BODY, limit - quiet);
+        if (!late && quiet < limit) {
+            body_timer_start(x, limit - quiet);
             return;
         }
         if (x->rs == RS_NONE)
-            answer(c, 408, "request body timeout", true);
+            answer(c, 408, late ? "request body deadline" : "request body timeout", true);
         else
             client_close(c, true);
         return;

@@ -19,6 +19,7 @@
 #define MiB (1024 * KiB)
 #define GiB (1024 * MiB)
 #define MAX_BODY (1024 * GiB)
+#define MAX_REQUEST_BUFFERING (64 * MiB) /* held in buffer-pool chunks, per request */
 
 /* In the order of gw_mw_kind_t: the index is the value. */
 static const char *const mw_names[] = {
@@ -797,6 +798,8 @@ static void decode_route(dec_t *d, const gw_cnode_t *map, size_t idx, gw_http_ro
             (!r->host_rewrite[0] || strpbrk(r->host_rewrite, " \t\r\n")))
             gw_cdoc_error(doc, hr, "host_rewrite: '%s' is not a host", r->host_rewrite);
         gw_cget_size(doc, gw_cmap_get(doc, map, "max_body"), "max_body", 1, MAX_BODY, &r->max_body);
+        gw_cget_size(doc, gw_cmap_get(doc, map, "request_buffering"), "request_buffering", 0,
+                     MAX_REQUEST_BUFFERING, &r->request_buffering);
         decode_middleware(doc, gw_cmap_get(doc, map, "middleware"), r);
     }
     snprintf(def, sizeof(def), "route %zu", idx);
@@ -872,6 +875,8 @@ static void decode_http_block(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_lis
     gw_cget_uint(doc, gw_cmap_get(doc, map, "max_headers"), "max_headers", 1, 1000,
                  &x->max_headers);
     gw_cget_size(doc, gw_cmap_get(doc, map, "max_body"), "max_body", 0, MAX_BODY, &x->max_body);
+    gw_cget_duration(doc, gw_cmap_get(doc, map, "request_body_deadline"), "request_body_deadline",
+                     0, 24 * HOUR, &x->body_deadline_ms);
     decode_trusted(doc, gw_cmap_get(doc, map, "trusted_proxies"), x);
 }
 
@@ -1333,6 +1338,9 @@ static void print_route(FILE *out, const gw_http_route_t *r, int in)
     }
     if (r->max_body)
         fprintf(out, "%*smax_body: %s\n", in + 2, "", gw_cfmt_size(r->max_body, a, sizeof(a)));
+    if (r->request_buffering)
+        fprintf(out, "%*srequest_buffering: %s\n", in + 2, "",
+                gw_cfmt_size(r->request_buffering, a, sizeof(a)));
     if (r->nmw)
         fprintf(out, "%*smiddleware:\n", in + 2, "");
     for (size_t i = 0; i < r->nmw; i++)
@@ -1355,6 +1363,8 @@ static void print_http_block(FILE *out, const gw_http_listener_cfg_t *x, int in)
             gw_cfmt_size(x->max_head, a, sizeof(a)), in + 2, "",
             gw_cfmt_size(x->max_uri, b, sizeof(b)), in + 2, "", x->max_headers);
     fprintf(out, "%*smax_body: %s\n", in + 2, "", gw_cfmt_size(x->max_body, a, sizeof(a)));
+    fprintf(out, "%*srequest_body_deadline: %s\n", in + 2, "",
+            gw_cfmt_duration(x->body_deadline_ms, a, sizeof(a)));
     fprintf(out, "%*strusted_proxies: [", in + 2, "");
     for (size_t i = 0; i < x->ntrusted; i++) {
         const gw_cidr_t *t = &x->trusted[i];

@@ -17,6 +17,7 @@
  *         max_uri: 8KiB                 # request target: 414              (256B..64KiB)
  *         max_headers: 100              # field lines: 431                 (1..1000)
  *         max_body: 0                   # request body, 0 = no limit: 413 (routes override)
+ *         request_body_deadline: 0s     # whole request body within this (0 = none): 408
  *         trusted_proxies: [10.0.0.0/8, "::1"]   # CIDRs whose X-Forwarded-* we keep
  *         forward_trailers: [X-Checksum]  # trailer fields passed on, both directions;
  *                                         # default [] = every trailer is dropped
@@ -36,6 +37,8 @@
  *             sticky_header: X-User     # or sticky_cookie: session (not both)
  *           host_rewrite: app.internal  # Host sent upstream; absent = the client's Host
  *           max_body: 10MiB             # 413 above it; absent = the listener's
+ *           request_buffering: 64KiB    # bodies up to this are read whole before a backend
+ *                                       # is picked (0 = stream everything; up to 64MiB)
  *           middleware:                 # run in this order on the request, and in reverse
  *             - request_id: {}          #   order on the response head
  *             - forwarded: {}
@@ -180,6 +183,9 @@ typedef struct gw_http_route_s {
     char *sticky_name;  /* header or cookie name, NULL when not sticky */
     char *host_rewrite; /* NULL: keep the client's Host */
     uint64_t max_body;  /* 0: the listener's max_body */
+    /* request_buffering, default 0: a request body up to this size is read completely
+     * before a backend is picked (and can then be replayed); larger ones stream. */
+    uint64_t request_buffering;
     gw_mw_cfg_t *mw;
     size_t nmw;
 } gw_http_route_t;
@@ -195,6 +201,7 @@ typedef struct gw_http_listener_cfg_s {
     uint64_t max_uri;              /* max_uri, default 8KiB */
     uint64_t max_headers;          /* max_headers, default 100 */
     uint64_t max_body;             /* max_body, default 0 (no limit) */
+    uint64_t body_deadline_ms;     /* request_body_deadline, default 0 (none), ..24h: 408 */
     gw_cidr_t *trusted;            /* trusted_proxies */
     size_t ntrusted;
     /* forward_trailers, compiled: never NULL once loaded; empty (the default) drops every

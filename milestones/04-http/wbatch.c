@@ -69,21 +69,6 @@ void gw_wb_free(gw_wb_t *w)
 }
 
 /* see wbatch.h */
-void gw_wb_chunk_ref(gw_chunk_t *ch)
-{
-    ch->owner = (void *)((uintptr_t)ch->owner + 1);
-}
-
-/* see wbatch.h */
-void gw_wb_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch)
-{
-    uintptr_t n = (uintptr_t)ch->owner - 1;
-    ch->owner = (void *)n;
-    if (n == 0)
-        gw_chunk_put(cache, ch);
-}
-
-/* see wbatch.h */
 size_t gw_wb_cost(size_t npins, size_t chunk_size, size_t copied)
 {
     return npins * (chunk_size + sizeof(gw_chunk_t)) + copied + sizeof(gw_wreq_t);
@@ -132,7 +117,7 @@ static void run_close(gw_wb_t *w)
 static void batch_reset(gw_wb_t *w)
 {
     for (unsigned i = 0; i < w->npins; i++)
-        gw_wb_chunk_unref(w->cache, w->pins[i]);
+        gw_chunk_unref(w->cache, w->pins[i]);
     w->npins = 0;
     w->niov = 0;
     w->sused = 0;
@@ -179,7 +164,7 @@ static gw_wreq_t *req_get(gw_wb_t *w)
 static void req_put(gw_wb_t *w, gw_wreq_t *r)
 {
     for (unsigned i = 0; i < r->npins; i++)
-        gw_wb_chunk_unref(w->cache, r->pins[i]);
+        gw_chunk_unref(w->cache, r->pins[i]);
     free(r->copy);
     if (w->nfree_reqs >= FREE_REQS_MAX) {
         free(r);
@@ -461,7 +446,7 @@ static int body_pin(gw_wb_t *w, gw_wdest_t *d, gw_chunk_t *ch, const char *p, si
     run_close(w);
     pinned = w->npins > 0 && w->pins[w->npins - 1] == ch; /* a flush may have emptied it */
     if (!pinned) {
-        gw_wb_chunk_ref(ch);
+        gw_chunk_ref(ch);
         w->pins[w->npins++] = ch;
     }
     if (chunked) {

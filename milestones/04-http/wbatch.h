@@ -14,7 +14,7 @@
  *     consecutive chunked spans become ONE output chunk (chunk boundaries are hop-by-hop,
  *     RFC 9112 7.1, so a proxy may re-chunk);
  *   - large spans are sent from the read chunk they arrived in (zero-copy), which is pinned
- *     by reference until written;
+ *     by reference (gw_chunk_ref, buf.h) until written;
  *   - heads and framing lines are serialised straight into the scratch area.
  * On the fast path the kernel takes everything at once and nothing is allocated. When it
  * does not, what is left becomes a write request: the scratch bytes not yet written are
@@ -118,12 +118,6 @@ int gw_wb_init(gw_wb_t *w, gw_bufcache_t *cache, size_t scratch, const gw_wb_io_
 
 /* Frees W's scratch and spare requests. No batch may be open and no write pending. */
 void gw_wb_free(gw_wb_t *w);
-
-/* Chunk references, counted in ch->owner (gw_chunk_get leaves it NULL, i.e. 0): the reader
- * holds one, and every write that sends from the chunk holds one. The last unref gives the
- * chunk back to CACHE. */
-void gw_wb_chunk_ref(gw_chunk_t *ch);
-void gw_wb_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch);
 
 /* Batching: between gw_wb_hold and the matching gw_wb_release, writes gather (per
  * destination; a write to another destination first flushes the open batch). Outside a

@@ -178,7 +178,7 @@ static gw_chunk_t *chunk_with(env_t *e, const char *data, size_t n)
 {
     gw_chunk_t *ch = gw_chunk_get(&e->cache);
     assert_non_null(ch);
-    gw_wb_chunk_ref(ch);
+    gw_chunk_ref(ch);
     memcpy(ch->data, data, n);
     ch->len = (uint32_t)n;
     return ch;
@@ -207,7 +207,7 @@ static void wbatch_tiny_chunks_of_one_read_are_one_write(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(gw_wb_body(&e->w, &e->d[0], ch, ch->data + i, 1, true), 0);
     gw_wb_release(&e->w);
-    gw_wb_chunk_unref(&e->cache, ch);
+    gw_chunk_unref(&e->cache, ch);
     assert_int_equal(e->f[0]->syscalls, 1);
     assert_int_equal(e->w.writes, 1);
     char want[N + 16];
@@ -250,7 +250,7 @@ static void wbatch_large_span_is_pinned_not_copied(void **state)
     assert_int_equal(e->f[0]->npending, 1);
     assert_ptr_equal(e->f[0]->bufs[0][1].base, ch->data); /* the chunk itself */
     assert_int_equal((uintptr_t)ch->owner, 2);            /* reader + write */
-    gw_wb_chunk_unref(&e->cache, ch);                     /* the reader is done */
+    gw_chunk_unref(&e->cache, ch);                     /* the reader is done */
     assert_int_equal((uintptr_t)ch->owner, 1);
     fake_complete_all(e->f[0], 0);
     assert_int_equal(e->written[0], 1);
@@ -273,7 +273,7 @@ static void wbatch_small_write_queued_costs_its_bytes(void **state)
     assert_int_equal(gw_wb_body(&e->w, &e->d[0], ch, ch->data, 10, false), 0);
     gw_wb_release(&e->w);
     assert_int_equal((uintptr_t)ch->owner, 1); /* not pinned */
-    gw_wb_chunk_unref(&e->cache, ch);
+    gw_chunk_unref(&e->cache, ch);
     assert_int_equal(e->d[0].queued, gw_wb_cost(0, 16384, 29));
     assert_true(e->d[0].queued < 512);
     assert_int_equal(e->d[0].nreqs, 1);
@@ -291,7 +291,7 @@ static void wbatch_pinned_write_costs_the_chunk(void **state)
     gw_chunk_t *ch = chunk_with(e, data, sizeof data);
     e->f[0]->accept = 100; /* part goes at once */
     assert_int_equal(gw_wb_body(&e->w, &e->d[0], ch, ch->data, sizeof data, false), 0);
-    gw_wb_chunk_unref(&e->cache, ch);
+    gw_chunk_unref(&e->cache, ch);
     assert_int_equal(e->d[0].queued, gw_wb_cost(1, 16384, 0));
     assert_int_equal(gw_wb_pending(&e->w, &e->d[0]), e->d[0].queued);
     fake_complete_all(e->f[0], 0);
@@ -312,7 +312,7 @@ static void wbatch_head_and_body_in_one_write(void **state)
     gw_wb_commit(&e->w, 19);
     assert_int_equal(gw_wb_body(&e->w, &e->d[0], ch, ch->data, sizeof body, false), 0);
     gw_wb_release(&e->w);
-    gw_wb_chunk_unref(&e->cache, ch);
+    gw_chunk_unref(&e->cache, ch);
     assert_int_equal(e->f[0]->syscalls, 1);
     assert_int_equal(e->f[0]->nout, 19 + sizeof body);
 }
@@ -408,7 +408,7 @@ static void wbatch_drop_forgets_open_batch(void **state)
     gw_wb_drop(&e->w, &e->d[0]);
     assert_int_equal((uintptr_t)ch->owner, 1);
     gw_wb_release(&e->w);
-    gw_wb_chunk_unref(&e->cache, ch);
+    gw_chunk_unref(&e->cache, ch);
     assert_int_equal(e->f[0]->syscalls, 0);
     assert_int_equal(e->f[0]->nout, 0);
 }
@@ -429,7 +429,7 @@ static void wbatch_pieces_per_write_bounded(void **state)
     }
     gw_wb_release(&e->w);
     for (int i = 0; i < 8; i++)
-        gw_wb_chunk_unref(&e->cache, chs[i]);
+        gw_chunk_unref(&e->cache, chs[i]);
     assert_true(e->f[0]->iov_max <= GW_WB_IOV);
     assert_true(e->f[0]->syscalls <= 3); /* GW_WB_PINS chunks per write */
     /* The output parses back as the same chunks, in order. */
