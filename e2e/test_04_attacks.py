@@ -130,6 +130,49 @@ def test_pipelining_client_that_never_reads_is_not_read(gateway, backend, http_c
     assert c.get("/app/ok").status == 200
 
 
+# What one connection may keep queued (README, operator guide): high_water + chunk_size +
+# 2 x the head limit, with the defaults 64 + 16 + 32 KiB, plus its exchange state (two
+# parsers' heads, a read chunk: ~40 KiB).
+PER_CONNECTION_BOUND = (64 + 16 + 32 + 40) * KiB
+
+
+@pytest.mark.gw_timeout(120)
+def test_pipelining_memory_per_connection_within_the_formula(gateway, backend, http_client, transcript):
+    """Many pipelining clients that never read: the gateway's memory grows by at most the
+    documented bound per connection (plus the allocator's slack), not by what they send."""
+    if not env.rss_checks():
+        pytest.skip("RSS bounds on the plain build only")
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route("app", name="app", path_prefix="/app")])
+    n = 32
+    socks = []
+    for _ in range(n):
+        s = small_buffers_socket()
+        s.connect(gw.addr("edge"))
+        socks.append(s)
+    unit = request_bytes("GET", "/nothing-here")
+    sent = [0] * n
+
+    def attack(i):
+        sent[i] = flood(socks[i], unit, 1 * MiB)
+
+    threads = [threading.Thread(target=attack, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(env.timeout(60))
+    handled = settle(gw)
+    growth = peak_growth(gw)
+    limit = n * PER_CONNECTION_BOUND + 4 * MiB
+    transcript.note("%d clients sent %.1f MiB; %d requests handled; peak RSS growth %.1f MiB (limit %.1f)" % (
+        n, sum(sent) / MiB, handled, growth / MiB, limit / MiB))
+    assert growth < limit, "peak RSS grew by %.1f MiB for %d pipelining clients (bound %.1f MiB)" % (
+        growth / MiB, n, limit / MiB)
+    for s in socks:
+        s.close()
+    assert http_client(gw).get("/app/ok").status == 200
+
+
 @pytest.mark.gw_timeout(120)
 def test_pipelined_small_responses_do_not_pin_the_pool(gateway, backend, http_client, transcript):
     """Proxied, each small response pinned the 16 KiB chunk it was read into: ~0.9 MB of
