@@ -538,10 +538,32 @@ static void res_free(gw_res_t *r)
     free(r);
 }
 
+/* The admin API's exposure, said at every start before anything binds: refused (the loader
+ * refuses it already; this guards a config built some other way) or a warning. */
+static int check_admin_exposure(const gw_config_t *cfg)
+{
+    char msg[512];
+    switch (gw_res_admin_exposure(gw_res_root_cfg(cfg), msg, sizeof msg)) {
+    case GW_RES_ADMIN_REFUSED:
+        gw_error("%s", msg);
+        return GW_EINVAL;
+    case GW_RES_ADMIN_OPEN:
+    case GW_RES_ADMIN_NEEDLESS:
+        gw_warn("%s", msg);
+        return 0;
+    case GW_RES_ADMIN_SAFE:
+        break;
+    }
+    return 0;
+}
+
 /* see res.h */
 int gw_res_prepare(const gw_config_t *cfg, void **app_data)
 {
-    int rc = gw_lb_prepare(cfg, app_data);
+    int rc = check_admin_exposure(cfg);
+    if (rc != 0)
+        return rc;
+    rc = gw_lb_prepare(cfg, app_data);
     if (rc != 0)
         return rc;
     gw_res_t *r = calloc(1, sizeof *r);
