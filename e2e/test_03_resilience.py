@@ -324,6 +324,9 @@ FAMILIES = {
     "gw_backend_ejected": "gauge",
     "gw_breaker_state": "gauge",
     "gw_draining": "gauge",
+    "gw_buffer_pool_bytes": "gauge",
+    "gw_buffer_pool_limit_bytes": "gauge",
+    "gw_buffer_exhausted_total": "counter",
 }
 
 
@@ -391,6 +394,46 @@ def test_metrics_is_valid_exposition_and_counts_traffic(gateway, backend, client
         assert r.returncode == 0, "promtool check metrics:\n%s%s" % (r.stdout.decode(), r.stderr.decode())
     else:
         transcript.note("promtool not installed: the strict parser alone checked the format")
+
+
+def test_metrics_buffer_pool_after_traffic(gateway, backend, client, transcript):
+    """gw_buffer_pool_bytes{state} is 0 before any connection and holds chunks after traffic
+    (the workers cache them for reuse), in whole chunks and under the cap; nothing is in use
+    once every connection closed; gw_buffer_exhausted_total stays 0 far below the cap."""
+    chunk, cap = 16 * 1024, 4 * 1024 * 1024
+    e = backend.echo()
+    gw = gateway(GW, with_admin(config.lb_proxy([e], buffers={"chunk_size": "16KiB", "max_memory": "4MiB"})))
+    addr = gw.addr("admin")
+    m = admin.scrape(addr)
+    for name, kind in (("gw_buffer_pool_bytes", "gauge"), ("gw_buffer_pool_limit_bytes", "gauge"),
+                       ("gw_buffer_exhausted_total", "counter")):
+        assert name in m.families and m.families[name].type == kind, "%s should be a %s" % (name, kind)
+    assert [m.get("gw_buffer_pool_bytes", state=s) for s in ("in_use", "cached")] == [0, 0], \
+        "no connection yet, so no chunk: %s" % m.find("gw_buffer_pool_bytes")
+    assert m.get("gw_buffer_pool_limit_bytes") == cap
+    assert m.get("gw_buffer_exhausted_total") == 0
+    for i in range(env.scaled_count(8, floor=4)):
+        payload = bytes([97 + i % 26]) * (100 * 1000 + i)
+        c = client(gw)
+        c.send(payload)
+        c.shutdown_write()
+        assert c.read_to_end() == (payload, "eof"), "connection %d: the echo came back wrong" % i
+        c.close()
+    last = {}
+
+    def settled():
+        last["m"] = admin.scrape(addr)
+        return (last["m"].value("gw_connections_active", listener="edge") == 0
+                and last["m"].value("gw_buffer_pool_bytes", state="in_use") == 0)
+
+    wait_until(settled, env.timeout(5), "every connection closed and no chunk in use",
+               describe=lambda: "%s, active %s" % (last["m"].find("gw_buffer_pool_bytes"),
+                                                   last["m"].value("gw_connections_active", listener="edge")))
+    m = last["m"]
+    cached = m.get("gw_buffer_pool_bytes", state="cached")
+    assert 0 < cached <= cap and cached % chunk == 0, \
+        "after traffic the workers keep whole chunks for reuse, under the cap: cached %d" % cached
+    assert m.get("gw_buffer_exhausted_total") == 0, "the pool never ran out at this load"
 
 
 def test_backends_reflects_killed_backend(gateway, backend, transcript):
