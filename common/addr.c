@@ -3,6 +3,7 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -278,6 +279,31 @@ bool gw_addr_equal(const gw_addr_t *a, const gw_addr_t *b)
         const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)&b->ss;
         return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
                memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* see addr.h */
+bool gw_addr_is_loopback(const gw_addr_t *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss.ss_family == AF_INET6) {
+        const struct in6_addr *ip = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(ip) || (IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* see addr.h */
+bool gw_addr_is_unspecified(const gw_addr_t *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->ss.ss_family == AF_INET6) {
+        const struct in6_addr *ip = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+        static const uint8_t mapped_any[16] = {[10] = 0xff, [11] = 0xff};
+        return IN6_IS_ADDR_UNSPECIFIED(ip) || memcmp(ip->s6_addr, mapped_any, 16) == 0;
     }
     return false;
 }

@@ -36,4 +36,14 @@ unsigned gw_addr_port(const gw_addr_t *a);
 /* True when A and B have the same family, address and port. */
 bool gw_addr_equal(const gw_addr_t *a, const gw_addr_t *b);
 
+/* True when A is a loopback address, which only this host can reach: 127.0.0.0/8, ::1, or
+ * 127.0.0.0/8 written as IPv4-mapped IPv6 (::ffff:127.x.y.z, which Linux delivers over the
+ * IPv4 loopback). The unspecified addresses 0.0.0.0 and :: are NOT loopback: bound, they
+ * listen on every interface. Neither is the deprecated IPv4-compatible ::127.0.0.1 (not a
+ * local address on Linux) nor a link-local fe80::/10 one. */
+bool gw_addr_is_loopback(const gw_addr_t *a);
+
+/* True when A is 0.0.0.0 or :: (or ::ffff:0.0.0.0): "every interface" when bound. */
+bool gw_addr_is_unspecified(const gw_addr_t *a);
+
 #endif

@@ -23,7 +23,7 @@ void gw_bufcache_init(gw_bufcache_t *cache, gw_bufpool_t *pool, size_t max_free)
 {
     cache->pool = pool;
     cache->free = NULL;
-    cache->nfree = 0;
+    atomic_init(&cache->nfree, 0);
     cache->max_free = max_free;
 }
 
@@ -45,13 +45,25 @@ static int reserve(gw_bufpool_t *pool)
     return 1;
 }
 
+/* The cache's count, owner thread only: a relaxed load and store, not a read-modify-write
+ * (one writer), so no locked instruction on the hot path. */
+static size_t nfree_get(const gw_bufcache_t *cache)
+{
+    return atomic_load_explicit(&cache->nfree, memory_order_relaxed);
+}
+
+static void nfree_set(gw_bufcache_t *cache, size_t n)
+{
+    atomic_store_explicit(&cache->nfree, n, memory_order_relaxed);
+}
+
 /* see buf.h */
 gw_chunk_t *gw_chunk_get(gw_bufcache_t *cache)
 {
     gw_chunk_t *ch = cache->free;
     if (ch != NULL) {
         cache->free = ch->next;
-        cache->nfree--;
+        nfree_set(cache, nfree_get(cache) - 1);
     } else {
         gw_bufpool_t *pool = cache->pool;
         if (!reserve(pool)) {
@@ -75,10 +87,11 @@ void gw_chunk_put(gw_bufcache_t *cache, gw_chunk_t *ch)
 {
     if (ch == NULL)
         return;
-    if (cache->nfree < cache->max_free) {
+    size_t n = nfree_get(cache);
+    if (n < cache->max_free) {
         ch->next = cache->free;
         cache->free = ch;
-        cache->nfree++;
+        nfree_set(cache, n + 1);
         return;
     }
     free(ch);
@@ -91,10 +104,28 @@ void gw_bufcache_drain(gw_bufcache_t *cache)
     while (cache->free != NULL) {
         gw_chunk_t *ch = cache->free;
         cache->free = ch->next;
+        nfree_set(cache, nfree_get(cache) - 1); /* a reader never sees more than exist */
         free(ch);
         atomic_fetch_sub_explicit(&cache->pool->nchunks, 1, memory_order_relaxed);
     }
-    cache->nfree = 0;
+}
+
+/* see buf.h */
+void gw_bufpool_stats(const gw_bufpool_t *pool, gw_bufpool_stats_t *out)
+{
+    uint64_t cs = pool->chunk_size;
+    out->chunk_size = cs;
+    out->limit_bytes = (uint64_t)pool->max_chunks * cs;
+    out->bytes = (uint64_t)atomic_load_explicit(&pool->nchunks, memory_order_relaxed) * cs;
+    out->peak_bytes = (uint64_t)atomic_load_explicit(&pool->peak, memory_order_relaxed) * cs;
+    out->exhausted = atomic_load_explicit(&pool->denied, memory_order_relaxed);
+}
+
+/* see buf.h */
+uint64_t gw_bufcache_cached_bytes(const gw_bufcache_t *cache)
+{
+    return (uint64_t)atomic_load_explicit(&cache->nfree, memory_order_relaxed) *
+           cache->pool->chunk_size;
 }
 
 /* see buf.h */

@@ -36,9 +36,25 @@ typedef struct gw_bufpool_s {
 typedef struct gw_bufcache_s {
     gw_bufpool_t *pool;
     gw_chunk_t *free;
-    size_t nfree;
+    /* Written by the owning thread only, with a relaxed load and store (no locked
+     * instruction, like a gw_counter_t); atomic so that gw_bufcache_cached_bytes may read it
+     * from another thread (a scrape) with defined behaviour that TSan understands. */
+    atomic_size_t nfree;
     size_t max_free; /* chunks kept for reuse beyond this go back to the system */
 } gw_bufcache_t;
+
+/* A pool's figures, in bytes of chunk data (chunk_size per chunk; the chunk header is not
+ * counted, just as buffers.max_memory does not count it). */
+typedef struct gw_bufpool_stats_s {
+    uint64_t chunk_size;
+    uint64_t limit_bytes; /* the cap: max_chunks x chunk_size (buffers.max_memory rounded
+                           * down to whole chunks) */
+    uint64_t bytes;       /* chunks that exist now, in use or kept in a cache for reuse */
+    uint64_t peak_bytes;  /* the highest `bytes` so far */
+    uint64_t exhausted;   /* gets refused because the cap was reached (a failed malloc is
+                           * not counted); a read that is refused retries, and each retry
+                           * that is refused counts again */
+} gw_bufpool_stats_t;
 
 /* Sets up POOL for chunks of CHUNK_SIZE bytes (>= 64) and at most MAX_BYTES of data in all
  * (at least one chunk). Returns 0 or GW_EINVAL. */
@@ -65,6 +81,18 @@ void gw_chunk_put(gw_bufcache_t *cache, gw_chunk_t *ch);
  * chunk, chosen by whoever got it.) */
 void gw_chunk_ref(gw_chunk_t *ch);
 void gw_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch);
+
+/* Fills *OUT with POOL's figures. Safe from any thread at any time (relaxed atomic loads):
+ * each figure is exact when read, but they are read one after the other, so with other
+ * threads working they may be from slightly different moments. Touches no counter: the
+ * pool already keeps them (nchunks, peak, denied), and the get path counts a refusal only
+ * when it happens, so observing the pool costs the hot path nothing. */
+void gw_bufpool_stats(const gw_bufpool_t *pool, gw_bufpool_stats_t *out);
+
+/* Bytes of free chunks CACHE keeps for reuse (nfree x chunk_size), part of the pool's
+ * `bytes` but not in use. Safe from any thread while CACHE exists (it was initialised
+ * before that thread could see it): a relaxed load of the owner's count. */
+uint64_t gw_bufcache_cached_bytes(const gw_bufcache_t *cache);
 
 static inline size_t gw_chunk_size(const gw_bufcache_t *cache)
 {

@@ -48,6 +48,9 @@ struct gw_worker_s {
     uv_prepare_t prepare;   /* quiescent point for snapshots, once per loop turn */
     uv_timer_t drain_timer; /* force-close deadline once draining */
     gw_wlistener_t *wls;    /* [rt->nlisteners] */
+    /* This worker's chunk cache. Set up on the control thread before the worker's thread
+     * starts and kept until the runtime ends (drained when the worker exits), so the
+     * control thread may read gw_bufcache_cached_bytes(&w->bufs) at any time (a scrape). */
     gw_bufcache_t bufs;
     size_t nconns; /* connections the app owns on this worker (gw_worker_conn_*) */
     bool draining, stopping, mq_inited, app_started;

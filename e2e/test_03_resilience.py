@@ -324,6 +324,9 @@ FAMILIES = {
     "gw_backend_ejected": "gauge",
     "gw_breaker_state": "gauge",
     "gw_draining": "gauge",
+    "gw_buffer_pool_bytes": "gauge",
+    "gw_buffer_pool_limit_bytes": "gauge",
+    "gw_buffer_exhausted_total": "counter",
 }
 
 
@@ -391,6 +394,46 @@ def test_metrics_is_valid_exposition_and_counts_traffic(gateway, backend, client
         assert r.returncode == 0, "promtool check metrics:\n%s%s" % (r.stdout.decode(), r.stderr.decode())
     else:
         transcript.note("promtool not installed: the strict parser alone checked the format")
+
+
+def test_metrics_buffer_pool_after_traffic(gateway, backend, client, transcript):
+    """gw_buffer_pool_bytes{state} is 0 before any connection and holds chunks after traffic
+    (the workers cache them for reuse), in whole chunks and under the cap; nothing is in use
+    once every connection closed; gw_buffer_exhausted_total stays 0 far below the cap."""
+    chunk, cap = 16 * 1024, 4 * 1024 * 1024
+    e = backend.echo()
+    gw = gateway(GW, with_admin(config.lb_proxy([e], buffers={"chunk_size": "16KiB", "max_memory": "4MiB"})))
+    addr = gw.addr("admin")
+    m = admin.scrape(addr)
+    for name, kind in (("gw_buffer_pool_bytes", "gauge"), ("gw_buffer_pool_limit_bytes", "gauge"),
+                       ("gw_buffer_exhausted_total", "counter")):
+        assert name in m.families and m.families[name].type == kind, "%s should be a %s" % (name, kind)
+    assert [m.get("gw_buffer_pool_bytes", state=s) for s in ("in_use", "cached")] == [0, 0], \
+        "no connection yet, so no chunk: %s" % m.find("gw_buffer_pool_bytes")
+    assert m.get("gw_buffer_pool_limit_bytes") == cap
+    assert m.get("gw_buffer_exhausted_total") == 0
+    for i in range(env.scaled_count(8, floor=4)):
+        payload = bytes([97 + i % 26]) * (100 * 1000 + i)
+        c = client(gw)
+        c.send(payload)
+        c.shutdown_write()
+        assert c.read_to_end() == (payload, "eof"), "connection %d: the echo came back wrong" % i
+        c.close()
+    last = {}
+
+    def settled():
+        last["m"] = admin.scrape(addr)
+        return (last["m"].value("gw_connections_active", listener="edge") == 0
+                and last["m"].value("gw_buffer_pool_bytes", state="in_use") == 0)
+
+    wait_until(settled, env.timeout(5), "every connection closed and no chunk in use",
+               describe=lambda: "%s, active %s" % (last["m"].find("gw_buffer_pool_bytes"),
+                                                   last["m"].value("gw_connections_active", listener="edge")))
+    m = last["m"]
+    cached = m.get("gw_buffer_pool_bytes", state="cached")
+    assert 0 < cached <= cap and cached % chunk == 0, \
+        "after traffic the workers keep whole chunks for reuse, under the cap: cached %d" % cached
+    assert m.get("gw_buffer_exhausted_total") == 0, "the pool never ran out at this load"
 
 
 def test_backends_reflects_killed_backend(gateway, backend, transcript):
@@ -606,3 +649,68 @@ def test_config_03_keys_need_gw03(config_file, run_binary):
     hits = [ln for ln in old.stderr.splitlines() if prefix in ln]
     assert hits and any("needs gw03 or later" in ln for ln in hits), \
         "gw02 should say `admin` needs gw03 or later at %s; stderr:\n%s" % (prefix, old.stderr)
+
+
+# ---- the admin API's exposure -------------------------------------------------------------------
+# These tests never let the proxy bind anything but loopback: `-t` binds nothing, and the one
+# start below is stopped by the test's own loopback socket before any listener exists.
+
+OPEN_ADMIN = [("any_ipv4", "0.0.0.0:4", "listens on every interface"),
+              ("any_ipv6", "\"[::]:4\"", "listens on every interface"),
+              ("other_host", "192.0.2.7:4", "is not a loopback address")]
+
+
+@pytest.mark.parametrize("address,says", [c[1:] for c in OPEN_ADMIN], ids=[c[0] for c in OPEN_ADMIN])
+def test_config_admin_open_without_token_refused(config_file, run_binary, address, says):
+    text = config_text(admin_block="address: %s" % address)
+    path, _ = config_file(text, "open.yaml")
+    r = run_binary(GW, ["-t", "-c", path])
+    assert r.code == 1, "gw03 -t should refuse an admin API open to other hosts without a token:\n%s" % r.stderr
+    line, col = position(text, address)
+    want = "%s:%d:%d: admin.address %s %s and admin.token is not set" % (path, line, col, address.strip('"'), says)
+    hits = [ln for ln in r.stderr.splitlines() if ln.startswith(want)]
+    assert hits, "expected a line starting %r; stderr:\n%s" % (want, r.stderr)
+    assert "`allow_unauthenticated: true`" in hits[0], "the error should say how to consent: %s" % hits[0]
+
+
+def test_config_admin_consent_loads_and_prints_back(config_file, run_binary):
+    text = config_text(admin_block="address: 0.0.0.0:4\nallow_unauthenticated: true")
+    path, _ = config_file(text, "consent.yaml")
+    ok = run_binary(GW, ["-t", "-c", path])
+    assert ok.code == 0, "allow_unauthenticated: true should make the open admin API valid:\n%s" % ok.stderr
+    printed = run_binary(GW, ["-T", "-c", path])
+    assert printed.code == 0, printed
+    assert re.search(r"(?m)^admin:\n  address: \"0\.0\.0\.0:4\"\n  allow_unauthenticated: true$", printed.stdout), \
+        "-T should print the consent under admin:\n%s" % printed.stdout
+    again, _ = config_file(printed.stdout, "printed.yaml")
+    back = run_binary(GW, ["-t", "-c", again])
+    assert back.code == 0, "-T's output should load back:\n%s\n%s" % (printed.stdout, back.stderr)
+
+
+def test_admin_open_start_warns(config_file, run_binary):
+    """A start with allow_unauthenticated: true on 0.0.0.0 logs the warning before anything
+    binds. The test holds 127.0.0.1:PORT and gives that port to the listener and to the admin
+    API, so the start ends at the listener's probe bind (address in use, exit 1): the proxy
+    never listens, and even if the order changed, 0.0.0.0:PORT could not be bound while
+    127.0.0.1:PORT is held."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(8)
+        port = taken.getsockname()[1]
+        cfg = config.lb_proxy(["127.0.0.1:2"], listener={"address": "127.0.0.1:%d" % port})
+        cfg["admin"] = {"address": "0.0.0.0:%d" % port, "allow_unauthenticated": True}
+        path, _ = config_file(cfg, "open-start.yaml")
+        r = run_binary(GW, ["-c", path], timeout=env.timeout(5))
+    finally:
+        taken.close()
+    assert r.code == 1, "the held port should stop the start: %r" % r
+    warning = ("admin API on 0.0.0.0:%d listens on every interface and has no token: anyone who can reach "
+               "it can read /metrics, /stats and /backends (admin.allow_unauthenticated: true)" % port)
+    lines = r.stderr.splitlines()
+    hits = [i for i, ln in enumerate(lines) if warning in ln]
+    assert hits, "the start should warn about the open admin API; stderr:\n%s" % r.stderr
+    assert re.search(r"\bwarn", lines[hits[0]], re.I), "the line should be a warning: %s" % lines[hits[0]]
+    in_use = [i for i, ln in enumerate(lines) if "in use" in ln.lower()]
+    assert in_use and hits[0] < in_use[0], "the warning comes before any bind; stderr:\n%s" % r.stderr
+    assert "admin API on http://" not in r.stderr and not re.search(r"(?<!not )\bready\b", r.stderr), r.stderr

@@ -250,6 +250,52 @@ static void addr_equal_differs_by_family(void **state)
     assert_false(gw_addr_equal(&a, &b));
 }
 
+/* Parses TEXT (no names, port 0 allowed) and asserts its loopback / unspecified verdicts. */
+static void expect_kind(const char *text, bool loopback, bool unspecified)
+{
+    gw_addr_t a;
+    assert_int_equal(gw_addr_parse(text, false, true, &a, NULL), 0);
+    if (gw_addr_is_loopback(&a) != loopback)
+        fail_msg("%s: loopback should be %d", text, loopback);
+    if (gw_addr_is_unspecified(&a) != unspecified)
+        fail_msg("%s: unspecified should be %d", text, unspecified);
+}
+
+static void addr_is_loopback_whole_127_slash_8(void **state)
+{
+    (void)state;
+    expect_kind("127.0.0.1:80", true, false);
+    expect_kind("127.0.0.0:80", true, false);
+    expect_kind("127.255.255.255:80", true, false);
+    expect_kind("127.1.2.3:0", true, false);
+    expect_kind("126.255.255.255:80", false, false);
+    expect_kind("128.0.0.1:80", false, false);
+    expect_kind("10.0.0.1:80", false, false);
+}
+
+static void addr_is_loopback_ipv6_and_mapped(void **state)
+{
+    (void)state;
+    expect_kind("[::1]:80", true, false);
+    expect_kind("[0:0:0:0:0:0:0:1]:80", true, false);
+    expect_kind("[::ffff:127.0.0.1]:80", true, false);
+    expect_kind("[::ffff:127.9.8.7]:80", true, false);
+    expect_kind("[::ffff:10.0.0.1]:80", false, false);
+    expect_kind("[::127.0.0.1]:80", false, false); /* IPv4-compatible: deprecated, not local */
+    expect_kind("[::2]:80", false, false);
+    expect_kind("[fe80::1]:80", false, false);
+    expect_kind("[2001:db8::1]:80", false, false);
+}
+
+static void addr_unspecified_is_not_loopback(void **state)
+{
+    (void)state;
+    expect_kind("0.0.0.0:80", false, true);
+    expect_kind("[::]:80", false, true);
+    expect_kind("[::ffff:0.0.0.0]:80", false, true);
+    expect_kind("0.0.0.1:80", false, false);
+}
+
 static void addr_format_sa_unknown_family(void **state)
 {
     (void)state;
@@ -310,6 +356,9 @@ int main(void)
         cmocka_unit_test(addr_equal_differs_by_port),
         cmocka_unit_test(addr_equal_differs_by_ip),
         cmocka_unit_test(addr_equal_differs_by_family),
+        cmocka_unit_test(addr_is_loopback_whole_127_slash_8),
+        cmocka_unit_test(addr_is_loopback_ipv6_and_mapped),
+        cmocka_unit_test(addr_unspecified_is_not_loopback),
         cmocka_unit_test(addr_format_sa_unknown_family),
         cmocka_unit_test(addr_format_truncates_safely),
         cmocka_unit_test(strerror_names_our_codes_and_errno),

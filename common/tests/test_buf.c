@@ -302,6 +302,94 @@ static void bufpool_peak_never_exceeds_cap(void **state)
     gw_chunk_put(&cache, b);
 }
 
+/* ---- figures for /metrics (gw_bufpool_stats, gw_bufcache_cached_bytes) ------------------- */
+
+/* Asserts every figure of POOL at once (bytes, not chunks), and CACHE's cached bytes. */
+static void expect_stats(const gw_bufpool_t *pool, const gw_bufcache_t *cache, uint64_t bytes,
+                         uint64_t peak, uint64_t exhausted, uint64_t cached)
+{
+    gw_bufpool_stats_t st;
+    memset(&st, 0xee, sizeof st);
+    gw_bufpool_stats(pool, &st);
+    assert_int_equal(st.chunk_size, CHUNK);
+    assert_int_equal(st.bytes, bytes);
+    assert_int_equal(st.peak_bytes, peak);
+    assert_int_equal(st.exhausted, exhausted);
+    assert_int_equal(gw_bufcache_cached_bytes(cache), cached);
+}
+
+static void bufpool_stats_start_at_zero_and_limit_is_whole_chunks(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 4 * CHUNK + 63), 0);
+    gw_bufcache_init(&cache, &pool, 4);
+    gw_bufpool_stats_t st;
+    gw_bufpool_stats(&pool, &st);
+    assert_int_equal(st.limit_bytes, 4 * CHUNK);
+    expect_stats(&pool, &cache, 0, 0, 0, 0);
+}
+
+static void bufpool_stats_count_exhaustion_exactly(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 3 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 2);
+    gw_chunk_t *ch[3];
+    for (int i = 0; i < 3; i++)
+        assert_non_null(ch[i] = gw_chunk_get(&cache));
+    expect_stats(&pool, &cache, 3 * CHUNK, 3 * CHUNK, 0, 0);
+
+    /* The pool runs out: each refused get counts once, and nothing else moves. */
+    assert_null(gw_chunk_get(&cache));
+    assert_null(gw_chunk_get(&cache));
+    expect_stats(&pool, &cache, 3 * CHUNK, 3 * CHUNK, 2, 0);
+
+    /* A chunk given back stays allocated, in the cache: bytes keep counting it. */
+    gw_chunk_put(&cache, ch[0]);
+    expect_stats(&pool, &cache, 3 * CHUNK, 3 * CHUNK, 2, CHUNK);
+    /* A get served by the cache is no refusal, even with the pool at its cap. */
+    assert_non_null(ch[0] = gw_chunk_get(&cache));
+    expect_stats(&pool, &cache, 3 * CHUNK, 3 * CHUNK, 2, 0);
+    assert_null(gw_chunk_get(&cache));
+    expect_stats(&pool, &cache, 3 * CHUNK, 3 * CHUNK, 3, 0);
+
+    /* Give all back: two stay cached (max_free), the third goes back to the system. */
+    for (int i = 0; i < 3; i++)
+        gw_chunk_put(&cache, ch[i]);
+    expect_stats(&pool, &cache, 2 * CHUNK, 3 * CHUNK, 3, 2 * CHUNK);
+    gw_bufcache_drain(&cache);
+    expect_stats(&pool, &cache, 0, 3 * CHUNK, 3, 0); /* the counter never goes back */
+}
+
+static void bufpool_stats_cached_bytes_per_cache(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t a, b;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 8 * CHUNK), 0);
+    gw_bufcache_init(&a, &pool, 4);
+    gw_bufcache_init(&b, &pool, 4);
+    gw_chunk_t *x = gw_chunk_get(&a), *y = gw_chunk_get(&b), *z = gw_chunk_get(&b);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_non_null(z);
+    gw_chunk_put(&b, y);
+    /* Three chunks allocated: one in use from A, one in use and one cached in B. */
+    expect_stats(&pool, &a, 3 * CHUNK, 3 * CHUNK, 0, 0);
+    assert_int_equal(gw_bufcache_cached_bytes(&b), CHUNK);
+    gw_chunk_put(&a, x);
+    gw_chunk_put(&b, z);
+    assert_int_equal(gw_bufcache_cached_bytes(&a), CHUNK);
+    assert_int_equal(gw_bufcache_cached_bytes(&b), 2 * CHUNK);
+    gw_bufcache_drain(&a);
+    gw_bufcache_drain(&b);
+    expect_stats(&pool, &b, 0, 3 * CHUNK, 0, 0);
+}
+
 /* ---- several threads, one pool ------------------------------------------------------- */
 
 #define MT_THREADS 4
@@ -315,6 +403,8 @@ typedef struct {
     atomic_size_t *outstanding; /* chunks handed out and not yet given back, all threads */
     atomic_size_t *max_outstanding;
     atomic_uint *errors;
+    atomic_uint *finished; /* threads done, drained caches included */
+    gw_bufcache_t cache;   /* set up by the test before the thread starts, as the runtime does */
     unsigned id;
     unsigned long got, denied;
     unsigned long first_got; /* chunks got while every thread was filling up at once */
@@ -366,8 +456,7 @@ static bool mt_take(mt_arg_t *a, gw_bufcache_t *cache, gw_chunk_t **held, size_t
 static void mt_worker(void *p)
 {
     mt_arg_t *a = p;
-    gw_bufcache_t cache;
-    gw_bufcache_init(&cache, a->pool, 2);
+    gw_bufcache_t *cache = &a->cache;
     gw_chunk_t *held[MT_HOLD];
     size_t nheld = 0;
     uint32_t seed = 0x9e3779b9u * (a->id + 1); /* fixed per thread */
@@ -376,7 +465,7 @@ static void mt_worker(void *p)
     /* Phase 1: every thread tries to fill up, and all hold what they got at the same
      * time (the barrier), so the threads certainly compete for the cap. */
     for (int k = 0; k < MT_HOLD; k++)
-        mt_take(a, &cache, held, &nheld);
+        mt_take(a, cache, held, &nheld);
     a->first_got = nheld;
     uv_barrier_wait(a->filled);
 
@@ -384,32 +473,56 @@ static void mt_worker(void *p)
     for (int r = 0; r < MT_ROUNDS; r++) {
         uint32_t x = xorshift32(&seed);
         if (nheld < MT_HOLD && (nheld == 0 || (x & 1))) {
-            mt_take(a, &cache, held, &nheld);
+            mt_take(a, cache, held, &nheld);
         } else {
             size_t i = (x >> 1) % nheld;
             gw_chunk_t *ch = held[i];
             held[i] = held[--nheld];
-            mt_give_back(a, &cache, ch);
+            mt_give_back(a, cache, ch);
         }
     }
     while (nheld > 0)
-        mt_give_back(a, &cache, held[--nheld]);
-    gw_bufcache_drain(&cache);
+        mt_give_back(a, cache, held[--nheld]);
+    gw_bufcache_drain(cache);
+    atomic_fetch_add(a->finished, 1);
 }
 
-static void bufpool_cap_holds_across_threads(void **state)
+/* Reads the pool's figures and every worker's cached bytes, as a scrape does, until every
+ * worker finished, checking what holds at any moment. Returns how many rounds it read. */
+static unsigned long mt_observe(const gw_bufpool_t *pool, const mt_arg_t *args,
+                                atomic_uint *finished)
 {
-    (void)state;
+    unsigned long rounds = 0;
+    uint64_t last_exhausted = 0;
+    gw_bufpool_stats_t st;
+    do {
+        gw_bufpool_stats(pool, &st);
+        assert_true(st.bytes <= st.limit_bytes);
+        assert_true(st.peak_bytes <= st.limit_bytes);
+        assert_true(st.exhausted >= last_exhausted); /* a counter */
+        last_exhausted = st.exhausted;
+        for (unsigned i = 0; i < MT_THREADS; i++)
+            assert_true(gw_bufcache_cached_bytes(&args[i].cache) <= 2 * CHUNK); /* max_free */
+        rounds++;
+    } while (atomic_load(finished) < MT_THREADS);
+    return rounds;
+}
+
+/* Runs MT_THREADS workers on a pool of MT_CAP chunks and checks the cap held; with
+ * OBSERVE, this thread reads the figures the whole time (mt_observe). */
+static void mt_run(bool observe)
+{
     gw_bufpool_t pool;
     assert_int_equal(gw_bufpool_init(&pool, CHUNK, MT_CAP * CHUNK), 0);
     uv_barrier_t start, filled;
     assert_int_equal(uv_barrier_init(&start, MT_THREADS), 0);
     assert_int_equal(uv_barrier_init(&filled, MT_THREADS), 0);
     atomic_size_t outstanding, max_outstanding;
-    atomic_uint errors;
+    atomic_uint errors, finished;
     atomic_init(&outstanding, 0);
     atomic_init(&max_outstanding, 0);
     atomic_init(&errors, 0);
+    atomic_init(&finished, 0);
     mt_arg_t args[MT_THREADS];
     uv_thread_t tids[MT_THREADS];
     for (unsigned i = 0; i < MT_THREADS; i++) {
@@ -419,9 +532,13 @@ static void bufpool_cap_holds_across_threads(void **state)
                              .outstanding = &outstanding,
                              .max_outstanding = &max_outstanding,
                              .errors = &errors,
+                             .finished = &finished,
                              .id = i + 1};
-        assert_int_equal(uv_thread_create(&tids[i], mt_worker, &args[i]), 0);
+        gw_bufcache_init(&args[i].cache, &pool, 2);
     }
+    for (unsigned i = 0; i < MT_THREADS; i++)
+        assert_int_equal(uv_thread_create(&tids[i], mt_worker, &args[i]), 0);
+    unsigned long rounds = observe ? mt_observe(&pool, args, &finished) : 0;
     unsigned long got = 0, denied = 0, first_got = 0;
     for (unsigned i = 0; i < MT_THREADS; i++) {
         assert_int_equal(uv_thread_join(&tids[i]), 0);
@@ -442,6 +559,24 @@ static void bufpool_cap_holds_across_threads(void **state)
     assert_true(denied >= MT_THREADS * MT_HOLD - MT_CAP);
     assert_int_equal(atomic_load(&pool.denied), denied);
     assert_true(got > first_got);
+    gw_bufpool_stats_t st;
+    gw_bufpool_stats(&pool, &st);
+    assert_int_equal(st.exhausted, denied); /* every refusal counted once, none lost */
+    assert_int_equal(st.bytes, 0);
+    assert_true(!observe || rounds > 0);
+}
+
+static void bufpool_cap_holds_across_threads(void **state)
+{
+    (void)state;
+    mt_run(false);
+}
+
+/* Under TSan this is the proof that a scrape may read the figures while workers work. */
+static void bufpool_stats_readable_while_threads_work(void **state)
+{
+    (void)state;
+    mt_run(true);
 }
 
 int main(void)
@@ -462,7 +597,11 @@ int main(void)
         cmocka_unit_test(bufcache_drain_leaves_chunks_in_use_counted),
         cmocka_unit_test(bufpool_peak_records_highest_count),
         cmocka_unit_test(bufpool_peak_never_exceeds_cap),
+        cmocka_unit_test(bufpool_stats_start_at_zero_and_limit_is_whole_chunks),
+        cmocka_unit_test(bufpool_stats_count_exhaustion_exactly),
+        cmocka_unit_test(bufpool_stats_cached_bytes_per_cache),
         cmocka_unit_test(bufpool_cap_holds_across_threads),
+        cmocka_unit_test(bufpool_stats_readable_while_threads_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -267,6 +267,41 @@ static void metrics_listeners(gw_res_t *r, gw_prom_t *p)
     gw_prom_sample_u64(p, "gw_bytes_total", out, TCP_SUM(rt, bytes_out));
 }
 
+/* The buffer pool (common/buf.h), in bytes of chunk data: what is allocated, split into in
+ * use by connections and cached by the workers for reuse (the two add up to the pool's
+ * total); the cap; and the gets the cap refused. Every worker's cache is readable for the
+ * admin API's whole life (runtime.h: w->bufs). Nothing here is counted on the hot path:
+ * the pool's own counters are read. */
+static void metrics_buffers(gw_res_t *r, gw_prom_t *p)
+{
+    const gw_runtime_t *rt = r->rt;
+    gw_bufpool_stats_t st;
+    gw_bufpool_stats(&rt->bufpool, &st);
+    uint64_t cached = 0;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        cached += gw_bufcache_cached_bytes(&rt->workers[i].bufs);
+    /* The figures are read one after another while workers run: a chunk made and cached in
+     * between may be in `cached` but not yet in `bytes`. Never report a negative in-use. */
+    if (cached > st.bytes)
+        cached = st.bytes;
+    gw_prom_family(p, "gw_buffer_pool_bytes",
+                   "Bytes of buffer chunks allocated from the pool: in use, or cached by a "
+                   "worker for reuse",
+                   GW_PROM_GAUGE);
+    const char *use[] = {"state", "in_use", NULL}, *idle[] = {"state", "cached", NULL};
+    gw_prom_sample_u64(p, "gw_buffer_pool_bytes", use, st.bytes - cached);
+    gw_prom_sample_u64(p, "gw_buffer_pool_bytes", idle, cached);
+    gw_prom_family(p, "gw_buffer_pool_limit_bytes",
+                   "The cap on gw_buffer_pool_bytes (buffers.max_memory in whole chunks)",
+                   GW_PROM_GAUGE);
+    gw_prom_sample_u64(p, "gw_buffer_pool_limit_bytes", NULL, st.limit_bytes);
+    gw_prom_family(p, "gw_buffer_exhausted_total",
+                   "Buffer requests refused because the pool was at its cap (the read pauses "
+                   "and retries)",
+                   GW_PROM_COUNTER);
+    gw_prom_sample_u64(p, "gw_buffer_exhausted_total", NULL, st.exhausted);
+}
+
 static void metric_per_backend(gw_prom_t *p, const gw_lb_table_t *t, const char *name,
                                const char *help, gw_prom_type_t type,
                                uint64_t (*value)(gw_res_t *, const gw_lb_upstream_t *, size_t),
@@ -350,6 +385,7 @@ static void src_metrics(void *ctx, gw_prom_t *p)
 {
     gw_res_t *r = ctx;
     metrics_listeners(r, p);
+    metrics_buffers(r, p);
     const gw_lb_table_t *t = gw_lb_current_table(r->rt);
     if (t != NULL)
         metrics_upstreams(r, p, t);
@@ -538,10 +574,32 @@ static void res_free(gw_res_t *r)
     free(r);
 }
 
+/* The admin API's exposure, said at every start before anything binds: refused (the loader
+ * refuses it already; this guards a config built some other way) or a warning. */
+static int check_admin_exposure(const gw_config_t *cfg)
+{
+    char msg[512];
+    switch (gw_res_admin_exposure(gw_res_root_cfg(cfg), msg, sizeof msg)) {
+    case GW_RES_ADMIN_REFUSED:
+        gw_error("%s", msg);
+        return GW_EINVAL;
+    case GW_RES_ADMIN_OPEN:
+    case GW_RES_ADMIN_NEEDLESS:
+        gw_warn("%s", msg);
+        return 0;
+    case GW_RES_ADMIN_SAFE:
+        break;
+    }
+    return 0;
+}
+
 /* see res.h */
 int gw_res_prepare(const gw_config_t *cfg, void **app_data)
 {
-    int rc = gw_lb_prepare(cfg, app_data);
+    int rc = check_admin_exposure(cfg);
+    if (rc != 0)
+        return rc;
+    rc = gw_lb_prepare(cfg, app_data);
     if (rc != 0)
         return rc;
     gw_res_t *r = calloc(1, sizeof *r);

@@ -10,7 +10,9 @@
 
 /* The gw03 application (02's, plus the admin API), and the cli hooks that build and free
  * its state from the config. The runtime's app_data stays 02's gw_lb_t (01 reads its
- * picker); 03's state is the ctx of 02's hooks. */
+ * picker); 03's state is the ctx of 02's hooks. gw_res_prepare runs at every start, before
+ * anything binds: it logs the admin API's exposure warning (gw_res_admin_exposure) and
+ * refuses (GW_EINVAL) an admin block the loader would have refused. */
 extern const gw_app_t gw_res_app;
 int gw_res_prepare(const gw_config_t *cfg, void **app_data);
 void gw_res_release(void *app_data);

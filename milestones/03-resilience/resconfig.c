@@ -144,7 +144,40 @@ static void res_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg
         gw_cdoc_error(doc, rl, "rate_limit needs `global`, `per_client` or both");
 }
 
-/* admin: {address, token} */
+/* see resconfig.h */
+gw_res_admin_exposure_t gw_res_admin_exposure(const gw_res_root_cfg_t *r, char *msg, size_t size)
+{
+    msg[0] = '\0';
+    if (!r->admin_enabled)
+        return GW_RES_ADMIN_SAFE;
+    if (r->admin_token != NULL) {
+        if (!r->allow_unauthenticated)
+            return GW_RES_ADMIN_SAFE;
+        snprintf(msg, size,
+                 "admin.allow_unauthenticated has no effect: admin.token is set, and every "
+                 "admin route but /healthz still requires it");
+        return GW_RES_ADMIN_NEEDLESS;
+    }
+    if (gw_addr_is_loopback(&r->admin_addr))
+        return GW_RES_ADMIN_SAFE;
+    const char *where = gw_addr_is_unspecified(&r->admin_addr) ? "listens on every interface"
+                                                               : "is not a loopback address";
+    if (r->allow_unauthenticated) {
+        snprintf(msg, size,
+                 "admin API on %s %s and has no token: anyone who can reach it can read "
+                 "/metrics, /stats and /backends (admin.allow_unauthenticated: true)",
+                 r->admin_address_text, where);
+        return GW_RES_ADMIN_OPEN;
+    }
+    snprintf(msg, size,
+             "admin.address %s %s and admin.token is not set: anyone who can reach it could "
+             "read /metrics, /stats and /backends; set a token, or write "
+             "`allow_unauthenticated: true` under admin to accept that",
+             r->admin_address_text, where);
+    return GW_RES_ADMIN_REFUSED;
+}
+
+/* admin: {address, token, allow_unauthenticated} */
 static void res_root(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg)
 {
     const gw_cnode_t *adm = gw_cmap_get(doc, map, "admin");
@@ -160,16 +193,25 @@ static void res_root(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg)
     const gw_cnode_t *a = gw_cmap_get(doc, adm, "address");
     const char *text = a != NULL && a->type == GW_CNODE_SCALAR ? a->str : "127.0.0.1:9901";
     x->admin_address_text = strdup(text);
-    if (a != NULL)
-        gw_cget_addr(doc, a, "address", &x->admin_addr);
-    else
-        gw_addr_parse(text, false, false, &x->admin_addr, &(const char *){NULL});
+    if (x->admin_address_text == NULL) {
+        gw_cdoc_error(doc, adm, "out of memory");
+        return;
+    }
+    int rc = a != NULL ? gw_cget_addr(doc, a, "address", &x->admin_addr)
+                       : gw_addr_parse(text, false, false, &x->admin_addr, &(const char *){NULL});
     const gw_cnode_t *t = gw_cmap_get(doc, adm, "token");
     if (t != NULL && gw_cget_string(doc, t, "token", &x->admin_token) == 0 &&
         strlen(x->admin_token) < 16)
         gw_cdoc_error(doc, t,
                       "token: use at least 16 characters (a guessable token is no "
                       "protection)");
+    const gw_cnode_t *au = gw_cmap_get(doc, adm, "allow_unauthenticated");
+    if (gw_cget_bool(doc, au, "allow_unauthenticated", &x->allow_unauthenticated) != 0 ||
+        t != NULL || rc != 0)
+        return; /* a token was written (even a wrong one), or an error was reported already */
+    char msg[512];
+    if (gw_res_admin_exposure(x, msg, sizeof msg) == GW_RES_ADMIN_REFUSED)
+        gw_cdoc_error(doc, a != NULL ? a : adm, "%s", msg);
 }
 
 /* Another listener on the admin address would fail at start; say it now, with a line. */
@@ -224,6 +266,7 @@ static void print_root(FILE *out, const gw_config_t *cfg)
     fprintf(out, "\n");
     if (r->admin_token != NULL)
         fprintf(out, "  token: \"<set, not shown>\"\n");
+    fprintf(out, "  allow_unauthenticated: %s\n", r->allow_unauthenticated ? "true" : "false");
 }
 
 static void print_listener(FILE *out, const gw_listener_cfg_t *l, int in)

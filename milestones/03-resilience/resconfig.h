@@ -16,7 +16,30 @@ typedef struct gw_res_root_cfg_s {
     char *admin_address_text; /* default "127.0.0.1:9901" */
     gw_addr_t admin_addr;
     char *admin_token; /* NULL: no token */
+    /* admin.allow_unauthenticated (default false): the operator's written consent to an
+     * admin API without a token on an address other hosts can reach. */
+    bool allow_unauthenticated;
 } gw_res_root_cfg_t;
+
+/* What an admin block exposes, and so what loading and starting must say. */
+typedef enum {
+    GW_RES_ADMIN_SAFE,     /* no admin API, a loopback address, or a token: nothing to say */
+    GW_RES_ADMIN_REFUSED,  /* reachable from other hosts, no token, no consent: an error */
+    GW_RES_ADMIN_OPEN,     /* the same with allow_unauthenticated: true: a warning at every
+                            * start */
+    GW_RES_ADMIN_NEEDLESS, /* allow_unauthenticated: true with a token: it has no effect (the
+                            * token is still required): a warning at every start */
+} gw_res_admin_exposure_t;
+
+/* Classifies the admin block R (its address, token and consent) and writes into MSG (SIZE
+ * bytes, at least 1) the error for REFUSED or the warning for OPEN and NEEDLESS, without a
+ * position or level prefix; "" for SAFE. Any address but 127.0.0.0/8, ::1 and
+ * ::ffff:127.0.0.0/104 counts as reachable (gw_addr_is_loopback): 0.0.0.0 and :: listen on
+ * every interface. allow_unauthenticated on a loopback address without a token is SAFE:
+ * a permission that is not needed, harmless (one config template may serve hosts where the
+ * admin address differs). Pure: no I/O, for the unit tests and both callers (the config
+ * loader's error, the start's check in res.c). */
+gw_res_admin_exposure_t gw_res_admin_exposure(const gw_res_root_cfg_t *r, char *msg, size_t size);
 
 /* listeners[].rate_limit (gw_listener_cfg_t.ext, set for every listener whose node is a
  * mapping). rate 0 = that limit is off. */
