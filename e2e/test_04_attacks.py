@@ -198,12 +198,20 @@ def test_pipelined_small_responses_do_not_pin_the_pool(gateway, backend, http_cl
     for t in threads:
         t.join(env.timeout(60))
     handled = settle(gw)
-    transcript.note("attackers sent %s bytes; the gateway handled %d requests" % (sent, handled))
-    # The victim's requests are read and answered: the pool was not pinned by the attackers.
+    m = admin.scrape(gw.addr("admin"))
+    in_use = m.get("gw_buffer_pool_bytes", state="in_use")
+    transcript.note("attackers sent %s bytes; the gateway handled %d requests; pool in use %.0f KiB" % (
+        sent, handled, in_use / KiB))
+    # The pool was never exhausted, and the attackers hold little of it: what their queued
+    # answers keep is charged to them, and they are not read past high_water.
+    assert m.get("gw_buffer_exhausted_total") == 0, "the pool ran dry while the attackers ran"
+    assert in_use < 1 * MiB, "the attackers pin %.0f KiB of buffers" % (in_use / KiB)
+    # And a victim's requests are read and answered.
     c = http_client(gw)
     for i in range(20):
         r = c.get("/victim/%d" % i, timeout=env.timeout(3))
         assert r.status == 200, r
+    assert admin.scrape(gw.addr("admin")).get("gw_buffer_exhausted_total") == 0
     for s in attackers:
         s.close()
     if env.rss_checks():
