@@ -66,6 +66,26 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n)
     return 0;
 }
 
+/* The name is complete: it must be a token (RFC 9110 5.1). llhttp 8.1, strict mode
+ * included, refuses other bytes in a name but lets an empty one through (": chunked",
+ * ":authority: x"), which we would forward as a line each recipient reads its own way.
+ * Checking every byte costs little and does not depend on llhttp's table. */
+static int on_header_field_complete(llhttp_t *ll)
+{
+    gw_h1_parser_t *p = parser_of(ll);
+    gw_h1_head_t *h = section(p);
+    /* No field open: llhttp never reported the name at all. */
+    if (!p->field_open)
+        return cb_fail(p, 400, "invalid field name");
+    const gw_h1_field_t *f = &h->fields[h->nfields - 1];
+    if (f->name_len == 0)
+        return cb_fail(p, 400, "empty field name");
+    for (uint32_t i = 0; i < f->name_len; i++)
+        if (!gw__h1_is_tchar((unsigned char)h->arena[f->name + i]))
+            return cb_fail(p, 400, "invalid field name");
+    return 0;
+}
+
 static int on_header_value(llhttp_t *ll, const char *at, size_t n)
 {
     gw_h1_parser_t *p = parser_of(ll);
@@ -143,6 +163,7 @@ static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_status = on_status,
     .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,

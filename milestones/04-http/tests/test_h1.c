@@ -66,20 +66,26 @@ static void assert_span(gw_h1_span_t s, const char *want)
     assert_memory_equal(s.ptr, want, s.len);
 }
 
-/* Parses a whole request, expecting it refused with STATUS. */
+/* Parses a whole message (a request if REQUEST), expecting it refused with STATUS, both
+ * in one piece and one byte at a time (the refusal must not depend on how reads split the
+ * input). */
 static void expect_reject(bool request, const char *in, size_t len, int status)
 {
-    gw_h1_parser_t p;
-    run_t r;
-    gw_h1_parser_init(&p, request, NULL);
-    run(&p, in, len, len, &r);
-    if (r.rc != GW_EINVAL)
-        fail_msg("accepted (rc %d) but expected %d: %s", r.rc, status, in);
-    if (gw_h1_error(&p)->status != status)
-        fail_msg("status %d (%s), expected %d", gw_h1_error(&p)->status, gw_h1_error(&p)->reason,
-                 status);
-    assert_int_equal(r.ends, 0);
-    gw_h1_parser_free(&p);
+    size_t chunks[2] = {len, 1};
+    for (int i = 0; i < 2; i++) {
+        gw_h1_parser_t p;
+        run_t r;
+        gw_h1_parser_init(&p, request, NULL);
+        run(&p, in, len, chunks[i], &r);
+        if (r.rc != GW_EINVAL)
+            fail_msg("accepted (rc %d, %zu-byte reads) but expected %d: %s", r.rc, chunks[i],
+                     status, in);
+        if (gw_h1_error(&p)->status != status)
+            fail_msg("status %d (%s) with %zu-byte reads, expected %d", gw_h1_error(&p)->status,
+                     gw_h1_error(&p)->reason, chunks[i], status);
+        assert_int_equal(r.ends, 0);
+        gw_h1_parser_free(&p);
+    }
 }
 
 #define REJECT(name, status, input)                                                                \
@@ -205,7 +211,7 @@ static void h1_parser_reset_starts_over(void **state)
     gw_h1_limits_default(&lim);
     lim.max_uri = 8;
     gw_h1_parser_reset(&p, &lim, 1 << 20);
-    assert_ptr_equal(p.head.arena, arena);            /* storage kept */
+    assert_ptr_equal(p.head.arena, arena);          /* storage kept */
     assert_int_equal(gw_h1_head_count(&p.head), 0); /* but empty */
     run(&p, S("GET /much-too-long HTTP/1.1\r\nHost: a\r\n\r\n"), 4096, &r);
     assert_int_equal(r.rc, GW_EINVAL);
@@ -322,6 +328,18 @@ REJECT(h1_rejects_obs_fold_in_trailer, 400,
        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n b\r\n\r\n")
 REJECT(h1_rejects_http2_version, 505, "GET / HTTP/2.0\r\nHost: a\r\n\r\n")
 REJECT(h1_rejects_junk_after_version, 400, "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n")
+/* Field names are tokens (RFC 9110 5.1). llhttp 8.1 refuses most other bytes itself but lets
+ * an empty name through: ": chunked" and ":authority: x" (an HTTP/2 pseudo-header) would be
+ * forwarded as lines that each recipient reads its own way. */
+REJECT(h1_rejects_empty_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\n: chunked\r\n\r\n")
+REJECT(h1_rejects_empty_first_field_name, 400, "GET / HTTP/1.1\r\n: x\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_pseudo_header_name, 400, "GET / HTTP/1.1\r\nHost: a\r\n:authority: x\r\n\r\n")
+REJECT(h1_rejects_empty_field_line, 400, "GET / HTTP/1.1\r\nHost: a\r\n:\r\n\r\n")
+REJECT(h1_rejects_space_in_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\na b: c\r\n\r\n")
+REJECT(h1_rejects_del_in_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\nX-\x7f: c\r\n\r\n")
+REJECT(h1_rejects_at_in_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\nX@Y: c\r\n\r\n")
+REJECT(h1_rejects_empty_trailer_name, 400,
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: x\r\n\r\n")
 
 static void h1_error_reports_offset(void **state)
 {
@@ -672,6 +690,14 @@ static void h1_response_gzip_coding_is_502(void **state)
     expect_reject(false, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc"), 502);
 }
 
+static void h1_response_empty_field_name_is_502(void **state)
+{
+    (void)state;
+    expect_reject(false, S("HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 0\r\n\r\n"), 502);
+    expect_reject(false, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: x\r\n\r\n"),
+                  502);
+}
+
 static void h1_response_chunked(void **state)
 {
     (void)state;
@@ -1017,6 +1043,14 @@ int main(void)
         cmocka_unit_test(h1_rejects_obs_fold_in_trailer),
         cmocka_unit_test(h1_rejects_http2_version),
         cmocka_unit_test(h1_rejects_junk_after_version),
+        cmocka_unit_test(h1_rejects_empty_field_name),
+        cmocka_unit_test(h1_rejects_empty_first_field_name),
+        cmocka_unit_test(h1_rejects_pseudo_header_name),
+        cmocka_unit_test(h1_rejects_empty_field_line),
+        cmocka_unit_test(h1_rejects_space_in_field_name),
+        cmocka_unit_test(h1_rejects_del_in_field_name),
+        cmocka_unit_test(h1_rejects_at_in_field_name),
+        cmocka_unit_test(h1_rejects_empty_trailer_name),
         cmocka_unit_test(h1_error_reports_offset),
         cmocka_unit_test(h1_framing_refuses_cl_with_te),
         cmocka_unit_test(h1_framing_refuses_duplicate_content_length),
@@ -1039,6 +1073,7 @@ int main(void)
         cmocka_unit_test(h1_response_cut_short_is_502),
         cmocka_unit_test(h1_response_cl_and_te_is_502),
         cmocka_unit_test(h1_response_gzip_coding_is_502),
+        cmocka_unit_test(h1_response_empty_field_name_is_502),
         cmocka_unit_test(h1_response_chunked),
         cmocka_unit_test(h1_response_head_after_100_still_has_no_body),
         cmocka_unit_test(h1_response_101_switches_protocols),
