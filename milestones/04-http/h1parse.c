@@ -222,6 +222,10 @@ void gw_h1_parser_reset(gw_h1_parser_t *p, const gw_h1_limits_t *lim, size_t kee
         gw_h1_limits_default(&p->lim);
     p->is_request = is_request;
     llhttp_init(&p->ll, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+    /* llhttp refuses any version but 0.9, 1.0, 1.1 and 2.0, while RFC 9110 2.5 wants a
+     * higher 1.x handled as 1.1: let it read any DIGIT.DIGIT and decide in finish_head.
+     * (This llhttp has the flag but no setter for it; the flag only skips that check.) */
+    p->ll.lenient_flags |= LENIENT_VERSION;
     p->head = head;
     p->trailers = trailers;
     /* Twice the wire limits: room for the fields middleware adds. */
@@ -316,24 +320,16 @@ static int scan(gw_h1_parser_t *p, const char *s, size_t n)
     return 0;
 }
 
-/* The status for an error llhttp found itself. llhttp says HPE_INVALID_VERSION both for a
- * version it does not speak ("HTTP/2.0": 505) and for bytes after the version on the
- * request line ("HTTP/1.1 extra": a malformed line, 400); its reason tells them apart. */
-static int llhttp_status(llhttp_errno_t e, const char *reason)
-{
-    if (e == HPE_INVALID_VERSION && reason != NULL && strstr(reason, "Invalid HTTP version"))
-        return 505;
-    return 400;
-}
-
 /* The head is complete: fill in what llhttp kept, decide the framing, and tell llhttp
  * about bodies it would otherwise read (204 and 304 with a Content-Length, HEAD). */
 static int finish_head(gw_h1_parser_t *p)
 {
     gw_h1_head_t *h = &p->head;
+    /* llhttp read one digit each side of the dot (so "1.10" or "1.1x" was a malformed line,
+     * 400). HTTP/1.2 and up are 1.1 (RFC 9110 2.5): the engine and the serialiser see 1.1. */
     if (p->ll.http_major != 1)
         return fail(p, 505, "HTTP version not supported", p->offset);
-    h->version_minor = p->ll.http_minor;
+    h->version_minor = p->ll.http_minor == 0 ? 0 : 1;
     if (p->is_request) {
         const char *m = llhttp_method_name((llhttp_method_t)p->ll.method);
         if (gw_h1_head_set_method(h, m, strlen(m)) < 0)
@@ -394,8 +390,7 @@ static long step(gw_h1_parser_t *p, const char *data, size_t len, bool *paused)
     else if (e == HPE_PAUSED_UPGRADE) /* gw_h1_next went on after a declined upgrade */
         llhttp_resume_after_upgrade(&p->ll);
     else if (e != HPE_OK)
-        return fail(p, llhttp_status(e, llhttp_get_error_reason(&p->ll)),
-                    llhttp_get_error_reason(&p->ll), where);
+        return fail(p, 400, llhttp_get_error_reason(&p->ll), where);
     return (long)used;
 }
 

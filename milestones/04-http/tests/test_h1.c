@@ -237,6 +237,61 @@ static void h1_http10_without_host_is_accepted(void **state)
     gw_h1_parser_free(&p);
 }
 
+/* HTTP/1.2 (or 1.9) is handled as 1.1 (RFC 9110 2.5): same framing rules, forwarded as
+ * HTTP/1.1, in one piece or byte by byte. */
+static void h1_higher_minor_is_handled_as_11(void **state)
+{
+    (void)state;
+    static const char *const ins[] = {
+        "POST / HTTP/1.2\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        "POST / HTTP/1.9\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t chunk = 1; chunk <= 4096; chunk *= 4096) {
+            gw_h1_parser_t p;
+            run_t r;
+            gw_h1_parser_init(&p, true, NULL);
+            run(&p, ins[i], strlen(ins[i]), chunk, &r);
+            assert_int_equal(r.rc, GW_H1_END);
+            assert_int_equal(p.head.version_minor, 1);
+            assert_int_equal(p.body, GW_H1_BODY_CHUNKED);
+            assert_memory_equal(r.body, "hi", 2);
+            char out[256];
+            long n = gw_h1_head_serialize(&p.head, out, sizeof(out));
+            assert_true(n > 0);
+            assert_memory_equal(out, "POST / HTTP/1.1\r\n", 17);
+            gw_h1_parser_free(&p);
+        }
+    }
+}
+
+/* A value byte one parser drops and another keeps is a desync vector: only VCHAR, obs-text,
+ * SP and HT are allowed (RFC 9110 5.5), in heads and trailers, whatever the version. */
+static void h1_rejects_control_bytes_in_values(void **state)
+{
+    (void)state;
+    static const struct {
+        bool request;
+        const char *before, *after;
+        int status;
+    } cases[] = {
+        {true, "GET / HTTP/1.1\r\nHost: a\r\nX: a", "b\r\n\r\n", 400},
+        {true, "GET / HTTP/1.2\r\nHost: a\r\nX: a", "b\r\n\r\n", 400},
+        {true, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a",
+         "b\r\n\r\n", 400},
+        {false, "HTTP/1.1 200 OK\r\nX: a", "b\r\nContent-Length: 0\r\n\r\n", 502},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        for (int c = 0; c < 0x80; c++) {
+            if ((c >= 0x20 && c != 0x7f) || c == '\t')
+                continue;
+            char in[160];
+            int n = snprintf(in, sizeof(in), "%s%c%s", cases[k].before, c, cases[k].after);
+            expect_reject(cases[k].request, in, (size_t)n, cases[k].status);
+        }
+    }
+}
+
 static void h1_declined_upgrade_continues_as_http(void **state)
 {
     (void)state;
@@ -328,6 +383,15 @@ REJECT(h1_rejects_obs_fold_in_trailer, 400,
        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n b\r\n\r\n")
 REJECT(h1_rejects_http2_version, 505, "GET / HTTP/2.0\r\nHost: a\r\n\r\n")
 REJECT(h1_rejects_junk_after_version, 400, "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n")
+/* RFC 9110 2.5: a higher 1.x minor is handled as 1.1; another major is 505. llhttp reads one
+ * digit per component, so "1.10" or "10.1" is a malformed request line (400). */
+REJECT(h1_rejects_http09_version, 505, "GET / HTTP/0.9\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_http3_version, 505, "GET / HTTP/3.0\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_http99_version, 505, "GET / HTTP/9.9\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_two_digit_minor, 400, "GET / HTTP/1.10\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_two_digit_major, 400, "GET / HTTP/10.1\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_letter_after_version, 400, "GET / HTTP/1.1x\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_letter_minor, 400, "GET / HTTP/1.x\r\nHost: a\r\n\r\n")
 /* Field names are tokens (RFC 9110 5.1). llhttp 8.1 refuses most other bytes itself but lets
  * an empty name through: ": chunked" and ":authority: x" (an HTTP/2 pseudo-header) would be
  * forwarded as lines that each recipient reads its own way. */
@@ -698,6 +762,26 @@ static void h1_response_empty_field_name_is_502(void **state)
                   502);
 }
 
+static void h1_response_higher_minor_is_handled_as_11(void **state)
+{
+    (void)state;
+    gw_h1_parser_t p;
+    run_t r;
+    response(&p, false, S("HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok"), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_int_equal(p.head.version_minor, 1);
+    assert_memory_equal(r.body, "ok", 2);
+    gw_h1_parser_free(&p);
+}
+
+static void h1_response_other_version_is_502(void **state)
+{
+    (void)state;
+    expect_reject(false, S("HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"), 502);
+    expect_reject(false, S("HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n"), 502);
+    expect_reject(false, S("HTTP/1.10 200 OK\r\nContent-Length: 0\r\n\r\n"), 502);
+}
+
 static void h1_response_chunked(void **state)
 {
     (void)state;
@@ -1008,6 +1092,8 @@ int main(void)
         cmocka_unit_test(h1_pipelined_requests_one_at_a_time),
         cmocka_unit_test(h1_parser_reset_starts_over),
         cmocka_unit_test(h1_http10_without_host_is_accepted),
+        cmocka_unit_test(h1_higher_minor_is_handled_as_11),
+        cmocka_unit_test(h1_rejects_control_bytes_in_values),
         cmocka_unit_test(h1_declined_upgrade_continues_as_http),
         cmocka_unit_test(h1_connect_cannot_continue_as_http),
         cmocka_unit_test(h1_rejects_cl_te),
@@ -1043,6 +1129,13 @@ int main(void)
         cmocka_unit_test(h1_rejects_obs_fold_in_trailer),
         cmocka_unit_test(h1_rejects_http2_version),
         cmocka_unit_test(h1_rejects_junk_after_version),
+        cmocka_unit_test(h1_rejects_http09_version),
+        cmocka_unit_test(h1_rejects_http3_version),
+        cmocka_unit_test(h1_rejects_http99_version),
+        cmocka_unit_test(h1_rejects_two_digit_minor),
+        cmocka_unit_test(h1_rejects_two_digit_major),
+        cmocka_unit_test(h1_rejects_letter_after_version),
+        cmocka_unit_test(h1_rejects_letter_minor),
         cmocka_unit_test(h1_rejects_empty_field_name),
         cmocka_unit_test(h1_rejects_empty_first_field_name),
         cmocka_unit_test(h1_rejects_pseudo_header_name),
@@ -1074,6 +1167,8 @@ int main(void)
         cmocka_unit_test(h1_response_cl_and_te_is_502),
         cmocka_unit_test(h1_response_gzip_coding_is_502),
         cmocka_unit_test(h1_response_empty_field_name_is_502),
+        cmocka_unit_test(h1_response_higher_minor_is_handled_as_11),
+        cmocka_unit_test(h1_response_other_version_is_502),
         cmocka_unit_test(h1_response_chunked),
         cmocka_unit_test(h1_response_head_after_100_still_has_no_body),
         cmocka_unit_test(h1_response_101_switches_protocols),
