@@ -161,6 +161,15 @@ typedef struct gw_h1_error_s {
 int gw_h1_framing(const gw_h1_head_t *h, bool answers_head, gw_h1_body_t *body, uint64_t *length,
                   gw_h1_error_t *err);
 
+/* For a response head H with status 1xx or 204, removes Content-Length and
+ * Transfer-Encoding: such a response has no body, must not carry them (RFC 9110 8.6, RFC 9112
+ * 6.1), and a client could take them for the framing of a body that is not there. Any other
+ * head is left alone: a 304 or an answer to HEAD may state the representation's length.
+ * Returns the number of fields removed. The parser calls it on every response head, after
+ * gw_h1_framing (so a 204 with both fields is still refused): callers of gw_h1_feed never
+ * see these fields on such a head. */
+size_t gw_h1_response_drop_framing(gw_h1_head_t *h);
+
 /* ---- parser -------------------------------------------------------------------------- */
 
 typedef struct gw_h1_limits_s {

@@ -348,6 +348,7 @@ static int finish_head(gw_h1_parser_t *p)
         return fail(p, 400, "framing ambiguity", p->offset);
     if (p->body == GW_H1_BODY_NONE && !p->is_request)
         p->ll.flags |= F_SKIPBODY;
+    gw_h1_response_drop_framing(h); /* 1xx and 204 heads only */
     if (p->body == GW_H1_BODY_LENGTH && p->lim.max_body != 0 && p->length > p->lim.max_body)
         return fail(p, 413, "body too large", p->offset);
     p->state = GW_H1_ST_BODY;

@@ -679,6 +679,76 @@ static void h1_response_204_ignores_content_length(void **state)
     gw_h1_parser_free(&p);
 }
 
+/* RFC 9110 8.6: a server MUST NOT send Content-Length in a 1xx or 204 (nor Transfer-Encoding,
+ * RFC 9112 6.1). The parser drops them from such heads, so the engine never forwards them;
+ * 304 and HEAD answers keep theirs (the length of the representation). */
+static void h1_response_1xx_and_204_lose_framing_fields(void **state)
+{
+    (void)state;
+    const char in[] = "HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\nLink: </a>\r\n\r\n"
+                      "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: b\r\n\r\n"
+                      "HTTP/1.1 200 OK\r\n";
+    gw_h1_parser_t p;
+    run_t r;
+    response(&p, false, S(in), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_int_equal(p.head.status, 103);
+    assert_false(gw_h1_head_get(&p.head, "Content-Length", NULL));
+    assert_span(get(&p.head, "Link"), "</a>");
+    size_t off = r.used;
+    assert_int_equal(gw_h1_next(&p), 0);
+    run(&p, in + off, sizeof(in) - 1 - off, 1, &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_int_equal(p.head.status, 204);
+    assert_int_equal(p.body, GW_H1_BODY_NONE);
+    assert_int_equal(r.blen, 0);
+    assert_false(gw_h1_head_get(&p.head, "Content-Length", NULL));
+    assert_int_equal(gw_h1_head_count(&p.head), 1);
+    /* The 5 announced bytes were not taken for a body: the next response starts there. */
+    assert_int_equal(off + r.used, strstr(in, "HTTP/1.1 200") - in);
+    gw_h1_parser_free(&p);
+}
+
+/* The same rule as a pure function, on heads built by hand. */
+static void h1_response_drop_framing_only_on_1xx_and_204(void **state)
+{
+    (void)state;
+    static const struct {
+        bool request;
+        unsigned status;
+        size_t removed;
+    } cases[] = {{false, 100, 2}, {false, 103, 2}, {false, 204, 2}, {false, 200, 0},
+                 {false, 205, 0}, {false, 304, 0}, {false, 404, 0}, {true, 0, 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gw_h1_head_t h;
+        gw_h1_head_init(&h, cases[i].request, 1024, 8);
+        if (!cases[i].request)
+            assert_int_equal(gw_h1_head_set_status(&h, cases[i].status, S("X")), 0);
+        assert_int_equal(gw_h1_head_add(&h, S("Content-Length"), S("5")), 0);
+        assert_int_equal(gw_h1_head_add(&h, S("X-A"), S("b")), 0);
+        assert_int_equal(gw_h1_head_add(&h, S("transfer-encoding"), S("chunked")), 0);
+        assert_int_equal(gw_h1_response_drop_framing(&h), cases[i].removed);
+        assert_int_equal(gw_h1_head_count(&h), 3 - cases[i].removed);
+        assert_span(get(&h, "X-A"), "b");
+        gw_h1_head_free(&h);
+    }
+}
+
+static void h1_response_304_and_head_keep_content_length(void **state)
+{
+    (void)state;
+    gw_h1_parser_t p;
+    run_t r;
+    response(&p, false, S("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_span(get(&p.head, "Content-Length"), "99");
+    gw_h1_parser_free(&p);
+    response(&p, true, S("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n"), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_span(get(&p.head, "Content-Length"), "7");
+    gw_h1_parser_free(&p);
+}
+
 static void h1_response_304_has_no_body(void **state)
 {
     (void)state;
@@ -1161,6 +1231,9 @@ int main(void)
         cmocka_unit_test(h1_response_to_head_has_no_body),
         cmocka_unit_test(h1_response_204_ignores_content_length),
         cmocka_unit_test(h1_response_304_has_no_body),
+        cmocka_unit_test(h1_response_1xx_and_204_lose_framing_fields),
+        cmocka_unit_test(h1_response_304_and_head_keep_content_length),
+        cmocka_unit_test(h1_response_drop_framing_only_on_1xx_and_204),
         cmocka_unit_test(h1_response_1xx_then_final),
         cmocka_unit_test(h1_response_until_close),
         cmocka_unit_test(h1_response_cut_short_is_502),
