@@ -340,6 +340,10 @@ static int finish_head(gw_h1_parser_t *p)
     gw_h1_error_t err;
     if (gw_h1_framing(h, p->answers_head, &p->body, &p->length, &err) < 0)
         return fail(p, err.status, err.reason, p->offset);
+    /* Capped so that gw_h1_strip_hop_by_hop holds every token in a small fixed set. */
+    gw_h1_conn_tokens_t tokens;
+    if (gw_h1_conn_tokens_parse(&tokens, h) < 0)
+        return fail(p, 400, "too many Connection options", p->offset);
     /* Our framing and llhttp's must agree, or the two would split the stream differently. */
     bool ll_chunked = (p->ll.flags & F_CHUNKED) != 0;
     if (p->body != GW_H1_BODY_NONE &&

@@ -405,6 +405,40 @@ REJECT(h1_rejects_at_in_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\nX@Y: c\r\
 REJECT(h1_rejects_empty_trailer_name, 400,
        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: x\r\n\r\n")
 
+/* "Connection: a, b, ..." with N tokens on one line (or on two lines, split after the first
+ * half), as a request or a response. */
+static size_t connection_message(char *buf, size_t cap, bool request, int n, bool two_lines)
+{
+    size_t len = (size_t)snprintf(
+        buf, cap,
+        "%sConnection: ", request ? "GET / HTTP/1.1\r\nHost: a\r\n" : "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < n; i++) {
+        const char *sep = i == 0 ? "" : two_lines && i == n / 2 ? "\r\nConnection: " : ", ";
+        len += (size_t)snprintf(buf + len, cap - len, "%sx-%d", sep, i);
+    }
+    len += (size_t)snprintf(buf + len, cap - len, "\r\n%s\r\n",
+                            request ? "" : "Content-Length: 0\r\n");
+    assert_true(len < cap);
+    return len;
+}
+
+/* More than 64 Connection tokens (all lines together) is refused at the end of the head, so
+ * the hop-by-hop stripping never meets more (see gw_h1_conn_tokens_parse). */
+static void h1_rejects_too_many_connection_tokens(void **state)
+{
+    (void)state;
+    char in[2048];
+    expect_reject(true, in, connection_message(in, sizeof(in), true, 65, false), 400);
+    expect_reject(true, in, connection_message(in, sizeof(in), true, 65, true), 400);
+    expect_reject(false, in, connection_message(in, sizeof(in), false, 65, true), 502);
+    gw_h1_parser_t p;
+    run_t r;
+    gw_h1_parser_init(&p, true, NULL);
+    run(&p, in, connection_message(in, sizeof(in), true, 64, true), 1, &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    gw_h1_parser_free(&p);
+}
+
 static void h1_error_reports_offset(void **state)
 {
     (void)state;
@@ -1001,6 +1035,99 @@ static void h1_hop_by_hop_connection_cannot_shield_itself(void **state)
     gw_h1_parser_free(&p);
 }
 
+/* A request head built by hand: Host, then NFIELDS fields X-F0.. (value "v"), then one
+ * Connection line listing X-F0 .. X-F<NTOKENS-1> (none when NTOKENS is 0). */
+static void big_head(gw_h1_head_t *h, int nfields, int ntokens)
+{
+    static char list[4096];
+    gw_h1_head_init(h, true, 1 << 16, (size_t)nfields + 2);
+    assert_int_equal(gw_h1_head_set_method(h, S("GET")), 0);
+    assert_int_equal(gw_h1_head_set_target(h, S("/")), 0);
+    assert_int_equal(gw_h1_head_add(h, S("Host"), S("a")), 0);
+    char name[16];
+    for (int i = 0; i < nfields; i++) {
+        int n = snprintf(name, sizeof(name), "X-F%d", i);
+        assert_int_equal(gw_h1_head_add(h, name, (size_t)n, S("v")), 0);
+    }
+    size_t len = 0;
+    for (int i = 0; i < ntokens; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%sx-f%d", i ? ", " : "", i);
+    if (ntokens > 0)
+        assert_int_equal(gw_h1_head_add(h, S("Connection"), list, len), 0);
+}
+
+/* The Connection tokens are read once into a bounded sorted set: the work (name
+ * comparisons) of stripping grows with fields + tokens, never with their product. With
+ * 1000 fields and 64 tokens the old per-field re-reading made 64,000 comparisons. */
+static void h1_hop_by_hop_work_is_linear(void **state)
+{
+    (void)state;
+    const int nfields = 1000, ntokens = GW_H1_MAX_CONN_TOKENS;
+    gw_h1_head_t h;
+    big_head(&h, nfields, ntokens);
+    gw_h1_conn_tokens_t t;
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &h), ntokens);
+    assert_int_equal(t.n, ntokens);
+    assert_int_equal(gw_h1_strip_hop_fields(&h, &t, 0), ntokens + 1);
+    /* At most 7 comparisons (a bisection of 64 names) per token inserted and per field. */
+    assert_true(t.work <= 7ul * (unsigned long)(nfields + 2 + ntokens));
+    assert_int_equal(gw_h1_head_count(&h), 1 + nfields - ntokens);
+    assert_span(gw_h1_head_name_at(&h, 0), "Host");
+    assert_span(gw_h1_head_name_at(&h, 1), "X-F64"); /* the others kept, in order */
+    assert_span(gw_h1_head_name_at(&h, 1 + nfields - ntokens - 1), "X-F999");
+    gw_h1_head_free(&h);
+    /* Without a Connection field the set is empty: no comparison at all. */
+    big_head(&h, nfields, 0);
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &h), 0);
+    assert_int_equal(gw_h1_strip_hop_fields(&h, &t, 0), 0);
+    assert_int_equal(t.work, 0);
+    gw_h1_head_free(&h);
+}
+
+/* A head nobody parsed can list more tokens than the set holds: it is left as it is, and
+ * the caller is told (the parser refuses such a head, see
+ * h1_rejects_too_many_connection_tokens). */
+static void h1_hop_by_hop_over_the_cap_leaves_head_unchanged(void **state)
+{
+    (void)state;
+    gw_h1_head_t h;
+    big_head(&h, 70, GW_H1_MAX_CONN_TOKENS + 1);
+    gw_h1_conn_info_t info = {true, true};
+    assert_int_equal(gw_h1_strip_hop_by_hop(&h, 0, &info), GW_ELIMIT);
+    assert_int_equal(gw_h1_head_count(&h), 72);
+    assert_false(info.keep_alive);
+    assert_false(info.upgrade);
+    gw_h1_head_free(&h);
+}
+
+/* The token set on its own: options, any case, duplicates, the cap. */
+static void h1_conn_tokens_set_and_cap(void **state)
+{
+    (void)state;
+    gw_h1_parser_t p;
+    parse_head(&p, S("GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-A\r\n"
+                     "connection: x-a, Keep-Alive ,, UPGRADE\r\n\r\n"));
+    gw_h1_conn_tokens_t t;
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &p.head), 5);
+    assert_int_equal(t.n, 4); /* x-a once */
+    assert_true(t.close && t.keep_alive && t.upgrade);
+    assert_true(gw_h1_conn_tokens_has(&t, (gw_h1_span_t){S("X-a")}));
+    assert_true(gw_h1_conn_tokens_has(&t, (gw_h1_span_t){S("upgrade")}));
+    assert_false(gw_h1_conn_tokens_has(&t, (gw_h1_span_t){S("x-b")}));
+    assert_false(gw_h1_conn_tokens_has(&t, (gw_h1_span_t){S("")}));
+    gw_h1_parser_free(&p);
+    gw_h1_head_t h;
+    big_head(&h, 0, GW_H1_MAX_CONN_TOKENS);
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &h), GW_H1_MAX_CONN_TOKENS);
+    gw_h1_head_free(&h);
+    /* Over the cap, reading stops at the first token too many. */
+    big_head(&h, 0, 300);
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &h), GW_ELIMIT);
+    assert_int_equal(t.listed, GW_H1_MAX_CONN_TOKENS + 1);
+    assert_int_equal(t.n, GW_H1_MAX_CONN_TOKENS);
+    gw_h1_head_free(&h);
+}
+
 static void h1_keep_alive_defaults_by_version(void **state)
 {
     (void)state;
@@ -1214,6 +1341,7 @@ int main(void)
         cmocka_unit_test(h1_rejects_del_in_field_name),
         cmocka_unit_test(h1_rejects_at_in_field_name),
         cmocka_unit_test(h1_rejects_empty_trailer_name),
+        cmocka_unit_test(h1_rejects_too_many_connection_tokens),
         cmocka_unit_test(h1_error_reports_offset),
         cmocka_unit_test(h1_framing_refuses_cl_with_te),
         cmocka_unit_test(h1_framing_refuses_duplicate_content_length),
@@ -1251,6 +1379,9 @@ int main(void)
         cmocka_unit_test(h1_hop_by_hop_removed_with_connection_names),
         cmocka_unit_test(h1_hop_by_hop_keeps_upgrade_when_asked),
         cmocka_unit_test(h1_hop_by_hop_connection_cannot_shield_itself),
+        cmocka_unit_test(h1_hop_by_hop_work_is_linear),
+        cmocka_unit_test(h1_hop_by_hop_over_the_cap_leaves_head_unchanged),
+        cmocka_unit_test(h1_conn_tokens_set_and_cap),
         cmocka_unit_test(h1_keep_alive_defaults_by_version),
         cmocka_unit_test(h1_serialize_round_trip),
         cmocka_unit_test(h1_serialize_response_alloc),
