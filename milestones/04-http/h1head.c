@@ -326,15 +326,26 @@ void gw_h1_head_remove_at(gw_h1_head_t *h, size_t i)
     h->nfields--;
 }
 
+/* Removes the fields named NAME (any case) at index FROM or later, in one pass that slides
+ * the others down: removing them one at a time would move the tail each time, quadratic
+ * for a head full of one name. Returns how many. */
+static size_t remove_from(gw_h1_head_t *h, const char *name, size_t from)
+{
+    size_t n = strlen(name), kept = from;
+    for (size_t i = from; i < h->nfields; i++) {
+        const gw_h1_field_t *f = &h->fields[i];
+        if (f->name_len != n || strncasecmp(h->arena + f->name, name, n) != 0)
+            h->fields[kept++] = *f;
+    }
+    size_t removed = h->nfields - kept;
+    h->nfields = kept;
+    return removed;
+}
+
 /* see h1.h */
 size_t gw_h1_head_remove(gw_h1_head_t *h, const char *name)
 {
-    size_t n = 0;
-    for (long i = gw_h1_head_find(h, name, 0); i >= 0; i = gw_h1_head_find(h, name, (size_t)i)) {
-        gw_h1_head_remove_at(h, (size_t)i);
-        n++;
-    }
-    return n;
+    return remove_from(h, name, 0);
 }
 
 /* see h1.h */
@@ -354,9 +365,7 @@ int gw_h1_head_set(gw_h1_head_t *h, const char *name, const char *value, size_t 
     gw_h1_field_t *f = &h->fields[first];
     f->value = put(h, value, vlen);
     f->value_len = (uint32_t)vlen;
-    for (long i = gw_h1_head_find(h, name, (size_t)first + 1); i >= 0;
-         i = gw_h1_head_find(h, name, (size_t)i))
-        gw_h1_head_remove_at(h, (size_t)i);
+    remove_from(h, name, (size_t)first + 1);
     return 0;
 }
 

@@ -960,6 +960,31 @@ static void h1_head_add_set_remove(void **state)
     gw_h1_parser_free(&p);
 }
 
+/* Removing or setting a name that fills the head keeps the other fields, in order. */
+static void h1_head_remove_many_keeps_order(void **state)
+{
+    (void)state;
+    gw_h1_head_t h;
+    gw_h1_head_init(&h, true, 1 << 16, 1000);
+    char v[16];
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(v, sizeof(v), "%d", i);
+        assert_int_equal(gw_h1_head_add(&h, i % 2 ? "x-b" : "X-A", 3, v, (size_t)n), 0);
+    }
+    assert_int_equal(gw_h1_head_remove(&h, "x-a"), 500);
+    assert_int_equal(gw_h1_head_count(&h), 500);
+    for (size_t i = 0; i < 500; i++) {
+        snprintf(v, sizeof(v), "%zu", 2 * i + 1);
+        assert_span(gw_h1_head_value_at(&h, i), v);
+    }
+    assert_int_equal(gw_h1_head_add(&h, S("Y"), S("y")), 0);
+    assert_int_equal(gw_h1_head_set(&h, "X-B", S("one")), 0);
+    assert_int_equal(gw_h1_head_count(&h), 2);
+    assert_span(gw_h1_head_value_at(&h, 0), "one");
+    assert_span(gw_h1_head_name_at(&h, 1), "Y");
+    gw_h1_head_free(&h);
+}
+
 static void h1_head_add_refuses_injection(void **state)
 {
     (void)state;
@@ -1374,6 +1399,7 @@ int main(void)
         cmocka_unit_test(h1_response_head_after_100_still_has_no_body),
         cmocka_unit_test(h1_response_101_switches_protocols),
         cmocka_unit_test(h1_head_add_set_remove),
+        cmocka_unit_test(h1_head_remove_many_keeps_order),
         cmocka_unit_test(h1_head_add_refuses_injection),
         cmocka_unit_test(h1_head_storage_is_capped),
         cmocka_unit_test(h1_hop_by_hop_removed_with_connection_names),
