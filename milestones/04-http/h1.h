@@ -116,6 +116,32 @@ int gw_h1_head_serialize_alloc(const gw_h1_head_t *h, size_t max, char **out, si
 
 /* ---- hop-by-hop fields --------------------------------------------------------------- */
 
+/* At most this many tokens in the Connection fields of a head, all lines together and
+ * duplicates included (an honest sender lists one to three). The parser refuses a head with
+ * more (400; 502 for a response), so the set below always holds all of them. */
+#define GW_H1_MAX_CONN_TOKENS 64
+
+/* The tokens of a head's Connection fields, read once: the distinct names, kept sorted (by
+ * length, then case-insensitively) so that a lookup is a bisection of at most 7
+ * comparisons, plus the connection options seen. Spans point into the head's arena: valid
+ * while no string is added to the head (removing field lines does not move them). */
+typedef struct gw_h1_conn_tokens_s {
+    gw_h1_span_t names[GW_H1_MAX_CONN_TOKENS];
+    unsigned n;                      /* distinct names in NAMES */
+    unsigned listed;                 /* tokens read, duplicates included */
+    bool close, keep_alive, upgrade; /* the options, any case */
+    unsigned long work; /* name comparisons made so far by parse and lookups: a test reads
+                         * it to prove that stripping costs O(fields + tokens) */
+} gw_h1_conn_tokens_t;
+
+/* Reads every Connection line of H into *T (reset first). Returns the number of tokens
+ * (duplicates included), or GW_ELIMIT when there are more than GW_H1_MAX_CONN_TOKENS (T then
+ * holds the first ones; reading stops at the first token over the cap). */
+int gw_h1_conn_tokens_parse(gw_h1_conn_tokens_t *t, const gw_h1_head_t *h);
+
+/* True if T lists NAME (any case). Counts its comparisons in T->work. */
+bool gw_h1_conn_tokens_has(gw_h1_conn_tokens_t *t, gw_h1_span_t name);
+
 /* What the Connection field and the version said, from gw_h1_strip_hop_by_hop. */
 typedef struct gw_h1_conn_info_s {
     bool keep_alive; /* the sender lets the connection persist after this message */
@@ -125,13 +151,21 @@ typedef struct gw_h1_conn_info_s {
 /* Keep the Upgrade field (and the upgrade token) for a tunnel the caller will set up. */
 #define GW_H1_KEEP_UPGRADE 0x1u
 
-/* Removes the hop-by-hop fields of H (RFC 9110 7.6.1): Connection and every field it names,
- * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding (the proxy re-frames the
- * body) and Upgrade (unless FLAGS has GW_H1_KEEP_UPGRADE). Host and Content-Length are never
- * removed because Connection names them (that would change routing or framing). Fills
- * *INFO (may be NULL): keep-alive follows HTTP/1.1's default (persist unless "close") and
- * HTTP/1.0's (close unless "keep-alive"). */
-void gw_h1_strip_hop_by_hop(gw_h1_head_t *h, unsigned flags, gw_h1_conn_info_t *info);
+/* Removes the hop-by-hop fields of H (RFC 9110 7.6.1) in one pass that keeps the others in
+ * order: Connection and every field T names, Keep-Alive, Proxy-Connection, TE, Trailer,
+ * Transfer-Encoding (the proxy re-frames the body) and Upgrade (unless FLAGS has
+ * GW_H1_KEEP_UPGRADE). Host and Content-Length are never removed because Connection names
+ * them (that would change routing or framing). T must come from gw_h1_conn_tokens_parse on
+ * H, unchanged since; its work counter grows by at most 7 per field. Returns how many
+ * fields were removed. */
+size_t gw_h1_strip_hop_fields(gw_h1_head_t *h, gw_h1_conn_tokens_t *t, unsigned flags);
+
+/* Reads the Connection tokens of H and strips its hop-by-hop fields
+ * (gw_h1_strip_hop_fields). Fills *INFO (may be NULL): keep-alive follows HTTP/1.1's default
+ * (persist unless "close") and HTTP/1.0's (close unless "keep-alive"). Returns 0, or
+ * GW_ELIMIT when Connection lists more than GW_H1_MAX_CONN_TOKENS tokens (never for a head
+ * from gw_h1_feed): H is then unchanged and *INFO says close, no upgrade. */
+int gw_h1_strip_hop_by_hop(gw_h1_head_t *h, unsigned flags, gw_h1_conn_info_t *info);
 
 /* ---- framing ------------------------------------------------------------------------- */
 
@@ -160,6 +194,15 @@ typedef struct gw_h1_error_s {
  * (400). Statuses are for requests; the parser turns them into 502 for responses. */
 int gw_h1_framing(const gw_h1_head_t *h, bool answers_head, gw_h1_body_t *body, uint64_t *length,
                   gw_h1_error_t *err);
+
+/* For a response head H with status 1xx or 204, removes Content-Length and
+ * Transfer-Encoding: such a response has no body, must not carry them (RFC 9110 8.6, RFC 9112
+ * 6.1), and a client could take them for the framing of a body that is not there. Any other
+ * head is left alone: a 304 or an answer to HEAD may state the representation's length.
+ * Returns the number of fields removed. The parser calls it on every response head, after
+ * gw_h1_framing (so a 204 with both fields is still refused): callers of gw_h1_feed never
+ * see these fields on such a head. */
+size_t gw_h1_response_drop_framing(gw_h1_head_t *h);
 
 /* ---- parser -------------------------------------------------------------------------- */
 

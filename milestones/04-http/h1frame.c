@@ -142,3 +142,11 @@ int gw_h1_framing(const gw_h1_head_t *h, bool answers_head, gw_h1_body_t *body, 
 }
 
 /* END LAB */
+
+/* see h1.h */
+size_t gw_h1_response_drop_framing(gw_h1_head_t *h)
+{
+    if (h->is_request || (h->status >= 200 && h->status != 204))
+        return 0;
+    return gw_h1_head_remove(h, "Content-Length") + gw_h1_head_remove(h, "Transfer-Encoding");
+}

@@ -326,15 +326,26 @@ void gw_h1_head_remove_at(gw_h1_head_t *h, size_t i)
     h->nfields--;
 }
 
+/* Removes the fields named NAME (any case) at index FROM or later, in one pass that slides
+ * the others down: removing them one at a time would move the tail each time, quadratic
+ * for a head full of one name. Returns how many. */
+static size_t remove_from(gw_h1_head_t *h, const char *name, size_t from)
+{
+    size_t n = strlen(name), kept = from;
+    for (size_t i = from; i < h->nfields; i++) {
+        const gw_h1_field_t *f = &h->fields[i];
+        if (f->name_len != n || strncasecmp(h->arena + f->name, name, n) != 0)
+            h->fields[kept++] = *f;
+    }
+    size_t removed = h->nfields - kept;
+    h->nfields = kept;
+    return removed;
+}
+
 /* see h1.h */
 size_t gw_h1_head_remove(gw_h1_head_t *h, const char *name)
 {
-    size_t n = 0;
-    for (long i = gw_h1_head_find(h, name, 0); i >= 0; i = gw_h1_head_find(h, name, (size_t)i)) {
-        gw_h1_head_remove_at(h, (size_t)i);
-        n++;
-    }
-    return n;
+    return remove_from(h, name, 0);
 }
 
 /* see h1.h */
@@ -354,9 +365,7 @@ int gw_h1_head_set(gw_h1_head_t *h, const char *name, const char *value, size_t 
     gw_h1_field_t *f = &h->fields[first];
     f->value = put(h, value, vlen);
     f->value_len = (uint32_t)vlen;
-    for (long i = gw_h1_head_find(h, name, (size_t)first + 1); i >= 0;
-         i = gw_h1_head_find(h, name, (size_t)i))
-        gw_h1_head_remove_at(h, (size_t)i);
+    remove_from(h, name, (size_t)first + 1);
     return 0;
 }
 
@@ -447,89 +456,156 @@ void gw__h1_each_item(gw_h1_span_t s, bool (*fn)(const char *item, size_t n, voi
     }
 }
 
-/* What the Connection lines said (gw_h1_strip_hop_by_hop). */
-/* What the Connection lines say (gw_h1_strip_hop_by_hop). */
-typedef struct conn_scan_s {
-    bool close, keep_alive, upgrade; /* options seen */
-    gw_h1_span_t name;               /* a field name to look for */
-    bool listed;                     /* NAME is in the list */
-} conn_scan_t;
-
-/* LAB 04: hop-by-hop headers */
-
-/* One token of a Connection value: note the options, and whether it is s->name. */
-static bool on_conn_token(const char *t, size_t n, void *arg)
+/* Whether NAME is LIT, in any case (field names and Connection tokens are
+ * case-insensitive). */
+static bool name_is(gw_h1_span_t name, const char *lit)
 {
-    conn_scan_t *s = arg;
-    if (n == 5 && strncasecmp(t, "close", 5) == 0)
-        s->close = true;
-    else if (n == 10 && strncasecmp(t, "keep-alive", 10) == 0)
-        s->keep_alive = true;
-    else if (n == 7 && strncasecmp(t, "upgrade", 7) == 0)
-        s->upgrade = true;
-    if (n == s->name.len && strncasecmp(t, s->name.ptr, n) == 0)
-        s->listed = true;
+    size_t n = strlen(lit);
+    return name.len == n && strncasecmp(name.ptr, lit, n) == 0;
+}
+
+/* A total order on names that ignores case: shorter first, then strncasecmp. Counts one
+ * comparison in *WORK. */
+static int name_order(gw_h1_span_t a, gw_h1_span_t b, unsigned long *work)
+{
+    (*work)++;
+    if (a.len != b.len)
+        return a.len < b.len ? -1 : 1;
+    return strncasecmp(a.ptr, b.ptr, a.len);
+}
+
+/* Bisection in T's sorted names: the index of NAME, or where it would be inserted; *FOUND
+ * says which. At most 7 comparisons for 64 names. */
+static unsigned bisect(gw_h1_conn_tokens_t *t, gw_h1_span_t name, bool *found)
+{
+    unsigned lo = 0, hi = t->n;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        int c = name_order(t->names[mid], name, &t->work);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+/* One token of a Connection value: note the options, and insert it in order. Stops the
+ * reading at the first token over the cap. */
+static bool on_conn_token(const char *s, size_t n, void *arg)
+{
+    gw_h1_conn_tokens_t *t = arg;
+    if (++t->listed > GW_H1_MAX_CONN_TOKENS)
+        return false;
+    gw_h1_span_t name = {s, n};
+    t->close |= name_is(name, "close");
+    t->keep_alive |= name_is(name, "keep-alive");
+    t->upgrade |= name_is(name, "upgrade");
+    bool found;
+    unsigned at = bisect(t, name, &found);
+    if (!found) {
+        /* Sorted insertion moves at most 63 spans: bounded by the cap, not by the head. */
+        memmove(&t->names[at + 1], &t->names[at], (t->n - at) * sizeof(t->names[0]));
+        t->names[at] = name;
+        t->n++;
+    }
     return true;
 }
 
-/* Reads every Connection line of H into *S (options, and whether S->name is listed). The
- * lists are read again for each field instead of being copied out: no copy to cap, and a
- * head has at most a few hundred fields. */
-static void scan_connection(const gw_h1_head_t *h, conn_scan_t *s)
+/* see h1.h. Read once per head into a bounded set: reading the Connection lines again for
+ * each field would cost fields x Connection bytes, quadratic in the size of the head (95
+ * short fields and one long Connection line cost 20 times a plain head that way). */
+int gw_h1_conn_tokens_parse(gw_h1_conn_tokens_t *t, const gw_h1_head_t *h)
 {
-    for (long i = gw_h1_head_find(h, "Connection", 0); i >= 0;
+    t->n = t->listed = 0;
+    t->close = t->keep_alive = t->upgrade = false;
+    t->work = 0;
+    for (long i = gw_h1_head_find(h, "Connection", 0); i >= 0 && t->listed <= GW_H1_MAX_CONN_TOKENS;
          i = gw_h1_head_find(h, "Connection", (size_t)i + 1))
-        gw__h1_each_item(gw_h1_head_value_at(h, (size_t)i), on_conn_token, s);
-}
-
-/* Whether field I must go because a Connection line names it. Connection lines go last
- * (they are the list being read). Host and Content-Length are
- * never removed that way: it would reroute or reframe the message (the trick behind Apache's
- * CVE-2022-31813); Upgrade stays when the caller sets up a tunnel. */
-static bool named_by_connection(const gw_h1_head_t *h, size_t i, bool keep_upgrade)
-{
-    conn_scan_t s;
-    memset(&s, 0, sizeof(s));
-    s.name = gw_h1_head_name_at(h, i);
-    if ((s.name.len == 10 && strncasecmp(s.name.ptr, "connection", 10) == 0) ||
-        (s.name.len == 4 && strncasecmp(s.name.ptr, "host", 4) == 0) ||
-        (s.name.len == 14 && strncasecmp(s.name.ptr, "content-length", 14) == 0) ||
-        (keep_upgrade && s.name.len == 7 && strncasecmp(s.name.ptr, "upgrade", 7) == 0))
-        return false;
-    scan_connection(h, &s);
-    return s.listed;
+        gw__h1_each_item(gw_h1_head_value_at(h, (size_t)i), on_conn_token, t);
+    return t->listed > GW_H1_MAX_CONN_TOKENS ? GW_ELIMIT : (int)t->listed;
 }
 
 /* see h1.h */
-void gw_h1_strip_hop_by_hop(gw_h1_head_t *h, unsigned flags, gw_h1_conn_info_t *info)
+bool gw_h1_conn_tokens_has(gw_h1_conn_tokens_t *t, gw_h1_span_t name)
 {
-    /* Fields about one connection, never forwarded (RFC 9110 7.6.1, plus the de-facto
-     * Keep-Alive and Proxy-Connection, and Transfer-Encoding since we re-frame the body). */
-    static const char *const hop_fields[] = {"Keep-Alive", "Proxy-Connection", "TE", "Trailer",
-                                             "Transfer-Encoding"};
-    bool keep_upgrade = (flags & GW_H1_KEEP_UPGRADE) != 0;
-    conn_scan_t s;
-    memset(&s, 0, sizeof(s));
-    scan_connection(h, &s);
-    bool has_upgrade = gw_h1_head_get(h, "Upgrade", NULL);
-    /* Backwards, so removing field I does not skip the next one. Connection lines stay
-     * until the end: they are the list being read. */
-    for (size_t i = gw_h1_head_count(h); i-- > 0;)
-        if (named_by_connection(h, i, keep_upgrade))
-            gw_h1_head_remove_at(h, i);
-    gw_h1_head_remove(h, "Connection");
+    bool found;
+    bisect(t, name, &found);
+    return found;
+}
+
+/* LAB 04: hop-by-hop headers */
+
+/* Fields about one connection, never forwarded whatever Connection says (RFC 9110 7.6.1,
+ * plus the de-facto Keep-Alive and Proxy-Connection, and Transfer-Encoding since we re-frame
+ * the body). Upgrade too, unless the caller sets up a tunnel. */
+static bool always_hop_by_hop(gw_h1_span_t name, bool keep_upgrade)
+{
+    static const char *const hop_fields[] = {"Connection", "Keep-Alive", "Proxy-Connection",
+                                             "TE",         "Trailer",    "Transfer-Encoding"};
     for (size_t i = 0; i < sizeof(hop_fields) / sizeof(hop_fields[0]); i++)
-        gw_h1_head_remove(h, hop_fields[i]);
-    if (!keep_upgrade)
-        gw_h1_head_remove(h, "Upgrade");
+        if (name_is(name, hop_fields[i]))
+            return true;
+    return !keep_upgrade && name_is(name, "Upgrade");
+}
+
+/* Whether a field named NAME must go because Connection lists it. Host and Content-Length
+ * never go that way: it would reroute or reframe the message (the trick behind Apache's
+ * CVE-2022-31813); Upgrade stays when the caller sets up a tunnel. */
+static bool named_by_connection(gw_h1_conn_tokens_t *t, gw_h1_span_t name, bool keep_upgrade)
+{
+    if (name_is(name, "Host") || name_is(name, "Content-Length") ||
+        (keep_upgrade && name_is(name, "Upgrade")))
+        return false;
+    return gw_h1_conn_tokens_has(t, name);
+}
+
+/* see h1.h */
+size_t gw_h1_strip_hop_fields(gw_h1_head_t *h, gw_h1_conn_tokens_t *t, unsigned flags)
+{
+    bool keep_upgrade = (flags & GW_H1_KEEP_UPGRADE) != 0;
+    /* One pass that slides each kept field down over the removed ones: removing them one at
+     * a time would move the whole tail each time. The Connection lines can go in the same
+     * pass: their tokens are already in T. */
+    size_t kept = 0;
+    for (size_t i = 0; i < h->nfields; i++) {
+        gw_h1_span_t name = gw_h1_head_name_at(h, i);
+        bool hop =
+            always_hop_by_hop(name, keep_upgrade) || named_by_connection(t, name, keep_upgrade);
+        if (!hop)
+            h->fields[kept++] = h->fields[i];
+    }
+    size_t removed = h->nfields - kept;
+    h->nfields = kept;
+    return removed;
+}
+
+/* see h1.h */
+int gw_h1_strip_hop_by_hop(gw_h1_head_t *h, unsigned flags, gw_h1_conn_info_t *info)
+{
+    gw_h1_conn_tokens_t t;
+    if (gw_h1_conn_tokens_parse(&t, h) < 0) {
+        /* A head the parser would have refused: left as it is, for the caller to refuse. */
+        if (info != NULL)
+            *info = (gw_h1_conn_info_t){.keep_alive = false, .upgrade = false};
+        return GW_ELIMIT;
+    }
+    bool has_upgrade = gw_h1_head_get(h, "Upgrade", NULL);
+    gw_h1_strip_hop_fields(h, &t, flags);
     if (info != NULL) {
         /* HTTP/1.1 persists unless told to close; HTTP/1.0 closes unless asked to stay. */
         if (h->version_minor >= 1)
-            info->keep_alive = !s.close;
+            info->keep_alive = !t.close;
         else
-            info->keep_alive = s.keep_alive && !s.close;
-        info->upgrade = s.upgrade && has_upgrade;
+            info->keep_alive = t.keep_alive && !t.close;
+        info->upgrade = t.upgrade && has_upgrade;
     }
+    return 0;
 }
 
 /* END LAB */

@@ -66,6 +66,26 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n)
     return 0;
 }
 
+/* The name is complete: it must be a token (RFC 9110 5.1). llhttp 8.1, strict mode
+ * included, refuses other bytes in a name but lets an empty one through (": chunked",
+ * ":authority: x"), which we would forward as a line each recipient reads its own way.
+ * Checking every byte costs little and does not depend on llhttp's table. */
+static int on_header_field_complete(llhttp_t *ll)
+{
+    gw_h1_parser_t *p = parser_of(ll);
+    gw_h1_head_t *h = section(p);
+    /* No field open: llhttp never reported the name at all. */
+    if (!p->field_open)
+        return cb_fail(p, 400, "invalid field name");
+    const gw_h1_field_t *f = &h->fields[h->nfields - 1];
+    if (f->name_len == 0)
+        return cb_fail(p, 400, "empty field name");
+    for (uint32_t i = 0; i < f->name_len; i++)
+        if (!gw__h1_is_tchar((unsigned char)h->arena[f->name + i]))
+            return cb_fail(p, 400, "invalid field name");
+    return 0;
+}
+
 static int on_header_value(llhttp_t *ll, const char *at, size_t n)
 {
     gw_h1_parser_t *p = parser_of(ll);
@@ -143,6 +163,7 @@ static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_status = on_status,
     .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
@@ -201,6 +222,10 @@ void gw_h1_parser_reset(gw_h1_parser_t *p, const gw_h1_limits_t *lim, size_t kee
         gw_h1_limits_default(&p->lim);
     p->is_request = is_request;
     llhttp_init(&p->ll, is_request ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+    /* llhttp refuses any version but 0.9, 1.0, 1.1 and 2.0, while RFC 9110 2.5 wants a
+     * higher 1.x handled as 1.1: let it read any DIGIT.DIGIT and decide in finish_head.
+     * (This llhttp has the flag but no setter for it; the flag only skips that check.) */
+    p->ll.lenient_flags |= LENIENT_VERSION;
     p->head = head;
     p->trailers = trailers;
     /* Twice the wire limits: room for the fields middleware adds. */
@@ -295,24 +320,16 @@ static int scan(gw_h1_parser_t *p, const char *s, size_t n)
     return 0;
 }
 
-/* The status for an error llhttp found itself. llhttp says HPE_INVALID_VERSION both for a
- * version it does not speak ("HTTP/2.0": 505) and for bytes after the version on the
- * request line ("HTTP/1.1 extra": a malformed line, 400); its reason tells them apart. */
-static int llhttp_status(llhttp_errno_t e, const char *reason)
-{
-    if (e == HPE_INVALID_VERSION && reason != NULL && strstr(reason, "Invalid HTTP version"))
-        return 505;
-    return 400;
-}
-
 /* The head is complete: fill in what llhttp kept, decide the framing, and tell llhttp
  * about bodies it would otherwise read (204 and 304 with a Content-Length, HEAD). */
 static int finish_head(gw_h1_parser_t *p)
 {
     gw_h1_head_t *h = &p->head;
+    /* llhttp read one digit each side of the dot (so "1.10" or "1.1x" was a malformed line,
+     * 400). HTTP/1.2 and up are 1.1 (RFC 9110 2.5): the engine and the serialiser see 1.1. */
     if (p->ll.http_major != 1)
         return fail(p, 505, "HTTP version not supported", p->offset);
-    h->version_minor = p->ll.http_minor;
+    h->version_minor = p->ll.http_minor == 0 ? 0 : 1;
     if (p->is_request) {
         const char *m = llhttp_method_name((llhttp_method_t)p->ll.method);
         if (gw_h1_head_set_method(h, m, strlen(m)) < 0)
@@ -323,6 +340,10 @@ static int finish_head(gw_h1_parser_t *p)
     gw_h1_error_t err;
     if (gw_h1_framing(h, p->answers_head, &p->body, &p->length, &err) < 0)
         return fail(p, err.status, err.reason, p->offset);
+    /* Capped so that gw_h1_strip_hop_by_hop holds every token in a small fixed set. */
+    gw_h1_conn_tokens_t tokens;
+    if (gw_h1_conn_tokens_parse(&tokens, h) < 0)
+        return fail(p, 400, "too many Connection options", p->offset);
     /* Our framing and llhttp's must agree, or the two would split the stream differently. */
     bool ll_chunked = (p->ll.flags & F_CHUNKED) != 0;
     if (p->body != GW_H1_BODY_NONE &&
@@ -331,6 +352,7 @@ static int finish_head(gw_h1_parser_t *p)
         return fail(p, 400, "framing ambiguity", p->offset);
     if (p->body == GW_H1_BODY_NONE && !p->is_request)
         p->ll.flags |= F_SKIPBODY;
+    gw_h1_response_drop_framing(h); /* 1xx and 204 heads only */
     if (p->body == GW_H1_BODY_LENGTH && p->lim.max_body != 0 && p->length > p->lim.max_body)
         return fail(p, 413, "body too large", p->offset);
     p->state = GW_H1_ST_BODY;
@@ -373,8 +395,7 @@ static long step(gw_h1_parser_t *p, const char *data, size_t len, bool *paused)
     else if (e == HPE_PAUSED_UPGRADE) /* gw_h1_next went on after a declined upgrade */
         llhttp_resume_after_upgrade(&p->ll);
     else if (e != HPE_OK)
-        return fail(p, llhttp_status(e, llhttp_get_error_reason(&p->ll)),
-                    llhttp_get_error_reason(&p->ll), where);
+        return fail(p, 400, llhttp_get_error_reason(&p->ll), where);
     return (long)used;
 }
 

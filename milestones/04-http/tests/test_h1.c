@@ -66,20 +66,26 @@ static void assert_span(gw_h1_span_t s, const char *want)
     assert_memory_equal(s.ptr, want, s.len);
 }
 
-/* Parses a whole request, expecting it refused with STATUS. */
+/* Parses a whole message (a request if REQUEST), expecting it refused with STATUS, both
+ * in one piece and one byte at a time (the refusal must not depend on how reads split the
+ * input). */
 static void expect_reject(bool request, const char *in, size_t len, int status)
 {
-    gw_h1_parser_t p;
-    run_t r;
-    gw_h1_parser_init(&p, request, NULL);
-    run(&p, in, len, len, &r);
-    if (r.rc != GW_EINVAL)
-        fail_msg("accepted (rc %d) but expected %d: %s", r.rc, status, in);
-    if (gw_h1_error(&p)->status != status)
-        fail_msg("status %d (%s), expected %d", gw_h1_error(&p)->status, gw_h1_error(&p)->reason,
-                 status);
-    assert_int_equal(r.ends, 0);
-    gw_h1_parser_free(&p);
+    size_t chunks[2] = {len, 1};
+    for (int i = 0; i < 2; i++) {
+        gw_h1_parser_t p;
+        run_t r;
+        gw_h1_parser_init(&p, request, NULL);
+        run(&p, in, len, chunks[i], &r);
+        if (r.rc != GW_EINVAL)
+            fail_msg("accepted (rc %d, %zu-byte reads) but expected %d: %s", r.rc, chunks[i],
+                     status, in);
+        if (gw_h1_error(&p)->status != status)
+            fail_msg("status %d (%s) with %zu-byte reads, expected %d", gw_h1_error(&p)->status,
+                     gw_h1_error(&p)->reason, chunks[i], status);
+        assert_int_equal(r.ends, 0);
+        gw_h1_parser_free(&p);
+    }
 }
 
 #define REJECT(name, status, input)                                                                \
@@ -205,7 +211,7 @@ static void h1_parser_reset_starts_over(void **state)
     gw_h1_limits_default(&lim);
     lim.max_uri = 8;
     gw_h1_parser_reset(&p, &lim, 1 << 20);
-    assert_ptr_equal(p.head.arena, arena);            /* storage kept */
+    assert_ptr_equal(p.head.arena, arena);          /* storage kept */
     assert_int_equal(gw_h1_head_count(&p.head), 0); /* but empty */
     run(&p, S("GET /much-too-long HTTP/1.1\r\nHost: a\r\n\r\n"), 4096, &r);
     assert_int_equal(r.rc, GW_EINVAL);
@@ -229,6 +235,61 @@ static void h1_http10_without_host_is_accepted(void **state)
     assert_int_equal(r.rc, GW_H1_END);
     assert_int_equal(p.head.version_minor, 0);
     gw_h1_parser_free(&p);
+}
+
+/* HTTP/1.2 (or 1.9) is handled as 1.1 (RFC 9110 2.5): same framing rules, forwarded as
+ * HTTP/1.1, in one piece or byte by byte. */
+static void h1_higher_minor_is_handled_as_11(void **state)
+{
+    (void)state;
+    static const char *const ins[] = {
+        "POST / HTTP/1.2\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        "POST / HTTP/1.9\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t chunk = 1; chunk <= 4096; chunk *= 4096) {
+            gw_h1_parser_t p;
+            run_t r;
+            gw_h1_parser_init(&p, true, NULL);
+            run(&p, ins[i], strlen(ins[i]), chunk, &r);
+            assert_int_equal(r.rc, GW_H1_END);
+            assert_int_equal(p.head.version_minor, 1);
+            assert_int_equal(p.body, GW_H1_BODY_CHUNKED);
+            assert_memory_equal(r.body, "hi", 2);
+            char out[256];
+            long n = gw_h1_head_serialize(&p.head, out, sizeof(out));
+            assert_true(n > 0);
+            assert_memory_equal(out, "POST / HTTP/1.1\r\n", 17);
+            gw_h1_parser_free(&p);
+        }
+    }
+}
+
+/* A value byte one parser drops and another keeps is a desync vector: only VCHAR, obs-text,
+ * SP and HT are allowed (RFC 9110 5.5), in heads and trailers, whatever the version. */
+static void h1_rejects_control_bytes_in_values(void **state)
+{
+    (void)state;
+    static const struct {
+        bool request;
+        const char *before, *after;
+        int status;
+    } cases[] = {
+        {true, "GET / HTTP/1.1\r\nHost: a\r\nX: a", "b\r\n\r\n", 400},
+        {true, "GET / HTTP/1.2\r\nHost: a\r\nX: a", "b\r\n\r\n", 400},
+        {true, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a",
+         "b\r\n\r\n", 400},
+        {false, "HTTP/1.1 200 OK\r\nX: a", "b\r\nContent-Length: 0\r\n\r\n", 502},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        for (int c = 0; c < 0x80; c++) {
+            if ((c >= 0x20 && c != 0x7f) || c == '\t')
+                continue;
+            char in[160];
+            int n = snprintf(in, sizeof(in), "%s%c%s", cases[k].before, c, cases[k].after);
+            expect_reject(cases[k].request, in, (size_t)n, cases[k].status);
+        }
+    }
 }
 
 static void h1_declined_upgrade_continues_as_http(void **state)
@@ -322,6 +383,61 @@ REJECT(h1_rejects_obs_fold_in_trailer, 400,
        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n b\r\n\r\n")
 REJECT(h1_rejects_http2_version, 505, "GET / HTTP/2.0\r\nHost: a\r\n\r\n")
 REJECT(h1_rejects_junk_after_version, 400, "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n")
+/* RFC 9110 2.5: a higher 1.x minor is handled as 1.1; another major is 505. llhttp reads one
+ * digit per component, so "1.10" or "10.1" is a malformed request line (400). */
+REJECT(h1_rejects_http09_version, 505, "GET / HTTP/0.9\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_http3_version, 505, "GET / HTTP/3.0\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_http99_version, 505, "GET / HTTP/9.9\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_two_digit_minor, 400, "GET / HTTP/1.10\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_two_digit_major, 400, "GET / HTTP/10.1\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_letter_after_version, 400, "GET / HTTP/1.1x\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_letter_minor, 400, "GET / HTTP/1.x\r\nHost: a\r\n\r\n")
+/* Field names are tokens (RFC 9110 5.1). llhttp 8.1 refuses most other bytes itself but lets
+ * an empty name through: ": chunked" and ":authority: x" (an HTTP/2 pseudo-header) would be
+ * forwarded as lines that each recipient reads its own way. */
+REJECT(h1_rejects_empty_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\n: chunked\r\n\r\n")
+REJECT(h1_rejects_empty_first_field_name, 400, "GET / HTTP/1.1\r\n: x\r\nHost: a\r\n\r\n")
+REJECT(h1_rejects_pseudo_header_name, 400, "GET / HTTP/1.1\r\nHost: a\r\n:authority: x\r\n\r\n")
+REJECT(h1_rejects_empty_field_line, 400, "GET / HTTP/1.1\r\nHost: a\r\n:\r\n\r\n")
+REJECT(h1_rejects_space_in_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\na b: c\r\n\r\n")
+REJECT(h1_rejects_del_in_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\nX-\x7f: c\r\n\r\n")
+REJECT(h1_rejects_at_in_field_name, 400, "GET / HTTP/1.1\r\nHost: a\r\nX@Y: c\r\n\r\n")
+REJECT(h1_rejects_empty_trailer_name, 400,
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: x\r\n\r\n")
+
+/* "Connection: a, b, ..." with N tokens on one line (or on two lines, split after the first
+ * half), as a request or a response. */
+static size_t connection_message(char *buf, size_t cap, bool request, int n, bool two_lines)
+{
+    size_t len = (size_t)snprintf(
+        buf, cap,
+        "%sConnection: ", request ? "GET / HTTP/1.1\r\nHost: a\r\n" : "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < n; i++) {
+        const char *sep = i == 0 ? "" : two_lines && i == n / 2 ? "\r\nConnection: " : ", ";
+        len += (size_t)snprintf(buf + len, cap - len, "%sx-%d", sep, i);
+    }
+    len += (size_t)snprintf(buf + len, cap - len, "\r\n%s\r\n",
+                            request ? "" : "Content-Length: 0\r\n");
+    assert_true(len < cap);
+    return len;
+}
+
+/* More than 64 Connection tokens (all lines together) is refused at the end of the head, so
+ * the hop-by-hop stripping never meets more (see gw_h1_conn_tokens_parse). */
+static void h1_rejects_too_many_connection_tokens(void **state)
+{
+    (void)state;
+    char in[2048];
+    expect_reject(true, in, connection_message(in, sizeof(in), true, 65, false), 400);
+    expect_reject(true, in, connection_message(in, sizeof(in), true, 65, true), 400);
+    expect_reject(false, in, connection_message(in, sizeof(in), false, 65, true), 502);
+    gw_h1_parser_t p;
+    run_t r;
+    gw_h1_parser_init(&p, true, NULL);
+    run(&p, in, connection_message(in, sizeof(in), true, 64, true), 1, &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    gw_h1_parser_free(&p);
+}
 
 static void h1_error_reports_offset(void **state)
 {
@@ -597,6 +713,76 @@ static void h1_response_204_ignores_content_length(void **state)
     gw_h1_parser_free(&p);
 }
 
+/* RFC 9110 8.6: a server MUST NOT send Content-Length in a 1xx or 204 (nor Transfer-Encoding,
+ * RFC 9112 6.1). The parser drops them from such heads, so the engine never forwards them;
+ * 304 and HEAD answers keep theirs (the length of the representation). */
+static void h1_response_1xx_and_204_lose_framing_fields(void **state)
+{
+    (void)state;
+    const char in[] = "HTTP/1.1 103 Early Hints\r\nContent-Length: 0\r\nLink: </a>\r\n\r\n"
+                      "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: b\r\n\r\n"
+                      "HTTP/1.1 200 OK\r\n";
+    gw_h1_parser_t p;
+    run_t r;
+    response(&p, false, S(in), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_int_equal(p.head.status, 103);
+    assert_false(gw_h1_head_get(&p.head, "Content-Length", NULL));
+    assert_span(get(&p.head, "Link"), "</a>");
+    size_t off = r.used;
+    assert_int_equal(gw_h1_next(&p), 0);
+    run(&p, in + off, sizeof(in) - 1 - off, 1, &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_int_equal(p.head.status, 204);
+    assert_int_equal(p.body, GW_H1_BODY_NONE);
+    assert_int_equal(r.blen, 0);
+    assert_false(gw_h1_head_get(&p.head, "Content-Length", NULL));
+    assert_int_equal(gw_h1_head_count(&p.head), 1);
+    /* The 5 announced bytes were not taken for a body: the next response starts there. */
+    assert_int_equal(off + r.used, strstr(in, "HTTP/1.1 200") - in);
+    gw_h1_parser_free(&p);
+}
+
+/* The same rule as a pure function, on heads built by hand. */
+static void h1_response_drop_framing_only_on_1xx_and_204(void **state)
+{
+    (void)state;
+    static const struct {
+        bool request;
+        unsigned status;
+        size_t removed;
+    } cases[] = {{false, 100, 2}, {false, 103, 2}, {false, 204, 2}, {false, 200, 0},
+                 {false, 205, 0}, {false, 304, 0}, {false, 404, 0}, {true, 0, 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gw_h1_head_t h;
+        gw_h1_head_init(&h, cases[i].request, 1024, 8);
+        if (!cases[i].request)
+            assert_int_equal(gw_h1_head_set_status(&h, cases[i].status, S("X")), 0);
+        assert_int_equal(gw_h1_head_add(&h, S("Content-Length"), S("5")), 0);
+        assert_int_equal(gw_h1_head_add(&h, S("X-A"), S("b")), 0);
+        assert_int_equal(gw_h1_head_add(&h, S("transfer-encoding"), S("chunked")), 0);
+        assert_int_equal(gw_h1_response_drop_framing(&h), cases[i].removed);
+        assert_int_equal(gw_h1_head_count(&h), 3 - cases[i].removed);
+        assert_span(get(&h, "X-A"), "b");
+        gw_h1_head_free(&h);
+    }
+}
+
+static void h1_response_304_and_head_keep_content_length(void **state)
+{
+    (void)state;
+    gw_h1_parser_t p;
+    run_t r;
+    response(&p, false, S("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_span(get(&p.head, "Content-Length"), "99");
+    gw_h1_parser_free(&p);
+    response(&p, true, S("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n"), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_span(get(&p.head, "Content-Length"), "7");
+    gw_h1_parser_free(&p);
+}
+
 static void h1_response_304_has_no_body(void **state)
 {
     (void)state;
@@ -670,6 +856,34 @@ static void h1_response_gzip_coding_is_502(void **state)
 {
     (void)state;
     expect_reject(false, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc"), 502);
+}
+
+static void h1_response_empty_field_name_is_502(void **state)
+{
+    (void)state;
+    expect_reject(false, S("HTTP/1.1 200 OK\r\n: x\r\nContent-Length: 0\r\n\r\n"), 502);
+    expect_reject(false, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: x\r\n\r\n"),
+                  502);
+}
+
+static void h1_response_higher_minor_is_handled_as_11(void **state)
+{
+    (void)state;
+    gw_h1_parser_t p;
+    run_t r;
+    response(&p, false, S("HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok"), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_int_equal(p.head.version_minor, 1);
+    assert_memory_equal(r.body, "ok", 2);
+    gw_h1_parser_free(&p);
+}
+
+static void h1_response_other_version_is_502(void **state)
+{
+    (void)state;
+    expect_reject(false, S("HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"), 502);
+    expect_reject(false, S("HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n"), 502);
+    expect_reject(false, S("HTTP/1.10 200 OK\r\nContent-Length: 0\r\n\r\n"), 502);
 }
 
 static void h1_response_chunked(void **state)
@@ -746,6 +960,31 @@ static void h1_head_add_set_remove(void **state)
     gw_h1_parser_free(&p);
 }
 
+/* Removing or setting a name that fills the head keeps the other fields, in order. */
+static void h1_head_remove_many_keeps_order(void **state)
+{
+    (void)state;
+    gw_h1_head_t h;
+    gw_h1_head_init(&h, true, 1 << 16, 1000);
+    char v[16];
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(v, sizeof(v), "%d", i);
+        assert_int_equal(gw_h1_head_add(&h, i % 2 ? "x-b" : "X-A", 3, v, (size_t)n), 0);
+    }
+    assert_int_equal(gw_h1_head_remove(&h, "x-a"), 500);
+    assert_int_equal(gw_h1_head_count(&h), 500);
+    for (size_t i = 0; i < 500; i++) {
+        snprintf(v, sizeof(v), "%zu", 2 * i + 1);
+        assert_span(gw_h1_head_value_at(&h, i), v);
+    }
+    assert_int_equal(gw_h1_head_add(&h, S("Y"), S("y")), 0);
+    assert_int_equal(gw_h1_head_set(&h, "X-B", S("one")), 0);
+    assert_int_equal(gw_h1_head_count(&h), 2);
+    assert_span(gw_h1_head_value_at(&h, 0), "one");
+    assert_span(gw_h1_head_name_at(&h, 1), "Y");
+    gw_h1_head_free(&h);
+}
+
 static void h1_head_add_refuses_injection(void **state)
 {
     (void)state;
@@ -819,6 +1058,99 @@ static void h1_hop_by_hop_connection_cannot_shield_itself(void **state)
     assert_int_equal(gw_h1_head_count(&p.head), 1);
     assert_span(get(&p.head, "Host"), "a");
     gw_h1_parser_free(&p);
+}
+
+/* A request head built by hand: Host, then NFIELDS fields X-F0.. (value "v"), then one
+ * Connection line listing X-F0 .. X-F<NTOKENS-1> (none when NTOKENS is 0). */
+static void big_head(gw_h1_head_t *h, int nfields, int ntokens)
+{
+    static char list[4096];
+    gw_h1_head_init(h, true, 1 << 16, (size_t)nfields + 2);
+    assert_int_equal(gw_h1_head_set_method(h, S("GET")), 0);
+    assert_int_equal(gw_h1_head_set_target(h, S("/")), 0);
+    assert_int_equal(gw_h1_head_add(h, S("Host"), S("a")), 0);
+    char name[16];
+    for (int i = 0; i < nfields; i++) {
+        int n = snprintf(name, sizeof(name), "X-F%d", i);
+        assert_int_equal(gw_h1_head_add(h, name, (size_t)n, S("v")), 0);
+    }
+    size_t len = 0;
+    for (int i = 0; i < ntokens; i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%sx-f%d", i ? ", " : "", i);
+    if (ntokens > 0)
+        assert_int_equal(gw_h1_head_add(h, S("Connection"), list, len), 0);
+}
+
+/* The Connection tokens are read once into a bounded sorted set: the work (name
+ * comparisons) of stripping grows with fields + tokens, never with their product. With
+ * 1000 fields and 64 tokens the old per-field re-reading made 64,000 comparisons. */
+static void h1_hop_by_hop_work_is_linear(void **state)
+{
+    (void)state;
+    const int nfields = 1000, ntokens = GW_H1_MAX_CONN_TOKENS;
+    gw_h1_head_t h;
+    big_head(&h, nfields, ntokens);
+    gw_h1_conn_tokens_t t;
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &h), ntokens);
+    assert_int_equal(t.n, ntokens);
+    assert_int_equal(gw_h1_strip_hop_fields(&h, &t, 0), ntokens + 1);
+    /* At most 7 comparisons (a bisection of 64 names) per token inserted and per field. */
+    assert_true(t.work <= 7ul * (unsigned long)(nfields + 2 + ntokens));
+    assert_int_equal(gw_h1_head_count(&h), 1 + nfields - ntokens);
+    assert_span(gw_h1_head_name_at(&h, 0), "Host");
+    assert_span(gw_h1_head_name_at(&h, 1), "X-F64"); /* the others kept, in order */
+    assert_span(gw_h1_head_name_at(&h, 1 + nfields - ntokens - 1), "X-F999");
+    gw_h1_head_free(&h);
+    /* Without a Connection field the set is empty: no comparison at all. */
+    big_head(&h, nfields, 0);
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &h), 0);
+    assert_int_equal(gw_h1_strip_hop_fields(&h, &t, 0), 0);
+    assert_int_equal(t.work, 0);
+    gw_h1_head_free(&h);
+}
+
+/* A head nobody parsed can list more tokens than the set holds: it is left as it is, and
+ * the caller is told (the parser refuses such a head, see
+ * h1_rejects_too_many_connection_tokens). */
+static void h1_hop_by_hop_over_the_cap_leaves_head_unchanged(void **state)
+{
+    (void)state;
+    gw_h1_head_t h;
+    big_head(&h, 70, GW_H1_MAX_CONN_TOKENS + 1);
+    gw_h1_conn_info_t info = {true, true};
+    assert_int_equal(gw_h1_strip_hop_by_hop(&h, 0, &info), GW_ELIMIT);
+    assert_int_equal(gw_h1_head_count(&h), 72);
+    assert_false(info.keep_alive);
+    assert_false(info.upgrade);
+    gw_h1_head_free(&h);
+}
+
+/* The token set on its own: options, any case, duplicates, the cap. */
+static void h1_conn_tokens_set_and_cap(void **state)
+{
+    (void)state;
+    gw_h1_parser_t p;
+    parse_head(&p, S("GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-A\r\n"
+                     "connection: x-a, Keep-Alive ,, UPGRADE\r\n\r\n"));
+    gw_h1_conn_tokens_t t;
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &p.head), 5);
+    assert_int_equal(t.n, 4); /* x-a once */
+    assert_true(t.close && t.keep_alive && t.upgrade);
+    assert_true(gw_h1_conn_tokens_has(&t, (gw_h1_span_t){S("X-a")}));
+    assert_true(gw_h1_conn_tokens_has(&t, (gw_h1_span_t){S("upgrade")}));
+    assert_false(gw_h1_conn_tokens_has(&t, (gw_h1_span_t){S("x-b")}));
+    assert_false(gw_h1_conn_tokens_has(&t, (gw_h1_span_t){S("")}));
+    gw_h1_parser_free(&p);
+    gw_h1_head_t h;
+    big_head(&h, 0, GW_H1_MAX_CONN_TOKENS);
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &h), GW_H1_MAX_CONN_TOKENS);
+    gw_h1_head_free(&h);
+    /* Over the cap, reading stops at the first token too many. */
+    big_head(&h, 0, 300);
+    assert_int_equal(gw_h1_conn_tokens_parse(&t, &h), GW_ELIMIT);
+    assert_int_equal(t.listed, GW_H1_MAX_CONN_TOKENS + 1);
+    assert_int_equal(t.n, GW_H1_MAX_CONN_TOKENS);
+    gw_h1_head_free(&h);
 }
 
 static void h1_keep_alive_defaults_by_version(void **state)
@@ -982,6 +1314,8 @@ int main(void)
         cmocka_unit_test(h1_pipelined_requests_one_at_a_time),
         cmocka_unit_test(h1_parser_reset_starts_over),
         cmocka_unit_test(h1_http10_without_host_is_accepted),
+        cmocka_unit_test(h1_higher_minor_is_handled_as_11),
+        cmocka_unit_test(h1_rejects_control_bytes_in_values),
         cmocka_unit_test(h1_declined_upgrade_continues_as_http),
         cmocka_unit_test(h1_connect_cannot_continue_as_http),
         cmocka_unit_test(h1_rejects_cl_te),
@@ -1017,6 +1351,22 @@ int main(void)
         cmocka_unit_test(h1_rejects_obs_fold_in_trailer),
         cmocka_unit_test(h1_rejects_http2_version),
         cmocka_unit_test(h1_rejects_junk_after_version),
+        cmocka_unit_test(h1_rejects_http09_version),
+        cmocka_unit_test(h1_rejects_http3_version),
+        cmocka_unit_test(h1_rejects_http99_version),
+        cmocka_unit_test(h1_rejects_two_digit_minor),
+        cmocka_unit_test(h1_rejects_two_digit_major),
+        cmocka_unit_test(h1_rejects_letter_after_version),
+        cmocka_unit_test(h1_rejects_letter_minor),
+        cmocka_unit_test(h1_rejects_empty_field_name),
+        cmocka_unit_test(h1_rejects_empty_first_field_name),
+        cmocka_unit_test(h1_rejects_pseudo_header_name),
+        cmocka_unit_test(h1_rejects_empty_field_line),
+        cmocka_unit_test(h1_rejects_space_in_field_name),
+        cmocka_unit_test(h1_rejects_del_in_field_name),
+        cmocka_unit_test(h1_rejects_at_in_field_name),
+        cmocka_unit_test(h1_rejects_empty_trailer_name),
+        cmocka_unit_test(h1_rejects_too_many_connection_tokens),
         cmocka_unit_test(h1_error_reports_offset),
         cmocka_unit_test(h1_framing_refuses_cl_with_te),
         cmocka_unit_test(h1_framing_refuses_duplicate_content_length),
@@ -1034,20 +1384,30 @@ int main(void)
         cmocka_unit_test(h1_response_to_head_has_no_body),
         cmocka_unit_test(h1_response_204_ignores_content_length),
         cmocka_unit_test(h1_response_304_has_no_body),
+        cmocka_unit_test(h1_response_1xx_and_204_lose_framing_fields),
+        cmocka_unit_test(h1_response_304_and_head_keep_content_length),
+        cmocka_unit_test(h1_response_drop_framing_only_on_1xx_and_204),
         cmocka_unit_test(h1_response_1xx_then_final),
         cmocka_unit_test(h1_response_until_close),
         cmocka_unit_test(h1_response_cut_short_is_502),
         cmocka_unit_test(h1_response_cl_and_te_is_502),
         cmocka_unit_test(h1_response_gzip_coding_is_502),
+        cmocka_unit_test(h1_response_empty_field_name_is_502),
+        cmocka_unit_test(h1_response_higher_minor_is_handled_as_11),
+        cmocka_unit_test(h1_response_other_version_is_502),
         cmocka_unit_test(h1_response_chunked),
         cmocka_unit_test(h1_response_head_after_100_still_has_no_body),
         cmocka_unit_test(h1_response_101_switches_protocols),
         cmocka_unit_test(h1_head_add_set_remove),
+        cmocka_unit_test(h1_head_remove_many_keeps_order),
         cmocka_unit_test(h1_head_add_refuses_injection),
         cmocka_unit_test(h1_head_storage_is_capped),
         cmocka_unit_test(h1_hop_by_hop_removed_with_connection_names),
         cmocka_unit_test(h1_hop_by_hop_keeps_upgrade_when_asked),
         cmocka_unit_test(h1_hop_by_hop_connection_cannot_shield_itself),
+        cmocka_unit_test(h1_hop_by_hop_work_is_linear),
+        cmocka_unit_test(h1_hop_by_hop_over_the_cap_leaves_head_unchanged),
+        cmocka_unit_test(h1_conn_tokens_set_and_cap),
         cmocka_unit_test(h1_keep_alive_defaults_by_version),
         cmocka_unit_test(h1_serialize_round_trip),
         cmocka_unit_test(h1_serialize_response_alloc),
