@@ -457,3 +457,43 @@ def test_client_eof_before_response_aborts_exchange(gateway, backend, http_clien
     # needs a new one.
     assert http_client(gw).get("/next").status == 200
     assert b.accepted == 2, "the aborted exchange's upstream connection was reused"
+
+
+# ---- heads two parsers could read differently -------------------------------------------------
+
+
+@pytest.mark.parametrize("field", [b": chunked", b":authority: x", b"a b: c", b"x@y: 1"])
+def test_non_token_field_name_is_400(gateway, backend, http_client, field):
+    """llhttp 8.1 lets an empty name through; the serialiser then sent it upstream, where a
+    strict backend read the head differently from us."""
+    b = backend.http()
+    gw = proxy(gateway, b)
+    c = http_client(gw)
+    c.send(b"GET /x HTTP/1.1\r\nHost: gw.test\r\n" + field + b"\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 400, r
+    assert b.requests == 0
+
+
+def test_http_1_2_is_handled_as_1_1(gateway, backend, http_client):
+    b = backend.http()
+    gw = proxy(gateway, b)
+    c = http_client(gw)
+    c.send(b"GET /v12 HTTP/1.2\r\nHost: gw.test\r\n\r\n")
+    r = c.read_response()
+    assert r.status == 200, "RFC 9110 2.5: a higher 1.x minor is handled as 1.1: %r" % r
+    assert b.last().version == "1.1"
+    c2 = http_client(gw)
+    c2.send(b"GET /v2 HTTP/2.0\r\nHost: gw.test\r\n\r\n")
+    assert c2.read_response().status == 505
+
+
+def test_bodiless_responses_lose_framing_fields(gateway, backend, http_client):
+    """Content-Length on an upstream's 204 reached the client (RFC 9110 8.6 forbids it)."""
+    b = backend.http(handler=lambda req: Reply.raw_bytes(
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-Ok: 1\r\n\r\n"))
+    gw = proxy(gateway, b)
+    c = http_client(gw)
+    r = c.get("/nothing")
+    assert r.status == 204 and r.header("X-Ok") == "1", r
+    assert r.header("Content-Length") is None and r.header("Transfer-Encoding") is None, r
