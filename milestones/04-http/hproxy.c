@@ -1213,6 +1213,19 @@ static void request_sent(hconn_t *c)
         hx_timer_start(x, T_RESPONSE, c->lcfg->response_timeout_ms);
 }
 
+/* The request body ended: a chunked one ends upstream with the last chunk and the trailers
+ * the listener lets through (http.forward_trailers): unchecked, they would bypass every
+ * decision made on the head (trailers.h). */
+static void request_body_end(hconn_t *c)
+{
+    hx_t *x = c->x;
+    hp_worker_t *hw = c->hw;
+    if (!x->req_chunked_out)
+        return;
+    gw_chain_trailers(hw->hp->chain, &x->chain, &x->rp.trailers, false);
+    out_last_chunk(hw, &x->u->out, &x->rp.trailers);
+}
+
 /* ---- request buffering (a route's request_buffering) -------------------------------------- */
 
 /* Whether the body of X's request is read whole before a backend is picked: the route asks
@@ -1269,10 +1282,7 @@ static void buffer_flush(hconn_t *c)
     for (gw_chunk_t *ch = x->reqbuf.head; ch != NULL; ch = ch->next)
         out_body(hw, d, ch, ch->data, ch->len, x->req_chunked_out);
     if (x->buffered_all) {
-        if (x->req_chunked_out) {
-            gw_chain_trailers(hw->hp->chain, &x->chain, &x->rp.trailers, false);
-            out_last_chunk(hw, d, &x->rp.trailers);
-        }
+        request_body_end(c);
         return;
     }
     gw_reqbuf_clear(&x->reqbuf, &hw->w->bufs);
@@ -1579,7 +1589,6 @@ static void on_request_head(hconn_t *c)
 static void request_end(hconn_t *c)
 {
     hx_t *x = c->x;
-    hp_worker_t *hw = c->hw;
     bool discarding = x->error_sent;
     x->rq = RQ_DONE; /* a pipelined next request is held (client_update_reading) */
     if (discarding) {
@@ -1592,12 +1601,8 @@ static void request_end(hconn_t *c)
         upstream_start(c);
         return;
     }
-    if (x->u != NULL && x->req_chunked_out) {
-        /* Trailers pass only by the listener's allow-list (http.forward_trailers): they would
-         * otherwise bypass every check made on the head (trailers.h). */
-        gw_chain_trailers(hw->hp->chain, &x->chain, &x->rp.trailers, false);
-        out_last_chunk(hw, &x->u->out, &x->rp.trailers);
-    }
+    if (x->u != NULL)
+        request_body_end(c);
     if (x->rs == RS_DONE) {
         exchange_done(c);
         return;
