@@ -21,11 +21,15 @@
  *   complete: the upstream connection goes back to its pool, the client's waits for the
  *   next request (or closes).
  *
- * Buffers: every read lands in a pool chunk (common/buf.h). Body bytes are written out
- * straight from that chunk, which counts its pending writes in `owner` and goes back to
- * the cache when the last one completes. Heads are parsed into bounded arenas and written
- * from a serialised copy. Nothing ever holds a whole body: when the far side's write queue
- * passes buffers.high_water, reading stops until it falls below low_water.
+ * Buffers: every read lands in a pool chunk (common/buf.h). Every byte sent goes through
+ * the worker's writer (wbatch.h): what one event produces for one peer leaves in one
+ * writev, large body spans straight from their read chunk (which counts its holders in
+ * `owner`), small ones copied, and what waits in a queued write is charged to its peer at
+ * what it keeps alive. Nothing ever holds a whole body (but a route's request_buffering,
+ * reqbuf.h): when what is queued for one side passes buffers.high_water, reading the other
+ * stops until it falls below low_water; and no request is read from a client whose own
+ * queue is past high_water (client_backlogged), so a client that never reads its answers
+ * costs a bounded amount whatever it sends.
  *
  * libuv rules (see tcp_proxy.c): memory of a handle is freed only in its close callback;
  * a stream's pending writes complete (cancelled) before its close callback runs. */
