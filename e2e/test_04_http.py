@@ -440,7 +440,9 @@ def test_upstream_max_idle_trims_pool(gateway, backend, http_client):
     n = 6
     release = threading.Event()
     b = backend.http(handler=lambda req: Reply.delayed(wait=release))
-    gw = proxy(gateway, b, keepalive={"max_idle": 1})
+    # One worker: with several, the bound is per worker and how the kernel spreads the
+    # clients decides whether one connection too many shows (check-labs saw it hide).
+    gw = proxy(gateway, b, keepalive={"max_idle": 1}, workers=1)
     try:
         clients = [http_client(gw) for _ in range(n)]
         for i, c in enumerate(clients):
@@ -452,8 +454,7 @@ def test_upstream_max_idle_trims_pool(gateway, backend, http_client):
             assert c.read_response().status == 200
     finally:
         release.set()
-    wait_until(lambda: b.active <= env.WORKERS, env.timeout(3),
-               "the pool to keep at most max_idle 1 idle connection per worker (%d workers)" % env.WORKERS,
+    wait_until(lambda: b.active <= 1, env.timeout(3), "the pool to keep at most max_idle 1 idle connection",
                describe=lambda: "upstream connections still open: %d" % b.active)
 
 
