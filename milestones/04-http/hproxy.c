@@ -1500,7 +1500,10 @@ static void on_request_head(hconn_t *c)
     x->idempotent = (mbit & GW_METHODS_IDEMPOTENT) != 0;
 
     gw_h1_conn_info_t info;
-    gw_h1_strip_hop_by_hop(h, 0, &info);
+    if (gw_h1_strip_hop_by_hop(h, 0, &info) != 0) { /* the parser caps Connection: cannot happen */
+        answer(c, 400, "too many Connection tokens", true);
+        return;
+    }
     x->client_keep = info.keep_alive && !draining(c);
 
     /* CONNECT and upgrades are not proxied yet (WebSocket arrives with its own issue). */
@@ -1818,7 +1821,10 @@ static void on_response_head(hconn_t *c)
         return;
     }
     gw_h1_conn_info_t info;
-    gw_h1_strip_hop_by_hop(h, 0, &info);
+    if (gw_h1_strip_hop_by_hop(h, 0, &info) != 0) { /* the parser caps Connection: cannot happen */
+        attempt_failed(c, 502, "too many Connection tokens", false, UV_EPROTO);
+        return;
+    }
     bool interim = status >= 100 && status < 200;
     if (!interim) {
         hx_timer_stop(x);
