@@ -3,7 +3,7 @@
  *   blast server [--port P]                  backend: sink or source, as each client asks
  *   blast send --connect HOST:PORT --bytes N client -> server: N bytes, then the server's count
  *   blast recv --connect HOST:PORT --bytes N server -> client: N bytes, then EOF
- *   blast post --connect HOST:PORT --bytes N [--chunk C]   HTTP/1.1 upload (L7 scenarios):
+ *   blast post --connect HOST:PORT --bytes N [--chunk C [--seconds S]]   HTTP/1.1 upload:
  *       one `POST /upload` with `Content-Length: N` and N body bytes, or with --chunk C
  *       `Transfer-Encoding: chunked` and N payload bytes in chunks of C bytes (each
  *       "<hex C>\r\n", C bytes, "\r\n"; a shorter last one if C does not divide N; then
@@ -13,7 +13,10 @@
  *       keep-alive one. The chunked body is cut from a buffer of many framed chunks built
  *       once and sent whole, over and over (256 KiB or more per write), so even at C=1 (6
  *       bytes on the wire per payload byte) the client costs a few copies per byte, never a
- *       system call per chunk: a proxy parsing the chunks is what is measured.
+ *       system call per chunk: a proxy parsing the chunks is what is measured. With
+ *       --seconds S (chunked only: a chunked body can end anywhere) the client stops sending
+ *       chunks S seconds after it started and ends the body there, so a proxy that is very
+ *       slow per chunk still gives a figure in bounded time; payload= says how much was sent.
  *
  * Wire format: the client opens with a 16-byte header: "BLST", a mode byte ('S': the client
  * sends and the server sinks, 'R': the server sends), 3 bytes of padding, then the byte
@@ -323,22 +326,32 @@ static int chunkbuf_init(chunkbuf_t *cb, size_t chunk)
 }
 
 /* Sends COUNT payload bytes as chunks of CB->chunk (a shorter last one), then the last-chunk
- * and an empty trailer. Adds the body bytes sent to *WIRE. 0, or -1 (errno set). */
-static int send_chunked(int fd, const chunkbuf_t *cb, uint64_t count, uint64_t *wire)
+ * and an empty trailer; stops early, between two writes, once DEADLINE (now_s() time; 0:
+ * none) has passed. Sets *PAYLOAD and *WIRE to the payload and body bytes sent. 0, or -1
+ * (errno set). */
+static int send_chunked(int fd, const chunkbuf_t *cb, uint64_t count, double deadline,
+                        uint64_t *payload, uint64_t *wire)
 {
     uint64_t whole = count / cb->chunk;
-    size_t frame = cb->len / cb->frames;
+    size_t frame = cb->len / cb->frames, rest = (size_t)(count % cb->chunk);
+    *payload = *wire = 0;
     while (whole > 0) {
+        if (deadline > 0 && now_s() >= deadline) {
+            rest = 0;
+            break;
+        }
         uint64_t n = whole < cb->frames ? whole : cb->frames;
         if (write_all(fd, cb->buf, (size_t)n * frame) != 0)
             return -1;
+        *payload += n * cb->chunk;
         *wire += n * frame;
         whole -= n;
     }
     /* The buffer is sent: reuse its start for a shorter last chunk and the last-chunk. No
      * longer than one frame plus 5 bytes (its size has no more hex digits than CHUNK's). */
-    size_t rest = (size_t)(count % cb->chunk), tl = rest > 0 ? put_frame(cb->buf, rest) : 0;
+    size_t tl = rest > 0 ? put_frame(cb->buf, rest) : 0;
     memcpy(cb->buf + tl, "0\r\n\r\n", 5);
+    *payload += rest;
     *wire += tl + 5;
     return write_all(fd, cb->buf, tl + 5);
 }
@@ -390,8 +403,9 @@ static int read_response(int fd)
     return 0;
 }
 
-/* HTTP upload (see the top of the file); CHUNK 0: a Content-Length body. */
-static int run_post(const char *target, uint64_t count, size_t chunk)
+/* HTTP upload (see the top of the file); CHUNK 0: a Content-Length body; MAX_S > 0: stop
+ * sending chunks after that many seconds. */
+static int run_post(const char *target, uint64_t count, size_t chunk, double max_s)
 {
     memset(iobuf_main, 'x', sizeof iobuf_main);
     chunkbuf_t cb = {0};
@@ -413,10 +427,12 @@ static int run_post(const char *target, uint64_t count, size_t chunk)
         free(cb.buf);
         return 1;
     }
-    uint64_t wire = chunk > 0 ? 0 : count;
+    uint64_t payload = count, wire = count;
     int rc = write_all(fd, head, (size_t)hl);
-    if (rc == 0)
-        rc = chunk > 0 ? send_chunked(fd, &cb, count, &wire) : send_bytes(fd, iobuf_main, count);
+    if (rc == 0 && chunk > 0)
+        rc = send_chunked(fd, &cb, count, max_s > 0 ? t0 + max_s : 0, &payload, &wire);
+    else if (rc == 0)
+        rc = send_bytes(fd, iobuf_main, count);
     free(cb.buf);
     if (rc != 0) {
         perror("blast post: transfer");
@@ -429,8 +445,9 @@ static int run_post(const char *target, uint64_t count, size_t chunk)
     }
     double secs = now_s() - t0;
     close(fd);
-    printf("bytes=%llu seconds=%.6f mbps=%.2f payload=%llu wire=%llu\n", (unsigned long long)count,
-           secs, (double)count / secs / 1e6, (unsigned long long)count, (unsigned long long)wire);
+    printf("bytes=%llu seconds=%.6f mbps=%.2f payload=%llu wire=%llu\n",
+           (unsigned long long)payload, secs, (double)payload / secs / 1e6,
+           (unsigned long long)payload, (unsigned long long)wire);
     return 0;
 }
 
@@ -438,7 +455,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: blast server [--port P]\n"
                     "       blast send|recv --connect 127.0.0.1:PORT --bytes N\n"
-                    "       blast post --connect 127.0.0.1:PORT --bytes N [--chunk C]\n");
+                    "       blast post --connect 127.0.0.1:PORT --bytes N [--chunk C "
+                    "[--seconds S]]\n");
     return 2;
 }
 
@@ -449,6 +467,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     const char *target = NULL;
     unsigned long long count = 0, chunk = 0;
+    double max_s = 0;
     int port = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--connect") == 0)
@@ -464,13 +483,19 @@ int main(int argc, char **argv)
                 fprintf(stderr, "blast post: --chunk wants 1..%u\n", MAX_CHUNK);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--seconds") == 0 && strcmp(argv[1], "post") == 0) {
+            max_s = atof(argv[i + 1]);
+            if (!(max_s > 0)) {
+                fprintf(stderr, "blast post: --seconds wants a positive number\n");
+                return 2;
+            }
         } else
             return usage();
     }
     if (strcmp(argv[1], "server") == 0)
         return run_server(port);
-    if (strcmp(argv[1], "post") == 0 && target && count > 0)
-        return run_post(target, count, (size_t)chunk);
+    if (strcmp(argv[1], "post") == 0 && target && count > 0 && (chunk > 0 || max_s == 0))
+        return run_post(target, count, (size_t)chunk, max_s);
     if ((strcmp(argv[1], "send") == 0 || strcmp(argv[1], "recv") == 0) && target && count > 0)
         return run_client(target, argv[1][0] == 's' ? 'S' : 'R', count);
     return usage();
