@@ -28,7 +28,8 @@ and an upstream keep-alive pool; nginx: an http block with upstream keepalive; H
 mode http with http-reuse always). The HTTP backend is tools/httpback.c; the speed
 scenarios drive wrk with a Lua done() callback (WRK_LUA) that prints p50/p99/p99.9; the
 L7 memory scenarios reuse IdleConns/UploadPeakRss with `connrate hold --http` and
-`blast post`. The full run stays under 15 minutes on a quiet machine (issue 7): the
+`blast post`; l7-tiny-chunks (TinyChunks) uploads chunked bodies (`blast post --chunk`) in
+1-byte and 8 KiB chunks and reports the proxy's CPU per GiB of payload. The full run stays under 15 minutes on a quiet machine (issue 7): the
 durations are chosen for that, and the script prints its estimate (Scenario.est_s).
 """
 import argparse
@@ -952,6 +953,68 @@ class WrkBig(Scenario):
         return res
 
 
+TINY_CHUNK, BIG_CHUNK = 1, 8192  # l7-tiny-chunks: the two chunk sizes compared
+# Payload per upload (smoke: 1/16 of each). Sized so each upload's proxy CPU is many clock
+# ticks (/proc counts CPU in 10 ms ticks) and each takes well under a few seconds.
+TINY_CHUNK_BYTES = 16 * MIB
+BIG_CHUNK_BYTES = 256 * MIB
+# ... and each upload stops sending (ends its chunked body) after this long, so a proxy that
+# is very slow per chunk (a write per chunk: ~100 times slower) still gives a figure, per
+# byte actually sent, in bounded time; what is already in the socket buffers then drains.
+CHUNK_MAX_S = 4
+
+
+class TinyChunks(Scenario):
+    """The proxy's CPU per byte of a chunked request body in 1-byte chunks against 8 KiB
+    chunks: one `POST /upload` of each (blast post --chunk) through the http route, each
+    under its own cpu_meter. A proxy that makes a system call (or a write) per parsed chunk
+    pays it per payload byte at chunk 1."""
+    key = "l7-tiny-chunks"
+    route = ("http", "http", "http")
+    min_milestone = 4
+    unit = "CPU s/GiB"
+    higher_is_better = False
+    extras = (("cpu_s_per_gib_big", f"chunk {BIG_CHUNK}: CPU s/GiB", "{:.2f}"),
+              ("chunk_ratio", f"chunk {TINY_CHUNK} ÷ chunk {BIG_CHUNK} ×", "{:,.0f}"),
+              ("mbps_tiny", f"chunk {TINY_CHUNK}: MB/s", "{:,.2f}"),
+              ("mbps_big", f"chunk {BIG_CHUNK}: MB/s", "{:,.0f}"))
+
+    def __init__(self):
+        self.title = (f"proxy CPU per GiB of a chunked request body in {TINY_CHUNK}-byte "
+                      f"chunks (vs {BIG_CHUNK}-byte chunks), one upload each")
+
+    def sizes(self, ctx):
+        div = 16 if ctx.smoke else 1
+        return ((TINY_CHUNK, TINY_CHUNK_BYTES // div, "tiny"),
+                (BIG_CHUNK, BIG_CHUNK_BYTES // div, "big"))
+
+    def est_s(self, ctx):
+        # The mean over the four targets (wall_s in the json): at chunk 1 ours took about
+        # 2 s, nginx 1.4, HAProxy and direct about 0.6 (both uploads).
+        return 0.2 + sum(n / rate for (_, n, _), rate in zip(self.sizes(ctx), (25e6, 800e6)))
+
+    def run(self, ctx, port, target):
+        res = {"other_load": 0.0}
+        for chunk, nbytes, tag in self.sizes(ctx):
+            argv = pinned(ctx.pin["load"], [BUILD / "blast", "post", "--connect",
+                                            f"{LOOPBACK}:{port}", "--bytes", nbytes,
+                                            "--chunk", chunk, "--seconds", CHUNK_MAX_S])
+            with cpu_meter(ctx, target) as cpu:
+                out = run_client(argv, timeout=2 * CHUNK_MAX_S + 15)
+            sent = int(out["payload"])  # NBYTES unless cut at CHUNK_MAX_S
+            if not 0 < sent <= nbytes:
+                raise BenchError(f"blast post: {sent} payload bytes, {nbytes} asked")
+            res[f"mbps_{tag}"], res[f"payload_{tag}"] = float(out["mbps"]), sent
+            res["other_load"] = max(res["other_load"], cpu.other_load)
+            if cpu.seconds is not None:
+                res[f"cpu_s_per_gib_{tag}"] = cpu.seconds / (sent / GIB)
+        if "cpu_s_per_gib_tiny" in res:  # a proxy (direct: the load's own speed only)
+            res["value"] = res.pop("cpu_s_per_gib_tiny")
+            if res["cpu_s_per_gib_big"] > 0:
+                res["chunk_ratio"] = res["value"] / res["cpu_s_per_gib_big"]
+        return res
+
+
 CHAIN_CONNS = 50
 
 
@@ -1038,6 +1101,7 @@ SCENARIOS = [
     Wrk("l7-rps-c500", 500, "/", "small responses (2 bytes), 500 keep-alive connections "
         "(wrk)"),
     WrkBig(),
+    TinyChunks(),
     Chain(),
     IdleConns(http=True),
     UploadPeakRss(http=True),
@@ -1441,6 +1505,7 @@ def write_report(ctx, targets, scenarios, samples, outdir):
              " and ".join(m for m, on in (("stream module for L4", l4), ("http module for L7",
                                                                          l7)) if on))
     by_name = {t.name: t for t in targets}
+    has = lambda *kinds: any(isinstance(s, kinds) for s in scenarios)
     L = [f"# Benchmark {ctx.name}: {targets[0].label} vs HAProxy vs nginx vs direct", "",
          f"- run: {ctx.stamp}, {ctx.elapsed:.0f} s; milestone {ctx.milestone} "
          f"({targets[0].version()}, release build); workers {', '.join(map(str, ctx.workers_list))}; "
@@ -1448,20 +1513,24 @@ def write_report(ctx, targets, scenarios, samples, outdir):
          f"- peers: HAProxy {by_name['haproxy'].version()} ({modes[0]}), nginx "
          f"{by_name['nginx'].version()} ({modes[1]})",
          f"- machine: {os.cpu_count()} CPUs ({ctx.cpu_model}), Linux {platform.release()}",
-         f"- bulk transfer: {ctx.bulk_bytes // MIB} MiB per run; connection rate: "
-         f"{ctx.conn_seconds:g} s per run, {CONN_PARALLEL} parallel connectors"
-         + (f"; idle connections: {ctx.idle_conns:,} held at once"
-            if any(isinstance(s, IdleConns) for s in scenarios) else "")
-         + (f"; upload peak RSS: one {ctx.bulk_bytes // MIB} MiB upload"
-            if any(isinstance(s, UploadPeakRss) for s in scenarios) else "")
-         + (f"; L7: wrk, {ctx.wrk_seconds:g} s per run, one thread per load CPU"
-            if l7 else ""),
+         "- " + "; ".join(what for what, on in (
+             (f"bulk transfer: {ctx.bulk_bytes // MIB} MiB per run", has(Bulk)),
+             (f"connection rate: {ctx.conn_seconds:g} s per run, {CONN_PARALLEL} parallel "
+              "connectors", has(ConnRate)),
+             (f"idle connections: {ctx.idle_conns:,} held at once", has(IdleConns)),
+             (f"upload peak RSS: one {ctx.bulk_bytes // MIB} MiB upload", has(UploadPeakRss)),
+             (f"L7: wrk, {ctx.wrk_seconds:g} s per run, one thread per load CPU",
+              has(Wrk, WrkBig, Chain)),
+             (f"chunked uploads: {TINY_CHUNK_BYTES // MIB} MiB in {TINY_CHUNK}-byte chunks, "
+              f"{BIG_CHUNK_BYTES // MIB} MiB in {BIG_CHUNK}-byte chunks, {CHUNK_MAX_S} s at "
+              "most each" + (" (smoke: 1/16 of each)" if ctx.smoke else ""), has(TinyChunks)))
+             if on),
          "- pinning: " + "; ".join(f"workers {w}: {pin_plan(w)['text']}" for w in ctx.workers_list),
          "- how to read this: [benchmarks/README.md](../README.md). Ratios compare medians "
-         "measured in this same run; × HAProxy > 1 means faster than HAProxy for speed, and "
+         "measured in this same run; × HAProxy > 1 means faster than HAProxy for speed, "
          "more memory than HAProxy for the memory scenarios (idle-conns, upload-rss: lower is "
-         "better). Memory is measured on a freshly started instance of each target per "
-         "measurement.", ""]
+         "better), and more CPU per byte for l7-tiny-chunks (lower is better). Memory is "
+         "measured on a freshly started instance of each target per measurement.", ""]
     loads = [r["other_load"] for sc in samples.values() for wv in sc.values()
              for tv in wv.values() for r in tv]
     if loads:
@@ -1540,6 +1609,17 @@ def write_report(ctx, targets, scenarios, samples, outdir):
             how = (" Ours only: the chain route and the plain route measured back to back "
                    "in each measurement (order alternating), same wrk load; `chain ÷ plain` "
                    "is the cost of the chain (1.00 = free).")
+        elif isinstance(s, TinyChunks):
+            (c1, n1, _), (c2, n2, _) = s.sizes(ctx)
+            how = (f" Figure: the proxy's CPU seconds (all its processes, from /proc) over one "
+                   f"`POST /upload` of {n1 // MIB} MiB of payload in {c1}-byte chunks "
+                   "(`Transfer-Encoding: chunked`, `blast post --chunk`), per GiB of payload "
+                   f"(an upload stops sending after {CHUNK_MAX_S} s: per GiB sent);"
+                   f" next to it the same for {n2 // MIB} MiB in {c2}-byte chunks, their ratio "
+                   "(the cost of tiny chunks relative to large ones) and each upload's "
+                   "payload MB/s. Every proxy streams the body (nginx: "
+                   "`proxy_request_buffering off`, `proxy_http_version 1.1`). Direct: no "
+                   "proxy, only the load's own speed (client and backend on the load CPU).")
         elif isinstance(s, UploadPeakRss):
             how = (" Figure: Σ over the proxy's processes of (VmHWM after − VmRSS before), "
                    "the peak reset (clear_refs) just before the upload; the goal is < 16 MiB "
@@ -1600,7 +1680,8 @@ def parse_args(argv):
     ap.add_argument("--scenarios", help="comma-separated subset of: " +
                     ", ".join(s.key for s in SCENARIOS))
     ap.add_argument("--out", help="directory for the report (default benchmarks/results, "
-                    "smoke: build/bench/smoke); latest.md is written only to the default")
+                    "smoke: build/bench/smoke); latest.md is written only to the default, "
+                    "and only by a run of every scenario (no --scenarios)")
     ap.add_argument("--profile", action="store_true", help="also run each scenario once on "
                     "our proxy under perf record: build/bench/profiles/")
     a = ap.parse_args(argv)
@@ -1700,7 +1781,8 @@ def main(argv):
     ctx.elapsed = time.monotonic() - t0
 
     md = write_report(ctx, targets, scenarios, samples, outdir)
-    latest = not a.smoke and outdir == RESULTS
+    # latest.md is the last full run: a run of some scenarios only keeps its own files.
+    latest = not a.smoke and outdir == RESULTS and a.scenarios is None
     if latest:
         shutil.copyfile(md, outdir / "latest.md")
     log(f"bench: {ctx.elapsed:.0f} s; report {md}" + (" (and latest.md)" if latest else ""))
