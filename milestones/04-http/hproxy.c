@@ -285,9 +285,23 @@ static gw_chunk_t *chunk_of(const uv_buf_t *buf)
 /* ---- writes ---------------------------------------------------------------------------- */
 
 /* Everything goes through the worker's writer (wbatch.h). Each libuv callback of this file
- * that can write runs inside gw_wb_hold .. gw_wb_release (see HELD below), so what one event
+ * that can write runs inside gw_wb_hold .. gw_wb_release (the on_* wrappers), so what one event
  * produces for a peer leaves in one system call, and a write failure is handled at the end
  * of the event (client_on_error, upstream_on_error), never in the middle of other work. */
+
+/* Room for N bytes for D: in the writer's scratch area (*HEAP false), or malloc'd for a head
+ * bigger than that (*HEAP true: hand it to gw_wb_heap). NULL when D has failed (or now
+ * fails: out of memory). */
+static char *out_room(hp_worker_t *hw, gw_wdest_t *d, size_t n, bool *heap)
+{
+    char *p = gw_wb_reserve(&hw->wb, d, n);
+    *heap = p == NULL;
+    if (p != NULL || d->error != 0)
+        return p;
+    if ((p = malloc(n)) == NULL)
+        gw_wb_fail(&hw->wb, d, UV_ENOMEM);
+    return p;
+}
 
 /* Serialises head H followed by EXTRA (EXTRA_LEN bytes, may be NULL) for D. Returns the
  * bytes sent (0 when D has failed). */
@@ -295,12 +309,10 @@ static size_t out_head(hp_worker_t *hw, gw_wdest_t *d, const gw_h1_head_t *h, co
                        size_t extra_len)
 {
     size_t hs = gw_h1_head_size(h), need = hs + extra_len;
-    char *p = gw_wb_reserve(&hw->wb, d, need);
-    bool heap = p == NULL;
-    if (heap && (d->error != 0 || (p = malloc(need)) == NULL)) {
-        gw_wb_fail(&hw->wb, d, UV_ENOMEM);
+    bool heap;
+    char *p = out_room(hw, d, need, &heap);
+    if (p == NULL)
         return 0;
-    }
     long n = gw_h1_head_serialize(h, p, hs);
     if (n < 0) { /* cannot happen: the size came from the same head */
         if (heap)
@@ -324,12 +336,10 @@ static size_t out_last_chunk(hp_worker_t *hw, gw_wdest_t *d, const gw_h1_head_t 
     size_t need = 5;
     for (size_t i = 0; i < gw_h1_head_count(t); i++)
         need += gw_h1_head_name_at(t, i).len + gw_h1_head_value_at(t, i).len + 4;
-    char *p = gw_wb_reserve(&hw->wb, d, need);
-    bool heap = p == NULL;
-    if (heap && (d->error != 0 || (p = malloc(need)) == NULL)) {
-        gw_wb_fail(&hw->wb, d, UV_ENOMEM);
+    bool heap;
+    char *p = out_room(hw, d, need, &heap);
+    if (p == NULL)
         return 0;
-    }
     size_t o = 3;
     memcpy(p, "0\r\n", 3);
     for (size_t i = 0; i < gw_h1_head_count(t); i++) {
@@ -353,7 +363,8 @@ static size_t out_last_chunk(hp_worker_t *hw, gw_wdest_t *d, const gw_h1_head_t 
 }
 
 /* Body bytes DATA[0..N) of read chunk CH for D, framed as a chunk when CHUNKED. Returns the
- * bytes they take on the wire. */
+ * bytes they take on the wire as a chunk of their own (for the access log's byte counts: the
+ * writer may merge small chunks into one, so this is at most a few bytes over). */
 static size_t out_body(hp_worker_t *hw, gw_wdest_t *d, gw_chunk_t *ch, const char *data, size_t n,
                        bool chunked)
 {
