@@ -77,7 +77,7 @@ LLHTTP_CFLAGS := -O2 -g -fPIC -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp
 # ---- common ---------------------------------------------------------------------------
 COMMON_SRC := $(sort $(wildcard common/*.c))
 COMMON_LIB := $(OUT)/lib/libgw.a
-TS_SRC := $(sort $(wildcard common/testsupport/*.c))
+TS_SRC := $(filter-out common/testsupport/failalloc.c,$(sort $(wildcard common/testsupport/*.c)))
 COMMON_TESTS := $(patsubst common/tests/%.c,$(TBIN)/common/%,$(sort $(wildcard common/tests/test_*.c)))
 
 objs = $(patsubst %.c,$(OBJ)/%.o,$(1))
@@ -100,7 +100,16 @@ $(COMMON_LIB): $(call objs,$(COMMON_SRC))
 
 $(TBIN)/common/%: $(OBJ)/common/tests/%.o $(call objs,$(TS_SRC)) $(COMMON_LIB) $(LLHTTP_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDSAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
+	$(CC) $(LDSAN) $(TEST_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
+
+# Per-test link hook: a test binary listed here (folder/name under $(TBIN)) also links
+# common/testsupport/failalloc.o and gets the linker's --wrap for every allocation function,
+# so its tests can make the Nth allocation fail (failalloc.h). Only these binaries: --wrap
+# without the wrappers does not link, and the other tests have no use for them.
+FAILALLOC_TESTS := common/test_buf common/test_config 04-http/test_h1 04-http/test_router
+FAILALLOC_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=asprintf
+$(foreach t,$(FAILALLOC_TESTS),$(eval $(TBIN)/$(t): $(OBJ)/common/testsupport/failalloc.o))
+$(foreach t,$(FAILALLOC_TESTS),$(eval $(TBIN)/$(t): TEST_LDFLAGS := $(FAILALLOC_LDFLAGS)))
 
 # ---- milestones -------------------------------------------------------------------------
 # Milestone NN links its own library, the libraries of every earlier milestone (newest
@@ -125,7 +134,7 @@ $(BIN)/gw$$($(1)_NUM): $(OBJ)/milestones/$(1)/main.o $$($(1)_DEPLIBS)
 
 $(TBIN)/$(1)/%: $(OBJ)/milestones/$(1)/tests/%.o $(call objs,$(TS_SRC)) $$($(1)_DEPLIBS)
 	@mkdir -p $$(dir $$@)
-	$(CC) $(LDSAN) -o $$@ $$^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
+	$(CC) $(LDSAN) $$(TEST_LDFLAGS) -o $$@ $$^ $(CMOCKA_LIBS) $(LDLIBS_ALL)
 endef
 $(foreach m,$(ALL_MS),$(eval $(call MILESTONE,$(m))))
 

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "failalloc.h"
 
 #define CHUNK 64
 
@@ -579,6 +580,75 @@ static void bufpool_stats_readable_while_threads_work(void **state)
     mt_run(true);
 }
 
+/* ---- allocation failure (failalloc.h: this binary is linked with --wrap) ---------------- */
+
+/* Takes three chunks through a cache that keeps two, gives them back and drains. When a
+ * chunk cannot be allocated, gives back what it holds and reports GW_ENOMEM; either way
+ * the pool must account for exactly the chunks that exist. */
+static int oom_three_chunks(void *ctx)
+{
+    (void)ctx;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    if (gw_bufpool_init(&pool, CHUNK, 8 * CHUNK) != 0)
+        return GW_EINVAL;
+    gw_bufcache_init(&cache, &pool, 2);
+    gw_chunk_t *ch[3] = {NULL, NULL, NULL};
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        ch[i] = gw_chunk_get(&cache);
+        if (ch[i] == NULL)
+            rc = GW_ENOMEM;
+        else
+            memset(ch[i]->data, 'a' + i, CHUNK);
+        /* A failed malloc gives its reservation back: the cap counts real chunks only. */
+        assert_int_equal(nchunks(&pool), (size_t)(ch[i] != NULL ? i + 1 : i));
+    }
+    assert_int_equal(atomic_load(&pool.denied), 0); /* not an exhaustion of the cap */
+    for (int i = 0; i < 3; i++)
+        gw_chunk_put(&cache, ch[i]);
+    gw_bufcache_drain(&cache);
+    assert_int_equal(nchunks(&pool), 0);
+    return rc;
+}
+
+static void chunk_get_fails_cleanly_at_each_allocation(void **state)
+{
+    (void)state;
+    assert_int_equal(gw_failalloc_each(oom_three_chunks, NULL, false), 3);
+    assert_int_equal(gw_failalloc_each(oom_three_chunks, NULL, true), 3);
+}
+
+/* A chunk that comes from the cache costs no allocation, so a shortage of memory does not
+ * stop a worker that has chunks to reuse. */
+static void chunk_get_from_cache_survives_allocation_failure(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 8 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 4);
+    gw_chunk_put(&cache, gw_chunk_get(&cache));
+    gw_failalloc_arm(1, true);
+    gw_chunk_t *ch = gw_chunk_get(&cache);
+    unsigned long made = gw_failalloc_seen();
+    gw_chunk_t *second = gw_chunk_get(&cache); /* the cache is empty now: this one fails */
+    gw_failalloc_disarm();
+    assert_non_null(ch);
+    assert_int_equal(made, 0);
+    assert_null(second);
+    gw_chunk_put(&cache, ch);
+    gw_bufcache_drain(&cache);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+static int disarm(void **state)
+{
+    (void)state;
+    gw_failalloc_disarm();
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +672,8 @@ int main(void)
         cmocka_unit_test(bufpool_stats_cached_bytes_per_cache),
         cmocka_unit_test(bufpool_cap_holds_across_threads),
         cmocka_unit_test(bufpool_stats_readable_while_threads_work),
+        cmocka_unit_test_teardown(chunk_get_fails_cleanly_at_each_allocation, disarm),
+        cmocka_unit_test_teardown(chunk_get_from_cache_survives_allocation_failure, disarm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,16 @@ static int cb_fail(gw_h1_parser_t *p, int status, const char *reason)
     return HPE_USER;
 }
 
+/* A head operation failed with R: out of memory is the server's trouble, not the message's
+ * (503: the client may try again; 431 would tell it its head is too large, which it is not).
+ * Any other failure is the cap: STATUS and REASON. */
+static int cb_store_fail(gw_h1_parser_t *p, int r, int status, const char *reason)
+{
+    if (r == GW_ENOMEM)
+        return cb_fail(p, 503, "out of memory");
+    return cb_fail(p, status, reason);
+}
+
 static gw_h1_head_t *section(gw_h1_parser_t *p)
 {
     return p->in_trailers ? &p->trailers : &p->head;
@@ -35,8 +45,9 @@ static int on_url(llhttp_t *ll, const char *at, size_t n)
     gw_h1_head_t *h = &p->head;
     if ((size_t)h->target_len + n > p->lim.max_uri)
         return cb_fail(p, 414, "request target too long");
-    if (gw__h1_append(h, &h->target, &h->target_len, at, n) < 0)
-        return cb_fail(p, 431, "head too large");
+    int r = gw__h1_append(h, &h->target, &h->target_len, at, n);
+    if (r < 0)
+        return cb_store_fail(p, r, 431, "head too large");
     return 0;
 }
 
@@ -44,8 +55,9 @@ static int on_status(llhttp_t *ll, const char *at, size_t n)
 {
     gw_h1_parser_t *p = parser_of(ll);
     gw_h1_head_t *h = &p->head;
-    if (gw__h1_append(h, &h->reason, &h->reason_len, at, n) < 0)
-        return cb_fail(p, 431, "head too large");
+    int r = gw__h1_append(h, &h->reason, &h->reason_len, at, n);
+    if (r < 0)
+        return cb_store_fail(p, r, 431, "head too large");
     return 0;
 }
 
@@ -55,14 +67,18 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n)
     gw_h1_head_t *h = section(p);
     if (!p->field_open) {
         /* The field is registered before its bytes arrive, so the arena keeps it last. */
-        if (h->nfields >= p->lim.max_fields || gw__h1_reserve_field(h) < 0)
+        if (h->nfields >= p->lim.max_fields)
             return cb_fail(p, 431, "too many header fields");
+        int r = gw__h1_reserve_field(h);
+        if (r < 0)
+            return cb_store_fail(p, r, 431, "too many header fields");
         memset(&h->fields[h->nfields++], 0, sizeof(h->fields[0]));
         p->field_open = true;
     }
     gw_h1_field_t *f = &h->fields[h->nfields - 1];
-    if (gw__h1_append(h, &f->name, &f->name_len, at, n) < 0)
-        return cb_fail(p, 431, "head too large");
+    int r = gw__h1_append(h, &f->name, &f->name_len, at, n);
+    if (r < 0)
+        return cb_store_fail(p, r, 431, "head too large");
     return 0;
 }
 
@@ -91,8 +107,9 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t n)
     gw_h1_parser_t *p = parser_of(ll);
     gw_h1_head_t *h = section(p);
     gw_h1_field_t *f = &h->fields[h->nfields - 1];
-    if (gw__h1_append(h, &f->value, &f->value_len, at, n) < 0)
-        return cb_fail(p, 431, "head too large");
+    int r = gw__h1_append(h, &f->value, &f->value_len, at, n);
+    if (r < 0)
+        return cb_store_fail(p, r, 431, "head too large");
     return 0;
 }
 

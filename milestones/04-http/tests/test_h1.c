@@ -9,6 +9,7 @@
 
 #include "04-http/h1.h"
 #include "error.h"
+#include "failalloc.h"
 
 /* What feeding one message produced. */
 typedef struct run_s {
@@ -1305,6 +1306,127 @@ static void h1_fuzz_never_crashes(void **state)
         assert_true(outcomes[i] > 0);
 }
 
+/* ---- allocation failure (failalloc.h: this binary is linked with --wrap) ---------------- */
+
+/* H serialised into BUF (CAP bytes): its whole visible state, to compare before and after a
+ * call that failed. */
+static long snapshot(const gw_h1_head_t *h, char *buf, size_t cap)
+{
+    long n = gw_h1_head_serialize(h, buf, cap);
+    assert_true(n > 0);
+    return n;
+}
+
+/* Runs CALL on H; when it fails, H must read exactly as before (a failed call leaves state
+ * unchanged, STYLE.md 4) and the error is returned. */
+#define UNCHANGED_ON_ERROR(h, call)                                                                \
+    do {                                                                                           \
+        char before_[4096], after_[4096];                                                          \
+        long nb_ = snapshot((h), before_, sizeof before_);                                         \
+        int rc_ = (call);                                                                          \
+        if (rc_ < 0) {                                                                             \
+            long na_ = snapshot((h), after_, sizeof after_);                                       \
+            assert_int_equal(nb_, na_);                                                            \
+            assert_memory_equal(before_, after_, (size_t)nb_);                                     \
+            gw_h1_head_free(h);                                                                    \
+            return rc_;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* Builds a request head that makes the arena and the field array grow several times, sets,
+ * removes and serialises it; the first error is returned after freeing everything. */
+static int oom_head_ops(void *ctx)
+{
+    size_t max_bytes = *(const size_t *)ctx;
+    gw_h1_head_t h;
+    gw_h1_head_init(&h, true, max_bytes, 100);
+    int rc = gw_h1_head_set_method(&h, "GET", 3);
+    if (rc == 0)
+        rc = gw_h1_head_set_target(&h, "/a/b?c=d", 8);
+    if (rc < 0) {
+        gw_h1_head_free(&h);
+        return rc;
+    }
+    char name[32], value[64];
+    for (int i = 0; i < 40; i++) {
+        int nl = snprintf(name, sizeof name, "X-Field-%02d", i);
+        int vl = snprintf(value, sizeof value, "value number %d of the head under test", i);
+        UNCHANGED_ON_ERROR(&h, gw_h1_head_add(&h, name, (size_t)nl, value, (size_t)vl));
+    }
+    for (int i = 0; i < 40; i += 3) { /* replacements leave garbage: compaction near the cap */
+        snprintf(name, sizeof name, "X-Field-%02d", i);
+        int vl = snprintf(value, sizeof value, "replaced %d", i);
+        UNCHANGED_ON_ERROR(&h, gw_h1_head_set(&h, name, value, (size_t)vl));
+    }
+    UNCHANGED_ON_ERROR(&h, gw_h1_head_set_target(&h, "/rewritten/target", 17));
+    gw_h1_head_remove(&h, "X-Field-07");
+    char *out = NULL;
+    size_t len = 0;
+    UNCHANGED_ON_ERROR(&h, gw_h1_head_serialize_alloc(&h, 1 << 20, &out, &len));
+    assert_true(len > 0 && memcmp(out, "GET /rewritten/target HTTP/1.1\r\n", 32) == 0);
+    free(out);
+    gw_h1_head_free(&h);
+    return 0;
+}
+
+static void h1_head_ops_fail_cleanly_at_each_allocation(void **state)
+{
+    (void)state;
+    size_t roomy = 64 * 1024, tight = 2600; /* tight: the sets must compact to fit */
+    assert_true(gw_failalloc_each(oom_head_ops, &roomy, false) >= 5);
+    assert_true(gw_failalloc_each(oom_head_ops, &roomy, true) >= 5);
+    assert_true(gw_failalloc_each(oom_head_ops, &tight, false) >= 5);
+}
+
+/* A request with enough fields to grow its head, a chunked body and trailers, fed in small
+ * pieces. Out of memory, the parser refuses the message with 503 (the client may try again;
+ * its head is not too large, so never 431), and a response parser with 502. */
+static int oom_parse(void *ctx)
+{
+    bool is_request = *(const bool *)ctx;
+    char in[4096];
+    size_t n = (size_t)snprintf(in, sizeof in, "%s",
+                                is_request ? "POST /upload HTTP/1.1\r\nHost: gw.test\r\n"
+                                           : "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 30; i++)
+        n += (size_t)snprintf(in + n, sizeof in - n, "X-Field-%02d: some value %d\r\n", i, i);
+    n += (size_t)snprintf(in + n, sizeof in - n,
+                          "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+                          "X-Trailer-1: a\r\nX-Trailer-2: b\r\n\r\n");
+    gw_h1_parser_t p;
+    gw_h1_parser_init(&p, is_request, NULL);
+    run_t r;
+    run(&p, in, n, 7, &r);
+    int rc = 0;
+    if (r.rc == GW_EINVAL) {
+        const gw_h1_error_t *e = gw_h1_error(&p);
+        assert_int_equal(e->status, is_request ? 503 : 502);
+        rc = GW_ENOMEM;
+    } else {
+        assert_int_equal(r.rc, GW_H1_END);
+        assert_int_equal(r.blen, 5);
+        assert_int_equal(gw_h1_head_count(&p.trailers), 2);
+    }
+    gw_h1_parser_free(&p);
+    return rc;
+}
+
+static void h1_parser_fails_cleanly_at_each_allocation(void **state)
+{
+    (void)state;
+    bool request = true, response = false;
+    assert_true(gw_failalloc_each(oom_parse, &request, false) >= 4);
+    assert_true(gw_failalloc_each(oom_parse, &request, true) >= 4);
+    assert_true(gw_failalloc_each(oom_parse, &response, false) >= 4);
+}
+
+static int disarm(void **state)
+{
+    (void)state;
+    gw_failalloc_disarm();
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1412,6 +1534,8 @@ int main(void)
         cmocka_unit_test(h1_serialize_round_trip),
         cmocka_unit_test(h1_serialize_response_alloc),
         cmocka_unit_test(h1_fuzz_never_crashes),
+        cmocka_unit_test_teardown(h1_head_ops_fail_cleanly_at_each_allocation, disarm),
+        cmocka_unit_test_teardown(h1_parser_fails_cleanly_at_each_allocation, disarm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
