@@ -27,17 +27,30 @@ unsigned long gw_failalloc_failures(void);
 
 /* One run of the operation under test: does its whole job from scratch and frees
  * everything it made, whatever happened, so that the next run starts clean and LeakSanitizer
- * sees nothing at exit. Returns 0 when it completed, or a negative error (GW_ENOMEM, or
- * whatever error the module reports for the failure). A cmocka assert that fails inside it
- * leaves the countdown armed (cmocka jumps out): give such a test a teardown that calls
- * gw_failalloc_disarm, so the next test of the binary is not hit. */
+ * sees nothing at exit. Returns
+ *   0   it completed, and no allocation failed;
+ *   < 0 an error (GW_ENOMEM, or whatever error the module reports for the failure);
+ *   GW_FAILALLOC_ABSORBED  it completed although an allocation failed, and the op checked
+ *       that the result is whole and right: a documented degradation (a config loader that
+ *       loses a did-you-mean hint, say). The op must verify before claiming it: a result
+ *       that silently lacks something is the bug this loop is for.
+ * A cmocka assert that fails inside it leaves the countdown armed (cmocka jumps out): give
+ * such a test a teardown that calls gw_failalloc_disarm, so the next test of the binary is
+ * not hit. */
 typedef int (*gw_failalloc_op_t)(void *ctx);
+#define GW_FAILALLOC_ABSORBED 1
+
+/* What a gw_failalloc_each loop saw. */
+typedef struct gw_failalloc_report_s {
+    unsigned long allocations; /* made by a complete run */
+    unsigned long absorbed;    /* runs that completed despite their failed allocation */
+} gw_failalloc_report_t;
 
 /* Runs OP with allocation 1, 2, 3, ... failing (one at a time, or with PERSIST that one
  * and all after it) until a run makes no failing allocation; that run must return 0 and
- * every earlier one an error (fails the test with the N that did not). A run that crashes,
- * or leaks (LeakSanitizer at exit, ASan build), fails the binary. Returns how many
- * allocations a complete run makes, so a test can also assert the loop was not empty. */
-unsigned long gw_failalloc_each(gw_failalloc_op_t op, void *ctx, bool persist);
+ * every earlier one an error or GW_FAILALLOC_ABSORBED (the test fails naming the N that did
+ * not). A run that crashes, or leaks (LeakSanitizer at exit, ASan build), fails the binary;
+ * GW_FAILALLOC_TRACE=1 in the environment prints where each failed allocation was made. */
+gw_failalloc_report_t gw_failalloc_each(gw_failalloc_op_t op, void *ctx, bool persist);
 
 #endif

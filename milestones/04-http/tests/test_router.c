@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "04-http/router.h"
+#include "failalloc.h"
 
 #define NOMATCH ((size_t)-1)
 
@@ -612,6 +613,63 @@ static void router_trie_equals_brute_force(void **state)
     assert_true(matched >= 30000);
 }
 
+/* ---- allocation failure (failalloc.h: this binary is linked with --wrap) ---------------- */
+
+/* Every kind of node the build makes: exact and wildcard host tables (with a few hosts, so
+ * a table grows), literal, parameter and prefix paths, methods and header conditions. */
+static const gw_route_header_t H_CANARY[] = {{"X-Canary", "yes"}};
+static const gw_route_spec_t OOM_SPECS[] = {
+    {.host = "api.example.com", .path = "/users/:id/posts/:post", .path_match = GW_PATH_EXACT},
+    {.host = "api.example.com", .path = "/users/me", .path_match = GW_PATH_EXACT},
+    {.host = "api.example.com", .path = "/static/", .path_match = GW_PATH_PREFIX},
+    {.host = "www.example.com", .path = "/", .path_match = GW_PATH_PREFIX},
+    {.host = "a.example.org", .path = "/x", .path_match = GW_PATH_EXACT},
+    {.host = "*.example.com", .path = "/", .path_match = GW_PATH_PREFIX},
+    {.host = "*.b.example.com",
+     .path = "/v1/",
+     .path_match = GW_PATH_PREFIX,
+     .methods = GW_METHOD_GET | GW_METHOD_HEAD},
+    {.path = "/health", .path_match = GW_PATH_EXACT, .methods = GW_METHOD_GET},
+    {.path = "/", .path_match = GW_PATH_PREFIX, .headers = H_CANARY, .nheaders = 1},
+    {.path = "/", .path_match = GW_PATH_PREFIX},
+};
+
+static int oom_router_build(void *ctx)
+{
+    (void)ctx;
+    char err[128] = "";
+    gw_router_t *r =
+        gw_router_build(OOM_SPECS, sizeof OOM_SPECS / sizeof OOM_SPECS[0], err, sizeof err);
+    if (r == NULL) {
+        gw_assert_contains(err, "out of memory"); /* never a spec error made up by a failure */
+        return -1;
+    }
+    gw_route_params_t params;
+    assert_int_equal(route_of(r, "api.example.com", "GET", "/users/7/posts/9", NULL, &params), 0);
+    assert_int_equal(params.n, 2);
+    assert_int_equal(route_of(r, "x.b.example.com", "GET", "/v1/a", NULL, NULL), 6);
+    hdrs_t canary = {{"X-Canary", "yes"}};
+    assert_int_equal(route_of(r, "other.net", "POST", "/a", &canary, NULL), 8);
+    gw_router_free(r);
+    return 0;
+}
+
+static void router_build_fails_cleanly_at_each_allocation(void **state)
+{
+    (void)state;
+    gw_failalloc_report_t r = gw_failalloc_each(oom_router_build, NULL, false);
+    assert_true(r.allocations >= 20);
+    assert_int_equal(r.absorbed, 0);
+    assert_int_equal(gw_failalloc_each(oom_router_build, NULL, true).absorbed, 0);
+}
+
+static int disarm(void **state)
+{
+    (void)state;
+    gw_failalloc_disarm();
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +684,7 @@ int main(void)
         cmocka_unit_test(router_build_empty_list_matches_nothing),
         cmocka_unit_test(router_method_bit_names),
         cmocka_unit_test(router_trie_equals_brute_force),
+        cmocka_unit_test_teardown(router_build_fails_cleanly_at_each_allocation, disarm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
