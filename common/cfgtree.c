@@ -30,6 +30,7 @@ static void append_error(gw_cdoc_t *doc, char *msg)
         char **grown = realloc(doc->errors, (doc->nerrors + 16) * sizeof(*grown));
         if (!grown) {
             free(msg);
+            doc->oom = true; /* an error lost: the load must not pass for want of it */
             return;
         }
         doc->errors = grown;
@@ -55,6 +56,8 @@ static void vrecord(gw_cdoc_t *doc, unsigned line, unsigned col, const char *fmt
     }
     if (msg)
         append_error(doc, msg);
+    else
+        doc->oom = true; /* an error lost: the load must not pass for want of it */
 }
 
 static void __attribute__((format(printf, 4, 5)))
@@ -73,6 +76,13 @@ void gw_cdoc_error(gw_cdoc_t *doc, const gw_cnode_t *at, const char *fmt, ...)
     va_start(ap, fmt);
     vrecord(doc, at ? at->line : 1, at ? at->col : 1, fmt, ap);
     va_end(ap);
+}
+
+/* see cfgtree.h */
+void gw_cdoc_oom(gw_cdoc_t *doc, const gw_cnode_t *at)
+{
+    doc->oom = true;
+    gw_cdoc_error(doc, at, "out of memory");
 }
 
 /* ---- nodes -------------------------------------------------------------------------- */
@@ -147,6 +157,7 @@ static gw_cnode_t *new_node(builder_t *b, gw_cnode_type_t type, const yaml_event
     gw_cnode_t *n = calloc(1, sizeof(*n));
     if (!n) {
         error_at_mark(b, ev->start_mark, "out of memory");
+        b->doc->oom = true;
         return NULL;
     }
     b->nnodes++;
@@ -182,6 +193,7 @@ static gw_cnode_t *make_scalar(builder_t *b, const yaml_event_t *ev)
     if (!n->str) {
         free(n);
         error_at_mark(b, ev->start_mark, "out of memory");
+        b->doc->oom = true;
         return NULL;
     }
     memcpy(n->str, ev->data.scalar.value, len);
@@ -236,7 +248,7 @@ static bool pair_up(builder_t *b, frame_t *f, gw_cnode_t *node)
         return false;
     }
     if (add_pair(f->node, key, node)) {
-        gw_cdoc_error(b->doc, key, "out of memory");
+        gw_cdoc_oom(b->doc, key);
         node_free(key);
         return false;
     }
@@ -256,7 +268,7 @@ static bool attach(builder_t *b, gw_cnode_t *node)
             return false;
         if (add_item(f->node, node) == 0)
             return true;
-        gw_cdoc_error(b->doc, node, "out of memory");
+        gw_cdoc_oom(b->doc, node);
         return false;
     }
     if (!f->has_key) {
@@ -307,7 +319,7 @@ static void drop_duplicates(builder_t *b, gw_cnode_t *map)
     size_t *first = malloc(map->n * sizeof(*first));
     if (!first || find_dups(map, first)) {
         free(first);
-        gw_cdoc_error(b->doc, map, "out of memory");
+        gw_cdoc_oom(b->doc, map);
         return;
     }
     size_t keep = 0;
@@ -440,6 +452,7 @@ static void syntax_error(builder_t *b)
     unsigned line, col;
     if (p->error == YAML_MEMORY_ERROR) {
         record_at(b->doc, 1, 1, "out of memory while parsing");
+        b->doc->oom = true;
     } else if (p->error == YAML_READER_ERROR) {
         offset_to_pos(b->text, b->len, p->problem_offset, &line, &col);
         if (p->problem_value >= 0)
@@ -498,6 +511,7 @@ static int build_tree(gw_cdoc_t *doc, const char *text, size_t len)
     }
     if (!yaml_parser_initialize(&b.parser)) {
         record_at(doc, 1, 1, "out of memory");
+        doc->oom = true;
         return GW_ECONFIG;
     }
     yaml_parser_set_input_string(&b.parser, (const unsigned char *)text, len);
@@ -530,6 +544,7 @@ int gw_cdoc_load_string(gw_cdoc_t *doc, const char *name, const char *text, size
 {
     if (doc_init(doc, name, level)) {
         record_at(doc, 1, 1, "out of memory");
+        doc->oom = true;
         return GW_ECONFIG;
     }
     return build_tree(doc, text, len);
@@ -550,6 +565,7 @@ static char *read_capped(gw_cdoc_t *doc, const char *path, size_t *len)
     fclose(f);
     if (!buf || err) {
         record_at(doc, 1, 1, "cannot read: %s", buf ? gw_strerror(-err) : "out of memory");
+        doc->oom = doc->oom || !buf;
         free(buf);
         return NULL;
     }
@@ -563,6 +579,7 @@ int gw_cdoc_load_file(gw_cdoc_t *doc, const char *path, int level)
     size_t len = 0;
     if (doc_init(doc, path, level)) {
         record_at(doc, 1, 1, "out of memory");
+        doc->oom = true;
         return GW_ECONFIG;
     }
     char *text = read_capped(doc, path, &len);
@@ -750,7 +767,7 @@ int gw_cget_string(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, char
         return type_error(doc, node, key, "a string");
     char *copy = strdup(node->str);
     if (!copy) {
-        gw_cdoc_error(doc, node, "out of memory");
+        gw_cdoc_oom(doc, node);
         return GW_ECONFIG;
     }
     *out = copy;

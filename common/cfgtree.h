@@ -49,6 +49,9 @@ typedef struct gw_cdoc_s {
                        * one last "FILE: too many errors, stopping here" and no more */
     size_t nerrors;
     int level; /* milestone number of the binary decoding it, for "needs gwNN" hints */
+    bool oom;  /* an allocation failed (gw_cdoc_oom), or an error could not be recorded:
+                * the load fails whatever `errors` holds, and what it holds may be only
+                * consequences of the missing memory (a key that was never stored) */
 } gw_cdoc_t;
 
 /* Parses the YAML file PATH (or TEXT of LEN bytes, named NAME) into DOC. A syntax error,
@@ -63,6 +66,11 @@ void gw_cdoc_free(gw_cdoc_t *doc);
 /* Records an error at AT's position (the start of the file when AT is NULL). */
 void gw_cdoc_error(gw_cdoc_t *doc, const gw_cnode_t *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Records that an allocation failed while handling AT (NULL: no position): sets doc->oom,
+ * so the load fails even if the message itself cannot be stored. Loaders report it as one
+ * line instead of the errors found (see doc->oom). */
+void gw_cdoc_oom(gw_cdoc_t *doc, const gw_cnode_t *at);
 
 /* Checks that NODE is a mapping / sequence; otherwise records "WHAT must be a mapping"
  * (or sequence) at NODE and returns false. */

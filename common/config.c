@@ -55,7 +55,7 @@ typedef struct loader_s {
 
 static void oom(loader_t *ld, const gw_cnode_t *at)
 {
-    gw_cdoc_error(ld->doc, at, "out of memory");
+    gw_cdoc_oom(ld->doc, at);
 }
 
 /* ---- log, buffers ------------------------------------------------------------------- */
@@ -352,7 +352,7 @@ static void decode(gw_cdoc_t *doc, const gw_config_ext_t *ext, gw_config_t *cfg)
 {
     loader_t ld = {.doc = doc, .ext = ext, .cfg = cfg};
     decode_root(&ld, doc->root);
-    if (doc->nerrors == 0 && ext->validate)
+    if (doc->nerrors == 0 && !doc->oom && ext->validate)
         ext->validate(doc, cfg);
     gw_later_key_t *merged = merge_later(ext->later);
     gw_cdoc_check_unused(doc, merged ? merged : gw_config_later_keys);
@@ -378,6 +378,14 @@ static uint64_t error_pos(const gw_cdoc_t *doc, const char *e)
  * stable, so errors at one position keep the order they were found in. */
 static void print_errors(const gw_cdoc_t *doc, FILE *errs)
 {
+    if (errs && doc->oom) {
+        /* Whatever else was found may only be a consequence (a key that could not be stored
+         * is then "missing"): one honest line instead. fprintf needs no memory of ours. */
+        fprintf(errs, "%s: out of memory while loading the configuration\n",
+                doc->file ? doc->file : "<config>");
+        fflush(errs);
+        return;
+    }
     if (!errs || doc->nerrors == 0)
         return;
     size_t n = doc->nerrors;
@@ -400,12 +408,12 @@ static void print_errors(const gw_cdoc_t *doc, FILE *errs)
 static int finish_load(gw_cdoc_t *doc, int rc, const gw_config_ext_t *ext, gw_config_t *cfg,
                        FILE *errs)
 {
-    if (rc == 0)
+    if (rc == 0 && !doc->oom) /* a tree missing what could not be allocated: not decoded */
         decode(doc, ext, cfg);
     if (!cfg->path && !(cfg->path = strdup(doc->file ? doc->file : "")))
-        gw_cdoc_error(doc, NULL, "out of memory");
+        gw_cdoc_oom(doc, NULL);
     print_errors(doc, errs);
-    rc = doc->nerrors ? GW_ECONFIG : 0;
+    rc = doc->nerrors || doc->oom ? GW_ECONFIG : 0;
     gw_cdoc_free(doc);
     if (rc)
         gw_config_free(cfg, ext);

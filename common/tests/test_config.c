@@ -15,6 +15,8 @@
 
 #include "config.h"
 #include "error.h"
+#include "failalloc.h"
+#include "gwtest.h"
 
 /* A valid configuration of eight lines; tests put what they check before or after it, so
  * the expected positions stay easy to count. */
@@ -1141,10 +1143,131 @@ static void config_ext_print_hooks_reload_equal(void **state)
     gw_config_free(&cfg, &hook_ext);
 }
 
+/* ---- allocation failure (failalloc.h: this binary is linked with --wrap) ---------------- */
+
+/* Every part of the core schema that allocates: several listeners and upstreams, backends
+ * with and without weights, the log and buffers mappings, and a later milestone's key in a
+ * place where it is expected (so the loader's later-key table is consulted too). */
+#define OOM_TEXT                                                                                   \
+    "workers: 3\n"                                                                                 \
+    "drain_timeout: 7s\n"                                                                          \
+    "log: {level: debug, format: json, file: /tmp/gw-oom.log}\n"                                   \
+    "buffers: {chunk_size: 8KiB, max_memory: 16MiB, high_water: 32KiB, low_water: 8KiB}\n"         \
+    "listeners:\n"                                                                                 \
+    "  - name: edge\n"                                                                             \
+    "    address: 127.0.0.1:8080\n"                                                                \
+    "    upstream: app\n"                                                                          \
+    "    max_connections: 100\n"                                                                   \
+    "  - name: other\n"                                                                            \
+    "    address: '[::1]:8081'\n"                                                                  \
+    "    upstream: db\n"                                                                           \
+    "    idle_timeout: 30s\n"                                                                      \
+    "upstreams:\n"                                                                                 \
+    "  app:\n"                                                                                     \
+    "    backends:\n"                                                                              \
+    "      - address: 127.0.0.1:9001\n"                                                            \
+    "      - address: 127.0.0.1:9002\n"                                                            \
+    "  db:\n"                                                                                      \
+    "    backends:\n"                                                                              \
+    "      - address: '[::1]:5432'\n"
+
+/* One load of OOM_TEXT. On success, a few values are checked and the config freed. On
+ * failure the only complaint may be "out of memory": a failed allocation must never show
+ * up as a mistake in the file (an unknown key, a missing value), and never pass silently
+ * (a config with a listener missing that loads with 0). */
+/* The effective configuration C as -T prints it (malloc'd): every value the load decoded,
+ * so two loads that print the same are the same. */
+static char *printed(const gw_config_t *c)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n); /* libc's own allocation: not wrapped */
+    assert_non_null(f);
+    gw_config_print(f, c, NULL);
+    fclose(f);
+    return out;
+}
+
+static int oom_config_load(void *ctx)
+{
+    const char *expected = ctx; /* -T of a load with nothing failing; NULL: that load */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len); /* libc's own allocation: not wrapped */
+    assert_non_null(f);
+    gw_config_t c;
+    int rc = gw_config_load_string("c.yaml", OOM_TEXT, NULL, &c, f);
+    fclose(f);
+    if (rc == 0) {
+        assert_int_equal(c.workers, 3);
+        assert_int_equal(c.nlisteners, 2);
+        assert_int_equal(c.nupstreams, 2);
+        assert_string_equal(c.listeners[1].name, "other");
+        assert_int_equal(gw_config_upstream(&c, "app")->nbackends, 2);
+        /* Whole and right despite a failed allocation (only did-you-mean bookkeeping may be
+         * lost, cfgtree.c): the effective config is exactly what a clean load gives. */
+        if (gw_failalloc_failures() > 0) {
+            char *got = printed(&c);
+            assert_non_null(expected);
+            assert_string_equal(got, expected);
+            free(got);
+            rc = GW_FAILALLOC_ABSORBED;
+        }
+        gw_config_free(&c, NULL);
+        assert_int_equal(len, 0);
+    } else {
+        assert_int_equal(rc, GW_ECONFIG);
+        gw_assert_contains(text, "out of memory");
+        for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+            if (strstr(line, "out of memory") == NULL)
+                fail_msg("a failed allocation reported as a config error: %s", line);
+    }
+    free(text);
+    return rc;
+}
+
+/* -T of OOM_TEXT loaded with nothing failing (free() it). */
+static char *clean_print(void)
+{
+    gw_config_t c;
+    assert_int_equal(gw_config_load_string("c.yaml", OOM_TEXT, NULL, &c, NULL), 0);
+    char *out = printed(&c);
+    gw_config_free(&c, NULL);
+    return out;
+}
+
+static void config_load_fails_cleanly_at_each_allocation(void **state)
+{
+    (void)state;
+    char *expected = clean_print();
+    gw_failalloc_report_t r = gw_failalloc_each(oom_config_load, expected, false);
+    free(expected);
+    assert_true(r.allocations >= 20);
+    assert_true(r.absorbed < r.allocations); /* most failures must fail the load */
+}
+
+/* Every allocation from the Nth on fails: the error itself cannot be written down (its text
+ * and the list that holds it are allocations too), yet the load must still fail. */
+static void config_load_fails_when_memory_stays_short(void **state)
+{
+    (void)state;
+    char *expected = clean_print();
+    assert_true(gw_failalloc_each(oom_config_load, expected, true).allocations >= 20);
+    free(expected);
+}
+
+static int oom_teardown(void **state)
+{
+    gw_failalloc_disarm();
+    return teardown(state);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_teardown(name, teardown)
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(config_load_fails_cleanly_at_each_allocation, oom_teardown),
+        cmocka_unit_test_teardown(config_load_fails_when_memory_stays_short, oom_teardown),
         T(config_defaults_filled_in),
         T(config_listener_defaults_filled_in),
         T(config_upstreams_decoded),

@@ -73,7 +73,7 @@ static void decode_health(gw_cdoc_t *doc, const gw_cnode_t *map, gw_hc_cfg_t *hc
         gw_cdoc_error(doc, path,
                       "path must start with '/' and hold no spaces or control characters");
     if (hc->type == GW_HC_HTTP && hc->path == NULL && (hc->path = strdup("/")) == NULL)
-        gw_cdoc_error(doc, map, "out of memory");
+        gw_cdoc_oom(doc, map);
 }
 
 /* outlier: {consecutive_failures, base_ejection, max_ejection_percent} */
@@ -117,7 +117,7 @@ void gw_lb_cfg_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
         return;
     gw_lb_upstream_cfg_t *x = malloc(sizeof *x);
     if (x == NULL) {
-        gw_cdoc_error(doc, map, "out of memory");
+        gw_cdoc_oom(doc, map);
         return;
     }
     *x = upstream_defaults;
@@ -150,7 +150,7 @@ void gw_lb_cfg_backend(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
         return;
     gw_lb_backend_cfg_t *x = malloc(sizeof *x);
     if (x == NULL) {
-        gw_cdoc_error(doc, map, "out of memory");
+        gw_cdoc_oom(doc, map);
         return;
     }
     x->weight = 1;

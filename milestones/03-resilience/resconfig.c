@@ -85,7 +85,13 @@ static void res_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg
         return; /* not a mapping, or out of memory: reported already */
     upstream_ext_t *x = malloc(sizeof *x);
     if (x == NULL) {
-        gw_cdoc_error(doc, map, "out of memory");
+        /* 02's smaller struct must not stay in u->ext: gw_res_upstream_ext, and 04 through
+         * it, would take it for ours and write past its end (found by failalloc). */
+        gw_lb_upstream_cfg_t *lb = u->ext;
+        free(lb->health_check.path);
+        free(lb);
+        u->ext = NULL;
+        gw_cdoc_oom(doc, map);
         return;
     }
     x->lb = *(gw_lb_upstream_cfg_t *)u->ext; /* moves ownership of health_check.path too */
@@ -127,7 +133,7 @@ static void res_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg
         return;
     gw_res_listener_cfg_t *x = malloc(sizeof *x);
     if (x == NULL) {
-        gw_cdoc_error(doc, map, "out of memory");
+        gw_cdoc_oom(doc, map);
         return;
     }
     *x = listener_defaults;
@@ -185,7 +191,7 @@ static void res_root(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg)
         return;
     gw_res_root_cfg_t *x = calloc(1, sizeof *x);
     if (x == NULL) {
-        gw_cdoc_error(doc, adm, "out of memory");
+        gw_cdoc_oom(doc, adm);
         return;
     }
     cfg->ext = x;
@@ -194,7 +200,7 @@ static void res_root(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg)
     const char *text = a != NULL && a->type == GW_CNODE_SCALAR ? a->str : "127.0.0.1:9901";
     x->admin_address_text = strdup(text);
     if (x->admin_address_text == NULL) {
-        gw_cdoc_error(doc, adm, "out of memory");
+        gw_cdoc_oom(doc, adm);
         return;
     }
     int rc = a != NULL ? gw_cget_addr(doc, a, "address", &x->admin_addr)

@@ -58,7 +58,7 @@ const char *gw_mw_kind_name(gw_mw_kind_t kind)
 
 static void oom(gw_cdoc_t *doc, const gw_cnode_t *at)
 {
-    gw_cdoc_error(doc, at, "out of memory");
+    gw_cdoc_oom(doc, at);
 }
 
 /* Marks every key under N used: a value already reported as wrong should not also have
@@ -1039,7 +1039,7 @@ static void build_router(gw_cdoc_t *doc, gw_http_listener_cfg_t *x)
     char err[256];
     gw_route_spec_t *specs = calloc(x->nroutes, sizeof(*specs));
     if (!specs) {
-        gw_cdoc_error(doc, NULL, "out of memory");
+        gw_cdoc_oom(doc, NULL);
         return;
     }
     for (size_t i = 0; i < x->nroutes; i++) {

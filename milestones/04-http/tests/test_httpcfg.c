@@ -9,6 +9,7 @@
 
 #include "04-http/httpcfg.h"
 #include "error.h"
+#include "failalloc.h"
 #include "fixtures/jwt_certs.h"
 
 static gw_config_t cfg;
@@ -1085,10 +1086,135 @@ static int remove_pem(void **state)
     return 0;
 }
 
+/* ---- allocation failure (failalloc.h: this binary is linked with --wrap) ---------------- */
+
+/* Milestones 02 to 04 on top of the core: balancer, health check, retry, breaker, admin,
+ * keep-alive, routes with parameters, every middleware that keeps strings or lists, a split,
+ * trailers. Each one allocates its own way. */
+static const char OOM_TEXT[] =
+    "workers: 1\n"
+    "admin: {address: 127.0.0.1:19901, token: a-long-enough-admin-token}\n"
+    "listeners:\n"
+    "  - name: web\n"
+    "    address: 127.0.0.1:18080\n"
+    "    protocol: http\n"
+    "    http: {response_timeout: 5s, forward_trailers: [X-Checksum, Server-Timing],\n"
+    "           trusted_proxies: [10.0.0.0/8, '::1/128']}\n"
+    "    routes:\n"
+    "      - name: users\n"
+    "        match: {path: '/api/users/:id', methods: [GET, HEAD], host: api.example.com,\n"
+    "                headers: {X-Beta: '1'}}\n"
+    "        upstream: app\n"
+    "        middleware:\n"
+    "          - request_id: {}\n"
+    "          - forwarded: {}\n"
+    "          - headers: {request: {set: {X-A: '1'}, remove: [X-B]}, response: {add: {X-C: "
+    "'2'}}}\n"
+    "          - cors: {origins: ['https://a.example', 'https://b.example'], methods: [GET, "
+    "POST]}\n"
+    "          - jwt: {secret: 0123456789abcdef0123456789abcdef, claims: {sub: X-User-Id}}\n"
+    "          - rate_limit: {rate: 5, burst: 10, key: header, header: X-Api-Key}\n"
+    "          - retry: {max_attempts: 2}\n"
+    "          - breaker: {consecutive_failures: 5}\n"
+    "          - access_log: {file: '-'}\n"
+    "      - name: canary\n"
+    "        match: {path_prefix: /canary}\n"
+    "        split:\n"
+    "          targets: [{upstream: app, weight: 80}, {upstream: canary, weight: 20}]\n"
+    "          sticky_header: X-User\n"
+    "        middleware:\n"
+    "          - strip_prefix: /canary\n"
+    "upstreams:\n"
+    "  app:\n"
+    "    balancer: least_connections\n"
+    "    keepalive: {max_idle: 16, idle_timeout: 30s}\n"
+    "    health_check: {interval: 5s, type: http, path: /healthz}\n"
+    "    retry: {max_attempts: 3, backoff: 10ms}\n"
+    "    backends:\n"
+    "      - address: 127.0.0.1:19001\n"
+    "        weight: 2\n"
+    "      - address: 127.0.0.1:19002\n"
+    "  canary:\n"
+    "    backends:\n"
+    "      - address: 127.0.0.1:19003\n";
+
+/* The effective configuration C as -T prints it (malloc'd): every value the load decoded,
+ * so two loads that print the same are the same. */
+static char *printed(const gw_config_t *c)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n); /* libc's own allocation: not wrapped */
+    assert_non_null(f);
+    gw_config_print(f, c, &gw_http_config_ext);
+    fclose(f);
+    return out;
+}
+
+static int oom_http_config_load(void *ctx)
+{
+    const char *expected = ctx; /* -T of a load with nothing failing; NULL: that load */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    gw_config_t c;
+    int rc = gw_config_load_string("c.yaml", OOM_TEXT, &gw_http_config_ext, &c, f);
+    fclose(f);
+    if (rc == 0) {
+        const gw_http_listener_cfg_t *l = gw_http_listener_cfg(&c.listeners[0]);
+        assert_non_null(l);
+        assert_int_equal(l->nroutes, 2);
+        assert_int_equal(l->routes[0].nmw, 9);
+        assert_string_equal(l->routes[1].name, "canary");
+        /* Whole and right despite a failed allocation (only did-you-mean bookkeeping may be
+         * lost, cfgtree.c): the effective config is exactly what a clean load gives. */
+        if (gw_failalloc_failures() > 0) {
+            char *got = printed(&c);
+            assert_non_null(expected);
+            assert_string_equal(got, expected);
+            free(got);
+            rc = GW_FAILALLOC_ABSORBED;
+        }
+        gw_config_free(&c, &gw_http_config_ext);
+        if (len != 0)
+            fail_msg("loaded, with messages: %s", text);
+    } else {
+        assert_int_equal(rc, GW_ECONFIG);
+        gw_assert_contains(text, "out of memory");
+        for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+            if (strstr(line, "out of memory") == NULL)
+                fail_msg("a failed allocation reported as a config error: %s", line);
+    }
+    free(text);
+    return rc;
+}
+
+static void httpcfg_load_fails_cleanly_at_each_allocation(void **state)
+{
+    (void)state;
+    gw_config_t c;
+    assert_int_equal(gw_config_load_string("c.yaml", OOM_TEXT, &gw_http_config_ext, &c, NULL), 0);
+    char *expected = printed(&c);
+    gw_config_free(&c, &gw_http_config_ext);
+    gw_failalloc_report_t r = gw_failalloc_each(oom_http_config_load, expected, false);
+    assert_true(r.allocations >= 50);
+    assert_true(r.absorbed < r.allocations); /* most failures must fail the load */
+    assert_true(gw_failalloc_each(oom_http_config_load, expected, true).allocations >= 50);
+    free(expected);
+}
+
+static int oom_teardown(void **state)
+{
+    gw_failalloc_disarm();
+    return teardown(state);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_teardown(f, teardown)
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(httpcfg_load_fails_cleanly_at_each_allocation, oom_teardown),
         T(httpcfg_defaults),
         T(httpcfg_tcp_listener_has_no_http_part),
         T(httpcfg_everything),
