@@ -115,6 +115,7 @@ long gw_alog_format(const gw_alog_rec_t *r, char *buf, size_t cap)
     /* Integer arithmetic, not a double: 1234 us is exactly "1.234", never "1.2339999". */
     putf(&o, ",\"latency_ms\":%" PRIu64 ".%03" PRIu64, r->latency_us / 1000, r->latency_us % 1000);
     put_field(&o, "route", r->route);
+    put_field(&o, "end", r->end);
     put(&o, "}\n", 2);
     if (o.full)
         return GW_ELIMIT;

@@ -72,7 +72,13 @@ typedef struct lis_state_s {
 typedef struct log_file_s {
     const char *path; /* borrowed from the config */
     int fd;           /* 1 for "-" (never closed nor reopened) */
+    /* Lines that could not be written (disk full, I/O error): counted by whichever worker
+     * lost one, a shared atomic touched only on that failure path. */
+    atomic_uint_least64_t lost;
+    atomic_uint_least64_t warned_ms; /* when the last "lines lost" warning went out (0: never) */
 } log_file_t;
+
+#define LOST_WARN_MS 10000 /* at most one "lines lost" warning per file this often */
 
 struct gw_chain_s {
     size_t nlis;
@@ -116,6 +122,8 @@ static long log_open(gw_chain_t *c, const char *path, char *err, size_t errlen)
         return -1;
     }
     c->logs[c->nlogs] = (log_file_t){.path = path, .fd = fd};
+    atomic_init(&c->logs[c->nlogs].lost, 0);
+    atomic_init(&c->logs[c->nlogs].warned_ms, 0);
     return (long)c->nlogs++;
 }
 
@@ -728,6 +736,23 @@ static void client_text(const struct sockaddr *sa, char *out, size_t cap)
                   (socklen_t)cap);
 }
 
+/* A line of L was lost (ERR: why). Counted; the first loss and then at most one every
+ * LOST_WARN_MS are logged with the running total: workers race for the right to warn with
+ * a compare-and-swap on the time of the last warning. NOW_MS is the caller's clock. */
+static void log_lost(log_file_t *l, int err, uint64_t now_ms)
+{
+    uint64_t n = atomic_fetch_add_explicit(&l->lost, 1, memory_order_relaxed) + 1;
+    uint64_t last = atomic_load_explicit(&l->warned_ms, memory_order_relaxed);
+    uint64_t stamp = now_ms != 0 ? now_ms : 1; /* 0 means "never warned" */
+    if ((last != 0 && now_ms - last < LOST_WARN_MS) ||
+        !atomic_compare_exchange_strong_explicit(&l->warned_ms, &last, stamp, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    gw_warn("access_log %s: cannot write: %s; %" PRIu64 " line(s) lost so far "
+            "(gw_access_log_lost_total)",
+            l->path, gw_strerror(-err), n);
+}
+
 static void write_log(const gw_chain_t *c, const route_state_t *rs, const gw_hx_t *x,
                       uint64_t now_ns)
 {
@@ -746,6 +771,7 @@ static void write_log(const gw_chain_t *c, const route_state_t *rs, const gw_hx_
         .bytes_in = x->bytes_in,
         .bytes_out = x->bytes_out,
         .latency_us = now_ns > x->start_ns ? (now_ns - x->start_ns) / 1000u : 0,
+        .end = gw_alog_cstr(x->end),
     };
     long n = format_line(&rec, line, sizeof line);
     if (n < 0)
@@ -754,11 +780,15 @@ static void write_log(const gw_chain_t *c, const route_state_t *rs, const gw_hx_
         if (x->route->mw[i].kind != GW_MW_ACCESS_LOG)
             continue;
         /* One write(2) per line on an O_APPEND file: lines of several workers never mix. A
-         * failed write is dropped: there is nowhere better to report it per request. */
+         * line that does not go out is not retried (the request is over, and a full disk
+         * stays full): it is counted, and said now and then, never per request. */
+        log_file_t *l = &c->logs[rs->mw[i].log];
         ssize_t w;
         do
-            w = write(c->logs[rs->mw[i].log].fd, line, (size_t)n);
+            w = write(l->fd, line, (size_t)n);
         while (w < 0 && errno == EINTR);
+        if (w != (ssize_t)n)
+            log_lost(l, w < 0 ? errno : ENOSPC, now_ns / 1000000u);
     }
 }
 
@@ -785,4 +815,26 @@ void gw_chain_finish(gw_chain_t *c, gw_hx_t *x, uint64_t now_ns)
             write_log(c, rs, x, now_ns);
     }
     gw_hx_reset(x);
+}
+
+/* see chain.h */
+uint64_t gw_chain_log_lost(const gw_chain_t *c)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; c != NULL && i < c->nlogs; i++)
+        n += atomic_load_explicit(&c->logs[i].lost, memory_order_relaxed);
+    return n;
+}
+
+/* see chain.h */
+void gw_chain_metrics(const gw_chain_t *c, gw_prom_t *p)
+{
+    gw_prom_family(p, "gw_access_log_lost_total",
+                   "Access log lines that could not be written (disk full, I/O error), by file",
+                   GW_PROM_COUNTER);
+    for (size_t i = 0; c != NULL && i < c->nlogs; i++) {
+        const char *lab[] = {"file", c->logs[i].path, NULL};
+        gw_prom_sample_u64(p, "gw_access_log_lost_total", lab,
+                           atomic_load_explicit(&c->logs[i].lost, memory_order_relaxed));
+    }
 }

@@ -18,6 +18,7 @@
 
 #include "04-http/h1.h"
 #include "04-http/httpcfg.h"
+#include "metrics.h"
 
 /* The run-time state of every http route of one config, shared by all workers (atomics and
  * 03's striped tables inside). */
@@ -56,6 +57,17 @@ typedef struct gw_hx_s {
     const char *upstream;         /* name of the upstream used, NULL if none */
     const char *backend;          /* address text of the last backend tried, NULL if none */
     bool upstream_failed;         /* the upstream failed (connect, reset, 502/504): breaker */
+    /* Why the exchange ended before its response was complete, for the access log's "end"
+     * (a static string; NULL: it completed, or the status tells it all, as a 502 or 504
+     * the gateway answered does). When the response head already went out, the status is
+     * the upstream's and only this says the client got less than announced:
+     *   "upstream_reset"  the upstream connection was reset in the middle of the body
+     *   "upstream_eof"    the upstream closed before the end of the body
+     *   "upstream_bad_body" the body broke HTTP framing (a bad chunk size line)
+     *   "idle_timeout"    nothing moved for the listener's idle_timeout mid-response
+     *   "client_gone"     the client closed or reset the connection mid-response
+     * The engine may add words; a log reader treats any non-null value as "cut short". */
+    const char *end;
     /* ---- private to chain.c ---- */
     uint32_t flags;
     char sub[128];    /* JWT subject, for rate_limit key: jwt_sub ("" when none) */
@@ -103,11 +115,21 @@ size_t gw_chain_trailers(gw_chain_t *c, const gw_hx_t *x, gw_h1_head_t *t, bool 
  * 3) grants a slot; the slot is released by gw_chain_finish. */
 bool gw_chain_may_retry(gw_chain_t *c, gw_hx_t *x, const char *method, unsigned attempt);
 
+/* Access log lines that could not be written (disk full, I/O error) since start, over every
+ * access_log file: one relaxed load per file. Any thread. */
+uint64_t gw_chain_log_lost(const gw_chain_t *c);
+
+/* Writes the chain's families into P (the engine's extra-metrics hook calls it once per
+ * scrape): gw_access_log_lost_total{file="..."}, one sample per access_log file (a family
+ * with no sample when no route logs). C may be NULL. Any thread. */
+void gw_chain_metrics(const gw_chain_t *c, gw_prom_t *p);
+
 /* The exchange ended, whatever happened: records the breaker outcome (failure when
  * x->upstream_failed or status >= 500), releases a retry slot, writes the access log line
  * (time, request id, client, method, path, status, bytes both ways, upstream, backend,
- * latency from x->start_ns to NOW_NS, route) and frees what X holds. Call exactly once per
- * exchange that reached gw_chain_request; harmless on one that did not. */
+ * latency from x->start_ns to NOW_NS, route, end) and frees what X holds. A line that cannot
+ * be written is counted (gw_chain_log_lost) and warned about at most every 10 s per file. Call
+ * exactly once per exchange that reached gw_chain_request; harmless on one that did not. */
 void gw_chain_finish(gw_chain_t *c, gw_hx_t *x, uint64_t now_ns);
 
 #endif

@@ -959,6 +959,7 @@ static void chain_access_log_one_json_line_per_finish(void **state)
     expect_jstr(j, "backend", "127.0.0.1:9000");
     assert_true(json_number_value(json_object_get(j, "latency_ms")) == 1.5);
     expect_jstr(j, "route", "r0");
+    expect_jstr(j, "end", NULL); /* it completed */
     json_decref(j);
     j = parse_line(lines[1]);
     expect_jstr(j, "client", "2001:db8::5");
@@ -1042,6 +1043,94 @@ static void chain_access_log_reopen_after_rotation(void **state)
     free(lines[1]);
     fx_free(f);
     tmplog_cleanup(&t);
+}
+
+/* The engine says why an exchange was cut short; the line carries it, so a 200 whose body
+ * never fully arrived is told apart from one that did. */
+static void chain_access_log_says_why_it_ended(void **state)
+{
+    (void)state;
+    tmplog_t t;
+    tmplog_init(&t);
+    fx_t *f = fx_new();
+    add_log(f, t.path);
+    fx_start(f);
+    fx_begin(f, "GET", "/big", "192.0.2.7");
+    assert_int_equal(fx_run(f), 0);
+    f->x.end = "upstream_reset";
+    fx_finish(f, 200, true, 0);
+    fx_begin(f, "GET", "/next", "192.0.2.7"); /* a fresh exchange starts with no reason */
+    assert_int_equal(fx_run(f), 0);
+    fx_finish(f, 200, false, 0);
+    char *lines[4];
+    assert_int_equal(read_lines(t.path, lines, 4), 2);
+    json_t *j = parse_line(lines[0]);
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 200);
+    expect_jstr(j, "end", "upstream_reset");
+    json_decref(j);
+    j = parse_line(lines[1]);
+    expect_jstr(j, "end", NULL);
+    json_decref(j);
+    free(lines[0]);
+    free(lines[1]);
+    fx_free(f);
+    tmplog_cleanup(&t);
+}
+
+/* An access log that cannot be written (/dev/full: every write fails with ENOSPC): the
+ * requests are unaffected, each lost line is counted, and /metrics says how many, by file. */
+static void chain_access_log_counts_lost_lines(void **state)
+{
+    (void)state;
+    tmplog_t t;
+    tmplog_init(&t);
+    fx_t *f = fx_new();
+    add_log(f, "/dev/full");
+    add_log(f, t.path); /* a second file of the same route keeps its lines */
+    fx_start(f);
+    assert_int_equal(gw_chain_log_lost(f->chain), 0);
+    for (int i = 0; i < 3; i++) {
+        fx_begin(f, "GET", "/lost", "192.0.2.7");
+        assert_int_equal(fx_run(f), 0);
+        fx_finish(f, 200, false, (uint64_t)i * 1000000);
+    }
+    assert_int_equal(gw_chain_log_lost(f->chain), 3);
+    char *lines[4];
+    assert_int_equal(read_lines(t.path, lines, 4), 3);
+    for (int i = 0; i < 3; i++)
+        free(lines[i]);
+
+    gw_prom_t *p = gw_prom_new(0);
+    assert_non_null(p);
+    gw_chain_metrics(f->chain, p);
+    size_t len;
+    const char *text = gw_prom_text(p, &len);
+    assert_non_null(text);
+    gw_assert_contains(text, "# TYPE gw_access_log_lost_total counter\n");
+    gw_assert_contains(text, "gw_access_log_lost_total{file=\"/dev/full\"} 3\n");
+    char want[256];
+    snprintf(want, sizeof want, "gw_access_log_lost_total{file=\"%s\"} 0\n", t.path);
+    gw_assert_contains(text, want);
+    gw_prom_free(p);
+    fx_free(f);
+    tmplog_cleanup(&t);
+}
+
+/* With no access log at all, the family is still declared (a dashboard finds it) and NULL
+ * is accepted (the engine's chain may not exist yet during a scrape at startup). */
+static void chain_metrics_without_logs(void **state)
+{
+    (void)state;
+    gw_prom_t *p = gw_prom_new(0);
+    assert_non_null(p);
+    gw_chain_metrics(NULL, p);
+    size_t len;
+    const char *text = gw_prom_text(p, &len);
+    assert_non_null(text);
+    gw_assert_contains(text, "# TYPE gw_access_log_lost_total counter\n");
+    assert_null(strstr(text, "gw_access_log_lost_total{"));
+    assert_int_equal(gw_chain_log_lost(NULL), 0);
+    gw_prom_free(p);
 }
 
 static void chain_new_fails_on_unopenable_log(void **state)
@@ -1221,6 +1310,9 @@ int main(void)
         cmocka_unit_test(chain_access_log_one_json_line_per_finish),
         cmocka_unit_test(chain_access_log_truncates_long_path),
         cmocka_unit_test(chain_access_log_reopen_after_rotation),
+        cmocka_unit_test(chain_access_log_says_why_it_ended),
+        cmocka_unit_test(chain_access_log_counts_lost_lines),
+        cmocka_unit_test(chain_metrics_without_logs),
         cmocka_unit_test(chain_new_fails_on_unopenable_log),
         cmocka_unit_test(chain_finish_without_request_is_harmless),
         cmocka_unit_test(chain_response_without_route_sets_only_request_id),

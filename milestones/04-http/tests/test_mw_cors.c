@@ -361,7 +361,19 @@ static void accesslog_line_parses_back_as_json(void **state)
     assert_true(json_is_real(json_object_get(j, "latency_ms")));
     assert_non_null(strstr(buf, "\"latency_ms\":1.234,"));
     assert_string_equal(json_string_value(json_object_get(j, "route")), "api-v1");
+    assert_true(json_is_null(json_object_get(j, "end"))); /* absent: it completed */
     json_decref(j);
+}
+
+static void accesslog_end_says_why_it_was_cut(void **state)
+{
+    (void)state;
+    gw_alog_rec_t r = sample();
+    r.end = gw_alog_cstr("upstream_eof");
+    char buf[1024];
+    long n = gw_alog_format(&r, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, ",\"route\":\"api-v1\",\"end\":\"upstream_eof\"}\n"));
 }
 
 static void accesslog_escapes_to_ascii(void **state)
@@ -423,6 +435,7 @@ int main(void)
         cmocka_unit_test(split_cookie_parses_several_with_spaces),
         cmocka_unit_test(split_sticky_cookie_same_value_same_side),
         cmocka_unit_test(accesslog_line_parses_back_as_json),
+        cmocka_unit_test(accesslog_end_says_why_it_was_cut),
         cmocka_unit_test(accesslog_escapes_to_ascii),
         cmocka_unit_test(accesslog_absent_string_is_null),
         cmocka_unit_test(accesslog_respects_cap),
