@@ -15,6 +15,7 @@
 #include "log.h"
 
 #define BACKLOG 128
+#define RELISTEN_MS 100 /* out of descriptors: try to listen again this often */
 #define RBUF_SIZE 4096
 /* Input read and thrown away while lingering before a close, at most (see on_shutdown). */
 #define LINGER_MAX_BYTES (64u << 10)
@@ -31,6 +32,12 @@ typedef struct conn_s conn_t;
 struct gw_httpd_s {
     uv_tcp_t tcp; /* the listener */
     uv_loop_t *loop;
+    gw_addr_t addr;      /* where it listens (the port the kernel chose for port 0) */
+    uv_timer_t relisten; /* while paused for want of descriptors */
+    bool paused;         /* TCP closed (or closing) for want of descriptors */
+    bool lclosing;       /* that close has not called back yet */
+    bool relisten_closed;
+    gw_lograte_t accept_log;
     gw_httpd_limits_t lim;
     gw_httpd_handler_cb handler;
     void *ctx;
@@ -582,7 +589,8 @@ static void on_timer(uv_timer_t *t)
 
 static void server_maybe_done(gw_httpd_t *s)
 {
-    if (!s->stopping || !s->listener_closed || s->nconns > 0 || s->nrefusing > 0)
+    if (!s->stopping || !s->listener_closed || !s->relisten_closed || s->nconns > 0 ||
+        s->nrefusing > 0)
         return;
     void (*done)(void *) = s->done;
     void *arg = s->done_arg;
@@ -669,9 +677,83 @@ static conn_t *conn_new(gw_httpd_t *s)
     return c;
 }
 
+/* ---- out of descriptors: the same remedy as the workers' listeners (runtime.c) ----------
+ * libuv 1.44 calls accept again after every error it reports, and with no descriptor to
+ * spare accept fails every time, queue empty or not: the control thread would spin and
+ * stop handling signals. The listener is closed instead (which ends libuv's loop; queued
+ * connections are reset) and bound again every RELISTEN_MS until that succeeds. */
+
+static bool out_of_descriptors(int status)
+{
+    return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS ||
+           status == UV_ENOMEM;
+}
+
+static void on_connection(uv_stream_t *l, int status);
+static int listen_socket(const gw_addr_t *a, int *out);
+
+static void on_paused_closed(uv_handle_t *h)
+{
+    gw_httpd_t *s = h->data;
+    s->lclosing = false;
+    if (s->stopping) {
+        s->listener_closed = true;
+        server_maybe_done(s);
+    }
+}
+
+static void on_relisten(uv_timer_t *t)
+{
+    gw_httpd_t *s = t->data;
+    if (s->stopping || !s->paused)
+        return;
+    int fd = -1, rc = s->lclosing ? UV_EAGAIN : listen_socket(&s->addr, &fd);
+    if (rc == 0 && (rc = uv_tcp_init(s->loop, &s->tcp)) != 0)
+        close(fd);
+    else if (rc == 0) {
+        s->tcp.data = s;
+        if ((rc = uv_tcp_open(&s->tcp, fd)) != 0)
+            close(fd);
+        else
+            rc = uv_listen((uv_stream_t *)&s->tcp, BACKLOG, on_connection);
+        if (rc != 0) {
+            s->lclosing = true;
+            uv_close((uv_handle_t *)&s->tcp, on_paused_closed);
+        }
+    }
+    if (rc == 0) {
+        s->paused = false;
+        gw_info("admin: accepting again");
+        return;
+    }
+    uint64_t dropped;
+    if (!out_of_descriptors(rc) && rc != UV_EAGAIN &&
+        gw_lograte_allow(&s->accept_log, uv_now(s->loop), 1000, &dropped))
+        gw_error("admin: cannot listen again: %s%s", gw_strerror(rc),
+                 dropped ? " (more suppressed)" : "");
+    uv_timer_start(&s->relisten, on_relisten, RELISTEN_MS, 0);
+}
+
+static void pause_listener(gw_httpd_t *s, int status)
+{
+    s->paused = true;
+    s->lclosing = true;
+    uv_close((uv_handle_t *)&s->tcp, on_paused_closed);
+    uv_timer_start(&s->relisten, on_relisten, RELISTEN_MS, 0);
+    uint64_t dropped;
+    if (gw_lograte_allow(&s->accept_log, uv_now(s->loop), 1000, &dropped))
+        gw_warn("admin: accept failed: %s; not accepting for now, listening again when "
+                "descriptors are free%s",
+                uv_strerror(status), dropped ? " (more suppressed)" : "");
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     gw_httpd_t *s = l->data;
+    if (out_of_descriptors(status)) {
+        pause_listener(s, status);
+        return;
+    }
     if (status < 0) {
         gw_debug("admin: accept failed: %s", uv_strerror(status));
         return;
@@ -759,6 +841,9 @@ gw_httpd_t *gw_httpd_start(uv_loop_t *loop, const gw_addr_t *addr, const gw_http
     s->handler = handler;
     s->ctx = ctx;
     apply_defaults(&s->lim, limits);
+    s->addr.len = sizeof s->addr.ss; /* the bound address, port 0 resolved: for a rebind */
+    if (getsockname(fd, (struct sockaddr *)&s->addr.ss, &s->addr.len) != 0)
+        s->addr = *addr;
     rc = uv_tcp_init(loop, &s->tcp);
     if (rc != 0) {
         close(fd);
@@ -772,6 +857,10 @@ gw_httpd_t *gw_httpd_start(uv_loop_t *loop, const gw_addr_t *addr, const gw_http
         if (rc != 0) /* the handle exists: freed from its close callback */
             uv_close((uv_handle_t *)&s->tcp, free_handle_owner);
     }
+    if (rc == 0) {
+        uv_timer_init(loop, &s->relisten);
+        s->relisten.data = s;
+    }
     if (rc != 0 && err)
         *err = rc;
     return rc == 0 ? s : NULL;
@@ -780,11 +869,8 @@ gw_httpd_t *gw_httpd_start(uv_loop_t *loop, const gw_addr_t *addr, const gw_http
 /* see httpd.h */
 int gw_httpd_address(const gw_httpd_t *s, gw_addr_t *out)
 {
-    int len = sizeof out->ss;
-    memset(out, 0, sizeof *out);
-    int rc = uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&out->ss, &len);
-    out->len = (socklen_t)len;
-    return rc;
+    *out = s->addr; /* kept from the start: the handle may be closed for want of descriptors */
+    return 0;
 }
 
 /* see httpd.h */
@@ -800,13 +886,25 @@ static void on_listener_closed(uv_handle_t *h)
     server_maybe_done(s);
 }
 
+static void on_relisten_closed(uv_handle_t *h)
+{
+    gw_httpd_t *s = h->data;
+    s->relisten_closed = true;
+    server_maybe_done(s);
+}
+
 /* see httpd.h */
 void gw_httpd_stop(gw_httpd_t *s, void (*done)(void *arg), void *arg)
 {
     s->stopping = true;
     s->done = done;
     s->done_arg = arg;
-    uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
+    uv_close((uv_handle_t *)&s->relisten, on_relisten_closed);
+    if (!s->paused)
+        uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
+    else if (!s->lclosing)         /* closed for want of descriptors: nothing left to close */
+        s->listener_closed = true; /* done is decided in the timer's close callback */
+    /* else: on_paused_closed marks it closed */
     while (s->conns)
         conn_close(s->conns);
 }

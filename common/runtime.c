@@ -23,6 +23,7 @@ enum { MSG_READY = 1, MSG_EXITED, MSG_DRAIN, MSG_NUDGE };
 
 #define LISTEN_BACKLOG 511
 #define RECLAIM_INTERVAL_MS 100
+#define RELISTEN_MS 100 /* a listener paused for want of descriptors tries again this often */
 
 /* ---- listening sockets (control thread, at startup) ----------------------------------- */
 
@@ -186,10 +187,69 @@ void gw_worker_conn_done(gw_worker_t *w)
         worker_finish(w);
 }
 
+/* ---- accepting, and running out of descriptors ------------------------------------- *
+ *
+ * accept(2) fails with EMFILE as long as the descriptor table is full, whether or not a
+ * connection waits (Linux takes the descriptor first), and libuv 1.44's uv__server_io
+ * calls accept again after every error it reports: only an empty queue (EAGAIN) or a closed
+ * listener ends that loop. libuv's remedy, uv__emfile_trick (close a spare descriptor,
+ * accept and close what waits, take the spare back), works in one thread. With several
+ * workers another thread can take the descriptor it freed, or the limit may sit below the
+ * spare's number (prlimit); the spare is then lost for good, libuv reports EMFILE to us,
+ * and from then on that worker calls accept in a loop at full speed, deaf to its own
+ * connections, until some other thread frees a descriptor (issue 12 measured it).
+ *
+ * So an error that means "no descriptor" (EMFILE, ENFILE, ENOBUFS, ENOMEM) takes this
+ * worker's listener out of libuv's hands: the handle is closed, which ends the loop, and
+ * connections queued on this worker's socket are reset by the kernel (they would have been
+ * closed unserved anyway). Others go to the workers still listening; with all of them
+ * paused the port refuses connections: a clean refusal, not a hang. Every RELISTEN_MS the
+ * worker binds a fresh SO_REUSEPORT socket; that needs a descriptor, so it succeeds once
+ * some are free again. nginx and HAProxy also stop accepting for a moment on EMFILE; they
+ * keep the socket, which we cannot do without a descriptor to spare. The cost: while every
+ * worker is paused the port is unbound, so another process could take it (a second gateway
+ * would pass its probe then), and a rebind failing for another reason is retried and
+ * logged. */
+
+static bool out_of_descriptors(int status)
+{
+    return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS ||
+           status == UV_ENOMEM;
+}
+
+static void on_listener_connection(uv_stream_t *server, int status);
+static void on_relisten_timer(uv_timer_t *t);
+
+static void on_paused_close(uv_handle_t *h)
+{
+    gw_wlistener_t *wl = h->data;
+    wl->closing = false;
+}
+
+static void listener_pause(gw_wlistener_t *wl, int status)
+{
+    gw_worker_t *w = wl->worker;
+    wl->open = false;
+    wl->paused = true;
+    wl->closing = true;
+    uv_close((uv_handle_t *)&wl->tcp, on_paused_close);
+    if (!uv_is_active((uv_handle_t *)&w->relisten_timer))
+        uv_timer_start(&w->relisten_timer, on_relisten_timer, RELISTEN_MS, 0);
+    uint64_t dropped;
+    if (gw_lograte_allow(&w->accept_log, uv_now(&w->loop), 1000, &dropped))
+        gw_warn("listener '%s': accept failed: %s; not accepting for now (queued connections "
+                "reset), listening again when descriptors are free%s",
+                wl->listener->cfg->name, uv_strerror(status), dropped ? " (more suppressed)" : "");
+}
+
 static void on_listener_connection(uv_stream_t *server, int status)
 {
     gw_wlistener_t *wl = server->data;
-    if (status != 0) { /* EMFILE under a flood: libuv sheds the connection; we say so, rarely */
+    if (out_of_descriptors(status)) {
+        listener_pause(wl, status);
+        return;
+    }
+    if (status != 0) { /* one connection's trouble (EPROTO, EPERM from a filter): say so, rarely */
         uint64_t dropped;
         if (gw_lograte_allow(&wl->worker->accept_log, uv_now(&wl->worker->loop), 1000, &dropped))
             gw_warn("listener '%s': accept failed: %s%s", wl->listener->cfg->name,
@@ -199,6 +259,69 @@ static void on_listener_connection(uv_stream_t *server, int status)
     wl->worker->rt->app->on_connection(wl);
 }
 
+/* Makes WL's handle listen on FD (a bound, listening socket). On failure FD is closed and
+ * the handle, if it was initialised, is closing (wl->closing). */
+static int listen_on(gw_wlistener_t *wl, int fd)
+{
+    gw_worker_t *w = wl->worker;
+    int rc = uv_tcp_init(&w->loop, &wl->tcp);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    wl->tcp.data = wl;
+    rc = uv_tcp_open(&wl->tcp, fd);
+    if (rc != 0)
+        close(fd); /* not the handle's yet */
+    else
+        rc = uv_listen((uv_stream_t *)&wl->tcp, LISTEN_BACKLOG, on_listener_connection);
+    if (rc != 0) {
+        wl->closing = true;
+        uv_close((uv_handle_t *)&wl->tcp, on_paused_close);
+        return rc;
+    }
+    wl->open = true;
+    return 0;
+}
+
+/* A new socket for a paused WL; 0, or the error (EMFILE while descriptors are short). */
+static int relisten(gw_wlistener_t *wl)
+{
+    int fd, rc = bind_socket(&wl->listener->cfg->addr, true, &fd);
+    if (rc == 0 && listen(fd, LISTEN_BACKLOG) != 0) {
+        rc = -errno;
+        close(fd);
+    }
+    if (rc != 0)
+        return rc;
+    return listen_on(wl, fd);
+}
+
+static void on_relisten_timer(uv_timer_t *t)
+{
+    gw_worker_t *w = t->data;
+    bool still = false;
+    for (size_t i = 0; i < w->rt->nlisteners && !w->draining && !w->stopping; i++) {
+        gw_wlistener_t *wl = &w->wls[i];
+        if (!wl->paused)
+            continue;
+        int rc = wl->closing ? UV_EAGAIN : relisten(wl);
+        if (rc == 0) {
+            wl->paused = false;
+            gw_info("listener '%s': accepting again", wl->listener->cfg->name);
+            continue;
+        }
+        still = true;
+        uint64_t dropped;
+        if (!out_of_descriptors(rc) && rc != UV_EAGAIN &&
+            gw_lograte_allow(&w->accept_log, uv_now(&w->loop), 1000, &dropped))
+            gw_error("listener '%s': cannot listen again: %s%s", wl->listener->cfg->name,
+                     gw_strerror(rc), dropped ? " (more suppressed)" : "");
+    }
+    if (still)
+        uv_timer_start(&w->relisten_timer, on_relisten_timer, RELISTEN_MS, 0);
+}
+
 static int worker_listen(gw_worker_t *w)
 {
     gw_runtime_t *rt = w->rt;
@@ -206,16 +329,9 @@ static int worker_listen(gw_worker_t *w)
         gw_wlistener_t *wl = &w->wls[i];
         wl->worker = w;
         wl->listener = &rt->listeners[i];
-        int rc = uv_tcp_init(&w->loop, &wl->tcp);
-        if (rc != 0)
-            return rc;
-        wl->open = true;
-        wl->tcp.data = wl;
-        rc = uv_tcp_open(&wl->tcp, wl->listener->fds[w->id]);
-        if (rc != 0)
-            return rc;
-        wl->listener->fds[w->id] = -1; /* the handle owns it now */
-        rc = uv_listen((uv_stream_t *)&wl->tcp, LISTEN_BACKLOG, on_listener_connection);
+        int fd = wl->listener->fds[w->id];
+        wl->listener->fds[w->id] = -1; /* listen_on owns it now, whatever happens */
+        int rc = listen_on(wl, fd);
         if (rc != 0)
             return rc;
     }
@@ -225,6 +341,7 @@ static int worker_listen(gw_worker_t *w)
 static void close_listeners(gw_worker_t *w)
 {
     for (size_t i = 0; i < w->rt->nlisteners; i++) {
+        w->wls[i].paused = false; /* a paused one is closed already: it stays so */
         if (w->wls[i].open) {
             w->wls[i].open = false;
             uv_close((uv_handle_t *)&w->wls[i].tcp, NULL);
@@ -267,6 +384,7 @@ static void worker_finish(gw_worker_t *w)
         w->rt->app->worker_stop(w);
     close_listeners(w);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->relisten_timer, NULL);
     uv_close((uv_handle_t *)&w->prepare, NULL);
     gw_mq_close(&w->mq, NULL);
 }
@@ -305,6 +423,8 @@ static int worker_init_loop(gw_worker_t *w)
     w->mq.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&w->loop, &w->relisten_timer);
+    w->relisten_timer.data = w;
     uv_prepare_init(&w->loop, &w->prepare);
     w->prepare.data = w;
     uv_prepare_start(&w->prepare, on_prepare);
@@ -583,6 +703,7 @@ static void runtime_cleanup(gw_runtime_t *rt)
         if (w->mq_inited && !rt->started) { /* set up, but its thread never ran */
             w->stopping = true;
             uv_close((uv_handle_t *)&w->drain_timer, NULL);
+            uv_close((uv_handle_t *)&w->relisten_timer, NULL);
             uv_close((uv_handle_t *)&w->prepare, NULL);
             gw_mq_close(&w->mq, NULL);
             uv_run(&w->loop, UV_RUN_DEFAULT);

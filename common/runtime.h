@@ -35,7 +35,9 @@ struct gw_wlistener_s {
     uv_tcp_t tcp;
     gw_worker_t *worker;
     gw_listener_t *listener;
-    bool open;
+    bool open;    /* TCP is initialised and not being closed */
+    bool paused;  /* out of descriptors: TCP closed (or closing), listening again later */
+    bool closing; /* a pause's close of TCP has not called back yet */
 };
 
 struct gw_worker_s {
@@ -45,9 +47,10 @@ struct gw_worker_s {
     uv_thread_t thread;
     uv_loop_t loop;
     gw_mq_t mq;
-    uv_prepare_t prepare;   /* quiescent point for snapshots, once per loop turn */
-    uv_timer_t drain_timer; /* force-close deadline once draining */
-    gw_wlistener_t *wls;    /* [rt->nlisteners] */
+    uv_prepare_t prepare;      /* quiescent point for snapshots, once per loop turn */
+    uv_timer_t drain_timer;    /* force-close deadline once draining */
+    uv_timer_t relisten_timer; /* listeners paused on EMFILE try to listen again */
+    gw_wlistener_t *wls;       /* [rt->nlisteners] */
     /* This worker's chunk cache. Set up on the control thread before the worker's thread
      * starts and kept until the runtime ends (drained when the worker exits), so the
      * control thread may read gw_bufcache_cached_bytes(&w->bufs) at any time (a scrape). */

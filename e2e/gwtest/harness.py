@@ -77,12 +77,13 @@ class Harness:
         self.backend = BackendFactory(self)
 
     # ---- factories behind the fixtures --------------------------------------------------
-    def gateway(self, binary, cfg, expect_exit=0, args=(), ready_timeout=None):
+    def gateway(self, binary, cfg, expect_exit=0, args=(), ready_timeout=None, rlimit_nofile=None):
         """Starts BINARY (e.g. "gw01") on CFG (dict with placeholders, or YAML text) and
-        waits until it logs `ready`. Returns a proc.Gateway."""
+        waits until it logs `ready`. RLIMIT_NOFILE, (soft, hard): the open-files limit it
+        starts under. Returns a proc.Gateway."""
         tag = binary if not self.gateways else "%s-%d" % (binary, len(self.gateways) + 1)
         gw = proc.Gateway(binary, cfg, self.workdir, self.transcript, args=args,
-                          expect_exit=expect_exit, tag=tag)
+                          expect_exit=expect_exit, tag=tag, rlimit_nofile=rlimit_nofile)
         self.gateways.append(gw)
         gw.start(ready_timeout)
         return gw

@@ -2,6 +2,7 @@
 check what it left behind (exit code, sanitizer reports). Also one-shot runs (-t, -T, -h)."""
 import os
 import re
+import resource
 from signal import SIGTERM, Signals
 import subprocess
 import weakref
@@ -101,8 +102,10 @@ class Gateway:
     .stderr_text(), and may call .stop(). EXPECT_EXIT is the code teardown asserts (None:
     do not check)."""
 
-    def __init__(self, name, cfg, workdir, transcript=None, args=(), expect_exit=0, tag=None):
+    def __init__(self, name, cfg, workdir, transcript=None, args=(), expect_exit=0, tag=None,
+                 rlimit_nofile=None):
         self.name = name
+        self.rlimit_nofile = rlimit_nofile  # (soft, hard) open-files limit to start under
         self.cfg = cfg
         self.workdir = workdir
         self.transcript = transcript
@@ -144,8 +147,11 @@ class Gateway:
     def _spawn(self, path):
         cmd = [path, "-c", self.config_path] + self.args
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
+            limit = self.rlimit_nofile
+            # Set in the child before exec, as `prlimit --nofile=SOFT:HARD gwNN ...` would.
+            pre = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit)) if limit else None
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         cwd=self.workdir)
+                                         cwd=self.workdir, preexec_fn=pre)
         _LIVE.add(self)
         self.exit_code = None
         self._note("started %s (pid %d)" % (" ".join(cmd), self.proc.pid))
