@@ -5,10 +5,10 @@
 #   gw.sh start UPSTREAM LISTEN [SECTION.KEY=VALUE ...]    in a `process pgw` block
 #       Writes gw.yaml in the test's own directory (one http listener on LISTEN, one route
 #       for every path to one upstream, UPSTREAM) and becomes the gateway (exec), so that
-#       varnishtest owns the process: `process pgw -stop -wait` sends SIGTERM and expects
-#       exit 0 (a sanitizer report or a crash fails the script), and a failing script has
-#       it killed at reset. SECTION is http (the listener's http keys), route (the route's
-#       keys) or upstream (the upstream's keys); VALUE is YAML as it would be written:
+#       varnishtest owns the process: `process pgw -kill TERM -wait` sends SIGTERM and
+#       expects exit 0 (a sanitizer report or a crash fails the script), and a failing
+#       script has it killed at reset. SECTION is http (the listener's http keys), route
+#       (the route's keys) or upstream (the upstream's keys); VALUE is YAML as written:
 #       http.max_body=16  http.forward_trailers=[X-Sum]  upstream.keepalive={max_idle: 0}
 #   gw.sh ready PID STDERR                                  in a `shell` block
 #       Polls the gateway's stderr (varnishtest's ${pgw_err}) for its `ready` line, which

@@ -31,7 +31,7 @@ VARNISHTEST = "varnishtest"
 # process took it between the two): that script is run once more on a new port.
 IN_USE = re.compile(r"address already in use", re.I)
 SAN_ENV = {
-    # exitcode=66: a race the gateway reported fails `process pgw -stop -wait`.
+    # exitcode=66: a race the gateway reported fails `process pgw -kill TERM -wait`.
     "TSAN_OPTIONS": "halt_on_error=0:second_deadlock_stack=1:exitcode=66",
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
 }

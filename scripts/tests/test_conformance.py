@@ -63,7 +63,7 @@ def test_every_script_of_04_uses_the_shared_preamble():
         assert text.startswith('varnishtest "'), p
         assert "${testdir}/../gw.sh start ${s1_sock} ${sgw_sock}" in text, p
         assert "${testdir}/../gw.sh ready ${pgw_pid} ${pgw_err}" in text, p
-        assert text.rstrip().endswith("process pgw -stop -wait"), "%s: the gateway must be stopped and exit 0" % p
+        assert text.rstrip().endswith("process pgw -kill TERM -wait"), "%s: the gateway must be stopped and exit 0" % p
 
 
 def test_scripts_belong_to_their_milestones_handout():
