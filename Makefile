@@ -1,8 +1,10 @@
 # The proxy toolkit's build. Everything it writes goes under build/.
 #
 #   make [M=NN]          build every milestone (or milestone NN) -> build/bin/gwNN
-#   make test [M=NN]     deps, then unit tests (ASan+UBSan), e2e tests, and both again on TSan
+#   make test [M=NN]     deps, then unit tests (ASan+UBSan), e2e tests and conformance scripts,
+#                        and all of them again on TSan
 #   make tsan [M=NN]     only the ThreadSanitizer half of that
+#   make conformance [M=NN] [T=name] [V=tsan]   only the varnishtest scripts (conformance/)
 #   make run             deps, build, start the most complete gateway on its demo config
 #   make deps            install missing Debian packages (apt-get), quick when all is present
 #   make handout M=NN DEST=DIR   a learner's tree: stage NN's LAB regions stubbed
@@ -145,7 +147,7 @@ SEL_BINS := $(foreach m,$(SEL_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------
-.PHONY: all bins unit-bins deps test tsan run clean format print-% handout check-labs grade doctor bench bench-smoke
+.PHONY: all bins unit-bins deps test tsan conformance run clean format print-% handout check-labs grade doctor bench bench-smoke
 .DEFAULT_GOAL := all
 
 all: bins
@@ -162,6 +164,11 @@ test: deps
 
 tsan: deps
 	@/usr/bin/python3 scripts/gwtest.py --tsan-only $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') --jobs $(or $(JOBS),2)
+
+# The varnishtest scripts alone (conformance/README.md), on the plain build or V=tsan. They
+# are also a stage of `make test` (scripts/gwtest.py), on both builds.
+conformance: deps
+	@/usr/bin/python3 scripts/conformance.py $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') --variant $(V) --jobs $(or $(JOBS),2)
 
 run: deps
 	@$(MAKE) --no-print-directory bins

@@ -8,6 +8,7 @@ PKGS=(
   build-essential pkg-config
   libuv1-dev node-llhttp libbearssl-dev libcmocka-dev libyaml-dev libjansson-dev
   python3 python3-pytest
+  varnish
 )
 # Extra groups, asked for explicitly: `scripts/deps.sh bench`.
 BENCH_PKGS=(wrk nginx-light libnginx-mod-stream haproxy gnuplot-nox)

@@ -3,8 +3,9 @@
 
 For each selected milestone (all of them by default) it runs, in order:
   1. the unit tests (cmocka) of common/ and of the milestone, built with ASan + UBSan;
-  2. the milestone's end-to-end suite (pytest, e2e/test_NN_*.py) against the plain build;
-  3. both again against the ThreadSanitizer build, with 2 workers.
+  2. the milestone's end-to-end suite (pytest, e2e/test_NN_*.py) against the plain build,
+     then its conformance scripts (varnishtest, conformance/NN/*.vtc; scripts/conformance.py);
+  3. all three again against the ThreadSanitizer build, with 2 workers.
 It prints one line per suite as it goes and a summary at the end, and exits non-zero if
 anything failed. Results are also written to build/test-results.json.
 
@@ -23,6 +24,7 @@ import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conformance  # noqa: E402 (a sibling script)
 PYTHON = "/usr/bin/python3"
 
 SAN_ENV = {
@@ -149,6 +151,19 @@ def e2e_suite(variant, ms, args, results):
     results.add_suite(f"e2e/test_{ms[:2]}", variant, cases, time.time() - t0, crashed)
 
 
+def conformance_suite(variant, ms, args, results):
+    """The milestone's varnishtest scripts (conformance/NN/*.vtc), one case per script."""
+    t0 = time.time()
+    cases = conformance.run_suite(ms, variant, args.jobs, args.only)
+    if cases is None:
+        return
+    for c in cases:
+        if not c["ok"]:
+            print(f"--- conformance/{ms[:2]}/{c['name']}.vtc ({variant}) failed:\n{c['detail']}", flush=True)
+    results.add_suite(f"conformance/{ms[:2]}", variant, [dict(name=c["name"], ok=c["ok"], detail=c["detail"]) for c in cases],
+                      time.time() - t0)
+
+
 def parse_junit(path):
     cases = []
     if not os.path.exists(path):
@@ -170,6 +185,7 @@ def run_variant(variant, ms_list, args, results):
         unit_suites("tsan", ms_list, args, results)
     for ms in ms_list:
         e2e_suite(variant, ms, args, results)
+        conformance_suite(variant, ms, args, results)
 
 
 def load_checkpoints(ms):
@@ -193,7 +209,7 @@ def load_checkpoints(ms):
 def case_matches(pattern, ms, case):
     """unit:BINARY:NAME matches a cmocka case of milestones/MS/tests/BINARY, common:BINARY:NAME
     one of common/tests/BINARY, e2e:NAME a pytest case of e2e/test_NN_*.py (parameters in
-    brackets ignored)."""
+    brackets ignored), vtc:NAME a conformance script conformance/NN/NAME.vtc."""
     kind, _, rest = pattern.partition(":")
     name = case["name"].split("[")[0]
     if kind == "unit":
@@ -204,6 +220,8 @@ def case_matches(pattern, ms, case):
         return case["suite"] == f"common/{binary}" and fnmatch.fnmatchcase(name, test)
     if kind == "e2e":
         return case["suite"] == f"e2e/test_{ms[:2]}" and fnmatch.fnmatchcase(name, rest)
+    if kind == "vtc":
+        return case["suite"] == f"conformance/{ms[:2]}" and fnmatch.fnmatchcase(name, rest)
     return False
 
 
@@ -291,7 +309,7 @@ def run_bench_smoke(results):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--milestone", help="NN: only this stage")
-    ap.add_argument("--only", help="only tests whose name matches (pytest -k / cmocka filter)")
+    ap.add_argument("--only", help="only tests whose name matches (pytest -k / cmocka filter / script name)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--tsan-only", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)

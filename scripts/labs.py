@@ -152,8 +152,8 @@ def tracked_files(root):
 
 
 def milestone_of(path):
-    m = re.match(r"(?:milestones/(\d\d)-|e2e/test_(\d\d)_)", path)
-    return int(m.group(1) or m.group(2)) if m else None
+    m = re.match(r"(?:milestones/(\d\d)-|e2e/test_(\d\d)_|conformance/(\d\d)/)", path)
+    return int(m.group(1) or m.group(2) or m.group(3)) if m else None
 
 
 def lint_tree(root):
@@ -168,7 +168,7 @@ def lint_tree(root):
     return found
 
 
-GRADED = re.compile(r"^(e2e/|common/tests/|common/testsupport/|milestones/\d\d-[^/]+/tests/|milestones/\d\d-[^/]+/checkpoints.txt$|scripts/gwtest.py$)")
+GRADED = re.compile(r"^(e2e/|conformance/|common/tests/|common/testsupport/|milestones/\d\d-[^/]+/tests/|milestones/\d\d-[^/]+/checkpoints.txt$|scripts/gwtest.py$|scripts/conformance.py$)")
 
 
 def make_handout(root, num, dest):

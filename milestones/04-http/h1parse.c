@@ -352,6 +352,11 @@ static int finish_head(gw_h1_parser_t *p)
         if (gw_h1_head_set_method(h, m, strlen(m)) < 0)
             return fail(p, 400, "invalid method", 0);
     } else {
+        /* RFC 9112 4: three digits, and RFC 9110 15: from 100 up. llhttp 8.1 takes "20" (or
+         * "099") for a status; such a code has no class to tell whether a body follows, and
+         * forwarding it unframed desynchronised the client. */
+        if (p->ll.status_code < 100)
+            return fail(p, 502, "invalid status code", p->offset);
         h->status = (uint16_t)p->ll.status_code;
     }
     gw_h1_error_t err;

@@ -867,6 +867,22 @@ static void h1_response_empty_field_name_is_502(void **state)
                   502);
 }
 
+/* llhttp 8.1 reads "20" as a status: a code below 100 has no class (no rule says whether a
+ * body follows), so it is refused like any malformed answer. 100 and 999 still parse. */
+static void h1_response_status_below_100_is_502(void **state)
+{
+    (void)state;
+    expect_reject(false, S("HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok"), 502);
+    expect_reject(false, S("HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok"), 502);
+    expect_reject(false, S("HTTP/1.1 000 Zero\r\n\r\n"), 502);
+    gw_h1_parser_t p;
+    run_t r;
+    response(&p, false, S("HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok"), &r);
+    assert_int_equal(r.rc, GW_H1_END);
+    assert_int_equal(p.head.status, 999);
+    gw_h1_parser_free(&p);
+}
+
 static void h1_response_higher_minor_is_handled_as_11(void **state)
 {
     (void)state;
@@ -1521,6 +1537,7 @@ int main(void)
         cmocka_unit_test(h1_response_empty_field_name_is_502),
         cmocka_unit_test(h1_response_higher_minor_is_handled_as_11),
         cmocka_unit_test(h1_response_other_version_is_502),
+        cmocka_unit_test(h1_response_status_below_100_is_502),
         cmocka_unit_test(h1_response_chunked),
         cmocka_unit_test(h1_response_head_after_100_still_has_no_body),
         cmocka_unit_test(h1_response_101_switches_protocols),
