@@ -1,6 +1,6 @@
 # The proxy toolkit's build. Everything it writes goes under build/.
 #
-#   make [M=NN]          build every milestone (or milestone NN) -> build/bin/gwNN
+#   make [M=NN]          build every milestone (or stage NN: gw01 .. gwNN) -> build/bin/gwNN
 #   make test [M=NN]     deps, then unit tests (ASan+UBSan), e2e tests, and both again on TSan
 #   make tsan [M=NN]     only the ThreadSanitizer half of that
 #   make run             deps, build, start the most complete gateway on its demo config
@@ -129,9 +129,13 @@ $(TBIN)/$(1)/%: $(OBJ)/milestones/$(1)/tests/%.o $(call objs,$(TS_SRC)) $$($(1)_
 endef
 $(foreach m,$(ALL_MS),$(eval $(call MILESTONE,$(m))))
 
-# A milestone still under construction may have modules and unit tests but no main.c yet:
-# it then has no binary.
-SEL_BINS := $(foreach m,$(SEL_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)/gw$($(m)_NUM)))
+# Stage NN's binaries are gw01 .. gwNN: its e2e suite runs earlier binaries too (a key of
+# milestone NN must be refused by gwNN-1 with "needs gwNN or later"), and they cost only a
+# main.o and a link each, since gwNN links every earlier library anyway. Unit tests stay
+# per milestone. A milestone still under construction may have modules and unit tests but
+# no main.c yet: it then has no binary.
+STAGE_MS := $(if $(M),$(call ms_chain,$(SEL_MS)),$(ALL_MS))
+SEL_BINS := $(foreach m,$(STAGE_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)/gw$($(m)_NUM)))
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------

@@ -34,6 +34,11 @@ SAN_ENV = {
 }
 
 
+# The builds an e2e suite runs on; each builds stage NN's binaries with `make bins`, which
+# are gw01 .. gwNN (scripts/tests/test_stages.py checks that this covers what suites run).
+E2E_VARIANTS = ("plain", "tsan")
+
+
 def milestones():
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "milestones", "[0-9][0-9]-*")))
 
