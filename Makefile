@@ -1,7 +1,8 @@
 # The proxy toolkit's build. Everything it writes goes under build/.
 #
 #   make [M=NN]          build every milestone (or stage NN: gw01 .. gwNN) -> build/bin/gwNN
-#   make test [M=NN]     deps, then unit tests (ASan+UBSan), e2e tests, and both again on TSan
+#   make test [M=NN]     deps, then unit tests (ASan+UBSan), e2e tests, and both again on TSan;
+#                        T=name: only matching tests, all output; VERBOSE=1: all output
 #   make tsan [M=NN]     only the ThreadSanitizer half of that
 #   make run             deps, build, start the most complete gateway on its demo config
 #   make deps            install missing Debian packages (apt-get), quick when all is present
@@ -152,10 +153,10 @@ deps:
 # The test driver builds the variants it needs (asan units, plain e2e, tsan both) and
 # prints the scorecard. See scripts/gwtest.py.
 test: deps
-	@/usr/bin/python3 scripts/gwtest.py $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') $(if $(REPEAT),--repeat $(REPEAT)) --jobs $(or $(JOBS),2)
+	@/usr/bin/python3 scripts/gwtest.py $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') $(if $(REPEAT),--repeat $(REPEAT)) $(if $(VERBOSE),--verbose) --jobs $(or $(JOBS),2)
 
 tsan: deps
-	@/usr/bin/python3 scripts/gwtest.py --tsan-only $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') --jobs $(or $(JOBS),2)
+	@/usr/bin/python3 scripts/gwtest.py --tsan-only $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') $(if $(VERBOSE),--verbose) --jobs $(or $(JOBS),2)
 
 run: deps
 	@$(MAKE) --no-print-directory bins
