@@ -1,8 +1,9 @@
 # The proxy toolkit's build. Everything it writes goes under build/.
 #
-#   make [M=NN]          build every milestone (or milestone NN) -> build/bin/gwNN
+#   make [M=NN]          build every milestone (or stage NN: gw01 .. gwNN) -> build/bin/gwNN
 #   make test [M=NN]     deps, then unit tests (ASan+UBSan), e2e tests and conformance scripts,
-#                        and all of them again on TSan
+#                        and all of them again on TSan; T=name: only matching tests, all
+#                        output; VERBOSE=1: all output
 #   make tsan [M=NN]     only the ThreadSanitizer half of that
 #   make conformance [M=NN] [T=name] [V=tsan]   only the varnishtest scripts (conformance/)
 #   make run             deps, build, start the most complete gateway on its demo config
@@ -141,9 +142,13 @@ $(TBIN)/$(1)/%: $(OBJ)/milestones/$(1)/tests/%.o $(call objs,$(TS_SRC)) $$($(1)_
 endef
 $(foreach m,$(ALL_MS),$(eval $(call MILESTONE,$(m))))
 
-# A milestone still under construction may have modules and unit tests but no main.c yet:
-# it then has no binary.
-SEL_BINS := $(foreach m,$(SEL_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)/gw$($(m)_NUM)))
+# Stage NN's binaries are gw01 .. gwNN: its e2e suite runs earlier binaries too (a key of
+# milestone NN must be refused by gwNN-1 with "needs gwNN or later"), and they cost only a
+# main.o and a link each, since gwNN links every earlier library anyway. Unit tests stay
+# per milestone. A milestone still under construction may have modules and unit tests but
+# no main.c yet: it then has no binary.
+STAGE_MS := $(if $(M),$(call ms_chain,$(SEL_MS)),$(ALL_MS))
+SEL_BINS := $(foreach m,$(STAGE_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)/gw$($(m)_NUM)))
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------
@@ -160,10 +165,10 @@ deps:
 # The test driver builds the variants it needs (asan units, plain e2e, tsan both) and
 # prints the scorecard. See scripts/gwtest.py.
 test: deps
-	@/usr/bin/python3 scripts/gwtest.py $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') $(if $(REPEAT),--repeat $(REPEAT)) --jobs $(or $(JOBS),2)
+	@/usr/bin/python3 scripts/gwtest.py $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') $(if $(REPEAT),--repeat $(REPEAT)) $(if $(VERBOSE),--verbose) --jobs $(or $(JOBS),2)
 
 tsan: deps
-	@/usr/bin/python3 scripts/gwtest.py --tsan-only $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') --jobs $(or $(JOBS),2)
+	@/usr/bin/python3 scripts/gwtest.py --tsan-only $(if $(M),--milestone $(M)) $(if $(T),--only '$(T)') $(if $(VERBOSE),--verbose) --jobs $(or $(JOBS),2)
 
 # The varnishtest scripts alone (conformance/README.md), on the plain build or V=tsan. They
 # are also a stage of `make test` (scripts/gwtest.py), on both builds.

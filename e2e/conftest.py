@@ -64,6 +64,13 @@ def pytest_runtest_makereport(item, call):
     if h is not None and rep.failed:
         for title, text in h.report_sections():
             rep.sections.append((title, text))
+        # In a handout a proxy dies at a lab stub: say which, as a junit property, so that
+        # `make test` can name the lab in one line instead of printing the transcript.
+        for stub in h.lab_stubs():
+            if ("lab_stub", stub) not in item.user_properties:
+                item.user_properties.append(("lab_stub", stub))
+                if call.when == "teardown":  # this report copied the list already
+                    rep.user_properties.append(("lab_stub", stub))
 
 
 def pytest_sessionfinish(session, exitstatus):

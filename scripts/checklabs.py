@@ -9,9 +9,13 @@ For every milestone (or M=NN):
   3. every seeded-bug mutant of the milestone (milestones/NN-*/mutants.txt) is caught: at
      least one of the milestone's tests fails on it. A surviving mutant is a defect. A
      mutant line may end with `@@ E2E`, a pytest -k expression: the e2e stage then runs
-     only those tests (the unit tests always run in full).
+     only those tests (the unit tests always run in full);
+  4. the handout's run is short: it prints at most LINES_PER_FAILING_TEST lines per failing
+     test, besides one line per suite, one per checkpoint and LINES_FIXED more (a learner's
+     first run should say which labs are missing and which tests fail, and little else).
 The handout and mutant runs use the ASan unit tests and the plain e2e suite (not TSan: a
-stub or a mutant fails the same way there, at five times the cost).
+stub or a mutant fails the same way there, at five times the cost; that a stub is quiet
+under TSan too is proven by scripts/tests/test_stubs.py, in seconds).
 """
 import argparse
 import glob
@@ -29,6 +33,10 @@ import labs  # noqa: E402
 
 ROOT = gwtest.ROOT
 VARIANTS = "asan,plain"
+# The bound on a handout's output (point 4 above). A stubbed test takes one line today,
+# plus its share of the scorecard.
+LINES_PER_FAILING_TEST = 3
+LINES_FIXED = 15
 
 
 def copy_tree(dest):
@@ -49,9 +57,10 @@ def seed_build(dest):
                             ignore=shutil.ignore_patterns("*.xml"))
 
 
-def run_tests(tree, ms, variants=VARIANTS, only=None):
+def run_tests(tree, ms, variants=VARIANTS, only=None, report=None):
     """Runs the milestone's tests in TREE (ONLY: just those matching, as gwtest --only);
-    returns the list of cases (dicts)."""
+    returns the list of cases (dicts). REPORT (a dict), if given, receives what the run
+    printed ("output") and its suites ("suites")."""
     env = dict(os.environ, GW_CHECK_LABS_INNER="1")
     cmd = ["/usr/bin/python3", "scripts/gwtest.py", "--milestone", ms[:2], "--variants", variants, "--no-common"]
     if only:
@@ -61,7 +70,10 @@ def run_tests(tree, ms, variants=VARIANTS, only=None):
     if not os.path.exists(path):
         print(p.stdout[-4000:])
         return None
-    return json.load(open(path))["cases"]
+    results = json.load(open(path))
+    if report is not None:
+        report.update(output=p.stdout, suites=results["suites"])
+    return results["cases"]
 
 
 def lab_patterns(ms):
@@ -74,10 +86,12 @@ def check_handout(ms, defects):
         dest = os.path.join(tmp, "handout")
         labs.make_handout(ROOT, num, dest)
         seed_build(dest)
-        cases = run_tests(dest, ms)
+        report = {}
+        cases = run_tests(dest, ms, report=report)
     if cases is None:
         defects.append(f"{ms}: the handout did not build or run (see above)")
         return 0
+    check_output_bound(ms, cases, report, defects)
     n = 0
     for cid, pat in lab_patterns(ms):
         hits = [c for c in cases if gwtest.case_matches(pat, ms, c)]
@@ -88,6 +102,18 @@ def check_handout(ms, defects):
             if c["ok"]:
                 defects.append(f"{ms} checkpoint {cid}: lab test {c['suite']}::{c['name']} ({c['variant']}) PASSES on the stubs")
     return n
+
+
+def check_output_bound(ms, cases, report, defects):
+    """Point 4: the handout's run printed no more than its budget of lines."""
+    failed = sum(1 for c in cases if not c["ok"])
+    lines = report["output"].splitlines()
+    budget = LINES_FIXED + len(report["suites"]) + len(gwtest.load_checkpoints(ms)) + LINES_PER_FAILING_TEST * failed
+    print(f"  handout {ms[:2]}: {len(lines)} lines printed for {failed} failing test(s) (budget {budget})", flush=True)
+    if len(lines) > budget:
+        defects.append(f"{ms}: the handout's run printed {len(lines)} lines for {failed} failing test(s), over its budget of "
+                       f"{budget} ({LINES_PER_FAILING_TEST} per failing test, one per suite and checkpoint, {LINES_FIXED} more); "
+                       f"it starts:\n" + "\n".join(lines[:40]))
 
 
 def check_reference(ms, defects, reference=None):

@@ -9,6 +9,13 @@ For each selected milestone (all of them by default) it runs, in order:
 It prints one line per suite as it goes and a summary at the end, and exits non-zero if
 anything failed. Results are also written to build/test-results.json.
 
+What it prints about a failing test is short by default: one line when the test stopped at
+a lab stub (which lab, which function, where), otherwise its name and the first
+DETAIL_LINES lines of what went wrong; a test that already failed the same way on an
+earlier build is counted, not listed again. `T=name` (--only) or `VERBOSE=1` (--verbose)
+prints everything: cmocka's whole output for the test, pytest's tracebacks, the proxy's
+stderr and the e2e transcript.
+
 Debian's /usr/bin/python3 runs this (it has pytest; another python3 on PATH may not).
 """
 import argparse
@@ -36,14 +43,30 @@ SAN_ENV = {
 }
 
 
+# The builds an e2e suite runs on; each builds stage NN's binaries with `make bins`, which
+# are gw01 .. gwNN (scripts/tests/test_stages.py checks that this covers what suites run).
+E2E_VARIANTS = ("plain", "tsan")
+
+
 def milestones():
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "milestones", "[0-9][0-9]-*")))
 
 
+# What a lab stub says (common/lab.c), in a unit test's output or a proxy's stderr.
+LAB_RE = re.compile(r"LAB (\d\d) not implemented: (.*) \((\w+)\) at (\S+:\d+)")
+# Lines of detail shown per failing test unless the learner asks for all (T= or VERBOSE=1).
+DETAIL_LINES = 8
+
+
 class Results:
-    def __init__(self):
+    def __init__(self, verbose=False, again_hint="make test", filtered=False):
         self.cases = []  # dicts: suite, variant, name, ok, detail
         self.suites = []  # dicts: suite, variant, passed, failed, seconds
+        self.verbose = verbose
+        self.filtered = filtered  # T=name: only some tests ran
+        self.again_hint = again_hint  # the command that reruns one test, e.g. "make test M=02"
+        self.failed_names = {}  # (suite, name) -> variant it was first listed for
+        self.labs = {}  # (lab, function) -> dict(title, where, tests: set of names)
 
     def add_suite(self, suite, variant, cases, seconds, crashed=None):
         passed = sum(1 for c in cases if c["ok"])
@@ -55,12 +78,49 @@ class Results:
             c.update(suite=suite, variant=variant)
             self.cases.append(c)
         self.suites.append(dict(suite=suite, variant=variant, passed=passed, failed=failed, seconds=round(seconds, 1)))
+        if not cases and self.filtered:
+            return  # T=name matched nothing here: not worth a line
         mark = "ok  " if failed == 0 else "FAIL"
         print(f"[{mark}] {variant:5} {suite:34} {passed:4} passed {failed:4} failed  {seconds:6.1f}s", flush=True)
-        if failed:
-            for c in cases:
-                if not c["ok"]:
-                    print(f"        failed: {c['name']}", flush=True)
+        again = {}
+        for c in cases:
+            if c["ok"]:
+                continue
+            first = self.failed_names.setdefault((suite, c["name"]), variant)
+            if first != variant and not self.verbose:
+                again[first] = again.get(first, 0) + 1
+                continue
+            self.print_failure(c)
+        for v, n in again.items():
+            print(f"        failed: {n} more test(s), listed above for {v}", flush=True)
+
+    def print_failure(self, c):
+        """One line for a test stopped by a lab stub; else its name and the start of what
+        went wrong (all of it when verbose)."""
+        m = LAB_RE.search(c["detail"] or "")
+        if m:
+            lab = self.labs.setdefault((m.group(1), m.group(3)), dict(title=m.group(2), where=m.group(4), tests=set()))
+            lab["tests"].add(c["name"])
+            if not self.verbose:
+                print(f"        failed: {c['name']}: stopped at LAB {m.group(1)} ({m.group(3)}, {m.group(4)})", flush=True)
+                return
+        print(f"        failed: {c['name']}", flush=True)
+        lines = [ln for ln in (c["detail"] or "").splitlines() if ln.strip()]
+        shown = lines if self.verbose else lines[:DETAIL_LINES]
+        for ln in shown:
+            print(f"            {ln}")
+        if len(lines) > len(shown):
+            name = c["name"].split("[")[0]
+            print(f"            (... {len(lines) - len(shown)} more lines: {self.again_hint} T={name})")
+        sys.stdout.flush()
+
+    def print_labs(self):
+        """Which labs the failing tests stopped at: what to write next."""
+        if not self.labs:
+            return
+        print("\nLabs not written yet (the stubs the failing tests stopped at):")
+        for (lab, func), info in sorted(self.labs.items(), key=lambda kv: kv[1]["where"]):
+            print(f"  LAB {lab} {info['title']}: {func} at {info['where']} ({len(info['tests'])} test(s))")
 
 
 def make(targets, variant, ms, jobs):
@@ -74,10 +134,13 @@ def make(targets, variant, ms, jobs):
 
 CMOCKA_LINE = re.compile(r"^\[\s+(OK|FAILED|ERROR|SKIPPED)\s+\] (\S+)\s*$")
 CMOCKA_RUN = re.compile(r"^\[ RUN\s+\] (\S+)\s*$")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+                     "ThreadSanitizer:", "runtime error:")
 
 
 def run_unit(path, env, only, timeout):
-    """Runs one cmocka binary; returns (cases, crashed-or-None, output)."""
+    """Runs one cmocka binary; returns (cases, crashed-or-None, output). A case's detail is
+    what the binary printed while that test ran (between its RUN and result lines)."""
     e = dict(os.environ, **env)
     if only:
         e["GW_TEST_FILTER"] = only if any(ch in only for ch in "*?") else f"*{only}*"
@@ -87,26 +150,34 @@ def run_unit(path, env, only, timeout):
     except subprocess.TimeoutExpired as ex:
         out, rc = (ex.stdout or b"").decode(errors="replace") if isinstance(ex.stdout, bytes) else (ex.stdout or ""), -1
         out += f"\n(timed out after {timeout}s)"
-    cases, seen, running = [], set(), None
+    cases, seen, running, block, outside = [], set(), None, [], []
     for line in out.splitlines():
         r = CMOCKA_RUN.match(line)
         if r:
-            running = r.group(1)
+            running, block = r.group(1), []
+            continue
         m = CMOCKA_LINE.match(line)
         if m and m.group(2) not in seen:
             seen.add(m.group(2))
-            running = None
-            cases.append({"name": m.group(2), "ok": m.group(1) in ("OK", "SKIPPED"), "detail": ""})
+            ok = m.group(1) in ("OK", "SKIPPED")
+            cases.append({"name": m.group(2), "ok": ok, "detail": "" if ok else "\n".join(block)})
+            running, block = None, []
+            continue
+        (block if running is not None else outside).append(line)
     if rc != 0 and running is not None and running not in seen:
         # The binary died inside this test (a crash cmocka could not catch, a sanitizer
-        # abort, a timeout): it failed, and the tests after it never ran.
-        cases.append({"name": running, "ok": False, "detail": "crashed or timed out"})
-    for c in cases:
-        if not c["ok"]:
-            c["detail"] = out[-4000:]
+        # abort, a lab stub reached on a thread the test started, a timeout): it failed,
+        # and the tests after it never ran.
+        why = "stopped the whole test binary" if rc == 70 else "crashed or timed out"
+        cases.append({"name": running, "ok": False,
+                      "detail": "\n".join(block + [f"({why}, exit code {rc}: the tests after it did not run)"])})
     crashed = None
-    if rc != 0 and all(c["ok"] for c in cases):
-        crashed = f"exit code {rc} (sanitizer report or crash):\n" + out[-6000:]
+    report = next((i for i, ln in enumerate(outside) if any(k in ln for k in SANITIZER_MARKERS)), None)
+    if rc != 0 and (all(c["ok"] for c in cases) or report is not None):
+        # Found after the tests (LeakSanitizer at exit) or a non-zero exit with every test
+        # passed: the binary as a whole failed.
+        tail = outside[report - 1 if report else 0:] if report is not None else outside[-80:]
+        crashed = f"exit code {rc} (sanitizer report or crash):\n" + "\n".join(tail)
     return cases, crashed, out
 
 
@@ -122,8 +193,6 @@ def unit_suites(variant, ms_list, args, results):
         suite = os.path.relpath(b, tdir)
         t0 = time.time()
         cases, crashed, out = run_unit(b, SAN_ENV, args.only, timeout)
-        if (crashed or any(not c["ok"] for c in cases)) and args.verbose is False:
-            print(out[-8000:])
         results.add_suite(suite, variant, cases, time.time() - t0, crashed)
 
 
@@ -140,14 +209,16 @@ def e2e_suite(variant, ms, args, results):
     cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", junit] + files
     if args.only:
         cmd += ["-k", args.only]
+    if not results.verbose:
+        cmd += ["--tb=no"]  # the summary below says enough; T= or VERBOSE=1 shows it all
     t0 = time.time()
     p = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     cases = parse_junit(junit)
     crashed = None
     if p.returncode not in (0, 5) and all(c["ok"] for c in cases):
-        crashed = f"pytest exit {p.returncode}:\n" + p.stdout[-6000:]
-    if p.returncode != 0 and p.returncode != 5:
-        print(p.stdout[-20000:])
+        crashed = f"pytest exit {p.returncode}:\n" + "\n".join(p.stdout.splitlines()[-60:])
+    if results.verbose and p.returncode not in (0, 5):
+        print(p.stdout)
     results.add_suite(f"e2e/test_{ms[:2]}", variant, cases, time.time() - t0, crashed)
 
 
@@ -165,13 +236,21 @@ def conformance_suite(variant, ms, args, results):
 
 
 def parse_junit(path):
-    cases = []
+    """Cases of a pytest junit file. A failure's detail is its message, led by the lab stub
+    a proxy of the test stopped at (the e2e harness records it as the property lab_stub)."""
+    cases = {}
     if not os.path.exists(path):
-        return cases
+        return []
     for tc in ET.parse(path).getroot().iter("testcase"):
-        bad = tc.find("failure") if tc.find("failure") is not None else tc.find("error")
-        cases.append({"name": tc.get("name"), "ok": bad is None, "detail": (bad.get("message") or "") if bad is not None else ""})
-    return cases
+        # A test that fails and then errors in teardown has two entries: one case here.
+        c = cases.setdefault((tc.get("classname"), tc.get("name")), {"name": tc.get("name"), "ok": True, "detail": ""})
+        stubs = [p.get("value") for p in tc.iter("property") if p.get("name") == "lab_stub"]
+        msgs = [b.get("message") or "" for b in tc if b.tag in ("failure", "error")]
+        if msgs:
+            c["ok"] = False
+        lines = c["detail"].splitlines()
+        c["detail"] = "\n".join(dict.fromkeys(stubs + lines + msgs))
+    return list(cases.values())
 
 
 def run_variant(variant, ms_list, args, results):
@@ -235,7 +314,11 @@ def scorecard(ms, results, filtered):
             if not hits:
                 missing.append(pat)
             matched += hits
-        failing = sorted({f"{c['name']} ({c['variant']})" for c in matched if not c["ok"]})
+        variants = {}
+        for c in matched:
+            if not c["ok"]:
+                variants.setdefault(c["name"], []).append(c["variant"])
+        failing = [f"{n} ({', '.join(sorted(set(v)))})" for n, v in sorted(variants.items())]
         if filtered and not matched:
             status = "not run"
         elif failing or (missing and not filtered):
@@ -253,12 +336,15 @@ def scorecard(ms, results, filtered):
         print(f"  {r['id']:10} {r['title'][:58]:58} {r['earned']:>3}/{r['points']:<3} {r['status']}")
         for f in r["failing"][:8]:
             print(f"  {'':10}   failing: {f}")
+        if len(r["failing"]) > 8:
+            print(f"  {'':10}   ... and {len(r['failing']) - 8} more")
         for u in r["unmatched"]:
             print(f"  {'':10}   no test matches '{u}' (milestones/{ms}/checkpoints.txt:{r['line']})")
     got, total = sum(r["earned"] for r in rows), sum(r["points"] for r in rows)
     print(f"  {'total':10} {'':58} {got:>3}/{total:<3}")
     if any(r["status"] == "FAIL" for r in rows):
-        print(f"  what to do: read the failing test's message above, then 'When this test fails' in milestones/{ms}/README.md")
+        print(f"  what to do: read the failing test's message above (all of it: make test M={ms[:2]} T=name),")
+        print(f"  then 'When this test fails' in milestones/{ms}/README.md")
     with open(os.path.join(ROOT, "build", f"scorecard-{ms[:2]}.json"), "w") as f:
         json.dump({"milestone": ms, "checkpoints": rows, "earned": got, "total": total}, f, indent=1)
     return rows
@@ -274,8 +360,8 @@ def tools_suite(args, results):
     t0 = time.time()
     cmd = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", junit] + files
     p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if p.returncode not in (0, 5):
-        print(p.stdout[-8000:])
+    if p.returncode not in (0, 5) and results.verbose:
+        print(p.stdout)
     results.add_suite("scripts/tests", "tools", parse_junit(junit), time.time() - t0)
 
 
@@ -313,7 +399,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--tsan-only", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--verbose", action="store_true", default=False)
+    ap.add_argument("--verbose", action="store_true", default=False,
+                    help="print everything about each failing test (implied by --only)")
     ap.add_argument("--variants", default="asan,plain,tsan", help="comma-separated subset of asan,plain,tsan")
     ap.add_argument("--no-common", action="store_true", help="skip common/'s unit tests")
     args = ap.parse_args()
@@ -322,7 +409,8 @@ def main():
     if not ms_list:
         sys.exit(f"no milestone {args.milestone}; have: {' '.join(all_ms)}")
     variants = ["tsan"] if args.tsan_only else args.variants.split(",")
-    results = Results()
+    hint = "make test" + (f" M={args.milestone}" if args.milestone else "")
+    results = Results(verbose=args.verbose or bool(args.only), again_hint=hint, filtered=bool(args.only))
     t0 = time.time()
     tools_suite(args, results)
     for rnd in range(args.repeat):
@@ -333,6 +421,7 @@ def main():
     if full_run(args):
         run_check_labs(ms_list, results)
         run_bench_smoke(results)
+    results.print_labs()
     cards_failed = 0
     for ms in ms_list:
         rows = scorecard(ms, results, bool(args.only))

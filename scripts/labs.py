@@ -146,9 +146,30 @@ def stub_file(path, text, lab):
     return "\n".join(lines), len(regions)
 
 
+# What a tree that is not a git checkout (a handout) leaves out when walked: .gitignore's
+# entries, plus the handout's own bookkeeping.
+UNTRACKED_DIRS = {".git", "build", "__pycache__", ".pytest_cache", ".handout"}
+
+
+def is_checkout(root):
+    """True when ROOT is the top of a git work tree (a handout is not: it is a copy)."""
+    p = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    return p.returncode == 0 and os.path.realpath(p.stdout.strip()) == os.path.realpath(root)
+
+
 def tracked_files(root):
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root, stdout=subprocess.PIPE, check=True).stdout
-    return [p for p in out.decode().split("\0") if p and os.path.exists(os.path.join(root, p))]
+    """The project's files under ROOT, relative: git's tracked and untracked-but-not-ignored
+    files in a checkout; elsewhere (a handout, an unpacked archive) every file outside
+    UNTRACKED_DIRS."""
+    if is_checkout(root):
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root, stdout=subprocess.PIPE, check=True).stdout
+        return [p for p in out.decode().split("\0") if p and os.path.exists(os.path.join(root, p))]
+    found = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = sorted(x for x in dirs if x not in UNTRACKED_DIRS)
+        found += [os.path.relpath(os.path.join(d, f), root) for f in sorted(files) if not f.endswith(".pyc")]
+    return found
 
 
 def milestone_of(path):

@@ -12,6 +12,12 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+/* Lab stubs (common/lab.h) fail the current test when they are reached on the thread that
+ * runs the tests; reached first on a thread a test started, they end the whole test binary
+ * (a longjmp cannot cross threads, and the thread may hold a lock). So a test whose threads
+ * call lab code calls it once on the test thread before it starts them, on an object that
+ * takes no part in the race: in a handout it stops there. */
+
 /* Closes every handle still open on LOOP, runs it until the closes complete, and asserts
  * the loop then closes cleanly (STYLE.md section 7: no handle outlives a test). */
 void gw_test_close_loop(uv_loop_t *loop);

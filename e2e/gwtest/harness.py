@@ -7,6 +7,7 @@ from . import backends as gwbackends
 from . import clients as gwclients
 from . import env, ports, proc
 from . import http as gwhttp
+from . import wait
 from .transcript import Transcript
 
 
@@ -75,6 +76,17 @@ class Harness:
         self.closers = []
         self.runs = []
         self.backend = BackendFactory(self)
+        wait.set_interrupt(self._stopped_at_stub)
+
+    def _stopped_at_stub(self):
+        """Raises LabStubStopped once a gateway of this test has exited at a lab stub (a
+        handout): every wait of the test then ends at its next poll instead of at its
+        deadline, which made a handout's e2e suite spend most of its time waiting."""
+        for gw in self.gateways:
+            if gw.proc is not None and gw.proc.poll() == proc.LAB_EXIT:
+                lines = proc.lab_stub_lines(gw.stderr_text())
+                if lines:
+                    raise proc.LabStubStopped("%s exited at a lab stub: %s" % (gw.tag, lines[0]))
 
     # ---- factories behind the fixtures --------------------------------------------------
     def gateway(self, binary, cfg, expect_exit=0, args=(), ready_timeout=None, rlimit_nofile=None):
@@ -135,9 +147,20 @@ class Harness:
         out.append(("transcript", self.transcript.render()))
         return out
 
+    def lab_stubs(self):
+        """The lab stubs (common/lab.h) that stopped a proxy of this test: "gw02: LAB 02 not
+        implemented: ... at FILE:LINE" lines, usually none."""
+        out = []
+        for gw in self.gateways:
+            out += ["%s: %s" % (gw.tag, line) for line in proc.lab_stub_lines(gw.stderr_text())]
+        for r in self.runs:
+            out += ["%s: %s" % (os.path.basename(r.args[0]), line) for line in proc.lab_stub_lines(r.stderr)]
+        return out
+
     def close(self):
         """Tears everything down; returns the list of problems found (exit codes,
         sanitizer reports)."""
+        wait.set_interrupt(None)
         problems = []
         gwbackends.release_all_stalls()
         for c in self.clients:

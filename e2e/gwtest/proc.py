@@ -18,6 +18,9 @@ SANITIZER_MARKERS = (
     "LeakSanitizer",
 )
 READY_RE = re.compile(r"(?<!not )\bready\b")
+# What a handout's stub prints before the process exits with LAB_EXIT (common/lab.h).
+LAB_STUB_RE = re.compile(r"^LAB \d\d not implemented: .*$", re.M)
+LAB_EXIT = 70
 IN_USE_RE = re.compile(r"in use|EADDRINUSE", re.I)
 _DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
@@ -45,6 +48,15 @@ def sanitizer_report(text):
         if any(m in line for m in SANITIZER_MARKERS):
             return "\n".join(lines[max(0, i - 1) : i + 60])
     return None
+
+
+class LabStubStopped(AssertionError):
+    """A proxy of the test exited at a lab stub: whatever the test waits for cannot come."""
+
+
+def lab_stub_lines(text):
+    """The lab-stub lines in TEXT (a proxy's stderr), each once."""
+    return list(dict.fromkeys(LAB_STUB_RE.findall(text)))
 
 
 def tail(text, n=200):
@@ -270,7 +282,10 @@ class Gateway:
                 self.exit_code = self.proc.wait()
         except AssertionError as e:
             problems.append(str(e))
-        if self.expect_exit is not None and not self.start_failed and self.exit_code != self.expect_exit:
+        stubs = lab_stub_lines(self.stderr_text()) if self.exit_code == LAB_EXIT else []
+        if stubs:
+            problems.append("%s exited at a lab stub (code %d): %s" % (self.name, LAB_EXIT, stubs[0]))
+        elif self.expect_exit is not None and not self.start_failed and self.exit_code != self.expect_exit:
             problems.append("%s exited with code %s, expected %s" % (self.name, self.exit_code, self.expect_exit))
         rep = sanitizer_report(self.stderr_text())
         if rep:

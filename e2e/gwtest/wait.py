@@ -1,5 +1,22 @@
 """Waiting without sleeping a guessed time: poll a condition until a deadline."""
+import threading
 import time
+
+# Called at every poll of the test's own thread; raises when waiting on is pointless (the
+# harness sets it: a proxy of the current test stopped at a lab stub). None: no check.
+_interrupt = None
+
+
+def set_interrupt(check):
+    """CHECK() is called at every poll from now on (None: stop checking)."""
+    global _interrupt
+    _interrupt = check
+
+
+def _poll_interrupt():
+    check = _interrupt
+    if check is not None and threading.current_thread() is threading.main_thread():
+        check()
 
 
 class Deadline:
@@ -11,9 +28,11 @@ class Deadline:
         self.end = self.start + seconds
 
     def left(self):
+        _poll_interrupt()
         return max(0.0, self.end - time.monotonic())
 
     def expired(self):
+        _poll_interrupt()
         return time.monotonic() >= self.end
 
     def elapsed(self):

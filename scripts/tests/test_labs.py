@@ -93,3 +93,14 @@ def test_stub_compiles_warning_free(tmp_path):
 
 def test_reference_tree_markers_are_valid():
     assert labs.lint_tree(labs.ROOT), "no LAB region found in the project"
+
+
+def test_tree_is_listed_without_git(tmp_path):
+    """A handout is a copy, not a git checkout: the listing walks it instead (and leaves out
+    what .gitignore would), so the marker check above also runs in a learner's tree."""
+    for p in ("common/a.c", "build/asan/x.o", "scripts/__pycache__/y.pyc", ".handout/manifest", "README.md"):
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_text("/* LAB 07: a */\n/* END LAB */\n" if p.endswith(".c") else "x\n")
+    assert not labs.is_checkout(str(tmp_path))
+    assert sorted(labs.tracked_files(str(tmp_path))) == ["README.md", "common/a.c"]
+    assert labs.lint_tree(str(tmp_path)) == [("common/a.c", "07")]

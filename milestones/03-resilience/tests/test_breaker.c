@@ -487,6 +487,10 @@ static void breaker_concurrent_failures_open_once(void **state)
     r.cfg.consecutive_failures = 3;
     r.cfg.failure_rate_percent = 50;
     r.cfg.min_requests = 4;
+    /* Lab code runs once on the test thread before the threads start (gwtest.h). */
+    gw_breaker_t scratch;
+    gw_breaker_init(&scratch);
+    (void)gw_breaker_record(&scratch, &r.cfg, false, false, T0);
     assert_int_equal(pthread_barrier_init(&r.barrier, NULL, NTHREADS), 0);
     pthread_t th[NTHREADS];
     for (int i = 0; i < NTHREADS; i++)
