@@ -10,11 +10,13 @@
 #   make grade M=NN      in a handout: verify tests are pristine, then the scorecard
 #   make doctor          check the toolchain, packages, TSan, ports, limits
 #   make bench [M=NN]    benchmarks against nginx and HAProxy (release build)
+#   make fuzz [T=target S=seconds]   list the libFuzzer targets, or run one (V=fuzz build)
 #   make clean
 #
 # Variants (V=): plain (default; -O2 -g; binaries in build/bin), asan (ASan+UBSan, for unit
-# tests), tsan (ThreadSanitizer), release (-O2, no assertions; for make bench). Each variant
-# has its own object tree, so they never mix and `make -j` is safe.
+# tests), tsan (ThreadSanitizer), release (-O2, no assertions; for make bench), fuzz (clang 14:
+# libFuzzer coverage + ASan + UBSan, for the fuzz targets). Each variant has its own object
+# tree, so they never mix and `make -j` is safe.
 
 V ?= plain
 M ?=
@@ -22,6 +24,11 @@ M ?=
 CC ?= cc
 ifeq ($(origin CC),default)
 CC := gcc
+endif
+# libFuzzer comes with clang only (Debian's clang-14 + libclang-rt-14-dev), so the fuzz
+# variant always builds with it, whatever CC says.
+ifeq ($(V),fuzz)
+CC := clang-14
 endif
 
 # All milestones present, e.g. "01-tcp 02-lb"; NN is the first two characters.
@@ -58,9 +65,12 @@ SAN_asan := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-saniti
 SAN_tsan := -O1 -fno-omit-frame-pointer -fsanitize=thread
 SAN_plain := -O2
 SAN_release := -O2 -DNDEBUG -DGW_RELEASE
+# Libraries get coverage instrumentation without libFuzzer's main (fuzzer-no-link); only a
+# target's link adds -fsanitize=fuzzer. GW_FUZZ lets a module compile in a fuzz-only check.
+SAN_fuzz := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -DGW_FUZZ
 VFLAGS := $(SAN_$(V))
 ifeq ($(VFLAGS),)
-$(error V=$(V): expected plain, asan, tsan or release)
+$(error V=$(V): expected plain, asan, tsan, release or fuzz)
 endif
 LDSAN := $(filter -fsanitize=%,$(VFLAGS))
 CFLAGS_ALL := $(BASE_CFLAGS) $(VFLAGS) $(EXTRA_CFLAGS)
@@ -129,18 +139,36 @@ $(TBIN)/$(1)/%: $(OBJ)/milestones/$(1)/tests/%.o $(call objs,$(TS_SRC)) $$($(1)_
 endef
 $(foreach m,$(ALL_MS),$(eval $(call MILESTONE,$(m))))
 
+# ---- fuzz targets ------------------------------------------------------------------------
+# A target is common/fuzz/fuzz_NAME.c or milestones/NN-x/fuzz/fuzz_NAME.c (one
+# LLVMFuzzerTestOneInput each); it links what a unit test of its folder links. Seeds live in
+# <folder>/fuzz/corpus/NAME/, a dictionary (optional) in <folder>/fuzz/NAME.dict; running
+# them is scripts/fuzz.py's job. Only the fuzz variant (clang) can build them.
+FUZZ_SRC := $(sort $(wildcard common/fuzz/fuzz_*.c) $(foreach m,$(ALL_MS),$(wildcard milestones/$(m)/fuzz/fuzz_*.c)))
+FUZZ_BINS := $(patsubst %.c,$(OUT)/fuzz/%,$(notdir $(FUZZ_SRC)))
+FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
+fuzz_libs = $(if $(filter common/%,$(1)),$(COMMON_LIB) $(LLHTTP_LIB),$($(word 2,$(subst /, ,$(1)))_DEPLIBS))
+$(foreach f,$(FUZZ_SRC),$(eval $(OUT)/fuzz/$(basename $(notdir $(f))): $(call objs,$(f)) $(call fuzz_libs,$(f))))
+$(FUZZ_BINS):
+ifneq ($(V),fuzz)
+	$(error fuzz targets build with V=fuzz only (clang + libFuzzer): make fuzz)
+endif
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
 # A milestone still under construction may have modules and unit tests but no main.c yet:
 # it then has no binary.
 SEL_BINS := $(foreach m,$(SEL_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)/gw$($(m)_NUM)))
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------
-.PHONY: all bins unit-bins deps test tsan run clean format print-% handout check-labs grade doctor bench bench-smoke
+.PHONY: all bins unit-bins fuzz-bins fuzz deps test tsan run clean format print-% handout check-labs grade doctor bench bench-smoke
 .DEFAULT_GOAL := all
 
 all: bins
 bins: $(SEL_BINS)
 unit-bins: $(SEL_TESTS)
+fuzz-bins: $(FUZZ_BINS)
 
 deps:
 	@scripts/deps.sh
@@ -183,6 +211,13 @@ bench-smoke:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory V=release bins
 	@/usr/bin/python3 benchmarks/bench.py --smoke $(if $(M),--milestone $(M))
+
+# Fuzzing (NOTES.md, "Fuzzing"): `make fuzz` lists the targets, `make fuzz T=name S=seconds`
+# builds the fuzz variant and runs one (niced: long runs share the machine). Its corpus grows
+# in build/fuzz/corpus/NAME; crashes land in build/fuzz/artifacts/.
+fuzz: deps
+	@$(MAKE) --no-print-directory -j$(or $(JOBS),2) V=fuzz fuzz-bins
+	@/usr/bin/python3 scripts/fuzz.py $(if $(T),run '$(T)' $(if $(S),--seconds $(S)),list)
 
 clean:
 	rm -rf build
