@@ -14,14 +14,25 @@ static gw_h1_parser_t *parser_of(llhttp_t *ll)
     return (gw_h1_parser_t *)(void *)ll;
 }
 
-/* Records an error found inside a callback; llhttp then stops with HPE_USER. */
-static int cb_fail(gw_h1_parser_t *p, int status, const char *reason)
+/* Records an error found inside a callback; llhttp then stops with HPE_USER. POS, when
+ * not NULL, is the byte of the current input that broke the rule: a span callback (a
+ * target, a name, a value) runs at the end of each read's part of its span, so llhttp's
+ * own error position would say where the read ended, not where the problem is, and the
+ * offset would change with how the network split the bytes. NULL: llhttp's position,
+ * right for callbacks that run at a fixed point of the message (an element complete). */
+static int cb_fail_at(gw_h1_parser_t *p, int status, const char *reason, const char *pos)
 {
     if (p->err.status == 0) {
         p->err.status = status;
         p->err.reason = reason;
+        p->err.offset = pos ? p->offset + (uint64_t)(pos - p->base) : UINT64_MAX;
     }
     return HPE_USER;
+}
+
+static int cb_fail(gw_h1_parser_t *p, int status, const char *reason)
+{
+    return cb_fail_at(p, status, reason, NULL);
 }
 
 static gw_h1_head_t *section(gw_h1_parser_t *p)
@@ -33,8 +44,8 @@ static int on_url(llhttp_t *ll, const char *at, size_t n)
 {
     gw_h1_parser_t *p = parser_of(ll);
     gw_h1_head_t *h = &p->head;
-    if ((size_t)h->target_len + n > p->lim.max_uri)
-        return cb_fail(p, 414, "request target too long");
+    if ((size_t)h->target_len + n > p->lim.max_uri) /* the first byte over the limit */
+        return cb_fail_at(p, 414, "request target too long", at + (p->lim.max_uri - h->target_len));
     if (gw__h1_append(h, &h->target, &h->target_len, at, n) < 0)
         return cb_fail(p, 431, "head too large");
     return 0;
@@ -379,6 +390,7 @@ static long step(gw_h1_parser_t *p, const char *data, size_t len, bool *paused)
             len = (size_t)(p->lim.max_head - p->section);
     }
     const char *at = len ? data : empty;
+    p->base = at;
     llhttp_errno_t e = llhttp_execute(&p->ll, at, len);
     size_t used = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&p->ll) - at);
     if (sect && scan(p, at, used) < 0)
@@ -391,7 +403,8 @@ static long step(gw_h1_parser_t *p, const char *data, size_t len, bool *paused)
     if (e == HPE_PAUSED)
         llhttp_resume(&p->ll);
     else if (e == HPE_USER)
-        return fail(p, p->err.status, p->err.reason, where);
+        return fail(p, p->err.status, p->err.reason,
+                    p->err.offset != UINT64_MAX ? p->err.offset : where);
     else if (e == HPE_PAUSED_UPGRADE) /* gw_h1_next went on after a declined upgrade */
         llhttp_resume_after_upgrade(&p->ll);
     else if (e != HPE_OK)
