@@ -478,6 +478,31 @@ static void h1_uri_too_long_offset_does_not_depend_on_reads(void **state)
     }
 }
 
+/* Found by fuzz_h1, the same way: the field over max_fields was reported where the read
+ * holding its name ended. It is reported at the first byte of that field. */
+static void h1_too_many_fields_offset_does_not_depend_on_reads(void **state)
+{
+    (void)state;
+    const char in[] = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+    gw_h1_limits_t lim;
+    gw_h1_limits_default(&lim);
+    lim.max_fields = 1;
+    size_t want = (size_t)(strstr(in, "Upgrade") - in);
+    size_t chunks[] = {sizeof(in) - 1, 1, 2, 5};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        gw_h1_parser_t p;
+        run_t r;
+        gw_h1_parser_init(&p, true, &lim);
+        run(&p, S(in), chunks[i], &r);
+        assert_int_equal(r.rc, GW_EINVAL);
+        assert_int_equal(gw_h1_error(&p)->status, 431);
+        if (gw_h1_error(&p)->offset != want)
+            fail_msg("%zu-byte reads: offset %llu, want %zu", chunks[i],
+                     (unsigned long long)gw_h1_error(&p)->offset, want);
+        gw_h1_parser_free(&p);
+    }
+}
+
 /* ---- gw_h1_framing on its own (llhttp refuses some of these too; the rules must hold
  * without it) ----------------------------------------------------------------------- */
 
@@ -1394,6 +1419,7 @@ int main(void)
         cmocka_unit_test(h1_rejects_too_many_connection_tokens),
         cmocka_unit_test(h1_error_reports_offset),
         cmocka_unit_test(h1_uri_too_long_offset_does_not_depend_on_reads),
+        cmocka_unit_test(h1_too_many_fields_offset_does_not_depend_on_reads),
         cmocka_unit_test(h1_framing_refuses_cl_with_te),
         cmocka_unit_test(h1_framing_refuses_duplicate_content_length),
         cmocka_unit_test(h1_framing_refuses_bad_content_length),
