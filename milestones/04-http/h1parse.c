@@ -67,7 +67,7 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n)
     if (!p->field_open) {
         /* The field is registered before its bytes arrive, so the arena keeps it last. */
         if (h->nfields >= p->lim.max_fields || gw__h1_reserve_field(h) < 0)
-            return cb_fail(p, 431, "too many header fields");
+            return cb_fail_at(p, 431, "too many header fields", at); /* its first byte */
         memset(&h->fields[h->nfields++], 0, sizeof(h->fields[0]));
         p->field_open = true;
     }
