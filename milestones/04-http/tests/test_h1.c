@@ -503,6 +503,28 @@ static void h1_too_many_fields_offset_does_not_depend_on_reads(void **state)
     }
 }
 
+/* Found by fuzz_h1 (UBSan): a response head with no reason phrase and no field has no
+ * arena yet, and serialising it computed NULL + 0 and passed NULL to memcpy, both undefined
+ * even for zero bytes. An upstream may well answer "HTTP/1.1 204\r\n\r\n". */
+static void h1_serialize_head_with_empty_arena(void **state)
+{
+    (void)state;
+    const char in[] = "HTTP/1.1 200\r\n\r\n";
+    gw_h1_parser_t p;
+    run_t r;
+    gw_h1_parser_init(&p, false, NULL);
+    run(&p, S(in), sizeof(in) - 1, &r);
+    assert_int_equal(r.heads, 1);
+    assert_null(p.head.arena); /* what makes this case special */
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(gw_h1_head_serialize_alloc(&p.head, 1024, &out, &len), 0);
+    assert_int_equal(len, strlen("HTTP/1.1 200 \r\n\r\n"));
+    assert_memory_equal(out, "HTTP/1.1 200 \r\n\r\n", len);
+    free(out);
+    gw_h1_parser_free(&p);
+}
+
 /* ---- gw_h1_framing on its own (llhttp refuses some of these too; the rules must hold
  * without it) ----------------------------------------------------------------------- */
 
@@ -1420,6 +1442,7 @@ int main(void)
         cmocka_unit_test(h1_error_reports_offset),
         cmocka_unit_test(h1_uri_too_long_offset_does_not_depend_on_reads),
         cmocka_unit_test(h1_too_many_fields_offset_does_not_depend_on_reads),
+        cmocka_unit_test(h1_serialize_head_with_empty_arena),
         cmocka_unit_test(h1_framing_refuses_cl_with_te),
         cmocka_unit_test(h1_framing_refuses_duplicate_content_length),
         cmocka_unit_test(h1_framing_refuses_bad_content_length),
