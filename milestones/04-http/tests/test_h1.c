@@ -503,6 +503,38 @@ static void h1_too_many_fields_offset_does_not_depend_on_reads(void **state)
     }
 }
 
+/* Found by fuzz_h1, the same way again: a body over max_body (an until-close response body
+ * here, streamed in whatever pieces the reads made) was reported at the end of the read
+ * that crossed the limit. It is reported at the first byte over the limit. */
+static void h1_body_too_large_offset_does_not_depend_on_reads(void **state)
+{
+    (void)state;
+    const char in[] = "HTTP/1.0 200 OK\r\n\r\n0123456789abcdefghij";
+    size_t want = (size_t)(strstr(in, "\r\n\r\n") - in) + 4 + 8; /* the 9th body byte */
+    size_t chunks[] = {sizeof(in) - 1, 1, 3, 16};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        gw_h1_parser_t p;
+        gw_h1_parser_init(&p, false, NULL);
+        size_t pos = 0;
+        int rc = 0;
+        while (pos < sizeof(in) - 1 && rc >= 0) {
+            size_t k = sizeof(in) - 1 - pos < chunks[i] ? sizeof(in) - 1 - pos : chunks[i];
+            gw_h1_event_t ev;
+            rc = gw_h1_feed(&p, in + pos, k, &ev);
+            if (rc == GW_H1_HEAD)
+                assert_int_equal(gw_h1_set_max_body(&p, 8), 0);
+            pos += rc == 0 ? k : ev.used;
+        }
+        assert_int_equal(rc, GW_EINVAL);
+        assert_int_equal(gw_h1_error(&p)->status, 502);
+        assert_string_equal(gw_h1_error(&p)->reason, "body too large");
+        if (gw_h1_error(&p)->offset != want)
+            fail_msg("%zu-byte reads: offset %llu, want %zu", chunks[i],
+                     (unsigned long long)gw_h1_error(&p)->offset, want);
+        gw_h1_parser_free(&p);
+    }
+}
+
 /* Found by fuzz_h1 (UBSan): a response head with no reason phrase and no field has no
  * arena yet, and serialising it computed NULL + 0 and passed NULL to memcpy, both undefined
  * even for zero bytes. An upstream may well answer "HTTP/1.1 204\r\n\r\n". */
@@ -1442,6 +1474,7 @@ int main(void)
         cmocka_unit_test(h1_error_reports_offset),
         cmocka_unit_test(h1_uri_too_long_offset_does_not_depend_on_reads),
         cmocka_unit_test(h1_too_many_fields_offset_does_not_depend_on_reads),
+        cmocka_unit_test(h1_body_too_large_offset_does_not_depend_on_reads),
         cmocka_unit_test(h1_serialize_head_with_empty_arena),
         cmocka_unit_test(h1_framing_refuses_cl_with_te),
         cmocka_unit_test(h1_framing_refuses_duplicate_content_length),
