@@ -148,8 +148,11 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
         return 0;
     if (p->span != NULL)
         return cb_fail(p, 500, "internal: two body spans in one step");
-    if (p->lim.max_body != 0 && p->body_seen + n > p->lim.max_body)
-        return cb_fail(p, 413, "body too large");
+    if (p->lim.max_body != 0 && p->body_seen + n > p->lim.max_body) {
+        /* the first byte over (the limit may have been lowered below what was seen) */
+        uint64_t ok = p->body_seen < p->lim.max_body ? p->lim.max_body - p->body_seen : 0;
+        return cb_fail_at(p, 413, "body too large", at + ok);
+    }
     p->body_seen += n;
     p->span = at;
     p->span_len = n;
