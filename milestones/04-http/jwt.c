@@ -401,10 +401,15 @@ int gw_jwt_keyset_add_secret(gw_jwt_keyset_t *ks, const char *kid, const uint8_t
 /* ---- X.509 certificates in PEM -------------------------------------------------------- */
 
 /* The PEM decoder hands us DER bytes through this callback; they go straight into the X.509
- * decoder, so no certificate is ever held in memory whole. */
+ * decoder, so no certificate is ever held in memory whole. Only while that decoder still
+ * wants bytes: BearSSL 0.6's br_x509_decoder_push runs its machine again even after it
+ * stopped on malformed DER (or finished), and that jumps to address 0 (found by
+ * fuzz_jwtkeys). The error it stopped with is reported at the END line; bytes after a
+ * complete certificate in the same PEM object are ignored. */
 static void pem_to_x509(void *ctx, const void *data, size_t len)
 {
-    br_x509_decoder_push(ctx, data, len);
+    if (br_x509_decoder_last_error(ctx) == BR_ERR_X509_TRUNCATED) /* still decoding */
+        br_x509_decoder_push(ctx, data, len);
 }
 
 /* Copies the public key out of a decoded certificate into K. */
