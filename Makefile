@@ -77,10 +77,11 @@ CFLAGS_ALL := $(BASE_CFLAGS) $(VFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_ALL := $(PKG_LIBS) -lbearssl -lpthread -lm
 
 # llhttp ships as C sources in node-llhttp. They do not build with our -Wextra -Werror, so
-# they get their own flags; strict mode is a compile-time switch (DESIGN.md).
+# they get their own flags; strict mode is a compile-time switch (DESIGN.md). Sanitizers
+# apply to them too, fatal as for our code: undefined behaviour inside llhttp is a finding.
 LLHTTP_SRC := $(wildcard /usr/share/llhttp/*.c)
 LLHTTP_LIB := $(OUT)/lib/libllhttp.a
-LLHTTP_CFLAGS := -O2 -g -fPIC -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp $(filter -fsanitize=%,$(VFLAGS))
+LLHTTP_CFLAGS := -O2 -g -fPIC -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp $(filter -fsanitize=% -fno-sanitize-recover=%,$(VFLAGS))
 
 # Test support objects are linked as objects, not as an archive, so that their constructor
 # (GW_TEST_FILTER, see common/testsupport/gwtest.c) is always part of a test binary.
