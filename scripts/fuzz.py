@@ -28,6 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "fuzz")
 LOG = os.path.join(BUILD, "runs.jsonl")
+INTERRUPTED = 72
 
 
 def targets():
@@ -65,15 +66,22 @@ def run_one(name, t, seconds, corpus, nice):
     cmd = (["nice", "-n", "19"] if nice else []) + libfuzzer_args(t, seconds, corpus)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
-    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as p:
+        if nice:  # a long run says which process it is, so that it can be interrupted alone
+            with open(os.path.join(BUILD, "running.pid"), "w") as f:
+                f.write(f"{p.pid}\n")
+        out = p.communicate()[0]
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    m = re.search(r"stat::number_of_executed_units:\s*(\d+)", p.stdout)
+    m = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
     runs = int(m.group(1)) if m else 0
-    arts = re.findall(r"Test unit written to (\S+)", p.stdout)
+    arts = re.findall(r"Test unit written to (\S+)", out)
+    # 72 is libFuzzer's exit code when interrupted (SIGINT): a run cut short, not a finding.
+    rc = 0 if p.returncode == INTERRUPTED else p.returncode
     return dict(target=name, seconds=round(time.time() - t0, 1), cpu=round(cpu, 1), runs=runs,
-                corpus=len(os.listdir(corpus)), rc=p.returncode, artifacts=arts,
-                when=time.strftime("%Y-%m-%d %H:%M:%S")), p.stdout
+                corpus=len(os.listdir(corpus)), rc=rc, artifacts=arts,
+                when=time.strftime("%Y-%m-%d %H:%M:%S")), out
 
 
 def cmd_list(ts):
