@@ -66,8 +66,8 @@ SAN_tsan := -O1 -fno-omit-frame-pointer -fsanitize=thread
 SAN_plain := -O2
 SAN_release := -O2 -DNDEBUG -DGW_RELEASE
 # Libraries get coverage instrumentation without libFuzzer's main (fuzzer-no-link); only a
-# target's link adds -fsanitize=fuzzer. GW_FUZZ lets a module compile in a fuzz-only check.
-SAN_fuzz := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -DGW_FUZZ
+# target's link adds -fsanitize=fuzzer.
+SAN_fuzz := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 VFLAGS := $(SAN_$(V))
 ifeq ($(VFLAGS),)
 $(error V=$(V): expected plain, asan, tsan, release or fuzz)
