@@ -13,11 +13,13 @@
 #   make grade M=NN      in a handout: verify tests are pristine, then the scorecard
 #   make doctor          check the toolchain, packages, TSan, ports, limits
 #   make bench [M=NN]    benchmarks against nginx and HAProxy (release build)
+#   make fuzz [T=target S=seconds]   list the libFuzzer targets, or run one (V=fuzz build)
 #   make clean
 #
 # Variants (V=): plain (default; -O2 -g; binaries in build/bin), asan (ASan+UBSan, for unit
-# tests), tsan (ThreadSanitizer), release (-O2, no assertions; for make bench). Each variant
-# has its own object tree, so they never mix and `make -j` is safe.
+# tests), tsan (ThreadSanitizer), release (-O2, no assertions; for make bench), fuzz (clang 14:
+# libFuzzer coverage + ASan + UBSan, for the fuzz targets). Each variant has its own object
+# tree, so they never mix and `make -j` is safe.
 
 V ?= plain
 M ?=
@@ -25,6 +27,11 @@ M ?=
 CC ?= cc
 ifeq ($(origin CC),default)
 CC := gcc
+endif
+# libFuzzer comes with clang only (Debian's clang-14 + libclang-rt-14-dev), so the fuzz
+# variant always builds with it, whatever CC says.
+ifeq ($(V),fuzz)
+CC := clang-14
 endif
 
 # All milestones present, e.g. "01-tcp 02-lb"; NN is the first two characters.
@@ -61,19 +68,23 @@ SAN_asan := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-saniti
 SAN_tsan := -O1 -fno-omit-frame-pointer -fsanitize=thread
 SAN_plain := -O2
 SAN_release := -O2 -DNDEBUG -DGW_RELEASE
+# Libraries get coverage instrumentation without libFuzzer's main (fuzzer-no-link); only a
+# target's link adds -fsanitize=fuzzer.
+SAN_fuzz := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 VFLAGS := $(SAN_$(V))
 ifeq ($(VFLAGS),)
-$(error V=$(V): expected plain, asan, tsan or release)
+$(error V=$(V): expected plain, asan, tsan, release or fuzz)
 endif
 LDSAN := $(filter -fsanitize=%,$(VFLAGS))
 CFLAGS_ALL := $(BASE_CFLAGS) $(VFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_ALL := $(PKG_LIBS) -lbearssl -lpthread -lm
 
 # llhttp ships as C sources in node-llhttp. They do not build with our -Wextra -Werror, so
-# they get their own flags; strict mode is a compile-time switch (DESIGN.md).
+# they get their own flags; strict mode is a compile-time switch (DESIGN.md). Sanitizers
+# apply to them too, fatal as for our code: undefined behaviour inside llhttp is a finding.
 LLHTTP_SRC := $(wildcard /usr/share/llhttp/*.c)
 LLHTTP_LIB := $(OUT)/lib/libllhttp.a
-LLHTTP_CFLAGS := -O2 -g -fPIC -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp $(filter -fsanitize=%,$(VFLAGS))
+LLHTTP_CFLAGS := -O2 -g -fPIC -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp $(filter -fsanitize=% -fno-sanitize-recover=%,$(VFLAGS))
 
 # Test support objects are linked as objects, not as an archive, so that their constructor
 # (GW_TEST_FILTER, see common/testsupport/gwtest.c) is always part of a test binary.
@@ -142,6 +153,23 @@ $(TBIN)/$(1)/%: $(OBJ)/milestones/$(1)/tests/%.o $(call objs,$(TS_SRC)) $$($(1)_
 endef
 $(foreach m,$(ALL_MS),$(eval $(call MILESTONE,$(m))))
 
+# ---- fuzz targets ------------------------------------------------------------------------
+# A target is common/fuzz/fuzz_NAME.c or milestones/NN-x/fuzz/fuzz_NAME.c (one
+# LLVMFuzzerTestOneInput each); it links what a unit test of its folder links. Seeds live in
+# <folder>/fuzz/corpus/NAME/, a dictionary (optional) in <folder>/fuzz/NAME.dict; running
+# them is scripts/fuzz.py's job. Only the fuzz variant (clang) can build them.
+FUZZ_SRC := $(sort $(wildcard common/fuzz/fuzz_*.c) $(foreach m,$(ALL_MS),$(wildcard milestones/$(m)/fuzz/fuzz_*.c)))
+FUZZ_BINS := $(patsubst %.c,$(OUT)/fuzz/%,$(notdir $(FUZZ_SRC)))
+FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
+fuzz_libs = $(if $(filter common/%,$(1)),$(COMMON_LIB) $(LLHTTP_LIB),$($(word 2,$(subst /, ,$(1)))_DEPLIBS))
+$(foreach f,$(FUZZ_SRC),$(eval $(OUT)/fuzz/$(basename $(notdir $(f))): $(call objs,$(f)) $(call fuzz_libs,$(f))))
+$(FUZZ_BINS):
+ifneq ($(V),fuzz)
+	$(error fuzz targets build with V=fuzz only (clang + libFuzzer): make fuzz)
+endif
+	@mkdir -p $(dir $@)
+	$(CC) $(FUZZ_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
 # Stage NN's binaries are gw01 .. gwNN: its e2e suite runs earlier binaries too (a key of
 # milestone NN must be refused by gwNN-1 with "needs gwNN or later"), and they cost only a
 # main.o and a link each, since gwNN links every earlier library anyway. Unit tests stay
@@ -152,12 +180,13 @@ SEL_BINS := $(foreach m,$(STAGE_MS),$(if $(wildcard milestones/$(m)/main.c),$(BI
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------
-.PHONY: all bins unit-bins deps test tsan conformance run clean format print-% handout check-labs grade doctor bench bench-smoke
+.PHONY: all bins unit-bins fuzz-bins fuzz deps test tsan conformance run clean format print-% handout check-labs grade doctor bench bench-smoke
 .DEFAULT_GOAL := all
 
 all: bins
 bins: $(SEL_BINS)
 unit-bins: $(SEL_TESTS)
+fuzz-bins: $(FUZZ_BINS)
 
 deps:
 	@scripts/deps.sh
@@ -205,6 +234,13 @@ bench-smoke:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory V=release bins
 	@/usr/bin/python3 benchmarks/bench.py --smoke $(if $(M),--milestone $(M))
+
+# Fuzzing (NOTES.md, "Fuzzing"): `make fuzz` lists the targets, `make fuzz T=name S=seconds`
+# builds the fuzz variant and runs one (niced: long runs share the machine). Its corpus grows
+# in build/fuzz/corpus/NAME; crashes land in build/fuzz/artifacts/.
+fuzz: deps
+	@$(MAKE) --no-print-directory -j$(or $(JOBS),2) V=fuzz fuzz-bins
+	@/usr/bin/python3 scripts/fuzz.py $(if $(T),run '$(T)' $(if $(S),--seconds $(S)),list)
 
 clean:
 	rm -rf build

@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "error.h"
+#include "loadio.h"
 
 /* Longest host part we accept: a DNS name is at most 253 characters. */
 #define HOST_MAX 255
@@ -120,10 +121,10 @@ static bool valid_name(const char *host)
     return true;
 }
 
-/* Resolves HOST, preferring the first IPv4 result (backends and listeners on "localhost"
- * then behave the same whatever order the resolver returns). No AI_ADDRCONFIG: with only a
+/* see addr.h. Prefers the first IPv4 result (backends and listeners on "localhost" then
+ * behave the same whatever order the resolver returns). No AI_ADDRCONFIG: with only a
  * loopback interface (containers, network namespaces) it would make "localhost" fail. */
-static int resolve(const char *host, unsigned port, gw_addr_t *out, const char **why)
+int gw_addr_resolve_system(const char *host, unsigned port, gw_addr_t *out, const char **why)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
     int rc = getaddrinfo(host, NULL, &hints, &res);
@@ -196,7 +197,7 @@ static int parse_host_port(const char *text, bool allow_resolve, bool allow_port
         *why = "a host name is not allowed here (use an IP address)";
         return GW_EINVAL;
     }
-    return resolve(host, port, out, why);
+    return gw_loadio()->resolve(host, port, out, why); /* a test may replace the resolver */
 }
 
 /* see addr.h */

@@ -23,6 +23,10 @@ typedef struct gw_addr_s {
 int gw_addr_parse(const char *text, bool allow_resolve, bool allow_port0, gw_addr_t *out,
                   const char **why);
 
+/* The resolver gw_addr_parse uses by default (through gw_loadio, loadio.h): getaddrinfo
+ * for HOST, a name, with PORT into OUT. Returns 0, or GW_ERESOLVE with a reason in *WHY. */
+int gw_addr_resolve_system(const char *host, unsigned port, gw_addr_t *out, const char **why);
+
 /* Formats A as "1.2.3.4:80" or "[::1]:80" into BUF (at least GW_ADDR_STRLEN bytes).
  * Returns BUF. Never fails: an unknown family formats as "?". */
 char *gw_addr_format(const gw_addr_t *a, char *buf, size_t size);

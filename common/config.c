@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "loadio.h"
 
 #define KiB ((uint64_t)1024)
 #define MiB (1024 * KiB)
@@ -297,8 +298,8 @@ static void decode_listeners(loader_t *ld, const gw_cnode_t *seq)
 
 static void set_defaults(gw_config_t *cfg)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->workers = cpus < 1 ? 1 : cpus > 256 ? 256 : (unsigned)cpus;
+    unsigned cpus = gw_loadio()->cpus();
+    cfg->workers = cpus < 1 ? 1 : cpus > 256 ? 256 : cpus;
     cfg->drain_timeout_ms = 30 * SEC;
     cfg->log_level = GW_LOG_INFO;
     cfg->log_format = GW_LOG_PLAIN;

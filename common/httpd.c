@@ -81,6 +81,16 @@ struct conn_s {
     /* the response being written */
     char *whead, *wbody;
     void (*wbody_free)(void *);
+    /* gw_httpd_serve_memory: responses are appended here instead of written; the
+     * connection has no socket, timer or loop (NULL for a real connection) */
+    struct sink_s *sink;
+};
+
+/* Where a connection without a socket puts its responses (gw_httpd_serve_memory). */
+struct sink_s {
+    char *p;
+    size_t n, cap;
+    bool failed; /* out of memory */
 };
 
 static void conn_close(conn_t *c);
@@ -243,6 +253,42 @@ static void free_response(conn_t *c)
     c->wbody_free = NULL;
 }
 
+static void sink_put(struct sink_s *k, const char *p, size_t n)
+{
+    if (k->failed || n == 0)
+        return;
+    if (k->n + n > k->cap) {
+        size_t cap = k->cap ? k->cap : 1024;
+        while (cap < k->n + n)
+            cap *= 2;
+        char *q = realloc(k->p, cap);
+        if (q == NULL) {
+            k->failed = true;
+            return;
+        }
+        k->p = q;
+        k->cap = cap;
+    }
+    memcpy(k->p + k->n, p, n);
+    k->n += n;
+}
+
+/* A connection without a socket "writes" at once, and the write completes at once: what
+ * on_written and on_shutdown do for a real one, minus the handles. */
+static void sink_respond(conn_t *c, const uv_buf_t *bufs, unsigned n, bool close)
+{
+    for (unsigned i = 0; i < n; i++)
+        sink_put(c->sink, bufs[i].base, bufs[i].len);
+    c->close_after = close;
+    if (close) {
+        c->state = ST_LINGER; /* what follows is read and dropped */
+        return;
+    }
+    c->state = ST_HEAD;
+    c->head_bytes = 0;
+    c->begun = false;
+}
+
 /* Queues R (its body is ours from here on) and, when CLOSE, a FIN after it. Reading stops
  * until the write completes: pipelined input waits in rbuf, so at most one response is in
  * flight and its memory is bounded. The timer now bounds the write: a client that never
@@ -266,6 +312,12 @@ static void respond(conn_t *c, gw_httpd_resp_t *r, bool close, bool head_only)
     uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen),
                         uv_buf_init(r->body, (unsigned)r->body_len)};
     unsigned nbufs = head_only || r->body_len == 0 ? 1 : 2;
+    if (c->sink != NULL) {
+        sink_respond(c, bufs, nbufs, close);
+        free(head);
+        release_body(r);
+        return;
+    }
     c->whead = head;
     c->wbody = r->body;
     c->wbody_free = r->body_free;
@@ -618,6 +670,8 @@ static void conn_close(conn_t *c)
         return;
     c->closing = true;
     c->state = ST_CLOSED;
+    if (c->sink != NULL) /* no handles, not in the server's list */
+        return;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -907,4 +961,46 @@ void gw_httpd_stop(gw_httpd_t *s, void (*done)(void *arg), void *arg)
     /* else: on_paused_closed marks it closed */
     while (s->conns)
         conn_close(s->conns);
+}
+
+/* see httpd.h */
+int gw_httpd_serve_memory(const gw_httpd_limits_t *limits, gw_httpd_handler_cb handler, void *ctx,
+                          const char *in, size_t len, size_t piece, char **out, size_t *outlen)
+{
+    gw_httpd_t s;
+    memset(&s, 0, sizeof s);
+    s.handler = handler;
+    s.ctx = ctx;
+    apply_defaults(&s.lim, limits);
+    struct sink_s sink = {NULL, 0, 0, false};
+    conn_t *c = conn_new(&s);
+    if (c == NULL)
+        return GW_ENOMEM;
+    c->sink = &sink;
+    if (piece == 0 || piece > RBUF_SIZE)
+        piece = RBUF_SIZE;
+    size_t pos = 0;
+    /* As on_read and on_written drive a real connection: a read only when everything read
+     * before was parsed, and parsing again after each response (pipelined requests). */
+    while (c->state == ST_HEAD && !c->closing) {
+        if (c->rlen == 0) {
+            if (pos == len)
+                break;
+            size_t k = len - pos < piece ? len - pos : piece;
+            memcpy(c->rbuf, in + pos, k);
+            pos += k;
+            c->roff = 0;
+            c->rlen = k;
+        }
+        feed(c);
+    }
+    int closed = c->state != ST_HEAD || c->closing;
+    free(c);
+    if (sink.failed) {
+        free(sink.p);
+        return GW_ENOMEM;
+    }
+    *out = sink.p;
+    *outlen = sink.n;
+    return closed;
 }

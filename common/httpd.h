@@ -92,6 +92,17 @@ typedef void (*gw_httpd_handler_cb)(void *ctx, const gw_httpd_req_t *req, gw_htt
 gw_httpd_t *gw_httpd_start(uv_loop_t *loop, const gw_addr_t *addr, const gw_httpd_limits_t *limits,
                            gw_httpd_handler_cb handler, void *ctx, int *err);
 
+/* Serves IN[0..LEN) as the input of one connection, without a socket or a loop: the same
+ * parser, limits (LIMITS may be NULL), pipelining and HANDLER calls as a connection of
+ * gw_httpd_start, but what it would write is appended to *OUT (malloc'd, NULL when nothing;
+ * free() it) with its length in *OUTLEN. The input is handed over as reads of at most PIECE
+ * bytes (0: the connection's read buffer, 4 KiB). For tests and the fuzz target: how reads
+ * split the input must not change the answers. Returns 1 when the connection would then be
+ * closed (a final response, a refused request), 0 when it would wait for more input, or
+ * GW_ENOMEM. Timeouts do not apply: no time passes. */
+int gw_httpd_serve_memory(const gw_httpd_limits_t *limits, gw_httpd_handler_cb handler, void *ctx,
+                          const char *in, size_t len, size_t piece, char **out, size_t *outlen);
+
 /* The bound address (useful after port 0). Returns 0 or a negated errno. */
 int gw_httpd_address(const gw_httpd_t *s, gw_addr_t *out);
 

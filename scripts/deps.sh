@@ -4,11 +4,14 @@
 set -euo pipefail
 
 # Build and test needs of every milestone present. Later milestones append theirs here.
+# clang-14 + libclang-rt-14-dev: the fuzz variant (libFuzzer ships in clang's runtime
+# package), whose targets `make test` runs for a few seconds each.
 PKGS=(
   build-essential pkg-config
   libuv1-dev node-llhttp libbearssl-dev libcmocka-dev libyaml-dev libjansson-dev
   python3 python3-pytest
   varnish
+  clang-14 libclang-rt-14-dev
 )
 # Extra groups, asked for explicitly: `scripts/deps.sh bench`.
 BENCH_PKGS=(wrk nginx-light libnginx-mod-stream haproxy gnuplot-nox)

@@ -53,6 +53,27 @@ def tsan_works():
                "`sudo sysctl vm.mmap_rnd_bits=28`")
 
 
+def libfuzzer_works():
+    """The fuzz variant (`make fuzz`, and the fuzz smoke of `make test`) needs clang 14 with its
+    runtime, which holds libFuzzer."""
+    src = "#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\n" \
+          "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d; (void)n; return 0;}\n"
+    with tempfile.TemporaryDirectory() as d:
+        c, exe = os.path.join(d, "f.c"), os.path.join(d, "f")
+        open(c, "w").write(src)
+        try:
+            b = subprocess.run(["clang-14", "-fsanitize=fuzzer,address,undefined", c, "-o", exe],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        except FileNotFoundError:
+            report(False, "clang-14 with libFuzzer", "run `make deps` (Debian: clang-14 libclang-rt-14-dev)")
+            return
+        if b.returncode != 0:
+            report(False, "clang-14 with libFuzzer", "install libclang-rt-14-dev (`make deps`): " + b.stdout[-200:])
+            return
+        r = subprocess.run([exe, "-runs=10"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        report(r.returncode == 0, "libFuzzer runs", r.stdout.strip()[-200:])
+
+
 def ports():
     try:
         s = socket.socket()
@@ -89,6 +110,7 @@ def main():
     report(r.returncode == 0, "pytest importable by /usr/bin/python3", "apt-get install python3-pytest (PyPI is not needed)")
     packages()
     tsan_works()
+    libfuzzer_works()
     ports()
     limits()
     print(f"doctor: {'all good' if problems == 0 else f'{problems} thing(s) to fix'}")

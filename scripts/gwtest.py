@@ -6,7 +6,8 @@ For each selected milestone (all of them by default) it runs, in order:
   2. the milestone's end-to-end suite (pytest, e2e/test_NN_*.py) against the plain build,
      then its conformance scripts (varnishtest, conformance/NN/*.vtc; scripts/conformance.py);
   3. all three again against the ThreadSanitizer build, with 2 workers.
-It prints one line per suite as it goes and a summary at the end, and exits non-zero if
+A full run (no M, no T) then runs every fuzz target for a few seconds, check-labs and the
+benchmark smoke. It prints one line per suite as it goes and a summary at the end, and exits non-zero if
 anything failed. Results are also written to build/test-results.json.
 
 What it prints about a failing test is short by default: one line when the test stopped at
@@ -380,6 +381,29 @@ def run_check_labs(ms_list, results):
     results.add_suite("check-labs", "-", cases[-1:] if not defects else cases[:-1], time.time() - t0)
 
 
+FUZZ_SMOKE_SECONDS = 5
+
+
+def run_fuzz_smoke(results, jobs):
+    """Builds the fuzz variant (clang) and runs every libFuzzer target for a few seconds from
+    its committed seeds (scripts/fuzz.py smoke): a target that stops building or crashes on
+    its own seeds fails here. Long runs happen outside `make test` (NOTES.md, "Fuzzing")."""
+    import fuzz  # noqa: E402 (a sibling script)
+    t0 = time.time()
+    p = subprocess.run(["make", "--no-print-directory", f"-j{jobs}", "V=fuzz", "fuzz-bins"], cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        print(p.stdout[-6000:])
+        cases = [{"name": "make V=fuzz fuzz-bins", "ok": False, "detail": p.stdout[-2000:]}]
+    else:
+        cases = [{"name": f"fuzz_{name}", "ok": ok, "detail": detail}
+                 for name, ok, _, detail in fuzz.smoke(FUZZ_SMOKE_SECONDS)]
+        for c in cases:
+            if not c["ok"]:
+                print(c["detail"])
+    results.add_suite("fuzz smoke", "fuzz", cases, time.time() - t0)
+
+
 def run_bench_smoke(results):
     """A few seconds per scenario through the benchmark harness, no assertion on speed: it
     only proves `make bench` has not rotted (a target that fails to start fails it)."""
@@ -403,6 +427,7 @@ def main():
                     help="print everything about each failing test (implied by --only)")
     ap.add_argument("--variants", default="asan,plain,tsan", help="comma-separated subset of asan,plain,tsan")
     ap.add_argument("--no-common", action="store_true", help="skip common/'s unit tests")
+    ap.add_argument("--fuzz-smoke", action="store_true", help="also the fuzz smoke (part of a full run anyway)")
     args = ap.parse_args()
     all_ms = milestones()
     ms_list = [m for m in all_ms if args.milestone is None or m.startswith(args.milestone + "-")]
@@ -418,6 +443,8 @@ def main():
             print(f"--- round {rnd + 1} of {args.repeat}", flush=True)
         for v in variants:
             run_variant(v, ms_list, args, results)
+    if full_run(args) or args.fuzz_smoke:
+        run_fuzz_smoke(results, args.jobs)
     if full_run(args):
         run_check_labs(ms_list, results)
         run_bench_smoke(results)

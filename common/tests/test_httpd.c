@@ -809,12 +809,48 @@ static void httpd_random_bytes_do_not_crash(void **state)
     assert_int_equal(status_of(ok), 200);
 }
 
+/* gw_httpd_serve_memory: the connection's protocol without a socket (the fuzz target's way
+ * in). Pipelined requests get their answers in order, the last one closes, and reads of one
+ * byte give the same bytes as one read. */
+static void httpd_serve_memory_answers_like_a_connection(void **state)
+{
+    (void)state;
+    fixture_t f;
+    memset(&f, 0, sizeof f);
+    const char in[] = "GET /hello HTTP/1.1\r\n\r\n"
+                      "GET /busy HTTP/1.1\r\n\r\n"
+                      "HEAD /hello HTTP/1.1\r\nConnection: close\r\n\r\n"
+                      "GET /never HTTP/1.1\r\n\r\n";
+    char *out = NULL, *out1 = NULL;
+    size_t n = 0, n1 = 0;
+    assert_int_equal(gw_httpd_serve_memory(NULL, handler, &f, in, sizeof in - 1, 0, &out, &n), 1);
+    assert_int_equal(f.handled, 3);
+    assert_int_equal(gw_httpd_serve_memory(NULL, handler, &f, in, sizeof in - 1, 1, &out1, &n1), 1);
+    assert_int_equal(n1, n);
+    assert_memory_equal(out1, out, n);
+    const char want[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\n"
+                        "hello\n";
+    assert_memory_equal(out, want, sizeof want - 1);
+    assert_non_null(strstr(out, "HTTP/1.1 503 "));
+    assert_non_null(strstr(out, "Retry-After: 7\r\n"));
+    const char *last = strstr(out, "Connection: close\r\n\r\n");
+    assert_non_null(last); /* the HEAD answer: a head only, and the end */
+    assert_int_equal(last + strlen("Connection: close\r\n\r\n") - out, (long)n);
+    free(out);
+    free(out1);
+    /* a half-sent request waits for more */
+    assert_int_equal(gw_httpd_serve_memory(NULL, handler, &f, "GET /hel", 8, 0, &out, &n), 0);
+    assert_int_equal(n, 0);
+    free(out);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(httpd_get_returns_body_with_content_length),
+        cmocka_unit_test(httpd_serve_memory_answers_like_a_connection),
         T(httpd_keepalive_serves_two_requests_on_one_connection),
         T(httpd_pipelined_requests_answered_in_order),
         T(httpd_connection_close_is_honoured),

@@ -515,7 +515,7 @@ static void log_lines_from_threads_never_interleave(void **state)
     char *save = NULL;
     for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         lines++;
-        int id, n, off = 0;
+        int id = -1, n = -1, off = 0; /* fail_msg does not return, but clang cannot tell */
         char name[8];
         const char *body = strstr(line, " info  [");
         if (body == NULL || sscanf(body, " info  [t%d] line %d %n", &id, &n, &off) != 2 || id < 0 ||

@@ -217,3 +217,18 @@ void gw_admin_stop(gw_admin_t *a, void (*done)(void *arg), void *arg)
     a->done_arg = arg;
     gw_httpd_stop(a->httpd, on_httpd_stopped, a);
 }
+
+/* see admin.h */
+int gw_admin_serve_memory(const char *token, const gw_admin_sources_t *src, const char *in,
+                          size_t len, size_t piece, char **out, size_t *outlen)
+{
+    if (token != NULL && *token == '\0')
+        return GW_EINVAL;
+    gw_admin_t a;
+    memset(&a, 0, sizeof a);
+    a.token = (char *)token; /* only read */
+    a.token_len = token ? strlen(token) : 0;
+    if (src != NULL)
+        a.src = *src;
+    return gw_httpd_serve_memory(NULL, handle, &a, in, len, piece, out, outlen);
+}

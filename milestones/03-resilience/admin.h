@@ -46,6 +46,13 @@ int gw_admin_address(const gw_admin_t *a, gw_addr_t *out);
  * everything is closed, and A is freed then. Call once. */
 void gw_admin_stop(gw_admin_t *a, void (*done)(void *arg), void *arg);
 
+/* Answers IN[0..LEN) as one admin connection with TOKEN and SRC would, without a socket
+ * (gw_httpd_serve_memory with the admin API's routes): the response bytes in *OUT (free()
+ * them) and *OUTLEN, reads of at most PIECE bytes. For tests and the fuzz target. Returns
+ * what gw_httpd_serve_memory returns, or GW_EINVAL for an empty TOKEN. */
+int gw_admin_serve_memory(const char *token, const gw_admin_sources_t *src, const char *in,
+                          size_t len, size_t piece, char **out, size_t *outlen);
+
 /* True when GIVEN (GLEN bytes) equals WANT (WLEN bytes), in time that depends only on the
  * longer length, never on where the first difference is. Exposed for its unit test. */
 bool gw_admin_token_equal(const char *given, size_t glen, const char *want, size_t wlen);

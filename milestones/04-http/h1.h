@@ -250,6 +250,7 @@ typedef struct gw_h1_parser_s {
     uint64_t body_seen; /* body bytes handed out */
     gw_h1_body_t body;  /* framing, valid from GW_H1_HEAD */
     uint64_t length;    /* Content-Length, for GW_H1_BODY_LENGTH */
+    const char *base;   /* start of the input of the current llhttp_execute call */
     const char *span;   /* GW_H1_DATA span found in this llhttp_execute call */
     size_t span_len;
     gw_h1_error_t err; /* set when a call failed */

@@ -388,6 +388,14 @@ static char *emit(char *w, const char *s, size_t n)
     return w + n;
 }
 
+/* Writes string OFF/LEN of H. Through span(): a head with no string at all has no arena,
+ * and NULL + 0 or memcpy from NULL is undefined even for zero bytes. */
+static char *emit_str(char *w, const gw_h1_head_t *h, uint32_t off, uint32_t len)
+{
+    gw_h1_span_t s = span(h, off, len);
+    return emit(w, s.ptr, s.len);
+}
+
 /* see h1.h */
 long gw_h1_head_serialize(const gw_h1_head_t *h, char *buf, size_t cap)
 {
@@ -397,9 +405,9 @@ long gw_h1_head_serialize(const gw_h1_head_t *h, char *buf, size_t cap)
     char version[8] = {'H', 'T', 'T', 'P', '/', '1', '.', (char)('0' + h->version_minor % 10)};
     char *w = buf;
     if (h->is_request) {
-        w = emit(w, h->arena + h->method, h->method_len);
+        w = emit_str(w, h, h->method, h->method_len);
         *w++ = ' ';
-        w = emit(w, h->arena + h->target, h->target_len);
+        w = emit_str(w, h, h->target, h->target_len);
         *w++ = ' ';
         w = emit(w, version, 8);
     } else {
@@ -407,13 +415,13 @@ long gw_h1_head_serialize(const gw_h1_head_t *h, char *buf, size_t cap)
                         (char)('0' + h->status % 10), ' '};
         w = emit(w, version, 8);
         w = emit(w, code, 5);
-        w = emit(w, h->arena + h->reason, h->reason_len);
+        w = emit_str(w, h, h->reason, h->reason_len);
     }
     w = emit(w, "\r\n", 2);
     for (size_t i = 0; i < h->nfields; i++) {
-        w = emit(w, h->arena + h->fields[i].name, h->fields[i].name_len);
+        w = emit_str(w, h, h->fields[i].name, h->fields[i].name_len);
         w = emit(w, ": ", 2);
-        w = emit(w, h->arena + h->fields[i].value, h->fields[i].value_len);
+        w = emit_str(w, h, h->fields[i].value, h->fields[i].value_len);
         w = emit(w, "\r\n", 2);
     }
     w = emit(w, "\r\n", 2);

@@ -14,24 +14,35 @@ static gw_h1_parser_t *parser_of(llhttp_t *ll)
     return (gw_h1_parser_t *)(void *)ll;
 }
 
-/* Records an error found inside a callback; llhttp then stops with HPE_USER. */
-static int cb_fail(gw_h1_parser_t *p, int status, const char *reason)
+/* Records an error found inside a callback; llhttp then stops with HPE_USER. POS, when
+ * not NULL, is the byte of the current input that broke the rule: a span callback (a
+ * target, a name, a value) runs at the end of each read's part of its span, so llhttp's
+ * own error position would say where the read ended, not where the problem is, and the
+ * offset would change with how the network split the bytes. NULL: llhttp's position,
+ * right for callbacks that run at a fixed point of the message (an element complete). */
+static int cb_fail_at(gw_h1_parser_t *p, int status, const char *reason, const char *pos)
 {
     if (p->err.status == 0) {
         p->err.status = status;
         p->err.reason = reason;
+        p->err.offset = pos ? p->offset + (uint64_t)(pos - p->base) : UINT64_MAX;
     }
     return HPE_USER;
 }
 
+static int cb_fail(gw_h1_parser_t *p, int status, const char *reason)
+{
+    return cb_fail_at(p, status, reason, NULL);
+}
+
 /* A head operation failed with R: out of memory is the server's trouble, not the message's
  * (503: the client may try again; 431 would tell it its head is too large, which it is not).
- * Any other failure is the cap: STATUS and REASON. */
-static int cb_store_fail(gw_h1_parser_t *p, int r, int status, const char *reason)
+ * Any other failure is the cap: STATUS and REASON, at POS (see cb_fail_at). */
+static int cb_store_fail(gw_h1_parser_t *p, int r, int status, const char *reason, const char *pos)
 {
     if (r == GW_ENOMEM)
         return cb_fail(p, 503, "out of memory");
-    return cb_fail(p, status, reason);
+    return cb_fail_at(p, status, reason, pos);
 }
 
 static gw_h1_head_t *section(gw_h1_parser_t *p)
@@ -43,11 +54,11 @@ static int on_url(llhttp_t *ll, const char *at, size_t n)
 {
     gw_h1_parser_t *p = parser_of(ll);
     gw_h1_head_t *h = &p->head;
-    if ((size_t)h->target_len + n > p->lim.max_uri)
-        return cb_fail(p, 414, "request target too long");
+    if ((size_t)h->target_len + n > p->lim.max_uri) /* the first byte over the limit */
+        return cb_fail_at(p, 414, "request target too long", at + (p->lim.max_uri - h->target_len));
     int r = gw__h1_append(h, &h->target, &h->target_len, at, n);
     if (r < 0)
-        return cb_store_fail(p, r, 431, "head too large");
+        return cb_store_fail(p, r, 431, "head too large", NULL);
     return 0;
 }
 
@@ -57,7 +68,7 @@ static int on_status(llhttp_t *ll, const char *at, size_t n)
     gw_h1_head_t *h = &p->head;
     int r = gw__h1_append(h, &h->reason, &h->reason_len, at, n);
     if (r < 0)
-        return cb_store_fail(p, r, 431, "head too large");
+        return cb_store_fail(p, r, 431, "head too large", NULL);
     return 0;
 }
 
@@ -68,17 +79,17 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n)
     if (!p->field_open) {
         /* The field is registered before its bytes arrive, so the arena keeps it last. */
         if (h->nfields >= p->lim.max_fields)
-            return cb_fail(p, 431, "too many header fields");
+            return cb_fail_at(p, 431, "too many header fields", at); /* its first byte */
         int r = gw__h1_reserve_field(h);
         if (r < 0)
-            return cb_store_fail(p, r, 431, "too many header fields");
+            return cb_store_fail(p, r, 431, "too many header fields", at);
         memset(&h->fields[h->nfields++], 0, sizeof(h->fields[0]));
         p->field_open = true;
     }
     gw_h1_field_t *f = &h->fields[h->nfields - 1];
     int r = gw__h1_append(h, &f->name, &f->name_len, at, n);
     if (r < 0)
-        return cb_store_fail(p, r, 431, "head too large");
+        return cb_store_fail(p, r, 431, "head too large", NULL);
     return 0;
 }
 
@@ -109,7 +120,7 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t n)
     gw_h1_field_t *f = &h->fields[h->nfields - 1];
     int r = gw__h1_append(h, &f->value, &f->value_len, at, n);
     if (r < 0)
-        return cb_store_fail(p, r, 431, "head too large");
+        return cb_store_fail(p, r, 431, "head too large", NULL);
     return 0;
 }
 
@@ -154,8 +165,11 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
         return 0;
     if (p->span != NULL)
         return cb_fail(p, 500, "internal: two body spans in one step");
-    if (p->lim.max_body != 0 && p->body_seen + n > p->lim.max_body)
-        return cb_fail(p, 413, "body too large");
+    if (p->lim.max_body != 0 && p->body_seen + n > p->lim.max_body) {
+        /* the first byte over (the limit may have been lowered below what was seen) */
+        uint64_t ok = p->body_seen < p->lim.max_body ? p->lim.max_body - p->body_seen : 0;
+        return cb_fail_at(p, 413, "body too large", at + ok);
+    }
     p->body_seen += n;
     p->span = at;
     p->span_len = n;
@@ -401,6 +415,7 @@ static long step(gw_h1_parser_t *p, const char *data, size_t len, bool *paused)
             len = (size_t)(p->lim.max_head - p->section);
     }
     const char *at = len ? data : empty;
+    p->base = at;
     llhttp_errno_t e = llhttp_execute(&p->ll, at, len);
     size_t used = e == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&p->ll) - at);
     if (sect && scan(p, at, used) < 0)
@@ -413,7 +428,8 @@ static long step(gw_h1_parser_t *p, const char *data, size_t len, bool *paused)
     if (e == HPE_PAUSED)
         llhttp_resume(&p->ll);
     else if (e == HPE_USER)
-        return fail(p, p->err.status, p->err.reason, where);
+        return fail(p, p->err.status, p->err.reason,
+                    p->err.offset != UINT64_MAX ? p->err.offset : where);
     else if (e == HPE_PAUSED_UPGRADE) /* gw_h1_next went on after a declined upgrade */
         llhttp_resume_after_upgrade(&p->ll);
     else if (e != HPE_OK)

@@ -10,7 +10,8 @@
 
 /* Verification is pure: no I/O, no clock (the caller passes the wall time in seconds), no
  * global state, so one key set serves every worker without locks. Only the file loader,
- * gw_jwt_keyset_add_file, touches the file system. Keys come from a JWKS document or from X.509
+ * gw_jwt_keyset_add_file, reads a file (through gw_loadio, loadio.h, which tests and the
+ * config loader's fuzz target replace). Keys come from a JWKS document or from X.509
  * certificates in PEM: BearSSL 0.6 has no decoder for a bare "PUBLIC KEY" PEM (DESIGN.md), and JWKS
  * is what identity providers publish anyway.
  *

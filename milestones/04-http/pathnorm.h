@@ -19,7 +19,9 @@ typedef struct gw_pathnorm_s {
 
 /* Normalises the origin-form request target TARGET[0..LEN) ("/path" or "/path?query") into
  * OUT, NUL-terminated. The output is never longer than the input, so OUTCAP >= LEN + 1
- * always suffices; a smaller OUTCAP that turns out too small fails with 414.
+ * always suffices; a smaller OUTCAP that turns out too small fails with 414 (segments are
+ * written before "." and ".." are applied, so the longest intermediate form must fit, not only
+ * the result: "/a/b/../.." needs room for "/a/b").
  *
  * The path (the part before the first '?'):
  *  - must start with '/' and hold only RFC 3986 pchar bytes, '/' and %XX escapes; any other

@@ -470,11 +470,35 @@ static void admin_stop_runs_done_once(void **state)
     assert_int_equal(f->stopped, 1);
 }
 
+/* gw_admin_serve_memory (the fuzz target's way in) answers as a connection does: the token is
+ * checked before the route, /healthz is open, and an empty token is refused. */
+static void admin_serve_memory_checks_the_token(void **state)
+{
+    (void)state;
+    fixture_t f;
+    memset(&f, 0, sizeof f);
+    f.ready = true;
+    gw_admin_sources_t src = {src_metrics, src_stats, src_backends, src_ready, &f};
+    const char in[] = "GET /stats HTTP/1.1\r\n\r\n"
+                      "GET /healthz HTTP/1.1\r\n\r\n"
+                      "GET /stats HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n";
+    char *out = NULL;
+    size_t n = 0;
+    assert_int_equal(gw_admin_serve_memory("s3cret", &src, in, sizeof in - 1, 5, &out, &n), 0);
+    assert_true(strncmp(out, "HTTP/1.1 401 ", 13) == 0);
+    assert_non_null(strstr(out, "{\"status\":\"ok\"}"));
+    assert_non_null(strstr(out, "{\"connections\":42,\"version\":\"x\"}"));
+    assert_int_equal(f.stats_calls, 1);
+    free(out);
+    assert_int_equal(gw_admin_serve_memory("", &src, in, sizeof in - 1, 0, &out, &n), GW_EINVAL);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(admin_serve_memory_checks_the_token),
         T(admin_metrics_serves_prometheus_text),
         T(admin_metrics_source_error_is_500),
         T(admin_stats_serves_json),

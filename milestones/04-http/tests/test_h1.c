@@ -454,6 +454,110 @@ static void h1_error_reports_offset(void **state)
     gw_h1_parser_free(&p);
 }
 
+/* Found by fuzz_h1: a target over max_uri was reported at the end of whatever part of it
+ * the last read held, so the same request logged different offsets depending on how the
+ * network split it. The offset is the first byte over the limit, however the bytes come. */
+static void h1_uri_too_long_offset_does_not_depend_on_reads(void **state)
+{
+    (void)state;
+    const char in[] = "GET /abcdefghij HTTP/1.1\r\nHost: a\r\n\r\n";
+    gw_h1_limits_t lim;
+    gw_h1_limits_default(&lim);
+    lim.max_uri = 4;
+    size_t chunks[] = {sizeof(in) - 1, 1, 3, 6};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        gw_h1_parser_t p;
+        run_t r;
+        gw_h1_parser_init(&p, true, &lim);
+        run(&p, S(in), chunks[i], &r);
+        assert_int_equal(r.rc, GW_EINVAL);
+        assert_int_equal(gw_h1_error(&p)->status, 414);
+        if (gw_h1_error(&p)->offset != 8) /* "GET " then 4 bytes of target: byte 8 is over */
+            fail_msg("%zu-byte reads: offset %llu, want 8", chunks[i],
+                     (unsigned long long)gw_h1_error(&p)->offset);
+        gw_h1_parser_free(&p);
+    }
+}
+
+/* Found by fuzz_h1, the same way: the field over max_fields was reported where the read
+ * holding its name ended. It is reported at the first byte of that field. */
+static void h1_too_many_fields_offset_does_not_depend_on_reads(void **state)
+{
+    (void)state;
+    const char in[] = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+    gw_h1_limits_t lim;
+    gw_h1_limits_default(&lim);
+    lim.max_fields = 1;
+    size_t want = (size_t)(strstr(in, "Upgrade") - in);
+    size_t chunks[] = {sizeof(in) - 1, 1, 2, 5};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        gw_h1_parser_t p;
+        run_t r;
+        gw_h1_parser_init(&p, true, &lim);
+        run(&p, S(in), chunks[i], &r);
+        assert_int_equal(r.rc, GW_EINVAL);
+        assert_int_equal(gw_h1_error(&p)->status, 431);
+        if (gw_h1_error(&p)->offset != want)
+            fail_msg("%zu-byte reads: offset %llu, want %zu", chunks[i],
+                     (unsigned long long)gw_h1_error(&p)->offset, want);
+        gw_h1_parser_free(&p);
+    }
+}
+
+/* Found by fuzz_h1, the same way again: a body over max_body (an until-close response body
+ * here, streamed in whatever pieces the reads made) was reported at the end of the read
+ * that crossed the limit. It is reported at the first byte over the limit. */
+static void h1_body_too_large_offset_does_not_depend_on_reads(void **state)
+{
+    (void)state;
+    const char in[] = "HTTP/1.0 200 OK\r\n\r\n0123456789abcdefghij";
+    size_t want = (size_t)(strstr(in, "\r\n\r\n") - in) + 4 + 8; /* the 9th body byte */
+    size_t chunks[] = {sizeof(in) - 1, 1, 3, 16};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        gw_h1_parser_t p;
+        gw_h1_parser_init(&p, false, NULL);
+        size_t pos = 0;
+        int rc = 0;
+        while (pos < sizeof(in) - 1 && rc >= 0) {
+            size_t k = sizeof(in) - 1 - pos < chunks[i] ? sizeof(in) - 1 - pos : chunks[i];
+            gw_h1_event_t ev;
+            rc = gw_h1_feed(&p, in + pos, k, &ev);
+            if (rc == GW_H1_HEAD)
+                assert_int_equal(gw_h1_set_max_body(&p, 8), 0);
+            pos += rc == 0 ? k : ev.used;
+        }
+        assert_int_equal(rc, GW_EINVAL);
+        assert_int_equal(gw_h1_error(&p)->status, 502);
+        assert_string_equal(gw_h1_error(&p)->reason, "body too large");
+        if (gw_h1_error(&p)->offset != want)
+            fail_msg("%zu-byte reads: offset %llu, want %zu", chunks[i],
+                     (unsigned long long)gw_h1_error(&p)->offset, want);
+        gw_h1_parser_free(&p);
+    }
+}
+
+/* Found by fuzz_h1 (UBSan): a response head with no reason phrase and no field has no
+ * arena yet, and serialising it computed NULL + 0 and passed NULL to memcpy, both undefined
+ * even for zero bytes. An upstream may well answer "HTTP/1.1 204\r\n\r\n". */
+static void h1_serialize_head_with_empty_arena(void **state)
+{
+    (void)state;
+    const char in[] = "HTTP/1.1 200\r\n\r\n";
+    gw_h1_parser_t p;
+    run_t r;
+    gw_h1_parser_init(&p, false, NULL);
+    run(&p, S(in), sizeof(in) - 1, &r);
+    assert_int_equal(r.heads, 1);
+    assert_null(p.head.arena); /* what makes this case special */
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(gw_h1_head_serialize_alloc(&p.head, 1024, &out, &len), 0);
+    assert_int_equal(len, strlen("HTTP/1.1 200 \r\n\r\n"));
+    assert_memory_equal(out, "HTTP/1.1 200 \r\n\r\n", len);
+    free(out);
+    gw_h1_parser_free(&p);
+}
+
 /* ---- gw_h1_framing on its own (llhttp refuses some of these too; the rules must hold
  * without it) ----------------------------------------------------------------------- */
 
@@ -1242,8 +1346,9 @@ static uint64_t rnd(void)
 static const char *const seeds[] = {
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
     "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
-    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: "
-    "v\r\n\r\n",
+    /* one string in two pieces: parenthesised, so clang sees the concatenation is meant */
+    ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: "
+     "v\r\n\r\n"),
     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nraw",
@@ -1510,6 +1615,10 @@ int main(void)
         cmocka_unit_test(h1_rejects_empty_trailer_name),
         cmocka_unit_test(h1_rejects_too_many_connection_tokens),
         cmocka_unit_test(h1_error_reports_offset),
+        cmocka_unit_test(h1_uri_too_long_offset_does_not_depend_on_reads),
+        cmocka_unit_test(h1_too_many_fields_offset_does_not_depend_on_reads),
+        cmocka_unit_test(h1_body_too_large_offset_does_not_depend_on_reads),
+        cmocka_unit_test(h1_serialize_head_with_empty_arena),
         cmocka_unit_test(h1_framing_refuses_cl_with_te),
         cmocka_unit_test(h1_framing_refuses_duplicate_content_length),
         cmocka_unit_test(h1_framing_refuses_bad_content_length),

@@ -3,6 +3,7 @@
 #include "gwtest.h"
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "04-http/httpcfg.h"
 #include "error.h"
 #include "failalloc.h"
+#include "loadio.h"
 #include "fixtures/jwt_certs.h"
 
 static gw_config_t cfg;
@@ -1208,6 +1210,68 @@ static int oom_teardown(void **state)
 {
     gw_failalloc_disarm();
     return teardown(state);
+/* ---- the loader's outside reads through gw_loadio ------------------------------------- */
+
+static unsigned mem_cpus(void)
+{
+    return 3;
+}
+
+static int mem_resolve(const char *host, unsigned port, gw_addr_t *out, const char **why)
+{
+    if (strcmp(host, "app.internal") != 0) {
+        *why = "unknown host";
+        return GW_ERESOLVE;
+    }
+    return gw_addr_parse("10.1.2.3:80", false, false, out, why) == 0 && port == 9001 ? 0
+                                                                                     : GW_ERESOLVE;
+}
+
+static char *mem_read_file(const char *path, size_t cap, size_t *len)
+{
+    (void)cap;
+    if (strcmp(path, "/mem/cert.pem") != 0) {
+        errno = ENOENT;
+        return NULL;
+    }
+    *len = strlen(cert_rsa_pem);
+    char *b = malloc(*len);
+    if (b)
+        memcpy(b, cert_rsa_pem, *len);
+    return b;
+}
+
+/* What the config loader reads from outside the process (CPU count, host names, key files)
+ * comes through gw_loadio, so a test (and fuzz_config) can load from memory alone. */
+static void httpcfg_outside_reads_go_through_loadio(void **state)
+{
+    (void)state;
+    static const gw_loadio_t mem = {mem_cpus, mem_resolve, mem_read_file};
+    gw_loadio_set(&mem);
+    int rc = load_text("listeners:\n"
+                       "  - name: web\n"
+                       "    address: 127.0.0.1:18080\n"
+                       "    protocol: http\n"
+                       "    routes:\n"
+                       "      - match: {path_prefix: /}\n"
+                       "        upstream: app\n"
+                       "        middleware:\n"
+                       "          - jwt: {keys: /mem/cert.pem, kid: k1}\n"
+                       "upstreams:\n"
+                       "  app:\n"
+                       "    backends:\n"
+                       "      - address: app.internal:9001\n",
+                       &gw_http_config_ext);
+    gw_loadio_set(NULL);
+    if (rc != 0)
+        fail_msg("%s", errs);
+    assert_int_equal(cfg.workers, 3);
+    char a[GW_ADDR_STRLEN];
+    assert_string_equal(gw_addr_format(&cfg.upstreams[0].backends[0].addr, a, sizeof a),
+                        "10.1.2.3:80");
+    const gw_mw_cfg_t *mw = http0()->routes[0].mw;
+    assert_int_equal(gw_jwt_keyset_count(mw[0].u.jwt.keys), 1);
+    assert_ptr_equal(gw_loadio(), &gw_loadio_system);
 }
 
 int main(void)
@@ -1215,6 +1279,7 @@ int main(void)
 #define T(f) cmocka_unit_test_teardown(f, teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(httpcfg_load_fails_cleanly_at_each_allocation, oom_teardown),
+        T(httpcfg_outside_reads_go_through_loadio),
         T(httpcfg_defaults),
         T(httpcfg_tcp_listener_has_no_http_part),
         T(httpcfg_everything),

@@ -9,6 +9,7 @@
 
 #include "04-http/jwt.h"
 #include "fixtures/jwt_certs.h"
+#include "fixtures/jwt_fuzz_pem.h"
 
 /* ---- RFC 7515 appendix A vectors ---------------------------------------------------------- */
 
@@ -995,6 +996,24 @@ static void strerror_is_safe_for_www_authenticate(void **state)
     }
 }
 
+/* Found by fuzz_jwtkeys (SEGV in BearSSL): once the X.509 decoder has stopped on malformed
+ * DER, BearSSL 0.6 must not be handed more of it - br_x509_decoder_push runs its stopped
+ * machine again and jumps to address 0. A bad certificate in a key file crashed the config
+ * load instead of being reported. */
+static void pem_malformed_der_is_an_error_not_a_crash(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    gw_jwt_keyset_t *ks = gw_jwt_keyset_new();
+    assert_non_null(ks);
+    assert_int_equal(gw_jwt_keyset_add_pem(ks, NULL, fuzz_bad_der_pem, strlen(fuzz_bad_der_pem),
+                                           err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "certificate"));
+    assert_int_equal(gw_jwt_keyset_count(ks), 0);
+    gw_jwt_keyset_free(ks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1053,6 +1072,7 @@ int main(void)
         cmocka_unit_test(claims_audience_array_needs_one_match),
         cmocka_unit_test(claims_unchecked_when_policy_lists_none),
         cmocka_unit_test(strerror_is_safe_for_www_authenticate),
+        cmocka_unit_test(pem_malformed_der_is_an_error_not_a_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

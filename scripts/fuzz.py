@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""Runs the libFuzzer targets (`make fuzz`; NOTES.md, "Fuzzing").
+
+  fuzz.py list                     the targets, with their seeds and dictionary
+  fuzz.py run NAME [--seconds S]   fuzz one target for S seconds (default 60), niced
+  fuzz.py smoke [--seconds S]      every target for S seconds (default 3) from its committed
+                                   seeds only: the part of `make test` that proves the targets
+                                   still build and run
+  fuzz.py stats                    CPU-minutes, runs and findings per target, from the log
+
+A target is common/fuzz/fuzz_NAME.c or milestones/NN-x/fuzz/fuzz_NAME.c, built by
+`make V=fuzz fuzz-bins` into build/fuzz/fuzz/fuzz_NAME. Its committed seeds are
+<folder>/fuzz/corpus/NAME/ and are never written to: what a run discovers goes to
+build/fuzz/corpus/NAME/, crashes and leaks to build/fuzz/artifacts/. Every `run` appends a
+line to build/fuzz/runs.jsonl (CPU seconds, runs, corpus size, result), which `stats` sums.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build", "fuzz")
+LOG = os.path.join(BUILD, "runs.jsonl")
+INTERRUPTED = 72
+
+
+def targets():
+    """name -> dict(src, folder, bin, seeds, dict)."""
+    srcs = glob.glob(os.path.join(ROOT, "common", "fuzz", "fuzz_*.c"))
+    srcs += glob.glob(os.path.join(ROOT, "milestones", "*", "fuzz", "fuzz_*.c"))
+    out = {}
+    for src in sorted(srcs):
+        stem = os.path.splitext(os.path.basename(src))[0]
+        name = stem[len("fuzz_"):]
+        folder = os.path.dirname(src)
+        d = os.path.join(folder, name + ".dict")
+        out[name] = dict(src=os.path.relpath(src, ROOT), bin=os.path.join(BUILD, "fuzz", stem),
+                         seeds=os.path.join(folder, "corpus", name), dict=d if os.path.exists(d) else None)
+    return out
+
+
+def libfuzzer_args(t, seconds, corpus):
+    args = [t["bin"], corpus]
+    if os.path.isdir(t["seeds"]):
+        args.append(t["seeds"])
+    if t["dict"]:
+        args.append("-dict=" + t["dict"])
+    os.makedirs(os.path.join(BUILD, "artifacts"), exist_ok=True)
+    name = os.path.basename(t["bin"])[len("fuzz_"):]
+    # -timeout: an input slower than 10 s is a hang (a finding); -rss_limit_mb: a target
+    # that grows past 2 GiB is one too. Leak checking is libFuzzer's default under ASan.
+    args += [f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048", "-print_final_stats=1",
+             "-artifact_prefix=" + os.path.join(BUILD, "artifacts", name + "-")]
+    return args
+
+
+def run_one(name, t, seconds, corpus, nice):
+    os.makedirs(corpus, exist_ok=True)
+    cmd = (["nice", "-n", "19"] if nice else []) + libfuzzer_args(t, seconds, corpus)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as p:
+        if nice:  # a long run says which process it is, so that it can be interrupted alone
+            with open(os.path.join(BUILD, "running.pid"), "w") as f:
+                f.write(f"{p.pid}\n")
+        out = p.communicate()[0]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    m = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
+    runs = int(m.group(1)) if m else 0
+    arts = re.findall(r"Test unit written to (\S+)", out)
+    # 72 is libFuzzer's exit code when interrupted (SIGINT): a run cut short, not a finding.
+    rc = 0 if p.returncode == INTERRUPTED else p.returncode
+    return dict(target=name, seconds=round(time.time() - t0, 1), cpu=round(cpu, 1), runs=runs,
+                corpus=len(os.listdir(corpus)), rc=rc, artifacts=arts,
+                when=time.strftime("%Y-%m-%d %H:%M:%S")), out
+
+
+def cmd_list(ts):
+    for name, t in ts.items():
+        seeds = len(os.listdir(t["seeds"])) if os.path.isdir(t["seeds"]) else 0
+        print(f"  {name:12} {t['src']:44} {seeds:3} seeds{'  + dict' if t['dict'] else ''}")
+    print("run one with: make fuzz T=NAME S=SECONDS")
+
+
+def cmd_run(ts, name, seconds):
+    if name not in ts:
+        sys.exit(f"no fuzz target '{name}'; have: {' '.join(ts)}")
+    t = ts[name]
+    rec, out = run_one(name, t, seconds, os.path.join(BUILD, "corpus", name), nice=True)
+    print(out[-6000:] if rec["rc"] else "\n".join(out.splitlines()[-12:]))
+    with open(LOG, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(f"{name}: {rec['runs']} runs, {rec['cpu'] / 60:.1f} CPU-minutes, corpus {rec['corpus']}, "
+          f"{'FINDING: ' + ' '.join(rec['artifacts']) if rec['rc'] else 'nothing found'}")
+    return rec["rc"]
+
+
+def smoke(seconds, names=None):
+    """Runs every target (or NAMES) for SECONDS from a fresh corpus plus its seeds. Returns a
+    list of (name, ok, seconds, detail)."""
+    results = []
+    for name, t in targets().items():
+        if names and name not in names:
+            continue
+        corpus = os.path.join(BUILD, "smoke", name)
+        shutil.rmtree(corpus, ignore_errors=True)
+        if not os.path.exists(t["bin"]):
+            results.append((name, False, 0.0, f"{t['bin']} was not built"))
+            continue
+        rec, out = run_one(name, t, seconds, corpus, nice=False)
+        results.append((name, rec["rc"] == 0, rec["seconds"], out[-4000:] if rec["rc"] else f"{rec['runs']} runs"))
+    return results
+
+
+def cmd_stats():
+    rows = {}
+    if os.path.exists(LOG):
+        for line in open(LOG):
+            r = json.loads(line)
+            s = rows.setdefault(r["target"], dict(cpu=0.0, runs=0, corpus=0, findings=[]))
+            s["cpu"] += r["cpu"]
+            s["runs"] += r["runs"]
+            s["corpus"] = r["corpus"]
+            s["findings"] += [os.path.basename(a) for a in r.get("artifacts", [])]
+    print("| target | CPU-minutes | runs | corpus | findings |")
+    print("|---|---:|---:|---:|---|")
+    for name in targets():
+        s = rows.get(name, dict(cpu=0.0, runs=0, corpus=0, findings=[]))
+        print(f"| {name} | {s['cpu'] / 60:.1f} | {s['runs']:,} | {s['corpus']} | {', '.join(s['findings']) or '-'} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["list", "run", "smoke", "stats"])
+    ap.add_argument("name", nargs="?")
+    ap.add_argument("--seconds", type=int)
+    args = ap.parse_args()
+    ts = targets()
+    if args.command == "list":
+        cmd_list(ts)
+    elif args.command == "run":
+        if not args.name:
+            sys.exit("usage: fuzz.py run NAME [--seconds S]")
+        sys.exit(1 if cmd_run(ts, args.name, args.seconds or 60) else 0)
+    elif args.command == "smoke":
+        bad = 0
+        for name, ok, secs, detail in smoke(args.seconds or 3):
+            print(f"[{'ok  ' if ok else 'FAIL'}] fuzz {name:12} {secs:5.1f}s  {detail if ok else ''}")
+            if not ok:
+                bad += 1
+                print(detail)
+        sys.exit(1 if bad else 0)
+    else:
+        cmd_stats()
+
+
+if __name__ == "__main__":
+    main()
