@@ -556,8 +556,6 @@ def test_access_log_on_dev_full_keeps_proxying(gateway, backend, http_client, tm
     assert gw.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="needs hproxy.c to call gw_chain_metrics from http_metrics "
-                   "(issue 12 report); remove this mark once it does")
 def test_access_log_lost_lines_are_counted_in_metrics(gateway, backend, http_client, tmp_path):
     b = backend.http()
     gw = proxy(gateway, b, tmp_path, log_file="/dev/full")
@@ -569,8 +567,6 @@ def test_access_log_lost_lines_are_counted_in_metrics(gateway, backend, http_cli
                env.timeout(5), "gw_access_log_lost_total{file=\"/dev/full\"} to reach 20")
 
 
-@pytest.mark.xfail(strict=True, reason="needs hproxy.c to set x->chain.end where it cuts an exchange "
-                   "(issue 12 report); remove this mark once it does")
 def test_access_log_names_an_upstream_reset(gateway, backend, http_client, tmp_path):
     def reset_mid_body(conn, ch, server):
         read_request_head(conn, ch)

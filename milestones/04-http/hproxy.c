@@ -707,6 +707,9 @@ static void client_close(hconn_t *c, bool reset)
     list_unlink(c);
     hp_worker_t *hw = c->hw;
     if (c->x != NULL) {
+        /* Cut mid-response with no other reason given: the client went away. */
+        if (c->x->rs == RS_HEAD_SENT && c->x->chain.end == NULL)
+            c->x->chain.end = "client_gone";
         exchange_settle(c, true);
         hx_put(hw, c->x);
         c->x = NULL;
@@ -1911,10 +1914,12 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
         x->resp_bytes = x->resp_bytes || ev.used > 0;
         if (r == GW_EINVAL) {
             const gw_h1_error_t *e = gw_h1_error(&x->sp);
-            if (x->rs == RS_NONE)
+            if (x->rs == RS_NONE) {
                 attempt_failed(c, 502, e->reason, false, UV_EPROTO);
-            else
-                client_close(c, true);
+                return;
+            }
+            x->chain.end = "upstream_bad_body";
+            client_close(c, true);
             return;
         }
         if (r == 0)
@@ -1993,6 +1998,7 @@ static void upstream_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
     /* Cut in the middle of the response body: the client cannot be told but by a close. */
     x->backend_failed = true;
     x->chain.upstream_failed = true;
+    x->chain.end = nread == UV_EOF ? "upstream_eof" : "upstream_reset";
     client_close(c, true);
 }
 
@@ -2189,6 +2195,7 @@ static void hx_timer_fired(hx_t *x, hconn_t *c)
             hx_timer_start(x, T_STREAM, limit - quiet);
             return;
         }
+        x->chain.end = "idle_timeout";
         client_close(c, true);
         return;
     }
@@ -2433,6 +2440,7 @@ static void http_metrics(void *ctx, gw_prom_t *p)
     gw_prom_family(p, "gw_http_retries_total", "Requests sent again after a failed attempt",
                    GW_PROM_COUNTER);
     gw_prom_sample_u64(p, "gw_http_retries_total", NULL, HTTP_SUM(hp, retries));
+    gw_chain_metrics(hp->chain, p); /* gw_access_log_lost_total{file} */
 }
 
 /* see hproxy.h */
