@@ -1210,6 +1210,8 @@ static int oom_teardown(void **state)
 {
     gw_failalloc_disarm();
     return teardown(state);
+}
+
 /* ---- the loader's outside reads through gw_loadio ------------------------------------- */
 
 static unsigned mem_cpus(void)
