@@ -66,8 +66,11 @@ def run_one(name, t, seconds, corpus, nice):
     cmd = (["nice", "-n", "19"] if nice else []) + libfuzzer_args(t, seconds, corpus)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
+    # The unit tests' string checks (gwtest.SAN_ENV): a strstr past a buffer's end is a finding.
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:strict_string_checks=1")
     with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace") as p:
+                          errors="replace", env=env) as p:
         if nice:  # a long run says which process it is, so that it can be interrupted alone
             with open(os.path.join(BUILD, "running.pid"), "w") as f:
                 f.write(f"{p.pid}\n")

@@ -150,6 +150,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t nw = 0, ns = 0;
     int rw = gw_admin_serve_memory(token, &src, in, f.n, 0, &whole, &nw);
     int rs = gw_admin_serve_memory(token, &src, in, f.n, piece, &split, &ns);
+    /* NUL-terminated copies: the checks use atoi and strtoul on the heads */
+    char *w = gw_fz_dup(whole ? whole : "", nw), *sp = gw_fz_dup(split ? split : "", ns);
+    free(whole);
+    free(split);
+    whole = w;
+    split = sp;
     GW_FZ_CHECK(rw >= 0 && rw == rs, "whole %d, reads of %u: %d", rw, piece, rs);
     GW_FZ_CHECK((nw == ns && (nw == 0 || memcmp(whole, split, nw) == 0)) ||
                     same_but_last_refusal(whole, nw, split, ns),

@@ -485,9 +485,9 @@ static void admin_serve_memory_checks_the_token(void **state)
     char *out = NULL;
     size_t n = 0;
     assert_int_equal(gw_admin_serve_memory("s3cret", &src, in, sizeof in - 1, 5, &out, &n), 0);
-    assert_true(strncmp(out, "HTTP/1.1 401 ", 13) == 0);
-    assert_non_null(strstr(out, "{\"status\":\"ok\"}"));
-    assert_non_null(strstr(out, "{\"connections\":42,\"version\":\"x\"}"));
+    assert_true(n > 13 && memcmp(out, "HTTP/1.1 401 ", 13) == 0); /* OUT is not a string */
+    assert_non_null(memmem(out, n, "{\"status\":\"ok\"}", 15));
+    assert_non_null(memmem(out, n, "{\"connections\":42,\"version\":\"x\"}", 32));
     assert_int_equal(f.stats_calls, 1);
     free(out);
     assert_int_equal(gw_admin_serve_memory("", &src, in, sizeof in - 1, 0, &out, &n), GW_EINVAL);
