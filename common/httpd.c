@@ -694,6 +694,8 @@ static void on_refused_closed(uv_handle_t *h)
     server_maybe_done(s);
 }
 
+static void pause_listener(gw_httpd_t *s, int status);
+
 /* Over the connection cap: accept and close at once, so the client learns now instead of
  * waiting in the backlog (and libuv stops watching a listener whose connection is left
  * unaccepted). */
@@ -701,8 +703,10 @@ static void refuse(gw_httpd_t *s)
 {
     uv_tcp_t *t = malloc(sizeof *t);
     if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
+        /* Left unaccepted, the connection would make libuv stop watching the listener for
+         * good: closing the listener resets it, and it listens again shortly. */
         free(t);
-        gw_error("admin: out of memory refusing a connection");
+        pause_listener(s, UV_ENOMEM);
         return;
     }
     t->data = s;
@@ -796,9 +800,8 @@ static void pause_listener(gw_httpd_t *s, int status)
     uv_timer_start(&s->relisten, on_relisten, RELISTEN_MS, 0);
     uint64_t dropped;
     if (gw_lograte_allow(&s->accept_log, uv_now(s->loop), 1000, &dropped))
-        gw_warn("admin: accept failed: %s; not accepting for now, listening again when "
-                "descriptors are free%s",
-                uv_strerror(status), dropped ? " (more suppressed)" : "");
+        gw_warn("admin: cannot accept: %s; not accepting for now, listening again in %d ms%s",
+                uv_strerror(status), RELISTEN_MS, dropped ? " (more suppressed)" : "");
 }
 
 static void on_connection(uv_stream_t *l, int status)

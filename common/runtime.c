@@ -226,7 +226,8 @@ static void on_paused_close(uv_handle_t *h)
     wl->closing = false;
 }
 
-static void listener_pause(gw_wlistener_t *wl, int status)
+/* see runtime.h */
+void gw_listener_pause(gw_wlistener_t *wl, int status)
 {
     gw_worker_t *w = wl->worker;
     wl->open = false;
@@ -237,16 +238,17 @@ static void listener_pause(gw_wlistener_t *wl, int status)
         uv_timer_start(&w->relisten_timer, on_relisten_timer, RELISTEN_MS, 0);
     uint64_t dropped;
     if (gw_lograte_allow(&w->accept_log, uv_now(&w->loop), 1000, &dropped))
-        gw_warn("listener '%s': accept failed: %s; not accepting for now (queued connections "
-                "reset), listening again when descriptors are free%s",
-                wl->listener->cfg->name, uv_strerror(status), dropped ? " (more suppressed)" : "");
+        gw_warn("listener '%s': cannot accept: %s; not accepting for now (queued connections "
+                "reset), listening again in %d ms%s",
+                wl->listener->cfg->name, uv_strerror(status), RELISTEN_MS,
+                dropped ? " (more suppressed)" : "");
 }
 
 static void on_listener_connection(uv_stream_t *server, int status)
 {
     gw_wlistener_t *wl = server->data;
     if (out_of_descriptors(status)) {
-        listener_pause(wl, status);
+        gw_listener_pause(wl, status);
         return;
     }
     if (status != 0) { /* one connection's trouble (EPROTO, EPERM from a filter): say so, rarely */

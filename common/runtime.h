@@ -74,7 +74,8 @@ struct gw_worker_s {
 typedef struct gw_app_s {
     /* Worker loop exists, listeners not yet accepting. Return 0 or an error (start fails). */
     int (*worker_start)(gw_worker_t *w);
-    /* WL has a connection to accept: the app calls uv_accept on &WL->tcp. Required. */
+    /* WL has a connection to accept: the app calls uv_accept on &WL->tcp, or, when it
+     * cannot take it, gw_listener_pause. Required. */
     void (*on_connection)(gw_wlistener_t *wl);
     /* Drain began: listeners are closed; let connections finish. */
     void (*worker_drain)(gw_worker_t *w);
@@ -132,6 +133,14 @@ int gw_runtime_publish(gw_runtime_t *rt, void *data, void (*free_fn)(void *data)
  * rejection). Every admitted connection must call gw_listener_leave exactly once. */
 bool gw_listener_admit(gw_listener_t *l);
 void gw_listener_leave(gw_listener_t *l);
+
+/* Takes WL out of libuv's accept loop for a while: its handle is closed (the connection it
+ * was called for, and those queued, are reset) and a new socket is bound every 100 ms until
+ * that succeeds. The runtime calls it itself when accept fails for want of descriptors
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM); an app's on_connection calls it when it cannot take
+ * the connection it was called for (out of memory, STATUS UV_ENOMEM): returning without
+ * uv_accept would make libuv 1.44 stop watching the listener for good. Worker thread. */
+void gw_listener_pause(gw_wlistener_t *wl, int status);
 
 /* The app tells the worker about connections it owns, so drain knows when it is done.
  * conn_done may finish the worker (when draining and the count reaches 0): call it last,

@@ -13,6 +13,7 @@ connection), and the one that is killed is a real process killed with SIGKILL. E
 polls to a deadline; the only pauses are the faults' own slowness, marked allowed-sleep."""
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -312,7 +313,14 @@ class Killable:
         assert line.strip().isdigit(), "the killable upstream did not start: %r" % line
         self.address_str = "127.0.0.1:%d" % int(line)
 
-    def wait_said(self, word):
+    def wait_said(self, word, gw):
+        """Waits for the upstream to print WORD; fails at once if the gateway died first (a
+        handout's stub, say), instead of waiting out the harness timeout."""
+        dl = Deadline(env.timeout(10))
+        while not select.select([self.p.stdout], [], [], 0.05)[0]:
+            assert gw.alive(), "the gateway exited (code %s) before the upstream said %r" % (
+                gw.proc.poll(), word)
+            assert not dl.expired(), "the killable upstream never said %r" % word
         line = self.p.stdout.readline().decode().strip()
         assert line == word, "the killable upstream said %r, expected %r" % (line, word)
 
@@ -347,7 +355,7 @@ def test_upstream_killed_before_answering_is_a_complete_502(gateway, killable, h
     base = Settled(gw)
     c = http_client(gw)
     c.send(request_bytes("GET", "/doomed"))
-    up.wait_said("read")
+    up.wait_said("read", gw)
     up.kill()
     r = c.read_response()
     assert_gateway_json_error(r, 502)
@@ -367,7 +375,7 @@ def test_upstream_killed_mid_body_cuts_the_client(gateway, killable, http_client
     base = Settled(gw)
     c = http_client(gw)
     c.send(request_bytes("GET", "/big"))
-    up.wait_said("answered")
+    up.wait_said("answered", gw)
     head = c.read_head(timeout=env.timeout(10))
     assert head is not None and head.status == 200, head
     # The body bytes the upstream sent have reached the client before it dies (so a reset
@@ -722,6 +730,10 @@ def test_out_of_descriptors_recovers_when_load_drops(gateway, backend, tmp_path,
     assert_refused_cleanly_without_spinning(outcomes, busy, quiet, 1.5)
     for s in held:
         s.close()
-    wait_until(lambda: attempt(gw.addr("edge"), env.timeout(2)) == 200, env.timeout(10),
-               "the gateway to serve again once the clients left", interval=0.1)
+
+    def serving():
+        assert gw.alive(), "the gateway exited (code %s)" % gw.proc.poll()
+        return attempt(gw.addr("edge"), env.timeout(2)) == 200
+
+    wait_until(serving, env.timeout(10), "the gateway to serve again once the clients left", interval=0.1)
     assert_settled(gw, base, "after the clients left", fds_at_most=True)

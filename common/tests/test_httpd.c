@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "error.h"
+#include "failalloc.h"
 #include "httpd.h"
 
 #define DEADLINE_MS 5000
@@ -846,9 +849,77 @@ static void httpd_serve_memory_answers_like_a_connection(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* ---- no memory to accept with (failalloc.h: this binary is linked with --wrap) ------------- */
+
+/* A plain socket connected to A (-1 when refused): connecting needs no loop turn (the
+ * kernel completes it) and allocates nothing of ours. */
+static int raw_connect(const gw_addr_t *a)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The server closed or reset the raw connection *FD (what it sent first is read and
+ * dropped). */
+static bool raw_ended(void *arg)
+{
+    char b[4096];
+    ssize_t n;
+    while ((n = recv(*(int *)arg, b, sizeof b, MSG_DONTWAIT)) > 0)
+        ;
+    return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+typedef struct {
+    fixture_t *f;
+    int fd;
+} reconnect_t;
+
+/* A connection to the server succeeds (the port may refuse while the listener is paused). */
+static bool reconnected(void *arg)
+{
+    reconnect_t *r = arg;
+    r->fd = raw_connect(&r->f->addr);
+    return r->fd >= 0;
+}
+
+/* Neither the connection nor the refusal of it can be allocated. Left unaccepted, the
+ * connection made libuv stop watching the listener: every later client waited in the
+ * backlog for ever. Now the listener is closed (that client is reset) and listens again. */
+static void httpd_accept_without_memory_pauses_then_serves_again(void **state)
+{
+    fixture_t *f = started(state, NULL);
+    int fd = raw_connect(&f->addr);
+    assert_true(fd >= 0);
+    gw_failalloc_arm(1, true);
+    run_until(f, raw_ended, &fd);
+    gw_failalloc_disarm();
+    close(fd);
+    reconnect_t r = {f, -1};
+    run_until(f, reconnected, &r);
+    const char get[] = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send(r.fd, get, sizeof get - 1, 0), (ssize_t)(sizeof get - 1));
+    run_until(f, raw_ended, &r.fd); /* the answer, then the close */
+    assert_int_equal(f->handled, 1);
+    close(r.fd);
+}
+
+static int disarm_teardown(void **state)
+{
+    gw_failalloc_disarm();
+    return teardown(state);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(httpd_accept_without_memory_pauses_then_serves_again, setup,
+                                        disarm_teardown),
         T(httpd_get_returns_body_with_content_length),
         cmocka_unit_test(httpd_serve_memory_answers_like_a_connection),
         T(httpd_keepalive_serves_two_requests_on_one_connection),

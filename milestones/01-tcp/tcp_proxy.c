@@ -529,8 +529,8 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
 {
     tcp_worker_t *tw = wl->worker->app;
     conn_t *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        gw_error("out of memory accepting a connection");
+    if (c == NULL) { /* left unaccepted, libuv would stop watching the listener for good */
+        gw_listener_pause(wl, UV_ENOMEM);
         return;
     }
     uv_tcp_init(&tw->w->loop, &c->sock[GW_CLIENT]);
