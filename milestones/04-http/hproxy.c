@@ -2219,10 +2219,10 @@ static void http_on_connection(gw_wlistener_t *wl)
     hp_worker_t *hw = &g_hp->workers[w->id];
     hconn_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        uv_tcp_t tmp;
-        uv_tcp_init(&w->loop, &tmp);
-        uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&tmp);
-        uv_close((uv_handle_t *)&tmp, NULL);
+        /* Not a handle on the stack closed at once (its memory would be gone before its
+         * close callback), and not left unaccepted (libuv 1.44 would stop watching the
+         * listener for good): the runtime pauses the listener and binds it again. */
+        gw_listener_pause(wl, UV_ENOMEM);
         return;
     }
     c->hw = hw;
