@@ -6,28 +6,34 @@
   fuzz.py smoke [--seconds S]      every target for S seconds (default 3) from its committed
                                    seeds only: the part of `make test` that proves the targets
                                    still build and run
+  fuzz.py fill [--cpu-minutes M] [--jobs J] [--chunk S]
+                                   long runs: fuzz the target with the fewest CPU-minutes
+                                   in the log, S seconds at a time (default 600), J at once
+                                   (default 1), until every target has M (default 30)
   fuzz.py stats                    CPU-minutes, runs and findings per target, from the log
 
 A target is common/fuzz/fuzz_NAME.c or milestones/NN-x/fuzz/fuzz_NAME.c, built by
 `make V=fuzz fuzz-bins` into build/fuzz/fuzz/fuzz_NAME. Its committed seeds are
 <folder>/fuzz/corpus/NAME/ and are never written to: what a run discovers goes to
 build/fuzz/corpus/NAME/, crashes and leaks to build/fuzz/artifacts/. Every `run` appends a
-line to build/fuzz/runs.jsonl (CPU seconds, runs, corpus size, result), which `stats` sums.
+line to common/fuzz/runs.jsonl (CPU seconds, runs, corpus size, result), which `stats` sums.
+The log is committed: machines come and go, long runs span sessions, and the totals in
+NOTES.md must survive both (the grown corpus does not; it is rebuilt from the seeds).
 """
 import argparse
 import glob
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "fuzz")
-LOG = os.path.join(BUILD, "runs.jsonl")
+LOG = os.path.join(ROOT, "common", "fuzz", "runs.jsonl")
 INTERRUPTED = 72
 
 
@@ -64,19 +70,22 @@ def libfuzzer_args(t, seconds, corpus):
 def run_one(name, t, seconds, corpus, nice):
     os.makedirs(corpus, exist_ok=True)
     cmd = (["nice", "-n", "19"] if nice else []) + libfuzzer_args(t, seconds, corpus)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     # The unit tests' string checks (gwtest.SAN_ENV): a strstr past a buffer's end is a finding.
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:strict_string_checks=1")
-    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace", env=env) as p:
-        if nice:  # a long run says which process it is, so that it can be interrupted alone
-            with open(os.path.join(BUILD, "running.pid"), "w") as f:
-                f.write(f"{p.pid}\n")
-        out = p.communicate()[0]
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         errors="replace", env=env)
+    if nice:  # a long run says which process it is, so that it can be interrupted alone
+        with open(os.path.join(BUILD, f"running-{name}.pid"), "w") as f:
+            f.write(f"{p.pid}\n")
+    out = p.stdout.read()
+    p.stdout.close()
+    # wait4, not RUSAGE_CHILDREN: `fill` runs several targets at once, and the CPU time must be
+    # this child's own (nice execs the fuzzer, so the pid is the fuzzer's).
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    cpu = ru.ru_utime + ru.ru_stime
     m = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
     runs = int(m.group(1)) if m else 0
     arts = re.findall(r"Test unit written to (\S+)", out)
@@ -94,17 +103,66 @@ def cmd_list(ts):
     print("run one with: make fuzz T=NAME S=SECONDS")
 
 
-def cmd_run(ts, name, seconds):
+LOG_LOCK = threading.Lock()
+
+
+def cmd_run(ts, name, seconds, quiet=False):
     if name not in ts:
         sys.exit(f"no fuzz target '{name}'; have: {' '.join(ts)}")
     t = ts[name]
     rec, out = run_one(name, t, seconds, os.path.join(BUILD, "corpus", name), nice=True)
-    print(out[-6000:] if rec["rc"] else "\n".join(out.splitlines()[-12:]))
-    with open(LOG, "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    print(f"{name}: {rec['runs']} runs, {rec['cpu'] / 60:.1f} CPU-minutes, corpus {rec['corpus']}, "
-          f"{'FINDING: ' + ' '.join(rec['artifacts']) if rec['rc'] else 'nothing found'}")
+    with LOG_LOCK:
+        if not quiet or rec["rc"]:
+            print(out[-6000:] if rec["rc"] else "\n".join(out.splitlines()[-12:]))
+        with open(LOG, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(f"{rec['when']} {name}: {rec['runs']} runs, {rec['cpu'] / 60:.1f} CPU-minutes, corpus {rec['corpus']}, "
+              f"{'FINDING: ' + ' '.join(rec['artifacts']) if rec['rc'] else 'nothing found'}", flush=True)
     return rec["rc"]
+
+
+def totals():
+    """target -> dict(cpu seconds, runs, last corpus size, findings) summed over the log."""
+    rows = {}
+    if os.path.exists(LOG):
+        for line in open(LOG):
+            r = json.loads(line)
+            s = rows.setdefault(r["target"], dict(cpu=0.0, runs=0, corpus=0, findings=[]))
+            s["cpu"] += r["cpu"]
+            s["runs"] += r["runs"]
+            s["corpus"] = r["corpus"]
+            s["findings"] += [os.path.basename(a) for a in r.get("artifacts", [])]
+    return rows
+
+
+def cmd_fill(ts, minutes, jobs, chunk):
+    """Long runs: J threads, each taking the target with the fewest CPU-minutes (not already
+    being fuzzed) for CHUNK seconds, until every target has MINUTES. A finding stops nothing:
+    it is in the log and in build/fuzz/artifacts/, and the next chunk goes on."""
+    busy = set()
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                have = totals()
+                todo = sorted((have.get(n, {}).get("cpu", 0.0), n) for n in ts if n not in busy)
+                todo = [(c, n) for c, n in todo if c < minutes * 60]
+                if not todo:
+                    return
+                name = todo[0][1]
+                busy.add(name)
+            try:
+                cmd_run(ts, name, chunk, quiet=True)
+            finally:
+                with lock:
+                    busy.discard(name)
+
+    threads = [threading.Thread(target=worker) for _ in range(jobs)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
 
 
 def smoke(seconds, names=None):
@@ -125,15 +183,7 @@ def smoke(seconds, names=None):
 
 
 def cmd_stats():
-    rows = {}
-    if os.path.exists(LOG):
-        for line in open(LOG):
-            r = json.loads(line)
-            s = rows.setdefault(r["target"], dict(cpu=0.0, runs=0, corpus=0, findings=[]))
-            s["cpu"] += r["cpu"]
-            s["runs"] += r["runs"]
-            s["corpus"] = r["corpus"]
-            s["findings"] += [os.path.basename(a) for a in r.get("artifacts", [])]
+    rows = totals()
     print("| target | CPU-minutes | runs | corpus | findings |")
     print("|---|---:|---:|---:|---|")
     for name in targets():
@@ -143,9 +193,12 @@ def cmd_stats():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["list", "run", "smoke", "stats"])
+    ap.add_argument("command", choices=["list", "run", "smoke", "fill", "stats"])
     ap.add_argument("name", nargs="?")
     ap.add_argument("--seconds", type=int)
+    ap.add_argument("--cpu-minutes", type=float, default=30.0)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--chunk", type=int, default=600)
     args = ap.parse_args()
     ts = targets()
     if args.command == "list":
@@ -154,6 +207,8 @@ def main():
         if not args.name:
             sys.exit("usage: fuzz.py run NAME [--seconds S]")
         sys.exit(1 if cmd_run(ts, args.name, args.seconds or 60) else 0)
+    elif args.command == "fill":
+        cmd_fill(ts, args.cpu_minutes, args.jobs, args.chunk)
     elif args.command == "smoke":
         bad = 0
         for name, ok, secs, detail in smoke(args.seconds or 3):
