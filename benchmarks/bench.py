@@ -29,8 +29,9 @@ mode http with http-reuse always). The HTTP backend is tools/httpback.c; the spe
 scenarios drive wrk with a Lua done() callback (WRK_LUA) that prints p50/p99/p99.9; the
 L7 memory scenarios reuse IdleConns/UploadPeakRss with `connrate hold --http` and
 `blast post`; l7-tiny-chunks (TinyChunks) uploads chunked bodies (`blast post --chunk`) in
-1-byte and 8 KiB chunks and reports the proxy's CPU per GiB of payload. The full run stays under 15 minutes on a quiet machine (issue 7): the
-durations are chosen for that, and the script prints its estimate (Scenario.est_s).
+1-byte and 8 KiB chunks and reports the proxy's CPU per GiB of payload. The full run stays
+under 15 minutes on a quiet machine (issue 7): the durations are chosen for that, and the
+script prints its estimate (Scenario.est_s).
 
 Where things live (benchmarks/benchlib/, one room per concern; each file says what it owns):
 machine.py (processes, /proc readings, ports, CPU pinning), targets.py (our proxy, nginx,

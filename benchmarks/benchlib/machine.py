@@ -38,14 +38,13 @@ class BenchError(Exception):
     """A failure that ends the run (a target that does not start, a missing tool)."""
 
 
-
 # ---- processes -----------------------------------------------------------------------------
 
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
 
 
-def _child_setup():
+def child_setup():
     # If this script dies without cleaning up (SIGKILL), the kernel kills the child too.
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     # Thousands of idle connections (the idle-conns scenario) need descriptors: the soft
@@ -75,7 +74,7 @@ class Procs:
         try:
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE if pipe_stdout else out, stderr=out,
-                                 start_new_session=True, preexec_fn=_child_setup)
+                                 start_new_session=True, preexec_fn=child_setup)
         finally:
             out.close()
         p.bench_name = name
@@ -116,7 +115,7 @@ def run_client(argv, timeout):
     argv = [str(a) for a in argv]
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         preexec_fn=_child_setup)
+                         preexec_fn=child_setup)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .machine import (BUILD, GIB, LOOPBACK, MIB, OTHER_LOAD_WARN, ROOT, BenchError, Procs,
-                      _child_setup, log, log_tail, machine_cpu_seconds, own_cpu_seconds,
+                      child_setup, log, log_tail, machine_cpu_seconds, own_cpu_seconds,
                       pin_plan, pinned, run_client, time_wait)
 from .scenarios import (CONN_PARALLEL, IDLE_CONNS, IDLE_CONNS_SMOKE, WRK_SECONDS,
                         WRK_SECONDS_SMOKE, ConnRate)
@@ -252,7 +252,7 @@ def profile_ours(ctx, ours, scenarios, ports):
         rec = subprocess.Popen(["perf", "record", "-q", "-g", "-o", data, "-p",
                                 str(ours.proc.pid)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True,
-                               preexec_fn=_child_setup)
+                               preexec_fn=child_setup)
         time.sleep(0.3)
         try:
             s.run(ctx, ports[s.route[0]], ours)

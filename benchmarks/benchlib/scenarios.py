@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from .machine import (BUILD, GIB, LOOPBACK, MIB, BenchError, _child_setup, cpu_meter,
+from .machine import (BUILD, GIB, LOOPBACK, MIB, BenchError, child_setup, cpu_meter,
                       group_memory, pinned, reset_peak_rss, run_client)
 from .targets import MAX_CONNECTIONS, Direct, Ours, fresh_instance
 
@@ -170,7 +170,7 @@ class IdleConns(Scenario):
             with cpu_meter(ctx, t, inst.backend_pgids) as cpu:
                 p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True, preexec_fn=_child_setup)
+                                     start_new_session=True, preexec_fn=child_setup)
                 try:
                     ready, _, _ = select.select([p.stdout], [], [], hold_s + 10)
                     first = p.stdout.readline() if ready else ""
