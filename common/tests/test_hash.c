@@ -91,6 +91,23 @@ static void bytes_matches_known_answers_for_binary_keys(void **state)
     assert_int_equal(gw_hash_bytes(k16, sizeof k16, 0xdeadbeefu), 0x878781f12b15b5d9u);
 }
 
+/* What a keyed table needs (03's rate limiter): every byte of the key, its length and the
+ * seed all move the hash. */
+static void bytes_depends_on_every_byte_length_and_seed(void **state)
+{
+    (void)state;
+    uint8_t k[16] = {0};
+    uint64_t h0 = gw_hash_bytes(k, 16, 1);
+    assert_int_equal(gw_hash_bytes(k, 16, 1), h0);
+    assert_int_not_equal(gw_hash_bytes(k, 16, 2), h0);
+    assert_int_not_equal(gw_hash_bytes(k, 15, 1), h0);
+    for (int i = 0; i < 16; i++) {
+        k[i] = 1;
+        assert_int_not_equal(gw_hash_bytes(k, 16, 1), h0);
+        k[i] = 0;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -100,6 +117,7 @@ int main(void)
         cmocka_unit_test(mix64_matches_known_answers),
         cmocka_unit_test(bytes_matches_known_answers),
         cmocka_unit_test(bytes_matches_known_answers_for_binary_keys),
+        cmocka_unit_test(bytes_depends_on_every_byte_length_and_seed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,6 +51,7 @@
 #include "error.h"
 #include "httpd.h"
 #include "log.h"
+#include "rand.h"
 
 #define LINGER_MS 2000     /* after an error answer: read and discard this long before closing */
 #define HX_FREE_MAX 64     /* exchange states kept for reuse per worker */
@@ -254,14 +255,6 @@ static void stat_add(atomic_uint_least64_t *v, uint64_t n)
 static uv_loop_t *loop_of(hp_worker_t *hw)
 {
     return &hw->w->loop;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -850,7 +843,7 @@ static void ensure_request_id(hp_worker_t *hw, hx_t *x)
 {
     if (x->chain.request_id[0] != '\0')
         return;
-    uint64_t a = rng_next(&hw->rng), b = rng_next(&hw->rng);
+    uint64_t a = gw_rand_next(&hw->rng), b = gw_rand_next(&hw->rng);
     snprintf(x->chain.request_id, sizeof x->chain.request_id, "%016llx%016llx",
              (unsigned long long)a, (unsigned long long)b);
 }
