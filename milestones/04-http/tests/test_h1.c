@@ -1542,13 +1542,6 @@ static void h1_parser_fails_cleanly_at_each_allocation(void **state)
     assert_int_equal(gw_failalloc_each(oom_parse, &response, false).absorbed, 0);
 }
 
-static int disarm(void **state)
-{
-    (void)state;
-    gw_failalloc_disarm();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1661,8 +1654,10 @@ int main(void)
         cmocka_unit_test(h1_serialize_round_trip),
         cmocka_unit_test(h1_serialize_response_alloc),
         cmocka_unit_test(h1_fuzz_never_crashes),
-        cmocka_unit_test_teardown(h1_head_ops_fail_cleanly_at_each_allocation, disarm),
-        cmocka_unit_test_teardown(h1_parser_fails_cleanly_at_each_allocation, disarm),
+        cmocka_unit_test_teardown(h1_head_ops_fail_cleanly_at_each_allocation,
+                                  gw_failalloc_teardown),
+        cmocka_unit_test_teardown(h1_parser_fails_cleanly_at_each_allocation,
+                                  gw_failalloc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
