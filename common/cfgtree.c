@@ -671,21 +671,20 @@ static const char *describe(const gw_cnode_t *n, char *buf, size_t size)
     return buf;
 }
 
-/* Marks every key under N used: once a value was reported as the wrong type, listing each
- * key inside it as unknown too would only bury the one real mistake. */
-static void silence(const gw_cnode_t *n)
+/* see cfgtree.h */
+void gw_cnode_silence(const gw_cnode_t *n)
 {
     for (size_t i = 0; n->type == GW_CNODE_MAP && i < n->n; i++) {
         n->pairs[i].used = true;
-        silence(n->pairs[i].value);
+        gw_cnode_silence(n->pairs[i].value);
     }
     for (size_t i = 0; n->type == GW_CNODE_SEQ && i < n->n; i++)
-        silence(n->items[i]);
+        gw_cnode_silence(n->items[i]);
 }
 
 static int type_error(gw_cdoc_t *doc, const gw_cnode_t *n, const char *key, const char *expected)
 {
-    silence(n);
+    gw_cnode_silence(n);
     char buf[MAX_SHOWN + 8];
     const char *got = describe(n, buf, sizeof(buf));
     if (n->type == GW_CNODE_SCALAR && n->quoted)
@@ -961,7 +960,7 @@ int gw_cget_enum(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, const 
         used += n > 0 ? (size_t)n : 0;
     }
     char buf[MAX_SHOWN + 8];
-    silence(node);
+    gw_cnode_silence(node);
     gw_cdoc_error(doc, node, "%s must be one of: %s (got %s)", key, list,
                   describe(node, buf, sizeof(buf)));
     return GW_ECONFIG;
@@ -990,7 +989,7 @@ bool gw_cnode_expect_map(gw_cdoc_t *doc, const gw_cnode_t *node, const char *wha
     if (node->type == GW_CNODE_MAP)
         return true;
     char buf[MAX_SHOWN + 8];
-    silence(node);
+    gw_cnode_silence(node);
     gw_cdoc_error(doc, node, "%s must be a mapping (got %s)", what,
                   describe(node, buf, sizeof(buf)));
     return false;
@@ -1004,7 +1003,7 @@ bool gw_cnode_expect_seq(gw_cdoc_t *doc, const gw_cnode_t *node, const char *wha
     if (node->type == GW_CNODE_SEQ)
         return true;
     char buf[MAX_SHOWN + 8];
-    silence(node);
+    gw_cnode_silence(node);
     gw_cdoc_error(doc, node, "%s must be a sequence (got %s)", what,
                   describe(node, buf, sizeof(buf)));
     return false;

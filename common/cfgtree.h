@@ -77,6 +77,13 @@ void gw_cdoc_oom(gw_cdoc_t *doc, const gw_cnode_t *at);
 bool gw_cnode_expect_map(gw_cdoc_t *doc, const gw_cnode_t *node, const char *what);
 bool gw_cnode_expect_seq(gw_cdoc_t *doc, const gw_cnode_t *node, const char *what);
 
+/* Marks every key under NODE (not NULL) used, at any depth, so that gw_cdoc_check_unused
+ * reports none of them. For a caller that has just reported NODE itself as wrong (the wrong
+ * type, a conflict with another key, an unknown middleware): listing each key inside it as
+ * unknown too would only bury the one real mistake. The typed getters and
+ * gw_cnode_expect_* do this themselves. */
+void gw_cnode_silence(const gw_cnode_t *node);
+
 /* Looks KEY up in MAP (which must be a mapping), marks it used and remembers KEY in
  * map->asked (hence the non-const MAP: only that bookkeeping changes). Returns the value node
  * or NULL when absent. gw_cmap_require records "missing required key 'KEY'" at MAP when

@@ -645,13 +645,6 @@ static void chunk_get_from_cache_survives_allocation_failure(void **state)
     assert_int_equal(nchunks(&pool), 0);
 }
 
-static int disarm(void **state)
-{
-    (void)state;
-    gw_failalloc_disarm();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -675,8 +668,10 @@ int main(void)
         cmocka_unit_test(bufpool_stats_cached_bytes_per_cache),
         cmocka_unit_test(bufpool_cap_holds_across_threads),
         cmocka_unit_test(bufpool_stats_readable_while_threads_work),
-        cmocka_unit_test_teardown(chunk_get_fails_cleanly_at_each_allocation, disarm),
-        cmocka_unit_test_teardown(chunk_get_from_cache_survives_allocation_failure, disarm),
+        cmocka_unit_test_teardown(chunk_get_fails_cleanly_at_each_allocation,
+                                  gw_failalloc_teardown),
+        cmocka_unit_test_teardown(chunk_get_from_cache_survives_allocation_failure,
+                                  gw_failalloc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -842,6 +842,17 @@ static void check_unused_later_key_star_matches_index(void **state)
     expect_errors("t.yaml:3:5: routes: needs gw04 or later");
 }
 
+/* A value the caller reported itself: nothing inside it, at any depth and through
+ * sequences, is reported again as unknown; its siblings still are. */
+static void check_unused_skips_silenced_value(void **state)
+{
+    (void)state;
+    assert_int_equal(load("bad:\n  a: 1\n  b:\n    - c: 2\n      d: {e: 3}\nstray: 1\n"), 0);
+    gw_cnode_silence(root_get("bad"));
+    gw_cdoc_check_unused(&doc, later);
+    expect_errors("t.yaml:6:1: unknown key 'stray'");
+}
+
 static void check_unused_later_key_unknown_at_its_level(void **state)
 {
     (void)state;
@@ -977,6 +988,7 @@ int main(void)
         T(check_unused_no_suggestion_for_tiny_keys),
         T(check_unused_later_key_with_star),
         T(check_unused_later_key_star_matches_index),
+        T(check_unused_skips_silenced_value),
         T(check_unused_later_key_unknown_at_its_level),
         T(check_unused_later_pattern_must_match_whole_path),
         T(check_unused_does_not_descend_into_reported_key),

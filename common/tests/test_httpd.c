@@ -16,6 +16,7 @@
 #include "error.h"
 #include "failalloc.h"
 #include "httpd.h"
+#include "rand.h"
 
 #define DEADLINE_MS 5000
 #define CLIENT_BUF (512 * 1024)
@@ -735,15 +736,6 @@ static void httpd_resp_header_refuses_injection_and_overflow(void **state)
     assert_int_equal(r.extra_len, strlen("X-1: \r\n") + strlen(big));
 }
 
-/* A fixed-seed generator: the same inputs on every run (STYLE.md section 7). */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static size_t mutate(uint64_t *rng, char *out, size_t cap)
 {
     static const char *const seeds[] = {
@@ -754,20 +746,20 @@ static size_t mutate(uint64_t *rng, char *out, size_t cap)
         "GET /hello HTTP/1.1\r\nA: b\r\n c\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
     };
     size_t n;
-    if (rng_next(rng) % 4 == 0) { /* pure noise */
-        n = rng_next(rng) % cap;
+    if (gw_rand_next(rng) % 4 == 0) { /* pure noise */
+        n = gw_rand_next(rng) % cap;
         for (size_t i = 0; i < n; i++)
-            out[i] = (char)rng_next(rng);
+            out[i] = (char)gw_rand_next(rng);
         return n;
     }
-    const char *s = seeds[rng_next(rng) % (sizeof seeds / sizeof seeds[0])];
+    const char *s = seeds[gw_rand_next(rng) % (sizeof seeds / sizeof seeds[0])];
     n = strlen(s);
     memcpy(out, s, n);
-    for (int k = (int)(rng_next(rng) % 4); k >= 0; k--) {
-        size_t at = rng_next(rng) % n;
-        switch (rng_next(rng) % 3) {
+    for (int k = (int)(gw_rand_next(rng) % 4); k >= 0; k--) {
+        size_t at = gw_rand_next(rng) % n;
+        switch (gw_rand_next(rng) % 3) {
         case 0: /* flip a byte */
-            out[at] = (char)rng_next(rng);
+            out[at] = (char)gw_rand_next(rng);
             break;
         case 1: /* cut */
             n = at;
@@ -775,7 +767,7 @@ static size_t mutate(uint64_t *rng, char *out, size_t cap)
         default: /* insert a byte */
             if (n + 1 < cap) {
                 memmove(out + at + 1, out + at, n - at);
-                out[at] = "\r\n :\0\x7f/?%"[rng_next(rng) % 9];
+                out[at] = "\r\n :\0\x7f/?%"[gw_rand_next(rng) % 9];
                 n++;
             }
         }

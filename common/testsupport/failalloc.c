@@ -47,6 +47,14 @@ void gw_failalloc_disarm(void)
 }
 
 /* see failalloc.h */
+int gw_failalloc_teardown(void **state)
+{
+    (void)state;
+    gw_failalloc_disarm();
+    return 0;
+}
+
+/* see failalloc.h */
 unsigned long gw_failalloc_seen(void)
 {
     return atomic_load(&seen);

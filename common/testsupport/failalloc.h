@@ -21,6 +21,11 @@
 void gw_failalloc_arm(unsigned long n, bool persist);
 void gw_failalloc_disarm(void);
 
+/* A cmocka teardown that only disarms: for a test whose failing assert may leave the
+ * countdown armed (see gw_failalloc_op_t). A test with a teardown of its own calls
+ * gw_failalloc_disarm from it instead. */
+int gw_failalloc_teardown(void **state);
+
 /* Allocations seen since the last arm, and how many of them were made to fail. */
 unsigned long gw_failalloc_seen(void);
 unsigned long gw_failalloc_failures(void);

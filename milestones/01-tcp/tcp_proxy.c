@@ -58,14 +58,6 @@ static void apply(conn_t *c, unsigned act);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void start_connect(conn_t *c);
 
-/* One writer (this worker), readers elsewhere (a metrics scrape): a relaxed load and
- * store is enough and costs no locked instruction. */
-static void stat_add(atomic_uint_least64_t *v, uint64_t n)
-{
-    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 static gw_side_t side_of(const conn_t *c, const void *handle)
 {
     return handle == (const void *)&c->sock[GW_CLIENT] ? GW_CLIENT : GW_BACKEND;
@@ -113,9 +105,9 @@ static void conn_free(conn_t *c)
         c->next->prev = c->prev;
     if (c->admitted)
         gw_listener_leave(c->l);
-    stat_add(&tw->stats->closed, 1);
-    stat_add(&tw->stats->bytes_in, c->bytes[GW_CLIENT]);
-    stat_add(&tw->stats->bytes_out, c->bytes[GW_BACKEND]);
+    gw_counter_inc(&tw->stats->closed);
+    gw_counter_add(&tw->stats->bytes_in, c->bytes[GW_CLIENT]);
+    gw_counter_add(&tw->stats->bytes_out, c->bytes[GW_BACKEND]);
     gw_worker_t *w = tw->w;
     free(c);
     gw_worker_conn_done(w); /* last: it may finish the worker */
@@ -415,7 +407,7 @@ static bool may_retry(conn_t *c)
 
 static void connect_failed(conn_t *c, int status, const char *why)
 {
-    stat_add(&c->tw->stats->connect_failed, 1);
+    gw_counter_inc(&c->tw->stats->connect_failed);
     log_connect_failure(c, why);
     if (c->tw->picker.report != NULL)
         c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick, status);
@@ -462,7 +454,7 @@ static void start_connect(conn_t *c)
                                  c->attempt, &c->pick);
     c->picked = true;
     if (c->backend == NULL) {
-        stat_add(&tw->stats->no_backend, 1);
+        gw_counter_inc(&tw->stats->no_backend);
         log_connect_failure(c, "no usable backend");
         apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
         return;
@@ -489,7 +481,7 @@ static void on_rejected_closed(uv_handle_t *h)
  * limited: this is what a flood looks like). */
 static void reject(tcp_worker_t *tw, uv_tcp_t *client, gw_listener_t *l, bool limited)
 {
-    stat_add(limited ? &tw->stats->limited : &tw->stats->rejected, 1);
+    gw_counter_inc(limited ? &tw->stats->limited : &tw->stats->rejected);
     uint64_t dropped;
     if (gw_lograte_allow(&tw->reject_log, uv_now(&tw->w->loop), LOG_PERIOD_MS, &dropped)) {
         if (limited)
@@ -513,7 +505,7 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     if (tw->conns != NULL)
         tw->conns->prev = c;
     tw->conns = c;
-    stat_add(&tw->stats->accepted, 1);
+    gw_counter_inc(&tw->stats->accepted);
     gw_sm_init(&c->sm, tw->w->rt->cfg->buffers.high_water, tw->w->rt->cfg->buffers.low_water);
     uv_tcp_nodelay(&c->sock[GW_CLIENT], 1);
     uv_tcp_init(loop_of(c), &c->sock[GW_BACKEND]);

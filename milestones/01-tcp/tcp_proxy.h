@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "runtime.h"
 
 /* What a picker keeps per connection: 01 stores it in the pair and hands it back, it never
@@ -50,11 +51,11 @@ typedef struct gw_tcp_picker_s {
 #define GW_TCP_CLOSED_BACKEND_ERROR 2
 
 /* Per-worker counters, summed on scrape from 03 on. Only the owning worker writes them
- * (a relaxed load and store, no locked instruction); another thread may read them with a
- * relaxed load. bytes_in: read from clients; bytes_out: read from backends (both counted
- * at the close). rejected: over max_connections; limited: refused by the admit hook. */
+ * (gw_counter_add: a relaxed load and store, no locked instruction); another thread may read
+ * them (gw_counter_get). bytes_in: read from clients; bytes_out: read from backends (both
+ * counted at the close). rejected: over max_connections; limited: refused by the admit hook. */
 typedef struct gw_tcp_stats_s {
-    atomic_uint_least64_t accepted, rejected, limited, connect_failed, no_backend, closed, bytes_in,
+    gw_counter_t accepted, rejected, limited, connect_failed, no_backend, closed, bytes_in,
         bytes_out;
 } gw_tcp_stats_t;
 

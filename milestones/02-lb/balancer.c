@@ -3,6 +3,7 @@
 
 #include "balancer.h"
 #include "chash.h"
+#include "rand.h"
 
 const char *const gw_balancer_names[] = {
     "round_robin",        "weighted_round_robin", "least_connections",
@@ -55,21 +56,12 @@ static size_t nth_allowed(const cands_t *c, size_t n, size_t k)
     return 0; /* unreachable when K < c->count */
 }
 
-/* splitmix64: one add and a finaliser per number, 64 bits of state, passes BigCrush; plenty
- * for choosing backends, and cheap enough to run on every pick. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* A number in [0, bound) for bound <= 2^32, by multiply-and-shift (Lemire) instead of `%`:
- * no division, and the bias (bound / 2^32) is far below anything a test could see. */
+ * no division, and the bias (bound / 2^32) is far below anything a test could see. rand.h's
+ * splitmix64 is plenty for choosing backends, and cheap enough to run on every pick. */
 static size_t random_below(uint64_t *state, size_t bound)
 {
-    return (size_t)(((next_random(state) >> 32) * (uint64_t)bound) >> 32);
+    return (size_t)(((gw_rand_next(state) >> 32) * (uint64_t)bound) >> 32);
 }
 
 static unsigned active_of(const gw_backend_t *b)

@@ -6,10 +6,8 @@
 
 #include "balancer.h"
 #include "chash.h"
-
-/* 2^64 / golden ratio: splitmix64's increment. Consecutive multiples of it are spread as
- * evenly as possible around 2^64, and the finaliser then scrambles them. */
-#define GOLDEN 0x9E3779B97F4A7C15ull
+#include "hash.h"
+#include "rand.h"
 
 typedef struct point_s {
     uint64_t pos;   /* place on the ring, 0 .. 2^64-1 */
@@ -22,25 +20,12 @@ struct gw_chash_s {
     point_t *points; /* sorted by pos (then owner, so every worker sorts ties alike) */
 };
 
-/* splitmix64's finaliser (Stafford's "mix13"): every input bit flips about half the
- * output bits. */
-static uint64_t mix64(uint64_t x)
+/* A key's place on the ring: hash.h's FNV-1a plus finaliser, so that inputs differing in one
+ * byte land far apart (FNV-1a alone moves the high bits too little). The seed is a constant:
+ * every worker, and every proxy in front of the same backends, must agree. */
+static uint64_t ring_hash(const void *data, size_t len)
 {
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-/* see chash.h */
-uint64_t gw_hash_bytes(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 offset basis */
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull; /* FNV-1a 64 prime */
-    }
-    return mix64(h);
+    return gw_hash_bytes(data, len, 0);
 }
 
 /* see balancer.h */
@@ -50,7 +35,7 @@ uint64_t gw_hash_client_ip(const struct sockaddr *sa)
         return 0;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-        return gw_hash_bytes(&sin->sin_addr.s_addr, 4);
+        return ring_hash(&sin->sin_addr.s_addr, 4);
     }
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
@@ -58,8 +43,8 @@ uint64_t gw_hash_client_ip(const struct sockaddr *sa)
         /* On a dual-stack listener an IPv4 client shows up as ::ffff:a.b.c.d: hash the
          * IPv4 part, so it lands where it would on an IPv4 listener. */
         if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-            return gw_hash_bytes(ip + 12, 4);
-        return gw_hash_bytes(ip, 16);
+            return ring_hash(ip + 12, 4);
+        return ring_hash(ip, 16);
     }
     return 0;
 }
@@ -99,12 +84,10 @@ static size_t place_points(point_t *pts, gw_backend_t *const *backends, size_t n
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const gw_backend_t *b = backends[i];
-        uint64_t h = gw_hash_bytes(b->name, strlen(b->name));
+        uint64_t h = ring_hash(b->name, strlen(b->name));
         size_t count = (size_t)(b->weight / unit) * per_unit;
-        for (size_t j = 0; j < count; j++) {
-            h += GOLDEN;
-            pts[k++] = (point_t){.pos = mix64(h), .owner = (uint32_t)i};
-        }
+        for (size_t j = 0; j < count; j++)
+            pts[k++] = (point_t){.pos = gw_rand_next(&h), .owner = (uint32_t)i};
     }
     qsort(pts, k, sizeof(*pts), cmp_points);
     return k;

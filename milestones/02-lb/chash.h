@@ -35,8 +35,4 @@ int gw_chash_lookup(const gw_chash_t *r, uint64_t key, const bool *usable, size_
 /* The number of points on R (for tests and the admin API). */
 size_t gw_chash_size(const gw_chash_t *r);
 
-/* A 64-bit hash of LEN bytes: FNV-1a, then splitmix64's finaliser so that inputs differing
- * in one byte land far apart on the ring (FNV-1a alone moves the high bits too little). */
-uint64_t gw_hash_bytes(const void *data, size_t len);
-
 #endif

@@ -21,6 +21,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "rand.h"
 
 /* A status line is "HTTP/1.1 200 OK" plus a reason phrase; a peer that sends a kilobyte
  * without a line end is not answering HTTP, and the bound keeps a check's memory fixed. */
@@ -153,15 +154,6 @@ int gw_hc_parse_status(const char *buf, size_t len, unsigned *status)
     return 0;
 }
 
-/* splitmix64: tiny, fast, and every 64-bit state is a valid seed. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
 /* see health.h */
 uint64_t gw_hc_delay(uint64_t interval_ms, bool first, uint64_t *rng)
 {
@@ -169,7 +161,7 @@ uint64_t gw_hc_delay(uint64_t interval_ms, bool first, uint64_t *rng)
      * host that runs several of them) is hit in one burst per interval. The first check
      * spreads them over a whole interval; +/- 10% afterwards keeps them from drifting back
      * together. The modulo's bias (2^64 is no multiple of the range) is negligible here. */
-    uint64_t r = next_random(rng);
+    uint64_t r = gw_rand_next(rng);
     if (first)
         return interval_ms > 0 ? r % interval_ms : 0;
     uint64_t tenth = interval_ms / 10;

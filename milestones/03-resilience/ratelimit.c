@@ -31,6 +31,7 @@
 #include <sys/random.h>
 
 #include "error.h"
+#include "hash.h"
 
 #define UNITS 1024u /* bucket time units per token (per emission interval) */
 
@@ -172,19 +173,6 @@ struct gw_keyed_limiter_s {
     entry_t *entries;
     uint32_t *heads;
 };
-
-/* see ratelimit.h */
-uint64_t gw_hash_key(const void *key, size_t len, uint64_t seed)
-{
-    const uint8_t *p = key;
-    uint64_t h = UINT64_C(0xcbf29ce484222325) ^ seed;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * UINT64_C(0x100000001b3);
-    /* FNV-1a's low bits (the chain index) are weak; the finaliser mixes every bit. */
-    h = (h ^ (h >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    h = (h ^ (h >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return h ^ (h >> 31);
-}
 
 /* A secret per table, so that nobody can pick addresses that all land in one chain. Not a
  * clock read and not part of any test's outcome: tests that care where keys land use one
@@ -355,7 +343,7 @@ bool gw_keyed_take(gw_keyed_limiter_t *l, const void *key, size_t keylen, uint64
     assert(keylen >= 1 && keylen <= GW_KEY_MAX);
     if (keylen > GW_KEY_MAX)
         keylen = GW_KEY_MAX; /* never past the entry's key, even with assertions off */
-    uint64_t h = gw_hash_key(key, keylen, l->seed);
+    uint64_t h = gw_hash_bytes(key, keylen, l->seed);
     stripe_t *s = &l->stripes[(h >> 32) & (l->nstripes - 1)];
     uint32_t hash = (uint32_t)h;
     uint64_t now = to_units(&l->rate, now_ns), next = 0;
@@ -389,7 +377,7 @@ uint64_t gw_keyed_wait_ns(gw_keyed_limiter_t *l, const void *key, size_t keylen,
     assert(keylen >= 1 && keylen <= GW_KEY_MAX);
     if (keylen > GW_KEY_MAX)
         keylen = GW_KEY_MAX;
-    uint64_t h = gw_hash_key(key, keylen, l->seed);
+    uint64_t h = gw_hash_bytes(key, keylen, l->seed);
     stripe_t *s = &l->stripes[(h >> 32) & (l->nstripes - 1)];
     /* The key's TAT in a bucket of the same rate: the single bucket's arithmetic, reused. */
     gw_bucket_t b = {.rate = l->rate};

@@ -84,7 +84,4 @@ uint64_t gw_keyed_evictions(const gw_keyed_limiter_t *l);
 /* Frees L (NULL is fine). No other thread may be using it. */
 void gw_keyed_free(gw_keyed_limiter_t *l);
 
-/* A 64-bit hash of LEN bytes of KEY under SEED: FNV-1a, then splitmix64's finaliser. */
-uint64_t gw_hash_key(const void *key, size_t len, uint64_t seed);
-
 #endif

@@ -211,8 +211,7 @@ static uint64_t sum_tcp(const gw_runtime_t *rt, size_t offset)
     for (unsigned i = 0; workers_readable(rt) && i < rt->nworkers; i++) {
         const gw_tcp_stats_t *s = gw_tcp_worker_stats(&rt->workers[i]);
         if (s != NULL)
-            sum += atomic_load_explicit((const atomic_uint_least64_t *)((const char *)s + offset),
-                                        memory_order_relaxed);
+            sum += gw_counter_get((const gw_counter_t *)((const char *)s + offset));
     }
     return sum;
 }

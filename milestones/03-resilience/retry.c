@@ -3,15 +3,7 @@
 
 #include <limits.h>
 
-/* splitmix64: one add and a finaliser per number, every 64-bit state a valid seed; the same
- * generator as 02's balancers. Plenty for spreading delays, not for secrets. */
-static uint64_t next_rand(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
+#include "rand.h"
 
 /* see retry.h */
 void gw_budget_init(gw_retry_budget_t *b)
@@ -55,7 +47,7 @@ uint64_t gw_backoff_cap(uint64_t base_ms, uint64_t max_ms, unsigned attempt)
 uint64_t gw_backoff_full_jitter(uint64_t base_ms, uint64_t max_ms, unsigned attempt, uint64_t *rng)
 {
     uint64_t cap = gw_backoff_cap(base_ms, max_ms, attempt);
-    uint64_t x = next_rand(rng);
+    uint64_t x = gw_rand_next(rng);
     if (cap == UINT64_MAX)
         return x;
     /* Uniform in [0, cap]: scale a 64-bit draw by cap + 1 and keep the high half (Lemire),

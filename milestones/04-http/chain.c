@@ -35,8 +35,10 @@
 #include "03-resilience/retry.h"
 #include "04-http/accesslog.h"
 #include "error.h"
+#include "hash.h"
 #include "httpd.h"
 #include "log.h"
+#include "rand.h"
 
 /* x->flags */
 #define F_STARTED 0x1u   /* gw_chain_request ran: the route's in-flight count includes X */
@@ -90,16 +92,12 @@ struct gw_chain_s {
 
 /* ---- random numbers ----------------------------------------------------------------------- */
 
-/* splitmix64: one step of the worker's generator. Request ids and split draws need spread,
- * not secrecy (an id is not a credential). */
+/* One step of the worker's generator (rand.h), or of a per-thread one when the exchange has
+ * none. Request ids and split draws need spread, not secrecy (an id is not a credential). */
 static uint64_t rng_next(gw_hx_t *x)
 {
     static _Thread_local uint64_t fallback = UINT64_C(0x2545f4914f6cdd1d);
-    uint64_t *s = x->rng != NULL ? x->rng : &fallback;
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
+    return gw_rand_next(x->rng != NULL ? x->rng : &fallback);
 }
 
 /* ---- building and freeing ----------------------------------------------------------------- */
@@ -410,8 +408,8 @@ static void keep_sub(gw_hx_t *x, const json_t *claims)
         memcpy(x->sub, v, len + 1);
         return;
     }
-    snprintf(x->sub, sizeof x->sub, "#%016" PRIx64 "%016" PRIx64, gw_hash_key(v, len, 1),
-             gw_hash_key(v, len, 2));
+    snprintf(x->sub, sizeof x->sub, "#%016" PRIx64 "%016" PRIx64, gw_hash_bytes(v, len, 1),
+             gw_hash_bytes(v, len, 2));
 }
 
 /* Copies the configured claims to request headers: strings as they are, numbers and
@@ -477,8 +475,8 @@ static size_t rl_key(const gw_chain_t *c, const gw_hx_t *x, const gw_mw_cfg_t *m
         v = (gw_h1_span_t){x->sub, strlen(x->sub)};
     if (v.len > 0) {
         uint64_t tag = (uint64_t)m->u.rate_limit.key << 56;
-        uint64_t h[2] = {gw_hash_key(v.ptr, v.len, c->seed[0] ^ tag),
-                         gw_hash_key(v.ptr, v.len, c->seed[1] ^ tag)};
+        uint64_t h[2] = {gw_hash_bytes(v.ptr, v.len, c->seed[0] ^ tag),
+                         gw_hash_bytes(v.ptr, v.len, c->seed[1] ^ tag)};
         memcpy(key, h, GW_KEY_MAX);
         return GW_KEY_MAX;
     }

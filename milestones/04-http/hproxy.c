@@ -51,6 +51,7 @@
 #include "error.h"
 #include "httpd.h"
 #include "log.h"
+#include "rand.h"
 
 #define LINGER_MS 2000     /* after an error answer: read and discard this long before closing */
 #define HX_FREE_MAX 64     /* exchange states kept for reuse per worker */
@@ -245,23 +246,9 @@ static const gw_wdest_ops_t client_ops, upstream_ops;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-static void stat_add(atomic_uint_least64_t *v, uint64_t n)
-{
-    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 static uv_loop_t *loop_of(hp_worker_t *hw)
 {
     return &hw->w->loop;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -621,13 +608,13 @@ static void count_status(hp_worker_t *hw, unsigned status)
 {
     gw_http_stats_t *s = hw->stats;
     if (status >= 500)
-        stat_add(&s->responses_5xx, 1);
+        gw_counter_inc(&s->responses_5xx);
     else if (status >= 400)
-        stat_add(&s->responses_4xx, 1);
+        gw_counter_inc(&s->responses_4xx);
     else if (status >= 300)
-        stat_add(&s->responses_3xx, 1);
+        gw_counter_inc(&s->responses_3xx);
     else if (status >= 200)
-        stat_add(&s->responses_2xx, 1);
+        gw_counter_inc(&s->responses_2xx);
 }
 
 /* ---- closing a client connection ---------------------------------------------------------- */
@@ -850,7 +837,7 @@ static void ensure_request_id(hp_worker_t *hw, hx_t *x)
 {
     if (x->chain.request_id[0] != '\0')
         return;
-    uint64_t a = rng_next(&hw->rng), b = rng_next(&hw->rng);
+    uint64_t a = gw_rand_next(&hw->rng), b = gw_rand_next(&hw->rng);
     snprintf(x->chain.request_id, sizeof x->chain.request_id, "%016llx%016llx",
              (unsigned long long)a, (unsigned long long)b);
 }
@@ -871,7 +858,7 @@ static void send_local(hconn_t *c, unsigned status, const char *reason, bool clo
         client_close(c, true);
         return;
     }
-    stat_add(&hw->stats->local_errors, status >= 400);
+    gw_counter_add(&hw->stats->local_errors, status >= 400);
     if (x->local.status == 0)
         gw_h1_head_set_status(&x->local, status, status_text(status), strlen(status_text(status)));
     else if (gw_h1_head_reason(&x->local).len == 0) {
@@ -1204,7 +1191,7 @@ static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool co
     if (again) {
         x->tries++;
         x->attempt = fresh ? 0 : x->attempt + 1;
-        stat_add(&hw->stats->retries, 1);
+        gw_counter_inc(&hw->stats->retries);
         if (x->rq == RQ_BODY) /* the body waits for the next upstream */
             x->rq = RQ_WAIT_UPSTREAM;
         /* The head is serialised again from the parsed head, which is intact. */
@@ -1381,7 +1368,7 @@ static void upstream_connect_held(uv_connect_t *req, int status)
         return;
     }
     u->connected = true;
-    stat_add(&u->hw->stats->upstream_connects, 1);
+    gw_counter_inc(&u->hw->stats->upstream_connects);
     upstream_ready(x->c);
 }
 
@@ -1436,7 +1423,7 @@ static void upstream_start(hconn_t *c)
         u->x = x;
         x->u = u;
         x->upstream_reused = true;
-        stat_add(&hw->stats->upstream_reuses, 1);
+        gw_counter_inc(&hw->stats->upstream_reuses);
         upstream_ready(c);
         return;
     }
@@ -1495,7 +1482,7 @@ static void on_request_head(hconn_t *c)
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
     gw_h1_head_t *h = &x->rp.head;
-    stat_add(&hw->stats->requests, 1);
+    gw_counter_inc(&hw->stats->requests);
     x->rq = RQ_WAIT_UPSTREAM;
     x->req_body = x->rp.body;
     x->client_minor = h->version_minor; /* before the upstream's copy says 1.1 */
@@ -2249,7 +2236,7 @@ static void http_on_connection(gw_wlistener_t *wl)
         return;
     }
     c->admitted = true;
-    stat_add(&hw->stats->connections, 1);
+    gw_counter_inc(&hw->stats->connections);
     uv_tcp_nodelay(&c->sock, 1);
     c->state = C_IDLE;
     list_idle(c, &hw->fresh[c->l->index]);
@@ -2406,7 +2393,7 @@ static void http_on_reopen(gw_runtime_t *rt)
     ({                                                                                             \
         uint64_t s_ = 0;                                                                           \
         for (unsigned i_ = 0; i_ < (hp)->cfg->workers; i_++)                                       \
-            s_ += atomic_load_explicit(&(hp)->workers[i_].stats->field, memory_order_relaxed);     \
+            s_ += gw_counter_get(&(hp)->workers[i_].stats->field);                                 \
         s_;                                                                                        \
     })
 

@@ -9,6 +9,7 @@
 #define GW_HPROXY_H
 
 #include "02-lb/lb.h"
+#include "metrics.h"
 #include "runtime.h"
 
 /* The gw04 application (03's, with http listeners served here) and the cli hooks that
@@ -17,10 +18,10 @@ extern const gw_app_t gw_http_app;
 int gw_http_prepare(const gw_config_t *cfg, void **app_data);
 void gw_http_release(void *app_data);
 
-/* Per-worker HTTP counters (only the worker writes them; read with relaxed loads). */
+/* Per-worker HTTP counters (only the worker writes them; any thread reads them). */
 typedef struct gw_http_stats_s {
-    atomic_uint_least64_t connections, requests, responses_2xx, responses_3xx, responses_4xx,
-        responses_5xx, local_errors, upstream_connects, upstream_reuses, retries;
+    gw_counter_t connections, requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx,
+        local_errors, upstream_connects, upstream_reuses, retries;
 } gw_http_stats_t;
 
 #endif

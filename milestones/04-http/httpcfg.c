@@ -61,18 +61,6 @@ static void oom(gw_cdoc_t *doc, const gw_cnode_t *at)
     gw_cdoc_oom(doc, at);
 }
 
-/* Marks every key under N used: a value already reported as wrong should not also have
- * each of its keys reported as unknown. */
-static void silence(const gw_cnode_t *n)
-{
-    for (size_t i = 0; n->type == GW_CNODE_MAP && i < n->n; i++) {
-        n->pairs[i].used = true;
-        silence(n->pairs[i].value);
-    }
-    for (size_t i = 0; n->type == GW_CNODE_SEQ && i < n->n; i++)
-        silence(n->items[i]);
-}
-
 /* The key node of KEY in MAP (for errors about the key itself), or NULL. */
 static const gw_cnode_t *key_node(const gw_cnode_t *map, const char *key)
 {
@@ -200,7 +188,7 @@ static int get_rate(gw_cdoc_t *doc, const gw_cnode_t *node, double *out)
         ok = ok && s[digits] == '\0';
     }
     if (!ok) {
-        silence(node);
+        gw_cnode_silence(node);
         gw_cdoc_error(doc, node,
                       "rate must be a number of requests per second like 100 or 0.5 "
                       "(at most 6 decimals, no quotes)");
@@ -477,7 +465,7 @@ static void decode_rate_limit(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_
     r->key = (gw_rl_key_t)k;
     const gw_cnode_t *header = gw_cmap_get(doc, opts, "header");
     if (!key_ok)
-        silence(header ? header : key);
+        gw_cnode_silence(header ? header : key);
     else if (header && r->key != GW_RL_KEY_HEADER)
         gw_cdoc_error(doc, key_node(opts, "header"), "header: only with `key: header`");
     else if (!header && r->key == GW_RL_KEY_HEADER)
@@ -570,7 +558,7 @@ static void decode_middleware(gw_cdoc_t *doc, const gw_cnode_t *seq, gw_http_rou
     for (size_t i = 0; i < seq->n; i++) {
         const gw_cnode_t *item = seq->items[i];
         if (item->type != GW_CNODE_MAP || item->n != 1) {
-            silence(item);
+            gw_cnode_silence(item);
             gw_cdoc_error(doc, item,
                           "each middleware must be a mapping with one key, like "
                           "`- cors: {...}`");
@@ -584,7 +572,7 @@ static void decode_middleware(gw_cdoc_t *doc, const gw_cnode_t *seq, gw_http_rou
             kind = -1;
         }
         if (kind < 0) {
-            silence(p->value);
+            gw_cnode_silence(p->value);
             continue;
         }
         seen |= 1u << kind;
@@ -749,7 +737,7 @@ static void decode_destination(dec_t *d, const gw_cnode_t *map, gw_http_route_t 
     const gw_cnode_t *at = NULL;
     if (up && split) {
         gw_cdoc_error(d->doc, key_node(map, "split"), "upstream and split are exclusive");
-        silence(split);
+        gw_cnode_silence(split);
         return;
     } else if (!up && !split) {
         gw_cdoc_error(d->doc, map, "a route needs `upstream` or `split`");
@@ -964,7 +952,7 @@ static void reject_http_keys(gw_cdoc_t *doc, const gw_cnode_t *map)
         const gw_cnode_t *v = gw_cmap_get(doc, map, keys[i]);
         if (!v)
             continue;
-        silence(v);
+        gw_cnode_silence(v);
         if (tcp)
             gw_cdoc_error(doc, key_node(map, keys[i]), "%s: only for protocol http", keys[i]);
     }
@@ -996,7 +984,7 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     x->max_headers = 100;
     const gw_cnode_t *up = gw_cmap_get(doc, map, "upstream");
     if (up) {
-        silence(up);
+        gw_cnode_silence(up);
         gw_cdoc_error(doc, key_node(map, "upstream"),
                       "upstream: an http listener has routes, each naming its upstream");
     }

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 typedef struct route_hdr_s {
     char *name; /* lower case */
     char *value;
@@ -114,18 +116,11 @@ unsigned gw_router_method_bit(const char *m, size_t len)
 /* ---- hosts
  * -------------------------------------------------------------------------- */
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a: short keys, no secret needed */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * UINT64_C(1099511628211);
-    return h;
-}
-
 /* The slot holding KEY, or the free slot where it would go. */
 static host_slot_t *table_slot(const host_table_t *t, const char *key, size_t klen)
 {
-    size_t i = (size_t)hash_bytes(key, klen) & t->mask;
+    /* Plain FNV-1a: host names are short, no secret is needed, and the table probes on. */
+    size_t i = (size_t)gw_hash_fnv1a(key, klen, 0) & t->mask;
     for (;; i = (i + 1) & t->mask) {
         host_slot_t *s = &t->slot[i];
         if (!s->key || (s->klen == klen && memcmp(s->key, key, klen) == 0))

@@ -9,6 +9,7 @@
 
 #include "02-lb/backend.h"
 #include "02-lb/balancer.h"
+#include "rand.h"
 
 #define MAXB 8
 #define NONE SIZE_MAX
@@ -509,14 +510,6 @@ static void p2c_same_seed_same_picks(void **state)
 
 /* ---- every strategy ----------------------------------------------------------------- */
 
-static uint64_t test_rng(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Property: over random usable masks, loads, keys and avoids (fixed seed), no strategy ever
  * returns an unusable backend, returns -1 exactly when none is usable, and never returns
  * the avoided one while another is usable. */
@@ -531,12 +524,12 @@ static void every_strategy_picks_only_usable(void **state)
         for (int trial = 0; trial < 2000; trial++) {
             size_t nusable = 0;
             for (size_t i = 0; i < f.n; i++) {
-                f.usable[i] = test_rng(&s) % 3 != 0;
+                f.usable[i] = gw_rand_next(&s) % 3 != 0;
                 nusable += f.usable[i];
-                set_active(&f, i, (unsigned)(test_rng(&s) % 10));
+                set_active(&f, i, (unsigned)(gw_rand_next(&s) % 10));
             }
-            size_t avoid = test_rng(&s) % 2 ? (size_t)(test_rng(&s) % f.n) : NONE;
-            gw_pick_t p = {.usable = f.usable, .avoid = avoid, .key = test_rng(&s)};
+            size_t avoid = gw_rand_next(&s) % 2 ? (size_t)(gw_rand_next(&s) % f.n) : NONE;
+            gw_pick_t p = {.usable = f.usable, .avoid = avoid, .key = gw_rand_next(&s)};
             int r = gw_balancer_pick(b, &p);
             if (nusable == 0) {
                 assert_int_equal(r, -1);

@@ -228,6 +228,34 @@ static void chash_spreads_keys_evenly(void **state)
     free(owner);
 }
 
+/* The ring is a promise to clients: the same address reaches the same backend across
+ * releases, and across every proxy in front of the same backends. So its output is pinned,
+ * not only its spread: weights 1,2,3 over the 10,000 keys give exactly these counts and these
+ * first owners (computed before the ring's hash moved to common/hash.h and rand.h). */
+static void chash_ring_is_pinned(void **state)
+{
+    (void)state;
+    fixture_t f;
+    unsigned count[MAXB];
+    int *owner = malloc(NKEYS * sizeof(*owner));
+    assert_non_null(owner);
+    fixture_init(&f, (unsigned[]){1, 2, 3}, 3);
+    gw_balancer_t *b = new_chash(&f, 0);
+    make_keys();
+    map_keys(b, f.usable, owner, count);
+    static const int first[12] = {0, 2, 1, 2, 0, 1, 2, 2, 1, 2, 2, 1};  /* IPv4 keys */
+    static const int first6[12] = {2, 0, 2, 1, 2, 2, 2, 2, 1, 2, 2, 2}; /* IPv6 keys */
+    assert_int_equal(count[0], 1725);
+    assert_int_equal(count[1], 3577);
+    assert_int_equal(count[2], 4698);
+    for (size_t k = 0; k < 12; k++) {
+        assert_int_equal(owner[k], first[k]);
+        assert_int_equal(owner[NKEYS / 2 + k], first6[k]);
+    }
+    gw_balancer_free(b);
+    free(owner);
+}
+
 /* Weights 1,3: 25% / 75% +- 5 points. */
 static void chash_respects_weights(void **state)
 {
@@ -355,6 +383,7 @@ int main(void)
         cmocka_unit_test(chash_same_key_same_backend),
         cmocka_unit_test(chash_spreads_keys_evenly),
         cmocka_unit_test(chash_respects_weights),
+        cmocka_unit_test(chash_ring_is_pinned),
         cmocka_unit_test(chash_removal_moves_only_its_keys),
         cmocka_unit_test(chash_removed_keys_spread_over_the_rest),
         cmocka_unit_test(chash_restored_backend_gets_every_key_back),

@@ -10,6 +10,7 @@
 #include "04-http/h1.h"
 #include "error.h"
 #include "failalloc.h"
+#include "rand.h"
 
 /* What feeding one message produced. */
 typedef struct run_s {
@@ -1336,11 +1337,7 @@ static void h1_serialize_response_alloc(void **state)
 static uint64_t rng_state = 0x5eed1234abcdULL;
 static uint64_t rnd(void)
 {
-    /* splitmix64: fixed seed, the same inputs on every run */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return gw_rand_next(&rng_state); /* fixed seed: the same inputs on every run */
 }
 
 static const char *const seeds[] = {
@@ -1545,13 +1542,6 @@ static void h1_parser_fails_cleanly_at_each_allocation(void **state)
     assert_int_equal(gw_failalloc_each(oom_parse, &response, false).absorbed, 0);
 }
 
-static int disarm(void **state)
-{
-    (void)state;
-    gw_failalloc_disarm();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1664,8 +1654,10 @@ int main(void)
         cmocka_unit_test(h1_serialize_round_trip),
         cmocka_unit_test(h1_serialize_response_alloc),
         cmocka_unit_test(h1_fuzz_never_crashes),
-        cmocka_unit_test_teardown(h1_head_ops_fail_cleanly_at_each_allocation, disarm),
-        cmocka_unit_test_teardown(h1_parser_fails_cleanly_at_each_allocation, disarm),
+        cmocka_unit_test_teardown(h1_head_ops_fail_cleanly_at_each_allocation,
+                                  gw_failalloc_teardown),
+        cmocka_unit_test_teardown(h1_parser_fails_cleanly_at_each_allocation,
+                                  gw_failalloc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

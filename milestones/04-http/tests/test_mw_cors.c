@@ -316,6 +316,25 @@ static void split_sticky_cookie_same_value_same_side(void **state)
     gw_h1_head_free(&r2);
 }
 
+/* A sticky split must keep each user on its side across releases (a canary user who moved
+ * would see the other version). So the side of each key is pinned, not only its stickiness:
+ * computed before the split's hash moved to common/hash.h. */
+static void split_sticky_sides_are_pinned(void **state)
+{
+    (void)state;
+    gw_split_target_t t[] = {{"a", 30}, {"b", 30}, {"c", 40}};
+    gw_split_t s;
+    char user[32];
+    assert_int_equal(gw_split_init(&s, t, 3), 0);
+    static const size_t side[24] = {2, 2, 1, 2, 2, 0, 2, 1, 2, 1, 2, 0,
+                                    0, 1, 0, 1, 1, 2, 1, 1, 1, 2, 2, 2};
+    for (int u = 0; u < 24; u++) {
+        snprintf(user, sizeof user, "user-%d", u);
+        assert_int_equal(gw_split_pick_key(&s, user, strlen(user)), side[u]);
+    }
+    assert_int_equal(gw_split_pick_key(&s, "", 0), 1);
+}
+
 /* ---- access log ---- */
 
 static gw_alog_rec_t sample(void)
@@ -434,6 +453,7 @@ int main(void)
         cmocka_unit_test(split_sticky_header_same_value_same_side),
         cmocka_unit_test(split_cookie_parses_several_with_spaces),
         cmocka_unit_test(split_sticky_cookie_same_value_same_side),
+        cmocka_unit_test(split_sticky_sides_are_pinned),
         cmocka_unit_test(accesslog_line_parses_back_as_json),
         cmocka_unit_test(accesslog_end_says_why_it_was_cut),
         cmocka_unit_test(accesslog_escapes_to_ascii),

@@ -663,13 +663,6 @@ static void router_build_fails_cleanly_at_each_allocation(void **state)
     assert_int_equal(gw_failalloc_each(oom_router_build, NULL, true).absorbed, 0);
 }
 
-static int disarm(void **state)
-{
-    (void)state;
-    gw_failalloc_disarm();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,7 +677,8 @@ int main(void)
         cmocka_unit_test(router_build_empty_list_matches_nothing),
         cmocka_unit_test(router_method_bit_names),
         cmocka_unit_test(router_trie_equals_brute_force),
-        cmocka_unit_test_teardown(router_build_fails_cleanly_at_each_allocation, disarm),
+        cmocka_unit_test_teardown(router_build_fails_cleanly_at_each_allocation,
+                                  gw_failalloc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
