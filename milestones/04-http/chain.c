@@ -40,9 +40,9 @@ typedef struct lis_state_s {
 
 struct gw_chain_s {
     size_t nlis;
-    lis_state_t *lis;            /* [nlis], parallel to cfg->listeners */
-    void *shared[GW_MW_NKINDS];  /* each kind's state shared by every route (mw.h) */
-    uint64_t seed[2];            /* for keys hashed from client input (gw_mw_env_t) */
+    lis_state_t *lis;           /* [nlis], parallel to cfg->listeners */
+    void *shared[GW_MW_NKINDS]; /* each kind's state shared by every route (mw.h) */
+    uint64_t seed[2];           /* for keys hashed from client input (gw_mw_env_t) */
 };
 
 /* ---- random numbers ----------------------------------------------------------------------- */

@@ -73,6 +73,8 @@ static int mw_kind(gw_cdoc_t *doc, const gw_cnode_t *key)
     return -1;
 }
 
+_Static_assert(GW_MW_NKINDS <= 32, "decode_middleware keeps the kinds seen in 32 bits");
+
 /* middleware: [{name: options}, ...], each kind at most once per route (its place in the
  * order would otherwise be ambiguous, and two retries or breakers make no sense). The
  * options are the middleware's own business: its decode hook. */
@@ -173,7 +175,8 @@ static void decode_match(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_route_t 
     const gw_cnode_t *prefix = gw_cmap_get(doc, map, "path_prefix");
     const gw_cnode_t *use = path ? path : prefix;
     if (path && prefix)
-        gw_cdoc_error(doc, gw_mw_cfg_key_node(map, "path_prefix"), "path and path_prefix are exclusive");
+        gw_cdoc_error(doc, gw_mw_cfg_key_node(map, "path_prefix"),
+                      "path and path_prefix are exclusive");
     else if (use && gw_cget_string(doc, use, path ? "path" : "path_prefix", &r->path) == 0 &&
              r->path[0] != '/')
         gw_cdoc_error(doc, use, "%s: '%s' must start with '/'", path ? "path" : "path_prefix",
@@ -445,7 +448,8 @@ static bool trailer_name_ok(gw_cdoc_t *doc, const gw_cnode_t *node, const char *
 }
 
 /* forward_trailers: [names], read after the routes (the fields their middleware guard, as
- * jwt's claim headers, may not be listed). X always gets an allow-list, empty when the key is absent or wrong. */
+ * jwt's claim headers, may not be listed). X always gets an allow-list, empty when the key is
+ * absent or wrong. */
 static void decode_forward_trailers(gw_cdoc_t *doc, const gw_cnode_t *http,
                                     gw_http_listener_cfg_t *x)
 {
@@ -493,7 +497,8 @@ static void reject_http_keys(gw_cdoc_t *doc, const gw_cnode_t *map)
             continue;
         gw_mw_cfg_silence(v);
         if (tcp)
-            gw_cdoc_error(doc, gw_mw_cfg_key_node(map, keys[i]), "%s: only for protocol http", keys[i]);
+            gw_cdoc_error(doc, gw_mw_cfg_key_node(map, keys[i]), "%s: only for protocol http",
+                          keys[i]);
     }
 }
 

@@ -66,8 +66,8 @@ typedef struct gw_mw_cfg_s {
     void *cfg;          /* its decoded options, owned by the config (ops->free) */
 } gw_mw_cfg_t;
 
-struct gw_hx_s;          /* chain.h: one exchange as the chain sees it */
-struct gw_http_route_s;  /* httpcfg.h */
+struct gw_hx_s;              /* chain.h: one exchange as the chain sees it */
+struct gw_http_route_s;      /* httpcfg.h */
 struct gw_mw_header_rules_s; /* mw_basic.h */
 
 /* What state_new gets besides the config. */
@@ -138,8 +138,8 @@ typedef struct gw_mw_ops_s {
                       unsigned attempt, unsigned inflight);
     /* Decorates RESP, the response head about to go to the client, in reverse config
      * order. REQ is the client's request head. Errors are ignored: the answer goes out. */
-    void (*response)(const void *cfg, void *state, const struct gw_hx_s *x,
-                     const gw_h1_head_t *req, gw_h1_head_t *resp);
+    void (*response)(const void *cfg, void *state, const struct gw_hx_s *x, const gw_h1_head_t *req,
+                     gw_h1_head_t *resp);
     /* Filters trailer section T (of the response when RESPONSE, else of the request):
      * returns how many fields it removed, and may point *RULES at header rules the chain
      * passes on to gw_trailers_filter. */

@@ -82,8 +82,7 @@ static void state_free(void *state)
 }
 
 /* Open: 503 here, before the middleware after it. Otherwise admitted later (admit). */
-static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req,
-                   gw_h1_head_t *resp)
+static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
 {
     (void)req;
     (void)resp;

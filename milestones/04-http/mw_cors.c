@@ -343,8 +343,7 @@ static void free_cfg(void *cfg)
 /* ---- the middleware: run time -------------------------------------------------------------- */
 
 /* A preflight is answered here (RESP filled by gw_cors_preflight); anything else goes on. */
-static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req,
-                   gw_h1_head_t *resp)
+static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
 {
     (void)state;
     gw_cors_verdict_t verdict = GW_CORS_NOT_PREFLIGHT;

@@ -26,8 +26,7 @@ static void print(FILE *out, const void *cfg, int in)
     fputs(" {}\n", out);
 }
 
-static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req,
-                   gw_h1_head_t *resp)
+static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
 {
     (void)cfg;
     (void)state;

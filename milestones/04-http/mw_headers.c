@@ -139,8 +139,7 @@ static void free_cfg(void *cfg)
 
 /* ---- run time ----------------------------------------------------------------------------- */
 
-static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req,
-                   gw_h1_head_t *resp)
+static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
 {
     (void)state;
     (void)x;

@@ -295,8 +295,7 @@ static int copy_claims(const gw_mw_jwt_cfg_t *m, const json_t *claims, gw_h1_hea
     return 0;
 }
 
-static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req,
-                   gw_h1_head_t *resp)
+static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
 {
     (void)state;
     const gw_mw_jwt_cfg_t *m = cfg;

@@ -194,8 +194,7 @@ static size_t rl_key(const rl_state_t *s, const gw_hx_t *x, const gw_mw_rate_lim
     return 1;
 }
 
-static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req,
-                   gw_h1_head_t *resp)
+static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
 {
     const rl_state_t *s = state;
     uint8_t key[GW_KEY_MAX];

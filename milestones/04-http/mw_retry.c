@@ -70,8 +70,7 @@ static void state_free(void *state)
     free(state);
 }
 
-static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req,
-                   gw_h1_head_t *resp)
+static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
 {
     (void)state;
     (void)req;

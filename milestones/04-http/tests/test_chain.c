@@ -356,11 +356,11 @@ static gw_mw_cfg_t *add_cors(fx_t *f)
 {
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_CORS);
     U(m)->cors = (gw_cors_policy_t){.origins = cors_origins,
-                                   .norigins = 1,
-                                   .methods = "GET, POST",
-                                   .headers = "Content-Type",
-                                   .expose = "X-Total",
-                                   .max_age = 600};
+                                    .norigins = 1,
+                                    .methods = "GET, POST",
+                                    .headers = "Content-Type",
+                                    .expose = "X-Total",
+                                    .max_age = 600};
     return m;
 }
 
@@ -677,10 +677,10 @@ static void chain_breaker_opens_after_failures_then_503(void **state)
     fx_t *f = fx_new();
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_BREAKER);
     U(m)->breaker = (gw_breaker_cfg_t){.consecutive_failures = 3,
-                                      .window_ms = 10000,
-                                      .open_timeout_ms = 1000,
-                                      .half_open_max = 1,
-                                      .success_to_close = 1};
+                                       .window_ms = 10000,
+                                       .open_timeout_ms = 1000,
+                                       .half_open_max = 1,
+                                       .success_to_close = 1};
     fx_start(f);
     for (int i = 0; i < 3; i++) {
         fx_begin(f, "GET", "/", "192.0.2.7");
@@ -714,10 +714,10 @@ static void chain_breaker_trial_not_taken_by_refused_request(void **state)
     fx_t *f = fx_new();
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_BREAKER);
     U(m)->breaker = (gw_breaker_cfg_t){.consecutive_failures = 1,
-                                      .window_ms = 10000,
-                                      .open_timeout_ms = 1000,
-                                      .half_open_max = 1,
-                                      .success_to_close = 1};
+                                       .window_ms = 10000,
+                                       .open_timeout_ms = 1000,
+                                       .half_open_max = 1,
+                                       .success_to_close = 1};
     add_jwt(f);
     fx_start(f);
     fx_begin(f, "GET", "/", "192.0.2.7");

@@ -1003,8 +1003,8 @@ static void httpcfg_jwt_pem_keys_file(void **state)
     assert_int_equal(m->line, 10);
     assert_int_equal(gw_jwt_keyset_count(CFG_JWT(m)->keys), 1);
     /* The loaded key verifies the fixture's token under the configured policy. */
-    assert_int_equal(gw_jwt_verify(CFG_JWT(m)->keys, &CFG_JWT(m)->policy, 1700000100, cert_rsa_token,
-                                   strlen(cert_rsa_token), NULL),
+    assert_int_equal(gw_jwt_verify(CFG_JWT(m)->keys, &CFG_JWT(m)->policy, 1700000100,
+                                   cert_rsa_token, strlen(cert_rsa_token), NULL),
                      GW_JWT_OK);
 }
 
