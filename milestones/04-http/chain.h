@@ -1,9 +1,9 @@
 /* chain.h - the per-route middleware chain at run time: the engine (hproxy.c) calls it on
  * every request head, on every response head, to ask whether a failed attempt may be
- * retried, and once when the exchange ends. The middleware themselves are the small pure
- * functions of mw_basic.h, mw_cors.h, jwt.h, mw_split.h and accesslog.h; this file holds
- * the state they need across requests (rate-limit buckets, breakers, retry budgets, access
- * log files) and runs them in the configured order.
+ * retried, and once when the exchange ends. Each middleware is one file with one ops
+ * table (mw.h); the chain builds their per-route state (rate-limit buckets, breakers, retry
+ * budgets, access log files) and calls their hooks in the configured order, without knowing
+ * any of them by name. It picks the split target itself (a route key, not a middleware).
  *
  * Nothing here does network I/O. The access log is the only file I/O: one write(2) of one
  * whole line per request on an O_APPEND descriptor, so lines from several workers never
@@ -68,15 +68,21 @@ typedef struct gw_hx_s {
      *   "client_gone"     the client closed or reset the connection mid-response
      * The engine may add words; a log reader treats any non-null value as "cut short". */
     const char *end;
-    /* ---- private to chain.c ---- */
-    uint32_t flags;
-    char sub[128];    /* JWT subject, for rate_limit key: jwt_sub ("" when none) */
-    char *log_method; /* copies for the access log (malloc'd only when a log is on) */
+    /* ---- private to the chain and its middleware: each field names the one file that
+     * writes it (gw_hx_reset zeroes them all) ---- */
+    bool started;     /* chain.c: gw_chain_request ran, the route's in-flight count has X */
+    bool preflight;   /* mw_cors.c: a CORS preflight was answered: no decoration on top */
+    char sub[128];    /* mw_jwt.c: JWT subject, for rate_limit's jwt_sub key ("" when none) */
+    char *log_method; /* mw_access_log.c: copies for the log line (malloc'd; freed here) */
     char *log_path;
-    int breaker_mw; /* index of the breaker middleware holding a trial, or -1 */
-    bool breaker_trial;
-    bool retry_held; /* a retry budget slot is held */
+    bool breaker_admitted; /* mw_breaker.c: admitted, its outcome is to be recorded... */
+    bool breaker_trial;    /* ...as one of the half-open trials */
+    bool retry_held;       /* mw_retry.c: a retry budget slot is held */
 } gw_hx_t;
+
+/* The next number of the worker's random generator (x->rng: splitmix64; a thread-local one
+ * when NULL). Request ids and split draws need spread, not secrecy (an id is no credential). */
+uint64_t gw_hx_random(gw_hx_t *x);
 
 /* Zeroes X for a new exchange (frees what a previous one left, if gw_chain_finish was not
  * called). */

@@ -1,14 +1,14 @@
-/* httpcfg.c - see httpcfg.h. */
+/* httpcfg.c - see httpcfg.h. The listener, route and upstream keys; a route's middleware
+ * list is walked here, but each middleware's options belong to its file (mw.h's ops table:
+ * decode, print, free), so nothing here knows one middleware from another. */
 #include "httpcfg.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "03-resilience/ratelimit.h"
 #include "04-http/h1.h"
 #include "error.h"
 
@@ -20,15 +20,6 @@
 #define GiB (1024 * MiB)
 #define MAX_BODY (1024 * GiB)
 #define MAX_REQUEST_BUFFERING (64 * MiB) /* held in buffer-pool chunks, per request */
-
-/* In the order of gw_mw_kind_t: the index is the value. */
-static const char *const mw_names[] = {
-    "request_id", "forwarded",  "strip_prefix", "rewrite", "headers",    "cors",
-    "jwt",        "rate_limit", "breaker",      "retry",   "access_log", NULL,
-};
-#define NKINDS (sizeof(mw_names) / sizeof(mw_names[0]) - 1)
-
-static const char *const rl_key_names[] = {"client_ip", "header", "jwt_sub", NULL};
 
 /* In the order of the GW_METHOD_* bits. */
 static const char *const method_names[] = {"GET",   "HEAD",    "POST",    "PUT",  "DELETE",
@@ -48,12 +39,6 @@ typedef struct dec_s {
     bool upstreams_ok; /* `upstreams` is a mapping: unknown names are worth reporting */
 } dec_t;
 
-/* see httpcfg.h */
-const char *gw_mw_kind_name(gw_mw_kind_t kind)
-{
-    return (size_t)kind < NKINDS ? mw_names[kind] : "?";
-}
-
 /* ---- small helpers -------------------------------------------------------------------- */
 
 static void oom(gw_cdoc_t *doc, const gw_cnode_t *at)
@@ -61,491 +46,38 @@ static void oom(gw_cdoc_t *doc, const gw_cnode_t *at)
     gw_cdoc_oom(doc, at);
 }
 
-/* The key node of KEY in MAP (for errors about the key itself), or NULL. */
-static const gw_cnode_t *key_node(const gw_cnode_t *map, const char *key)
-{
-    for (size_t i = 0; map && map->type == GW_CNODE_MAP && i < map->n; i++)
-        if (!strcmp(map->pairs[i].key->str, key))
-            return map->pairs[i].key;
-    return NULL;
-}
-
-/* RFC 9110 5.6.2: a field name, method or cookie name. */
-static bool is_token(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!gw__h1_is_tchar((unsigned char)*s))
-            return false;
-    return true;
-}
-
-/* A field value we can put on the wire (NUL cannot reach us: cfgtree refuses it). */
-static bool is_value(const char *s)
-{
-    return strpbrk(s, "\r\n") == NULL;
-}
-
-/* A string that must be a token (a header name, by default), or an error at NODE. */
-static int get_token(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, char **out)
-{
-    char *s = NULL;
-    if (!node || gw_cget_string(doc, node, key, &s) != 0)
-        return node ? GW_ECONFIG : 0;
-    if (!is_token(s)) {
-        gw_cdoc_error(doc, node, "%s: '%s' is not a valid header name", key, s);
-        free(s);
-        return GW_ECONFIG;
-    }
-    *out = s;
-    return 0;
-}
-
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-/* A sequence of strings (tokens when TOKENS) into a new array; *N gets its length. Items
- * in error are reported and left out. NULL (with *N = 0) when absent, empty or wrong. */
-static char **get_strv(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, bool tokens,
-                       size_t *n)
-{
-    *n = 0;
-    if (!node || !gw_cnode_expect_seq(doc, node, key) || node->n == 0)
-        return NULL;
-    char **v = calloc(node->n, sizeof(*v));
-    if (!v) {
-        oom(doc, node);
-        return NULL;
-    }
-    for (size_t i = 0; i < node->n; i++) {
-        char *s = NULL;
-        int rc = tokens ? get_token(doc, node->items[i], key, &s)
-                        : gw_cget_string(doc, node->items[i], key, &s);
-        if (rc == 0 && s)
-            v[(*n)++] = s;
-    }
-    return v;
-}
-
-/* "a, b, c" from V[0..N) (a new string), or NULL when N is 0. */
-static char *join(char **v, size_t n, gw_cdoc_t *doc, const gw_cnode_t *at)
-{
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(v[i]) + 2;
-    if (n == 0)
-        return NULL;
-    char *s = malloc(len), *p = s;
-    if (!s) {
-        oom(doc, at);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t k = strlen(v[i]);
-        if (i) {
-            memcpy(p, ", ", 2);
-            p += 2;
-        }
-        memcpy(p, v[i], k);
-        p += k;
-    }
-    *p = '\0';
-    return s;
-}
-
-/* A duration stored in whole seconds (JWT skew, CORS max-age): 1500ms would have to be
- * rounded one way or the other, so it is refused instead. */
-static int get_seconds(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, uint64_t max_ms,
-                       uint64_t *out_s)
-{
-    uint64_t ms = 0;
-    if (!node || gw_cget_duration(doc, node, key, 0, max_ms, &ms) != 0)
-        return node ? GW_ECONFIG : 0;
-    if (ms % SEC) {
-        gw_cdoc_error(doc, node, "%s: %s is not a whole number of seconds", key, node->str);
-        return GW_ECONFIG;
-    }
-    *out_s = ms / SEC;
-    return 0;
-}
-
-/* A request rate: "100", "0.5"; digits with at most 6 decimals (the bucket keeps a
- * millionth of a token per second, so -T prints it back exactly), GW_RATE_MIN..MAX. */
-static int get_rate(gw_cdoc_t *doc, const gw_cnode_t *node, double *out)
-{
-    const char *s = node->type == GW_CNODE_SCALAR && !node->null && !node->quoted ? node->str : "";
-    size_t digits = strspn(s, "0123456789"), decimals = 0;
-    bool ok = digits > 0;
-    if (ok && s[digits] == '.') {
-        decimals = strspn(s + digits + 1, "0123456789");
-        ok = decimals > 0 && decimals <= 6 && s[digits + 1 + decimals] == '\0';
-    } else {
-        ok = ok && s[digits] == '\0';
-    }
-    if (!ok) {
-        gw_cnode_silence(node);
-        gw_cdoc_error(doc, node,
-                      "rate must be a number of requests per second like 100 or 0.5 "
-                      "(at most 6 decimals, no quotes)");
-        return GW_ECONFIG;
-    }
-    double v = strtod(s, NULL);
-    if (!(v >= GW_RATE_MIN && v <= GW_RATE_MAX)) {
-        gw_cdoc_error(doc, node, "rate: %s is out of range 0.000001..10000000", s);
-        return GW_ECONFIG;
-    }
-    *out = v;
-    return 0;
-}
-
-/* A path prefix for strip_prefix and rewrite: "/" or "/a/b" (no trailing slash). */
-static int check_prefix(gw_cdoc_t *doc, const gw_cnode_t *node, const char *key, const char *s)
-{
-    size_t n = strlen(s);
-    if (s[0] != '/')
-        gw_cdoc_error(doc, node, "%s: '%s' must start with '/'", key, s);
-    else if (n > 1 && s[n - 1] == '/')
-        gw_cdoc_error(doc, node, "%s: '%s' must not end with '/'", key, s);
-    else if (!is_value(s) || strpbrk(s, " \t?#"))
-        gw_cdoc_error(doc, node, "%s: '%s' must be a plain path (no spaces, '?' or '#')", key, s);
-    else
-        return 0;
-    return GW_ECONFIG;
-}
-
 /* ---- middleware ------------------------------------------------------------------------ */
-
-static void decode_rewrite(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
-{
-    if (m->kind == GW_MW_STRIP_PREFIX) {
-        if (gw_cget_string(doc, opts, "strip_prefix", &m->u.rewrite.prefix) == 0 &&
-            check_prefix(doc, opts, "strip_prefix", m->u.rewrite.prefix) != 0) {
-            free(m->u.rewrite.prefix);
-            m->u.rewrite.prefix = NULL;
-        }
-        return;
-    }
-    if (!gw_cnode_expect_map(doc, opts, "rewrite"))
-        return;
-    const gw_cnode_t *p = gw_cmap_require(doc, opts, "prefix");
-    const gw_cnode_t *r = gw_cmap_require(doc, opts, "replace");
-    if (p && gw_cget_string(doc, p, "prefix", &m->u.rewrite.prefix) == 0)
-        check_prefix(doc, p, "prefix", m->u.rewrite.prefix);
-    if (r && gw_cget_string(doc, r, "replace", &m->u.rewrite.replace) == 0)
-        check_prefix(doc, r, "replace", m->u.rewrite.replace);
-}
-
-/* set/add: {Name: value, ...} */
-static gw_mw_field_t *decode_fields(gw_cdoc_t *doc, const gw_cnode_t *map, const char *key,
-                                    size_t *n)
-{
-    *n = 0;
-    if (!map || !gw_cnode_expect_map(doc, map, key) || map->n == 0)
-        return NULL;
-    gw_mw_field_t *f = calloc(map->n, sizeof(*f));
-    if (!f) {
-        oom(doc, map);
-        return NULL;
-    }
-    for (size_t i = 0; i < map->n; i++) {
-        gw_cpair_t *p = &map->pairs[i];
-        char *name = NULL, *value = NULL;
-        p->used = true;
-        if (get_token(doc, p->key, key, &name) == 0 &&
-            gw_cget_string(doc, p->value, name, &value) == 0 && !is_value(value))
-            gw_cdoc_error(doc, p->value, "%s: the value of %s must not hold CR or LF", key, name);
-        else if (name && value) {
-            f[*n].name = name;
-            f[(*n)++].value = value;
-            continue;
-        }
-        free(name);
-        free(value);
-    }
-    return f;
-}
-
-/* request/response: {set, add, remove} */
-static void decode_rules(gw_cdoc_t *doc, const gw_cnode_t *map, const char *key,
-                         gw_mw_header_rules_t *r)
-{
-    if (!map || !gw_cnode_expect_map(doc, map, key))
-        return;
-    r->set = decode_fields(doc, gw_cmap_get(doc, map, "set"), "set", &r->nset);
-    r->add = decode_fields(doc, gw_cmap_get(doc, map, "add"), "add", &r->nadd);
-    r->remove = (const char *const *)get_strv(doc, gw_cmap_get(doc, map, "remove"), "remove", true,
-                                              &r->nremove);
-}
-
-static void decode_headers(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
-{
-    if (!gw_cnode_expect_map(doc, opts, "headers"))
-        return;
-    const gw_cnode_t *rq = gw_cmap_get(doc, opts, "request");
-    const gw_cnode_t *rs = gw_cmap_get(doc, opts, "response");
-    decode_rules(doc, rq, "request", &m->u.headers.request);
-    decode_rules(doc, rs, "response", &m->u.headers.response);
-    if (!rq && !rs)
-        gw_cdoc_error(doc, opts, "headers needs `request`, `response` or both");
-}
-
-/* origins: a list of exact origins, or ["*"] alone. */
-static void decode_origins(gw_cdoc_t *doc, const gw_cnode_t *node, gw_cors_policy_t *p)
-{
-    size_t n = 0;
-    char **v = get_strv(doc, node, "origins", false, &n);
-    bool star = false;
-    for (size_t i = 0; i < n; i++)
-        star |= !strcmp(v[i], "*");
-    if (node && node->type == GW_CNODE_SEQ && node->n == 0)
-        gw_cdoc_error(doc, node, "origins must not be empty (use [\"*\"] for any origin)");
-    if (star && n > 1)
-        gw_cdoc_error(doc, node, "origins: \"*\" must be the only origin when it is used");
-    if (star) {
-        p->any_origin = true;
-        free_strv(v, n);
-        return;
-    }
-    p->origins = (const char *const *)v;
-    p->norigins = n;
-}
-
-static void decode_cors(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
-{
-    gw_cors_policy_t *p = &m->u.cors;
-    p->max_age = -1;
-    if (!gw_cnode_expect_map(doc, opts, "cors"))
-        return;
-    decode_origins(doc, gw_cmap_require(doc, opts, "origins"), p);
-    const char *const lists[] = {"methods", "headers", "expose"};
-    const char **dst[] = {&p->methods, &p->headers, &p->expose};
-    for (size_t i = 0; i < 3; i++) {
-        const gw_cnode_t *node = gw_cmap_get(doc, opts, lists[i]);
-        size_t n = 0;
-        char **v = get_strv(doc, node, lists[i], true, &n);
-        *dst[i] = join(v, n, doc, node);
-        free_strv(v, n);
-    }
-    /* The CORS-safelisted methods, which a policy must name (mw_cors.h). */
-    if (!gw_cmap_get(doc, opts, "methods") && !(p->methods = strdup("GET, HEAD, POST")))
-        oom(doc, opts);
-    const gw_cnode_t *cred = gw_cmap_get(doc, opts, "credentials");
-    gw_cget_bool(doc, cred, "credentials", &p->credentials);
-    if (p->any_origin && p->credentials)
-        gw_cdoc_error(doc, cred,
-                      "credentials: true cannot go with origins [\"*\"] (a browser refuses "
-                      "it): list the origins");
-    uint64_t age = 0;
-    if (get_seconds(doc, gw_cmap_get(doc, opts, "max_age"), "max_age", 24 * HOUR, &age) == 0 &&
-        gw_cmap_get(doc, opts, "max_age"))
-        p->max_age = (long)age;
-}
-
-/* keys (a file) or secret: exactly one, loaded now so a bad key fails the load. */
-static void decode_jwt_keys(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
-{
-    char err[256];
-    const gw_cnode_t *keys = gw_cmap_get(doc, opts, "keys");
-    const gw_cnode_t *secret = gw_cmap_get(doc, opts, "secret");
-    const gw_cnode_t *kid = gw_cmap_get(doc, opts, "kid");
-    char *s = NULL;
-    if (gw_cget_string(doc, kid, "kid", &m->u.jwt.kid) == 0 && m->u.jwt.kid &&
-        (!m->u.jwt.kid[0] || strlen(m->u.jwt.kid) > GW_JWT_MAX_KID))
-        gw_cdoc_error(doc, kid, "kid: use 1..%d bytes", GW_JWT_MAX_KID);
-    if (!(m->u.jwt.keys = gw_jwt_keyset_new())) {
-        oom(doc, opts);
-        return;
-    }
-    if (keys && secret) {
-        gw_cdoc_error(doc, key_node(opts, "secret"), "jwt: `keys` and `secret` are exclusive");
-    } else if (keys) {
-        if (gw_cget_string(doc, keys, "keys", &m->u.jwt.keys_file) != 0)
-            return;
-        int n = gw_jwt_keyset_add_file(m->u.jwt.keys, m->u.jwt.keys_file, m->u.jwt.kid, err,
-                                       sizeof(err));
-        if (n < 0)
-            gw_cdoc_error(doc, keys, "keys: %s", err);
-        else if (n == 0)
-            gw_cdoc_error(doc, keys, "keys: %s holds no signing key we can use",
-                          m->u.jwt.keys_file);
-    } else if (secret) {
-        if (gw_cget_string(doc, secret, "secret", &s) != 0)
-            return;
-        size_t len = strlen(s);
-        if (len < GW_JWT_MIN_SECRET || len > GW_JWT_MAX_SECRET)
-            gw_cdoc_error(doc, secret, "secret: use %d..%d bytes (it has %zu)", GW_JWT_MIN_SECRET,
-                          GW_JWT_MAX_SECRET, len);
-        else if (gw_jwt_keyset_add_secret(m->u.jwt.keys, m->u.jwt.kid, (const uint8_t *)s, len, err,
-                                          sizeof(err)) != 0)
-            gw_cdoc_error(doc, secret, "secret: %s", err);
-        memset(s, 0, len);
-        free(s);
-    } else {
-        gw_cdoc_error(doc, opts, "jwt needs `keys` (a JWKS or PEM certificate file) or `secret`");
-    }
-}
-
-/* claims: {claim: Header-Name} */
-static void decode_jwt_claims(gw_cdoc_t *doc, const gw_cnode_t *map, gw_mw_cfg_t *m)
-{
-    if (!map || !gw_cnode_expect_map(doc, map, "claims") || map->n == 0)
-        return;
-    m->u.jwt.claim_names = calloc(map->n, sizeof(char *));
-    m->u.jwt.claim_headers = calloc(map->n, sizeof(char *));
-    if (!m->u.jwt.claim_names || !m->u.jwt.claim_headers) {
-        oom(doc, map);
-        return;
-    }
-    for (size_t i = 0; i < map->n; i++) {
-        gw_cpair_t *p = &map->pairs[i];
-        char *header = NULL, *claim = NULL;
-        p->used = true;
-        if (get_token(doc, p->value, p->key->str, &header) == 0 && header &&
-            (claim = strdup(p->key->str))) {
-            m->u.jwt.claim_names[m->u.jwt.nclaims] = claim;
-            m->u.jwt.claim_headers[m->u.jwt.nclaims++] = header;
-            continue;
-        }
-        if (header)
-            oom(doc, p->key);
-        free(header);
-    }
-}
-
-static void decode_jwt(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
-{
-    gw_jwt_policy_t *pol = &m->u.jwt.policy;
-    *pol = gw_jwt_policy_default();
-    if (!gw_cnode_expect_map(doc, opts, "jwt"))
-        return;
-    decode_jwt_keys(doc, opts, m);
-    pol->issuers = (const char *const *)get_strv(doc, gw_cmap_get(doc, opts, "issuers"), "issuers",
-                                                 false, &pol->n_issuers);
-    pol->audiences = (const char *const *)get_strv(doc, gw_cmap_get(doc, opts, "audiences"),
-                                                   "audiences", false, &pol->n_audiences);
-    uint64_t skew = pol->skew;
-    if (get_seconds(doc, gw_cmap_get(doc, opts, "skew"), "skew", HOUR, &skew) == 0)
-        pol->skew = (uint32_t)skew;
-    gw_cget_bool(doc, gw_cmap_get(doc, opts, "require_exp"), "require_exp", &pol->require_exp);
-    const gw_cnode_t *realm = gw_cmap_get(doc, opts, "realm");
-    if (gw_cget_string(doc, realm, "realm", &m->u.jwt.realm) == 0 && m->u.jwt.realm) {
-        /* It is sent inside a quoted-string of WWW-Authenticate. */
-        for (const char *c = m->u.jwt.realm; *c; c++)
-            if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || *c == 0x7F) {
-                gw_cdoc_error(doc, realm, "realm: no quotes, backslashes or control characters");
-                break;
-            }
-    }
-    if (!m->u.jwt.realm && !(m->u.jwt.realm = strdup("gw")))
-        oom(doc, opts);
-    decode_jwt_claims(doc, gw_cmap_get(doc, opts, "claims"), m);
-}
-
-static void decode_rate_limit(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
-{
-    __typeof__(m->u.rate_limit) *r = &m->u.rate_limit;
-    r->max_keys = 100000;
-    if (!gw_cnode_expect_map(doc, opts, "rate_limit"))
-        return;
-    const gw_cnode_t *rate = gw_cmap_require(doc, opts, "rate");
-    if (rate && get_rate(doc, rate, &r->rate) != 0)
-        r->rate = 1;
-    double b = ceil(r->rate);
-    uint64_t burst = b < 1 ? 1 : b > GW_BURST_MAX ? GW_BURST_MAX : (uint64_t)b;
-    gw_cget_uint(doc, gw_cmap_get(doc, opts, "burst"), "burst", 1, GW_BURST_MAX, &burst);
-    r->burst = (unsigned)burst;
-    const gw_cnode_t *key = gw_cmap_get(doc, opts, "key");
-    int k = GW_RL_KEY_CLIENT_IP;
-    bool key_ok = gw_cget_enum(doc, key, "key", rl_key_names, &k) == 0;
-    r->key = (gw_rl_key_t)k;
-    const gw_cnode_t *header = gw_cmap_get(doc, opts, "header");
-    if (!key_ok)
-        gw_cnode_silence(header ? header : key);
-    else if (header && r->key != GW_RL_KEY_HEADER)
-        gw_cdoc_error(doc, key_node(opts, "header"), "header: only with `key: header`");
-    else if (!header && r->key == GW_RL_KEY_HEADER)
-        gw_cdoc_error(doc, key, "key: header needs `header: NAME` (the header to count by)");
-    else
-        get_token(doc, header, "header", &r->header);
-    gw_cget_uint(doc, gw_cmap_get(doc, opts, "max_keys"), "max_keys", 16, 10000000, &r->max_keys);
-}
-
-static void decode_small(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
-{
-    const char *name = gw_mw_kind_name(m->kind);
-    if (m->kind == GW_MW_RETRY)
-        m->u.retry.max_attempts = 2;
-    if (!gw_cnode_expect_map(doc, opts, name))
-        return;
-    if (m->kind == GW_MW_BREAKER) {
-        gw_res_decode_breaker(doc, opts, "breaker", &m->u.breaker);
-    } else if (m->kind == GW_MW_RETRY) {
-        uint64_t n = m->u.retry.max_attempts;
-        gw_cget_uint(doc, gw_cmap_get(doc, opts, "max_attempts"), "max_attempts", 2, 10, &n);
-        m->u.retry.max_attempts = (unsigned)n;
-    } else if (m->kind == GW_MW_ACCESS_LOG) {
-        const gw_cnode_t *f = gw_cmap_require(doc, opts, "file");
-        if (gw_cget_string(doc, f, "file", &m->u.access_log.file) == 0 && f &&
-            !m->u.access_log.file[0])
-            gw_cdoc_error(doc, f, "file must not be empty (\"-\" is stdout)");
-    }
-    /* request_id and forwarded take no options: any key is reported as unknown. */
-}
-
-static void decode_options(gw_cdoc_t *doc, const gw_cnode_t *opts, gw_mw_cfg_t *m)
-{
-    switch (m->kind) {
-    case GW_MW_STRIP_PREFIX:
-    case GW_MW_REWRITE:
-        decode_rewrite(doc, opts, m);
-        break;
-    case GW_MW_HEADERS:
-        decode_headers(doc, opts, m);
-        break;
-    case GW_MW_CORS:
-        decode_cors(doc, opts, m);
-        break;
-    case GW_MW_JWT:
-        decode_jwt(doc, opts, m);
-        break;
-    case GW_MW_RATE_LIMIT:
-        decode_rate_limit(doc, opts, m);
-        break;
-    default:
-        decode_small(doc, opts, m);
-        break;
-    }
-}
 
 /* The kind named at KEY, or -1 after reporting it (with a suggestion when one is close). */
 static int mw_kind(gw_cdoc_t *doc, const gw_cnode_t *key)
 {
     const char *best = NULL;
     unsigned bd = 3;
-    for (size_t i = 0; i < NKINDS; i++) {
-        if (!strcmp(key->str, mw_names[i]))
+    char known[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < GW_MW_NKINDS; i++) {
+        const char *name = gw_mw_kind_name((gw_mw_kind_t)i);
+        if (!strcmp(key->str, name))
             return (int)i;
-        unsigned d = gw_cfg_edit_distance(key->str, mw_names[i]);
+        unsigned d = gw_cfg_edit_distance(key->str, name);
         if (d < bd)
-            bd = d, best = mw_names[i];
+            bd = d, best = name;
+        int n = snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", name);
+        if (n > 0 && (size_t)n < sizeof known - used)
+            used += (size_t)n;
     }
     if (best)
         gw_cdoc_error(doc, key, "unknown middleware '%s' (did you mean '%s'?)", key->str, best);
     else
-        gw_cdoc_error(doc, key,
-                      "unknown middleware '%s' (known: request_id, forwarded, strip_prefix, "
-                      "rewrite, headers, cors, jwt, rate_limit, breaker, retry, access_log)",
-                      key->str);
+        gw_cdoc_error(doc, key, "unknown middleware '%s' (known: %s)", key->str, known);
     return -1;
 }
 
+_Static_assert(GW_MW_NKINDS <= 32, "decode_middleware keeps the kinds seen in 32 bits");
+
 /* middleware: [{name: options}, ...], each kind at most once per route (its place in the
- * order would otherwise be ambiguous, and two retries or breakers make no sense). */
+ * order would otherwise be ambiguous, and two retries or breakers make no sense). The
+ * options are the middleware's own business: its decode hook. */
 static void decode_middleware(gw_cdoc_t *doc, const gw_cnode_t *seq, gw_http_route_t *r)
 {
     if (!seq || !gw_cnode_expect_seq(doc, seq, "middleware") || seq->n == 0)
@@ -577,10 +109,14 @@ static void decode_middleware(gw_cdoc_t *doc, const gw_cnode_t *seq, gw_http_rou
         }
         seen |= 1u << kind;
         gw_mw_cfg_t *m = &r->mw[r->nmw++];
+        const gw_mw_ops_t *ops = gw_mw_ops((gw_mw_kind_t)kind);
         m->kind = (gw_mw_kind_t)kind;
         m->line = item->line;
         m->col = item->col;
-        decode_options(doc, p->value, m);
+        if (ops->decode != NULL)
+            m->cfg = ops->decode(doc, p->value);
+        else
+            gw_cnode_expect_map(doc, p->value, ops->name);
     }
 }
 
@@ -619,7 +155,7 @@ static void decode_match_headers(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_
         gw_cpair_t *p = &map->pairs[i];
         char *name = NULL, *value = NULL;
         p->used = true;
-        if (get_token(doc, p->key, "headers", &name) == 0 &&
+        if (gw_mw_cfg_token(doc, p->key, "headers", &name) == 0 &&
             gw_cget_string(doc, p->value, name, &value) == 0) {
             r->headers[r->nheaders].name = name;
             r->headers[r->nheaders++].value = value;
@@ -639,7 +175,8 @@ static void decode_match(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_route_t 
     const gw_cnode_t *prefix = gw_cmap_get(doc, map, "path_prefix");
     const gw_cnode_t *use = path ? path : prefix;
     if (path && prefix)
-        gw_cdoc_error(doc, key_node(map, "path_prefix"), "path and path_prefix are exclusive");
+        gw_cdoc_error(doc, gw_mw_cfg_key_node(map, "path_prefix"),
+                      "path and path_prefix are exclusive");
     else if (use && gw_cget_string(doc, use, path ? "path" : "path_prefix", &r->path) == 0 &&
              r->path[0] != '/')
         gw_cdoc_error(doc, use, "%s: '%s' must start with '/'", path ? "path" : "path_prefix",
@@ -694,15 +231,15 @@ static void decode_sticky(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_route_t
     const gw_cnode_t *h = gw_cmap_get(doc, map, "sticky_header");
     const gw_cnode_t *c = gw_cmap_get(doc, map, "sticky_cookie");
     if (h && c) {
-        gw_cdoc_error(doc, key_node(map, "sticky_cookie"),
+        gw_cdoc_error(doc, gw_mw_cfg_key_node(map, "sticky_cookie"),
                       "sticky_header and sticky_cookie are exclusive");
         return;
     }
-    if (h && get_token(doc, h, "sticky_header", &r->sticky_name) == 0)
+    if (h && gw_mw_cfg_token(doc, h, "sticky_header", &r->sticky_name) == 0)
         r->sticky = GW_SPLIT_BY_HEADER;
     if (c && gw_cget_string(doc, c, "sticky_cookie", &r->sticky_name) == 0) {
         r->sticky = GW_SPLIT_BY_COOKIE;
-        if (!is_token(r->sticky_name))
+        if (!gw_mw_is_token(r->sticky_name))
             gw_cdoc_error(doc, c, "sticky_cookie: '%s' is not a valid cookie name", r->sticky_name);
     }
 }
@@ -736,7 +273,7 @@ static void decode_destination(dec_t *d, const gw_cnode_t *map, gw_http_route_t 
     const gw_cnode_t *split = gw_cmap_get(d->doc, map, "split");
     const gw_cnode_t *at = NULL;
     if (up && split) {
-        gw_cdoc_error(d->doc, key_node(map, "split"), "upstream and split are exclusive");
+        gw_cdoc_error(d->doc, gw_mw_cfg_key_node(map, "split"), "upstream and split are exclusive");
         gw_cnode_silence(split);
         return;
     } else if (!up && !split) {
@@ -868,16 +405,20 @@ static void decode_http_block(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_lis
     decode_trusted(doc, gw_cmap_get(doc, map, "trusted_proxies"), x);
 }
 
-/* The route of X with a jwt middleware that copies a claim to the header NAME (any case),
- * or NULL. */
-static const gw_http_route_t *claim_route(const gw_http_listener_cfg_t *x, const char *name)
+/* The route of X with a middleware that fills the request field NAME (any case) from a
+ * source it verified (gw_mw_ops_t.guards_field: jwt's claim headers), or NULL; *WHAT gets
+ * what NAME is to that middleware, *MW its name. */
+static const gw_http_route_t *guarded_by(const gw_http_listener_cfg_t *x, const char *name,
+                                         const char **what, const char **mw)
 {
     for (size_t i = 0; i < x->nroutes; i++)
         for (size_t j = 0; j < x->routes[i].nmw; j++) {
             const gw_mw_cfg_t *m = &x->routes[i].mw[j];
-            for (size_t k = 0; m->kind == GW_MW_JWT && k < m->u.jwt.nclaims; k++)
-                if (!strcasecmp(m->u.jwt.claim_headers[k], name))
-                    return &x->routes[i];
+            const gw_mw_ops_t *ops = gw_mw_ops(m->kind);
+            if (ops->guards_field != NULL && (*what = ops->guards_field(m->cfg, name)) != NULL) {
+                *mw = ops->name;
+                return &x->routes[i];
+            }
         }
     return NULL;
 }
@@ -889,14 +430,15 @@ static bool trailer_name_ok(gw_cdoc_t *doc, const gw_cnode_t *node, const char *
                             const gw_http_listener_cfg_t *x, char **kept, size_t n)
 {
     const char *why = gw_trailers_forbidden(name, strlen(name));
-    const gw_http_route_t *r = claim_route(x, name);
+    const char *what = NULL, *mw = NULL;
+    const gw_http_route_t *r = guarded_by(x, name, &what, &mw);
     if (why)
         gw_cdoc_error(doc, node, "forward_trailers: '%s' may never be a trailer (%s)", name, why);
     else if (r)
         gw_cdoc_error(doc, node,
-                      "forward_trailers: '%s' is the jwt claim header of route '%s' (a trailer "
-                      "would bring back the value the jwt middleware removed)",
-                      name, r->name ? r->name : "?");
+                      "forward_trailers: '%s' is the %s of route '%s' (a trailer "
+                      "would bring back the value the %s middleware removed)",
+                      name, what, r->name ? r->name : "?", mw);
     for (size_t i = 0; !why && !r && i < n; i++)
         if (!strcasecmp(kept[i], name)) {
             gw_cdoc_error(doc, node, "forward_trailers: '%s' is already listed", name);
@@ -905,8 +447,9 @@ static bool trailer_name_ok(gw_cdoc_t *doc, const gw_cnode_t *node, const char *
     return !why && !r;
 }
 
-/* forward_trailers: [names], read after the routes (their jwt claim headers may not be
- * listed). X always gets an allow-list, empty when the key is absent or wrong. */
+/* forward_trailers: [names], read after the routes (the fields their middleware guard, as
+ * jwt's claim headers, may not be listed). X always gets an allow-list, empty when the key is
+ * absent or wrong. */
 static void decode_forward_trailers(gw_cdoc_t *doc, const gw_cnode_t *http,
                                     gw_http_listener_cfg_t *x)
 {
@@ -918,7 +461,7 @@ static void decode_forward_trailers(gw_cdoc_t *doc, const gw_cnode_t *http,
         oom(doc, seq);
     for (size_t i = 0; v && i < seq->n; i++) {
         char *s = NULL;
-        if (get_token(doc, seq->items[i], "forward_trailers", &s) != 0 || !s)
+        if (gw_mw_cfg_token(doc, seq->items[i], "forward_trailers", &s) != 0 || !s)
             continue;
         if (trailer_name_ok(doc, seq->items[i], s, x, v, n))
             v[n++] = s;
@@ -927,7 +470,7 @@ static void decode_forward_trailers(gw_cdoc_t *doc, const gw_cnode_t *http,
     }
     if (gw_trailers_allow_new((const char *const *)v, n, &x->forward_trailers) != 0)
         oom(doc, seq);
-    free_strv(v, n);
+    gw_mw_free_strv(v, n);
 }
 
 /* `upstreams` in the file is a mapping: only then is an unknown name worth an error (the
@@ -954,7 +497,8 @@ static void reject_http_keys(gw_cdoc_t *doc, const gw_cnode_t *map)
             continue;
         gw_cnode_silence(v);
         if (tcp)
-            gw_cdoc_error(doc, key_node(map, keys[i]), "%s: only for protocol http", keys[i]);
+            gw_cdoc_error(doc, gw_mw_cfg_key_node(map, keys[i]), "%s: only for protocol http",
+                          keys[i]);
     }
 }
 
@@ -985,7 +529,7 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     const gw_cnode_t *up = gw_cmap_get(doc, map, "upstream");
     if (up) {
         gw_cnode_silence(up);
-        gw_cdoc_error(doc, key_node(map, "upstream"),
+        gw_cdoc_error(doc, gw_mw_cfg_key_node(map, "upstream"),
                       "upstream: an http listener has routes, each naming its upstream");
     }
     dec_t d = {.doc = doc, .cfg = cfg, .upstreams_ok = upstreams_readable(doc)};
@@ -1080,181 +624,15 @@ const gw_http_upstream_cfg_t *gw_http_upstream_cfg(const gw_upstream_cfg_t *u)
 
 /* ---- printing (-T) ---------------------------------------------------------------------- */
 
-static void print_strv(FILE *out, const char *const *v, size_t n)
-{
-    fputc('[', out);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            fputs(", ", out);
-        gw_config_print_str(out, v[i]);
-    }
-    fputc(']', out);
-}
-
-/* A joined "a, b" list printed back as ["a", "b"] (its items are tokens: no ',' or ' '). */
-static void print_joined(FILE *out, const char *key, const char *s)
-{
-    fprintf(out, ", %s: [", key);
-    for (const char *p = s; p && *p;) {
-        size_t n = strcspn(p, ",");
-        fprintf(out, "%s\"%.*s\"", p == s ? "" : ", ", (int)n, p);
-        p += n;
-        p += strspn(p, ", ");
-    }
-    fputc(']', out);
-}
-
-static void print_fields(FILE *out, const char *key, const gw_mw_field_t *f, size_t n)
-{
-    fprintf(out, "%s: {", key);
-    for (size_t i = 0; i < n; i++) {
-        fputs(i ? ", " : "", out);
-        gw_config_print_str(out, f[i].name);
-        fputs(": ", out);
-        gw_config_print_str(out, f[i].value);
-    }
-    fputc('}', out);
-}
-
-static void print_rules(FILE *out, int in, const char *key, const gw_mw_header_rules_t *r)
-{
-    fprintf(out, "%*s%s: {", in, "", key);
-    print_fields(out, "set", r->set, r->nset);
-    fputs(", ", out);
-    print_fields(out, "add", r->add, r->nadd);
-    fputs(", remove: ", out);
-    print_strv(out, r->remove, r->nremove);
-    fputs("}\n", out);
-}
-
-static void print_cors(FILE *out, const gw_cors_policy_t *p)
-{
-    char a[32];
-    static const char *const star[] = {"*"};
-    fputs("{origins: ", out);
-    if (p->any_origin)
-        print_strv(out, star, 1);
-    else
-        print_strv(out, p->origins, p->norigins);
-    print_joined(out, "methods", p->methods);
-    print_joined(out, "headers", p->headers);
-    print_joined(out, "expose", p->expose);
-    fprintf(out, ", credentials: %s", p->credentials ? "true" : "false");
-    if (p->max_age >= 0)
-        fprintf(out, ", max_age: %s", gw_cfmt_duration((uint64_t)p->max_age * SEC, a, sizeof(a)));
-    fputs("}\n", out);
-}
-
-/* A secret is never shown; the placeholder (32 bytes or more) still loads, so -T's output
- * stays a valid configuration, like 03's admin token. */
-static void print_jwt(FILE *out, const gw_mw_cfg_t *m)
-{
-    char a[32];
-    const gw_jwt_policy_t *p = &m->u.jwt.policy;
-    fputs("{", out);
-    if (m->u.jwt.keys_file) {
-        fputs("keys: ", out);
-        gw_config_print_str(out, m->u.jwt.keys_file);
-    } else {
-        fputs("secret: \"<set, not shown: the configured secret>\"", out);
-    }
-    if (m->u.jwt.kid) {
-        fputs(", kid: ", out);
-        gw_config_print_str(out, m->u.jwt.kid);
-    }
-    fputs(", issuers: ", out);
-    print_strv(out, p->issuers, p->n_issuers);
-    fputs(", audiences: ", out);
-    print_strv(out, p->audiences, p->n_audiences);
-    fprintf(out, ", skew: %s, require_exp: %s, realm: ",
-            gw_cfmt_duration((uint64_t)p->skew * SEC, a, sizeof(a)),
-            p->require_exp ? "true" : "false");
-    gw_config_print_str(out, m->u.jwt.realm ? m->u.jwt.realm : "gw");
-    fputs(", claims: {", out);
-    for (size_t i = 0; i < m->u.jwt.nclaims; i++) {
-        fputs(i ? ", " : "", out);
-        gw_config_print_str(out, m->u.jwt.claim_names[i]);
-        fputs(": ", out);
-        gw_config_print_str(out, m->u.jwt.claim_headers[i]);
-    }
-    fputs("}}\n", out);
-}
-
-static void print_rate_limit(FILE *out, const gw_mw_cfg_t *m)
-{
-    char rate[64];
-    snprintf(rate, sizeof(rate), "%.6f", m->u.rate_limit.rate);
-    char *end = rate + strlen(rate);
-    while (end[-1] == '0')
-        *--end = '\0';
-    if (end[-1] == '.')
-        end[-1] = '\0';
-    fprintf(out, "{rate: %s, burst: %u, key: %s", rate, m->u.rate_limit.burst,
-            rl_key_names[m->u.rate_limit.key]);
-    if (m->u.rate_limit.header) {
-        fputs(", header: ", out);
-        gw_config_print_str(out, m->u.rate_limit.header);
-    }
-    fprintf(out, ", max_keys: %" PRIu64 "}\n", m->u.rate_limit.max_keys);
-}
-
-static void print_breaker(FILE *out, const gw_breaker_cfg_t *b)
-{
-    char a[32], c[32];
-    fprintf(out,
-            "{consecutive_failures: %u, failure_rate_percent: %g, min_requests: %u, window: %s, "
-            "open_timeout: %s, half_open_max: %u, success_to_close: %u}\n",
-            b->consecutive_failures, b->failure_rate_percent, b->min_requests,
-            gw_cfmt_duration(b->window_ms, a, sizeof(a)),
-            gw_cfmt_duration(b->open_timeout_ms, c, sizeof(c)), b->half_open_max,
-            b->success_to_close);
-}
-
+/* "- name:" then the middleware's own text (its print hook). */
 static void print_mw(FILE *out, const gw_mw_cfg_t *m, int in)
 {
-    fprintf(out, "%*s- %s:%s", in, "", gw_mw_kind_name(m->kind),
-            m->kind == GW_MW_HEADERS ? "" : " ");
-    switch (m->kind) {
-    case GW_MW_STRIP_PREFIX:
-        gw_config_print_str(out, m->u.rewrite.prefix ? m->u.rewrite.prefix : "/");
-        fputc('\n', out);
-        break;
-    case GW_MW_REWRITE:
-        fputs("{prefix: ", out);
-        gw_config_print_str(out, m->u.rewrite.prefix ? m->u.rewrite.prefix : "/");
-        fputs(", replace: ", out);
-        gw_config_print_str(out, m->u.rewrite.replace ? m->u.rewrite.replace : "/");
-        fputs("}\n", out);
-        break;
-    case GW_MW_HEADERS:
-        fputc('\n', out);
-        print_rules(out, in + 4, "request", &m->u.headers.request);
-        print_rules(out, in + 4, "response", &m->u.headers.response);
-        break;
-    case GW_MW_CORS:
-        print_cors(out, &m->u.cors);
-        break;
-    case GW_MW_JWT:
-        print_jwt(out, m);
-        break;
-    case GW_MW_RATE_LIMIT:
-        print_rate_limit(out, m);
-        break;
-    case GW_MW_BREAKER:
-        print_breaker(out, &m->u.breaker);
-        break;
-    case GW_MW_RETRY:
-        fprintf(out, "{max_attempts: %u}\n", m->u.retry.max_attempts);
-        break;
-    case GW_MW_ACCESS_LOG:
-        fputs("{file: ", out);
-        gw_config_print_str(out, m->u.access_log.file ? m->u.access_log.file : "-");
-        fputs("}\n", out);
-        break;
-    default: /* request_id, forwarded */
-        fputs("{}\n", out);
-        break;
-    }
+    const gw_mw_ops_t *ops = gw_mw_ops(m->kind);
+    fprintf(out, "%*s- %s:", in, "", gw_mw_kind_name(m->kind));
+    if (ops != NULL && ops->print != NULL)
+        ops->print(out, m->cfg, in);
+    else
+        fputs(" {}\n", out);
 }
 
 static void print_match(FILE *out, const gw_http_route_t *r, int in)
@@ -1391,59 +769,12 @@ static void print_upstream(FILE *out, const gw_upstream_cfg_t *u, int in)
 
 /* ---- freeing ---------------------------------------------------------------------------- */
 
-static void free_fields(const gw_mw_field_t *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free((char *)f[i].name);
-        free((char *)f[i].value);
-    }
-    free((gw_mw_field_t *)f);
-}
-
-static void free_rules(gw_mw_header_rules_t *r)
-{
-    free_fields(r->set, r->nset);
-    free_fields(r->add, r->nadd);
-    free_strv((char **)r->remove, r->nremove);
-}
-
 static void free_mw(gw_mw_cfg_t *m)
 {
-    switch (m->kind) {
-    case GW_MW_STRIP_PREFIX:
-    case GW_MW_REWRITE:
-        free(m->u.rewrite.prefix);
-        free(m->u.rewrite.replace);
-        break;
-    case GW_MW_HEADERS:
-        free_rules(&m->u.headers.request);
-        free_rules(&m->u.headers.response);
-        break;
-    case GW_MW_CORS:
-        free_strv((char **)m->u.cors.origins, m->u.cors.norigins);
-        free((char *)m->u.cors.methods);
-        free((char *)m->u.cors.headers);
-        free((char *)m->u.cors.expose);
-        break;
-    case GW_MW_JWT:
-        gw_jwt_keyset_free(m->u.jwt.keys);
-        free(m->u.jwt.keys_file);
-        free(m->u.jwt.kid);
-        free(m->u.jwt.realm);
-        free_strv((char **)m->u.jwt.policy.issuers, m->u.jwt.policy.n_issuers);
-        free_strv((char **)m->u.jwt.policy.audiences, m->u.jwt.policy.n_audiences);
-        free_strv(m->u.jwt.claim_names, m->u.jwt.nclaims);
-        free_strv(m->u.jwt.claim_headers, m->u.jwt.nclaims);
-        break;
-    case GW_MW_RATE_LIMIT:
-        free(m->u.rate_limit.header);
-        break;
-    case GW_MW_ACCESS_LOG:
-        free(m->u.access_log.file);
-        break;
-    default:
-        break;
-    }
+    const gw_mw_ops_t *ops = gw_mw_ops(m->kind);
+    if (ops != NULL && ops->free != NULL)
+        ops->free(m->cfg);
+    m->cfg = NULL;
 }
 
 static void free_route(gw_http_route_t *r)

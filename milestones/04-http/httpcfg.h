@@ -1,6 +1,8 @@
 /* httpcfg.h - milestone 04's configuration keys: http listeners (limits, timeouts, trusted
- * proxies), their routes and per-route middleware, and upstream keep-alive pools; a
- * gw_config_ext_t that chains to milestone 03's.
+ * proxies), their routes and upstream keep-alive pools; a gw_config_ext_t that chains to
+ * milestone 03's. A route's `middleware:` list is read here, but each middleware's options
+ * are decoded, printed and freed by its own file (mw.h: its ops table; mw_cfg.h: the
+ * decoded options); the list below repeats them for an overview.
  *
  * The YAML (every key optional unless marked):
  *
@@ -40,7 +42,8 @@
  *           request_buffering: 64KiB    # bodies up to this are read whole before a backend
  *                                       # is picked (0 = stream everything; up to 64MiB)
  *           middleware:                 # run in this order on the request, and in reverse
- *             - request_id: {}          #   order on the response head
+ *             - request_id: {}          #   order on the response head (options: each
+ *                                       #   middleware's file, mw_<name>.c)
  *             - forwarded: {}
  *             - strip_prefix: /api
  *             - rewrite: {prefix: /old, replace: /new}
@@ -83,77 +86,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "03-resilience/breaker.h"
 #include "03-resilience/resconfig.h"
-#include "04-http/jwt.h"
+#include "04-http/mw.h"
 #include "04-http/mw_basic.h"
-#include "04-http/mw_cors.h"
 #include "04-http/mw_split.h"
 #include "04-http/router.h"
 #include "04-http/trailers.h"
 #include "config.h"
-
-/* ---- middleware ------------------------------------------------------------------------- */
-
-typedef enum {
-    GW_MW_REQUEST_ID,
-    GW_MW_FORWARDED,
-    GW_MW_STRIP_PREFIX, /* rewrite with replace = NULL */
-    GW_MW_REWRITE,
-    GW_MW_HEADERS,
-    GW_MW_CORS,
-    GW_MW_JWT,
-    GW_MW_RATE_LIMIT,
-    GW_MW_BREAKER,
-    GW_MW_RETRY,
-    GW_MW_ACCESS_LOG,
-} gw_mw_kind_t;
-
-/* The name of KIND as written in the config ("request_id", ...). */
-const char *gw_mw_kind_name(gw_mw_kind_t kind);
-
-typedef enum { GW_RL_KEY_CLIENT_IP, GW_RL_KEY_HEADER, GW_RL_KEY_JWT_SUB } gw_rl_key_t;
-
-/* One configured middleware. Every string and array is owned by the config (freed with it);
- * the const pointers inside the gw_mw_* policy structs point into that storage. */
-typedef struct gw_mw_cfg_s {
-    gw_mw_kind_t kind;
-    unsigned line, col; /* where it was configured, for logs */
-    union {
-        struct {
-            char *prefix;  /* starts with '/', no trailing '/' unless it is "/" */
-            char *replace; /* NULL for strip_prefix */
-        } rewrite;
-        struct {
-            gw_mw_header_rules_t request, response;
-        } headers;
-        gw_cors_policy_t cors;
-        struct {
-            gw_jwt_keyset_t *keys; /* loaded at config load (file or secret) */
-            char *keys_file;       /* `keys` as written; NULL when `secret` gave the key */
-            char *kid;             /* `kid`, NULL when absent */
-            gw_jwt_policy_t policy;
-            char *realm;          /* for WWW-Authenticate: Bearer realm="..." (default "gw") */
-            char **claim_names;   /* claims copied to request headers... */
-            char **claim_headers; /* ...under these header names */
-            size_t nclaims;
-        } jwt;
-        struct {
-            double rate;       /* requests per second (GW_RATE_MIN..GW_RATE_MAX) */
-            unsigned burst;    /* default: max(1, rate) rounded up */
-            gw_rl_key_t key;   /* default client_ip */
-            char *header;      /* with GW_RL_KEY_HEADER */
-            uint64_t max_keys; /* default 100000 */
-        } rate_limit;
-        gw_breaker_cfg_t breaker; /* 03's defaults for absent keys */
-        struct {
-            unsigned max_attempts; /* 2..10, default 2: attempts in all, the first included */
-        } retry;
-        struct {
-            char *file; /* "-" = stdout */
-        } access_log;
-    } u;
-} gw_mw_cfg_t;
 
 /* ---- routes --------------------------------------------------------------------------- */
 

@@ -1,10 +1,22 @@
-/* mw_cors.c - CORS preflight and response decoration (see mw_cors.h). */
+/* mw_cors.c - the cors middleware, all of it: the pure preflight and decoration functions
+ * (see mw_cors.h; LAB 04: cors), then the middleware around them (its config, -T text and
+ * hooks: the ops table gw_mw_cors_ops, mw.h).
+ *
+ *   middleware:
+ *     - cors: {origins: ["https://a.example"] or ["*"], methods: [GET, POST],
+ *              headers: [Content-Type], expose: [X-Total], credentials: false, max_age: 10m}
+ *
+ * A preflight is answered by the gateway (204, or 403 when the policy refuses it) and never
+ * reaches the upstream; every other response is decorated on its way to the client. */
 #include "04-http/mw_cors.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "04-http/chain.h"
+#include "04-http/mw.h"
 #include "error.h"
 
 /* True if the comma-separated LIST holds ITEM (trimmed elements; case-insensitive when
@@ -194,3 +206,171 @@ int gw_cors_decorate(const gw_cors_policy_t *p, const gw_h1_head_t *req, gw_h1_h
         rc = add_vary_origin(resp);
     return rc;
 }
+
+/* ---- the middleware: config ---------------------------------------------------------------- */
+
+/* "a, b, c" from V[0..N) (a new string), or NULL when N is 0. */
+static char *join(char **v, size_t n, gw_cdoc_t *doc, const gw_cnode_t *at)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(v[i]) + 2;
+    if (n == 0)
+        return NULL;
+    char *s = malloc(len), *p = s;
+    if (!s) {
+        gw_cdoc_oom(doc, at);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(v[i]);
+        if (i) {
+            memcpy(p, ", ", 2);
+            p += 2;
+        }
+        memcpy(p, v[i], k);
+        p += k;
+    }
+    *p = '\0';
+    return s;
+}
+
+/* origins: a list of exact origins, or ["*"] alone. */
+static void decode_origins(gw_cdoc_t *doc, const gw_cnode_t *node, gw_cors_policy_t *p)
+{
+    size_t n = 0;
+    char **v = gw_mw_cfg_strv(doc, node, "origins", false, &n);
+    bool star = false;
+    for (size_t i = 0; i < n; i++)
+        star |= !strcmp(v[i], "*");
+    if (node && node->type == GW_CNODE_SEQ && node->n == 0)
+        gw_cdoc_error(doc, node, "origins must not be empty (use [\"*\"] for any origin)");
+    if (star && n > 1)
+        gw_cdoc_error(doc, node, "origins: \"*\" must be the only origin when it is used");
+    if (star) {
+        p->any_origin = true;
+        gw_mw_free_strv(v, n);
+        return;
+    }
+    p->origins = (const char *const *)v;
+    p->norigins = n;
+}
+
+static void *decode(gw_cdoc_t *doc, const gw_cnode_t *opts)
+{
+    gw_cors_policy_t *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        gw_cdoc_oom(doc, opts);
+        return NULL;
+    }
+    p->max_age = -1;
+    if (!gw_cnode_expect_map(doc, opts, "cors"))
+        return p;
+    decode_origins(doc, gw_cmap_require(doc, opts, "origins"), p);
+    const char *const lists[] = {"methods", "headers", "expose"};
+    const char **dst[] = {&p->methods, &p->headers, &p->expose};
+    for (size_t i = 0; i < 3; i++) {
+        const gw_cnode_t *node = gw_cmap_get(doc, opts, lists[i]);
+        size_t n = 0;
+        char **v = gw_mw_cfg_strv(doc, node, lists[i], true, &n);
+        *dst[i] = join(v, n, doc, node);
+        gw_mw_free_strv(v, n);
+    }
+    /* The CORS-safelisted methods, which a policy must name (mw_cors.h). */
+    if (!gw_cmap_get(doc, opts, "methods") && !(p->methods = strdup("GET, HEAD, POST")))
+        gw_cdoc_oom(doc, opts);
+    const gw_cnode_t *cred = gw_cmap_get(doc, opts, "credentials");
+    gw_cget_bool(doc, cred, "credentials", &p->credentials);
+    if (p->any_origin && p->credentials)
+        gw_cdoc_error(doc, cred,
+                      "credentials: true cannot go with origins [\"*\"] (a browser refuses "
+                      "it): list the origins");
+    uint64_t age = 0;
+    if (gw_mw_cfg_seconds(doc, gw_cmap_get(doc, opts, "max_age"), "max_age", 24 * GW_MW_HOUR,
+                          &age) == 0 &&
+        gw_cmap_get(doc, opts, "max_age"))
+        p->max_age = (long)age;
+    return p;
+}
+
+/* A joined "a, b" list printed back as ["a", "b"] (its items are tokens: no ',' or ' '). */
+static void print_joined(FILE *out, const char *key, const char *s)
+{
+    fprintf(out, ", %s: [", key);
+    for (const char *p = s; p && *p;) {
+        size_t n = strcspn(p, ",");
+        fprintf(out, "%s\"%.*s\"", p == s ? "" : ", ", (int)n, p);
+        p += n;
+        p += strspn(p, ", ");
+    }
+    fputc(']', out);
+}
+
+static void print(FILE *out, const void *cfg, int in)
+{
+    (void)in;
+    static const gw_cors_policy_t none = {.max_age = -1};
+    const gw_cors_policy_t *p = cfg != NULL ? cfg : &none;
+    char a[32];
+    static const char *const star[] = {"*"};
+    fputs(" {origins: ", out);
+    if (p->any_origin)
+        gw_mw_print_strv(out, star, 1);
+    else
+        gw_mw_print_strv(out, p->origins, p->norigins);
+    print_joined(out, "methods", p->methods);
+    print_joined(out, "headers", p->headers);
+    print_joined(out, "expose", p->expose);
+    fprintf(out, ", credentials: %s", p->credentials ? "true" : "false");
+    if (p->max_age >= 0)
+        fprintf(out, ", max_age: %s",
+                gw_cfmt_duration((uint64_t)p->max_age * GW_MW_SEC, a, sizeof(a)));
+    fputs("}\n", out);
+}
+
+static void free_cfg(void *cfg)
+{
+    gw_cors_policy_t *p = cfg;
+    if (p == NULL)
+        return;
+    gw_mw_free_strv((char **)p->origins, p->norigins);
+    free((char *)p->methods);
+    free((char *)p->headers);
+    free((char *)p->expose);
+    free(p);
+}
+
+/* ---- the middleware: run time -------------------------------------------------------------- */
+
+/* A preflight is answered here (RESP filled by gw_cors_preflight); anything else goes on. */
+static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
+{
+    (void)state;
+    gw_cors_verdict_t verdict = GW_CORS_NOT_PREFLIGHT;
+    if (gw_cors_preflight(cfg, req, resp, &verdict, NULL) != 0) {
+        gw_h1_head_clear(resp); /* a partial answer: the doc says 500 instead */
+        return 500;
+    }
+    if (verdict == GW_CORS_NOT_PREFLIGHT)
+        return 0;
+    x->preflight = true;
+    return resp->status;
+}
+
+/* A preflight answer already holds the policy's fields: nothing on top. */
+static void response(const void *cfg, void *state, const gw_hx_t *x, const gw_h1_head_t *req,
+                     gw_h1_head_t *resp)
+{
+    (void)state;
+    if (!x->preflight)
+        (void)gw_cors_decorate(cfg, req, resp);
+}
+
+const gw_mw_ops_t gw_mw_cors_ops = {
+    .name = "cors",
+    .decode = decode,
+    .print = print,
+    .free = free_cfg,
+    .request = request,
+    .response = response,
+};

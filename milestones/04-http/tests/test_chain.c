@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "04-http/chain.h"
+#include "04-http/mw_cfg.h"
 #include "error.h"
 
 /* The chain reaches a listener's http config through httpcfg.c's accessor. These tests build
@@ -32,6 +33,21 @@ const gw_http_listener_cfg_t *gw_http_listener_cfg(const gw_listener_cfg_t *l)
 
 /* ---- fixture: one http listener, one route, the middleware a test puts in -------------------- */
 
+/* Room for the decoded options of any middleware (mw_cfg.h): a test fills the member of its
+ * kind, through U(m). */
+typedef union fx_cfg_u {
+    gw_mw_rewrite_cfg_t rewrite;
+    gw_mw_headers_cfg_t headers;
+    gw_cors_policy_t cors;
+    gw_mw_jwt_cfg_t jwt;
+    gw_mw_rate_limit_cfg_t rate_limit;
+    gw_breaker_cfg_t breaker;
+    gw_mw_retry_cfg_t retry;
+    gw_mw_access_log_cfg_t access_log;
+} fx_cfg_t;
+
+#define U(m) ((fx_cfg_t *)(m)->cfg)
+
 typedef struct fx_s {
     gw_config_t cfg;
     gw_listener_cfg_t lis;
@@ -39,6 +55,7 @@ typedef struct fx_s {
     gw_cidr_t trusted[1];
     gw_http_route_t route;
     gw_mw_cfg_t mw[MAX_MW];
+    fx_cfg_t mw_cfg[MAX_MW]; /* mw[i].cfg points to mw_cfg[i] */
     gw_http_target_t targets[2];
     gw_split_target_t split_targets[2];
     gw_chain_t *chain;
@@ -80,8 +97,9 @@ static fx_t *fx_new(void)
 static gw_mw_cfg_t *fx_mw(fx_t *f, gw_mw_kind_t kind)
 {
     assert_true(f->route.nmw < MAX_MW);
-    gw_mw_cfg_t *m = &f->mw[f->route.nmw++];
+    gw_mw_cfg_t *m = &f->mw[f->route.nmw];
     m->kind = kind;
+    m->cfg = &f->mw_cfg[f->route.nmw++];
     return m;
 }
 
@@ -254,10 +272,10 @@ static void chain_strip_prefix_and_rewrite(void **state)
     (void)state;
     fx_t *f = fx_new();
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_STRIP_PREFIX);
-    m->u.rewrite.prefix = "/api";
+    U(m)->rewrite.prefix = "/api";
     m = fx_mw(f, GW_MW_REWRITE);
-    m->u.rewrite.prefix = "/old";
-    m->u.rewrite.replace = "/new";
+    U(m)->rewrite.prefix = "/old";
+    U(m)->rewrite.replace = "/new";
     fx_start(f);
 
     fx_begin(f, "GET", "/api/users?x=1", "192.0.2.7");
@@ -282,8 +300,8 @@ static void chain_rewrite_refused_by_normalisation_is_400(void **state)
     (void)state;
     fx_t *f = fx_new();
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_REWRITE);
-    m->u.rewrite.prefix = "/x";
-    m->u.rewrite.replace = "/.."; /* a config that would climb above the root */
+    U(m)->rewrite.prefix = "/x";
+    U(m)->rewrite.replace = "/.."; /* a config that would climb above the root */
     fx_start(f);
     fx_begin(f, "GET", "/x/etc", "192.0.2.7");
     assert_int_equal(fx_run(f), 400);
@@ -302,8 +320,8 @@ static void chain_header_rules_both_sides(void **state)
     static const gw_mw_field_t resp_set[] = {{"X-Frame-Options", "DENY"}};
     fx_t *f = fx_new();
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_HEADERS);
-    m->u.headers.request = (gw_mw_header_rules_t){req_remove, 1, req_set, 1, req_add, 1};
-    m->u.headers.response = (gw_mw_header_rules_t){resp_remove, 1, resp_set, 1, NULL, 0};
+    U(m)->headers.request = (gw_mw_header_rules_t){req_remove, 1, req_set, 1, req_add, 1};
+    U(m)->headers.response = (gw_mw_header_rules_t){resp_remove, 1, resp_set, 1, NULL, 0};
     fx_start(f);
 
     fx_begin(f, "GET", "/", "192.0.2.7");
@@ -337,12 +355,12 @@ static const char *const cors_origins[] = {"https://a.example"};
 static gw_mw_cfg_t *add_cors(fx_t *f)
 {
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_CORS);
-    m->u.cors = (gw_cors_policy_t){.origins = cors_origins,
-                                   .norigins = 1,
-                                   .methods = "GET, POST",
-                                   .headers = "Content-Type",
-                                   .expose = "X-Total",
-                                   .max_age = 600};
+    U(m)->cors = (gw_cors_policy_t){.origins = cors_origins,
+                                    .norigins = 1,
+                                    .methods = "GET, POST",
+                                    .headers = "Content-Type",
+                                    .expose = "X-Total",
+                                    .max_age = 600};
     return m;
 }
 
@@ -448,14 +466,14 @@ static char *claim_headers[] = {"X-User-Id", "X-Admin", "X-Level", "X-Groups", "
 static gw_mw_cfg_t *add_jwt(fx_t *f)
 {
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_JWT);
-    m->u.jwt.keys = gw_jwt_keyset_new();
-    assert_non_null(m->u.jwt.keys);
-    assert_int_equal(gw_jwt_keyset_add_secret(m->u.jwt.keys, "k1", secret_k1, 32, NULL, 0), 0);
-    m->u.jwt.policy = gw_jwt_policy_default();
-    m->u.jwt.realm = "api";
-    m->u.jwt.claim_names = claim_names;
-    m->u.jwt.claim_headers = claim_headers;
-    m->u.jwt.nclaims = 5;
+    U(m)->jwt.keys = gw_jwt_keyset_new();
+    assert_non_null(U(m)->jwt.keys);
+    assert_int_equal(gw_jwt_keyset_add_secret(U(m)->jwt.keys, "k1", secret_k1, 32, NULL, 0), 0);
+    U(m)->jwt.policy = gw_jwt_policy_default();
+    U(m)->jwt.realm = "api";
+    U(m)->jwt.claim_names = claim_names;
+    U(m)->jwt.claim_headers = claim_headers;
+    U(m)->jwt.nclaims = 5;
     return m;
 }
 
@@ -463,7 +481,7 @@ static void free_jwt(fx_t *f)
 {
     for (size_t i = 0; i < f->route.nmw; i++)
         if (f->mw[i].kind == GW_MW_JWT)
-            gw_jwt_keyset_free(f->mw[i].u.jwt.keys);
+            gw_jwt_keyset_free(U(&f->mw[i])->jwt.keys);
 }
 
 static void chain_jwt_good_token_copies_claims(void **state)
@@ -554,11 +572,11 @@ static gw_mw_cfg_t *add_rate_limit(fx_t *f, double rate, unsigned burst, gw_rl_k
                                    char *header)
 {
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_RATE_LIMIT);
-    m->u.rate_limit.rate = rate;
-    m->u.rate_limit.burst = burst;
-    m->u.rate_limit.key = key;
-    m->u.rate_limit.header = header;
-    m->u.rate_limit.max_keys = 1000;
+    U(m)->rate_limit.rate = rate;
+    U(m)->rate_limit.burst = burst;
+    U(m)->rate_limit.key = key;
+    U(m)->rate_limit.header = header;
+    U(m)->rate_limit.max_keys = 1000;
     return m;
 }
 
@@ -658,11 +676,11 @@ static void chain_breaker_opens_after_failures_then_503(void **state)
     (void)state;
     fx_t *f = fx_new();
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_BREAKER);
-    m->u.breaker = (gw_breaker_cfg_t){.consecutive_failures = 3,
-                                      .window_ms = 10000,
-                                      .open_timeout_ms = 1000,
-                                      .half_open_max = 1,
-                                      .success_to_close = 1};
+    U(m)->breaker = (gw_breaker_cfg_t){.consecutive_failures = 3,
+                                       .window_ms = 10000,
+                                       .open_timeout_ms = 1000,
+                                       .half_open_max = 1,
+                                       .success_to_close = 1};
     fx_start(f);
     for (int i = 0; i < 3; i++) {
         fx_begin(f, "GET", "/", "192.0.2.7");
@@ -695,11 +713,11 @@ static void chain_breaker_trial_not_taken_by_refused_request(void **state)
     (void)state;
     fx_t *f = fx_new();
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_BREAKER);
-    m->u.breaker = (gw_breaker_cfg_t){.consecutive_failures = 1,
-                                      .window_ms = 10000,
-                                      .open_timeout_ms = 1000,
-                                      .half_open_max = 1,
-                                      .success_to_close = 1};
+    U(m)->breaker = (gw_breaker_cfg_t){.consecutive_failures = 1,
+                                       .window_ms = 10000,
+                                       .open_timeout_ms = 1000,
+                                       .half_open_max = 1,
+                                       .success_to_close = 1};
     add_jwt(f);
     fx_start(f);
     fx_begin(f, "GET", "/", "192.0.2.7");
@@ -746,7 +764,7 @@ static void chain_retry_get_up_to_max_attempts_not_post(void **state)
     fx_finish(f, 200, false, 0);
     gw_chain_free(f->chain);
 
-    fx_mw(f, GW_MW_RETRY)->u.retry.max_attempts = 3;
+    U(fx_mw(f, GW_MW_RETRY))->retry.max_attempts = 3;
     fx_start(f);
     fx_begin(f, "GET", "/", "192.0.2.7");
     assert_int_equal(fx_run(f), 0);
@@ -767,7 +785,7 @@ static void chain_retry_budget_caps_concurrent_retries(void **state)
     (void)state;
     enum { N = 20 };
     fx_t *f = fx_new();
-    fx_mw(f, GW_MW_RETRY)->u.retry.max_attempts = 2;
+    U(fx_mw(f, GW_MW_RETRY))->retry.max_attempts = 2;
     fx_start(f);
     gw_hx_t *xs = calloc(N, sizeof *xs);
     assert_non_null(xs);
@@ -915,7 +933,7 @@ static void expect_jstr(const json_t *j, const char *key, const char *want)
 static gw_mw_cfg_t *add_log(fx_t *f, char *path)
 {
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_ACCESS_LOG);
-    m->u.access_log.file = path;
+    U(m)->access_log.file = path;
     return m;
 }
 
@@ -926,7 +944,7 @@ static void chain_access_log_one_json_line_per_finish(void **state)
     tmplog_init(&t);
     fx_t *f = fx_new();
     fx_mw(f, GW_MW_REQUEST_ID);
-    fx_mw(f, GW_MW_STRIP_PREFIX)->u.rewrite.prefix = "/api";
+    U(fx_mw(f, GW_MW_STRIP_PREFIX))->rewrite.prefix = "/api";
     add_log(f, t.path);
     fx_start(f);
 
@@ -1152,7 +1170,7 @@ static void chain_finish_without_request_is_harmless(void **state)
     tmplog_t t;
     tmplog_init(&t);
     fx_t *f = fx_new();
-    fx_mw(f, GW_MW_BREAKER)->u.breaker =
+    U(fx_mw(f, GW_MW_BREAKER))->breaker =
         (gw_breaker_cfg_t){.consecutive_failures = 1, .window_ms = 10000, .open_timeout_ms = 1000};
     add_log(f, t.path);
     fx_start(f);
@@ -1224,7 +1242,7 @@ static void chain_trailers_allow_list_and_response_rules(void **state)
     fx_t *f = fx_new();
     fx_allow_trailers(f, allowed, 2);
     gw_mw_cfg_t *m = fx_mw(f, GW_MW_HEADERS);
-    m->u.headers.response = (gw_mw_header_rules_t){resp_remove, 1, NULL, 0, NULL, 0};
+    U(m)->headers.response = (gw_mw_header_rules_t){resp_remove, 1, NULL, 0, NULL, 0};
     fx_start(f);
     fx_begin(f, "POST", "/", "192.0.2.7");
     trailers_init(&t);

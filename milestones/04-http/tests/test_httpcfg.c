@@ -9,10 +9,21 @@
 #include <unistd.h>
 
 #include "04-http/httpcfg.h"
+#include "04-http/mw_cfg.h"
 #include "error.h"
 #include "failalloc.h"
 #include "loadio.h"
 #include "fixtures/jwt_certs.h"
+
+/* The decoded options of middleware M (mw_cfg.h), by kind. */
+#define CFG_REWRITE(m) ((const gw_mw_rewrite_cfg_t *)(m)->cfg)
+#define CFG_HEADERS(m) ((const gw_mw_headers_cfg_t *)(m)->cfg)
+#define CFG_CORS(m) ((const gw_cors_policy_t *)(m)->cfg)
+#define CFG_JWT(m) ((const gw_mw_jwt_cfg_t *)(m)->cfg)
+#define CFG_RATE_LIMIT(m) ((const gw_mw_rate_limit_cfg_t *)(m)->cfg)
+#define CFG_BREAKER(m) ((const gw_breaker_cfg_t *)(m)->cfg)
+#define CFG_RETRY(m) ((const gw_mw_retry_cfg_t *)(m)->cfg)
+#define CFG_ACCESS_LOG(m) ((const gw_mw_access_log_cfg_t *)(m)->cfg)
 
 static gw_config_t cfg;
 static char *errs;
@@ -238,12 +249,12 @@ static void check_everything_route0(const gw_http_route_t *r)
         assert_int_equal(r->mw[i].kind, (gw_mw_kind_t)i); /* written in enum order */
     assert_int_equal(r->mw[0].line, 28);
     assert_int_equal(r->mw[0].col, 13);
-    assert_string_equal(r->mw[2].u.rewrite.prefix, "/api");
-    assert_null(r->mw[2].u.rewrite.replace);
-    assert_string_equal(r->mw[3].u.rewrite.prefix, "/old");
-    assert_string_equal(r->mw[3].u.rewrite.replace, "/new");
-    const gw_mw_header_rules_t *rq = &r->mw[4].u.headers.request,
-                               *rs = &r->mw[4].u.headers.response;
+    assert_string_equal(CFG_REWRITE(&r->mw[2])->prefix, "/api");
+    assert_null(CFG_REWRITE(&r->mw[2])->replace);
+    assert_string_equal(CFG_REWRITE(&r->mw[3])->prefix, "/old");
+    assert_string_equal(CFG_REWRITE(&r->mw[3])->replace, "/new");
+    const gw_mw_header_rules_t *rq = &CFG_HEADERS(&r->mw[4])->request,
+                               *rs = &CFG_HEADERS(&r->mw[4])->response;
     assert_int_equal(rq->nset, 1);
     assert_string_equal(rq->set[0].name, "X-A");
     assert_string_equal(rq->add[0].value, "2");
@@ -255,7 +266,7 @@ static void check_everything_route0(const gw_http_route_t *r)
 
 static void check_everything_mw(const gw_mw_cfg_t *mw)
 {
-    const gw_cors_policy_t *c = &mw[5].u.cors;
+    const gw_cors_policy_t *c = CFG_CORS(&mw[5]);
     assert_int_equal(c->norigins, 2);
     assert_string_equal(c->origins[1], "https://b.example");
     assert_false(c->any_origin);
@@ -264,28 +275,28 @@ static void check_everything_mw(const gw_mw_cfg_t *mw)
     assert_string_equal(c->expose, "X-Total");
     assert_true(c->credentials);
     assert_int_equal(c->max_age, 600);
-    assert_int_equal(gw_jwt_keyset_count(mw[6].u.jwt.keys), 1);
-    assert_string_equal(mw[6].u.jwt.kid, "k1");
-    assert_string_equal(mw[6].u.jwt.keys_file, pem_path);
-    assert_int_equal(mw[6].u.jwt.policy.n_issuers, 1);
-    assert_string_equal(mw[6].u.jwt.policy.issuers[0], "https://idp.example");
-    assert_string_equal(mw[6].u.jwt.policy.audiences[0], "gw04");
-    assert_int_equal(mw[6].u.jwt.policy.skew, 30);
-    assert_false(mw[6].u.jwt.policy.require_exp);
-    assert_string_equal(mw[6].u.jwt.realm, "api");
-    assert_int_equal(mw[6].u.jwt.nclaims, 2);
-    assert_string_equal(mw[6].u.jwt.claim_names[1], "email");
-    assert_string_equal(mw[6].u.jwt.claim_headers[1], "X-User-Email");
-    assert_true(mw[7].u.rate_limit.rate == 2.5);
-    assert_int_equal(mw[7].u.rate_limit.burst, 10);
-    assert_int_equal(mw[7].u.rate_limit.key, GW_RL_KEY_HEADER);
-    assert_string_equal(mw[7].u.rate_limit.header, "X-Api-Key");
-    assert_int_equal(mw[7].u.rate_limit.max_keys, 5000);
-    assert_int_equal(mw[8].u.breaker.consecutive_failures, 3);
-    assert_int_equal(mw[8].u.breaker.window_ms, 20000);
-    assert_int_equal(mw[8].u.breaker.min_requests, 20); /* 03's default */
-    assert_int_equal(mw[9].u.retry.max_attempts, 3);
-    assert_string_equal(mw[10].u.access_log.file, "-");
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&mw[6])->keys), 1);
+    assert_string_equal(CFG_JWT(&mw[6])->kid, "k1");
+    assert_string_equal(CFG_JWT(&mw[6])->keys_file, pem_path);
+    assert_int_equal(CFG_JWT(&mw[6])->policy.n_issuers, 1);
+    assert_string_equal(CFG_JWT(&mw[6])->policy.issuers[0], "https://idp.example");
+    assert_string_equal(CFG_JWT(&mw[6])->policy.audiences[0], "gw04");
+    assert_int_equal(CFG_JWT(&mw[6])->policy.skew, 30);
+    assert_false(CFG_JWT(&mw[6])->policy.require_exp);
+    assert_string_equal(CFG_JWT(&mw[6])->realm, "api");
+    assert_int_equal(CFG_JWT(&mw[6])->nclaims, 2);
+    assert_string_equal(CFG_JWT(&mw[6])->claim_names[1], "email");
+    assert_string_equal(CFG_JWT(&mw[6])->claim_headers[1], "X-User-Email");
+    assert_true(CFG_RATE_LIMIT(&mw[7])->rate == 2.5);
+    assert_int_equal(CFG_RATE_LIMIT(&mw[7])->burst, 10);
+    assert_int_equal(CFG_RATE_LIMIT(&mw[7])->key, GW_RL_KEY_HEADER);
+    assert_string_equal(CFG_RATE_LIMIT(&mw[7])->header, "X-Api-Key");
+    assert_int_equal(CFG_RATE_LIMIT(&mw[7])->max_keys, 5000);
+    assert_int_equal(CFG_BREAKER(&mw[8])->consecutive_failures, 3);
+    assert_int_equal(CFG_BREAKER(&mw[8])->window_ms, 20000);
+    assert_int_equal(CFG_BREAKER(&mw[8])->min_requests, 20); /* 03's default */
+    assert_int_equal(CFG_RETRY(&mw[9])->max_attempts, 3);
+    assert_string_equal(CFG_ACCESS_LOG(&mw[10])->file, "-");
 }
 
 static void httpcfg_everything(void **state)
@@ -325,15 +336,15 @@ static void httpcfg_everything(void **state)
     assert_string_equal(r->sticky_name, "session");
     r = &x->routes[2];
     assert_string_equal(r->name, "route 2");
-    assert_int_equal(gw_jwt_keyset_count(r->mw[0].u.jwt.keys), 1);
-    assert_null(r->mw[0].u.jwt.keys_file);
-    assert_string_equal(r->mw[0].u.jwt.realm, "gw");
-    assert_int_equal(r->mw[0].u.jwt.policy.skew, GW_JWT_DEFAULT_SKEW);
-    assert_true(r->mw[0].u.jwt.policy.require_exp);
-    assert_true(r->mw[1].u.cors.any_origin);
-    assert_int_equal(r->mw[1].u.cors.norigins, 0);
-    assert_string_equal(r->mw[1].u.cors.methods, "GET, HEAD, POST");
-    assert_int_equal(r->mw[1].u.cors.max_age, -1);
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&r->mw[0])->keys), 1);
+    assert_null(CFG_JWT(&r->mw[0])->keys_file);
+    assert_string_equal(CFG_JWT(&r->mw[0])->realm, "gw");
+    assert_int_equal(CFG_JWT(&r->mw[0])->policy.skew, GW_JWT_DEFAULT_SKEW);
+    assert_true(CFG_JWT(&r->mw[0])->policy.require_exp);
+    assert_true(CFG_CORS(&r->mw[1])->any_origin);
+    assert_int_equal(CFG_CORS(&r->mw[1])->norigins, 0);
+    assert_string_equal(CFG_CORS(&r->mw[1])->methods, "GET, HEAD, POST");
+    assert_int_equal(CFG_CORS(&r->mw[1])->max_age, -1);
     const gw_http_upstream_cfg_t *u = gw_http_upstream_cfg(&cfg.upstreams[2]);
     assert_int_equal(u->max_idle, 8);
     assert_int_equal(u->idle_timeout_ms, 30000);
@@ -416,34 +427,34 @@ static void same_rules(const gw_mw_header_rules_t *a, const gw_mw_header_rules_t
 
 static void same_jwt(const gw_mw_cfg_t *a, const gw_mw_cfg_t *b)
 {
-    assert_int_equal(gw_jwt_keyset_count(a->u.jwt.keys), gw_jwt_keyset_count(b->u.jwt.keys));
-    same_opt_str(a->u.jwt.keys_file, b->u.jwt.keys_file);
-    same_opt_str(a->u.jwt.kid, b->u.jwt.kid);
-    same_opt_str(a->u.jwt.realm, b->u.jwt.realm);
-    const gw_jwt_policy_t *p = &a->u.jwt.policy, *q = &b->u.jwt.policy;
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(a)->keys), gw_jwt_keyset_count(CFG_JWT(b)->keys));
+    same_opt_str(CFG_JWT(a)->keys_file, CFG_JWT(b)->keys_file);
+    same_opt_str(CFG_JWT(a)->kid, CFG_JWT(b)->kid);
+    same_opt_str(CFG_JWT(a)->realm, CFG_JWT(b)->realm);
+    const gw_jwt_policy_t *p = &CFG_JWT(a)->policy, *q = &CFG_JWT(b)->policy;
     assert_int_equal(p->skew, q->skew);
     assert_int_equal(p->require_exp, q->require_exp);
     same_strv(p->issuers, p->n_issuers, q->issuers, q->n_issuers);
     same_strv(p->audiences, p->n_audiences, q->audiences, q->n_audiences);
-    same_strv((const char *const *)a->u.jwt.claim_names, a->u.jwt.nclaims,
-              (const char *const *)b->u.jwt.claim_names, b->u.jwt.nclaims);
-    same_strv((const char *const *)a->u.jwt.claim_headers, a->u.jwt.nclaims,
-              (const char *const *)b->u.jwt.claim_headers, b->u.jwt.nclaims);
+    same_strv((const char *const *)CFG_JWT(a)->claim_names, CFG_JWT(a)->nclaims,
+              (const char *const *)CFG_JWT(b)->claim_names, CFG_JWT(b)->nclaims);
+    same_strv((const char *const *)CFG_JWT(a)->claim_headers, CFG_JWT(a)->nclaims,
+              (const char *const *)CFG_JWT(b)->claim_headers, CFG_JWT(b)->nclaims);
 }
 
 static void same_mw(const gw_mw_cfg_t *a, const gw_mw_cfg_t *b)
 {
     assert_int_equal(a->kind, b->kind);
-    const gw_cors_policy_t *c = &a->u.cors, *d = &b->u.cors;
+    const gw_cors_policy_t *c = CFG_CORS(a), *d = CFG_CORS(b);
     switch (a->kind) {
     case GW_MW_STRIP_PREFIX:
     case GW_MW_REWRITE:
-        same_opt_str(a->u.rewrite.prefix, b->u.rewrite.prefix);
-        same_opt_str(a->u.rewrite.replace, b->u.rewrite.replace);
+        same_opt_str(CFG_REWRITE(a)->prefix, CFG_REWRITE(b)->prefix);
+        same_opt_str(CFG_REWRITE(a)->replace, CFG_REWRITE(b)->replace);
         break;
     case GW_MW_HEADERS:
-        same_rules(&a->u.headers.request, &b->u.headers.request);
-        same_rules(&a->u.headers.response, &b->u.headers.response);
+        same_rules(&CFG_HEADERS(a)->request, &CFG_HEADERS(b)->request);
+        same_rules(&CFG_HEADERS(a)->response, &CFG_HEADERS(b)->response);
         break;
     case GW_MW_CORS:
         same_strv(c->origins, c->norigins, d->origins, d->norigins);
@@ -458,20 +469,20 @@ static void same_mw(const gw_mw_cfg_t *a, const gw_mw_cfg_t *b)
         same_jwt(a, b);
         break;
     case GW_MW_RATE_LIMIT:
-        assert_true(a->u.rate_limit.rate == b->u.rate_limit.rate);
-        assert_int_equal(a->u.rate_limit.burst, b->u.rate_limit.burst);
-        assert_int_equal(a->u.rate_limit.key, b->u.rate_limit.key);
-        same_opt_str(a->u.rate_limit.header, b->u.rate_limit.header);
-        assert_int_equal(a->u.rate_limit.max_keys, b->u.rate_limit.max_keys);
+        assert_true(CFG_RATE_LIMIT(a)->rate == CFG_RATE_LIMIT(b)->rate);
+        assert_int_equal(CFG_RATE_LIMIT(a)->burst, CFG_RATE_LIMIT(b)->burst);
+        assert_int_equal(CFG_RATE_LIMIT(a)->key, CFG_RATE_LIMIT(b)->key);
+        same_opt_str(CFG_RATE_LIMIT(a)->header, CFG_RATE_LIMIT(b)->header);
+        assert_int_equal(CFG_RATE_LIMIT(a)->max_keys, CFG_RATE_LIMIT(b)->max_keys);
         break;
     case GW_MW_BREAKER:
-        assert_memory_equal(&a->u.breaker, &b->u.breaker, sizeof(a->u.breaker));
+        assert_memory_equal(CFG_BREAKER(a), CFG_BREAKER(b), sizeof(*CFG_BREAKER(a)));
         break;
     case GW_MW_RETRY:
-        assert_int_equal(a->u.retry.max_attempts, b->u.retry.max_attempts);
+        assert_int_equal(CFG_RETRY(a)->max_attempts, CFG_RETRY(b)->max_attempts);
         break;
     case GW_MW_ACCESS_LOG:
-        same_opt_str(a->u.access_log.file, b->u.access_log.file);
+        same_opt_str(CFG_ACCESS_LOG(a)->file, CFG_ACCESS_LOG(b)->file);
         break;
     default:
         break;
@@ -990,10 +1001,10 @@ static void httpcfg_jwt_pem_keys_file(void **state)
     const gw_mw_cfg_t *m = &http0()->routes[0].mw[0];
     assert_int_equal(m->kind, GW_MW_JWT);
     assert_int_equal(m->line, 10);
-    assert_int_equal(gw_jwt_keyset_count(m->u.jwt.keys), 1);
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(m)->keys), 1);
     /* The loaded key verifies the fixture's token under the configured policy. */
-    assert_int_equal(gw_jwt_verify(m->u.jwt.keys, &m->u.jwt.policy, 1700000100, cert_rsa_token,
-                                   strlen(cert_rsa_token), NULL),
+    assert_int_equal(gw_jwt_verify(CFG_JWT(m)->keys, &CFG_JWT(m)->policy, 1700000100,
+                                   cert_rsa_token, strlen(cert_rsa_token), NULL),
                      GW_JWT_OK);
 }
 
@@ -1028,20 +1039,20 @@ static void httpcfg_rate_limit_burst_default(void **state)
     (void)state;
     assert_int_equal(load(MW("rate_limit: {rate: 2.5, key: jwt_sub}")), 0);
     const gw_mw_cfg_t *m = &http0()->routes[0].mw[0];
-    assert_true(m->u.rate_limit.rate == 2.5);
-    assert_int_equal(m->u.rate_limit.burst, 3);
-    assert_int_equal(m->u.rate_limit.key, GW_RL_KEY_JWT_SUB);
-    assert_int_equal(m->u.rate_limit.max_keys, 100000);
+    assert_true(CFG_RATE_LIMIT(m)->rate == 2.5);
+    assert_int_equal(CFG_RATE_LIMIT(m)->burst, 3);
+    assert_int_equal(CFG_RATE_LIMIT(m)->key, GW_RL_KEY_JWT_SUB);
+    assert_int_equal(CFG_RATE_LIMIT(m)->max_keys, 100000);
     teardown(NULL);
     assert_int_equal(load(MW("rate_limit: {rate: 0.01}")), 0);
-    assert_int_equal(http0()->routes[0].mw[0].u.rate_limit.burst, 1);
+    assert_int_equal(CFG_RATE_LIMIT(&http0()->routes[0].mw[0])->burst, 1);
 }
 
 static void httpcfg_breaker_uses_03s_rules(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("breaker: {}")), 0);
-    const gw_breaker_cfg_t *b = &http0()->routes[0].mw[0].u.breaker;
+    const gw_breaker_cfg_t *b = CFG_BREAKER(&http0()->routes[0].mw[0]);
     assert_int_equal(b->consecutive_failures, 5);
     assert_true(b->failure_rate_percent == 50);
     assert_int_equal(b->window_ms, 10000);
@@ -1059,7 +1070,7 @@ static void httpcfg_retry_and_access_log(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("retry: {}")), 0);
-    assert_int_equal(http0()->routes[0].mw[0].u.retry.max_attempts, 2);
+    assert_int_equal(CFG_RETRY(&http0()->routes[0].mw[0])->max_attempts, 2);
     teardown(NULL);
     expect_error(MW("retry: {max_attempts: 1}"),
                  "c.yaml:10:35: max_attempts: 1 is out of range 2..10");
@@ -1272,7 +1283,7 @@ static void httpcfg_outside_reads_go_through_loadio(void **state)
     assert_string_equal(gw_addr_format(&cfg.upstreams[0].backends[0].addr, a, sizeof a),
                         "10.1.2.3:80");
     const gw_mw_cfg_t *mw = http0()->routes[0].mw;
-    assert_int_equal(gw_jwt_keyset_count(mw[0].u.jwt.keys), 1);
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&mw[0])->keys), 1);
     assert_ptr_equal(gw_loadio(), &gw_loadio_system);
 }
 
