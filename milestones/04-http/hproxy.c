@@ -46,6 +46,7 @@
 #include "04-http/httpcfg.h"
 #include "04-http/pathnorm.h"
 #include "04-http/reqbuf.h"
+#include "04-http/upool.h"
 #include "04-http/wbatch.h"
 #include "clock.h"
 #include "error.h"
@@ -74,18 +75,12 @@ typedef struct idle_list_s {
     hp_worker_t *hw;
 } idle_list_t;
 
-/* A backend's idle upstream connections on this worker, most recently used first. */
-typedef struct pool_s {
-    uconn_t *head;
-    size_t n;
-} pool_t;
-
 struct hp_worker_s {
     hp_t *hp;
     gw_worker_t *w;
     idle_list_t *fresh;     /* [nlisteners]: accepted, no byte yet (request_head_timeout) */
     idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
-    pool_t **pools;         /* [nupstreams][nbackends] */
+    gw_upool_t **pools;     /* [nupstreams][nbackends]: each backend's idle connections */
     hconn_t *busy;          /* connections with an exchange (for drain and force close) */
     uconn_t *uconns;        /* every upstream connection not yet closing */
     hx_t *hx_free;
@@ -218,14 +213,13 @@ struct uconn_s {
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
     hx_t *x;                          /* attached exchange, or NULL */
-    pool_t *pool;                     /* the pool of its backend on this worker */
+    gw_upool_t *pool;                 /* the pool of its backend on this worker */
+    gw_upool_entry_t pe;              /* its place in that pool while idle (upool.h) */
     const gw_http_upstream_cfg_t *kc; /* its upstream's keepalive settings */
-    uconn_t *pnext;                   /* in the pool */
     uconn_t *prev, *next;             /* hw->uconns */
     gw_wdest_t out;                   /* what is queued for the upstream */
     unsigned requests;                /* requests sent on it */
-    uint64_t idle_since;              /* loop ms when it was pooled */
-    bool connected, pooled, closing, paused, reading, starved;
+    bool connected, closing, paused, reading, starved;
     uint8_t pending_closes;
 };
 
@@ -948,26 +942,13 @@ static void on_uconn_closed(uv_handle_t *h)
         free(u);
 }
 
-static void pool_remove(uconn_t *u)
-{
-    if (!u->pooled)
-        return;
-    for (uconn_t **p = &u->pool->head; *p != NULL; p = &(*p)->pnext)
-        if (*p == u) {
-            *p = u->pnext;
-            u->pool->n--;
-            break;
-        }
-    u->pooled = false;
-    u->pnext = NULL;
-}
-
 static void uconn_close(uconn_t *u, bool reset)
 {
     if (u->closing)
         return;
     u->closing = true;
-    pool_remove(u);
+    if (u->pool != NULL)
+        gw_upool_remove(u->pool, &u->pe);
     hp_worker_t *hw = u->hw;
     if (u->prev != NULL)
         u->prev->next = u->next;
@@ -994,71 +975,12 @@ static void uconn_detach(uconn_t *u)
     }
 }
 
-static pool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
+static gw_upool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
 {
     const gw_lb_upstream_t *lu = b->upstream;
     size_t ui = (size_t)(lu->cfg - hw->hp->cfg->upstreams);
     return &hw->pools[ui][b->index];
 }
-
-/* LAB 04: upstream connection pool */
-/* May an upstream connection carry another request after this exchange? REUSABLE says
- * both messages ended cleanly on it and the upstream did not ask to close it; a connection
- * that already carried `max_requests` requests (from `upstreams.NAME.keepalive`, KC; 0:
- * no limit) is retired, and while the process drains nothing is kept. */
-static bool pool_may_keep(const gw_http_upstream_cfg_t *kc, unsigned requests, bool reusable,
-                          bool draining)
-{
-    if (!reusable || draining)
-        return false;
-    return kc->max_requests == 0 || requests < kc->max_requests;
-}
-
-/* Puts U at the front of its pool at loop time NOW. Last in, first out: the connections
- * used most stay warm, and those at the back sit idle long enough to time out when
- * traffic falls (a FIFO would keep every connection just barely alive). */
-static void pool_put(uconn_t *u, uint64_t now)
-{
-    u->pooled = true;
-    u->idle_since = now;
-    u->pnext = u->pool->head;
-    u->pool->head = u;
-    u->pool->n++;
-}
-
-/* Takes the most recently used idle connection of POOL, or NULL when it has none. */
-static uconn_t *pool_take(pool_t *pool)
-{
-    uconn_t *u = pool->head;
-    if (u == NULL)
-        return NULL;
-    pool->head = u->pnext;
-    pool->n--;
-    u->pooled = false;
-    u->pnext = NULL;
-    return u;
-}
-
-/* Cuts from POOL the connections it must not keep at loop time NOW: those beyond the first
- * max_idle (the surplus of a burst: kept only until this sweep, so that the requests of
- * the same burst could use them), and those idle for idle_timeout or more. Newest first
- * means both are a tail of the list. Returns that tail (linked by pnext) for the caller to
- * close, or NULL. */
-static uconn_t *pool_cut(pool_t *pool, const gw_http_upstream_cfg_t *kc, uint64_t now)
-{
-    uconn_t **link = &pool->head;
-    size_t kept = 0;
-    while (*link != NULL && kept < kc->max_idle &&
-           now - (*link)->idle_since < kc->idle_timeout_ms) {
-        link = &(*link)->pnext;
-        kept++;
-    }
-    uconn_t *tail = *link;
-    *link = NULL;
-    pool->n = kept;
-    return tail;
-}
-/* END LAB */
 
 static void on_pool_sweep(uv_timer_t *t);
 
@@ -1069,8 +991,8 @@ static void pool_sweep_arm(hp_worker_t *hw)
         uv_timer_start(&hw->pool_timer, on_pool_sweep, POOL_SWEEP_MS, 0);
 }
 
-/* Closes what the pools must not keep (pool_cut), every POOL_SWEEP_MS: one timer for every
- * pooled connection of the worker, instead of a timer (and two heap operations per
+/* Closes what the pools must not keep (gw_upool_cut), every POOL_SWEEP_MS: one timer for
+ * every pooled connection of the worker, instead of a timer (and two heap operations per
  * request) each. */
 static void on_pool_sweep(uv_timer_t *t)
 {
@@ -1081,14 +1003,15 @@ static void on_pool_sweep(uv_timer_t *t)
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(&cfg->upstreams[i]);
         for (size_t j = 0; j < cfg->upstreams[i].nbackends; j++) {
-            pool_t *pool = &hw->pools[i][j];
-            uconn_t *u = pool->head != NULL ? pool_cut(pool, kc, now) : NULL;
-            while (u != NULL) {
-                uconn_t *next = u->pnext;
-                u->pooled = false; /* already out of the list */
-                u->pnext = NULL;
-                uconn_close(u, false);
-                u = next;
+            gw_upool_t *pool = &hw->pools[i][j];
+            gw_upool_entry_t *cut = pool->head != NULL
+                                        ? gw_upool_cut(pool, kc->max_idle, kc->idle_timeout_ms, now)
+                                        : NULL;
+            while (cut != NULL) {
+                gw_upool_entry_t *e = cut;
+                cut = e->next;
+                e->next = NULL;
+                uconn_close(gw_upool_owner(e, uconn_t, pe), false);
             }
             any = any || pool->head != NULL;
         }
@@ -1103,12 +1026,13 @@ static void uconn_release(uconn_t *u, bool reusable)
 {
     uconn_detach(u);
     hp_worker_t *hw = u->hw;
-    if (u->closing || u->starved || !pool_may_keep(u->kc, u->requests, reusable, hw->w->draining)) {
+    if (u->closing || u->starved ||
+        !gw_upool_may_keep(u->requests, u->kc->max_requests, reusable, hw->w->draining)) {
         uconn_close(u, false);
         return;
     }
     u->paused = false;
-    pool_put(u, uv_now(loop_of(hw)));
+    gw_upool_put(u->pool, &u->pe, uv_now(loop_of(hw)));
     pool_sweep_arm(hw);
     upstream_set_reading(u, true); /* normally still on: the same callback serves both */
     if (!u->reading)
@@ -1430,8 +1354,9 @@ static void upstream_start(hconn_t *c)
     x->pick.attempt_started_ns = gw_clock_mono_ns(&gw_clock_system);
     gw_backend_t *b = x->pick.backend;
     x->chain.backend = b->name;
-    pool_t *pool = pool_of(hw, b);
-    uconn_t *u = pool_take(pool); /* it keeps reading: no epoll_ctl per request */
+    gw_upool_t *pool = pool_of(hw, b);
+    gw_upool_entry_t *idle = gw_upool_take(pool); /* it keeps reading: no epoll_ctl per request */
+    uconn_t *u = idle != NULL ? gw_upool_owner(idle, uconn_t, pe) : NULL;
     if (u != NULL) {
         u->x = x;
         x->u = u;
@@ -2305,7 +2230,7 @@ static void close_pools(hp_worker_t *hw)
     for (size_t i = 0; hw->pools != NULL && i < cfg->nupstreams; i++)
         for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
             while (hw->pools[i][j].head != NULL)
-                uconn_close(hw->pools[i][j].head, false);
+                uconn_close(gw_upool_owner(hw->pools[i][j].head, uconn_t, pe), false);
 }
 
 static void close_idle(hp_worker_t *hw)
