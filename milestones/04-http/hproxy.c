@@ -43,6 +43,7 @@
 #include "03-resilience/res.h"
 #include "04-http/chain.h"
 #include "04-http/h1.h"
+#include "04-http/hretry.h"
 #include "04-http/httpcfg.h"
 #include "04-http/pathnorm.h"
 #include "04-http/reqbuf.h"
@@ -1074,28 +1075,71 @@ static void on_retry_due(hconn_t *c)
     upstream_start(c);
 }
 
-/* The current attempt failed before any response byte. STATUS is the answer if no retry
- * happens (502 or 504); CONNECT_FAILURE says the connect itself failed (the picker's retry
- * policy applies) as opposed to a connection that broke or timed out. */
-static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool connect_failure,
-                           int uv_status)
+/* The hooks of the retry decision (hretry.h): the picker's and the chain's answers about
+ * the exchange of the client connection CTX. */
+static void retry_report(void *ctx, int status)
+{
+    hconn_t *c = ctx;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    p->report(p->ctx, c->hw->w, &c->x->pick, status);
+}
+
+static bool retry_connect(void *ctx, unsigned attempt, uint64_t *delay_ms)
+{
+    hconn_t *c = ctx;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    return p->retry == NULL || p->retry(p->ctx, c->hw->w, &c->x->pick, attempt, delay_ms);
+}
+
+static bool retry_middleware(void *ctx, unsigned attempt)
+{
+    hconn_t *c = ctx;
+    hx_t *x = c->x;
+    return x->method[0] != '\0' &&
+           gw_chain_may_retry(c->hw->hp->chain, &x->chain, x->method, attempt);
+}
+
+/* What the retry decision reads about C's exchange after FAILURE (UV_STATUS). */
+static gw_hretry_in_t retry_inputs(hconn_t *c, gw_hretry_failure_t failure, int uv_status)
+{
+    hx_t *x = c->x;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    return (gw_hretry_in_t){
+        .failure = failure,
+        .uv_status = uv_status,
+        .picked = x->picked,
+        .reused = x->upstream_reused,
+        .resp_bytes = x->resp_bytes,
+        .idempotent = x->idempotent,
+        .has_body = x->req_body != GW_H1_BODY_NONE,
+        .body_started = x->body_started,
+        .request_read = x->rq == RQ_DONE,
+        .body_buffered = x->buffered_all,
+        .response_started = x->rs != RS_NONE,
+        .draining = draining(c),
+        .stale_retry_used = x->retried_reuse,
+        .attempt = x->attempt,
+        .max_attempts = p->max_attempts,
+        .tries = x->tries,
+    };
+}
+
+/* The current attempt failed before any response byte: FAILURE says what failed, UV_STATUS
+ * the libuv code that said so, WHY the reason for the log and the error answer. The
+ * decision is hretry.c's; this does what it says. */
+static void attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, const char *why)
 {
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
-    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
-    bool was_reused = x->upstream_reused;
     if (x->u != NULL) {
         uconn_t *u = x->u;
         uconn_detach(u);
         uconn_close(u, true);
     }
-    /* A pooled connection found closed is not the backend's fault (it may close idle
-     * connections whenever it likes): no passive-health failure for that. */
-    bool stale = was_reused && !x->resp_bytes && connect_failure == false &&
-                 (uv_status == UV_EOF || uv_status == UV_ECONNRESET || uv_status == UV_EPIPE);
-    if (x->picked && !stale)
-        p->report(p->ctx, hw->w, &x->pick, uv_status < 0 ? uv_status : UV_ECONNRESET);
-    x->backend_failed = false; /* reported above, once: the final release says "closed" */
+    gw_hretry_in_t in = retry_inputs(c, failure, uv_status);
+    gw_hretry_hooks_t hooks = {retry_report, retry_connect, retry_middleware, c};
+    gw_hretry_t d = gw_hretry_decide(&in, &hooks);
+    x->backend_failed = false; /* reported by the decision, once: the final release says "closed" */
     x->chain.upstream_failed = true;
     uint64_t dropped;
     if (gw_lograte_allow(&hw->err_log, uv_now(loop_of(hw)), 1000, &dropped)) {
@@ -1104,46 +1148,31 @@ static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool co
                 x->backend_addr ? gw_addr_format(x->backend_addr, a, sizeof a) : "-", why,
                 x->attempt + 1, dropped ? " (more like this suppressed)" : "");
     }
-    /* A request can be sent again only if none of its body was consumed: no body, or a
-     * body still waiting in the client's socket. */
-    bool replayable = !x->body_started && x->rs == RS_NONE && !draining(c) &&
-                      (x->req_body == GW_H1_BODY_NONE || x->rq != RQ_DONE || x->buffered_all);
-    uint64_t delay = 0;
-    bool again = false, fresh = false;
-    if (replayable) {
-        if (was_reused && !x->resp_bytes && x->idempotent && !x->retried_reuse) {
-            /* A pooled connection the upstream had closed just as we used it: the request
-             * never reached the application, retry it once (RFC 9112 9.3.1). */
-            x->retried_reuse = true;
-            again = fresh = true;
-        } else if (connect_failure && x->attempt + 1 < p->max_attempts) {
-            again = p->retry == NULL || p->retry(p->ctx, hw->w, &x->pick, x->attempt + 1, &delay);
-        }
-        if (!again && x->method[0] != '\0' &&
-            gw_chain_may_retry(hw->hp->chain, &x->chain, x->method, x->tries + 1))
-            again = fresh = true;
-    }
-    if (!again || fresh) /* this pick sequence is over: release what it holds */
+    if (d.stale_retry)
+        x->retried_reuse = true;
+    if (d.release_pick) /* this pick sequence is over: release what it holds */
         pick_release(hw, x);
-    if (again) {
+    switch (d.action) {
+    case GW_HRETRY_FRESH:
+    case GW_HRETRY_NEXT_ATTEMPT:
         x->tries++;
-        x->attempt = fresh ? 0 : x->attempt + 1;
+        x->attempt = d.action == GW_HRETRY_FRESH ? 0 : x->attempt + 1;
         stat_add(&hw->stats->retries, 1);
         if (x->rq == RQ_BODY) /* the body waits for the next upstream */
             x->rq = RQ_WAIT_UPSTREAM;
         /* The head is serialised again from the parsed head, which is intact. */
-        if (delay > 0) {
-            hx_timer_start(x, T_RETRY, delay);
-            return;
-        }
-        upstream_start(c);
+        if (d.delay_ms > 0)
+            hx_timer_start(x, T_RETRY, d.delay_ms);
+        else
+            upstream_start(c);
         return;
-    }
-    if (x->rs != RS_NONE) {
+    case GW_HRETRY_CLOSE_CLIENT:
         client_close(c, true);
         return;
+    case GW_HRETRY_ANSWER:
+        answer(c, d.status, why, true);
+        return;
     }
-    answer(c, status, why, true);
 }
 
 /* ---- writing the request upstream ------------------------------------------------------------ */
@@ -1301,7 +1330,7 @@ static void upstream_connect_held(uv_connect_t *req, int status)
         return;
     }
     if (status < 0) {
-        attempt_failed(x->c, 502, "upstream connect failed", true, status);
+        attempt_failed(x->c, GW_HRETRY_CONNECT, status, "upstream connect failed");
         return;
     }
     u->connected = true;
@@ -1328,7 +1357,7 @@ static void connect_timeout_held(uv_timer_t *t)
         uconn_close(u, false);
         return;
     }
-    attempt_failed(x->c, 502, "upstream connect timed out", true, UV_ETIMEDOUT);
+    attempt_failed(x->c, GW_HRETRY_CONNECT, UV_ETIMEDOUT, "upstream connect timed out");
 }
 
 /* Picks a backend for attempt x->attempt and attaches a connection to it. */
@@ -1368,7 +1397,7 @@ static void upstream_start(hconn_t *c)
     x->upstream_reused = false;
     u = calloc(1, sizeof *u);
     if (u == NULL) {
-        attempt_failed(c, 502, "out of memory", false, UV_ENOMEM);
+        attempt_failed(c, GW_HRETRY_BROKEN, UV_ENOMEM, "out of memory");
         return;
     }
     u->hw = hw;
@@ -1390,7 +1419,7 @@ static void upstream_start(hconn_t *c)
     int rc = uv_tcp_connect(&u->connect_req, &u->sock,
                             (const struct sockaddr *)&x->backend_addr->ss, on_upstream_connect);
     if (rc != 0) {
-        attempt_failed(c, 502, "upstream connect failed", true, rc);
+        attempt_failed(c, GW_HRETRY_CONNECT, rc, "upstream connect failed");
         return;
     }
     uv_timer_start(&u->timer, on_connect_timeout, c->l->cfg->connect_timeout_ms, 0);
@@ -1756,12 +1785,13 @@ static void on_response_head(hconn_t *c)
     gw_h1_head_t *h = &x->sp.head;
     unsigned status = h->status;
     if (status == 101) {
-        attempt_failed(c, 502, "upstream switched protocols without being asked", false, UV_EPROTO);
+        attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO,
+                       "upstream switched protocols without being asked");
         return;
     }
     gw_h1_conn_info_t info;
     if (gw_h1_strip_hop_by_hop(h, 0, &info) != 0) { /* the parser caps Connection: cannot happen */
-        attempt_failed(c, 502, "too many Connection tokens", false, UV_EPROTO);
+        attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO, "too many Connection tokens");
         return;
     }
     bool interim = status >= 100 && status < 200;
@@ -1840,7 +1870,7 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
         if (r == GW_EINVAL) {
             const gw_h1_error_t *e = gw_h1_error(&x->sp);
             if (x->rs == RS_NONE) {
-                attempt_failed(c, 502, e->reason, false, UV_EPROTO);
+                attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO, e->reason);
                 return;
             }
             x->chain.end = "upstream_bad_body";
@@ -1857,7 +1887,7 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
             unsigned st = x->sp.head.status;
             if (st >= 100 && st < 200) {
                 if (gw_h1_next(&x->sp) != 0) {
-                    attempt_failed(c, 502, "bad interim response", false, UV_EPROTO);
+                    attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO, "bad interim response");
                     return;
                 }
                 continue;
@@ -1915,9 +1945,8 @@ static void upstream_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
         return;
     }
     if (x->rs == RS_NONE) {
-        attempt_failed(c, 502,
-                       nread == UV_EOF ? "upstream closed the connection" : "upstream reset", false,
-                       (int)nread);
+        attempt_failed(c, GW_HRETRY_BROKEN, (int)nread,
+                       nread == UV_EOF ? "upstream closed the connection" : "upstream reset");
         return;
     }
     /* Cut in the middle of the response body: the client cannot be told but by a close. */
@@ -1990,7 +2019,7 @@ static void upstream_failed_write(uconn_t *u, int status)
         return;
     }
     if (x->rs == RS_NONE && !x->resp_bytes) {
-        attempt_failed(x->c, 502, "cannot write to the upstream", false, status);
+        attempt_failed(x->c, GW_HRETRY_BROKEN, status, "cannot write to the upstream");
         return;
     }
     x->body_started = true;
@@ -2112,7 +2141,7 @@ static void hx_timer_fired(hx_t *x, hconn_t *c)
         return;
     }
     case T_RESPONSE:
-        attempt_failed(c, 504, "upstream response timeout", false, UV_ETIMEDOUT);
+        attempt_failed(c, GW_HRETRY_RESPONSE_TIMEOUT, UV_ETIMEDOUT, "upstream response timeout");
         return;
     case T_STREAM: {
         uint64_t quiet = now - x->last_active, limit = c->l->cfg->idle_timeout_ms;
