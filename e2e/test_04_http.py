@@ -801,6 +801,21 @@ def test_502_backend_refuses(gateway, backend, http_client):
     assert_state_consistent(c, r, "502", want=(502,))
 
 
+def test_connect_retry_reaches_another_backend(gateway, backend, http_client):
+    """One backend refuses connections: 02's connect retries (through the picker, with no
+    middleware) take every request, a POST with its body too, to the other one."""
+    good = backend.http(name="good")
+    cfg = config.http_proxy([backend.refused(), good])
+    cfg["upstreams"]["app"]["outlier"] = {"consecutive_failures": 0}  # the refusing one stays in
+    gw = gateway(GW, cfg)
+    for i in range(6):
+        path = "/get-%d" % i
+        assert echo_doc(http_client(gw).get(path))["target"] == path
+        r = http_client(gw).request("POST", "/post-%d" % i, body=b"body %d" % i)
+        assert r.status == 200, "a POST whose connect was refused never left: it may be sent on: %r" % r
+    assert good.paths() == [p for i in range(6) for p in ("/get-%d" % i, "/post-%d" % i)]
+
+
 def test_503_breaker_open(gateway, backend, http_client, transcript):
     mw = [{"breaker": {"consecutive_failures": 2, "open_timeout": "60s"}}]
     gw = proxy(gateway, backend.refused(), routes=[config.route(name="guarded", middleware=mw)])
