@@ -506,6 +506,37 @@ def test_retry_on_reused_connection_closed_for_get_only(gateway, backend, http_c
         b.paths().count("/bodiless-post"))
 
 
+def test_retry_middleware_sends_a_get_to_another_backend(gateway, backend, http_client):
+    """One backend hangs up on every request without a byte, the other answers. On a route
+    with the retry middleware a GET that met the first is sent again on a fresh pick and
+    answered by the second; a POST is never sent twice; a route without it answers 502."""
+    bad = backend.http(name="bad", handler=lambda req: Reply.hang_up())
+    good = backend.http(name="good")
+    cfg = config.http_proxy([bad, good], routes=[
+        config.route(name="retried", path_prefix="/r/", middleware=[{"retry": {"max_attempts": 2}}]),
+        config.route(name="plain", path_prefix="/p/"),
+    ])
+    cfg["upstreams"]["app"]["outlier"] = {"consecutive_failures": 0}  # the bad one stays in
+    gw = gateway(GW, cfg)
+    # Round robin per worker: over 6 requests some worker takes the bad backend first.
+    for i in range(6):
+        path = "/r/get-%d" % i
+        doc = echo_doc(http_client(gw).get(path), "a GET on the retried route")
+        assert doc["target"] == path
+        assert good.paths().count(path) == 1
+    assert any(p.startswith("/r/get-") for p in bad.paths()), "no GET met the bad backend: %s" % bad.paths()
+    statuses = []
+    for i in range(6):
+        path = "/r/post-%d" % i
+        r = http_client(gw).request("POST", path, body=b"once")
+        statuses.append(r.status)
+        sent = bad.paths().count(path) + good.paths().count(path)
+        assert sent == 1, "POST %s reached the backends %d times (%r)" % (path, sent, r)
+    assert 502 in statuses and 200 in statuses, "POSTs: %s" % statuses
+    statuses = [http_client(gw).get("/p/get-%d" % i).status for i in range(6)]
+    assert 502 in statuses and 200 in statuses, "GETs without the retry middleware: %s" % statuses
+
+
 # ---- HEAD, 1xx, 204, 304 ------------------------------------------------------------------------
 
 
@@ -768,6 +799,21 @@ def test_502_backend_refuses(gateway, backend, http_client):
     assert_error(r, 502, "the only backend refuses connections")
     assert dl.elapsed() < env.timeout(2), "a refused connect should be answered at once (%.2fs)" % dl.elapsed()
     assert_state_consistent(c, r, "502", want=(502,))
+
+
+def test_connect_retry_reaches_another_backend(gateway, backend, http_client):
+    """One backend refuses connections: 02's connect retries (through the picker, with no
+    middleware) take every request, a POST with its body too, to the other one."""
+    good = backend.http(name="good")
+    cfg = config.http_proxy([backend.refused(), good])
+    cfg["upstreams"]["app"]["outlier"] = {"consecutive_failures": 0}  # the refusing one stays in
+    gw = gateway(GW, cfg)
+    for i in range(6):
+        path = "/get-%d" % i
+        assert echo_doc(http_client(gw).get(path))["target"] == path
+        r = http_client(gw).request("POST", "/post-%d" % i, body=b"body %d" % i)
+        assert r.status == 200, "a POST whose connect was refused never left: it may be sent on: %r" % r
+    assert good.paths() == [p for i in range(6) for p in ("/get-%d" % i, "/post-%d" % i)]
 
 
 def test_503_breaker_open(gateway, backend, http_client, transcript):

@@ -43,9 +43,11 @@
 #include "03-resilience/res.h"
 #include "04-http/chain.h"
 #include "04-http/h1.h"
+#include "04-http/hretry.h"
 #include "04-http/httpcfg.h"
 #include "04-http/pathnorm.h"
 #include "04-http/reqbuf.h"
+#include "04-http/upool.h"
 #include "04-http/wbatch.h"
 #include "clock.h"
 #include "error.h"
@@ -75,18 +77,12 @@ typedef struct idle_list_s {
     hp_worker_t *hw;
 } idle_list_t;
 
-/* A backend's idle upstream connections on this worker, most recently used first. */
-typedef struct pool_s {
-    uconn_t *head;
-    size_t n;
-} pool_t;
-
 struct hp_worker_s {
     hp_t *hp;
     gw_worker_t *w;
     idle_list_t *fresh;     /* [nlisteners]: accepted, no byte yet (request_head_timeout) */
     idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
-    pool_t **pools;         /* [nupstreams][nbackends] */
+    gw_upool_t **pools;     /* [nupstreams][nbackends]: each backend's idle connections */
     hconn_t *busy;          /* connections with an exchange (for drain and force close) */
     uconn_t *uconns;        /* every upstream connection not yet closing */
     hx_t *hx_free;
@@ -219,14 +215,13 @@ struct uconn_s {
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
     hx_t *x;                          /* attached exchange, or NULL */
-    pool_t *pool;                     /* the pool of its backend on this worker */
+    gw_upool_t *pool;                 /* the pool of its backend on this worker */
+    gw_upool_entry_t pe;              /* its place in that pool while idle (upool.h) */
     const gw_http_upstream_cfg_t *kc; /* its upstream's keepalive settings */
-    uconn_t *pnext;                   /* in the pool */
     uconn_t *prev, *next;             /* hw->uconns */
     gw_wdest_t out;                   /* what is queued for the upstream */
     unsigned requests;                /* requests sent on it */
-    uint64_t idle_since;              /* loop ms when it was pooled */
-    bool connected, pooled, closing, paused, reading, starved;
+    bool connected, closing, paused, reading, starved;
     uint8_t pending_closes;
 };
 
@@ -935,26 +930,13 @@ static void on_uconn_closed(uv_handle_t *h)
         free(u);
 }
 
-static void pool_remove(uconn_t *u)
-{
-    if (!u->pooled)
-        return;
-    for (uconn_t **p = &u->pool->head; *p != NULL; p = &(*p)->pnext)
-        if (*p == u) {
-            *p = u->pnext;
-            u->pool->n--;
-            break;
-        }
-    u->pooled = false;
-    u->pnext = NULL;
-}
-
 static void uconn_close(uconn_t *u, bool reset)
 {
     if (u->closing)
         return;
     u->closing = true;
-    pool_remove(u);
+    if (u->pool != NULL)
+        gw_upool_remove(u->pool, &u->pe);
     hp_worker_t *hw = u->hw;
     if (u->prev != NULL)
         u->prev->next = u->next;
@@ -981,71 +963,12 @@ static void uconn_detach(uconn_t *u)
     }
 }
 
-static pool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
+static gw_upool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
 {
     const gw_lb_upstream_t *lu = b->upstream;
     size_t ui = (size_t)(lu->cfg - hw->hp->cfg->upstreams);
     return &hw->pools[ui][b->index];
 }
-
-/* LAB 04: upstream connection pool */
-/* May an upstream connection carry another request after this exchange? REUSABLE says
- * both messages ended cleanly on it and the upstream did not ask to close it; a connection
- * that already carried `max_requests` requests (from `upstreams.NAME.keepalive`, KC; 0:
- * no limit) is retired, and while the process drains nothing is kept. */
-static bool pool_may_keep(const gw_http_upstream_cfg_t *kc, unsigned requests, bool reusable,
-                          bool draining)
-{
-    if (!reusable || draining)
-        return false;
-    return kc->max_requests == 0 || requests < kc->max_requests;
-}
-
-/* Puts U at the front of its pool at loop time NOW. Last in, first out: the connections
- * used most stay warm, and those at the back sit idle long enough to time out when
- * traffic falls (a FIFO would keep every connection just barely alive). */
-static void pool_put(uconn_t *u, uint64_t now)
-{
-    u->pooled = true;
-    u->idle_since = now;
-    u->pnext = u->pool->head;
-    u->pool->head = u;
-    u->pool->n++;
-}
-
-/* Takes the most recently used idle connection of POOL, or NULL when it has none. */
-static uconn_t *pool_take(pool_t *pool)
-{
-    uconn_t *u = pool->head;
-    if (u == NULL)
-        return NULL;
-    pool->head = u->pnext;
-    pool->n--;
-    u->pooled = false;
-    u->pnext = NULL;
-    return u;
-}
-
-/* Cuts from POOL the connections it must not keep at loop time NOW: those beyond the first
- * max_idle (the surplus of a burst: kept only until this sweep, so that the requests of
- * the same burst could use them), and those idle for idle_timeout or more. Newest first
- * means both are a tail of the list. Returns that tail (linked by pnext) for the caller to
- * close, or NULL. */
-static uconn_t *pool_cut(pool_t *pool, const gw_http_upstream_cfg_t *kc, uint64_t now)
-{
-    uconn_t **link = &pool->head;
-    size_t kept = 0;
-    while (*link != NULL && kept < kc->max_idle &&
-           now - (*link)->idle_since < kc->idle_timeout_ms) {
-        link = &(*link)->pnext;
-        kept++;
-    }
-    uconn_t *tail = *link;
-    *link = NULL;
-    pool->n = kept;
-    return tail;
-}
-/* END LAB */
 
 static void on_pool_sweep(uv_timer_t *t);
 
@@ -1056,8 +979,8 @@ static void pool_sweep_arm(hp_worker_t *hw)
         uv_timer_start(&hw->pool_timer, on_pool_sweep, POOL_SWEEP_MS, 0);
 }
 
-/* Closes what the pools must not keep (pool_cut), every POOL_SWEEP_MS: one timer for every
- * pooled connection of the worker, instead of a timer (and two heap operations per
+/* Closes what the pools must not keep (gw_upool_cut), every POOL_SWEEP_MS: one timer for
+ * every pooled connection of the worker, instead of a timer (and two heap operations per
  * request) each. */
 static void on_pool_sweep(uv_timer_t *t)
 {
@@ -1068,14 +991,15 @@ static void on_pool_sweep(uv_timer_t *t)
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(&cfg->upstreams[i]);
         for (size_t j = 0; j < cfg->upstreams[i].nbackends; j++) {
-            pool_t *pool = &hw->pools[i][j];
-            uconn_t *u = pool->head != NULL ? pool_cut(pool, kc, now) : NULL;
-            while (u != NULL) {
-                uconn_t *next = u->pnext;
-                u->pooled = false; /* already out of the list */
-                u->pnext = NULL;
-                uconn_close(u, false);
-                u = next;
+            gw_upool_t *pool = &hw->pools[i][j];
+            gw_upool_entry_t *cut = pool->head != NULL
+                                        ? gw_upool_cut(pool, kc->max_idle, kc->idle_timeout_ms, now)
+                                        : NULL;
+            while (cut != NULL) {
+                gw_upool_entry_t *e = cut;
+                cut = e->next;
+                e->next = NULL;
+                uconn_close(gw_upool_owner(e, uconn_t, pe), false);
             }
             any = any || pool->head != NULL;
         }
@@ -1090,12 +1014,13 @@ static void uconn_release(uconn_t *u, bool reusable)
 {
     uconn_detach(u);
     hp_worker_t *hw = u->hw;
-    if (u->closing || u->starved || !pool_may_keep(u->kc, u->requests, reusable, hw->w->draining)) {
+    if (u->closing || u->starved ||
+        !gw_upool_may_keep(u->requests, u->kc->max_requests, reusable, hw->w->draining)) {
         uconn_close(u, false);
         return;
     }
     u->paused = false;
-    pool_put(u, uv_now(loop_of(hw)));
+    gw_upool_put(u->pool, &u->pe, uv_now(loop_of(hw)));
     pool_sweep_arm(hw);
     upstream_set_reading(u, true); /* normally still on: the same callback serves both */
     if (!u->reading)
@@ -1137,28 +1062,71 @@ static void on_retry_due(hconn_t *c)
     upstream_start(c);
 }
 
-/* The current attempt failed before any response byte. STATUS is the answer if no retry
- * happens (502 or 504); CONNECT_FAILURE says the connect itself failed (the picker's retry
- * policy applies) as opposed to a connection that broke or timed out. */
-static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool connect_failure,
-                           int uv_status)
+/* The hooks of the retry decision (hretry.h): the picker's and the chain's answers about
+ * the exchange of the client connection CTX. */
+static void retry_report(void *ctx, int status)
+{
+    hconn_t *c = ctx;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    p->report(p->ctx, c->hw->w, &c->x->pick, status);
+}
+
+static bool retry_connect(void *ctx, unsigned attempt, uint64_t *delay_ms)
+{
+    hconn_t *c = ctx;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    return p->retry == NULL || p->retry(p->ctx, c->hw->w, &c->x->pick, attempt, delay_ms);
+}
+
+static bool retry_middleware(void *ctx, unsigned attempt)
+{
+    hconn_t *c = ctx;
+    hx_t *x = c->x;
+    return x->method[0] != '\0' &&
+           gw_chain_may_retry(c->hw->hp->chain, &x->chain, x->method, attempt);
+}
+
+/* What the retry decision reads about C's exchange after FAILURE (UV_STATUS). */
+static gw_hretry_in_t retry_inputs(hconn_t *c, gw_hretry_failure_t failure, int uv_status)
+{
+    hx_t *x = c->x;
+    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    return (gw_hretry_in_t){
+        .failure = failure,
+        .uv_status = uv_status,
+        .picked = x->picked,
+        .reused = x->upstream_reused,
+        .resp_bytes = x->resp_bytes,
+        .idempotent = x->idempotent,
+        .has_body = x->req_body != GW_H1_BODY_NONE,
+        .body_started = x->body_started,
+        .request_read = x->rq == RQ_DONE,
+        .body_buffered = x->buffered_all,
+        .response_started = x->rs != RS_NONE,
+        .draining = draining(c),
+        .stale_retry_used = x->retried_reuse,
+        .attempt = x->attempt,
+        .max_attempts = p->max_attempts,
+        .tries = x->tries,
+    };
+}
+
+/* The current attempt failed before any response byte: FAILURE says what failed, UV_STATUS
+ * the libuv code that said so, WHY the reason for the log and the error answer. The
+ * decision is hretry.c's; this does what it says. */
+static void attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, const char *why)
 {
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
-    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
-    bool was_reused = x->upstream_reused;
     if (x->u != NULL) {
         uconn_t *u = x->u;
         uconn_detach(u);
         uconn_close(u, true);
     }
-    /* A pooled connection found closed is not the backend's fault (it may close idle
-     * connections whenever it likes): no passive-health failure for that. */
-    bool stale = was_reused && !x->resp_bytes && connect_failure == false &&
-                 (uv_status == UV_EOF || uv_status == UV_ECONNRESET || uv_status == UV_EPIPE);
-    if (x->picked && !stale)
-        p->report(p->ctx, hw->w, &x->pick, uv_status < 0 ? uv_status : UV_ECONNRESET);
-    x->backend_failed = false; /* reported above, once: the final release says "closed" */
+    gw_hretry_in_t in = retry_inputs(c, failure, uv_status);
+    gw_hretry_hooks_t hooks = {retry_report, retry_connect, retry_middleware, c};
+    gw_hretry_t d = gw_hretry_decide(&in, &hooks);
+    x->backend_failed = false; /* reported by the decision, once: the final release says "closed" */
     x->chain.upstream_failed = true;
     uint64_t dropped;
     if (gw_lograte_allow(&hw->err_log, uv_now(loop_of(hw)), 1000, &dropped)) {
@@ -1167,46 +1135,31 @@ static void attempt_failed(hconn_t *c, unsigned status, const char *why, bool co
                 x->backend_addr ? gw_addr_format(x->backend_addr, a, sizeof a) : "-", why,
                 x->attempt + 1, dropped ? " (more like this suppressed)" : "");
     }
-    /* A request can be sent again only if none of its body was consumed: no body, or a
-     * body still waiting in the client's socket. */
-    bool replayable = !x->body_started && x->rs == RS_NONE && !draining(c) &&
-                      (x->req_body == GW_H1_BODY_NONE || x->rq != RQ_DONE || x->buffered_all);
-    uint64_t delay = 0;
-    bool again = false, fresh = false;
-    if (replayable) {
-        if (was_reused && !x->resp_bytes && x->idempotent && !x->retried_reuse) {
-            /* A pooled connection the upstream had closed just as we used it: the request
-             * never reached the application, retry it once (RFC 9112 9.3.1). */
-            x->retried_reuse = true;
-            again = fresh = true;
-        } else if (connect_failure && x->attempt + 1 < p->max_attempts) {
-            again = p->retry == NULL || p->retry(p->ctx, hw->w, &x->pick, x->attempt + 1, &delay);
-        }
-        if (!again && x->method[0] != '\0' &&
-            gw_chain_may_retry(hw->hp->chain, &x->chain, x->method, x->tries + 1))
-            again = fresh = true;
-    }
-    if (!again || fresh) /* this pick sequence is over: release what it holds */
+    if (d.stale_retry)
+        x->retried_reuse = true;
+    if (d.release_pick) /* this pick sequence is over: release what it holds */
         pick_release(hw, x);
-    if (again) {
+    switch (d.action) {
+    case GW_HRETRY_FRESH:
+    case GW_HRETRY_NEXT_ATTEMPT:
         x->tries++;
-        x->attempt = fresh ? 0 : x->attempt + 1;
+        x->attempt = d.action == GW_HRETRY_FRESH ? 0 : x->attempt + 1;
         gw_counter_inc(&hw->stats->retries);
         if (x->rq == RQ_BODY) /* the body waits for the next upstream */
             x->rq = RQ_WAIT_UPSTREAM;
         /* The head is serialised again from the parsed head, which is intact. */
-        if (delay > 0) {
-            hx_timer_start(x, T_RETRY, delay);
-            return;
-        }
-        upstream_start(c);
+        if (d.delay_ms > 0)
+            hx_timer_start(x, T_RETRY, d.delay_ms);
+        else
+            upstream_start(c);
         return;
-    }
-    if (x->rs != RS_NONE) {
+    case GW_HRETRY_CLOSE_CLIENT:
         client_close(c, true);
         return;
+    case GW_HRETRY_ANSWER:
+        answer(c, d.status, why, true);
+        return;
     }
-    answer(c, status, why, true);
 }
 
 /* ---- writing the request upstream ------------------------------------------------------------ */
@@ -1364,7 +1317,7 @@ static void upstream_connect_held(uv_connect_t *req, int status)
         return;
     }
     if (status < 0) {
-        attempt_failed(x->c, 502, "upstream connect failed", true, status);
+        attempt_failed(x->c, GW_HRETRY_CONNECT, status, "upstream connect failed");
         return;
     }
     u->connected = true;
@@ -1391,7 +1344,7 @@ static void connect_timeout_held(uv_timer_t *t)
         uconn_close(u, false);
         return;
     }
-    attempt_failed(x->c, 502, "upstream connect timed out", true, UV_ETIMEDOUT);
+    attempt_failed(x->c, GW_HRETRY_CONNECT, UV_ETIMEDOUT, "upstream connect timed out");
 }
 
 /* Picks a backend for attempt x->attempt and attaches a connection to it. */
@@ -1417,8 +1370,9 @@ static void upstream_start(hconn_t *c)
     x->pick.attempt_started_ns = gw_clock_mono_ns(&gw_clock_system);
     gw_backend_t *b = x->pick.backend;
     x->chain.backend = b->name;
-    pool_t *pool = pool_of(hw, b);
-    uconn_t *u = pool_take(pool); /* it keeps reading: no epoll_ctl per request */
+    gw_upool_t *pool = pool_of(hw, b);
+    gw_upool_entry_t *idle = gw_upool_take(pool); /* it keeps reading: no epoll_ctl per request */
+    uconn_t *u = idle != NULL ? gw_upool_owner(idle, uconn_t, pe) : NULL;
     if (u != NULL) {
         u->x = x;
         x->u = u;
@@ -1430,7 +1384,7 @@ static void upstream_start(hconn_t *c)
     x->upstream_reused = false;
     u = calloc(1, sizeof *u);
     if (u == NULL) {
-        attempt_failed(c, 502, "out of memory", false, UV_ENOMEM);
+        attempt_failed(c, GW_HRETRY_BROKEN, UV_ENOMEM, "out of memory");
         return;
     }
     u->hw = hw;
@@ -1452,7 +1406,7 @@ static void upstream_start(hconn_t *c)
     int rc = uv_tcp_connect(&u->connect_req, &u->sock,
                             (const struct sockaddr *)&x->backend_addr->ss, on_upstream_connect);
     if (rc != 0) {
-        attempt_failed(c, 502, "upstream connect failed", true, rc);
+        attempt_failed(c, GW_HRETRY_CONNECT, rc, "upstream connect failed");
         return;
     }
     uv_timer_start(&u->timer, on_connect_timeout, c->l->cfg->connect_timeout_ms, 0);
@@ -1818,12 +1772,13 @@ static void on_response_head(hconn_t *c)
     gw_h1_head_t *h = &x->sp.head;
     unsigned status = h->status;
     if (status == 101) {
-        attempt_failed(c, 502, "upstream switched protocols without being asked", false, UV_EPROTO);
+        attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO,
+                       "upstream switched protocols without being asked");
         return;
     }
     gw_h1_conn_info_t info;
     if (gw_h1_strip_hop_by_hop(h, 0, &info) != 0) { /* the parser caps Connection: cannot happen */
-        attempt_failed(c, 502, "too many Connection tokens", false, UV_EPROTO);
+        attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO, "too many Connection tokens");
         return;
     }
     bool interim = status >= 100 && status < 200;
@@ -1902,7 +1857,7 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
         if (r == GW_EINVAL) {
             const gw_h1_error_t *e = gw_h1_error(&x->sp);
             if (x->rs == RS_NONE) {
-                attempt_failed(c, 502, e->reason, false, UV_EPROTO);
+                attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO, e->reason);
                 return;
             }
             x->chain.end = "upstream_bad_body";
@@ -1919,7 +1874,7 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
             unsigned st = x->sp.head.status;
             if (st >= 100 && st < 200) {
                 if (gw_h1_next(&x->sp) != 0) {
-                    attempt_failed(c, 502, "bad interim response", false, UV_EPROTO);
+                    attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO, "bad interim response");
                     return;
                 }
                 continue;
@@ -1977,9 +1932,8 @@ static void upstream_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *bu
         return;
     }
     if (x->rs == RS_NONE) {
-        attempt_failed(c, 502,
-                       nread == UV_EOF ? "upstream closed the connection" : "upstream reset", false,
-                       (int)nread);
+        attempt_failed(c, GW_HRETRY_BROKEN, (int)nread,
+                       nread == UV_EOF ? "upstream closed the connection" : "upstream reset");
         return;
     }
     /* Cut in the middle of the response body: the client cannot be told but by a close. */
@@ -2052,7 +2006,7 @@ static void upstream_failed_write(uconn_t *u, int status)
         return;
     }
     if (x->rs == RS_NONE && !x->resp_bytes) {
-        attempt_failed(x->c, 502, "cannot write to the upstream", false, status);
+        attempt_failed(x->c, GW_HRETRY_BROKEN, status, "cannot write to the upstream");
         return;
     }
     x->body_started = true;
@@ -2174,7 +2128,7 @@ static void hx_timer_fired(hx_t *x, hconn_t *c)
         return;
     }
     case T_RESPONSE:
-        attempt_failed(c, 504, "upstream response timeout", false, UV_ETIMEDOUT);
+        attempt_failed(c, GW_HRETRY_RESPONSE_TIMEOUT, UV_ETIMEDOUT, "upstream response timeout");
         return;
     case T_STREAM: {
         uint64_t quiet = now - x->last_active, limit = c->l->cfg->idle_timeout_ms;
@@ -2292,7 +2246,7 @@ static void close_pools(hp_worker_t *hw)
     for (size_t i = 0; hw->pools != NULL && i < cfg->nupstreams; i++)
         for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
             while (hw->pools[i][j].head != NULL)
-                uconn_close(hw->pools[i][j].head, false);
+                uconn_close(gw_upool_owner(hw->pools[i][j].head, uconn_t, pe), false);
 }
 
 static void close_idle(hp_worker_t *hw)

@@ -1,0 +1,71 @@
+/* hretry.c - see hretry.h. */
+#include "04-http/hretry.h"
+
+#include <uv.h> /* the UV_E* codes only */
+
+/* see hretry.h */
+bool gw_hretry_blames_backend(const gw_hretry_in_t *in)
+{
+    bool found_closed =
+        in->uv_status == UV_EOF || in->uv_status == UV_ECONNRESET || in->uv_status == UV_EPIPE;
+    return !(in->reused && !in->resp_bytes && in->failure != GW_HRETRY_CONNECT && found_closed);
+}
+
+/* see hretry.h */
+bool gw_hretry_replayable(const gw_hretry_in_t *in)
+{
+    /* None of the request consumed: no body, a body still waiting in the client's socket
+     * (the next attempt reads it from there), or a body held whole in reqbuf. */
+    bool body_intact = !in->has_body || !in->request_read || in->body_buffered;
+    return !in->body_started && !in->response_started && !in->draining && body_intact;
+}
+
+/* The first policy that says "again", in the order of hretry.h; false when none does. */
+static bool retry(const gw_hretry_in_t *in, const gw_hretry_hooks_t *hooks, gw_hretry_t *d)
+{
+    /* 1. A pooled connection the upstream had closed just as we used it: the request never
+     * reached the application, send it again once (RFC 9112 9.3.1). A POST is not sent
+     * again: had it arrived after all, it would run twice. */
+    if (in->reused && !in->resp_bytes && in->idempotent && !in->stale_retry_used) {
+        d->action = GW_HRETRY_FRESH;
+        d->stale_retry = true;
+        return true;
+    }
+    /* 2. The connect failed: the picker's next attempt, which avoids the backends tried. */
+    if (in->failure == GW_HRETRY_CONNECT && in->attempt + 1 < in->max_attempts) {
+        uint64_t delay = 0;
+        if (hooks->connect_retry == NULL ||
+            hooks->connect_retry(hooks->ctx, in->attempt + 1, &delay)) {
+            d->action = GW_HRETRY_NEXT_ATTEMPT;
+            d->delay_ms = delay;
+            d->release_pick = false; /* the sequence goes on with what it holds */
+            return true;
+        }
+    }
+    /* 3. The route's retry middleware, within its budget. */
+    if (hooks->may_retry != NULL && hooks->may_retry(hooks->ctx, in->tries + 1)) {
+        d->action = GW_HRETRY_FRESH;
+        return true;
+    }
+    return false;
+}
+
+/* see hretry.h */
+gw_hretry_t gw_hretry_decide(const gw_hretry_in_t *in, const gw_hretry_hooks_t *hooks)
+{
+    gw_hretry_t d = {.action = GW_HRETRY_ANSWER, .release_pick = true};
+    /* First, so that what the attempt held is given back before a retry asks again. */
+    if (in->picked && gw_hretry_blames_backend(in)) {
+        if (hooks->report != NULL)
+            hooks->report(hooks->ctx, in->uv_status < 0 ? in->uv_status : UV_ECONNRESET);
+        d.report_passive_failure = true;
+    }
+    if (gw_hretry_replayable(in) && retry(in, hooks, &d))
+        return d;
+    if (in->response_started) { /* too late for a status line: all we can do is cut it */
+        d.action = GW_HRETRY_CLOSE_CLIENT;
+        return d;
+    }
+    d.status = in->failure == GW_HRETRY_RESPONSE_TIMEOUT ? 504 : 502;
+    return d;
+}

@@ -1,0 +1,117 @@
+/* hretry.h - what the HTTP engine does when an attempt to get a response fails: send the
+ * request again (where, and when) or give up (with which answer). One pure function.
+ *
+ * Three retry policies meet here, each from a different layer, and they used to be mixed
+ * with the closing of sockets in hproxy.c. Asked in this order:
+ *
+ *   1. The stale pooled connection (RFC 9112 9.3.1). An upstream may close an idle
+ *      keep-alive connection at any moment, and our request can cross its FIN on the wire.
+ *      When a connection taken from the pool fails before any response byte, the request
+ *      most likely never reached the application, so an idempotent request is sent again,
+ *      once, on a fresh pick (a new connection or another pooled one). It is not the
+ *      backend's fault either: no passive-health failure is reported for it.
+ *   2. 02's connect retries, through the picker. A connect that failed or timed out is
+ *      tried again within the same pick sequence while the attempt number is below the
+ *      picker's max_attempts (02's `retry: {max_attempts}`), if the picker's hook agrees;
+ *      03's hook adds a retry budget and a backoff delay. The picker avoids backends already
+ *      tried, so "the same pick sequence" still reaches another backend when there is one.
+ *   3. The retry middleware (a route's `retry`), through the chain: when neither of the
+ *      above applies, or the picker said no, an idempotent request may start over on a
+ *      fresh pick if the route's retry budget grants a slot.
+ *
+ * Before any of them: a request is replayable only if none of it is lost. No request body
+ * byte went upstream, no response byte went to the client, the process is not draining, and
+ * the body (if any) is either still in the client's socket or held whole in reqbuf.
+ *
+ * Pure in the sense of tcp_sm.h: no sockets, no clock, no allocation. The other layers'
+ * answers come through small hooks (gw_hretry_hooks_t), called in a fixed order, because two
+ * of them change shared state: the report of the failed attempt gives back what the attempt
+ * held (02's active-connection count, 03's budget slot) and must come before 03's retry
+ * hook takes a slot again. tests/test_hretry.c feeds the hooks from tables. */
+#ifndef GW_HRETRY_H
+#define GW_HRETRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What failed. */
+typedef enum {
+    GW_HRETRY_CONNECT,          /* the connect failed or timed out */
+    GW_HRETRY_BROKEN,           /* the connection broke before the response head: EOF, reset,
+                                 * a write error, a malformed response, no memory */
+    GW_HRETRY_RESPONSE_TIMEOUT, /* no response head within response_timeout (504) */
+} gw_hretry_failure_t;
+
+/* Everything the decision reads about the failed attempt and its exchange. */
+typedef struct gw_hretry_in_s {
+    gw_hretry_failure_t failure;
+    int uv_status; /* the libuv status that said so: UV_ECONNREFUSED, UV_EOF, UV_ETIMEDOUT... */
+
+    /* The attempt. */
+    bool picked;     /* a backend was picked for it (the picker waits for its report) */
+    bool reused;     /* its connection came from the pool */
+    bool resp_bytes; /* a response byte arrived on it */
+
+    /* The request. */
+    bool idempotent;       /* GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 9.2.2) */
+    bool has_body;         /* it has a body (Content-Length or chunked) */
+    bool body_started;     /* request body bytes went upstream */
+    bool request_read;     /* the client sent the whole request: no body byte waits in its socket */
+    bool body_buffered;    /* the whole body is held in reqbuf and can be sent again */
+    bool response_started; /* the client already got part of a response */
+    bool draining;         /* the process is shutting down */
+
+    /* The retries so far. */
+    bool stale_retry_used; /* policy 1 ran for this request already */
+    unsigned attempt;      /* connect attempt within the current pick sequence, from 0 */
+    unsigned max_attempts; /* the picker's connect attempts per pick sequence, >= 1 */
+    unsigned tries;        /* retries so far over every pick sequence: the failed attempt is
+                            * number tries + 1 */
+} gw_hretry_in_t;
+
+/* The other layers' answers. CTX is passed to each. */
+typedef struct gw_hretry_hooks_s {
+    /* The failed attempt counts against the backend (passive health, breaker): report it
+     * with STATUS, a UV_E* code. Called first, at most once, only when in->picked. May be
+     * NULL. */
+    void (*report)(void *ctx, int status);
+    /* Policy 2: may connect attempt ATTEMPT (>= 1) of the same pick sequence happen, and
+     * after how long (*DELAY_MS, 0 when not set)? NULL: yes, at once. */
+    bool (*connect_retry)(void *ctx, unsigned attempt, uint64_t *delay_ms);
+    /* Policy 3: attempt ATTEMPT (1 = the first, counted over every pick sequence) failed:
+     * may attempt ATTEMPT + 1 start on a fresh pick? It may take a slot of the route's
+     * retry budget. NULL: no. */
+    bool (*may_retry)(void *ctx, unsigned attempt);
+    void *ctx;
+} gw_hretry_hooks_t;
+
+typedef enum {
+    GW_HRETRY_ANSWER,       /* give up: answer the client with `status` */
+    GW_HRETRY_CLOSE_CLIENT, /* give up: a response already started, so cut the client (reset) */
+    GW_HRETRY_FRESH,        /* send again now, on a new pick sequence (attempt 0) */
+    GW_HRETRY_NEXT_ATTEMPT, /* connect attempt + 1 of the same pick sequence, after delay_ms */
+} gw_hretry_action_t;
+
+typedef struct gw_hretry_s {
+    gw_hretry_action_t action;
+    unsigned status;             /* ANSWER: 502, or 504 after a response timeout */
+    uint64_t delay_ms;           /* NEXT_ATTEMPT: wait this long first (03's backoff) */
+    bool report_passive_failure; /* hooks->report was called for the failed attempt */
+    bool release_pick;           /* the pick sequence is over: give back what it holds */
+    bool stale_retry;            /* FRESH by policy 1: the once-only stale retry is used now */
+} gw_hretry_t;
+
+/* Decides what follows the failure IN describes, calling HOOKS (not NULL; each hook may be)
+ * in this order: report, then connect_retry, then may_retry, each only when the decision
+ * gets that far. */
+gw_hretry_t gw_hretry_decide(const gw_hretry_in_t *in, const gw_hretry_hooks_t *hooks);
+
+/* May the request be sent again at all (the rule above the three policies)? */
+bool gw_hretry_replayable(const gw_hretry_in_t *in);
+
+/* Is a failure of this kind the backend's fault? Not when a pooled connection was found
+ * closed (EOF, reset or broken pipe before any response byte): the upstream may close idle
+ * connections whenever it likes. */
+bool gw_hretry_blames_backend(const gw_hretry_in_t *in);
+
+#endif

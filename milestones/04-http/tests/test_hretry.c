@@ -1,0 +1,370 @@
+/* test_hretry.c - the retry decision of the HTTP engine (hretry.h), case by case from a
+ * table and then event by event through one request's life: which policy answers, in which
+ * order the hooks are asked, and what is given up with which status. No sockets. */
+#include "gwtest.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "04-http/hretry.h"
+
+/* ---- fake hooks: they answer from the case and write down every call, in order ---------- */
+
+typedef struct fake_s {
+    bool connect_yes;       /* connect_retry's answer */
+    uint64_t connect_delay; /* ...and the delay it sets when it says yes */
+    bool budget_yes;        /* may_retry's answer */
+    char calls[256];        /* "report(-111) connect_retry(1) may_retry(1)" */
+} fake_t;
+
+static void note(fake_t *f, const char *fmt, long v)
+{
+    size_t n = strlen(f->calls);
+    snprintf(f->calls + n, sizeof f->calls - n, n > 0 ? " " : "");
+    n = strlen(f->calls);
+    snprintf(f->calls + n, sizeof f->calls - n, fmt, v);
+}
+
+static void fake_report(void *ctx, int status)
+{
+    note(ctx, "report(%ld)", status);
+}
+
+static bool fake_connect_retry(void *ctx, unsigned attempt, uint64_t *delay_ms)
+{
+    fake_t *f = ctx;
+    note(f, "connect_retry(%ld)", (long)attempt);
+    if (f->connect_yes)
+        *delay_ms = f->connect_delay;
+    return f->connect_yes;
+}
+
+static bool fake_may_retry(void *ctx, unsigned attempt)
+{
+    fake_t *f = ctx;
+    note(f, "may_retry(%ld)", (long)attempt);
+    return f->budget_yes;
+}
+
+/* ---- the table ------------------------------------------------------------------------------ */
+
+/* The request's body, as the engine sees it when the attempt fails. */
+typedef enum {
+    NO_BODY = 0,
+    BODY_WAITING,  /* not read from the client yet: still in its socket */
+    BODY_READ,     /* read from the client, none of it upstream, but not held whole */
+    BODY_BUFFERED, /* read whole into reqbuf */
+    BODY_STARTED,  /* bytes of it went upstream */
+} body_t;
+
+/* A case. Zero is the common one: a GET without a body on a new connection, picked, first
+ * attempt of three, no retry yet. */
+typedef struct case_s {
+    const char *name;
+    /* the failure */
+    gw_hretry_failure_t failure;
+    int uv_status;
+    bool reused, resp_bytes, post, unpicked, response_started, draining, stale_used;
+    body_t body;
+    unsigned attempt, max_attempts, tries; /* max_attempts 0 stands for 3 */
+    /* the hooks' answers */
+    bool connect_yes, budget_yes;
+    uint64_t connect_delay;
+    /* what must come out */
+    gw_hretry_action_t action;
+    unsigned status;
+    uint64_t delay;
+    bool stale, keep_pick;
+    const char *calls;
+} case_t;
+
+static gw_hretry_in_t inputs(const case_t *c)
+{
+    return (gw_hretry_in_t){
+        .failure = c->failure,
+        .uv_status = c->uv_status,
+        .picked = !c->unpicked,
+        .reused = c->reused,
+        .resp_bytes = c->resp_bytes,
+        .idempotent = !c->post,
+        .has_body = c->body != NO_BODY,
+        .body_started = c->body == BODY_STARTED,
+        .request_read = c->body == NO_BODY || c->body == BODY_READ || c->body == BODY_BUFFERED ||
+                        c->body == BODY_STARTED,
+        .body_buffered = c->body == BODY_BUFFERED,
+        .response_started = c->response_started,
+        .draining = c->draining,
+        .stale_retry_used = c->stale_used,
+        .attempt = c->attempt,
+        .max_attempts = c->max_attempts ? c->max_attempts : 3,
+        .tries = c->tries,
+    };
+}
+
+#define CONNECT GW_HRETRY_CONNECT
+#define BROKEN GW_HRETRY_BROKEN
+#define RTIMEOUT GW_HRETRY_RESPONSE_TIMEOUT
+#define ANSWER GW_HRETRY_ANSWER
+#define CLOSE GW_HRETRY_CLOSE_CLIENT
+#define FRESH GW_HRETRY_FRESH
+#define NEXT GW_HRETRY_NEXT_ATTEMPT
+
+/* 02's connect retries, through the picker. */
+static const case_t connect_cases[] = {
+    {"refused: the picker's next attempt", CONNECT, UV_ECONNREFUSED, .connect_yes = true,
+     .action = NEXT, .keep_pick = true, .calls = "report(-111) connect_retry(1)"},
+    {"timed out: the same", CONNECT, UV_ETIMEDOUT, .connect_yes = true, .action = NEXT,
+     .keep_pick = true, .calls = "report(-110) connect_retry(1)"},
+    {"03's backoff delays it", CONNECT, UV_ECONNREFUSED, .connect_yes = true, .connect_delay = 250,
+     .action = NEXT, .delay = 250, .keep_pick = true, .calls = "report(-111) connect_retry(1)"},
+    {"second attempt asks for the third", CONNECT, UV_ECONNREFUSED, .attempt = 1, .tries = 1,
+     .connect_yes = true, .action = NEXT, .keep_pick = true,
+     .calls = "report(-111) connect_retry(2)"},
+    {"picker says no, no retry middleware: 502", CONNECT, UV_ECONNREFUSED, .action = ANSWER,
+     .status = 502, .calls = "report(-111) connect_retry(1) may_retry(1)"},
+    {"last attempt: the picker is not asked", CONNECT, UV_ECONNREFUSED, .attempt = 2, .tries = 2,
+     .connect_yes = true, .action = ANSWER, .status = 502, .calls = "report(-111) may_retry(3)"},
+    {"max_attempts 1: no connect retry at all", CONNECT, UV_ECONNREFUSED, .max_attempts = 1,
+     .connect_yes = true, .action = ANSWER, .status = 502, .calls = "report(-111) may_retry(1)"},
+    {"not picked: nothing to report", CONNECT, UV_ECONNREFUSED, .unpicked = true,
+     .connect_yes = true, .action = NEXT, .keep_pick = true, .calls = "connect_retry(1)"},
+    {"a POST whose connect failed is sent: it never left", CONNECT, UV_ECONNREFUSED, .post = true,
+     .connect_yes = true, .action = NEXT, .keep_pick = true,
+     .calls = "report(-111) connect_retry(1)"},
+};
+
+/* RFC 9112 9.3.1: a pooled connection found closed. */
+static const case_t stale_cases[] = {
+    {"reused GET, EOF: once more on a fresh pick, not the backend's fault", BROKEN, UV_EOF,
+     .reused = true, .action = FRESH, .stale = true, .calls = ""},
+    {"reused GET, reset: the same", BROKEN, UV_ECONNRESET, .reused = true, .action = FRESH,
+     .stale = true, .calls = ""},
+    {"reused GET, broken pipe on write: the same", BROKEN, UV_EPIPE, .reused = true,
+     .action = FRESH, .stale = true, .calls = ""},
+    {"reused POST, EOF: never sent twice", BROKEN, UV_EOF, .reused = true, .post = true,
+     .budget_yes = false, .action = ANSWER, .status = 502, .calls = "may_retry(1)"},
+    {"reused GET, EOF, stale retry used: 502, still no blame", BROKEN, UV_EOF, .reused = true,
+     .stale_used = true, .tries = 1, .action = ANSWER, .status = 502, .calls = "may_retry(2)"},
+    {"reused GET, response bytes came: the backend's fault, no stale retry", BROKEN, UV_EPROTO,
+     .reused = true, .resp_bytes = true, .action = ANSWER, .status = 502,
+     .calls = "report(-71) may_retry(1)"},
+    {"reused GET, EOF after response bytes: blamed", BROKEN, UV_EOF, .reused = true,
+     .resp_bytes = true, .action = ANSWER, .status = 502, .calls = "report(-4095) may_retry(1)"},
+    /* Before any response byte the stale retry does not look at the error, only the blame
+     * does: a reused connection that timed out is blamed, and still sent again once. */
+    {"reused GET, response timeout: blamed, sent again once", RTIMEOUT, UV_ETIMEDOUT,
+     .reused = true, .action = FRESH, .stale = true, .calls = "report(-110)"},
+    {"new connection, EOF: blamed, no stale retry", BROKEN, UV_EOF, .action = ANSWER, .status = 502,
+     .calls = "report(-4095) may_retry(1)"},
+};
+
+/* The retry middleware and the statuses of giving up. */
+static const case_t middleware_cases[] = {
+    {"broken new connection, budget grants: fresh pick", BROKEN, UV_ECONNRESET, .budget_yes = true,
+     .action = FRESH, .calls = "report(-104) may_retry(1)"},
+    {"picker says no, budget grants: fresh pick", CONNECT, UV_ECONNREFUSED, .budget_yes = true,
+     .action = FRESH, .calls = "report(-111) connect_retry(1) may_retry(1)"},
+    {"the attempt number counts every pick sequence", BROKEN, UV_ECONNRESET, .tries = 4,
+     .budget_yes = true, .action = FRESH, .calls = "report(-104) may_retry(5)"},
+    {"response timeout, no retry: 504", RTIMEOUT, UV_ETIMEDOUT, .action = ANSWER, .status = 504,
+     .calls = "report(-110) may_retry(1)"},
+    {"response timeout, budget grants: fresh pick", RTIMEOUT, UV_ETIMEDOUT, .budget_yes = true,
+     .action = FRESH, .calls = "report(-110) may_retry(1)"},
+    {"a positive status is reported as a reset", BROKEN, 0, .action = ANSWER, .status = 502,
+     .calls = "report(-104) may_retry(1)"},
+};
+
+/* Which policy answers first when several would. */
+static const case_t precedence_cases[] = {
+    {"stale retry before the middleware", BROKEN, UV_EOF, .reused = true, .budget_yes = true,
+     .action = FRESH, .stale = true, .calls = ""},
+    {"connect retry before the middleware", CONNECT, UV_ECONNREFUSED, .connect_yes = true,
+     .budget_yes = true, .action = NEXT, .keep_pick = true,
+     .calls = "report(-111) connect_retry(1)"},
+    {"stale retry used: the middleware may still retry", BROKEN, UV_EOF, .reused = true,
+     .stale_used = true, .tries = 1, .budget_yes = true, .action = FRESH, .calls = "may_retry(2)"},
+};
+
+/* A request is sent again only if none of it is lost. */
+static const case_t replay_cases[] = {
+    {"body bytes went upstream: no retry, whatever the hooks say", BROKEN, UV_ECONNRESET,
+     .body = BODY_STARTED, .connect_yes = true, .budget_yes = true, .action = ANSWER, .status = 502,
+     .calls = "report(-104)"},
+    {"reused, body started: not even the stale retry", BROKEN, UV_EOF, .reused = true,
+     .body = BODY_STARTED, .budget_yes = true, .action = ANSWER, .status = 502, .calls = ""},
+    {"body still in the client's socket: replayable", CONNECT, UV_ECONNREFUSED,
+     .body = BODY_WAITING, .connect_yes = true, .action = NEXT, .keep_pick = true,
+     .calls = "report(-111) connect_retry(1)"},
+    {"body read and not held: not replayable", CONNECT, UV_ECONNREFUSED, .body = BODY_READ,
+     .connect_yes = true, .budget_yes = true, .action = ANSWER, .status = 502,
+     .calls = "report(-111)"},
+    {"body held whole in reqbuf: replayable", CONNECT, UV_ECONNREFUSED, .body = BODY_BUFFERED,
+     .connect_yes = true, .action = NEXT, .keep_pick = true,
+     .calls = "report(-111) connect_retry(1)"},
+    {"reused GET with a buffered body: stale retry", BROKEN, UV_EOF, .reused = true,
+     .body = BODY_BUFFERED, .action = FRESH, .stale = true, .calls = ""},
+    {"draining: no retry, a 502", CONNECT, UV_ECONNREFUSED, .draining = true, .connect_yes = true,
+     .budget_yes = true, .action = ANSWER, .status = 502, .calls = "report(-111)"},
+    {"draining, reused: no stale retry either", BROKEN, UV_EOF, .reused = true, .draining = true,
+     .action = ANSWER, .status = 502, .calls = ""},
+    {"response started: the client is cut, no status", BROKEN, UV_ECONNRESET,
+     .response_started = true, .connect_yes = true, .budget_yes = true, .action = CLOSE,
+     .calls = "report(-104)"},
+    {"response started, then a timeout: cut, not 504", RTIMEOUT, UV_ETIMEDOUT,
+     .response_started = true, .action = CLOSE, .calls = "report(-110)"},
+};
+
+static void run_case(const case_t *c)
+{
+    fake_t f = {.connect_yes = c->connect_yes,
+                .connect_delay = c->connect_delay,
+                .budget_yes = c->budget_yes};
+    gw_hretry_hooks_t hooks = {fake_report, fake_connect_retry, fake_may_retry, &f};
+    gw_hretry_in_t in = inputs(c);
+    gw_hretry_t d = gw_hretry_decide(&in, &hooks);
+    bool reported = strstr(f.calls, "report(") != NULL;
+    if (d.action != c->action || d.status != c->status || d.delay_ms != c->delay ||
+        d.stale_retry != c->stale || d.release_pick == c->keep_pick ||
+        d.report_passive_failure != reported || strcmp(f.calls, c->calls) != 0)
+        fail_msg("case '%s': got action %d status %u delay %llu stale %d release %d report %d "
+                 "calls \"%s\"; want action %d status %u delay %llu stale %d release %d calls "
+                 "\"%s\"",
+                 c->name, (int)d.action, d.status, (unsigned long long)d.delay_ms, d.stale_retry,
+                 d.release_pick, d.report_passive_failure, f.calls, (int)c->action, c->status,
+                 (unsigned long long)c->delay, c->stale, !c->keep_pick, c->calls);
+    /* Agrees with the two predicates it is made of. */
+    assert_int_equal(d.report_passive_failure, in.picked && gw_hretry_blames_backend(&in));
+    if (!gw_hretry_replayable(&in))
+        assert_true(d.action == ANSWER || d.action == CLOSE);
+}
+
+#define RUN_TABLE(t)                                                                               \
+    for (size_t i = 0; i < sizeof(t) / sizeof(t)[0]; i++)                                          \
+    run_case(&(t)[i])
+
+static void hretry_connect_retries_through_the_picker(void **state)
+{
+    (void)state;
+    RUN_TABLE(connect_cases);
+}
+
+static void hretry_stale_pooled_connection_once_and_idempotent_only(void **state)
+{
+    (void)state;
+    RUN_TABLE(stale_cases);
+}
+
+static void hretry_middleware_and_statuses(void **state)
+{
+    (void)state;
+    RUN_TABLE(middleware_cases);
+}
+
+static void hretry_policies_in_order(void **state)
+{
+    (void)state;
+    RUN_TABLE(precedence_cases);
+}
+
+static void hretry_replays_only_an_intact_request(void **state)
+{
+    (void)state;
+    RUN_TABLE(replay_cases);
+}
+
+/* Every hook may be NULL: no report, a connect retry at once, no retry middleware. */
+static void hretry_null_hooks(void **state)
+{
+    (void)state;
+    gw_hretry_hooks_t none = {0};
+    case_t c = {.failure = CONNECT, .uv_status = UV_ECONNREFUSED, .max_attempts = 2};
+    gw_hretry_in_t in = inputs(&c);
+    gw_hretry_t d = gw_hretry_decide(&in, &none);
+    assert_int_equal(d.action, NEXT);
+    assert_int_equal(d.delay_ms, 0);
+    assert_true(d.report_passive_failure);
+    in.attempt = 1;
+    d = gw_hretry_decide(&in, &none);
+    assert_int_equal(d.action, ANSWER);
+    assert_int_equal(d.status, 502);
+    assert_true(d.release_pick);
+}
+
+/* ---- event by event: one request's life, as hproxy.c applies the decisions ---------------- */
+
+/* What attempt_failed does with a decision, on the inputs of the next failure. */
+static void apply(gw_hretry_in_t *in, gw_hretry_t d)
+{
+    if (d.stale_retry)
+        in->stale_retry_used = true;
+    if (d.action == FRESH || d.action == NEXT) {
+        in->tries++;
+        in->attempt = d.action == FRESH ? 0 : in->attempt + 1;
+    }
+}
+
+/* A GET meets a pooled connection the upstream just closed (sent again, once, not blamed),
+ * then a refused connect (the picker's next attempt after 03's backoff), a reset (the retry
+ * middleware), another stale pooled connection (no second stale retry: the budget says
+ * no), and gives up with a 502. */
+static void hretry_one_request_event_by_event(void **state)
+{
+    (void)state;
+    fake_t f = {0};
+    gw_hretry_hooks_t hooks = {fake_report, fake_connect_retry, fake_may_retry, &f};
+    gw_hretry_in_t in = {.picked = true, .idempotent = true, .max_attempts = 2};
+
+    in.failure = BROKEN;
+    in.uv_status = UV_EOF;
+    in.reused = true;
+    gw_hretry_t d = gw_hretry_decide(&in, &hooks);
+    assert_int_equal(d.action, FRESH);
+    assert_true(d.stale_retry && d.release_pick && !d.report_passive_failure);
+    apply(&in, d);
+
+    in.failure = CONNECT;
+    in.uv_status = UV_ECONNREFUSED;
+    in.reused = false;
+    f.connect_yes = true;
+    f.connect_delay = 40;
+    d = gw_hretry_decide(&in, &hooks);
+    assert_int_equal(d.action, NEXT);
+    assert_int_equal(d.delay_ms, 40);
+    assert_false(d.release_pick);
+    apply(&in, d);
+    assert_int_equal(in.attempt, 1);
+
+    in.failure = BROKEN;
+    in.uv_status = UV_ECONNRESET;
+    f.budget_yes = true;
+    d = gw_hretry_decide(&in, &hooks);
+    assert_int_equal(d.action, FRESH);
+    assert_false(d.stale_retry);
+    apply(&in, d);
+    assert_int_equal(in.attempt, 0);
+    assert_int_equal(in.tries, 3);
+
+    in.failure = BROKEN;
+    in.uv_status = UV_EOF;
+    in.reused = true;
+    f.budget_yes = false;
+    d = gw_hretry_decide(&in, &hooks);
+    assert_int_equal(d.action, ANSWER);
+    assert_int_equal(d.status, 502);
+    assert_string_equal(f.calls, "report(-111) connect_retry(1) report(-104) may_retry(3) "
+                                 "may_retry(4)");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hretry_connect_retries_through_the_picker),
+        cmocka_unit_test(hretry_stale_pooled_connection_once_and_idempotent_only),
+        cmocka_unit_test(hretry_middleware_and_statuses),
+        cmocka_unit_test(hretry_policies_in_order),
+        cmocka_unit_test(hretry_replays_only_an_intact_request),
+        cmocka_unit_test(hretry_null_hooks),
+        cmocka_unit_test(hretry_one_request_event_by_event),
+    };
+    return cmocka_run_group_tests_name("hretry", tests, NULL, NULL);
+}
