@@ -15,12 +15,12 @@
  * (stream-t.h) so that writing a chunk needs no second allocation: the chunk is the request. */
 typedef struct gw_chunk_s gw_chunk_t;
 struct gw_chunk_s {
-    gw_chunk_t *next; /* free list, or the owner's queue */
+    gw_chunk_t *next;      /* free list, or the owner's queue */
     gw_stream_write_t req; /* free for the owner's use while the chunk is out */
-    void *owner;      /* free for the owner's use */
-    uint32_t len;     /* bytes of data in use */
-    uint32_t off;     /* bytes already consumed from the front */
-    char data[];      /* chunk_size bytes */
+    void *owner;           /* free for the owner's use */
+    uint32_t len;          /* bytes of data in use */
+    uint32_t off;          /* bytes already consumed from the front */
+    char data[];           /* chunk_size bytes */
 };
 
 /* The process-wide pool: only a size and counters. Chunks are malloc'd on demand up to

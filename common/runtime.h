@@ -152,5 +152,4 @@ void gw_listener_pause(gw_wlistener_t *wl, int status);
 void gw_worker_conn_add(gw_worker_t *w);
 void gw_worker_conn_done(gw_worker_t *w);
 
-
 #endif

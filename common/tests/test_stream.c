@@ -82,7 +82,7 @@ static void on_guard(uv_timer_t *t)
 
 /* Runs the loop one turn at a time until COND holds. The guard ticks, so that a turn never
  * sleeps long when COND became true at its start (by a timer), and fails the test after 5 s. */
-#define RUN_UNTIL(f, cond)                                                                          \
+#define RUN_UNTIL(f, cond)                                                                         \
     do {                                                                                           \
         (f)->ticks = 0;                                                                            \
         uv_timer_start(&(f)->guard, on_guard, GUARD_TICK_MS, GUARD_TICK_MS);                       \

@@ -21,7 +21,7 @@ typedef struct gw_fakestream_s {
     unsigned iov_max;  /* most pieces in one call */
     gw_stream_write_t *head, *tail; /* queued writes, oldest first */
     unsigned npending;
-    bool reading;                  /* the implementation's reading state */
+    bool reading; /* the implementation's reading state */
     unsigned read_starts, read_stops;
     gw_stream_shutdown_t *shut_req; /* a pending shutdown */
     bool shut;                      /* a shutdown completed */

@@ -26,7 +26,7 @@ typedef struct conn_s conn_t;
 typedef struct tcp_worker_s {
     gw_worker_t *w;
     gw_tcp_picker_t picker;
-    conn_t *conns; /* every live pair, for force close at the drain deadline */
+    conn_t *conns;         /* every live pair, for force close at the drain deadline */
     gw_tcp_stats_t *stats; /* w->stats: outlives this struct (runtime.h) */
     gw_lograte_t reject_log, connect_log;
 } tcp_worker_t;
@@ -471,8 +471,7 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
     const gw_tcp_picker_t *p = &tw->picker;
     int len = sizeof c->peer;
     c->peer.ss_family = AF_UNSPEC;
-    if (p->needs_client_addr &&
-        gw_stream_peer(client, (struct sockaddr *)&c->peer, &len) != 0)
+    if (p->needs_client_addr && gw_stream_peer(client, (struct sockaddr *)&c->peer, &len) != 0)
         c->peer.ss_family = AF_UNSPEC;
     if (p->admit != NULL && !p->admit(p->ctx, tw->w, wl->listener, (struct sockaddr *)&c->peer)) {
         reject(tw, client, wl->listener, true);

@@ -1044,7 +1044,8 @@ static void uconn_release(uconn_t *u, bool reusable)
 {
     uconn_detach(u);
     hp_worker_t *hw = u->hw;
-    if (u->closing || gw_stream_starved(&u->sock.s) || !pool_may_keep(u->kc, u->requests, reusable, hw->w->draining)) {
+    if (u->closing || gw_stream_starved(&u->sock.s) ||
+        !pool_may_keep(u->kc, u->requests, reusable, hw->w->draining)) {
         uconn_close(u, false);
         return;
     }

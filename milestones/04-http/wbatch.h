@@ -83,7 +83,7 @@ typedef struct gw_wreq_s gw_wreq_t;
 /* The writer of one worker. Members are private. */
 struct gw_wb_s {
     gw_bufcache_t *cache; /* where pinned chunks go back */
-    gw_wdest_t *dest; /* the destination of the open batch, or NULL */
+    gw_wdest_t *dest;     /* the destination of the open batch, or NULL */
     uv_buf_t iov[GW_WB_IOV];
     unsigned niov;
     gw_chunk_t *pins[GW_WB_PINS];

@@ -168,8 +168,8 @@ static void wbatch_large_span_is_pinned_not_copied(void **state)
     assert_int_equal(gw_wb_body(&e->w, &e->d[0], ch, ch->data, sizeof data, true), 0);
     assert_int_equal(e->w.copied, 0);
     assert_int_equal(e->f[0]->npending, 1);
-    assert_ptr_equal(gw_fakestream_pending(e->f[0], 0)->u.q.bufs[1].base,
-                     ch->data); /* the chunk itself */
+    /* the chunk itself */
+    assert_ptr_equal(gw_fakestream_pending(e->f[0], 0)->u.q.bufs[1].base, ch->data);
     assert_int_equal((uintptr_t)ch->owner, 2);            /* reader + write */
     gw_chunk_unref(&e->cache, ch);                     /* the reader is done */
     assert_int_equal((uintptr_t)ch->owner, 1);
