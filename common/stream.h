@@ -75,7 +75,7 @@ struct gw_stream_env_s {
 #define GW_STREAM_STARVE_MS 20 /* pause before retrying a read that found the pool empty */
 
 /* The common part, first in every implementation's struct. Members are the stream layer's
- * and the implementation's; the owner reads `data` and nothing else. About 5 pointers: an
+ * and the implementation's; the owner reads `data` and nothing else. 48 bytes on x86_64: an
  * idle HTTP connection is one of these plus a socket, so every byte here counts. */
 struct gw_stream_s {
     const gw_stream_ops_t *ops;
