@@ -9,16 +9,18 @@
 #include <stdint.h>
 #include <uv.h>
 
-/* One chunk: this header, then chunk_size bytes of data. The header carries a uv_write_t so
- * that writing a chunk needs no second allocation: the chunk is the write request. */
+#include "stream-t.h"
+
+/* One chunk: this header, then chunk_size bytes of data. The header carries a write request
+ * (stream-t.h) so that writing a chunk needs no second allocation: the chunk is the request. */
 typedef struct gw_chunk_s gw_chunk_t;
 struct gw_chunk_s {
-    gw_chunk_t *next; /* free list, or the owner's queue */
-    uv_write_t req;   /* free for the owner's use while the chunk is out */
-    void *owner;      /* free for the owner's use */
-    uint32_t len;     /* bytes of data in use */
-    uint32_t off;     /* bytes already consumed from the front */
-    char data[];      /* chunk_size bytes */
+    gw_chunk_t *next;      /* free list, or the owner's queue */
+    gw_stream_write_t req; /* free for the owner's use while the chunk is out */
+    void *owner;           /* free for the owner's use */
+    uint32_t len;          /* bytes of data in use */
+    uint32_t off;          /* bytes already consumed from the front */
+    char data[];           /* chunk_size bytes */
 };
 
 /* The process-wide pool: only a size and counters. Chunks are malloc'd on demand up to

@@ -158,17 +158,6 @@ void gw_listener_leave(gw_listener_t *l)
     atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
 }
 
-/* see runtime.h */
-void gw_tcp_close_reset(uv_tcp_t *tcp, uv_close_cb cb)
-{
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0) {
-        struct linger lg = {1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    uv_close((uv_handle_t *)tcp, cb);
-}
-
 /* ---- worker thread ------------------------------------------------------------------- */
 
 static void worker_finish(gw_worker_t *w);
@@ -388,6 +377,7 @@ static void worker_finish(gw_worker_t *w)
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->relisten_timer, NULL);
     uv_close((uv_handle_t *)&w->prepare, NULL);
+    gw_stream_env_close(&w->streams);
     gw_mq_close(&w->mq, NULL);
 }
 
@@ -432,6 +422,7 @@ static int worker_init_loop(gw_worker_t *w)
     uv_prepare_start(&w->prepare, on_prepare);
     uv_unref((uv_handle_t *)&w->prepare);
     gw_bufcache_init(&w->bufs, &w->rt->bufpool, 64);
+    gw_stream_env_init(&w->streams, &w->loop, &w->bufs);
     return 0;
 }
 
@@ -707,6 +698,7 @@ static void runtime_cleanup(gw_runtime_t *rt)
             uv_close((uv_handle_t *)&w->drain_timer, NULL);
             uv_close((uv_handle_t *)&w->relisten_timer, NULL);
             uv_close((uv_handle_t *)&w->prepare, NULL);
+            gw_stream_env_close(&w->streams);
             gw_mq_close(&w->mq, NULL);
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);

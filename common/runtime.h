@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mq.h"
 #include "snapshot.h"
+#include "stream.h"
 
 typedef struct gw_runtime_s gw_runtime_t;
 typedef struct gw_worker_s gw_worker_t;
@@ -55,6 +56,9 @@ struct gw_worker_s {
      * starts and kept until the runtime ends (drained when the worker exits), so the
      * control thread may read gw_bufcache_cached_bytes(&w->bufs) at any time (a scrape). */
     gw_bufcache_t bufs;
+    /* Where this worker's streams (stream.h) take read chunks and wait when none is free:
+     * set up with the loop, its timer closed when the worker finishes. */
+    gw_stream_env_t streams;
     size_t nconns; /* connections the app owns on this worker (gw_worker_conn_*) */
     bool draining, stopping, mq_inited, app_started;
     int start_error;
@@ -147,10 +151,5 @@ void gw_listener_pause(gw_wlistener_t *wl, int status);
  * after the connection's own state is released. */
 void gw_worker_conn_add(gw_worker_t *w);
 void gw_worker_conn_done(gw_worker_t *w);
-
-/* Closes a TCP handle with a reset (RST) instead of a FIN, even after uv_shutdown: sets
- * SO_LINGER {1, 0} on the socket and closes it (libuv 1.44's uv_tcp_close_reset refuses
- * a handle that was shut down: see DESIGN.md). */
-void gw_tcp_close_reset(uv_tcp_t *tcp, uv_close_cb cb);
 
 #endif

@@ -1,7 +1,9 @@
 /* tcp_proxy.c - see tcp_proxy.h.
  *
- * Every connection pair is one `conn_t` that owns three handles (client socket, backend
- * socket, one timer). libuv rules we live by (STYLE.md section 3):
+ * Every connection pair is one `conn_t` that owns two streams (client, backend: plaintext
+ * streams over TCP sockets, common/stream.h) and one timer. The forwarder only talks to the
+ * stream interface, so a TLS stream or a tunnel's stream could sit on either side. libuv
+ * rules we live by (STYLE.md section 3), which the streams keep:
  *  - a handle's memory may only be freed after its close callback, so the pair is freed
  *    when the last of its pending closes completes;
  *  - closing a stream completes its pending writes and shutdowns with UV_ECANCELED before
@@ -17,7 +19,6 @@
 #include "log.h"
 #include "tcp_sm.h"
 
-#define STARVE_RETRY_MS 20 /* pause before retrying a read that found the buffer pool empty */
 #define LOG_PERIOD_MS 1000
 
 typedef struct conn_s conn_t;
@@ -25,9 +26,7 @@ typedef struct conn_s conn_t;
 typedef struct tcp_worker_s {
     gw_worker_t *w;
     gw_tcp_picker_t picker;
-    conn_t *conns;   /* every live pair, for force close at the drain deadline */
-    conn_t *starved; /* pairs with a read paused because the buffer pool was empty */
-    uv_timer_t starve_timer;
+    conn_t *conns;         /* every live pair, for force close at the drain deadline */
     gw_tcp_stats_t *stats; /* w->stats: outlives this struct (runtime.h) */
     gw_lograte_t reject_log, connect_log;
 } tcp_worker_t;
@@ -35,15 +34,13 @@ typedef struct tcp_worker_s {
 struct conn_s {
     tcp_worker_t *tw;
     gw_listener_t *l;
-    uv_tcp_t sock[2]; /* [GW_CLIENT], [GW_BACKEND] */
+    gw_tcp_stream_t sock[2]; /* [GW_CLIENT], [GW_BACKEND] */
     uv_connect_t connect_req;
-    uv_shutdown_t shut_req[2];
+    gw_stream_shutdown_t shut_req[2];
     uv_timer_t timer; /* connect timeout, then idle timeout */
     gw_sm_t sm;
-    conn_t *prev, *next;  /* tw->conns */
-    conn_t *starved_next; /* tw->starved */
-    unsigned starved;     /* bit per side */
-    gw_tcp_pick_t pick;   /* the picker's per-connection state */
+    conn_t *prev, *next; /* tw->conns */
+    gw_tcp_pick_t pick;  /* the picker's per-connection state */
     bool picked, backend_failed;
     const gw_addr_t *backend;
     unsigned attempt, pending_closes;
@@ -55,12 +52,17 @@ struct conn_s {
 };
 
 static void apply(conn_t *c, unsigned act);
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 static void start_connect(conn_t *c);
 
-static gw_side_t side_of(const conn_t *c, const void *handle)
+static gw_side_t side_of(const conn_t *c, const gw_stream_t *s)
 {
-    return handle == (const void *)&c->sock[GW_CLIENT] ? GW_CLIENT : GW_BACKEND;
+    return s == &c->sock[GW_CLIENT].s ? GW_CLIENT : GW_BACKEND;
+}
+
+static gw_stream_t *stream_of(conn_t *c, gw_side_t side)
+{
+    return &c->sock[side].s;
 }
 
 static uv_loop_t *loop_of(const conn_t *c)
@@ -113,31 +115,26 @@ static void conn_free(conn_t *c)
     gw_worker_conn_done(w); /* last: it may finish the worker */
 }
 
-static void on_closed(uv_handle_t *h)
+static void closed_one(conn_t *c)
 {
-    conn_t *c = h->data;
     if (--c->pending_closes == 0)
         conn_free(c);
 }
 
-static void unstarve(conn_t *c)
+static void on_stream_closed(gw_stream_t *s)
 {
-    for (conn_t **p = &c->tw->starved; *p != NULL; p = &(*p)->starved_next) {
-        if (*p == c) {
-            *p = c->starved_next;
-            break;
-        }
-    }
-    c->starved = 0;
+    closed_one(s->data);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    closed_one(h->data);
 }
 
 static void close_side(conn_t *c, gw_side_t side, bool reset)
 {
     c->pending_closes++;
-    if (reset)
-        gw_tcp_close_reset(&c->sock[side], on_closed);
-    else
-        uv_close((uv_handle_t *)&c->sock[side], on_closed);
+    gw_stream_close(stream_of(c, side), reset, on_stream_closed);
 }
 
 /* Closes the pair; idempotent. ACT's GW_ACT_RESET bits choose RST over FIN per side. */
@@ -146,8 +143,6 @@ static void conn_close(conn_t *c, unsigned act)
     if (c->closing)
         return;
     c->closing = true;
-    if (c->starved)
-        unstarve(c);
     if (c->picked && c->tw->picker.report != NULL)
         c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick,
                              c->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
@@ -159,35 +154,19 @@ static void conn_close(conn_t *c, unsigned act)
         close_side(c, GW_BACKEND, act & GW_ACT_RESET(GW_BACKEND));
     }
     c->pending_closes++;
-    uv_close((uv_handle_t *)&c->timer, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
 /* ---- reading and writing ------------------------------------------------------------------ */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    conn_t *c = h->data;
-    /* A chunk is taken only when the socket is readable, and given back as soon as its
-     * bytes are written: an idle pair holds no buffer at all. */
-    gw_chunk_t *ch = gw_chunk_get(&c->tw->w->bufs);
-    *buf = ch != NULL ? uv_buf_init(ch->data, (unsigned)gw_chunk_size(&c->tw->w->bufs))
-                      : uv_buf_init(NULL, 0); /* libuv turns this into UV_ENOBUFS */
-}
-
-static gw_chunk_t *chunk_of(const uv_buf_t *buf)
-{
-    return buf->base != NULL ? (gw_chunk_t *)(buf->base - offsetof(gw_chunk_t, data)) : NULL;
-}
-
 /* LAB 01: forwarding */
 /* A queued write finished: the chunk goes back to the cache and the machine learns how
  * many bytes left the queue (which may restart reads, or release a waiting FIN). */
-static void on_write(uv_write_t *req, int status)
+static void on_write(gw_stream_write_t *req, int status)
 {
     gw_chunk_t *ch = (gw_chunk_t *)((char *)req - offsetof(gw_chunk_t, req));
-    conn_t *c = ch->owner;
-    gw_side_t dst = side_of(c, req->handle);
+    conn_t *c = req->stream->data;
+    gw_side_t dst = side_of(c, req->stream);
     size_t n = ch->len - ch->off;
     gw_chunk_put(&c->tw->w->bufs, ch);
     if (c->closing) /* UV_ECANCELED while closing, or a late success: nothing to do */
@@ -203,33 +182,30 @@ static void on_write(uv_write_t *req, int status)
 }
 
 /* Sends the N bytes of CH read from SRC to the other side. Tries a direct write first: on a
- * fast path the bytes leave at once and the chunk goes straight back to the cache. */
+ * fast path the bytes leave at once and the chunk goes straight back to the cache. The
+ * stream keeps the order: while a write is queued, its try_write takes nothing (EAGAIN). */
 static unsigned forward(conn_t *c, gw_side_t src, gw_chunk_t *ch, size_t n)
 {
     gw_side_t dst = GW_OTHER(src);
-    uv_stream_t *out = (uv_stream_t *)&c->sock[dst];
+    gw_stream_t *out = stream_of(c, dst);
     unsigned act = sm_event(c, GW_EV_READ, src, n);
-    size_t done = 0;
-    if (uv_stream_get_write_queue_size(out) == 0) { /* keep order: only when nothing waits */
-        uv_buf_t b = uv_buf_init(ch->data, (unsigned)n);
-        int r = uv_try_write(out, &b, 1);
-        if (r < 0 && r != UV_EAGAIN) {
-            gw_chunk_put(&c->tw->w->bufs, ch);
-            return act | sm_event(c, GW_EV_ERROR, dst, 0);
-        }
-        done = r > 0 ? (size_t)r : 0;
+    uv_buf_t b = uv_buf_init(ch->data, (unsigned)n);
+    int r = gw_stream_try_write(out, &b, 1);
+    if (r < 0 && r != UV_EAGAIN) {
+        gw_chunk_put(&c->tw->w->bufs, ch);
+        return act | sm_event(c, GW_EV_ERROR, dst, 0);
     }
+    size_t done = r > 0 ? (size_t)r : 0;
     if (done > 0)
         act |= sm_event(c, GW_EV_WRITTEN, dst, done);
     if (done == n) {
         gw_chunk_put(&c->tw->w->bufs, ch);
         return act;
     }
-    ch->owner = c;
     ch->len = (uint32_t)n;
     ch->off = (uint32_t)done;
     uv_buf_t rest = uv_buf_init(ch->data + done, (unsigned)(n - done));
-    if (uv_write(&ch->req, out, &rest, 1, on_write) != 0) {
+    if (gw_stream_write(&ch->req, out, &rest, 1, on_write) != 0) {
         gw_chunk_put(&c->tw->w->bufs, ch);
         act |= sm_event(c, GW_EV_ERROR, dst, 0);
     }
@@ -237,56 +213,16 @@ static unsigned forward(conn_t *c, gw_side_t src, gw_chunk_t *ch, size_t n)
 }
 /* END LAB */
 
-/* Resumes every read that found the buffer pool empty; those that still find it empty
- * come back to the list through on_read. */
-static void on_starve_timer(uv_timer_t *t)
-{
-    tcp_worker_t *tw = t->data;
-    conn_t *list = tw->starved;
-    tw->starved = NULL;
-    uv_timer_stop(t);
-    while (list != NULL) {
-        conn_t *c = list;
-        list = c->starved_next;
-        unsigned sides = c->starved;
-        c->starved = 0;
-        for (int s = GW_CLIENT; s <= GW_BACKEND; s++)
-            if ((sides & (1u << s)) && c->sm.flow[s].reading)
-                uv_read_start((uv_stream_t *)&c->sock[s], on_alloc, on_read);
-    }
-}
-
-/* The pool's hard cap was reached: this side waits and retries, rather than the process
- * growing past the memory it was given. */
-static void starve(conn_t *c, gw_side_t side)
-{
-    tcp_worker_t *tw = c->tw;
-    uv_read_stop((uv_stream_t *)&c->sock[side]);
-    if (c->starved == 0) {
-        c->starved_next = tw->starved;
-        tw->starved = c;
-    }
-    c->starved |= 1u << side;
-    if (!uv_is_active((uv_handle_t *)&tw->starve_timer))
-        uv_timer_start(&tw->starve_timer, on_starve_timer, STARVE_RETRY_MS, 0);
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* The stream read into CH (a chunk from the worker's cache: an idle pair holds none) or hit
+ * EOF or an error. When the pool is empty the stream waits for a chunk by itself. */
+static void on_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
 {
     conn_t *c = s->data;
     gw_side_t side = side_of(c, s);
-    gw_chunk_t *ch = chunk_of(buf);
     if (nread > 0) {
         c->bytes[side] += (uint64_t)nread;
         c->last_active = uv_now(loop_of(c));
         apply(c, forward(c, side, ch, (size_t)nread));
-        return;
-    }
-    gw_chunk_put(&c->tw->w->bufs, ch);
-    if (nread == 0) /* EAGAIN: nothing this time */
-        return;
-    if (nread == UV_ENOBUFS) {
-        starve(c, side);
         return;
     }
     if (nread != UV_EOF)
@@ -295,10 +231,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     apply(c, sm_event(c, nread == UV_EOF ? GW_EV_EOF : GW_EV_ERROR, side, 0));
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void on_shutdown(gw_stream_shutdown_t *req, int status)
 {
-    conn_t *c = req->handle->data;
-    gw_side_t side = side_of(c, req->handle);
+    conn_t *c = req->stream->data;
+    gw_side_t side = side_of(c, req->stream);
     if (c->closing)
         return;
     apply(c, sm_event(c, status < 0 ? GW_EV_ERROR : GW_EV_SHUTDOWN_DONE, side, 0));
@@ -306,14 +242,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static int set_reading(conn_t *c, gw_side_t side, bool on)
 {
-    uv_stream_t *s = (uv_stream_t *)&c->sock[side];
-    if (!on) {
-        c->starved &= ~(1u << side); /* a starved side that should stop: just stay stopped */
-        return uv_read_stop(s);
-    }
-    if (c->starved & (1u << side))
-        return 0; /* the starve timer resumes it when buffers are free */
-    return uv_read_start(s, on_alloc, on_read);
+    return on ? gw_stream_read_start(stream_of(c, side)) : gw_stream_read_stop(stream_of(c, side));
 }
 
 /* Performs what the state machine asked for. May close (and later free) the pair. */
@@ -336,7 +265,7 @@ static void apply(conn_t *c, unsigned act)
     }
     for (int s = GW_CLIENT; s <= GW_BACKEND; s++) {
         if ((act & GW_ACT_SHUTDOWN(s)) &&
-            uv_shutdown(&c->shut_req[s], (uv_stream_t *)&c->sock[s], on_shutdown) != 0) {
+            gw_stream_shutdown(&c->shut_req[s], stream_of(c, s), on_shutdown) != 0) {
             apply(c, sm_event(c, GW_EV_ERROR, s, 0));
             return;
         }
@@ -377,17 +306,16 @@ static void on_retry_timer(uv_timer_t *t)
     start_connect(t->data);
 }
 
-/* The backend socket of a failed attempt is closed and a fresh one made for the next. */
-static void on_backend_closed_for_retry(uv_handle_t *h)
+/* The backend stream of a failed attempt is closed and a fresh one made for the next. */
+static void on_backend_closed_for_retry(gw_stream_t *s)
 {
-    conn_t *c = h->data;
+    conn_t *c = s->data;
     if (c->closing) {
-        on_closed(h);
+        closed_one(c);
         return;
     }
     c->pending_closes--;
-    uv_tcp_init(loop_of(c), &c->sock[GW_BACKEND]);
-    c->sock[GW_BACKEND].data = c;
+    gw_tcp_stream_init(&c->sock[GW_BACKEND], loop_of(c), &c->tw->w->streams, on_read, c);
     c->backend_open = true;
     if (c->retry_delay_ms > 0)
         uv_timer_start(&c->timer, on_retry_timer, c->retry_delay_ms, 0);
@@ -416,7 +344,7 @@ static void connect_failed(conn_t *c, int status, const char *why)
         uv_timer_stop(&c->timer);
         c->backend_open = false;
         c->pending_closes++;
-        uv_close((uv_handle_t *)&c->sock[GW_BACKEND], on_backend_closed_for_retry);
+        gw_stream_close(stream_of(c, GW_BACKEND), false, on_backend_closed_for_retry);
         return;
     }
     apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
@@ -440,7 +368,7 @@ static void on_connect(uv_connect_t *req, int status)
     c->connected = true;
     if (c->tw->picker.report != NULL)
         c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick, 0);
-    uv_tcp_nodelay(&c->sock[GW_BACKEND], 1);
+    uv_tcp_nodelay(&c->sock[GW_BACKEND].tcp, 1);
     c->last_active = uv_now(loop_of(c));
     uv_timer_start(&c->timer, on_idle_timer, c->l->cfg->idle_timeout_ms, 0);
     apply(c, sm_event(c, GW_EV_CONNECTED, GW_CLIENT, 0));
@@ -460,7 +388,7 @@ static void start_connect(conn_t *c)
         return;
     }
     c->connect_req.data = c;
-    int rc = uv_tcp_connect(&c->connect_req, &c->sock[GW_BACKEND],
+    int rc = uv_tcp_connect(&c->connect_req, &c->sock[GW_BACKEND].tcp,
                             (const struct sockaddr *)&c->backend->ss, on_connect);
     if (rc != 0) {
         connect_failed(c, rc, uv_strerror(rc));
@@ -471,15 +399,15 @@ static void start_connect(conn_t *c)
 
 /* ---- accepting ---------------------------------------------------------------------------- */
 
-static void on_rejected_closed(uv_handle_t *h)
+static void on_rejected_closed(gw_stream_t *s)
 {
-    free(h->data); /* the conn_t that was never started */
+    free(s->data); /* the conn_t that was never started */
 }
 
 /* Over max_connections, or refused by the admit hook (a rate limit): accept and reset at
  * once, so the client learns now instead of waiting in the kernel's backlog, and log (rate
  * limited: this is what a flood looks like). */
-static void reject(tcp_worker_t *tw, uv_tcp_t *client, gw_listener_t *l, bool limited)
+static void reject(tcp_worker_t *tw, gw_stream_t *client, gw_listener_t *l, bool limited)
 {
     gw_counter_inc(limited ? &tw->stats->limited : &tw->stats->rejected);
     uint64_t dropped;
@@ -492,7 +420,7 @@ static void reject(tcp_worker_t *tw, uv_tcp_t *client, gw_listener_t *l, bool li
                     l->cfg->name, (unsigned long long)l->cfg->max_connections,
                     dropped ? " (more refusals suppressed)" : "");
     }
-    gw_tcp_close_reset(client, on_rejected_closed);
+    gw_stream_close(client, true, on_rejected_closed);
 }
 
 static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
@@ -507,9 +435,8 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     tw->conns = c;
     gw_counter_inc(&tw->stats->accepted);
     gw_sm_init(&c->sm, tw->w->rt->cfg->buffers.high_water, tw->w->rt->cfg->buffers.low_water);
-    uv_tcp_nodelay(&c->sock[GW_CLIENT], 1);
-    uv_tcp_init(loop_of(c), &c->sock[GW_BACKEND]);
-    c->sock[GW_BACKEND].data = c;
+    uv_tcp_nodelay(&c->sock[GW_CLIENT].tcp, 1);
+    gw_tcp_stream_init(&c->sock[GW_BACKEND], loop_of(c), &tw->w->streams, on_read, c);
     c->backend_open = true;
     uv_timer_init(loop_of(c), &c->timer);
     c->timer.data = c;
@@ -525,26 +452,25 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
         gw_listener_pause(wl, UV_ENOMEM);
         return;
     }
-    uv_tcp_init(&tw->w->loop, &c->sock[GW_CLIENT]);
-    c->sock[GW_CLIENT].data = c;
-    int rc = uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&c->sock[GW_CLIENT]);
+    gw_stream_t *client = stream_of(c, GW_CLIENT);
+    gw_tcp_stream_init(&c->sock[GW_CLIENT], &tw->w->loop, &tw->w->streams, on_read, c);
+    int rc = gw_tcp_stream_accept(&c->sock[GW_CLIENT], (uv_stream_t *)&wl->tcp);
     if (rc != 0) {
         gw_warn("accept failed: %s", uv_strerror(rc));
-        uv_close((uv_handle_t *)&c->sock[GW_CLIENT], on_rejected_closed);
+        gw_stream_close(client, false, on_rejected_closed);
         return;
     }
     const gw_tcp_picker_t *p = &tw->picker;
     int len = sizeof c->peer;
     c->peer.ss_family = AF_UNSPEC;
-    if (p->needs_client_addr &&
-        uv_tcp_getpeername(&c->sock[GW_CLIENT], (struct sockaddr *)&c->peer, &len) != 0)
+    if (p->needs_client_addr && gw_stream_peer(client, (struct sockaddr *)&c->peer, &len) != 0)
         c->peer.ss_family = AF_UNSPEC;
     if (p->admit != NULL && !p->admit(p->ctx, tw->w, wl->listener, (struct sockaddr *)&c->peer)) {
-        reject(tw, &c->sock[GW_CLIENT], wl->listener, true);
+        reject(tw, client, wl->listener, true);
         return;
     }
     if (!gw_listener_admit(wl->listener)) {
-        reject(tw, &c->sock[GW_CLIENT], wl->listener, false);
+        reject(tw, client, wl->listener, false);
         return;
     }
     conn_start(tw, c, wl->listener);
@@ -568,8 +494,6 @@ int gw_tcp_worker_start(gw_worker_t *w)
     w->stats_free = free;
     const gw_tcp_picker_t *p = w->rt->app_data;
     tw->picker = p != NULL ? *p : (gw_tcp_picker_t){.pick = first_backend, .max_attempts = 1};
-    uv_timer_init(&w->loop, &tw->starve_timer);
-    tw->starve_timer.data = tw;
     w->app = tw;
     return 0;
 }
@@ -592,17 +516,12 @@ void gw_tcp_worker_force_close(gw_worker_t *w)
         apply(c, sm_event(c, GW_EV_FORCE_CLOSE, GW_CLIENT, 0));
 }
 
-static void on_worker_timer_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
 /* see tcp_proxy.h */
 void gw_tcp_worker_stop(gw_worker_t *w)
 {
     tcp_worker_t *tw = w->app;
     w->app = NULL;
-    uv_close((uv_handle_t *)&tw->starve_timer, on_worker_timer_closed);
+    free(tw); /* it owns no handle: every pair is closed and freed (nconns is 0) */
 }
 
 /* see tcp_proxy.h */

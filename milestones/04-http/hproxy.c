@@ -58,7 +58,6 @@
 #define LINGER_MS 2000     /* after an error answer: read and discard this long before closing */
 #define HX_FREE_MAX 64     /* exchange states kept for reuse per worker */
 #define HX_KEEP_BYTES 8192 /* ...each keeping head storage up to this much per head */
-#define STARVE_RETRY_MS 20 /* the buffer pool was empty: try reading again after this */
 #define POOL_SWEEP_MS 100  /* upstream pools: surplus and idle timeouts are enforced this often */
 
 typedef struct hp_s hp_t;
@@ -90,9 +89,7 @@ struct hp_worker_s {
     gw_wb_t wb; /* the writer: every byte this worker sends goes through it */
     uint64_t rng;
     gw_http_stats_t *stats;
-    uv_timer_t starve_timer;
     uv_timer_t pool_timer; /* on_pool_sweep */
-    hconn_t *starved;
     gw_lograte_t err_log;
     bool started;
 };
@@ -117,7 +114,7 @@ typedef enum {
 } cstate_t;
 
 struct hconn_s {
-    uv_tcp_t sock;
+    gw_tcp_stream_t sock; /* common/stream.h: reads, writes, close; waits when out of buffers */
     hp_worker_t *hw;
     gw_listener_t *l;
     const gw_http_listener_cfg_t *lcfg;
@@ -125,10 +122,9 @@ struct hconn_s {
     hconn_t *prev, *next; /* an idle list, or hw->busy */
     idle_list_t *list;    /* the idle list holding it, NULL if in hw->busy */
     uint64_t idle_since;  /* loop ms when it joined its idle list */
-    hconn_t *starved_next;
-    gw_wdest_t out; /* what is queued for the client */
+    gw_wdest_t out;       /* what is queued for the client */
     cstate_t state;
-    bool reading, starved, admitted, closing, in_process;
+    bool reading, admitted, closing, in_process;
     bool out_paused; /* the client's queue passed high_water: no reading, no next request */
     uint8_t pending_closes;
     /* The client's address: an IPv4 or IPv6 peer only (128 bytes of sockaddr_storage
@@ -210,7 +206,7 @@ struct hx_s {
 };
 
 struct uconn_s {
-    uv_tcp_t sock;
+    gw_tcp_stream_t sock;
     uv_connect_t connect_req;
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
@@ -221,7 +217,7 @@ struct uconn_s {
     uconn_t *prev, *next;             /* hw->uconns */
     gw_wdest_t out;                   /* what is queued for the upstream */
     unsigned requests;                /* requests sent on it */
-    bool connected, closing, paused, reading, starved;
+    bool connected, closing, paused, reading;
     uint8_t pending_closes;
 };
 
@@ -233,8 +229,8 @@ static void exchange_done(hconn_t *c);
 static void upstream_start(hconn_t *c);
 static void uconn_close(uconn_t *u, bool reset);
 static void uconn_detach(uconn_t *u);
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_client_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
+static void on_upstream_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 static void upstream_set_reading(uconn_t *u, bool on);
 static void hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms);
 static const gw_wdest_ops_t client_ops, upstream_ops;
@@ -244,24 +240,6 @@ static const gw_wdest_ops_t client_ops, upstream_ops;
 static uv_loop_t *loop_of(hp_worker_t *hw)
 {
     return &hw->w->loop;
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    gw_worker_t *w = h->loop->data; /* the runtime points each worker loop at its worker */
-    gw_chunk_t *ch = gw_chunk_get(&w->bufs);
-    if (ch == NULL) {
-        *buf = uv_buf_init(NULL, 0); /* UV_ENOBUFS */
-        return;
-    }
-    ch->owner = (void *)(uintptr_t)1; /* the reader's reference */
-    *buf = uv_buf_init(ch->data, (unsigned)gw_chunk_size(&w->bufs));
-}
-
-static gw_chunk_t *chunk_of(const uv_buf_t *buf)
-{
-    return buf->base != NULL ? (gw_chunk_t *)(buf->base - offsetof(gw_chunk_t, data)) : NULL;
 }
 
 /* ---- writes ---------------------------------------------------------------------------- */
@@ -624,21 +602,11 @@ static void client_free(hconn_t *c)
     gw_worker_conn_done(w); /* last: it may finish the worker */
 }
 
-static void on_client_closed(uv_handle_t *h)
+static void on_client_closed(gw_stream_t *s)
 {
-    hconn_t *c = h->data;
+    hconn_t *c = s->data;
     if (--c->pending_closes == 0)
         client_free(c);
-}
-
-static void unstarve(hconn_t *c)
-{
-    for (hconn_t **p = &c->hw->starved; *p != NULL; p = &(*p)->starved_next)
-        if (*p == c) {
-            *p = c->starved_next;
-            break;
-        }
-    c->starved = false;
 }
 
 /* Gives back what the exchange's pick holds (02's active count, the snapshot reference),
@@ -684,8 +652,6 @@ static void client_close(hconn_t *c, bool reset)
         return;
     c->closing = true;
     c->state = C_CLOSING;
-    if (c->starved)
-        unstarve(c);
     list_unlink(c);
     hp_worker_t *hw = c->hw;
     if (c->x != NULL) {
@@ -698,15 +664,12 @@ static void client_close(hconn_t *c, bool reset)
     }
     gw_wb_drop(&hw->wb, &c->out);
     c->pending_closes++;
-    if (reset)
-        gw_tcp_close_reset(&c->sock, on_client_closed);
-    else
-        uv_close((uv_handle_t *)&c->sock, on_client_closed);
+    gw_stream_close(&c->sock.s, reset, on_client_closed);
 }
 
-static void on_client_shutdown(uv_shutdown_t *req, int status)
+static void on_client_shutdown(gw_stream_shutdown_t *req, int status)
 {
-    hconn_t *c = req->data;
+    hconn_t *c = req->stream->data;
     free(req);
     if (c->closing)
         return;
@@ -737,45 +700,17 @@ static void client_linger(hconn_t *c)
     }
     c->state = C_LINGER;
     gw_wb_flush(&hw->wb); /* the answer leaves before the FIN */
-    uv_shutdown_t *req = malloc(sizeof *req);
-    if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->sock, on_client_shutdown) != 0) {
+    gw_stream_shutdown_t *req = malloc(sizeof *req);
+    if (req == NULL || gw_stream_shutdown(req, &c->sock.s, on_client_shutdown) != 0) {
         free(req);
         client_close(c, true);
         return;
     }
-    req->data = c;
     hx_timer_start(x, T_LINGER, LINGER_MS);
     client_set_reading(c, true);
 }
 
 /* ---- client reads --------------------------------------------------------------------------- */
-
-static void on_starve_timer(uv_timer_t *t)
-{
-    hp_worker_t *hw = t->data;
-    hconn_t *list = hw->starved;
-    hw->starved = NULL;
-    while (list != NULL) {
-        hconn_t *c = list;
-        list = c->starved_next;
-        c->starved = false;
-        if (c->reading && !c->closing)
-            uv_read_start((uv_stream_t *)&c->sock, on_alloc, on_client_read);
-    }
-}
-
-static void client_starve(hconn_t *c)
-{
-    hp_worker_t *hw = c->hw;
-    uv_read_stop((uv_stream_t *)&c->sock);
-    if (!c->starved) {
-        c->starved = true;
-        c->starved_next = hw->starved;
-        hw->starved = c;
-    }
-    if (!uv_is_active((uv_handle_t *)&hw->starve_timer))
-        uv_timer_start(&hw->starve_timer, on_starve_timer, STARVE_RETRY_MS, 0);
-}
 
 static void client_set_reading(hconn_t *c, bool on)
 {
@@ -783,10 +718,10 @@ static void client_set_reading(hconn_t *c, bool on)
         return;
     c->reading = on;
     if (!on) {
-        uv_read_stop((uv_stream_t *)&c->sock);
+        gw_stream_read_stop(&c->sock.s);
         return;
     }
-    if (!c->starved && uv_read_start((uv_stream_t *)&c->sock, on_alloc, on_client_read) != 0)
+    if (gw_stream_read_start(&c->sock.s) != 0)
         client_close(c, true);
 }
 
@@ -923,11 +858,20 @@ static void answer(hconn_t *c, unsigned status, const char *reason, bool close)
 
 /* ---- upstream connections ------------------------------------------------------------------ */
 
-static void on_uconn_closed(uv_handle_t *h)
+static void uconn_closed_one(uconn_t *u)
 {
-    uconn_t *u = h->data;
     if (--u->pending_closes == 0)
         free(u);
+}
+
+static void on_uconn_closed(uv_handle_t *h)
+{
+    uconn_closed_one(h->data);
+}
+
+static void on_uconn_stream_closed(gw_stream_t *s)
+{
+    uconn_closed_one(s->data);
 }
 
 static void uconn_close(uconn_t *u, bool reset)
@@ -947,10 +891,7 @@ static void uconn_close(uconn_t *u, bool reset)
     u->prev = u->next = NULL;
     gw_wb_drop(&hw->wb, &u->out);
     u->pending_closes = 2;
-    if (reset && u->connected)
-        gw_tcp_close_reset(&u->sock, on_uconn_closed);
-    else
-        uv_close((uv_handle_t *)&u->sock, on_uconn_closed);
+    gw_stream_close(&u->sock.s, reset && u->connected, on_uconn_stream_closed);
     uv_close((uv_handle_t *)&u->timer, on_uconn_closed);
 }
 
@@ -1014,7 +955,7 @@ static void uconn_release(uconn_t *u, bool reusable)
 {
     uconn_detach(u);
     hp_worker_t *hw = u->hw;
-    if (u->closing || u->starved ||
+    if (u->closing || gw_stream_starved(&u->sock.s) ||
         !gw_upool_may_keep(u->requests, u->kc->max_requests, reusable, hw->w->draining)) {
         uconn_close(u, false);
         return;
@@ -1033,25 +974,9 @@ static void upstream_set_reading(uconn_t *u, bool on)
         return;
     u->reading = on;
     if (!on)
-        uv_read_stop((uv_stream_t *)&u->sock);
-    else if (!u->starved && uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_upstream_read) != 0)
+        gw_stream_read_stop(&u->sock.s);
+    else if (gw_stream_read_start(&u->sock.s) != 0)
         u->reading = false;
-}
-
-static void on_upstream_unstarve(uv_timer_t *t)
-{
-    uconn_t *u = t->data;
-    u->starved = false;
-    if (u->reading && !u->closing)
-        uv_read_start((uv_stream_t *)&u->sock, on_alloc, on_upstream_read);
-}
-
-/* No buffer for a read: the upstream waits (its timer is free while it is attached). */
-static void upstream_starve(uconn_t *u)
-{
-    uv_read_stop((uv_stream_t *)&u->sock);
-    u->starved = true;
-    uv_timer_start(&u->timer, on_upstream_unstarve, STARVE_RETRY_MS, 0);
 }
 
 /* ---- failures before the response head: retry, or 502/503/504 ----------------------------------
@@ -1390,11 +1315,10 @@ static void upstream_start(hconn_t *c)
     u->hw = hw;
     u->pool = pool;
     u->kc = gw_http_upstream_cfg(&hw->hp->cfg->upstreams[x->upstream]);
-    uv_tcp_init(loop_of(hw), &u->sock);
+    gw_tcp_stream_init(&u->sock, loop_of(hw), &hw->w->streams, on_upstream_read, u);
     uv_timer_init(loop_of(hw), &u->timer);
-    u->sock.data = u;
     u->timer.data = u;
-    gw_wdest_init(&u->out, (uv_stream_t *)&u->sock, &upstream_ops);
+    gw_wdest_init(&u->out, &u->sock.s, &upstream_ops);
     u->connect_req.data = u;
     u->next = hw->uconns;
     if (u->next != NULL)
@@ -1402,8 +1326,8 @@ static void upstream_start(hconn_t *c)
     hw->uconns = u;
     u->x = x;
     x->u = u;
-    uv_tcp_nodelay(&u->sock, 1);
-    int rc = uv_tcp_connect(&u->connect_req, &u->sock,
+    uv_tcp_nodelay(&u->sock.tcp, 1);
+    int rc = uv_tcp_connect(&u->connect_req, &u->sock.tcp,
                             (const struct sockaddr *)&x->backend_addr->ss, on_upstream_connect);
     if (rc != 0) {
         attempt_failed(c, GW_HRETRY_CONNECT, rc, "upstream connect failed");
@@ -1656,31 +1580,24 @@ static void client_process(hconn_t *c)
     client_update_reading(c);
 }
 
-static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void client_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 
 /* Runs client_read_held under a hold of the writer (see "writes"). */
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_client_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
 {
     gw_wb_t *wb = &((hconn_t *)s->data)->hw->wb;
     gw_wb_hold(wb);
-    client_read_held(s, nread, buf);
+    client_read_held(s, ch, nread);
     gw_wb_release(wb);
 }
 
-static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* CH holds NREAD bytes with the reader's reference, or NREAD is UV_EOF or an error (the
+ * stream waits by itself when the buffer pool is empty). */
+static void client_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
 {
     hconn_t *c = s->data;
     hp_worker_t *hw = c->hw;
-    gw_chunk_t *ch = chunk_of(buf);
-    if (nread <= 0) {
-        if (ch != NULL)
-            gw_chunk_unref(&hw->w->bufs, ch);
-        if (nread == 0)
-            return;
-        if (nread == UV_ENOBUFS) {
-            client_starve(c);
-            return;
-        }
+    if (nread < 0) {
         /* EOF or error. Lingering: done. Idle: a clean close. Mid-request: abort. */
         if (c->state == C_LINGER || c->x == NULL || nread != UV_EOF) {
             client_close(c, nread != UV_EOF);
@@ -1713,8 +1630,6 @@ static void client_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         gw_chunk_unref(&hw->w->bufs, ch);
         return;
     }
-    ch->len = (uint32_t)nread;
-    ch->off = 0;
     if (c->x == NULL) { /* the first byte of a request: the exchange state comes now */
         c->x = hx_get(c);
         if (c->x == NULL) {
@@ -1887,35 +1802,24 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
     }
 }
 
-static void upstream_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void upstream_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 
 /* Runs upstream_read_held under a hold of the writer (see "writes"). */
-static void on_upstream_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_upstream_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
 {
     gw_wb_t *wb = &((uconn_t *)s->data)->hw->wb;
     gw_wb_hold(wb);
-    upstream_read_held(s, nread, buf);
+    upstream_read_held(s, ch, nread);
     gw_wb_release(wb);
 }
 
-static void upstream_read_held(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void upstream_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
 {
     uconn_t *u = s->data;
     hp_worker_t *hw = u->hw;
-    gw_chunk_t *ch = chunk_of(buf);
     if (nread > 0) {
-        ch->len = (uint32_t)nread;
-        ch->off = 0;
         upstream_process(u, ch);
         gw_chunk_unref(&hw->w->bufs, ch);
-        return;
-    }
-    if (ch != NULL)
-        gw_chunk_unref(&hw->w->bufs, ch);
-    if (nread == 0)
-        return;
-    if (nread == UV_ENOBUFS) { /* the buffer pool is exhausted: try again shortly */
-        upstream_starve(u);
         return;
     }
     hx_t *x = u->x;
@@ -2169,16 +2073,15 @@ static void http_on_connection(gw_wlistener_t *wl)
     c->hw = hw;
     c->l = wl->listener;
     c->lcfg = gw_http_listener_cfg(c->l->cfg);
-    uv_tcp_init(&w->loop, &c->sock);
-    c->sock.data = c;
-    gw_wdest_init(&c->out, (uv_stream_t *)&c->sock, &client_ops);
+    gw_tcp_stream_init(&c->sock, &w->loop, &w->streams, on_client_read, c);
+    gw_wdest_init(&c->out, &c->sock.s, &client_ops);
     gw_worker_conn_add(w);
-    if (uv_accept((uv_stream_t *)&wl->tcp, (uv_stream_t *)&c->sock) != 0) {
+    if (gw_tcp_stream_accept(&c->sock, (uv_stream_t *)&wl->tcp) != 0) {
         client_close(c, false);
         return;
     }
     int len = sizeof c->peer;
-    if (uv_tcp_getpeername(&c->sock, &c->peer.sa, &len) != 0)
+    if (gw_stream_peer(&c->sock.s, &c->peer.sa, &len) != 0)
         c->peer.sa.sa_family = AF_UNSPEC;
     const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
     if (p->admit != NULL && !p->admit(p->ctx, w, c->l, &c->peer.sa)) {
@@ -2191,7 +2094,7 @@ static void http_on_connection(gw_wlistener_t *wl)
     }
     c->admitted = true;
     gw_counter_inc(&hw->stats->connections);
-    uv_tcp_nodelay(&c->sock, 1);
+    uv_tcp_nodelay(&c->sock.tcp, 1);
     c->state = C_IDLE;
     list_idle(c, &hw->fresh[c->l->index]);
     client_set_reading(c, true);
@@ -2230,10 +2133,8 @@ static int http_worker_start(gw_worker_t *w)
         idle_init(hw, &hw->fresh[i], lc != NULL ? lc->head_timeout_ms : 1000);
         idle_init(hw, &hw->keepalive[i], lc != NULL ? lc->keepalive_timeout_ms : 1000);
     }
-    if (gw_wb_init(&hw->wb, &w->bufs, gw_chunk_size(&w->bufs), NULL) != 0)
+    if (gw_wb_init(&hw->wb, &w->bufs, gw_chunk_size(&w->bufs)) != 0)
         return GW_ENOMEM;
-    uv_timer_init(&w->loop, &hw->starve_timer);
-    hw->starve_timer.data = hw;
     uv_timer_init(&w->loop, &hw->pool_timer);
     hw->pool_timer.data = hw;
     hw->started = true;
@@ -2300,7 +2201,6 @@ static void http_worker_stop(gw_worker_t *w)
             uv_close((uv_handle_t *)&hw->fresh[i].timer, on_worker_handle_closed);
             uv_close((uv_handle_t *)&hw->keepalive[i].timer, on_worker_handle_closed);
         }
-        uv_close((uv_handle_t *)&hw->starve_timer, on_worker_handle_closed);
         uv_close((uv_handle_t *)&hw->pool_timer, on_worker_handle_closed);
         while (hw->hx_free != NULL) {
             hx_t *x = hw->hx_free;

@@ -11,7 +11,7 @@
 #define RUN_HDR 10        /* room for a chunk-size line: up to 8 hex digits, CRLF */
 
 struct gw_wreq_s {
-    uv_write_t req;
+    gw_stream_write_t req;
     gw_wreq_t *next_free;
     gw_wb_t *w;
     gw_wdest_t *d;
@@ -21,20 +21,8 @@ struct gw_wreq_s {
     size_t cost;
 };
 
-static int uv_try_write_(uv_stream_t *s, const uv_buf_t *b, unsigned n)
-{
-    return uv_try_write(s, b, n);
-}
-
-static int uv_write_(uv_write_t *req, uv_stream_t *s, const uv_buf_t *b, unsigned n, uv_write_cb cb)
-{
-    return uv_write(req, s, b, n, cb);
-}
-
-const gw_wb_io_t gw_wb_uv_io = {uv_try_write_, uv_write_};
-
 /* see wbatch.h */
-void gw_wdest_init(gw_wdest_t *d, uv_stream_t *stream, const gw_wdest_ops_t *ops)
+void gw_wdest_init(gw_wdest_t *d, gw_stream_t *stream, const gw_wdest_ops_t *ops)
 {
     memset(d, 0, sizeof *d);
     d->stream = stream;
@@ -42,7 +30,7 @@ void gw_wdest_init(gw_wdest_t *d, uv_stream_t *stream, const gw_wdest_ops_t *ops
 }
 
 /* see wbatch.h */
-int gw_wb_init(gw_wb_t *w, gw_bufcache_t *cache, size_t scratch, const gw_wb_io_t *io)
+int gw_wb_init(gw_wb_t *w, gw_bufcache_t *cache, size_t scratch)
 {
     memset(w, 0, sizeof *w);
     if (scratch < 256)
@@ -52,7 +40,6 @@ int gw_wb_init(gw_wb_t *w, gw_bufcache_t *cache, size_t scratch, const gw_wb_io_
         return GW_ENOMEM;
     w->scap = scratch;
     w->cache = cache;
-    w->io = io != NULL ? io : &gw_wb_uv_io;
     return 0;
 }
 
@@ -175,9 +162,9 @@ static void req_put(gw_wb_t *w, gw_wreq_t *r)
     w->nfree_reqs++;
 }
 
-static void on_written(uv_write_t *req, int status)
+static void on_written(gw_stream_write_t *req, int status)
 {
-    gw_wreq_t *r = (gw_wreq_t *)req;
+    gw_wreq_t *r = (gw_wreq_t *)req; /* the request is the first member */
     gw_wb_t *w = r->w;
     gw_wdest_t *d = r->d;
     d->queued -= r->cost;
@@ -237,7 +224,7 @@ static void write_out(gw_wb_t *w, gw_wdest_t *d, uv_buf_t *bufs, unsigned n, cha
     int rc = UV_EAGAIN;
     w->writes++;
     if (d->nreqs == 0) /* never jump the queue */
-        rc = w->io->try_write(d->stream, bufs, n);
+        rc = gw_stream_try_write(d->stream, bufs, n);
     if (rc >= 0 && (size_t)rc == total) {
         free(extra);
         batch_reset(w);
@@ -262,7 +249,7 @@ static void write_out(gw_wb_t *w, gw_wdest_t *d, uv_buf_t *bufs, unsigned n, cha
     d->nreqs++;
     w->queued++;
     batch_reset(w);
-    rc = w->io->write(&r->req, d->stream, bufs, n, on_written);
+    rc = gw_stream_write(&r->req, d->stream, bufs, n, on_written);
     if (rc != 0) {
         d->queued -= r->cost;
         d->nreqs--;

@@ -41,6 +41,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "stream.h"
 
 #define GW_WB_IOV 16        /* pieces in one write (well below IOV_MAX) */
 #define GW_WB_PINS 4        /* distinct read chunks referenced by one write */
@@ -61,34 +62,28 @@ typedef struct gw_wdest_ops_s {
 } gw_wdest_ops_t;
 
 /* One destination: a stream and what is queued on it. Embedded in the connection that owns
- * the stream; must stay valid until every write queued on it completed (libuv completes
- * pending writes, cancelled, before a stream's close callback: embed it next to the stream). */
+ * the stream; must stay valid until every write queued on it completed (a stream completes
+ * pending writes, cancelled, before its close callback: embed it next to the stream). The
+ * writer only uses the stream's try_write and write (stream.h): a unit test gives it a fake
+ * stream (testsupport/fakestream.h), a TLS connection its TLS stream. */
 struct gw_wdest_s {
     const gw_wdest_ops_t *ops;
-    uv_stream_t *stream;
+    gw_stream_t *stream;
     size_t queued;  /* cost of the writes queued on it, in bytes (see above) */
     uint32_t nreqs; /* writes queued on it */
     int error;      /* the first write failure (a UV error): all later writes are refused */
 };
 
 /* Sets up D for STREAM with OPS. */
-void gw_wdest_init(gw_wdest_t *d, uv_stream_t *stream, const gw_wdest_ops_t *ops);
+void gw_wdest_init(gw_wdest_t *d, gw_stream_t *stream, const gw_wdest_ops_t *ops);
 
 /* A queued write and what it keeps alive (private to wbatch.c). */
 typedef struct gw_wreq_s gw_wreq_t;
 
-/* The system calls a writer makes, replaceable for unit tests: try_write as uv_try_write
- * (bytes written, UV_EAGAIN, or an error); write as uv_write (0 or an error; CB later). */
-typedef struct gw_wb_io_s {
-    int (*try_write)(uv_stream_t *s, const uv_buf_t *b, unsigned n);
-    int (*write)(uv_write_t *req, uv_stream_t *s, const uv_buf_t *b, unsigned n, uv_write_cb cb);
-} gw_wb_io_t;
-
 /* The writer of one worker. Members are private. */
 struct gw_wb_s {
     gw_bufcache_t *cache; /* where pinned chunks go back */
-    const gw_wb_io_t *io;
-    gw_wdest_t *dest; /* the destination of the open batch, or NULL */
+    gw_wdest_t *dest;     /* the destination of the open batch, or NULL */
     uv_buf_t iov[GW_WB_IOV];
     unsigned niov;
     gw_chunk_t *pins[GW_WB_PINS];
@@ -109,12 +104,9 @@ struct gw_wb_s {
     uint64_t copied; /* body bytes copied rather than pinned */
 };
 
-/* The libuv calls (uv_try_write, uv_write). */
-extern const gw_wb_io_t gw_wb_uv_io;
-
 /* Sets up W: chunks it pins go back to CACHE; the scratch area has SCRATCH bytes (>= 256;
- * the chunk size is a good choice); IO is gw_wb_uv_io outside tests. 0 or GW_ENOMEM. */
-int gw_wb_init(gw_wb_t *w, gw_bufcache_t *cache, size_t scratch, const gw_wb_io_t *io);
+ * the chunk size is a good choice). 0 or GW_ENOMEM. */
+int gw_wb_init(gw_wb_t *w, gw_bufcache_t *cache, size_t scratch);
 
 /* Frees W's scratch and spare requests. No batch may be open and no write pending. */
 void gw_wb_free(gw_wb_t *w);

@@ -1,6 +1,6 @@
 /* fuzz_wbatch.c - chunked re-framing: body spans of any sizes, from read chunks or not,
  * under any pattern of holds, partial writes, queued writes and completions, go through the
- * engine's writer (wbatch.c) to two fake sockets; what each socket received is then checked.
+ * engine's writer (wbatch.c) to two fake streams; what each one received is then checked.
  *
  * Input: a scratch-size byte, then operations until the input ends (at most 256):
  *   0 body span to dest 0 (chunked) or 1 (raw): 2 bytes of length (0..6143), the data from
@@ -27,13 +27,12 @@
 #define MAX_PENDING 4096
 
 typedef struct sink_s {
-    uv_stream_t stream; /* only its address is used */
+    gw_stream_t stream; /* a stream (common/stream.h) of the writer's two calls only */
     char *out;
     size_t nout, cap;
     size_t accept; /* bytes try_write takes before EAGAIN; SIZE_MAX: all */
     int fail;
-    uv_write_t *pending[MAX_PENDING];
-    uv_write_cb cbs[MAX_PENDING];
+    gw_stream_write_t *pending[MAX_PENDING];
     uv_buf_t *bufs[MAX_PENDING];
     unsigned nbufs[MAX_PENDING];
     unsigned npending;
@@ -57,7 +56,7 @@ static void grow(char **p, size_t *cap, size_t need)
     *cap = c;
 }
 
-static sink_t *sink_of(uv_stream_t *s)
+static sink_t *sink_of(gw_stream_t *s)
 {
     return s == &sinks[0].stream ? &sinks[0] : &sinks[1];
 }
@@ -75,13 +74,13 @@ static void take(sink_t *k, const uv_buf_t *b, unsigned n, size_t limit, size_t 
     }
 }
 
-static int fake_try_write(uv_stream_t *s, const uv_buf_t *b, unsigned n)
+static int fake_try_write(gw_stream_t *s, const uv_buf_t *b, unsigned n)
 {
     sink_t *k = sink_of(s);
     GW_FZ_CHECK(n >= 1 && n <= GW_WB_IOV, "%u pieces in one write", n);
     if (k->fail)
         return k->fail;
-    if (k->accept == 0)
+    if (k->accept == 0 || k->npending > 0) /* a stream never jumps a queued write */
         return UV_EAGAIN;
     size_t taken;
     take(k, b, n, k->accept, &taken);
@@ -90,8 +89,7 @@ static int fake_try_write(uv_stream_t *s, const uv_buf_t *b, unsigned n)
     return (int)taken;
 }
 
-static int fake_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t *b, unsigned n,
-                      uv_write_cb cb)
+static int fake_write(gw_stream_write_t *req, gw_stream_t *s, const uv_buf_t *b, unsigned n)
 {
     sink_t *k = sink_of(s);
     GW_FZ_CHECK(n >= 1 && n <= GW_WB_IOV, "%u pieces in one write", n);
@@ -104,13 +102,12 @@ static int fake_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t *b, unsign
         abort();
     memcpy(copy, b, n * sizeof *b);
     k->pending[k->npending] = req;
-    k->cbs[k->npending] = cb;
     k->bufs[k->npending] = copy;
     k->nbufs[k->npending++] = n;
     return 0;
 }
 
-static const gw_wb_io_t fake_io = {fake_try_write, fake_write};
+static const gw_stream_ops_t fake_ops = {.try_write = fake_try_write, .write = fake_write};
 
 /* The socket drains: each queued write is "sent" (or cancelled once it failed) and completes,
  * in order, as libuv completes them. */
@@ -123,7 +120,7 @@ static void complete_all(sink_t *k)
         if (!k->fail)
             take(k, k->bufs[i], k->nbufs[i], SIZE_MAX, &taken);
         free(k->bufs[i]);
-        k->cbs[i](k->pending[i], k->fail ? UV_ECANCELED : 0);
+        k->pending[i]->cb(k->pending[i], k->fail ? UV_ECANCELED : 0);
     }
 }
 
@@ -195,10 +192,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gw_wdest_t d[2];
     GW_FZ_CHECK(gw_bufpool_init(&pool, CHUNK, 64u << 20) == 0, "pool");
     gw_bufcache_init(&cache, &pool, 4);
-    GW_FZ_CHECK(gw_wb_init(&w, &cache, 256 + 64u * gw_fz_u8(&f), &fake_io) == 0, "writer");
+    GW_FZ_CHECK(gw_wb_init(&w, &cache, 256 + 64u * gw_fz_u8(&f)) == 0, "writer");
     memset(sinks, 0, sizeof sinks);
     for (int i = 0; i < 2; i++) {
         sinks[i].accept = SIZE_MAX;
+        gw__stream_init(&sinks[i].stream, &fake_ops, NULL, NULL, NULL);
         gw_wdest_init(&d[i], &sinks[i].stream, &ops);
     }
     unsigned holds = 0;

@@ -1,4 +1,4 @@
-/* test_wbatch.c - the engine's writer, with a fake socket: writes per read, copy or pin,
+/* test_wbatch.c - the engine's writer, over a fake stream: writes per read, copy or pin,
  * re-chunking, what a queued write costs, order across destinations, errors. */
 #include "gwtest.h"
 
@@ -8,97 +8,18 @@
 
 #include "04-http/wbatch.h"
 #include "error.h"
+#include "fakestream.h"
 
-/* ---- a fake socket ------------------------------------------------------------------------- */
+/* ---- a fake stream (common/testsupport/fakestream.h): what is "sent" lands in its buffer,
+ * the test says how much a try_write takes and when queued writes complete ------------- */
 
-#define OUT_MAX (1 << 20)
+typedef gw_fakestream_t fake_t;
 
-typedef struct fake_s {
-    uv_stream_t stream; /* only its address is used: the fake is found from it */
-    char out[OUT_MAX];  /* bytes "sent", in order */
-    size_t nout;
-    size_t accept;     /* bytes try_write takes before UV_EAGAIN (SIZE_MAX: all) */
-    int fail;          /* a UV error every call returns, or 0 */
-    unsigned syscalls; /* try_write and write calls */
-    unsigned iov_max;  /* most pieces in one call */
-    uv_write_t *pending[64];
-    uv_write_cb cbs[64];
-    uv_buf_t bufs[64][GW_WB_IOV];
-    unsigned nbufs[64];
-    unsigned npending;
-} fake_t;
-
-static fake_t *fakes[2];
-
-static fake_t *fake_of(uv_stream_t *s)
-{
-    for (int i = 0; i < 2; i++)
-        if (fakes[i] != NULL && &fakes[i]->stream == s)
-            return fakes[i];
-    fail_msg("unknown stream");
-    return NULL;
-}
-
-static void take(fake_t *f, const uv_buf_t *b, unsigned n, size_t limit, size_t *taken)
-{
-    *taken = 0;
-    for (unsigned i = 0; i < n && *taken < limit; i++) {
-        size_t k = b[i].len;
-        if (k > limit - *taken)
-            k = limit - *taken;
-        assert_true(f->nout + k <= OUT_MAX);
-        memcpy(f->out + f->nout, b[i].base, k);
-        f->nout += k;
-        *taken += k;
-    }
-}
-
-static int fake_try_write(uv_stream_t *s, const uv_buf_t *b, unsigned n)
-{
-    fake_t *f = fake_of(s);
-    f->syscalls++;
-    if (n > f->iov_max)
-        f->iov_max = n;
-    if (f->fail != 0)
-        return f->fail;
-    if (f->accept == 0)
-        return UV_EAGAIN;
-    size_t taken;
-    take(f, b, n, f->accept, &taken);
-    if (f->accept != SIZE_MAX)
-        f->accept -= taken;
-    return (int)taken;
-}
-
-static int fake_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t *b, unsigned n,
-                      uv_write_cb cb)
-{
-    fake_t *f = fake_of(s);
-    f->syscalls++;
-    if (f->fail != 0)
-        return f->fail;
-    assert_true(f->npending < 64);
-    f->pending[f->npending] = req;
-    f->cbs[f->npending] = cb;
-    memcpy(f->bufs[f->npending], b, n * sizeof *b); /* as libuv copies the array */
-    f->nbufs[f->npending] = n;
-    f->npending++;
-    return 0;
-}
-
-/* The socket drains: every queued write is "sent" and completes. */
+/* The peer drains: every queued write is "sent" and completes. */
 static void fake_complete_all(fake_t *f, int status)
 {
-    for (unsigned i = 0; i < f->npending; i++) {
-        size_t taken;
-        if (status == 0)
-            take(f, f->bufs[i], f->nbufs[i], SIZE_MAX, &taken);
-        f->cbs[i](f->pending[i], status);
-    }
-    f->npending = 0;
+    gw_fakestream_complete(f, status);
 }
-
-static const gw_wb_io_t fake_io = {fake_try_write, fake_write};
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
@@ -144,13 +65,12 @@ static int setup(void **state)
     assert_non_null(e);
     assert_int_equal(gw_bufpool_init(&e->pool, 16384, 1 << 20), 0);
     gw_bufcache_init(&e->cache, &e->pool, 16);
-    assert_int_equal(gw_wb_init(&e->w, &e->cache, 16384, &fake_io), 0);
+    assert_int_equal(gw_wb_init(&e->w, &e->cache, 16384), 0);
     for (int i = 0; i < 2; i++) {
         e->f[i] = calloc(1, sizeof *e->f[i]);
         assert_non_null(e->f[i]);
-        e->f[i]->accept = SIZE_MAX;
-        fakes[i] = e->f[i];
-        gw_wdest_init(&e->d[i], &e->f[i]->stream, &ops);
+        gw_fakestream_init(e->f[i], NULL, NULL, NULL); /* written to only: no reads */
+        gw_wdest_init(&e->d[i], &e->f[i]->s, &ops);
     }
     current = e;
     *state = e;
@@ -163,8 +83,8 @@ static int teardown(void **state)
     for (int i = 0; i < 2; i++) {
         assert_int_equal(e->f[i]->npending, 0);
         assert_int_equal(e->d[i].queued, 0);
+        gw_fakestream_free(e->f[i]);
         free(e->f[i]);
-        fakes[i] = NULL;
     }
     gw_wb_free(&e->w);
     gw_bufcache_drain(&e->cache);
@@ -248,7 +168,8 @@ static void wbatch_large_span_is_pinned_not_copied(void **state)
     assert_int_equal(gw_wb_body(&e->w, &e->d[0], ch, ch->data, sizeof data, true), 0);
     assert_int_equal(e->w.copied, 0);
     assert_int_equal(e->f[0]->npending, 1);
-    assert_ptr_equal(e->f[0]->bufs[0][1].base, ch->data); /* the chunk itself */
+    /* the chunk itself */
+    assert_ptr_equal(gw_fakestream_pending(e->f[0], 0)->u.q.bufs[1].base, ch->data);
     assert_int_equal((uintptr_t)ch->owner, 2);            /* reader + write */
     gw_chunk_unref(&e->cache, ch);                     /* the reader is done */
     assert_int_equal((uintptr_t)ch->owner, 1);
