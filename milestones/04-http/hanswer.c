@@ -40,6 +40,54 @@ bool hp_draining(const hconn_t *c)
     return atomic_load_explicit(&c->hw->w->rt->draining, memory_order_relaxed);
 }
 
+/* Sets x->local's status line: STATUS, unless the middleware chose one (then its reason
+ * phrase if it gave none). Returns the status that goes out. */
+static unsigned local_status(hp_worker_t *hw, hx_t *x, unsigned status)
+{
+    if (x->local.status == 0)
+        gw_h1_head_set_status(&x->local, status, status_text(status), strlen(status_text(status)));
+    else if (gw_h1_head_reason(&x->local).len == 0) {
+        const char *t = status_text(x->local.status);
+        gw_h1_head_set_status(&x->local, x->local.status, t, strlen(t));
+    }
+    status = x->local.status;
+    if (status >= 400)
+        ensure_request_id(hw, x);
+    return status;
+}
+
+/* The JSON body of an answer with STATUS into BODY (CAP bytes): the status, REASON (or the
+ * status's reason phrase) and the request id. Returns its length, 0 for none (a status
+ * without a body, or one that does not fit). */
+static int local_body(const hx_t *x, unsigned status, const char *reason, char *body, size_t cap)
+{
+    int blen = 0;
+    if (status != 204 && status != 304 && status >= 200) {
+        blen = snprintf(body, cap, "{\"status\":%u,\"error\":\"%s\",\"request_id\":\"%s\"}\n",
+                        status, reason != NULL ? reason : status_text(status), x->chain.request_id);
+        if (blen < 0 || (size_t)blen >= cap)
+            blen = 0;
+    }
+    return blen;
+}
+
+/* The fields of x->local for an answer with STATUS and a body of BLEN bytes: HTTP/1.1, the
+ * middleware's response hooks, the request id, the body's type and length. */
+static void local_fields(hp_worker_t *hw, hx_t *x, unsigned status, int blen)
+{
+    gw_h1_head_t *h = &x->local;
+    h->version_minor = 1;
+    gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
+    if (x->chain.request_id[0] != '\0' && !gw_h1_head_get(h, "x-request-id", NULL))
+        gw_h1_head_set(h, "X-Request-ID", x->chain.request_id, strlen(x->chain.request_id));
+    if (blen > 0)
+        gw_h1_head_set(h, "Content-Type", "application/json", 16);
+    char len[24];
+    int ll = snprintf(len, sizeof len, "%d", blen);
+    if (status != 204 && status != 304)
+        gw_h1_head_set(h, "Content-Length", len, (size_t)ll);
+}
+
 /* Sends the local response head X->local (status already set, middleware fields in it)
  * with a JSON body naming the status, REASON and the request id; CLOSE ends the
  * connection after it (always after a parse error: the stream's framing is lost). */
@@ -52,35 +100,11 @@ void hp_send_local(hconn_t *c, unsigned status, const char *reason, bool close)
         return;
     }
     gw_counter_add(&hw->stats->local_errors, status >= 400);
-    if (x->local.status == 0)
-        gw_h1_head_set_status(&x->local, status, status_text(status), strlen(status_text(status)));
-    else if (gw_h1_head_reason(&x->local).len == 0) {
-        const char *t = status_text(x->local.status);
-        gw_h1_head_set_status(&x->local, x->local.status, t, strlen(t));
-    }
-    status = x->local.status;
-    if (status >= 400)
-        ensure_request_id(hw, x);
+    status = local_status(hw, x, status);
     char body[512];
-    int blen = 0;
-    if (status != 204 && status != 304 && status >= 200) {
-        blen =
-            snprintf(body, sizeof body, "{\"status\":%u,\"error\":\"%s\",\"request_id\":\"%s\"}\n",
-                     status, reason != NULL ? reason : status_text(status), x->chain.request_id);
-        if (blen < 0 || (size_t)blen >= sizeof body)
-            blen = 0;
-    }
+    int blen = local_body(x, status, reason, body, sizeof body);
     gw_h1_head_t *h = &x->local;
-    h->version_minor = 1;
-    gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
-    if (x->chain.request_id[0] != '\0' && !gw_h1_head_get(h, "x-request-id", NULL))
-        gw_h1_head_set(h, "X-Request-ID", x->chain.request_id, strlen(x->chain.request_id));
-    if (blen > 0)
-        gw_h1_head_set(h, "Content-Type", "application/json", 16);
-    char len[24];
-    int ll = snprintf(len, sizeof len, "%d", blen);
-    if (status != 204 && status != 304)
-        gw_h1_head_set(h, "Content-Length", len, (size_t)ll);
+    local_fields(hw, x, status, blen);
     /* A body the client announced but we have not read (it may be waiting for a 100
      * Continue that will never come) leaves the stream's framing unknown: close. */
     close = close || !x->client_keep || hp_draining(c) ||

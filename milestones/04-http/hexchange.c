@@ -234,22 +234,20 @@ static bool route_has(const gw_http_route_t *r, gw_mw_kind_t kind)
     return false;
 }
 
-void hp_on_request_head(hconn_t *c)
+/* The steps of a request head, in order. Each one that answers locally returns false (the
+ * exchange is then the answer's); true: go on. */
+
+/* What the method and the connection fields say: the method for the router and retries,
+ * whether the connection may persist, and what is refused outright (CONNECT). */
+static bool request_method(hconn_t *c)
 {
-    hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
     gw_h1_head_t *h = &x->rp.head;
-    gw_counter_inc(&hw->stats->requests);
-    x->rq = RQ_WAIT_UPSTREAM;
-    x->req_body = x->rp.body;
-    x->client_minor = h->version_minor; /* before the upstream's copy says 1.1 */
-    hx_timer_stop(x);
-
     /* The parser writes only methods llhttp knows (the longest has 13 bytes). */
     gw_h1_span_t m = gw_h1_head_method(h);
     if (m.len >= sizeof x->method) {
         hp_answer(c, 501, "method not supported", true);
-        return;
+        return false;
     }
     memcpy(x->method, m.ptr, m.len);
     x->method[m.len] = '\0';
@@ -260,21 +258,30 @@ void hp_on_request_head(hconn_t *c)
     gw_h1_conn_info_t info;
     if (gw_h1_strip_hop_by_hop(h, 0, &info) != 0) { /* the parser caps Connection: cannot happen */
         hp_answer(c, 400, "too many Connection tokens", true);
-        return;
+        return false;
     }
     x->client_keep = info.keep_alive && !hp_draining(c);
 
     /* CONNECT and upgrades are not proxied yet (WebSocket arrives with its own issue). */
     if (mbit == GW_METHOD_CONNECT) {
         hp_answer(c, 501, "CONNECT is not supported", true);
-        return;
+        return false;
     }
+    return true;
+}
 
+/* Normalises the target, routes the request (404) and applies the route's body limit (413);
+ * fills in what the middleware reads about the exchange. */
+static bool request_route(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    gw_h1_head_t *h = &x->rp.head;
     /* One reading of the path for the router, the middleware and the upstream. */
     gw_h1_span_t tg = gw_h1_head_target(h);
     if (tg.len == 0 || tg.ptr[0] != '/') {
         hp_answer(c, 400, "only origin-form request targets are accepted", true);
-        return;
+        return false;
     }
     /* Normalised on the stack for every common target; a long one (up to max_uri) on
      * the heap. */
@@ -282,7 +289,7 @@ void hp_on_request_head(hconn_t *c)
     char *norm = tg.len < sizeof stack ? stack : malloc(tg.len + 1);
     if (norm == NULL) {
         hp_answer(c, 500, "out of memory", true);
-        return;
+        return false;
     }
     gw_pathnorm_t pn;
     int rc = gw_path_normalize(tg.ptr, tg.len, norm, tg.len + 1, &pn);
@@ -295,7 +302,7 @@ void hp_on_request_head(hconn_t *c)
         if (norm != stack)
             free(norm);
         hp_answer(c, (unsigned)pn.status, pn.reason, true);
-        return;
+        return false;
     }
     gw_h1_span_t host = {NULL, 0};
     gw_h1_head_get(h, "host", &host);
@@ -312,35 +319,60 @@ void hp_on_request_head(hconn_t *c)
     x->chain.rng = &hw->rng;
     if (match == NULL) {
         hp_answer(c, 404, "no route", false);
-        return;
+        return false;
     }
     x->route = match->user;
     x->chain.route = x->route;
     if (x->route->max_body > 0 && gw_h1_set_max_body(&x->rp, x->route->max_body) != 0) {
         hp_answer(c, 413, "request body too large", true);
-        return;
+        return false;
     }
+    return true;
+}
+
+/* Runs the route's middleware on the head (a local answer: 401, 429...), then readies it for
+ * the upstream: Host rewrite, Via, the request body's framing, HTTP/1.1. */
+static bool request_for_upstream(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    gw_h1_head_t *h = &x->rp.head;
     x->exchange_open = true;
     gw_h1_head_clear(&x->local);
     int st = gw_chain_request(hw->hp->chain, &x->chain, h, &x->local);
     if (st != 0) {
         hp_send_local(c, (unsigned)st, NULL, false);
-        return;
+        return false;
     }
     if (x->route->host_rewrite != NULL)
         gw_h1_head_set(h, "Host", x->route->host_rewrite, strlen(x->route->host_rewrite));
     if (!route_has(x->route, GW_MW_FORWARDED) && gw_h1_head_add(h, "Via", 3, "1.1 gw", 6) != 0) {
         hp_answer(c, 431, "request head too large", true);
-        return;
+        return false;
     }
     /* Re-framing: a chunked body goes on chunked (Transfer-Encoding was stripped with the
      * other hop-by-hop fields); a Content-Length body keeps its Content-Length. */
     x->req_chunked_out = x->req_body == GW_H1_BODY_CHUNKED;
     if (x->req_chunked_out && gw_h1_head_add(h, "Transfer-Encoding", 17, "chunked", 7) != 0) {
         hp_answer(c, 431, "request head too large", true);
-        return;
+        return false;
     }
     h->version_minor = 1;
+    return true;
+}
+
+void hp_on_request_head(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    gw_h1_head_t *h = &x->rp.head;
+    gw_counter_inc(&hw->stats->requests);
+    x->rq = RQ_WAIT_UPSTREAM;
+    x->req_body = x->rp.body;
+    x->client_minor = h->version_minor; /* before the upstream's copy says 1.1 */
+    hx_timer_stop(x);
+    if (!request_method(c) || !request_route(c) || !request_for_upstream(c))
+        return; /* answered */
     if (x->req_body != GW_H1_BODY_NONE && c->lcfg->body_deadline_ms > 0)
         x->body_deadline = uv_now(hp_loop(hw)) + c->lcfg->body_deadline_ms;
     if (hp_buffer_start(c))

@@ -410,6 +410,8 @@ static void connect_timeout_held(uv_timer_t *t)
     hp_attempt_failed(x->c, GW_HRETRY_CONNECT, UV_ETIMEDOUT, "upstream connect timed out");
 }
 
+static void upstream_connect(hconn_t *c, gw_upool_t *pool);
+
 /* Picks a backend for attempt x->attempt and attaches a connection to it. */
 void hp_upstream_start(hconn_t *c)
 {
@@ -445,7 +447,16 @@ void hp_upstream_start(hconn_t *c)
         return;
     }
     x->upstream_reused = false;
-    u = calloc(1, sizeof *u);
+    upstream_connect(c, pool);
+}
+
+/* No idle connection in POOL: a new one for C's exchange, connecting to the picked backend
+ * (on_upstream_connect, or on_connect_timeout first). */
+static void upstream_connect(hconn_t *c, gw_upool_t *pool)
+{
+    hp_worker_t *hw = c->hw;
+    hx_t *x = c->x;
+    uconn_t *u = calloc(1, sizeof *u);
     if (u == NULL) {
         hp_attempt_failed(c, GW_HRETRY_BROKEN, UV_ENOMEM, "out of memory");
         return;
