@@ -218,7 +218,7 @@ void hp_pool_sweep_arm(hp_worker_t *hw);
 /* ---- hwrite.c: bytes out, through the worker's writer -------------------------------------- */
 
 /* Queues head H for D, followed by EXTRA_LEN bytes of EXTRA (a small local body, or
- * NULL); returns the bytes queued (0 when D has failed). */
+ * NULL); returns the bytes sent (0 when D has failed). */
 size_t hp_out_head(hp_worker_t *hw, gw_wdest_t *d, const gw_h1_head_t *h, const char *extra,
                    size_t extra_len);
 /* Queues the last chunk of a chunked body for D, with trailers T (or none: NULL). */
@@ -235,16 +235,17 @@ size_t hp_low_water(hp_worker_t *hw);
 /* The exchange state for C's next request (from the free list, or new); NULL when out of
  * memory. */
 hx_t *hp_hx_get(hconn_t *c);
-/* Gives X back: to the worker's free list, or freed (its timer closes first). */
+/* Gives X back: to the worker's free list (its timer handle kept for the next exchange),
+ * or, when the list is full, its storage freed and its timer closed (which frees X). */
 void hp_hx_put(hp_worker_t *hw, hx_t *x);
-/* Frees what X's parsers and heads hold (not X: its timer's close callback does). */
+/* Frees what X's parsers and heads hold (not X itself: see hp_on_hx_timer_closed). */
 void hp_hx_free_storage(hx_t *x);
-/* The close callback of an exchange's timer: frees the exchange. */
+/* The close callback of an exchange's timer (timer.data is the exchange): frees it. */
 void hp_on_hx_timer_closed(uv_handle_t *h);
 /* Sets X's one timer to KIND, due in MS. */
 void hp_hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms);
-/* Sets X's timer to T_BODY: MS of client silence while the request body streams (and the
- * listener's body deadline, if sooner). */
+/* Sets X's timer to T_BODY: MS of client silence while the request body streams, or the
+ * time left to the whole body's deadline (x->body_deadline), whichever ends first. */
 void hp_body_timer_start(hx_t *x, uint64_t ms);
 /* Counts a response of STATUS in the worker's 2xx..5xx counters. */
 void hp_count_status(hp_worker_t *hw, unsigned status);
