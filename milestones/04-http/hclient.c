@@ -209,7 +209,7 @@ void hp_client_process(hconn_t *c)
 
 static void client_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 
-/* Runs client_read_held under a hold of the writer (see "writes"). */
+/* Runs client_read_held under a hold of the writer (see hwrite.c). */
 void hp_on_client_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
 {
     gw_wb_t *wb = &((hconn_t *)s->data)->hw->wb;

@@ -574,7 +574,7 @@ static void on_hx_timer(uv_timer_t *t)
     x->armed_at = 0;
     if (c == NULL || x->tkind == T_NONE)
         return;
-    gw_wb_t *wb = &c->hw->wb; /* see "writes" */
+    gw_wb_t *wb = &c->hw->wb; /* see hwrite.c */
     gw_wb_hold(wb);
     hx_timer_fired(x, c);
     gw_wb_release(wb);

@@ -359,7 +359,7 @@ static void upstream_ready(hconn_t *c)
 
 static void upstream_connect_held(uv_connect_t *req, int status);
 
-/* Runs upstream_connect_held under a hold of the writer (see "writes"). */
+/* Runs upstream_connect_held under a hold of the writer (see hwrite.c). */
 static void on_upstream_connect(uv_connect_t *req, int status)
 {
     gw_wb_t *wb = &((uconn_t *)req->data)->hw->wb;
@@ -390,7 +390,7 @@ static void upstream_connect_held(uv_connect_t *req, int status)
 
 static void connect_timeout_held(uv_timer_t *t);
 
-/* Runs connect_timeout_held under a hold of the writer (see "writes"). */
+/* Runs connect_timeout_held under a hold of the writer (see hwrite.c). */
 static void on_connect_timeout(uv_timer_t *t)
 {
     gw_wb_t *wb = &((uconn_t *)t->data)->hw->wb;
@@ -536,7 +536,7 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
 
 static void upstream_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 
-/* Runs upstream_read_held under a hold of the writer (see "writes"). */
+/* Runs upstream_read_held under a hold of the writer (see hwrite.c). */
 static void on_upstream_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
 {
     gw_wb_t *wb = &((uconn_t *)s->data)->hw->wb;
