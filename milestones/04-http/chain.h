@@ -1,4 +1,4 @@
-/* chain.h - the per-route middleware chain at run time: the engine (hproxy.c) calls it on
+/* chain.h - the per-route middleware chain at run time: the engine (hexchange.c) calls it on
  * every request head, on every response head, to ask whether a failed attempt may be
  * retried, and once when the exchange ends. Each middleware is one file with one ops
  * table (mw.h); the chain builds their per-route state (rate-limit buckets, breakers, retry

@@ -2,7 +2,7 @@
  * request again (where, and when) or give up (with which answer). One pure function.
  *
  * Three retry policies meet here, each from a different layer, and they used to be mixed
- * with the closing of sockets in hproxy.c. Asked in this order:
+ * with the closing of sockets in hupstream.c. Asked in this order:
  *
  *   1. The stale pooled connection (RFC 9112 9.3.1). An upstream may close an idle
  *      keep-alive connection at any moment, and our request can cross its FIN on the wire.

@@ -151,7 +151,7 @@ typedef struct gw_mw_ops_s {
     void (*finish)(const void *cfg, void *state, struct gw_hx_s *x, uint64_t now_ns);
     /* No per-worker hook: no middleware keeps per-worker state today (the worker's random
      * state reaches the hooks as x->rng). One that needs it adds worker_new/worker_free here
-     * and a slot in hproxy.c's worker. */
+     * and a slot in the engine's worker (hp_worker_t, hproxy-int.h). */
 } gw_mw_ops_t;
 
 /* The ops table of every middleware (each defined in its own file). */

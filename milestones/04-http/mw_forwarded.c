@@ -7,7 +7,7 @@
  *
  * The header logic (LAB 04: forwarded headers) is gw_mw_forwarded in mw_basic.c; this file
  * hands it the connection's peer. Without this middleware the engine adds Via itself
- * (hproxy.c). */
+ * (hp_on_request_head, hexchange.c). */
 #include <stdio.h>
 
 #include "04-http/chain.h"

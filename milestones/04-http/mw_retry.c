@@ -5,7 +5,7 @@
  *   middleware:
  *     - retry: {max_attempts: 2}     # 2..10, the first attempt included
  *
- * The engine (hproxy.c) asks through gw_chain_may_retry, which lands in may_retry here.
+ * The engine (hupstream.c) asks through gw_chain_may_retry, which lands in may_retry here.
  * Only idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE: RFC 9110 9.2.2) are
  * retried. The budget is 03's (retry.h), one per route that has this middleware: retries in
  * progress stay under 20% of the route's requests in flight, and at least 3 may run, so a

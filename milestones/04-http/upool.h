@@ -1,8 +1,8 @@
 /* upool.h - a pool of idle upstream connections as pure list logic: put, take, remove, the
  * sweep's cut, and the decision to keep a connection at all.
  *
- * Why its own module. The engine (hproxy.c) owns the sockets, the loop clock and the sweep
- * timer; what it keeps idle, in which order, and what it must let go are decisions about a
+ * Why its own module. The engine owns the sockets (hupstream.c), the loop clock and the sweep
+ * timer (hproxy.c); what it keeps idle, in which order, and what it must let go are decisions about a
  * list and a few numbers. Here they take the time as a parameter and touch no socket, so
  * tests/test_upool.c checks each rule in microseconds with made-up times, and a stub of
  * LAB 04.12 fails there at once instead of through an end-to-end test.

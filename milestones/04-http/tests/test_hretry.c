@@ -290,7 +290,7 @@ static void hretry_null_hooks(void **state)
     assert_true(d.release_pick);
 }
 
-/* ---- event by event: one request's life, as hproxy.c applies the decisions ---------------- */
+/* ---- event by event: one request's life, as hupstream.c applies the decisions ---------------- */
 
 /* What attempt_failed does with a decision, on the inputs of the next failure. */
 static void apply(gw_hretry_in_t *in, gw_hretry_t d)

@@ -1,0 +1,323 @@
+/* hproxy-int.h - what the rooms of the HTTP engine share: its objects and the few calls
+ * that cross from one room to another. Private to milestones/04-http (hproxy.h is the
+ * engine's public face: the gw04 app and its counters).
+ *
+ * The rooms (hproxy.c has the step-by-step tour of one exchange):
+ *   hproxy.c     the worker shell: the app hooks, accepting, idle lists, the pool sweep,
+ *                drain and stop, metrics
+ *   hclient.c    the client connection: reading on and off, backpressure, parsing what it
+ *                sends into the exchange, closing and lingering, write completions
+ *   hanswer.c    local answers (404, 413, 502...): a head and a small JSON body
+ *   hexchange.c  the exchange: its storage and timer, the request head's decisions, the
+ *                request and response as they stream, the end of the exchange
+ *   hupstream.c  the upstream side: connections, connect and its timeout, the pool, what
+ *                happens when an attempt fails, the request written upstream, buffering
+ *   hwrite.c     what the engine writes: heads, body spans and chunk framing, through the
+ *                worker's writer (wbatch.h)
+ *
+ * Names: what crosses rooms starts with hp_; everything else stays static in its room.
+ * Every function here runs on the worker's loop thread, like everything of the engine. */
+#ifndef GW_HPROXY_INT_H
+#define GW_HPROXY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "01-tcp/tcp_proxy.h"
+#include "04-http/chain.h"
+#include "04-http/h1.h"
+#include "04-http/hproxy.h"
+#include "04-http/hretry.h"
+#include "04-http/httpcfg.h"
+#include "04-http/reqbuf.h"
+#include "04-http/upool.h"
+#include "04-http/wbatch.h"
+#include "log.h"
+
+/* The struct of type TYPE whose member MEMBER is at PTR (a write queue's connection). */
+#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* Exchange states keep parser and head storage up to this much per head for reuse. */
+#define HX_KEEP_BYTES 8192
+
+typedef struct hp_s hp_t;
+typedef struct hp_worker_s hp_worker_t;
+typedef struct hconn_s hconn_t;
+typedef struct hx_s hx_t;
+typedef struct uconn_s uconn_t;
+
+/* ---- per worker ---------------------------------------------------------------------------- */
+
+/* Connections waiting with the same timeout, oldest first, and the one timer for them. */
+typedef struct idle_list_s {
+    hconn_t *head, *tail;
+    uv_timer_t timer;
+    uint64_t timeout_ms;
+    hp_worker_t *hw;
+} idle_list_t;
+
+struct hp_worker_s {
+    hp_t *hp;
+    gw_worker_t *w;
+    idle_list_t *fresh;     /* [nlisteners]: accepted, no byte yet (request_head_timeout) */
+    idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
+    gw_upool_t **pools;     /* [nupstreams][nbackends]: each backend's idle connections */
+    hconn_t *busy;          /* connections with an exchange (for drain and force close) */
+    uconn_t *uconns;        /* every upstream connection not yet closing */
+    hx_t *hx_free;
+    size_t nhx_free;
+    gw_wb_t wb; /* the writer: every byte this worker sends goes through it */
+    uint64_t rng;
+    gw_http_stats_t *stats;
+    uv_timer_t pool_timer; /* on_pool_sweep */
+    gw_lograte_t err_log;
+    bool started;
+};
+
+struct hp_s {
+    const gw_config_t *cfg;
+    gw_lb_t *lb;
+    gw_chain_t *chain;
+    hp_worker_t *workers; /* [cfg->workers] */
+};
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+typedef enum {
+    C_IDLE,    /* waiting for a request: no exchange state */
+    C_ACTIVE,  /* an exchange is in progress */
+    C_LINGER,  /* answered and shut down: discarding input until EOF or a timeout */
+    C_CLOSING, /* closing */
+} cstate_t;
+
+struct hconn_s {
+    gw_tcp_stream_t sock; /* common/stream.h: reads, writes, close; waits when out of buffers */
+    hp_worker_t *hw;
+    gw_listener_t *l;
+    const gw_http_listener_cfg_t *lcfg;
+    hx_t *x;              /* the exchange, or NULL when idle */
+    hconn_t *prev, *next; /* an idle list, or hw->busy */
+    idle_list_t *list;    /* the idle list holding it, NULL if in hw->busy */
+    uint64_t idle_since;  /* loop ms when it joined its idle list */
+    gw_wdest_t out;       /* what is queued for the client */
+    cstate_t state;
+    bool reading, admitted, closing, in_process;
+    bool out_paused; /* the client's queue passed high_water: no reading, no next request */
+    uint8_t pending_closes;
+    /* The client's address: an IPv4 or IPv6 peer only (128 bytes of sockaddr_storage
+     * would be a third of an idle connection). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+};
+
+typedef enum {
+    T_NONE,
+    T_HEAD,     /* the request head must be complete: 408 */
+    T_BODY,     /* client silent while its body streams: 408 (or close) */
+    T_RESPONSE, /* upstream response head: 504 */
+    T_STREAM,   /* response streaming: listener idle_timeout, then close */
+    T_LINGER,   /* lingering close */
+    T_RETRY,    /* backoff before another attempt */
+} tkind_t;
+
+/* Request progress. */
+typedef enum { RQ_HEAD, RQ_WAIT_UPSTREAM, RQ_BODY, RQ_DONE } rqstate_t;
+/* Response progress. */
+typedef enum { RS_NONE, RS_HEAD_SENT, RS_DONE } rsstate_t;
+
+struct hx_s {
+    hx_t *next_free;
+    hconn_t *c;
+    bool inited; /* the parsers and heads below hold (reusable) storage */
+    uv_timer_t timer;
+    tkind_t tkind;
+    uint64_t last_active; /* loop ms of the last byte moved, for the idle kinds */
+    uint64_t deadline;    /* loop ms when the current kind's time is up */
+    uint64_t armed_at;    /* loop ms the uv timer is set for, 0 when it is not running */
+    gw_h1_parser_t rp;    /* request parser */
+    gw_h1_parser_t sp;    /* response parser (used while an upstream is attached) */
+    gw_h1_head_t local;   /* a locally generated response head */
+    gw_hx_t chain;        /* what the middleware sees */
+    gw_chunk_t *rbuf;     /* client bytes not yet parsed (pipelining), or NULL */
+    uconn_t *u;           /* the attached upstream connection */
+    gw_tcp_pick_t pick;
+    const gw_addr_t *backend_addr;
+    const gw_http_route_t *route;
+    size_t upstream;  /* index of the target's upstream */
+    unsigned attempt; /* connect attempt within the current pick sequence (02's retries) */
+    unsigned tries;   /* attempts in all, for the retry middleware */
+    rqstate_t rq;
+    rsstate_t rs;
+    uint8_t client_minor; /* the client's HTTP/1.x version: the head sent upstream says 1.1 */
+    gw_reqbuf_t reqbuf;   /* the body, read before the pick (a route's request_buffering) */
+    gw_chunk_t *rest_ch;  /* a body span that did not fit in reqbuf: sent right after it */
+    const char *rest;
+    size_t rest_len;
+    uint64_t body_deadline; /* loop ms by which the request body must be in (0: none) */
+    bool buffering;         /* body bytes go to reqbuf: no backend picked yet */
+    bool buffered_all;      /* reqbuf holds the whole body: it can be sent again on a retry */
+    gw_h1_body_t req_body, resp_body_in;
+    bool req_chunked_out;  /* the request body goes upstream chunked */
+    bool resp_chunked_out; /* the response body goes to the client chunked */
+    bool resp_close_out;   /* the response body is delimited by closing the client */
+    bool client_keep;      /* the client connection may persist after this exchange */
+    bool head_method;
+    bool idempotent;
+    bool picked;
+    bool upstream_reused;
+    bool backend_failed; /* for the passive health report */
+    bool retried_reuse;  /* the once-only retry after a reused connection died */
+    bool body_started;   /* request body bytes went upstream: no retry */
+    bool resp_bytes;     /* a response byte arrived from the upstream */
+    bool exchange_open;  /* gw_chain_request ran: gw_chain_finish owed */
+    bool req_paused;     /* client reads stopped for backpressure */
+    bool close_after;    /* close the client connection when this response is written */
+    bool error_sent;     /* a local error answer went out */
+    bool client_eof;     /* the client half-closed after its request */
+    bool drain_close;
+    uint64_t bytes_in, bytes_out;
+    char method[24]; /* the request method, NUL-terminated, for the router and retries */
+};
+
+struct uconn_s {
+    gw_tcp_stream_t sock;
+    uv_connect_t connect_req;
+    uv_timer_t timer; /* connect timeout, idle timeout in the pool */
+    hp_worker_t *hw;
+    hx_t *x;                          /* attached exchange, or NULL */
+    gw_upool_t *pool;                 /* the pool of its backend on this worker */
+    gw_upool_entry_t pe;              /* its place in that pool while idle (upool.h) */
+    const gw_http_upstream_cfg_t *kc; /* its upstream's keepalive settings */
+    uconn_t *prev, *next;             /* hw->uconns */
+    gw_wdest_t out;                   /* what is queued for the upstream */
+    unsigned requests;                /* requests sent on it */
+    bool connected, closing, paused, reading;
+    uint8_t pending_closes;
+};
+/* The worker's loop. */
+static inline uv_loop_t *hp_loop(hp_worker_t *hw)
+{
+    return &hw->w->loop;
+}
+
+/* ---- hproxy.c: the worker shell ------------------------------------------------------------ */
+
+/* Takes C out of its idle list or the busy list (wherever it is; nothing when in none). */
+void hp_list_unlink(hconn_t *c);
+/* Puts C at the back of IL, idle since now (its deadline is the latest). */
+void hp_list_idle(hconn_t *c, idle_list_t *il);
+/* Puts C in the worker's busy list (it has an exchange: drain and force close find it). */
+void hp_list_busy(hconn_t *c);
+/* Starts the worker's pool sweep unless it runs already (a connection was just pooled). */
+void hp_pool_sweep_arm(hp_worker_t *hw);
+
+/* ---- hwrite.c: bytes out, through the worker's writer -------------------------------------- */
+
+/* Queues head H for D, followed by EXTRA_LEN bytes of EXTRA (a small local body, or
+ * NULL); returns the bytes sent (0 when D has failed). */
+size_t hp_out_head(hp_worker_t *hw, gw_wdest_t *d, const gw_h1_head_t *h, const char *extra,
+                   size_t extra_len);
+/* Queues the last chunk of a chunked body for D, with trailers T (or none: NULL). */
+size_t hp_out_last_chunk(hp_worker_t *hw, gw_wdest_t *d, const gw_h1_head_t *t);
+/* Queues N body bytes at DATA (inside read chunk CH) for D, as a chunk when CHUNKED. */
+size_t hp_out_body(hp_worker_t *hw, gw_wdest_t *d, gw_chunk_t *ch, const char *data, size_t n,
+                   bool chunked);
+/* buffers.high_water and buffers.low_water: where reading the other side stops, resumes. */
+size_t hp_high_water(hp_worker_t *hw);
+size_t hp_low_water(hp_worker_t *hw);
+
+/* ---- hexchange.c: the exchange ------------------------------------------------------------- */
+
+/* The exchange state for C's next request (from the free list, or new); NULL when out of
+ * memory. */
+hx_t *hp_hx_get(hconn_t *c);
+/* Gives X back: to the worker's free list (its timer handle kept for the next exchange),
+ * or, when the list is full, its storage freed and its timer closed (which frees X). */
+void hp_hx_put(hp_worker_t *hw, hx_t *x);
+/* Frees what X's parsers and heads hold (not X itself: see hp_on_hx_timer_closed). */
+void hp_hx_free_storage(hx_t *x);
+/* The close callback of an exchange's timer (timer.data is the exchange): frees it. */
+void hp_on_hx_timer_closed(uv_handle_t *h);
+/* Sets X's one timer to KIND, due in MS. */
+void hp_hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms);
+/* Sets X's timer to T_BODY: MS of client silence while the request body streams, or the
+ * time left to the whole body's deadline (x->body_deadline), whichever ends first. */
+void hp_body_timer_start(hx_t *x, uint64_t ms);
+/* Counts a response of STATUS in the worker's 2xx..5xx counters. */
+void hp_count_status(hp_worker_t *hw, unsigned status);
+/* Ends the exchange's bookkeeping (upstream closed, pick released, the chain's finish),
+ * ABORTED when the client went away mid-way. */
+void hp_exchange_settle(hconn_t *c, bool aborted);
+/* The request head of C's exchange is parsed: decide, and start the upstream side. */
+void hp_on_request_head(hconn_t *c);
+/* Request body bytes (N at DATA, inside chunk CH), and the request's end. */
+void hp_request_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n);
+void hp_request_end(hconn_t *c);
+/* The response head is parsed; response body bytes; the response's end. */
+void hp_on_response_head(hconn_t *c);
+void hp_response_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n);
+void hp_response_end(hconn_t *c);
+/* Both halves of C's exchange are complete: log it, then the next request or idle. */
+void hp_exchange_done(hconn_t *c);
+
+/* ---- hclient.c: the client connection ------------------------------------------------------ */
+
+/* The writer's callbacks for a client connection's queue (hconn_t.out). */
+extern const gw_wdest_ops_t hp_client_ops;
+/* The read callback of a client connection. */
+void hp_on_client_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
+/* Closes C (with a reset when RESET), settling its exchange. */
+void hp_client_close(hconn_t *c, bool reset);
+/* After an error answer: FIN after the answer, then read and discard for a while. */
+void hp_client_linger(hconn_t *c);
+/* Turns C's reads on or off (a failure to start closes C). */
+void hp_client_set_reading(hconn_t *c, bool on);
+/* Turns C's reads on or off as its exchange and queue allow. */
+void hp_client_update_reading(hconn_t *c);
+/* Whether C's queue is past high_water: then no request is read or started. */
+bool hp_client_backlogged(hconn_t *c);
+/* Parses what C's exchange holds (x->rbuf) as far as the exchange can take it. */
+void hp_client_process(hconn_t *c);
+
+/* ---- hanswer.c: local answers -------------------------------------------------------------- */
+
+/* Whether the process is draining (a local answer then closes its connection). */
+bool hp_draining(const hconn_t *c);
+/* Sends x->local (status, middleware fields) with a JSON body naming STATUS and REASON;
+ * CLOSE ends the connection after it. */
+void hp_send_local(hconn_t *c, unsigned status, const char *reason, bool close);
+/* The same with an empty local head: a plain error answer. */
+void hp_answer(hconn_t *c, unsigned status, const char *reason, bool close);
+
+/* ---- hupstream.c: the upstream side -------------------------------------------------------- */
+
+/* Picks a backend for attempt x->attempt of C's exchange and attaches a connection. */
+void hp_upstream_start(hconn_t *c);
+/* The backoff before another attempt is over. */
+void hp_on_retry_due(hconn_t *c);
+/* The current attempt failed before any response byte: retry, or answer (hretry.h). */
+void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, const char *why);
+/* Gives back what the exchange's pick holds, reporting a backend failure if one was seen. */
+void hp_pick_release(hp_worker_t *hw, hx_t *x);
+/* Closes U (with a reset when RESET and it is connected). */
+void hp_uconn_close(uconn_t *u, bool reset);
+/* Cuts the link between U and its exchange. */
+void hp_uconn_detach(uconn_t *u);
+/* The exchange is done with U: back to its pool when REUSABLE and allowed, else closed. */
+void hp_uconn_release(uconn_t *u, bool reusable);
+/* Turns U's reads on or off. */
+void hp_upstream_set_reading(uconn_t *u, bool on);
+/* The whole request went upstream: the response timer starts. */
+void hp_request_sent(hconn_t *c);
+/* The request body ended: the last chunk and the allowed trailers, when chunked. */
+void hp_request_body_end(hconn_t *c);
+/* A route's request_buffering: whether the body is read whole before the pick (and then
+ * starts it), and the body bytes while it is. */
+bool hp_buffer_start(hconn_t *c);
+void hp_buffer_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n);
+
+#endif
