@@ -226,14 +226,6 @@ static const char *lookup_header(void *ctx, const char *name, size_t *len)
     return v.ptr;
 }
 
-static bool route_has(const gw_http_route_t *r, gw_mw_kind_t kind)
-{
-    for (size_t i = 0; i < r->nmw; i++)
-        if (r->mw[i].kind == kind)
-            return true;
-    return false;
-}
-
 /* The steps of a request head, in order. Each one that answers locally returns false (the
  * exchange is then the answer's); true: go on. */
 
@@ -346,7 +338,7 @@ static bool request_for_upstream(hconn_t *c)
     }
     if (x->route->host_rewrite != NULL)
         gw_h1_head_set(h, "Host", x->route->host_rewrite, strlen(x->route->host_rewrite));
-    if (!route_has(x->route, GW_MW_FORWARDED) && gw_h1_head_add(h, "Via", 3, "1.1 gw", 6) != 0) {
+    if (!gw_mw_any_writes_via(x->route->mw, x->route->nmw) && gw_h1_head_add(h, "Via", 3, "1.1 gw", 6) != 0) {
         hp_answer(c, 431, "request head too large", true);
         return false;
     }

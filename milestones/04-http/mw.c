@@ -23,6 +23,17 @@ const gw_mw_ops_t *gw_mw_ops(gw_mw_kind_t kind)
 }
 
 /* see mw.h */
+bool gw_mw_any_writes_via(const gw_mw_cfg_t *mw, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const gw_mw_ops_t *ops = gw_mw_ops(mw[i].kind);
+        if (ops != NULL && ops->writes_via)
+            return true;
+    }
+    return false;
+}
+
+/* see mw.h */
 const char *gw_mw_kind_name(gw_mw_kind_t kind)
 {
     const gw_mw_ops_t *ops = gw_mw_ops(kind);

@@ -83,6 +83,9 @@ typedef struct gw_mw_env_s {
 
 typedef struct gw_mw_ops_s {
     const char *name; /* the key in the config: "jwt" */
+    /* The middleware writes the request's Via field itself (forwarded): the engine, which
+     * otherwise adds "Via: 1.1 gw", leaves it alone on routes that use it. */
+    bool writes_via;
 
     /* ---- config (httpcfg.c; control thread, at load, -T, and when the config is freed) ---- */
 
@@ -161,6 +164,9 @@ GW_MW_LIST(GW_MW_EXTERN_)
 
 /* The ops of KIND, or NULL for a value outside gw_mw_kind_t. */
 const gw_mw_ops_t *gw_mw_ops(gw_mw_kind_t kind);
+
+/* Whether one of the N middleware in MW (a route's list) writes Via (ops->writes_via). */
+bool gw_mw_any_writes_via(const gw_mw_cfg_t *mw, size_t n);
 
 /* The name of KIND as written in the config ("request_id", ...; "?" outside the enum). */
 const char *gw_mw_kind_name(gw_mw_kind_t kind);

@@ -44,6 +44,7 @@ static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, 
 
 const gw_mw_ops_t gw_mw_forwarded_ops = {
     .name = "forwarded",
+    .writes_via = true,
     .decode = decode,
     .print = print,
     .request = request,
