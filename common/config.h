@@ -14,6 +14,12 @@
 
 typedef enum { GW_PROTO_TCP = 0, GW_PROTO_HTTP } gw_proto_t;
 
+/* How milestone N extends N-1: by level. Slot N of a layered array belongs to milestone N
+ * (slot 0 is unused): the runtime's layers (what each milestone's prepare built, runtime.h)
+ * and the `ext` of every config node below (what each milestone's config hooks decoded).
+ * Nothing is found by casting another milestone's struct or by following a chain. */
+#define GW_LEVELS 8
+
 typedef struct gw_backend_cfg_s {
     char *address_text; /* as written, for logs and -T */
     gw_addr_t addr;     /* resolved at load time */

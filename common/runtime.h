@@ -101,7 +101,10 @@ typedef struct gw_app_s {
 struct gw_runtime_s {
     const gw_config_t *cfg;
     const gw_app_t *app;
-    void *app_data; /* free for the application */
+    /* What each milestone's prepare built, by level (config.h's GW_LEVELS): slot 1 is 01's
+     * picker, slot 2 02's balancer state, and so on; NULL where a level built nothing (gw01
+     * has no prepare, so its proxy uses the first backend). Read with gw_runtime_layer. */
+    void *layers[GW_LEVELS];
     uv_loop_t loop; /* the control loop */
     gw_mq_t mq;
     uv_signal_t sigterm, sigint, sighup, sigusr1;
@@ -122,8 +125,15 @@ struct gw_runtime_s {
  * error), raises or warns about the open-files limit, starts the workers, logs `ready`
  * once every listener of every worker accepts, handles signals, drains on SIGTERM/SIGINT
  * and returns the exit code (0 after a clean drain, 1 when startup failed). A second
- * SIGINT exits at once. APP_DATA is stored in rt->app_data for the hooks. */
-int gw_runtime_run(const gw_config_t *cfg, const gw_app_t *app, void *app_data);
+ * SIGINT exits at once. LAYERS (GW_LEVELS slots, or NULL for none) is copied into
+ * rt->layers for the hooks. */
+int gw_runtime_run(const gw_config_t *cfg, const gw_app_t *app, void *const *layers);
+
+/* What milestone LEVEL's prepare built (rt->layers[LEVEL]); NULL if nothing. */
+static inline void *gw_runtime_layer(const gw_runtime_t *rt, int level)
+{
+    return rt->layers[level];
+}
 
 /* Starts a drain as SIGTERM would (control thread only). */
 void gw_runtime_shutdown(gw_runtime_t *rt);

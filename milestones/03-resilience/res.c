@@ -45,7 +45,7 @@ typedef struct res_worker_s {
 } res_worker_t;
 
 typedef struct gw_res_s {
-    gw_lb_t *lb; /* the runtime's app_data */
+    gw_lb_t *lb; /* 02's layer, whose hooks lead here */
     const gw_config_t *cfg;
     gw_runtime_t *rt;
     res_upstream_t *ups;   /* [cfg->nupstreams] */
@@ -456,7 +456,7 @@ static bool src_ready(void *ctx)
 
 static int res_control_start(gw_runtime_t *rt)
 {
-    gw_res_t *r = gw_lb_hooks_ctx(rt->app_data);
+    gw_res_t *r = gw_runtime_layer(rt, 3);
     r->rt = rt;
     r->started_ms = gw_clock_mono_ms(&gw_clock_system);
     int rc = gw_lb_control_start(rt);
@@ -477,7 +477,7 @@ static int res_control_start(gw_runtime_t *rt)
 
 static void res_control_stop(gw_runtime_t *rt)
 {
-    gw_res_t *r = gw_lb_hooks_ctx(rt->app_data);
+    gw_res_t *r = gw_runtime_layer(rt, 3);
     if (r->admin != NULL)
         gw_admin_stop(r->admin, NULL, NULL);
     r->admin = NULL;
@@ -593,20 +593,20 @@ static int check_admin_exposure(const gw_config_t *cfg)
 }
 
 /* see res.h */
-int gw_res_prepare(const gw_config_t *cfg, void **app_data)
+int gw_res_prepare(const gw_config_t *cfg, void **layers)
 {
     int rc = check_admin_exposure(cfg);
     if (rc != 0)
         return rc;
-    rc = gw_lb_prepare(cfg, app_data);
+    rc = gw_lb_prepare(cfg, layers);
     if (rc != 0)
         return rc;
     gw_res_t *r = calloc(1, sizeof *r);
     if (r == NULL) {
-        gw_lb_release(*app_data);
+        gw_lb_release(layers);
         return GW_ENOMEM;
     }
-    r->lb = *app_data;
+    r->lb = layers[2];
     r->cfg = cfg;
     r->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *r->ups);
     r->lis = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof *r->lis);
@@ -621,7 +621,7 @@ int gw_res_prepare(const gw_config_t *cfg, void **app_data)
     if (rc != 0) {
         gw_error("milestone 03 setup failed: %s", gw_strerror(rc));
         res_free(r);
-        gw_lb_release(*app_data);
+        gw_lb_release(layers);
         return rc;
     }
     gw_lb_hooks_t hooks = {res_usable, res_claim, res_outcome, res_retry, res_admit, r};
@@ -631,22 +631,23 @@ int gw_res_prepare(const gw_config_t *cfg, void **app_data)
     if (!limits)
         hooks.admit = NULL; /* nothing to check: no hook, no getpeername per connection */
     gw_lb_set_hooks(r->lb, &hooks);
+    layers[3] = r;
     return 0;
 }
 
 /* see res.h */
-void gw_res_set_extra_metrics(void *app_data, void (*fn)(void *ctx, gw_prom_t *p), void *ctx)
+void gw_res_set_extra_metrics(void **layers, void (*fn)(void *ctx, gw_prom_t *p), void *ctx)
 {
-    gw_res_t *r = gw_lb_hooks_ctx(app_data);
+    gw_res_t *r = layers[3];
     r->extra_metrics = fn;
     r->extra_ctx = ctx;
 }
 
 /* see res.h */
-void gw_res_release(void *app_data)
+void gw_res_release(void **layers)
 {
-    if (app_data == NULL)
-        return;
-    res_free(gw_lb_hooks_ctx(app_data));
-    gw_lb_release(app_data);
+    if (layers[3] != NULL)
+        res_free(layers[3]);
+    layers[3] = NULL;
+    gw_lb_release(layers);
 }
