@@ -402,11 +402,33 @@ void gw_lb_release(void **layers)
     free(lb);
 }
 
+/* see lb.h: 02 adds nothing to these; its picker (layer 1) is what 01 uses. */
+int gw_lb_worker_start(gw_worker_t *w)
+{
+    return gw_tcp_worker_start(w);
+}
+
+void gw_lb_on_connection(gw_wlistener_t *wl)
+{
+    gw_tcp_on_connection(wl);
+}
+
+void gw_lb_worker_drain(gw_worker_t *w)
+{
+    gw_tcp_worker_drain(w);
+}
+
+void gw_lb_worker_force_close(gw_worker_t *w)
+{
+    gw_tcp_worker_force_close(w);
+}
+
+/* Every hook goes to 01's (gw_tcp_app), through the functions above. */
 const gw_app_t gw_lb_app = {
-    .worker_start = gw_tcp_worker_start,
-    .on_connection = gw_tcp_on_connection,
-    .worker_drain = gw_tcp_worker_drain,
-    .worker_force_close = gw_tcp_worker_force_close,
+    .worker_start = gw_lb_worker_start,
+    .on_connection = gw_lb_on_connection,
+    .worker_drain = gw_lb_worker_drain,
+    .worker_force_close = gw_lb_worker_force_close,
     .worker_stop = gw_lb_worker_stop,
     .control_start = gw_lb_control_start,
     .control_stop = gw_lb_control_stop,

@@ -75,7 +75,12 @@ void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks);
  * so what it reads cannot be freed under it). NULL before control_start. */
 const gw_lb_table_t *gw_lb_current_table(gw_runtime_t *rt);
 
-/* The gw02 hooks as functions, for a later milestone that wraps them in its own app. */
+/* The gw02 hooks as functions, for milestone 03's app, which delegates each of its hooks
+ * to these (and only these). Where 02 adds nothing to 01 they only call 01's. */
+int gw_lb_worker_start(gw_worker_t *w);
+void gw_lb_on_connection(gw_wlistener_t *wl);
+void gw_lb_worker_drain(gw_worker_t *w);
+void gw_lb_worker_force_close(gw_worker_t *w);
 int gw_lb_control_start(gw_runtime_t *rt);
 void gw_lb_control_stop(gw_runtime_t *rt);
 void gw_lb_worker_stop(gw_worker_t *w);

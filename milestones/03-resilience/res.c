@@ -53,8 +53,6 @@ typedef struct gw_res_s {
     res_worker_t *workers; /* [cfg->workers] */
     gw_admin_t *admin;
     uint64_t started_ms;
-    void (*extra_metrics)(void *ctx, gw_prom_t *p); /* a later milestone's families */
-    void *extra_ctx;
 } gw_res_t;
 
 static res_upstream_t *res_up(gw_res_t *r, const gw_lb_upstream_t *u)
@@ -380,16 +378,24 @@ static void metrics_upstreams(gw_res_t *r, gw_prom_t *p, const gw_lb_table_t *t)
                        GW_PROM_GAUGE, v_breaker, r);
 }
 
-static void src_metrics(void *ctx, gw_prom_t *p)
+/* see res.h: 01's and 02's counters are written here too (they have no /metrics of their
+ * own), so 03's hook has no level below to call. */
+void gw_res_metrics(gw_runtime_t *rt, gw_prom_t *p)
 {
-    gw_res_t *r = ctx;
+    gw_res_t *r = gw_runtime_layer(rt, 3);
     metrics_listeners(r, p);
     metrics_buffers(r, p);
     const gw_lb_table_t *t = gw_lb_current_table(r->rt);
     if (t != NULL)
         metrics_upstreams(r, p, t);
-    if (r->extra_metrics != NULL)
-        r->extra_metrics(r->extra_ctx, p);
+}
+
+/* The top app's metrics hook (04's in gw04, which calls 03's first), then the drain flag. */
+static void src_metrics(void *ctx, gw_prom_t *p)
+{
+    gw_res_t *r = ctx;
+    if (r->rt->app->metrics != NULL)
+        r->rt->app->metrics(r->rt, p);
     gw_prom_family(p, "gw_draining", "1 once a drain began", GW_PROM_GAUGE);
     gw_prom_sample_u64(p, "gw_draining", NULL, atomic_load(&r->rt->draining));
 }
@@ -454,7 +460,8 @@ static bool src_ready(void *ctx)
 
 /* ---- the application ------------------------------------------------------------------------ */
 
-static int res_control_start(gw_runtime_t *rt)
+/* see res.h */
+int gw_res_control_start(gw_runtime_t *rt)
 {
     gw_res_t *r = gw_runtime_layer(rt, 3);
     r->rt = rt;
@@ -475,7 +482,8 @@ static int res_control_start(gw_runtime_t *rt)
     return 0;
 }
 
-static void res_control_stop(gw_runtime_t *rt)
+/* see res.h */
+void gw_res_control_stop(gw_runtime_t *rt)
 {
     gw_res_t *r = gw_runtime_layer(rt, 3);
     if (r->admin != NULL)
@@ -484,14 +492,43 @@ static void res_control_stop(gw_runtime_t *rt)
     gw_lb_control_stop(rt);
 }
 
+/* see res.h: 03 works through 02's hooks (gw_lb_set_hooks) on these paths, so its worker
+ * hooks only pass on to 02's. */
+int gw_res_worker_start(gw_worker_t *w)
+{
+    return gw_lb_worker_start(w);
+}
+
+void gw_res_on_connection(gw_wlistener_t *wl)
+{
+    gw_lb_on_connection(wl);
+}
+
+void gw_res_worker_drain(gw_worker_t *w)
+{
+    gw_lb_worker_drain(w);
+}
+
+void gw_res_worker_force_close(gw_worker_t *w)
+{
+    gw_lb_worker_force_close(w);
+}
+
+void gw_res_worker_stop(gw_worker_t *w)
+{
+    gw_lb_worker_stop(w);
+}
+
+/* Every hook goes to 02's (gw_lb_app), through the functions above. */
 const gw_app_t gw_res_app = {
-    .worker_start = gw_tcp_worker_start,
-    .on_connection = gw_tcp_on_connection,
-    .worker_drain = gw_tcp_worker_drain,
-    .worker_force_close = gw_tcp_worker_force_close,
-    .worker_stop = gw_lb_worker_stop,
-    .control_start = res_control_start,
-    .control_stop = res_control_stop,
+    .worker_start = gw_res_worker_start,
+    .on_connection = gw_res_on_connection,
+    .worker_drain = gw_res_worker_drain,
+    .worker_force_close = gw_res_worker_force_close,
+    .worker_stop = gw_res_worker_stop,
+    .control_start = gw_res_control_start,
+    .control_stop = gw_res_control_stop,
+    .metrics = gw_res_metrics,
 };
 
 static int prepare_listeners(gw_res_t *r)
@@ -633,14 +670,6 @@ int gw_res_prepare(const gw_config_t *cfg, void **layers)
     gw_lb_set_hooks(r->lb, &hooks);
     layers[3] = r;
     return 0;
-}
-
-/* see res.h */
-void gw_res_set_extra_metrics(void **layers, void (*fn)(void *ctx, gw_prom_t *p), void *ctx)
-{
-    gw_res_t *r = layers[3];
-    r->extra_metrics = fn;
-    r->extra_ctx = ctx;
 }
 
 /* see res.h */

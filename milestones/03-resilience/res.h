@@ -17,9 +17,17 @@ extern const gw_app_t gw_res_app;
 int gw_res_prepare(const gw_config_t *cfg, void **layers);
 void gw_res_release(void **layers);
 
-/* Adds FN's metric families to /metrics (after 03's own), for a later milestone's counters.
- * LAYERS is what gw_res_prepare filled; call before the runtime starts. FN runs on the
- * control thread during a scrape. */
-void gw_res_set_extra_metrics(void **layers, void (*fn)(void *ctx, gw_prom_t *p), void *ctx);
+/* The gw03 hooks as functions, for milestone 04's app, which delegates each of its hooks to
+ * these (and only these). gw_res_metrics writes 03's families (and 01's and 02's counters,
+ * which have no /metrics of their own); the admin API's /metrics calls the top app's
+ * metrics hook, so a later milestone's families follow 03's. */
+int gw_res_worker_start(gw_worker_t *w);
+void gw_res_on_connection(gw_wlistener_t *wl);
+void gw_res_worker_drain(gw_worker_t *w);
+void gw_res_worker_force_close(gw_worker_t *w);
+void gw_res_worker_stop(gw_worker_t *w);
+int gw_res_control_start(gw_runtime_t *rt);
+void gw_res_control_stop(gw_runtime_t *rt);
+void gw_res_metrics(gw_runtime_t *rt, gw_prom_t *p);
 
 #endif

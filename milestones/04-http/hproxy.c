@@ -235,7 +235,7 @@ static void idle_init(hp_worker_t *hw, idle_list_t *il, uint64_t timeout_ms)
 
 static int http_worker_start(gw_worker_t *w)
 {
-    int rc = gw_tcp_worker_start(w);
+    int rc = gw_res_worker_start(w);
     if (rc != 0)
         return rc;
     hp_t *hp = http_state(w->rt);
@@ -286,7 +286,7 @@ static void close_idle(hp_worker_t *hw)
 
 static void http_worker_drain(gw_worker_t *w)
 {
-    gw_tcp_worker_drain(w);
+    gw_res_worker_drain(w);
     hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
     if (!hw->started)
         return;
@@ -298,7 +298,7 @@ static void http_worker_drain(gw_worker_t *w)
 
 static void http_worker_force_close(gw_worker_t *w)
 {
-    gw_tcp_worker_force_close(w);
+    gw_res_worker_force_close(w);
     hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
     if (!hw->started)
         return;
@@ -334,7 +334,7 @@ static void http_worker_stop(gw_worker_t *w)
         }
         hw->started = false;
     }
-    gw_res_app.worker_stop(w);
+    gw_res_worker_stop(w);
 }
 
 /* The handles closed above are in memory this worker frees only now that its loop ran
@@ -356,7 +356,7 @@ static void http_on_connection_any(gw_wlistener_t *wl)
     if (wl->listener->cfg->protocol == GW_PROTO_HTTP)
         http_on_connection(wl);
     else
-        gw_tcp_on_connection(wl);
+        gw_res_on_connection(wl); /* a tcp listener: 03's (and below) as in gw03 */
 }
 
 static void http_on_reopen(gw_runtime_t *rt)
@@ -374,9 +374,11 @@ static void http_on_reopen(gw_runtime_t *rt)
         s_;                                                                                        \
     })
 
-static void http_metrics(void *ctx, gw_prom_t *p)
+/* 03's families first, then 04's. */
+static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
 {
-    hp_t *hp = ctx;
+    gw_res_metrics(rt, p);
+    hp_t *hp = http_state(rt);
     gw_prom_family(p, "gw_http_connections_total", "HTTP client connections accepted",
                    GW_PROM_COUNTER);
     gw_prom_sample_u64(p, "gw_http_connections_total", NULL, HTTP_SUM(hp, connections));
@@ -439,7 +441,6 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         return GW_ENOMEM;
     }
     layers[4] = hp;
-    gw_res_set_extra_metrics(layers, http_metrics, hp);
     return 0;
 }
 
@@ -460,14 +461,15 @@ void gw_http_release(void **layers)
 
 static int http_control_start(gw_runtime_t *rt)
 {
-    return gw_res_app.control_start(rt);
+    return gw_res_control_start(rt);
 }
 
 static void http_control_stop(gw_runtime_t *rt)
 {
-    gw_res_app.control_stop(rt);
+    gw_res_control_stop(rt);
 }
 
+/* Every hook goes to 03's (gw_res_app), through its functions; on_reopen is 04's own. */
 const gw_app_t gw_http_app = {
     .worker_start = http_worker_start,
     .on_connection = http_on_connection_any,
@@ -477,4 +479,5 @@ const gw_app_t gw_http_app = {
     .control_start = http_control_start,
     .control_stop = http_control_stop,
     .on_reopen = http_on_reopen,
+    .metrics = http_metrics,
 };
