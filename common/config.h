@@ -21,15 +21,15 @@ typedef enum { GW_PROTO_TCP = 0, GW_PROTO_HTTP } gw_proto_t;
 #define GW_LEVELS 8
 
 typedef struct gw_backend_cfg_s {
-    char *address_text; /* as written, for logs and -T */
-    gw_addr_t addr;     /* resolved at load time */
+    char *address_text;   /* as written, for logs and -T */
+    gw_addr_t addr;       /* resolved at load time */
     void *ext[GW_LEVELS]; /* [N]: milestone N's part, owned by its config hooks */
 } gw_backend_cfg_t;
 
 typedef struct gw_upstream_cfg_s {
     char *name;
     gw_backend_cfg_t *backends;
-    size_t nbackends; /* >= 1 */
+    size_t nbackends;     /* >= 1 */
     void *ext[GW_LEVELS]; /* [N]: milestone N's part, owned by its config hooks */
 } gw_upstream_cfg_t;
 

@@ -81,28 +81,28 @@ struct gw_prom_s; /* metrics.h's gw_prom_t */
  * hook to N-1's, and only to N-1's. Every hook may be NULL. Worker hooks run on that
  * worker's thread; control hooks on the control thread. */
 #define GW_APP_HOOKS(X)                                                                            \
-    /* Worker loop exists, listeners not yet accepting. Return 0 or an error (start fails). */   \
+    /* Worker loop exists, listeners not yet accepting. Return 0 or an error (start fails). */     \
     X(int, worker_start, (gw_worker_t * w))                                                        \
-    /* WL has a connection to accept: the app calls uv_accept on &WL->tcp, or, when it cannot   \
-     * take it, gw_listener_pause. Required. */                                                   \
+    /* WL has a connection to accept: the app calls uv_accept on &WL->tcp, or, when it cannot      \
+     * take it, gw_listener_pause. Required. */                                                    \
     X(void, on_connection, (gw_wlistener_t * wl))                                                  \
-    /* Drain began: listeners are closed; let connections finish. */                              \
+    /* Drain began: listeners are closed; let connections finish. */                               \
     X(void, worker_drain, (gw_worker_t * w))                                                       \
-    /* drain_timeout passed: close every connection now. */                                       \
+    /* drain_timeout passed: close every connection now. */                                        \
     X(void, worker_force_close, (gw_worker_t * w))                                                 \
-    /* Last call on the worker thread, when nconns is 0: close the app's own handles and free   \
-     * its per-worker state (handles may still be closing; the loop runs them). */               \
+    /* Last call on the worker thread, when nconns is 0: close the app's own handles and free      \
+     * its per-worker state (handles may still be closing; the loop runs them). */                 \
     X(void, worker_stop, (gw_worker_t * w))                                                        \
-    /* Control thread, before workers start / after they all exited. */                           \
+    /* Control thread, before workers start / after they all exited. */                            \
     X(int, control_start, (gw_runtime_t * rt))                                                     \
     X(void, control_stop, (gw_runtime_t * rt))                                                     \
-    /* SIGHUP. NULL: logged and ignored (reload arrives in milestone 05). */                     \
+    /* SIGHUP. NULL: logged and ignored (reload arrives in milestone 05). */                       \
     X(void, on_reload, (gw_runtime_t * rt))                                                        \
-    /* SIGUSR1, after the runtime reopened its own log file: reopen the app's files (an access  \
-     * log after logrotate moved it). */                                                          \
+    /* SIGUSR1, after the runtime reopened its own log file: reopen the app's files (an access     \
+     * log after logrotate moved it). */                                                           \
     X(void, on_reopen, (gw_runtime_t * rt))                                                        \
-    /* A /metrics scrape (control thread): write this level's families into P, after those of   \
-     * the level below (each level calls N-1's first). 03's admin API calls the top app's. */    \
+    /* A /metrics scrape (control thread): write this level's families into P, after those of      \
+     * the level below (each level calls N-1's first). 03's admin API calls the top app's. */      \
     X(void, metrics, (gw_runtime_t * rt, struct gw_prom_s * p))
 
 typedef struct gw_app_s {

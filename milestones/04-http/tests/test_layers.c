@@ -20,7 +20,7 @@ static int missing_hooks(const char *upper_name, const gw_app_t *upper, const ch
     int missing = 0;
 #define CHECK_HOOK(ret, name, params)                                                              \
     if (lower->name != NULL && upper->name == NULL) {                                              \
-        print_error("%s has hook %s but %s does not delegate it\n", lower_name, #name,            \
+        print_error("%s has hook %s but %s does not delegate it\n", lower_name, #name,             \
                     upper_name);                                                                   \
         missing++;                                                                                 \
     }
