@@ -84,14 +84,14 @@ static int run(const gw_config_t *cfg, const gw_cli_t *cli)
             return 1;
         }
     }
-    void *app_data = NULL;
-    if (cli->prepare != NULL && cli->prepare(cfg, &app_data) != 0)
+    void *layers[GW_LEVELS] = {0};
+    if (cli->prepare != NULL && cli->prepare(cfg, layers) != 0)
         return 1;
     gw_info("%s %s starting: %zu listener(s), %u worker(s), config %s", cli->prog, GW_VERSION,
             cfg->nlisteners, cfg->workers, cfg->path);
-    int code = gw_runtime_run(cfg, cli->app, app_data);
+    int code = gw_runtime_run(cfg, cli->app, layers);
     if (cli->release != NULL)
-        cli->release(app_data);
+        cli->release(layers);
     return code;
 }
 

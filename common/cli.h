@@ -10,10 +10,12 @@ typedef struct gw_cli_s {
     const char *summary;        /* one line for -h */
     const gw_config_ext_t *ext; /* the milestone's config keys (NULL: core keys only) */
     const gw_app_t *app;
-    /* Builds the app_data for the runtime from the loaded config (may be NULL). Returns 0
-     * or an error (logged; exit 1). */
-    int (*prepare)(const gw_config_t *cfg, void **app_data);
-    void (*release)(void *app_data);
+    /* Builds the runtime's layers from the loaded config (may be NULL): milestone N's
+     * prepare calls N-1's, then fills slot N of LAYERS (GW_LEVELS slots, all NULL at first).
+     * Returns 0 or an error (logged; exit 1; the slots filled so far are released already).
+     * Release frees them in reverse: slot N, then N-1's release. */
+    int (*prepare)(const gw_config_t *cfg, void **layers);
+    void (*release)(void **layers);
 } gw_cli_t;
 
 /* Parses ARGV and does what it says: prints help or version, checks (-t) or prints (-T)

@@ -14,17 +14,23 @@
 
 typedef enum { GW_PROTO_TCP = 0, GW_PROTO_HTTP } gw_proto_t;
 
+/* How milestone N extends N-1: by level. Slot N of a layered array belongs to milestone N
+ * (slot 0 is unused): the runtime's layers (what each milestone's prepare built, runtime.h)
+ * and the `ext` of every config node below (what each milestone's config hooks decoded).
+ * Nothing is found by casting another milestone's struct or by following a chain. */
+#define GW_LEVELS 8
+
 typedef struct gw_backend_cfg_s {
-    char *address_text; /* as written, for logs and -T */
-    gw_addr_t addr;     /* resolved at load time */
-    void *ext;          /* owned by a later milestone's hooks */
+    char *address_text;   /* as written, for logs and -T */
+    gw_addr_t addr;       /* resolved at load time */
+    void *ext[GW_LEVELS]; /* [N]: milestone N's part, owned by its config hooks */
 } gw_backend_cfg_t;
 
 typedef struct gw_upstream_cfg_s {
     char *name;
     gw_backend_cfg_t *backends;
-    size_t nbackends; /* >= 1 */
-    void *ext;
+    size_t nbackends;     /* >= 1 */
+    void *ext[GW_LEVELS]; /* [N]: milestone N's part, owned by its config hooks */
 } gw_upstream_cfg_t;
 
 typedef struct gw_listener_cfg_s {
@@ -37,7 +43,7 @@ typedef struct gw_listener_cfg_s {
     uint64_t max_connections;    /* default 4096, 1..1000000; exact across workers */
     uint64_t connect_timeout_ms; /* default 5s */
     uint64_t idle_timeout_ms;    /* default 300s */
-    void *ext;
+    void *ext[GW_LEVELS];        /* [N]: milestone N's part, owned by its config hooks */
 } gw_listener_cfg_t;
 
 typedef struct gw_buffers_cfg_s {
@@ -59,13 +65,14 @@ typedef struct gw_config_s {
     size_t nlisteners; /* >= 1 */
     gw_upstream_cfg_t *upstreams;
     size_t nupstreams;
-    void *ext;
+    void *ext[GW_LEVELS]; /* [N]: milestone N's part, owned by its config hooks */
 } gw_config_t;
 
 /* How a later milestone adds its keys. Each hook is called with the mapping node of the
  * thing it extends after the core keys of that node were decoded; it looks up the keys it
- * owns with gw_cmap_get (which marks them used) and stores its results in the ->ext field.
- * Any NULL hook is skipped. A milestone that extends another chains to its hooks itself. */
+ * owns with gw_cmap_get (which marks them used) and stores its results in its own slot,
+ * ->ext[LEVEL]. Any NULL hook is skipped. Milestone N's hooks call N-1's (and only N-1's)
+ * first, then decode, print or free their own slot: each level sees only its own part. */
 typedef struct gw_config_ext_s {
     int level;                   /* milestone number of the binary: 1 for gw01 */
     const gw_later_key_t *later; /* keys of milestones above LEVEL, for hints; may be NULL;

@@ -717,7 +717,7 @@ static void runtime_cleanup(gw_runtime_t *rt)
 }
 
 /* see runtime.h */
-int gw_runtime_run(const gw_config_t *cfg, const gw_app_t *app, void *app_data)
+int gw_runtime_run(const gw_config_t *cfg, const gw_app_t *app, void *const *layers)
 {
     signal(SIGPIPE, SIG_IGN); /* a write to a reset peer returns EPIPE instead of killing us */
     gw_log_set_thread("ctl");
@@ -726,7 +726,8 @@ int gw_runtime_run(const gw_config_t *cfg, const gw_app_t *app, void *app_data)
         return 1;
     rt->cfg = cfg;
     rt->app = app;
-    rt->app_data = app_data;
+    for (int i = 0; layers != NULL && i < GW_LEVELS; i++)
+        rt->layers[i] = layers[i];
     rt->nworkers = cfg->workers;
     atomic_init(&rt->draining, false);
     rt->workers = calloc(rt->nworkers, sizeof *rt->workers);

@@ -73,35 +73,51 @@ struct gw_worker_s {
     void (*stats_free)(void *stats);
 };
 
-/* What a milestone plugs into the runtime. Every hook may be NULL. Worker hooks run on
- * that worker's thread; control hooks on the control thread. */
+struct gw_prom_s; /* metrics.h's gw_prom_t */
+
+/* What a milestone plugs into the runtime, one X(RETURN, NAME, PARAMS) per hook: gw_app_t
+ * below is made from this list, and so is the test that milestone N's app has every hook
+ * N-1's has (milestones/04-http/tests/test_layers.c). Milestone N's hooks delegate every
+ * hook to N-1's, and only to N-1's. Every hook may be NULL. Worker hooks run on that
+ * worker's thread; control hooks on the control thread. */
+#define GW_APP_HOOKS(X)                                                                            \
+    /* Worker loop exists, listeners not yet accepting. Return 0 or an error (start fails). */     \
+    X(int, worker_start, (gw_worker_t * w))                                                        \
+    /* WL has a connection to accept: the app calls uv_accept on &WL->tcp, or, when it cannot      \
+     * take it, gw_listener_pause. Required. */                                                    \
+    X(void, on_connection, (gw_wlistener_t * wl))                                                  \
+    /* Drain began: listeners are closed; let connections finish. */                               \
+    X(void, worker_drain, (gw_worker_t * w))                                                       \
+    /* drain_timeout passed: close every connection now. */                                        \
+    X(void, worker_force_close, (gw_worker_t * w))                                                 \
+    /* Last call on the worker thread, when nconns is 0: close the app's own handles and free      \
+     * its per-worker state (handles may still be closing; the loop runs them). */                 \
+    X(void, worker_stop, (gw_worker_t * w))                                                        \
+    /* Control thread, before workers start / after they all exited. */                            \
+    X(int, control_start, (gw_runtime_t * rt))                                                     \
+    X(void, control_stop, (gw_runtime_t * rt))                                                     \
+    /* SIGHUP. NULL: logged and ignored (reload arrives in milestone 05). */                       \
+    X(void, on_reload, (gw_runtime_t * rt))                                                        \
+    /* SIGUSR1, after the runtime reopened its own log file: reopen the app's files (an access     \
+     * log after logrotate moved it). */                                                           \
+    X(void, on_reopen, (gw_runtime_t * rt))                                                        \
+    /* A /metrics scrape (control thread): write this level's families into P, after those of      \
+     * the level below (each level calls N-1's first). 03's admin API calls the top app's. */      \
+    X(void, metrics, (gw_runtime_t * rt, struct gw_prom_s * p))
+
 typedef struct gw_app_s {
-    /* Worker loop exists, listeners not yet accepting. Return 0 or an error (start fails). */
-    int (*worker_start)(gw_worker_t *w);
-    /* WL has a connection to accept: the app calls uv_accept on &WL->tcp, or, when it
-     * cannot take it, gw_listener_pause. Required. */
-    void (*on_connection)(gw_wlistener_t *wl);
-    /* Drain began: listeners are closed; let connections finish. */
-    void (*worker_drain)(gw_worker_t *w);
-    /* drain_timeout passed: close every connection now. */
-    void (*worker_force_close)(gw_worker_t *w);
-    /* Last call on the worker thread, when nconns is 0: close the app's own handles and
-     * free its per-worker state (handles may still be closing; the loop runs them). */
-    void (*worker_stop)(gw_worker_t *w);
-    /* Control thread, before workers start / after they all exited. */
-    int (*control_start)(gw_runtime_t *rt);
-    void (*control_stop)(gw_runtime_t *rt);
-    /* SIGHUP. NULL: logged and ignored (reload arrives in milestone 05). */
-    void (*on_reload)(gw_runtime_t *rt);
-    /* SIGUSR1, after the runtime reopened its own log file: reopen the app's files (an
-     * access log after logrotate moved it). */
-    void (*on_reopen)(gw_runtime_t *rt);
+#define GW_APP_FIELD(ret, name, params) ret(*name) params;
+    GW_APP_HOOKS(GW_APP_FIELD)
+#undef GW_APP_FIELD
 } gw_app_t;
 
 struct gw_runtime_s {
     const gw_config_t *cfg;
     const gw_app_t *app;
-    void *app_data; /* free for the application */
+    /* What each milestone's prepare built, by level (config.h's GW_LEVELS): slot 1 is 01's
+     * picker, slot 2 02's balancer state, and so on; NULL where a level built nothing (gw01
+     * has no prepare, so its proxy uses the first backend). Read with gw_runtime_layer. */
+    void *layers[GW_LEVELS];
     uv_loop_t loop; /* the control loop */
     gw_mq_t mq;
     uv_signal_t sigterm, sigint, sighup, sigusr1;
@@ -122,8 +138,15 @@ struct gw_runtime_s {
  * error), raises or warns about the open-files limit, starts the workers, logs `ready`
  * once every listener of every worker accepts, handles signals, drains on SIGTERM/SIGINT
  * and returns the exit code (0 after a clean drain, 1 when startup failed). A second
- * SIGINT exits at once. APP_DATA is stored in rt->app_data for the hooks. */
-int gw_runtime_run(const gw_config_t *cfg, const gw_app_t *app, void *app_data);
+ * SIGINT exits at once. LAYERS (GW_LEVELS slots, or NULL for none) is copied into
+ * rt->layers for the hooks. */
+int gw_runtime_run(const gw_config_t *cfg, const gw_app_t *app, void *const *layers);
+
+/* What milestone LEVEL's prepare built (rt->layers[LEVEL]); NULL if nothing. */
+static inline void *gw_runtime_layer(const gw_runtime_t *rt, int level)
+{
+    return rt->layers[level];
+}
 
 /* Starts a drain as SIGTERM would (control thread only). */
 void gw_runtime_shutdown(gw_runtime_t *rt);

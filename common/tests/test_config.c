@@ -1043,7 +1043,7 @@ static void on_backend(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *c, gw
     hooks.backend++;
     gw_cget_uint(doc, gw_cmap_get(doc, map, "weight"), "weight", 1, 100, &w);
     hooks.weight_sum += w;
-    b->ext = malloc(1); /* owned by the hooks, freed by on_free */
+    b->ext[1] = malloc(1); /* owned by the hooks, freed by on_free */
 }
 
 static void on_validate(gw_cdoc_t *doc, gw_config_t *c)
@@ -1058,7 +1058,7 @@ static void on_free(gw_config_t *c)
     hooks.freed++;
     for (size_t i = 0; i < c->nupstreams; i++)
         for (size_t j = 0; j < c->upstreams[i].nbackends; j++)
-            free(c->upstreams[i].backends[j].ext);
+            free(c->upstreams[i].backends[j].ext[1]);
 }
 
 static void print_backend_weight(FILE *out, const gw_backend_cfg_t *b, int indent)

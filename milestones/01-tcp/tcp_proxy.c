@@ -492,7 +492,7 @@ int gw_tcp_worker_start(gw_worker_t *w)
     tw->stats = stats;
     w->stats = stats;
     w->stats_free = free;
-    const gw_tcp_picker_t *p = w->rt->app_data;
+    const gw_tcp_picker_t *p = gw_runtime_layer(w->rt, 1); /* a later milestone's picker */
     tw->picker = p != NULL ? *p : (gw_tcp_picker_t){.pick = first_backend, .max_attempts = 1};
     w->app = tw;
     return 0;

@@ -59,8 +59,9 @@ typedef struct gw_tcp_stats_s {
         bytes_out;
 } gw_tcp_stats_t;
 
-/* The proxy's hooks for gw_runtime_run. Its app_data must point to a gw_tcp_picker_t, or
- * be NULL for 01's behaviour: always the first backend of the listener's upstream. */
+/* The proxy's hooks for gw_runtime_run. The runtime's layer 1 (gw_runtime_layer) is the
+ * gw_tcp_picker_t a later milestone's prepare put there (02's balancer), or NULL for 01's
+ * behaviour: always the first backend of the listener's upstream. */
 extern const gw_app_t gw_tcp_app;
 
 /* The same hooks as functions, for a later milestone that wraps them in its own app. */

@@ -20,7 +20,7 @@ typedef struct lb_worker_s {
 } lb_worker_t;
 
 struct gw_lb_s {
-    gw_tcp_picker_t picker; /* first: 01's proxy reads rt->app_data as a picker */
+    gw_tcp_picker_t picker; /* the runtime's layer 1: what 01's proxy picks with */
     gw_lb_hooks_t hooks;
     const gw_config_t *cfg;
     lb_worker_t *workers; /* [cfg->workers] */
@@ -289,12 +289,6 @@ void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks)
 }
 
 /* see lb.h */
-void *gw_lb_hooks_ctx(const gw_lb_t *lb)
-{
-    return lb->hooks.ctx;
-}
-
-/* see lb.h */
 const gw_lb_table_t *gw_lb_current_table(gw_runtime_t *rt)
 {
     return gw_snap_current(&rt->snap);
@@ -319,7 +313,7 @@ static void describe(const gw_lb_upstream_t *u)
 /* see lb.h */
 int gw_lb_control_start(gw_runtime_t *rt)
 {
-    gw_lb_t *lb = rt->app_data;
+    gw_lb_t *lb = gw_runtime_layer(rt, 2);
     gw_lb_table_t *t = gw_lb_table_new(rt->cfg);
     if (t == NULL || gw_runtime_publish(rt, t, gw_lb_table_free) != 0) {
         gw_lb_table_free(t);
@@ -344,7 +338,7 @@ int gw_lb_control_start(gw_runtime_t *rt)
 /* see lb.h */
 void gw_lb_control_stop(gw_runtime_t *rt)
 {
-    gw_lb_t *lb = rt->app_data;
+    gw_lb_t *lb = gw_runtime_layer(rt, 2);
     for (size_t i = 0; i < rt->cfg->nupstreams; i++) {
         if (lb->checkers[i] != NULL)
             gw_hc_stop(lb->checkers[i], NULL, NULL);
@@ -355,22 +349,23 @@ void gw_lb_control_stop(gw_runtime_t *rt)
 /* see lb.h */
 void gw_lb_worker_stop(gw_worker_t *w)
 {
-    gw_lb_t *lb = w->rt->app_data;
+    gw_lb_t *lb = gw_runtime_layer(w->rt, 2);
     gw_tcp_worker_stop(w);
     worker_free_balancers(&lb->workers[w->id]);
 }
 
 /* see lb.h */
-int gw_lb_prepare(const gw_config_t *cfg, void **app_data)
+int gw_lb_prepare(const gw_config_t *cfg, void **layers)
 {
     gw_lb_t *lb = calloc(1, sizeof *lb);
     if (lb == NULL)
         return GW_ENOMEM;
+    layers[2] = lb;
     lb->cfg = cfg;
     lb->workers = calloc(cfg->workers, sizeof *lb->workers);
     lb->checkers = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *lb->checkers);
     if (lb->workers == NULL || lb->checkers == NULL) {
-        gw_lb_release(lb);
+        gw_lb_release(layers);
         return GW_ENOMEM;
     }
     for (unsigned i = 0; i < cfg->workers; i++)
@@ -391,14 +386,15 @@ int gw_lb_prepare(const gw_config_t *cfg, void **app_data)
     for (size_t i = 0; i < cfg->nupstreams; i++)
         if (gw_lb_upstream_cfg(&cfg->upstreams[i])->hash_client_ip)
             lb->picker.needs_client_addr = true;
-    *app_data = lb;
+    layers[1] = &lb->picker; /* 01 has no prepare: 02 fills 01's slot with its picker */
     return 0;
 }
 
 /* see lb.h */
-void gw_lb_release(void *app_data)
+void gw_lb_release(void **layers)
 {
-    gw_lb_t *lb = app_data;
+    gw_lb_t *lb = layers[2];
+    layers[2] = layers[1] = NULL;
     if (lb == NULL)
         return;
     free(lb->workers);
@@ -406,11 +402,33 @@ void gw_lb_release(void *app_data)
     free(lb);
 }
 
+/* see lb.h: 02 adds nothing to these; its picker (layer 1) is what 01 uses. */
+int gw_lb_worker_start(gw_worker_t *w)
+{
+    return gw_tcp_worker_start(w);
+}
+
+void gw_lb_on_connection(gw_wlistener_t *wl)
+{
+    gw_tcp_on_connection(wl);
+}
+
+void gw_lb_worker_drain(gw_worker_t *w)
+{
+    gw_tcp_worker_drain(w);
+}
+
+void gw_lb_worker_force_close(gw_worker_t *w)
+{
+    gw_tcp_worker_force_close(w);
+}
+
+/* Every hook goes to 01's (gw_tcp_app), through the functions above. */
 const gw_app_t gw_lb_app = {
-    .worker_start = gw_tcp_worker_start,
-    .on_connection = gw_tcp_on_connection,
-    .worker_drain = gw_tcp_worker_drain,
-    .worker_force_close = gw_tcp_worker_force_close,
+    .worker_start = gw_lb_worker_start,
+    .on_connection = gw_lb_on_connection,
+    .worker_drain = gw_lb_worker_drain,
+    .worker_force_close = gw_lb_worker_force_close,
     .worker_stop = gw_lb_worker_stop,
     .control_start = gw_lb_control_start,
     .control_stop = gw_lb_control_stop,

@@ -31,10 +31,11 @@ void gw_lb_table_free(void *table);
 /* The gw02 application (01's proxy hooks plus health checks on the control thread), and
  * the cli hooks that build and free its state (the picker) from the config. */
 extern const gw_app_t gw_lb_app;
-int gw_lb_prepare(const gw_config_t *cfg, void **app_data);
-void gw_lb_release(void *app_data);
+int gw_lb_prepare(const gw_config_t *cfg, void **layers);
+void gw_lb_release(void **layers);
 
-/* The runtime's app_data for gw02: the picker comes first, as 01's proxy expects. */
+/* 02's state: the runtime's layer 2 (gw_runtime_layer(rt, 2)). Its picker is layer 1, where
+ * 01's proxy looks for one. */
 typedef struct gw_lb_s gw_lb_t;
 
 /* How milestone 03 (breakers, budgets, rate limits) attaches to 02 without 02 knowing it.
@@ -66,16 +67,20 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, size_t upstrea
                                      const struct sockaddr *client, unsigned attempt,
                                      gw_tcp_pick_t *tok);
 
-/* Installs HOOKS (copied) into LB, before the runtime starts; gw_lb_hooks_ctx gives back
- * their ctx (a later milestone's state, reached from the runtime's app_data). */
+/* Installs HOOKS (copied) into LB, before the runtime starts. Their ctx is the later
+ * milestone's own layer (03's state); that milestone finds it with gw_runtime_layer. */
 void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks);
-void *gw_lb_hooks_ctx(const gw_lb_t *lb);
 
 /* The table currently published, for the control thread (which publishes and reclaims,
  * so what it reads cannot be freed under it). NULL before control_start. */
 const gw_lb_table_t *gw_lb_current_table(gw_runtime_t *rt);
 
-/* The gw02 hooks as functions, for a later milestone that wraps them in its own app. */
+/* The gw02 hooks as functions, for milestone 03's app, which delegates each of its hooks
+ * to these (and only these). Where 02 adds nothing to 01 they only call 01's. */
+int gw_lb_worker_start(gw_worker_t *w);
+void gw_lb_on_connection(gw_wlistener_t *wl);
+void gw_lb_worker_drain(gw_worker_t *w);
+void gw_lb_worker_force_close(gw_worker_t *w);
 int gw_lb_control_start(gw_runtime_t *rt);
 void gw_lb_control_stop(gw_runtime_t *rt);
 void gw_lb_worker_stop(gw_worker_t *w);

@@ -121,7 +121,7 @@ void gw_lb_cfg_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
         return;
     }
     *x = upstream_defaults;
-    u->ext = x;
+    u->ext[2] = x;
     decode_balancer(doc, map, x);
     gw_cget_percent(doc, gw_cmap_get(doc, map, "panic_threshold"), "panic_threshold",
                     &x->panic_threshold);
@@ -154,7 +154,7 @@ void gw_lb_cfg_backend(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
         return;
     }
     x->weight = 1;
-    b->ext = x;
+    b->ext[2] = x;
     uint64_t w = 1;
     if (gw_cget_uint(doc, gw_cmap_get(doc, map, "weight"), "weight", 1, 1000, &w) == 0)
         x->weight = (unsigned)w;
@@ -163,13 +163,13 @@ void gw_lb_cfg_backend(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
 /* see lbconfig.h */
 const gw_lb_upstream_cfg_t *gw_lb_upstream_cfg(const gw_upstream_cfg_t *u)
 {
-    return u->ext != NULL ? u->ext : &upstream_defaults;
+    return u->ext[2] != NULL ? u->ext[2] : &upstream_defaults;
 }
 
 /* see lbconfig.h */
 unsigned gw_lb_backend_weight(const gw_backend_cfg_t *b)
 {
-    return b->ext != NULL ? ((const gw_lb_backend_cfg_t *)b->ext)->weight : 1;
+    return b->ext[2] != NULL ? ((const gw_lb_backend_cfg_t *)b->ext[2])->weight : 1;
 }
 
 static void print_health(FILE *out, const gw_hc_cfg_t *hc, int in)
@@ -221,14 +221,14 @@ void gw_lb_cfg_free(gw_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         gw_upstream_cfg_t *u = &cfg->upstreams[i];
-        gw_lb_upstream_cfg_t *x = u->ext;
+        gw_lb_upstream_cfg_t *x = u->ext[2];
         if (x != NULL)
             free(x->health_check.path);
         free(x);
-        u->ext = NULL;
+        u->ext[2] = NULL;
         for (size_t j = 0; j < u->nbackends; j++) {
-            free(u->backends[j].ext);
-            u->backends[j].ext = NULL;
+            free(u->backends[j].ext[2]);
+            u->backends[j].ext[2] = NULL;
         }
     }
 }

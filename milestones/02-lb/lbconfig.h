@@ -11,7 +11,7 @@
 #include "health.h"
 #include "outlier.h"
 
-/* upstreams.<name>.* beyond the core keys (stored in gw_upstream_cfg_t.ext). */
+/* upstreams.<name>.* beyond the core keys (gw_upstream_cfg_t.ext[2]). */
 typedef struct gw_lb_upstream_cfg_s {
     gw_balancer_kind_t balancer;   /* default round_robin */
     bool hash_client_ip;           /* `hash: client_ip` (required by consistent_hash) */
@@ -22,7 +22,7 @@ typedef struct gw_lb_upstream_cfg_s {
     gw_outlier_cfg_t outlier;      /* consecutive_failures 0 = off; default 5 */
 } gw_lb_upstream_cfg_t;
 
-/* upstreams.<name>.backends[].* beyond the address (gw_backend_cfg_t.ext). */
+/* upstreams.<name>.backends[].* beyond the address (gw_backend_cfg_t.ext[2]). */
 typedef struct gw_lb_backend_cfg_s {
     unsigned weight; /* 1..1000, default 1 */
 } gw_lb_backend_cfg_t;

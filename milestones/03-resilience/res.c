@@ -45,7 +45,7 @@ typedef struct res_worker_s {
 } res_worker_t;
 
 typedef struct gw_res_s {
-    gw_lb_t *lb; /* the runtime's app_data */
+    gw_lb_t *lb; /* 02's layer, whose hooks lead here */
     const gw_config_t *cfg;
     gw_runtime_t *rt;
     res_upstream_t *ups;   /* [cfg->nupstreams] */
@@ -53,8 +53,6 @@ typedef struct gw_res_s {
     res_worker_t *workers; /* [cfg->workers] */
     gw_admin_t *admin;
     uint64_t started_ms;
-    void (*extra_metrics)(void *ctx, gw_prom_t *p); /* a later milestone's families */
-    void *extra_ctx;
 } gw_res_t;
 
 static res_upstream_t *res_up(gw_res_t *r, const gw_lb_upstream_t *u)
@@ -380,16 +378,24 @@ static void metrics_upstreams(gw_res_t *r, gw_prom_t *p, const gw_lb_table_t *t)
                        GW_PROM_GAUGE, v_breaker, r);
 }
 
-static void src_metrics(void *ctx, gw_prom_t *p)
+/* see res.h: 01's and 02's counters are written here too (they have no /metrics of their
+ * own), so 03's hook has no level below to call. */
+void gw_res_metrics(gw_runtime_t *rt, gw_prom_t *p)
 {
-    gw_res_t *r = ctx;
+    gw_res_t *r = gw_runtime_layer(rt, 3);
     metrics_listeners(r, p);
     metrics_buffers(r, p);
     const gw_lb_table_t *t = gw_lb_current_table(r->rt);
     if (t != NULL)
         metrics_upstreams(r, p, t);
-    if (r->extra_metrics != NULL)
-        r->extra_metrics(r->extra_ctx, p);
+}
+
+/* The top app's metrics hook (04's in gw04, which calls 03's first), then the drain flag. */
+static void src_metrics(void *ctx, gw_prom_t *p)
+{
+    gw_res_t *r = ctx;
+    if (r->rt->app->metrics != NULL)
+        r->rt->app->metrics(r->rt, p);
     gw_prom_family(p, "gw_draining", "1 once a drain began", GW_PROM_GAUGE);
     gw_prom_sample_u64(p, "gw_draining", NULL, atomic_load(&r->rt->draining));
 }
@@ -454,9 +460,10 @@ static bool src_ready(void *ctx)
 
 /* ---- the application ------------------------------------------------------------------------ */
 
-static int res_control_start(gw_runtime_t *rt)
+/* see res.h */
+int gw_res_control_start(gw_runtime_t *rt)
 {
-    gw_res_t *r = gw_lb_hooks_ctx(rt->app_data);
+    gw_res_t *r = gw_runtime_layer(rt, 3);
     r->rt = rt;
     r->started_ms = gw_clock_mono_ms(&gw_clock_system);
     int rc = gw_lb_control_start(rt);
@@ -475,23 +482,53 @@ static int res_control_start(gw_runtime_t *rt)
     return 0;
 }
 
-static void res_control_stop(gw_runtime_t *rt)
+/* see res.h */
+void gw_res_control_stop(gw_runtime_t *rt)
 {
-    gw_res_t *r = gw_lb_hooks_ctx(rt->app_data);
+    gw_res_t *r = gw_runtime_layer(rt, 3);
     if (r->admin != NULL)
         gw_admin_stop(r->admin, NULL, NULL);
     r->admin = NULL;
     gw_lb_control_stop(rt);
 }
 
+/* see res.h: 03 works through 02's hooks (gw_lb_set_hooks) on these paths, so its worker
+ * hooks only pass on to 02's. */
+int gw_res_worker_start(gw_worker_t *w)
+{
+    return gw_lb_worker_start(w);
+}
+
+void gw_res_on_connection(gw_wlistener_t *wl)
+{
+    gw_lb_on_connection(wl);
+}
+
+void gw_res_worker_drain(gw_worker_t *w)
+{
+    gw_lb_worker_drain(w);
+}
+
+void gw_res_worker_force_close(gw_worker_t *w)
+{
+    gw_lb_worker_force_close(w);
+}
+
+void gw_res_worker_stop(gw_worker_t *w)
+{
+    gw_lb_worker_stop(w);
+}
+
+/* Every hook goes to 02's (gw_lb_app), through the functions above. */
 const gw_app_t gw_res_app = {
-    .worker_start = gw_tcp_worker_start,
-    .on_connection = gw_tcp_on_connection,
-    .worker_drain = gw_tcp_worker_drain,
-    .worker_force_close = gw_tcp_worker_force_close,
-    .worker_stop = gw_lb_worker_stop,
-    .control_start = res_control_start,
-    .control_stop = res_control_stop,
+    .worker_start = gw_res_worker_start,
+    .on_connection = gw_res_on_connection,
+    .worker_drain = gw_res_worker_drain,
+    .worker_force_close = gw_res_worker_force_close,
+    .worker_stop = gw_res_worker_stop,
+    .control_start = gw_res_control_start,
+    .control_stop = gw_res_control_stop,
+    .metrics = gw_res_metrics,
 };
 
 static int prepare_listeners(gw_res_t *r)
@@ -593,20 +630,20 @@ static int check_admin_exposure(const gw_config_t *cfg)
 }
 
 /* see res.h */
-int gw_res_prepare(const gw_config_t *cfg, void **app_data)
+int gw_res_prepare(const gw_config_t *cfg, void **layers)
 {
     int rc = check_admin_exposure(cfg);
     if (rc != 0)
         return rc;
-    rc = gw_lb_prepare(cfg, app_data);
+    rc = gw_lb_prepare(cfg, layers);
     if (rc != 0)
         return rc;
     gw_res_t *r = calloc(1, sizeof *r);
     if (r == NULL) {
-        gw_lb_release(*app_data);
+        gw_lb_release(layers);
         return GW_ENOMEM;
     }
-    r->lb = *app_data;
+    r->lb = layers[2];
     r->cfg = cfg;
     r->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *r->ups);
     r->lis = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof *r->lis);
@@ -621,7 +658,7 @@ int gw_res_prepare(const gw_config_t *cfg, void **app_data)
     if (rc != 0) {
         gw_error("milestone 03 setup failed: %s", gw_strerror(rc));
         res_free(r);
-        gw_lb_release(*app_data);
+        gw_lb_release(layers);
         return rc;
     }
     gw_lb_hooks_t hooks = {res_usable, res_claim, res_outcome, res_retry, res_admit, r};
@@ -631,22 +668,15 @@ int gw_res_prepare(const gw_config_t *cfg, void **app_data)
     if (!limits)
         hooks.admit = NULL; /* nothing to check: no hook, no getpeername per connection */
     gw_lb_set_hooks(r->lb, &hooks);
+    layers[3] = r;
     return 0;
 }
 
 /* see res.h */
-void gw_res_set_extra_metrics(void *app_data, void (*fn)(void *ctx, gw_prom_t *p), void *ctx)
+void gw_res_release(void **layers)
 {
-    gw_res_t *r = gw_lb_hooks_ctx(app_data);
-    r->extra_metrics = fn;
-    r->extra_ctx = ctx;
-}
-
-/* see res.h */
-void gw_res_release(void *app_data)
-{
-    if (app_data == NULL)
-        return;
-    res_free(gw_lb_hooks_ctx(app_data));
-    gw_lb_release(app_data);
+    if (layers[3] != NULL)
+        res_free(layers[3]);
+    layers[3] = NULL;
+    gw_lb_release(layers);
 }

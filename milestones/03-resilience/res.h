@@ -9,17 +9,25 @@
 #include "resconfig.h"
 
 /* The gw03 application (02's, plus the admin API), and the cli hooks that build and free
- * its state from the config. The runtime's app_data stays 02's gw_lb_t (01 reads its
- * picker); 03's state is the ctx of 02's hooks. gw_res_prepare runs at every start, before
+ * its state from the config: gw_res_prepare calls 02's, then puts 03's state in the
+ * runtime's layer 3 (also the ctx of the hooks it installs in 02). It runs at every start, before
  * anything binds: it logs the admin API's exposure warning (gw_res_admin_exposure) and
  * refuses (GW_EINVAL) an admin block the loader would have refused. */
 extern const gw_app_t gw_res_app;
-int gw_res_prepare(const gw_config_t *cfg, void **app_data);
-void gw_res_release(void *app_data);
+int gw_res_prepare(const gw_config_t *cfg, void **layers);
+void gw_res_release(void **layers);
 
-/* Adds FN's metric families to /metrics (after 03's own), for a later milestone's counters.
- * APP_DATA is what gw_res_prepare returned; call before the runtime starts. FN runs on the
- * control thread during a scrape. */
-void gw_res_set_extra_metrics(void *app_data, void (*fn)(void *ctx, gw_prom_t *p), void *ctx);
+/* The gw03 hooks as functions, for milestone 04's app, which delegates each of its hooks to
+ * these (and only these). gw_res_metrics writes 03's families (and 01's and 02's counters,
+ * which have no /metrics of their own); the admin API's /metrics calls the top app's
+ * metrics hook, so a later milestone's families follow 03's. */
+int gw_res_worker_start(gw_worker_t *w);
+void gw_res_on_connection(gw_wlistener_t *wl);
+void gw_res_worker_drain(gw_worker_t *w);
+void gw_res_worker_force_close(gw_worker_t *w);
+void gw_res_worker_stop(gw_worker_t *w);
+int gw_res_control_start(gw_runtime_t *rt);
+void gw_res_control_stop(gw_runtime_t *rt);
+void gw_res_metrics(gw_runtime_t *rt, gw_prom_t *p);
 
 #endif

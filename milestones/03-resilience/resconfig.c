@@ -6,13 +6,6 @@
 
 #define SEC 1000u
 
-/* An upstream's ext in gw03: 02's part first, so 02's accessor (and its free) still work
- * on it unchanged; 03's part after. */
-typedef struct upstream_ext_s {
-    gw_lb_upstream_cfg_t lb;
-    gw_res_upstream_cfg_t res;
-} upstream_ext_t;
-
 static const gw_res_upstream_cfg_t upstream_defaults = {
     .breaker_enabled = false,
     .backoff_ms = 10,
@@ -81,31 +74,23 @@ static void res_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg
                          gw_upstream_cfg_t *u)
 {
     gw_lb_cfg_upstream(doc, map, cfg, u);
-    if (u->ext == NULL)
+    if (u->ext[2] == NULL)
         return; /* not a mapping, or out of memory: reported already */
-    upstream_ext_t *x = malloc(sizeof *x);
+    gw_res_upstream_cfg_t *x = malloc(sizeof *x);
     if (x == NULL) {
-        /* 02's smaller struct must not stay in u->ext: gw_res_upstream_ext, and 04 through
-         * it, would take it for ours and write past its end (found by failalloc). */
-        gw_lb_upstream_cfg_t *lb = u->ext;
-        free(lb->health_check.path);
-        free(lb);
-        u->ext = NULL;
         gw_cdoc_oom(doc, map);
         return;
     }
-    x->lb = *(gw_lb_upstream_cfg_t *)u->ext; /* moves ownership of health_check.path too */
-    free(u->ext);
-    x->res = upstream_defaults;
-    u->ext = x;
+    *x = upstream_defaults;
+    u->ext[3] = x;
     const gw_cnode_t *br = gw_cmap_get(doc, map, "circuit_breaker");
     if (br != NULL && gw_cnode_expect_map(doc, br, "circuit_breaker")) {
-        x->res.breaker_enabled = true;
-        gw_res_decode_breaker(doc, br, "circuit_breaker", &x->res.breaker);
+        x->breaker_enabled = true;
+        gw_res_decode_breaker(doc, br, "circuit_breaker", &x->breaker);
     }
     const gw_cnode_t *retry = gw_cmap_get(doc, map, "retry");
     if (retry != NULL && retry->type == GW_CNODE_MAP)
-        decode_retry(doc, retry, &x->res);
+        decode_retry(doc, retry, x);
 }
 
 /* listeners[].rate_limit: {global: {rate, burst}, per_client: {rate, burst, max_clients}} */
@@ -123,8 +108,8 @@ static void decode_limit(gw_cdoc_t *doc, const gw_cnode_t *map, const char *what
                      max_clients);
 }
 
-/* The ext is allocated even without rate_limit, so a later milestone always has a `later`
- * to hang its part on. */
+/* The ext is allocated for every listener written as a mapping, rate_limit or not (the
+ * defaults). */
 static void res_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
                          gw_listener_cfg_t *l)
 {
@@ -137,7 +122,7 @@ static void res_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg
         return;
     }
     *x = listener_defaults;
-    l->ext = x;
+    l->ext[3] = x;
     const gw_cnode_t *rl = gw_cmap_get(doc, map, "rate_limit");
     if (rl == NULL || !gw_cnode_expect_map(doc, rl, "rate_limit"))
         return;
@@ -194,7 +179,7 @@ static void res_root(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg)
         gw_cdoc_oom(doc, adm);
         return;
     }
-    cfg->ext = x;
+    cfg->ext[3] = x;
     x->admin_enabled = true;
     const gw_cnode_t *a = gw_cmap_get(doc, adm, "address");
     const char *text = a != NULL && a->type == GW_CNODE_SCALAR ? a->str : "127.0.0.1:9901";
@@ -233,31 +218,19 @@ static void res_validate(gw_cdoc_t *doc, gw_config_t *cfg)
 /* see resconfig.h */
 const gw_res_upstream_cfg_t *gw_res_upstream_cfg(const gw_upstream_cfg_t *u)
 {
-    return u->ext != NULL ? &((const upstream_ext_t *)u->ext)->res : &upstream_defaults;
+    return u->ext[3] != NULL ? u->ext[3] : &upstream_defaults;
 }
 
 /* see resconfig.h */
 const gw_res_listener_cfg_t *gw_res_listener_cfg(const gw_listener_cfg_t *l)
 {
-    return l->ext != NULL ? l->ext : &listener_defaults;
+    return l->ext[3] != NULL ? l->ext[3] : &listener_defaults;
 }
 
 /* see resconfig.h */
 const gw_res_root_cfg_t *gw_res_root_cfg(const gw_config_t *cfg)
 {
-    return cfg->ext != NULL ? cfg->ext : &root_defaults;
-}
-
-/* see resconfig.h */
-gw_res_listener_cfg_t *gw_res_listener_ext(gw_listener_cfg_t *l)
-{
-    return l->ext;
-}
-
-/* see resconfig.h */
-gw_res_upstream_cfg_t *gw_res_upstream_ext(gw_upstream_cfg_t *u)
-{
-    return u->ext != NULL ? &((upstream_ext_t *)u->ext)->res : NULL;
+    return cfg->ext[3] != NULL ? cfg->ext[3] : &root_defaults;
 }
 
 static void print_root(FILE *out, const gw_config_t *cfg)
@@ -316,18 +289,22 @@ static void print_upstream(FILE *out, const gw_upstream_cfg_t *u, int in)
 
 static void res_free(gw_config_t *cfg)
 {
-    gw_res_root_cfg_t *r = cfg->ext;
+    gw_res_root_cfg_t *r = cfg->ext[3];
     if (r != NULL) {
         free(r->admin_address_text);
         free(r->admin_token);
         free(r);
-        cfg->ext = NULL;
+        cfg->ext[3] = NULL;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        free(cfg->listeners[i].ext);
-        cfg->listeners[i].ext = NULL;
+        free(cfg->listeners[i].ext[3]);
+        cfg->listeners[i].ext[3] = NULL;
     }
-    gw_lb_cfg_free(cfg); /* upstreams (02's part is first in ours) and backends */
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        free(cfg->upstreams[i].ext[3]);
+        cfg->upstreams[i].ext[3] = NULL;
+    }
+    gw_lb_cfg_free(cfg); /* 02's parts: upstreams and backends */
 }
 
 const gw_config_ext_t gw_res_config_ext = {

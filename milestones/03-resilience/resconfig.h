@@ -10,7 +10,7 @@
 #include "breaker.h"
 #include "config.h"
 
-/* The top-level `admin` block (gw_config_t.ext). Absent: no admin listener. */
+/* The top-level `admin` block (gw_config_t.ext[3]). Absent: no admin listener. */
 typedef struct gw_res_root_cfg_s {
     bool admin_enabled;
     char *admin_address_text; /* default "127.0.0.1:9901" */
@@ -41,35 +41,28 @@ typedef enum {
  * loader's error, the start's check in res.c). */
 gw_res_admin_exposure_t gw_res_admin_exposure(const gw_res_root_cfg_t *r, char *msg, size_t size);
 
-/* listeners[].rate_limit (gw_listener_cfg_t.ext, set for every listener whose node is a
+/* listeners[].rate_limit (gw_listener_cfg_t.ext[3], set for every listener whose node is a
  * mapping). rate 0 = that limit is off. */
 typedef struct gw_res_listener_cfg_s {
     uint64_t global_rate, global_burst; /* new connections per second, whole listener */
     uint64_t client_rate, client_burst; /* per client address */
     uint64_t max_clients;               /* cap on tracked client addresses, default 100000 */
-    void *later; /* owned by a later milestone's hooks, which free it before calling 03's free */
 } gw_res_listener_cfg_t;
 
-/* upstreams.<name>.circuit_breaker and retry's 03 keys (kept beside 02's ext). */
+/* upstreams.<name>.circuit_breaker and retry's 03 keys (gw_upstream_cfg_t.ext[3], beside
+ * 02's part in ext[2]). */
 typedef struct gw_res_upstream_cfg_s {
     bool breaker_enabled;
     gw_breaker_cfg_t breaker;
     uint64_t backoff_ms, backoff_max_ms; /* retry.backoff (default 10ms), backoff_max (1s) */
     double budget_percent;               /* retry.budget_percent, default 20 */
     uint64_t min_concurrent;             /* retry.min_concurrent, default 3 */
-    void *later; /* owned by a later milestone's hooks, which free it before calling 03's free */
 } gw_res_upstream_cfg_t;
 
 /* The milestone-03 part of upstream U / listener L / the root (defaults when absent). */
 const gw_res_upstream_cfg_t *gw_res_upstream_cfg(const gw_upstream_cfg_t *u);
 const gw_res_listener_cfg_t *gw_res_listener_cfg(const gw_listener_cfg_t *l);
 const gw_res_root_cfg_t *gw_res_root_cfg(const gw_config_t *cfg);
-
-/* For a later milestone's hooks, after calling 03's: the 03 part of listener L / upstream U,
- * writable so that the milestone can hang its own part on `later`; NULL when 03's hook left
- * no ext (the node was not a mapping, or memory ran out: reported already). */
-gw_res_listener_cfg_t *gw_res_listener_ext(gw_listener_cfg_t *l);
-gw_res_upstream_cfg_t *gw_res_upstream_ext(gw_upstream_cfg_t *u);
 
 /* Decodes a breaker block (MAP, a mapping: consecutive_failures, failure_rate_percent,
  * min_requests, window, open_timeout, half_open_max, success_to_close) into *B, 03's

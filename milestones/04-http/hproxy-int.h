@@ -75,9 +75,11 @@ struct hp_worker_s {
     bool started;
 };
 
+/* 04's state: the runtime's layer 4 (gw_runtime_layer(rt, 4)). */
 struct hp_s {
     const gw_config_t *cfg;
-    gw_lb_t *lb;
+    gw_lb_t *lb;                   /* layer 2: picks per request (gw_lb_pick_upstream) */
+    const gw_tcp_picker_t *picker; /* layer 1: admit, report and retry, as 01 uses them */
     gw_chain_t *chain;
     hp_worker_t *workers; /* [cfg->workers] */
 };

@@ -61,8 +61,11 @@
 
 #define POOL_SWEEP_MS 100 /* upstream pools: surplus and idle timeouts are enforced this often */
 
-/* Set once by gw_http_prepare before any worker thread exists, read-only afterwards. */
-static hp_t *g_hp;
+/* 04's state, built by gw_http_prepare before any worker thread exists, read-only after. */
+static hp_t *http_state(const gw_runtime_t *rt)
+{
+    return gw_runtime_layer(rt, 4);
+}
 
 /* ---- idle lists ------------------------------------------------------------------------------ */
 
@@ -181,7 +184,7 @@ static void on_pool_sweep(uv_timer_t *t)
 static void http_on_connection(gw_wlistener_t *wl)
 {
     gw_worker_t *w = wl->worker;
-    hp_worker_t *hw = &g_hp->workers[w->id];
+    hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
     hconn_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
         /* Not a handle on the stack closed at once (its memory would be gone before its
@@ -203,7 +206,7 @@ static void http_on_connection(gw_wlistener_t *wl)
     int len = sizeof c->peer;
     if (gw_stream_peer(&c->sock.s, &c->peer.sa, &len) != 0)
         c->peer.sa.sa_family = AF_UNSPEC;
-    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+    const gw_tcp_picker_t *p = hw->hp->picker;
     if (p->admit != NULL && !p->admit(p->ctx, w, c->l, &c->peer.sa)) {
         hp_client_close(c, true);
         return;
@@ -232,12 +235,13 @@ static void idle_init(hp_worker_t *hw, idle_list_t *il, uint64_t timeout_ms)
 
 static int http_worker_start(gw_worker_t *w)
 {
-    int rc = gw_tcp_worker_start(w);
+    int rc = gw_res_worker_start(w);
     if (rc != 0)
         return rc;
-    hp_worker_t *hw = &g_hp->workers[w->id];
-    const gw_config_t *cfg = g_hp->cfg;
-    hw->hp = g_hp;
+    hp_t *hp = http_state(w->rt);
+    hp_worker_t *hw = &hp->workers[w->id];
+    const gw_config_t *cfg = hp->cfg;
+    hw->hp = hp;
     hw->w = w;
     hw->rng = 0x243f6a8885a308d3ull ^ ((uint64_t)w->id << 32) ^ gw_clock_mono_ns(&gw_clock_system);
     hw->fresh = calloc(cfg->nlisteners, sizeof *hw->fresh);
@@ -282,8 +286,8 @@ static void close_idle(hp_worker_t *hw)
 
 static void http_worker_drain(gw_worker_t *w)
 {
-    gw_tcp_worker_drain(w);
-    hp_worker_t *hw = &g_hp->workers[w->id];
+    gw_res_worker_drain(w);
+    hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
     if (!hw->started)
         return;
     /* Idle connections go now; busy ones finish their exchange and close after it (their
@@ -294,8 +298,8 @@ static void http_worker_drain(gw_worker_t *w)
 
 static void http_worker_force_close(gw_worker_t *w)
 {
-    gw_tcp_worker_force_close(w);
-    hp_worker_t *hw = &g_hp->workers[w->id];
+    gw_res_worker_force_close(w);
+    hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
     if (!hw->started)
         return;
     close_idle(hw);
@@ -311,7 +315,7 @@ static void on_worker_handle_closed(uv_handle_t *h)
 
 static void http_worker_stop(gw_worker_t *w)
 {
-    hp_worker_t *hw = &g_hp->workers[w->id];
+    hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
     if (hw->started) {
         close_idle(hw);
         close_pools(hw);
@@ -330,7 +334,7 @@ static void http_worker_stop(gw_worker_t *w)
         }
         hw->started = false;
     }
-    gw_res_app.worker_stop(w);
+    gw_res_worker_stop(w);
 }
 
 /* The handles closed above are in memory this worker frees only now that its loop ran
@@ -352,13 +356,12 @@ static void http_on_connection_any(gw_wlistener_t *wl)
     if (wl->listener->cfg->protocol == GW_PROTO_HTTP)
         http_on_connection(wl);
     else
-        gw_tcp_on_connection(wl);
+        gw_res_on_connection(wl); /* a tcp listener: 03's (and below) as in gw03 */
 }
 
 static void http_on_reopen(gw_runtime_t *rt)
 {
-    (void)rt;
-    gw_chain_reopen(g_hp->chain);
+    gw_chain_reopen(http_state(rt)->chain);
     gw_info("SIGUSR1: access log files reopened");
 }
 
@@ -371,9 +374,11 @@ static void http_on_reopen(gw_runtime_t *rt)
         s_;                                                                                        \
     })
 
-static void http_metrics(void *ctx, gw_prom_t *p)
+/* 03's families first, then 04's. */
+static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
 {
-    hp_t *hp = ctx;
+    gw_res_metrics(rt, p);
+    hp_t *hp = http_state(rt);
     gw_prom_family(p, "gw_http_connections_total", "HTTP client connections accepted",
                    GW_PROM_COUNTER);
     gw_prom_sample_u64(p, "gw_http_connections_total", NULL, HTTP_SUM(hp, connections));
@@ -405,16 +410,17 @@ static void http_metrics(void *ctx, gw_prom_t *p)
 }
 
 /* see hproxy.h */
-int gw_http_prepare(const gw_config_t *cfg, void **app_data)
+int gw_http_prepare(const gw_config_t *cfg, void **layers)
 {
-    int rc = gw_res_prepare(cfg, app_data);
+    int rc = gw_res_prepare(cfg, layers);
     if (rc != 0)
         return rc;
     hp_t *hp = calloc(1, sizeof *hp);
     char err[256] = "";
     if (hp != NULL) {
         hp->cfg = cfg;
-        hp->lb = *app_data;
+        hp->lb = layers[2];
+        hp->picker = layers[1];
         hp->workers = calloc(cfg->workers, sizeof *hp->workers);
         hp->chain = gw_chain_new(cfg, err, sizeof err);
     }
@@ -431,40 +437,39 @@ int gw_http_prepare(const gw_config_t *cfg, void **app_data)
             free(hp->workers);
             free(hp);
         }
-        gw_res_release(*app_data);
-        *app_data = NULL;
+        gw_res_release(layers);
         return GW_ENOMEM;
     }
-    g_hp = hp;
-    gw_res_set_extra_metrics(*app_data, http_metrics, hp);
+    layers[4] = hp;
     return 0;
 }
 
 /* see hproxy.h */
-void gw_http_release(void *app_data)
+void gw_http_release(void **layers)
 {
-    hp_t *hp = g_hp;
+    hp_t *hp = layers[4];
+    layers[4] = NULL;
     if (hp != NULL) {
         for (unsigned i = 0; i < hp->cfg->workers; i++)
             hw_free(&hp->workers[i]);
         gw_chain_free(hp->chain);
         free(hp->workers);
         free(hp);
-        g_hp = NULL;
     }
-    gw_res_release(app_data);
+    gw_res_release(layers);
 }
 
 static int http_control_start(gw_runtime_t *rt)
 {
-    return gw_res_app.control_start(rt);
+    return gw_res_control_start(rt);
 }
 
 static void http_control_stop(gw_runtime_t *rt)
 {
-    gw_res_app.control_stop(rt);
+    gw_res_control_stop(rt);
 }
 
+/* Every hook goes to 03's (gw_res_app), through its functions; on_reopen is 04's own. */
 const gw_app_t gw_http_app = {
     .worker_start = http_worker_start,
     .on_connection = http_on_connection_any,
@@ -474,4 +479,5 @@ const gw_app_t gw_http_app = {
     .control_start = http_control_start,
     .control_stop = http_control_stop,
     .on_reopen = http_on_reopen,
+    .metrics = http_metrics,
 };

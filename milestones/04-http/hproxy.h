@@ -13,10 +13,11 @@
 #include "runtime.h"
 
 /* The gw04 application (03's, with http listeners served here) and the cli hooks that
- * build and free its state. The runtime's app_data stays 02's gw_lb_t. */
+ * build and free its state: gw_http_prepare calls 03's, then puts 04's state in the
+ * runtime's layer 4. */
 extern const gw_app_t gw_http_app;
-int gw_http_prepare(const gw_config_t *cfg, void **app_data);
-void gw_http_release(void *app_data);
+int gw_http_prepare(const gw_config_t *cfg, void **layers);
+void gw_http_release(void **layers);
 
 /* Per-worker HTTP counters (only the worker writes them; any thread reads them). */
 typedef struct gw_http_stats_s {

@@ -510,15 +510,14 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
         reject_http_keys(doc, map);
         return;
     }
-    gw_res_listener_cfg_t *res = gw_res_listener_ext(l);
-    if (!res)
+    if (!map || map->type != GW_CNODE_MAP)
         return;
     gw_http_listener_cfg_t *x = calloc(1, sizeof(*x));
     if (!x) {
         oom(doc, map);
         return;
     }
-    res->later = x;
+    l->ext[4] = x;
     x->head_timeout_ms = 10 * SEC;
     x->body_timeout_ms = 30 * SEC;
     x->keepalive_timeout_ms = 60 * SEC;
@@ -544,8 +543,7 @@ static void http_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
                           gw_upstream_cfg_t *u)
 {
     gw_res_config_ext.upstream(doc, map, cfg, u);
-    gw_res_upstream_cfg_t *res = gw_res_upstream_ext(u);
-    if (!res)
+    if (!map || map->type != GW_CNODE_MAP)
         return;
     gw_http_upstream_cfg_t *x = malloc(sizeof(*x));
     if (!x) {
@@ -553,7 +551,7 @@ static void http_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
         return;
     }
     *x = upstream_defaults;
-    res->later = x;
+    u->ext[4] = x;
     const gw_cnode_t *ka = gw_cmap_get(doc, map, "keepalive");
     if (!ka || !gw_cnode_expect_map(doc, ka, "keepalive"))
         return;
@@ -602,23 +600,22 @@ static void http_validate(gw_cdoc_t *doc, gw_config_t *cfg)
     if (gw_res_config_ext.validate)
         gw_res_config_ext.validate(doc, cfg);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        gw_res_listener_cfg_t *res = gw_res_listener_ext(&cfg->listeners[i]);
-        if (res && res->later && cfg->listeners[i].protocol == GW_PROTO_HTTP)
-            build_router(doc, res->later);
+        gw_http_listener_cfg_t *x = cfg->listeners[i].ext[4];
+        if (x && cfg->listeners[i].protocol == GW_PROTO_HTTP)
+            build_router(doc, x);
     }
 }
 
 /* see httpcfg.h */
 const gw_http_listener_cfg_t *gw_http_listener_cfg(const gw_listener_cfg_t *l)
 {
-    const gw_res_listener_cfg_t *res = l->ext;
-    return l->protocol == GW_PROTO_HTTP && res ? res->later : NULL;
+    return l->protocol == GW_PROTO_HTTP ? l->ext[4] : NULL;
 }
 
 /* see httpcfg.h */
 const gw_http_upstream_cfg_t *gw_http_upstream_cfg(const gw_upstream_cfg_t *u)
 {
-    const gw_http_upstream_cfg_t *x = gw_res_upstream_cfg(u)->later;
+    const gw_http_upstream_cfg_t *x = u->ext[4];
     return x ? x : &upstream_defaults;
 }
 
@@ -812,18 +809,14 @@ static void free_listener(gw_http_listener_cfg_t *x)
 static void http_free(gw_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        gw_res_listener_cfg_t *res = gw_res_listener_ext(&cfg->listeners[i]);
-        if (res && res->later) {
-            free_listener(res->later);
-            res->later = NULL;
+        if (cfg->listeners[i].ext[4]) {
+            free_listener(cfg->listeners[i].ext[4]);
+            cfg->listeners[i].ext[4] = NULL;
         }
     }
     for (size_t i = 0; i < cfg->nupstreams; i++) {
-        gw_res_upstream_cfg_t *res = gw_res_upstream_ext(&cfg->upstreams[i]);
-        if (res) {
-            free(res->later);
-            res->later = NULL;
-        }
+        free(cfg->upstreams[i].ext[4]);
+        cfg->upstreams[i].ext[4] = NULL;
     }
     gw_res_config_ext.free(cfg);
 }

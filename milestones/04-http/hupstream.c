@@ -25,7 +25,7 @@ static const gw_wdest_ops_t upstream_ops;
 void hp_pick_release(hp_worker_t *hw, hx_t *x)
 {
     if (x->picked || x->pick.ref != NULL) {
-        const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+        const gw_tcp_picker_t *p = hw->hp->picker;
         p->report(p->ctx, hw->w, &x->pick,
                   x->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
     }
@@ -130,14 +130,14 @@ void hp_on_retry_due(hconn_t *c)
 static void retry_report(void *ctx, int status)
 {
     hconn_t *c = ctx;
-    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    const gw_tcp_picker_t *p = c->hw->hp->picker;
     p->report(p->ctx, c->hw->w, &c->x->pick, status);
 }
 
 static bool retry_connect(void *ctx, unsigned attempt, uint64_t *delay_ms)
 {
     hconn_t *c = ctx;
-    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    const gw_tcp_picker_t *p = c->hw->hp->picker;
     return p->retry == NULL || p->retry(p->ctx, c->hw->w, &c->x->pick, attempt, delay_ms);
 }
 
@@ -153,7 +153,7 @@ static bool retry_middleware(void *ctx, unsigned attempt)
 static gw_hretry_in_t retry_inputs(hconn_t *c, gw_hretry_failure_t failure, int uv_status)
 {
     hx_t *x = c->x;
-    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)c->hw->hp->lb;
+    const gw_tcp_picker_t *p = c->hw->hp->picker;
     return (gw_hretry_in_t){
         .failure = failure,
         .uv_status = uv_status,
@@ -322,7 +322,7 @@ static void upstream_ready(hconn_t *c)
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
     uconn_t *u = x->u;
-    const gw_tcp_picker_t *p = (const gw_tcp_picker_t *)hw->hp->lb;
+    const gw_tcp_picker_t *p = hw->hp->picker;
     p->report(p->ctx, hw->w, &x->pick, 0);
     u->requests++;
     gw_h1_head_t *h = &x->rp.head;

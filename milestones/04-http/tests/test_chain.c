@@ -17,11 +17,11 @@
 #include "error.h"
 
 /* The chain reaches a listener's http config through httpcfg.c's accessor. These tests build
- * configs by hand (not through the YAML loader) and hang the http part directly on l->ext, so they
- * define the accessor themselves: the linker then never needs httpcfg.o. */
+ * configs by hand (not through the YAML loader) and hang the http part directly on 04's slot,
+ * l->ext[4], so they define the accessor themselves: the linker then never needs httpcfg.o. */
 const gw_http_listener_cfg_t *gw_http_listener_cfg(const gw_listener_cfg_t *l)
 {
-    return l->ext;
+    return l->ext[4];
 }
 
 #define NS_PER_MS UINT64_C(1000000)
@@ -84,7 +84,7 @@ static fx_t *fx_new(void)
     f->http.nroutes = 1;
     f->lis.name = "web";
     f->lis.protocol = GW_PROTO_HTTP;
-    f->lis.ext = &f->http;
+    f->lis.ext[4] = &f->http;
     f->cfg.listeners = &f->lis;
     f->cfg.nlisteners = 1;
     f->rng = 42;
