@@ -189,7 +189,7 @@ typedef struct {
     bool reused;         /* the attempt's connection came from the pool */
     bool backend_failed; /* the backend failed us: reported when the pick is released */
     bool stale_retried;  /* the once-only retry after a reused connection died was used */
-    bool body_started;   /* request body bytes went upstream, not from reqbuf: no retry */
+    bool body_started;   /* body bytes went upstream that reqbuf cannot send again: no retry */
     bool resp_bytes;     /* a response byte arrived in this attempt */
 } hx_retry_t;
 
