@@ -107,18 +107,18 @@ void hp_send_local(hconn_t *c, unsigned status, const char *reason, bool close)
     local_fields(hw, x, status, blen);
     /* A body the client announced but we have not read (it may be waiting for a 100
      * Continue that will never come) leaves the stream's framing unknown: close. */
-    close = close || !x->client_keep || hp_draining(c) ||
+    close = close || !x->end.client_keep || hp_draining(c) ||
             (x->rq == RQ_WAIT_UPSTREAM && x->req_body != GW_H1_BODY_NONE) ||
-            (x->rq == RQ_BODY && !x->error_sent);
+            (x->rq == RQ_BODY && !x->end.error_sent);
     if (close)
         gw_h1_head_set(h, "Connection", "close", 5);
     else if (x->client_minor == 0)
         gw_h1_head_set(h, "Connection", "keep-alive", 10);
     x->chain.status = status;
     hp_count_status(hw, status);
-    x->error_sent = true;
+    x->end.error_sent = true;
     x->rs = RS_DONE;
-    x->close_after = close;
+    x->end.close_after = close;
     x->bytes_out += hp_out_head(hw, &c->out, h, x->head_method ? NULL : body,
                                 x->head_method ? 0 : (size_t)blen);
     if (close) {

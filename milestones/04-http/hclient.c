@@ -245,7 +245,7 @@ static void client_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
         }
         if (x->rq == RQ_DONE && x->rs != RS_DONE) {
             /* The client half-closed while its answer streams: finish it, then close. */
-            x->client_keep = false;
+            x->end.client_keep = false;
             x->client_eof = true;
             hp_client_update_reading(c);
             return;

@@ -67,7 +67,10 @@ hx_t *hp_hx_get(hconn_t *c)
 }
 
 /* Clears what one request of X used, keeping the parser's position in the stream (the
- * caller calls gw_h1_next for a pipelined request). */
+ * caller calls gw_h1_next for a pipelined request). The one place where the exchange's
+ * phases and groups start over (hproxy-int.h): a new hx_t starts zeroed, which is the
+ * same state but for client_minor. Within an exchange, only the retry facts move back
+ * (hx_retry_t says which and where). */
 static void hx_clear_exchange(hx_t *x)
 {
     gw_bufcache_t *cache = &x->c->hw->w->bufs;
@@ -78,7 +81,7 @@ static void hx_clear_exchange(hx_t *x)
     x->rest = NULL;
     x->rest_len = 0;
     x->body_deadline = 0;
-    x->buffering = x->buffered_all = false;
+    x->buffering = BUF_OFF;
     x->method[0] = '\0';
     gw_hx_reset(&x->chain);
     gw_h1_head_clear(&x->local);
@@ -92,11 +95,11 @@ static void hx_clear_exchange(hx_t *x)
     x->rq = RQ_HEAD;
     x->rs = RS_NONE;
     x->client_minor = 1;
-    x->req_chunked_out = x->resp_chunked_out = x->resp_close_out = false;
-    x->client_keep = x->head_method = x->idempotent = x->picked = false;
-    x->upstream_reused = x->backend_failed = x->retried_reuse = x->body_started = false;
-    x->resp_bytes = x->exchange_open = x->req_paused = x->close_after = false;
-    x->error_sent = x->drain_close = x->client_eof = false;
+    x->head_method = x->idempotent = false;
+    x->req_out = x->resp_out = FRAME_AS_IS;
+    x->retry = (hx_retry_t){0};
+    x->end = (hx_end_t){0};
+    x->exchange_open = x->req_paused = x->client_eof = false;
     x->bytes_in = x->bytes_out = 0;
 }
 
@@ -252,7 +255,7 @@ static bool request_method(hconn_t *c)
         hp_answer(c, 400, "too many Connection tokens", true);
         return false;
     }
-    x->client_keep = info.keep_alive && !hp_draining(c);
+    x->end.client_keep = info.keep_alive && !hp_draining(c);
 
     /* CONNECT and upgrades are not proxied yet (WebSocket arrives with its own issue). */
     if (mbit == GW_METHOD_CONNECT) {
@@ -344,8 +347,9 @@ static bool request_for_upstream(hconn_t *c)
     }
     /* Re-framing: a chunked body goes on chunked (Transfer-Encoding was stripped with the
      * other hop-by-hop fields); a Content-Length body keeps its Content-Length. */
-    x->req_chunked_out = x->req_body == GW_H1_BODY_CHUNKED;
-    if (x->req_chunked_out && gw_h1_head_add(h, "Transfer-Encoding", 17, "chunked", 7) != 0) {
+    x->req_out = x->req_body == GW_H1_BODY_CHUNKED ? FRAME_CHUNKED : FRAME_AS_IS;
+    if (x->req_out == FRAME_CHUNKED &&
+        gw_h1_head_add(h, "Transfer-Encoding", 17, "chunked", 7) != 0) {
         hp_answer(c, 431, "request head too large", true);
         return false;
     }
@@ -378,15 +382,15 @@ void hp_on_request_head(hconn_t *c)
 void hp_request_end(hconn_t *c)
 {
     hx_t *x = c->x;
-    bool discarding = x->error_sent;
+    bool discarding = x->end.error_sent;
     x->rq = RQ_DONE; /* a pipelined next request is held (hp_client_update_reading) */
     if (discarding) {
         hp_exchange_done(c);
         return;
     }
-    if (x->buffering) { /* the whole body is here: now a backend (buffer_flush sends it) */
-        x->buffering = false;
-        x->buffered_all = true;
+    if (x->buffering == BUF_FILLING) {
+        /* The whole body is here: now a backend (buffer_flush sends it). */
+        x->buffering = BUF_WHOLE;
         hp_upstream_start(c);
         return;
     }
@@ -405,17 +409,17 @@ void hp_request_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
     x->last_active = uv_now(hp_loop(hw));
-    if (x->error_sent)
+    if (x->end.error_sent)
         return; /* answered already: the body is read and dropped */
-    if (x->buffering) {
+    if (x->buffering == BUF_FILLING) {
         hp_buffer_data(c, ch, data, n);
         return;
     }
     if (x->u == NULL)
         return;
-    x->body_started = true;
+    x->retry.body_started = true;
     uconn_t *u = x->u;
-    hp_out_body(hw, &u->out, ch, data, n, x->req_chunked_out);
+    hp_out_body(hw, &u->out, ch, data, n, x->req_out == FRAME_CHUNKED);
     if (gw_wb_pending(&hw->wb, &u->out) > hp_high_water(hw))
         x->req_paused = true; /* hp_client_process stops, and hp_client_update_reading with it */
 }
@@ -427,7 +431,7 @@ void hp_response_end(hconn_t *c)
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
     x->rs = RS_DONE;
-    if (x->resp_chunked_out) { /* trailers come only with a chunked upstream body */
+    if (x->resp_out == FRAME_CHUNKED) { /* trailers come only with a chunked upstream body */
         gw_chain_trailers(hw->hp->chain, &x->chain, &x->sp.trailers, true);
         x->bytes_out += hp_out_last_chunk(hw, &c->out, &x->sp.trailers);
     }
@@ -436,14 +440,14 @@ void hp_response_end(hconn_t *c)
         /* Reusable when both messages ended cleanly on it and the upstream did not ask to
          * close (drain_close also covers HTTP/1.0 upstreams and stray bytes). */
         bool reusable = x->rq == RQ_DONE && x->resp_body_in != GW_H1_BODY_UNTIL_CLOSE &&
-                        x->sp.state == GW_H1_ST_DONE && !x->drain_close && !u->paused &&
+                        x->sp.state == GW_H1_ST_DONE && !x->end.upstream_close && !u->paused &&
                         u->out.error == 0;
         hp_uconn_release(u, reusable);
     }
     hp_pick_release(hw, x);
     if (x->rq == RQ_DONE)
         hp_exchange_done(c);
-    else if (x->resp_close_out || x->close_after)
+    else if (x->resp_out == FRAME_CLOSE || x->end.close_after)
         hp_client_linger(c); /* the answer is queued: FIN after it */
     /* else: the upstream answered before the request body ended (an early 413, say); the
      * connection closes after the body, which hp_request_end handles by hp_exchange_done. */
@@ -471,7 +475,7 @@ void hp_on_response_head(hconn_t *c)
         x->resp_body_in = x->sp.body;
         /* The upstream connection's fate is decided by what it said. */
         if (!info.keep_alive)
-            x->drain_close = true;
+            x->end.upstream_close = true;
     }
     gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
     h->version_minor = 1;
@@ -482,20 +486,19 @@ void hp_on_response_head(hconn_t *c)
         x->chain.status = status;
         hp_count_status(hw, status);
         bool body = x->sp.body != GW_H1_BODY_NONE;
-        x->resp_chunked_out = false;
-        x->resp_close_out = false;
+        x->resp_out = FRAME_AS_IS;
         if (body && x->sp.body != GW_H1_BODY_LENGTH) {
             if (client11) {
-                x->resp_chunked_out = true;
+                x->resp_out = FRAME_CHUNKED;
                 gw_h1_head_add(h, "Transfer-Encoding", 17, "chunked", 7);
             } else {
-                x->resp_close_out = true;
+                x->resp_out = FRAME_CLOSE;
             }
         }
-        bool keep = x->client_keep && !x->resp_close_out && !hp_draining(c) &&
+        bool keep = x->end.client_keep && x->resp_out != FRAME_CLOSE && !hp_draining(c) &&
                     !(x->rq != RQ_DONE && x->req_body != GW_H1_BODY_NONE);
         if (!keep) {
-            x->close_after = true;
+            x->end.close_after = true;
             gw_h1_head_set(h, "Connection", "close", 5);
         } else if (!client11) {
             gw_h1_head_set(h, "Connection", "keep-alive", 10);
@@ -515,7 +518,7 @@ void hp_response_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
     x->last_active = uv_now(hp_loop(hw));
-    x->bytes_out += hp_out_body(hw, &c->out, ch, data, n, x->resp_chunked_out);
+    x->bytes_out += hp_out_body(hw, &c->out, ch, data, n, x->resp_out == FRAME_CHUNKED);
     if (gw_wb_pending(&hw->wb, &c->out) > hp_high_water(hw) && x->u != NULL) {
         x->u->paused = true;
         hp_upstream_set_reading(x->u, false);
@@ -530,7 +533,7 @@ void hp_exchange_done(hconn_t *c)
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
     hp_exchange_settle(c, false);
-    if (x->close_after || !x->client_keep || hp_draining(c)) {
+    if (x->end.close_after || !x->end.client_keep || hp_draining(c)) {
         hp_client_linger(c);
         return;
     }

@@ -126,10 +126,84 @@ typedef enum {
     T_RETRY,    /* backoff before another attempt */
 } tkind_t;
 
+/* ---- the exchange's state ----------------------------------------------------------------- */
+
+/* An exchange is two phases, the request's (rq) and the response's (rs), plus a few named
+ * groups of facts below. The phases move on these events (room: function):
+ *
+ *   rq:  RQ_HEAD ──head parsed (hexchange: hp_on_request_head)──► RQ_WAIT_UPSTREAM
+ *        RQ_WAIT_UPSTREAM ──upstream ready, head sent (hupstream: upstream_ready)──► RQ_BODY
+ *        RQ_WAIT_UPSTREAM ──route buffers the body (hupstream: hp_buffer_start)──► RQ_BODY
+ *        RQ_HEAD, RQ_WAIT_UPSTREAM ──local answer, connection kept (hanswer:
+ *                                    hp_send_local)──► RQ_BODY: the body is read and dropped
+ *        RQ_BODY ──attempt failed, retried (hp_attempt_failed)──► RQ_WAIT_UPSTREAM
+ *        RQ_BODY ──reqbuf full (hp_buffer_data)──► RQ_WAIT_UPSTREAM
+ *        RQ_BODY ──last byte parsed (hexchange: hp_request_end)──► RQ_DONE
+ *        any ──bytes the parser rejects (hclient: hp_client_process)──► RQ_DONE, then a
+ *                 400-class answer (or, once a response started, the connection closes)
+ *   rs:  RS_NONE ──final response head (hexchange: hp_on_response_head)──► RS_HEAD_SENT
+ *        RS_HEAD_SENT ──response end (hp_response_end)──► RS_DONE
+ *        RS_NONE ──local answer (hanswer: hp_send_local)──► RS_DONE
+ *
+ *                 RS_NONE               RS_HEAD_SENT             RS_DONE
+ *   RQ_HEAD       reading the head      -                        local answer (408, 400):
+ *                                                                close after it
+ *   RQ_WAIT_UP..  picking, connecting   -                        local answer, body unread:
+ *                 (client reads held)                            close after it
+ *   RQ_BODY       body streams or       early response while     local answer (the body is
+ *                 fills reqbuf          the body still streams   dropped) or early response
+ *   RQ_DONE       waiting for the       response streams         both done: hp_exchange_done
+ *                 response (T_RESPONSE)                          (next request or idle)
+ *
+ * The exchange ends in hp_exchange_done (or with the connection). When the connection
+ * takes another request, hx_clear_exchange (hexchange.c) puts the phases back at
+ * RQ_HEAD/RS_NONE and resets every group below: the one place where that happens. */
+
 /* Request progress. */
 typedef enum { RQ_HEAD, RQ_WAIT_UPSTREAM, RQ_BODY, RQ_DONE } rqstate_t;
 /* Response progress. */
 typedef enum { RS_NONE, RS_HEAD_SENT, RS_DONE } rsstate_t;
+
+/* A route's request_buffering, as a sub-phase of the request body (hupstream.c). */
+typedef enum {
+    BUF_OFF,     /* the body streams to the upstream as it comes (or there is none) */
+    BUF_FILLING, /* RQ_BODY with no backend yet: body bytes go to reqbuf (hp_buffer_start) */
+    BUF_WHOLE,   /* reqbuf holds the whole body (hp_request_end): sent again on a retry */
+    BUF_SPILLED, /* the body outgrew reqbuf (hp_buffer_data): what it holds and the span
+                  * that did not fit (rest_ch) are sent once, then the body streams */
+} bufstate_t;
+
+/* How a body is delimited on its way out (the way in is gw_h1_body_t). */
+typedef enum {
+    FRAME_AS_IS,   /* Content-Length, or no body */
+    FRAME_CHUNKED, /* chunked (the request: the client's was chunked; the response: an
+                    * HTTP/1.1 client gets chunked whatever the upstream's framing was) */
+    FRAME_CLOSE,   /* the response only: an HTTP/1.0 client's body ends when we close */
+} frame_t;
+
+/* What the retry decision reads about the attempts (hupstream.c: retry_inputs, hretry.h).
+ * Set by hupstream.c only. Reset for each exchange in hx_clear_exchange; within it:
+ * picked ends with the pick's release, backend_failed once the decision reported it,
+ * resp_bytes at each attempt's start (upstream_ready); stale_retried stays for the exchange
+ * (the once-only retry), and body_started too (the body cannot be read twice). */
+typedef struct {
+    bool picked;         /* a backend is picked: the picker waits for its report */
+    bool reused;         /* the attempt's connection came from the pool */
+    bool backend_failed; /* the backend failed us: reported when the pick is released */
+    bool stale_retried;  /* the once-only retry after a reused connection died was used */
+    bool body_started;   /* body bytes went upstream that reqbuf cannot send again: no retry */
+    bool resp_bytes;     /* a response byte arrived in this attempt */
+} hx_retry_t;
+
+/* How this exchange ends, for each connection. Set as the exchange learns it; reset for
+ * each exchange in hx_clear_exchange. */
+typedef struct {
+    bool client_keep;    /* the client connection may persist (its head asked, no drain) */
+    bool close_after;    /* close the client connection when this response is written */
+    bool error_sent;     /* a local answer went out: what remains of the request is dropped */
+    bool upstream_close; /* the upstream connection is not reused (it said close, sent
+                          * stray bytes or EOF-delimited the body, or a write failed) */
+} hx_end_t;
 
 struct hx_s {
     hx_t *next_free;
@@ -152,37 +226,29 @@ struct hx_s {
     size_t upstream;  /* index of the target's upstream */
     unsigned attempt; /* connect attempt within the current pick sequence (02's retries) */
     unsigned tries;   /* attempts in all, for the retry middleware */
+    /* The phases (the diagram above). */
     rqstate_t rq;
     rsstate_t rs;
+    bufstate_t buffering; /* within RQ_BODY: where the body goes (request_buffering) */
+    /* What the request head said. */
     uint8_t client_minor; /* the client's HTTP/1.x version: the head sent upstream says 1.1 */
+    bool head_method;     /* HEAD: the response has no body, whatever it announces */
+    bool idempotent;      /* may be sent again (RFC 9110 9.2.2) */
+    char method[24];      /* the request method, NUL-terminated, for the router and retries */
     gw_reqbuf_t reqbuf;   /* the body, read before the pick (a route's request_buffering) */
     gw_chunk_t *rest_ch;  /* a body span that did not fit in reqbuf: sent right after it */
     const char *rest;
     size_t rest_len;
     uint64_t body_deadline; /* loop ms by which the request body must be in (0: none) */
-    bool buffering;         /* body bytes go to reqbuf: no backend picked yet */
-    bool buffered_all;      /* reqbuf holds the whole body: it can be sent again on a retry */
-    gw_h1_body_t req_body, resp_body_in;
-    bool req_chunked_out;  /* the request body goes upstream chunked */
-    bool resp_chunked_out; /* the response body goes to the client chunked */
-    bool resp_close_out;   /* the response body is delimited by closing the client */
-    bool client_keep;      /* the client connection may persist after this exchange */
-    bool head_method;
-    bool idempotent;
-    bool picked;
-    bool upstream_reused;
-    bool backend_failed; /* for the passive health report */
-    bool retried_reuse;  /* the once-only retry after a reused connection died */
-    bool body_started;   /* request body bytes went upstream: no retry */
-    bool resp_bytes;     /* a response byte arrived from the upstream */
-    bool exchange_open;  /* gw_chain_request ran: gw_chain_finish owed */
-    bool req_paused;     /* client reads stopped for backpressure */
-    bool close_after;    /* close the client connection when this response is written */
-    bool error_sent;     /* a local error answer went out */
-    bool client_eof;     /* the client half-closed after its request */
-    bool drain_close;
+    gw_h1_body_t req_body, resp_body_in; /* how the bodies came in */
+    frame_t req_out, resp_out;           /* how they go out (set with each head) */
+    hx_retry_t retry;                    /* the retry decision's facts */
+    hx_end_t end;                        /* how the exchange ends */
+    /* Reading and bookkeeping facts (not phases: they hold across several). */
+    bool exchange_open; /* gw_chain_request ran: gw_chain_finish owed */
+    bool req_paused;    /* client reads stopped for backpressure (the upstream's queue) */
+    bool client_eof;    /* the client half-closed after its request */
     uint64_t bytes_in, bytes_out;
-    char method[24]; /* the request method, NUL-terminated, for the router and retries */
 };
 
 struct uconn_s {

@@ -24,12 +24,12 @@ static const gw_wdest_ops_t upstream_ops;
  * reporting a backend failure if one was seen. */
 void hp_pick_release(hp_worker_t *hw, hx_t *x)
 {
-    if (x->picked || x->pick.ref != NULL) {
+    if (x->retry.picked || x->pick.ref != NULL) {
         const gw_tcp_picker_t *p = hw->hp->picker;
         p->report(p->ctx, hw->w, &x->pick,
-                  x->backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
+                  x->retry.backend_failed ? GW_TCP_CLOSED_BACKEND_ERROR : GW_TCP_CLOSED);
     }
-    x->picked = false;
+    x->retry.picked = false;
 }
 
 /* ---- upstream connections ------------------------------------------------------------------ */
@@ -157,17 +157,17 @@ static gw_hretry_in_t retry_inputs(hconn_t *c, gw_hretry_failure_t failure, int 
     return (gw_hretry_in_t){
         .failure = failure,
         .uv_status = uv_status,
-        .picked = x->picked,
-        .reused = x->upstream_reused,
-        .resp_bytes = x->resp_bytes,
+        .picked = x->retry.picked,
+        .reused = x->retry.reused,
+        .resp_bytes = x->retry.resp_bytes,
         .idempotent = x->idempotent,
         .has_body = x->req_body != GW_H1_BODY_NONE,
-        .body_started = x->body_started,
+        .body_started = x->retry.body_started,
         .request_read = x->rq == RQ_DONE,
-        .body_buffered = x->buffered_all,
+        .body_buffered = x->buffering == BUF_WHOLE,
         .response_started = x->rs != RS_NONE,
         .draining = hp_draining(c),
-        .stale_retry_used = x->retried_reuse,
+        .stale_retry_used = x->retry.stale_retried,
         .attempt = x->attempt,
         .max_attempts = p->max_attempts,
         .tries = x->tries,
@@ -189,7 +189,8 @@ void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, c
     gw_hretry_in_t in = retry_inputs(c, failure, uv_status);
     gw_hretry_hooks_t hooks = {retry_report, retry_connect, retry_middleware, c};
     gw_hretry_t d = gw_hretry_decide(&in, &hooks);
-    x->backend_failed = false; /* reported by the decision, once: the final release says "closed" */
+    /* The decision reported the failure, once: the final release says "closed". */
+    x->retry.backend_failed = false;
     x->chain.upstream_failed = true;
     uint64_t dropped;
     if (gw_lograte_allow(&hw->err_log, uv_now(hp_loop(hw)), 1000, &dropped)) {
@@ -199,7 +200,7 @@ void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, c
                 x->attempt + 1, dropped ? " (more like this suppressed)" : "");
     }
     if (d.stale_retry)
-        x->retried_reuse = true;
+        x->retry.stale_retried = true;
     if (d.release_pick) /* this pick sequence is over: release what it holds */
         hp_pick_release(hw, x);
     switch (d.action) {
@@ -241,7 +242,7 @@ void hp_request_body_end(hconn_t *c)
 {
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
-    if (!x->req_chunked_out)
+    if (x->req_out != FRAME_CHUNKED)
         return;
     gw_chain_trailers(hw->hp->chain, &x->chain, &x->rp.trailers, false);
     hp_out_last_chunk(hw, &x->u->out, &x->rp.trailers);
@@ -260,7 +261,7 @@ bool hp_buffer_start(hconn_t *c)
         (x->req_body == GW_H1_BODY_LENGTH && x->rp.length > cap))
         return false;
     gw_reqbuf_init(&x->reqbuf, cap);
-    x->buffering = true;
+    x->buffering = BUF_FILLING;
     x->rq = RQ_BODY; /* hp_client_process reads the body now */
     gw_h1_head_t *h = &x->rp.head;
     gw_h1_span_t v;
@@ -284,7 +285,7 @@ void hp_buffer_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n)
     size_t k = gw_reqbuf_append(&x->reqbuf, &c->hw->w->bufs, data, n);
     if (k == n)
         return;
-    x->buffering = false;
+    x->buffering = BUF_SPILLED;
     gw_chunk_ref(ch);
     x->rest_ch = ch;
     x->rest = data + k;
@@ -301,19 +302,19 @@ static void buffer_flush(hconn_t *c)
     hp_worker_t *hw = c->hw;
     gw_wdest_t *d = &x->u->out;
     for (gw_chunk_t *ch = x->reqbuf.head; ch != NULL; ch = ch->next)
-        hp_out_body(hw, d, ch, ch->data, ch->len, x->req_chunked_out);
-    if (x->buffered_all) {
+        hp_out_body(hw, d, ch, ch->data, ch->len, x->req_out == FRAME_CHUNKED);
+    if (x->buffering == BUF_WHOLE) {
         hp_request_body_end(c);
         return;
     }
     gw_reqbuf_clear(&x->reqbuf, &hw->w->bufs);
     if (x->rest_ch != NULL) {
-        hp_out_body(hw, d, x->rest_ch, x->rest, x->rest_len, x->req_chunked_out);
+        hp_out_body(hw, d, x->rest_ch, x->rest, x->rest_len, x->req_out == FRAME_CHUNKED);
         gw_chunk_unref(&hw->w->bufs, x->rest_ch);
         x->rest_ch = NULL;
         x->rest_len = 0;
     }
-    x->body_started = true; /* the rest is read from the client: no replay */
+    x->retry.body_started = true; /* the rest is read from the client: no replay */
 }
 
 /* The attached upstream U is connected: send the head, then let the body flow. */
@@ -338,9 +339,9 @@ static void upstream_ready(hconn_t *c)
     gw_h1_parser_reset(&x->sp, NULL, HX_KEEP_BYTES);
     if (x->head_method)
         gw_h1_expect_head_response(&x->sp);
-    x->resp_bytes = false;
+    x->retry.resp_bytes = false;          /* a new attempt: nothing came back on it yet */
     hp_out_head(hw, &u->out, h, NULL, 0); /* a failure comes back through upstream_on_error */
-    if (x->reqbuf.len > 0 || x->rest_ch != NULL || x->buffered_all)
+    if (x->reqbuf.len > 0 || x->rest_ch != NULL || x->buffering == BUF_WHOLE)
         buffer_flush(c);
     hp_upstream_set_reading(u, true);
     if (x->rq == RQ_WAIT_UPSTREAM) {
@@ -431,7 +432,7 @@ void hp_upstream_start(hconn_t *c)
         hp_answer(c, 503, "no usable backend", false);
         return;
     }
-    x->picked = true;
+    x->retry.picked = true;
     x->pick.attempt_started_ns = gw_clock_mono_ns(&gw_clock_system);
     gw_backend_t *b = x->pick.backend;
     x->chain.backend = b->name;
@@ -441,12 +442,12 @@ void hp_upstream_start(hconn_t *c)
     if (u != NULL) {
         u->x = x;
         x->u = u;
-        x->upstream_reused = true;
+        x->retry.reused = true;
         gw_counter_inc(&hw->stats->upstream_reuses);
         upstream_ready(c);
         return;
     }
-    x->upstream_reused = false;
+    x->retry.reused = false;
     upstream_connect(c, pool);
 }
 
@@ -500,7 +501,7 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
         gw_h1_event_t ev;
         int r = gw_h1_feed(&x->sp, ch->data + off, ch->len - off, &ev);
         off += ev.used;
-        x->resp_bytes = x->resp_bytes || ev.used > 0;
+        x->retry.resp_bytes = x->retry.resp_bytes || ev.used > 0;
         if (r == GW_EINVAL) {
             const gw_h1_error_t *e = gw_h1_error(&x->sp);
             if (x->rs == RS_NONE) {
@@ -527,7 +528,7 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
                 continue;
             }
             if (off < ch->len) /* bytes after a complete response: not reusable */
-                x->drain_close = true;
+                x->end.upstream_close = true;
             hp_response_end(c);
             return;
         }
@@ -561,7 +562,7 @@ static void upstream_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
     }
     hconn_t *c = x->c;
     if (nread == UV_EOF && x->rs != RS_NONE && gw_h1_finish(&x->sp) == GW_H1_END) {
-        x->drain_close = true;
+        x->end.upstream_close = true;
         hp_uconn_detach(u);
         hp_uconn_close(u, false);
         hp_response_end(c);
@@ -573,7 +574,7 @@ static void upstream_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
         return;
     }
     /* Cut in the middle of the response body: the client cannot be told but by a close. */
-    x->backend_failed = true;
+    x->retry.backend_failed = true;
     x->chain.upstream_failed = true;
     x->chain.end = nread == UV_EOF ? "upstream_eof" : "upstream_reset";
     hp_client_close(c, true);
@@ -590,12 +591,12 @@ static void upstream_failed_write(uconn_t *u, int status)
         hp_uconn_close(u, true);
         return;
     }
-    if (x->rs == RS_NONE && !x->resp_bytes) {
+    if (x->rs == RS_NONE && !x->retry.resp_bytes) {
         hp_attempt_failed(x->c, GW_HRETRY_BROKEN, status, "cannot write to the upstream");
         return;
     }
-    x->body_started = true;
-    x->drain_close = true;
+    x->retry.body_started = true;
+    x->end.upstream_close = true;
 }
 
 static void upstream_written(uconn_t *u, int status)
