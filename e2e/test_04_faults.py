@@ -723,9 +723,22 @@ def test_out_of_descriptors_recovers_when_load_drops(gateway, backend, tmp_path,
     gw = proxy(gateway, b, tmp_path)
     base = Settled(gw)
     held = hold_idle_clients(gw, base, 10)
-    used = fd_targets(gw)
-    lowest_free = min(n for n in range(max(used) + 2) if n not in used)
-    set_nofile(gw, lowest_free, transcript)
+    # The limit caps descriptor *numbers*. With a hole below the highest one held (a
+    # descriptor closing just then), a limit at the hole leaves the clients' descriptors
+    # above it, and their leaving frees nothing the process may use again: the test would
+    # wait for a recovery that cannot come. So the limit is set once the numbers held are
+    # 0..n-1 with no hole, at n.
+    # (A descriptor may also close between the look and the limit: then look again.)
+    def limited_without_hole():
+        used = fd_targets(gw)
+        if len(used) != max(used) + 1:
+            return False
+        set_nofile(gw, len(used), transcript)
+        after = fd_targets(gw)
+        return len(after) == len(used) and max(after) + 1 == len(used)
+
+    wait_until(limited_without_hole, env.timeout(10), "the gateway's descriptors to have no hole",
+               interval=0.05)
     outcomes, busy, quiet = refusals_while_full(gw, 1.5, transcript)
     assert_refused_cleanly_without_spinning(outcomes, busy, quiet, 1.5)
     for s in held:
