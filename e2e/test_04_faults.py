@@ -649,6 +649,23 @@ def set_nofile(gw, limit, transcript):
     transcript.note("open-files limit now %d (soft and hard); the process holds %d" % (limit, fd_count(gw)))
 
 
+def limit_without_hole(gw, free, transcript):
+    """Sets the open-files limit to what the process holds plus FREE, once the numbers it
+    holds are 0..n-1 with no hole. The limit caps descriptor *numbers*: with a hole below
+    the highest one held (a descriptor closing just then), a limit at the hole would leave
+    descriptors above it, and their closing would free nothing the process may use again.
+    (A descriptor may also close between the look and the limit: then look again.)"""
+    def limited():
+        used = fd_targets(gw)
+        if len(used) != max(used) + 1:
+            return False
+        set_nofile(gw, len(used) + free, transcript)
+        after = fd_targets(gw)
+        return len(after) == len(used) and max(after) + 1 == len(used)
+
+    wait_until(limited, env.timeout(10), "the gateway's descriptors to have no hole", interval=0.05)
+
+
 def hold_idle_clients(gw, base, n):
     """N connected clients that send nothing: one descriptor each in the gateway (no
     upstream), taken in order, so they fill the lowest free numbers. BASE: a Settled."""
@@ -715,6 +732,31 @@ def test_out_of_descriptors_refuses_cleanly_without_spinning(gateway, backend, t
 
 
 @pytest.mark.gw_timeout(90)
+def test_out_of_descriptors_is_not_the_backends_fault(gateway, backend, tmp_path, transcript):
+    """One descriptor to spare: a client is accepted on it, and the upstream socket then
+    fails with EMFILE. That is the gateway's shortage, not the backend's failure: the client
+    gets a 503 at once (a retry would fail the same way), and passive health counts nothing.
+    Before, each such client counted as a failed connect, so a few of them ejected the only
+    backend for 30 s, and the gateway kept answering 503 "no usable backend" long after
+    descriptors were free again (the flaky recovery test above, 2 runs in 3 under load)."""
+    b = backend.http()
+    gw = proxy(gateway, b, tmp_path)
+    base = Settled(gw)
+    held = hold_idle_clients(gw, base, 3)
+    limit_without_hole(gw, 1, transcript)
+    # Twice the passive threshold (outlier.consecutive_failures defaults to 5).
+    outcomes = [attempt(gw.addr("edge"), env.timeout(5)) for _ in range(10)]
+    transcript.note("outcomes with one descriptor to spare: %s" % outcomes)
+    entry = admin.backend_entry(admin.get_json(gw.addr("admin"), "/backends"), b.address_str)
+    transcript.note("backend entry %s" % entry)
+    assert (entry["failures"], entry["ejected"]) == (0, False), "blamed on the backend: %s" % entry
+    assert outcomes == [503] * 10, outcomes
+    for s in held:
+        s.close()
+    assert attempt(gw.addr("edge"), env.timeout(5)) == 200
+
+
+@pytest.mark.gw_timeout(90)
 def test_out_of_descriptors_recovers_when_load_drops(gateway, backend, tmp_path, transcript):
     """The limit set to exactly what the process holds while clients keep connections open:
     new clients are refused cleanly and nothing spins; when the clients leave, the same
@@ -723,22 +765,7 @@ def test_out_of_descriptors_recovers_when_load_drops(gateway, backend, tmp_path,
     gw = proxy(gateway, b, tmp_path)
     base = Settled(gw)
     held = hold_idle_clients(gw, base, 10)
-    # The limit caps descriptor *numbers*. With a hole below the highest one held (a
-    # descriptor closing just then), a limit at the hole leaves the clients' descriptors
-    # above it, and their leaving frees nothing the process may use again: the test would
-    # wait for a recovery that cannot come. So the limit is set once the numbers held are
-    # 0..n-1 with no hole, at n.
-    # (A descriptor may also close between the look and the limit: then look again.)
-    def limited_without_hole():
-        used = fd_targets(gw)
-        if len(used) != max(used) + 1:
-            return False
-        set_nofile(gw, len(used), transcript)
-        after = fd_targets(gw)
-        return len(after) == len(used) and max(after) + 1 == len(used)
-
-    wait_until(limited_without_hole, env.timeout(10), "the gateway's descriptors to have no hole",
-               interval=0.05)
+    limit_without_hole(gw, 0, transcript)
     outcomes, busy, quiet = refusals_while_full(gw, 1.5, transcript)
     assert_refused_cleanly_without_spinning(outcomes, busy, quiet, 1.5)
     for s in held:

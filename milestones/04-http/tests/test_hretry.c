@@ -174,6 +174,23 @@ static const case_t middleware_cases[] = {
      .calls = "report(-104) may_retry(1)"},
 };
 
+/* The gateway's own shortage (no descriptor for the upstream socket, no memory): not the
+ * backend's fault, and not retried, since the next attempt would meet the same shortage. */
+static const case_t shortage_cases[] = {
+    {"connect without a descriptor: 503, no report, no retry", CONNECT, UV_EMFILE,
+     .connect_yes = true, .budget_yes = true, .action = ANSWER, .status = 503, .calls = ""},
+    {"system file table full: the same", CONNECT, UV_ENFILE, .connect_yes = true,
+     .action = ANSWER, .status = 503, .calls = ""},
+    {"no buffer space: the same", CONNECT, UV_ENOBUFS, .action = ANSWER, .status = 503,
+     .calls = ""},
+    {"no memory for the connection: the same", BROKEN, UV_ENOMEM, .budget_yes = true,
+     .action = ANSWER, .status = 503, .calls = ""},
+    {"reused GET, then no memory: no stale retry either", BROKEN, UV_ENOMEM, .reused = true,
+     .action = ANSWER, .status = 503, .calls = ""},
+    {"shortage after the response started: cut", BROKEN, UV_ENOMEM, .response_started = true,
+     .action = CLOSE, .calls = ""},
+};
+
 /* Which policy answers first when several would. */
 static const case_t precedence_cases[] = {
     {"stale retry before the middleware", BROKEN, UV_EOF, .reused = true, .budget_yes = true,
@@ -258,6 +275,12 @@ static void hretry_middleware_and_statuses(void **state)
 {
     (void)state;
     RUN_TABLE(middleware_cases);
+}
+
+static void hretry_local_shortage_is_not_the_backends_fault(void **state)
+{
+    (void)state;
+    RUN_TABLE(shortage_cases);
 }
 
 static void hretry_policies_in_order(void **state)
@@ -361,6 +384,7 @@ int main(void)
         cmocka_unit_test(hretry_connect_retries_through_the_picker),
         cmocka_unit_test(hretry_stale_pooled_connection_once_and_idempotent_only),
         cmocka_unit_test(hretry_middleware_and_statuses),
+        cmocka_unit_test(hretry_local_shortage_is_not_the_backends_fault),
         cmocka_unit_test(hretry_policies_in_order),
         cmocka_unit_test(hretry_replays_only_an_intact_request),
         cmocka_unit_test(hretry_null_hooks),
