@@ -1,4 +1,5 @@
 /* error.c - messages for GW_E* codes and negated errno values. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,13 @@ void gw_errf(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+/* see error.h */
+bool gw_err_local_shortage(int err)
+{
+    return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM ||
+           err == GW_ENOMEM;
 }
 
 /* see error.h */

@@ -741,12 +741,6 @@ static conn_t *conn_new(gw_httpd_t *s)
  * stop handling signals. The listener is closed instead (which ends libuv's loop; queued
  * connections are reset) and bound again every RELISTEN_MS until that succeeds. */
 
-static bool out_of_descriptors(int status)
-{
-    return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS ||
-           status == UV_ENOMEM;
-}
-
 static void on_connection(uv_stream_t *l, int status);
 static int listen_socket(const gw_addr_t *a, int *out);
 
@@ -785,7 +779,7 @@ static void on_relisten(uv_timer_t *t)
         return;
     }
     uint64_t dropped;
-    if (!out_of_descriptors(rc) && rc != UV_EAGAIN &&
+    if (!gw_err_local_shortage(rc) && rc != UV_EAGAIN &&
         gw_lograte_allow(&s->accept_log, uv_now(s->loop), 1000, &dropped))
         gw_error("admin: cannot listen again: %s%s", gw_strerror(rc),
                  dropped ? " (more suppressed)" : "");
@@ -807,7 +801,7 @@ static void pause_listener(gw_httpd_t *s, int status)
 static void on_connection(uv_stream_t *l, int status)
 {
     gw_httpd_t *s = l->data;
-    if (out_of_descriptors(status)) {
+    if (gw_err_local_shortage(status)) {
         pause_listener(s, status);
         return;
     }

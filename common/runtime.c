@@ -200,12 +200,6 @@ void gw_worker_conn_done(gw_worker_t *w)
  * would pass its probe then), and a rebind failing for another reason is retried and
  * logged. */
 
-static bool out_of_descriptors(int status)
-{
-    return status == UV_EMFILE || status == UV_ENFILE || status == UV_ENOBUFS ||
-           status == UV_ENOMEM;
-}
-
 static void on_listener_connection(uv_stream_t *server, int status);
 static void on_relisten_timer(uv_timer_t *t);
 
@@ -236,7 +230,7 @@ void gw_listener_pause(gw_wlistener_t *wl, int status)
 static void on_listener_connection(uv_stream_t *server, int status)
 {
     gw_wlistener_t *wl = server->data;
-    if (out_of_descriptors(status)) {
+    if (gw_err_local_shortage(status)) {
         gw_listener_pause(wl, status);
         return;
     }
@@ -304,7 +298,7 @@ static void on_relisten_timer(uv_timer_t *t)
         }
         still = true;
         uint64_t dropped;
-        if (!out_of_descriptors(rc) && rc != UV_EAGAIN &&
+        if (!gw_err_local_shortage(rc) && rc != UV_EAGAIN &&
             gw_lograte_allow(&w->accept_log, uv_now(&w->loop), 1000, &dropped))
             gw_error("listener '%s': cannot listen again: %s%s", wl->listener->cfg->name,
                      gw_strerror(rc), dropped ? " (more suppressed)" : "");

@@ -333,10 +333,18 @@ static bool may_retry(conn_t *c)
     return p->retry == NULL || p->retry(p->ctx, c->tw->w, &c->pick, c->attempt, &c->retry_delay_ms);
 }
 
+/* The connect of the current attempt failed with STATUS. The gateway's own shortage (no
+ * descriptor for the socket: gw_err_local_shortage) is not the backend's fault and is not
+ * retried, since the next attempt would meet it too: the picker hears of it only as the
+ * connection's close. */
 static void connect_failed(conn_t *c, int status, const char *why)
 {
     gw_counter_inc(&c->tw->stats->connect_failed);
     log_connect_failure(c, why);
+    if (gw_err_local_shortage(status)) {
+        apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+        return;
+    }
     if (c->tw->picker.report != NULL)
         c->tw->picker.report(c->tw->picker.ctx, c->tw->w, &c->pick, status);
     c->attempt++;

@@ -3,9 +3,13 @@
 
 #include <uv.h> /* the UV_E* codes only */
 
+#include "error.h"
+
 /* see hretry.h */
 bool gw_hretry_blames_backend(const gw_hretry_in_t *in)
 {
+    if (gw_err_local_shortage(in->uv_status))
+        return false;
     bool found_closed =
         in->uv_status == UV_EOF || in->uv_status == UV_ECONNRESET || in->uv_status == UV_EPIPE;
     return !(in->reused && !in->resp_bytes && in->failure != GW_HRETRY_CONNECT && found_closed);
@@ -60,12 +64,14 @@ gw_hretry_t gw_hretry_decide(const gw_hretry_in_t *in, const gw_hretry_hooks_t *
             hooks->report(hooks->ctx, in->uv_status < 0 ? in->uv_status : UV_ECONNRESET);
         d.report_passive_failure = true;
     }
-    if (gw_hretry_replayable(in) && retry(in, hooks, &d))
+    /* Our own shortage: the next attempt would meet it too. */
+    bool shortage = gw_err_local_shortage(in->uv_status);
+    if (!shortage && gw_hretry_replayable(in) && retry(in, hooks, &d))
         return d;
     if (in->response_started) { /* too late for a status line: all we can do is cut it */
         d.action = GW_HRETRY_CLOSE_CLIENT;
         return d;
     }
-    d.status = in->failure == GW_HRETRY_RESPONSE_TIMEOUT ? 504 : 502;
+    d.status = shortage ? 503 : in->failure == GW_HRETRY_RESPONSE_TIMEOUT ? 504 : 502;
     return d;
 }

@@ -19,7 +19,13 @@
  *      above applies, or the picker said no, an idempotent request may start over on a
  *      fresh pick if the route's retry budget grants a slot.
  *
- * Before any of them: a request is replayable only if none of it is lost. No request body
+ * Before any of them: a failure that is the gateway's own shortage (no descriptor for the
+ * upstream socket, no memory: gw_err_local_shortage) is not the backend's fault and is not
+ * retried, since the next attempt would meet the same shortage; the client gets a 503, as
+ * for any overload. Counted against the backend, a few such clients used to eject the only
+ * backend of an upstream for a whole ejection, long after descriptors were free again.
+ *
+ * Then: a request is replayable only if none of it is lost. No request body
  * byte went upstream, no response byte went to the client, the process is not draining, and
  * the body (if any) is either still in the client's socket or held whole in reqbuf.
  *
@@ -94,7 +100,8 @@ typedef enum {
 
 typedef struct gw_hretry_s {
     gw_hretry_action_t action;
-    unsigned status;             /* ANSWER: 502, or 504 after a response timeout */
+    unsigned status;             /* ANSWER: 502, 504 after a response timeout, 503 when the
+                                  * gateway itself was short of descriptors or memory */
     uint64_t delay_ms;           /* NEXT_ATTEMPT: wait this long first (03's backoff) */
     bool report_passive_failure; /* hooks->report was called for the failed attempt */
     bool release_pick;           /* the pick sequence is over: give back what it holds */
@@ -111,7 +118,7 @@ bool gw_hretry_replayable(const gw_hretry_in_t *in);
 
 /* Is a failure of this kind the backend's fault? Not when a pooled connection was found
  * closed (EOF, reset or broken pipe before any response byte): the upstream may close idle
- * connections whenever it likes. */
+ * connections whenever it likes. Nor when the gateway was short of descriptors or memory. */
 bool gw_hretry_blames_backend(const gw_hretry_in_t *in);
 
 #endif
