@@ -703,7 +703,7 @@ def refusals_while_full(gw, seconds, transcript, listeners=("edge",)):
 
 def assert_refused_cleanly_without_spinning(outcomes, busy, quiet, seconds):
     assert "hang" not in outcomes, "new clients were left hanging while out of descriptors: %s" % outcomes
-    # A complete answer (a 502: no descriptor for the upstream; the admin API's 404 for this
+    # A complete answer (a 503: no descriptor for the upstream; the admin API's 404 for this
     # path) or a connection that ends: nothing else.
     assert all(isinstance(o, int) or o in ("refused", "reset", "eof") for o in outcomes), outcomes
     # A worker spinning on accept burns a whole core: ~1s of CPU per second. Refusing a
