@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "fuzz")
 LOG = os.path.join(ROOT, "common", "fuzz", "runs.jsonl")
+STOP = os.path.join(BUILD, "STOP")  # `fuzz.py stop` creates it: `fill` starts no new chunk
 INTERRUPTED = 72
 
 
@@ -138,13 +140,19 @@ def totals():
 def cmd_fill(ts, minutes, jobs, chunk):
     """Long runs: J threads, each taking the target with the fewest CPU-minutes (not already
     being fuzzed) for CHUNK seconds, until every target has MINUTES. A finding stops nothing:
-    it is in the log and in build/fuzz/artifacts/, and the next chunk goes on."""
+    it is in the log and in build/fuzz/artifacts/, and the next chunk goes on. To stop it and
+    keep every CPU-second in the log: `scripts/fuzz.py stop` (no new chunk starts; the running
+    fuzzers are interrupted, and their runs are logged as cut short)."""
+    if os.path.exists(STOP):
+        os.unlink(STOP)
     busy = set()
     lock = threading.Lock()
 
     def worker():
         while True:
             with lock:
+                if os.path.exists(STOP):
+                    return
                 have = totals()
                 todo = sorted((have.get(n, {}).get("cpu", 0.0), n) for n in ts if n not in busy)
                 todo = [(c, n) for c, n in todo if c < minutes * 60]
@@ -163,6 +171,18 @@ def cmd_fill(ts, minutes, jobs, chunk):
         th.start()
     for th in threads:
         th.join()
+
+
+def cmd_stop():
+    """Stops a `fill` gracefully: the STOP file keeps it from starting another chunk, and
+    SIGINT ends each running fuzzer (libFuzzer exits with 72), whose run is then logged."""
+    os.makedirs(BUILD, exist_ok=True)
+    open(STOP, "w").close()
+    for f in glob.glob(os.path.join(BUILD, "running-*.pid")):
+        try:
+            os.kill(int(open(f).read()), signal.SIGINT)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
 def smoke(seconds, names=None):
@@ -193,7 +213,7 @@ def cmd_stats():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["list", "run", "smoke", "fill", "stats"])
+    ap.add_argument("command", choices=["list", "run", "smoke", "fill", "stats", "stop"])
     ap.add_argument("name", nargs="?")
     ap.add_argument("--seconds", type=int)
     ap.add_argument("--cpu-minutes", type=float, default=30.0)
@@ -207,6 +227,8 @@ def main():
         if not args.name:
             sys.exit("usage: fuzz.py run NAME [--seconds S]")
         sys.exit(1 if cmd_run(ts, args.name, args.seconds or 60) else 0)
+    elif args.command == "stop":
+        cmd_stop()
     elif args.command == "fill":
         cmd_fill(ts, args.cpu_minutes, args.jobs, args.chunk)
     elif args.command == "smoke":
