@@ -21,6 +21,8 @@ const gw_later_key_t gw_config_later_keys[] = {
     {"upstreams.*.hash", 2},
     {"upstreams.*.health_check", 2},
     {"upstreams.*.outlier", 2},
+    {"upstreams.*.outlier.consecutive_gateway_errors", 4},
+    {"upstreams.*.outlier.consecutive_5xx", 4},
     {"upstreams.*.panic_threshold", 2},
     {"upstreams.*.backends.*.weight", 2},
     {"upstreams.*.retry", 2},

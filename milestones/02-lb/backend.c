@@ -16,6 +16,8 @@ void gw_backend_init(gw_backend_t *b, const gw_addr_t *addr, unsigned weight, si
     atomic_init(&b->health, GW_HEALTH_HEALTHY);
     atomic_init(&b->active, 0);
     atomic_init(&b->consecutive_failures, 0);
+    atomic_init(&b->consecutive_gateway_errors, 0);
+    atomic_init(&b->consecutive_5xx, 0);
     atomic_init(&b->ejected_until_ms, 0);
     atomic_init(&b->ejections, 0);
     atomic_init(&b->picks, 0);

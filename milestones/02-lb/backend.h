@@ -25,6 +25,8 @@ typedef struct gw_backend_s {
     atomic_int health;         /* gw_health_t, written by the control thread's checker */
     atomic_uint active;        /* connections in flight: counted from the pick to the close */
     atomic_uint consecutive_failures;       /* passive: connect or I/O failures since a success */
+    atomic_uint consecutive_gateway_errors; /* passive (04): 502/503/504 or no response, in a row */
+    atomic_uint consecutive_5xx;            /* passive (04): 5xx or no response, in a row */
     atomic_uint_least64_t ejected_until_ms; /* passive ejection deadline (monotonic ms), 0 none */
     atomic_uint ejections; /* times ejected so far (the next ejection lasts longer) */
     atomic_uint_least64_t picks, failures; /* statistics */

@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "outlier.h"
 #include "rand.h"
 
 /* A status line is "HTTP/1.1 200 OK" plus a reason phrase; a peer that sends a kilobyte
@@ -186,11 +188,6 @@ static void publish(probe_t *p)
         }
     } while (!atomic_compare_exchange_weak(&p->b->health, &cur, want));
     if (p->fsm.healthy) {
-        /* Active checks see it fine again: end any passive ejection too (Envoy's
-         * successful_active_health_check_uneject_host), or a backend restarted after an
-         * outage would stay out for the rest of a long ejection although it works. */
-        atomic_store(&p->b->ejected_until_ms, 0);
-        atomic_store(&p->b->consecutive_failures, 0);
         gw_info("upstream '%s': backend %s is HEALTHY again after %u passed checks", hc->upstream,
                 p->b->name, p->fsm.successes);
     } else
@@ -208,6 +205,14 @@ static void record(probe_t *p)
         gw_debug("upstream '%s': health check of %s failed: %s", hc->upstream, p->b->name, o->why);
     if (changed)
         publish(p);
+    /* A pass ends a passive ejection (Envoy's successful_active_health_check_uneject_host):
+     * every pass, not only the flip to healthy. A backend restarted within fall x interval of
+     * its failures never looked unhealthy to the checks, and used to stay out for the whole
+     * ejection (30 s and more) although every probe found it working. */
+    if (o->ok && hc->cfg.uneject_on_pass &&
+        gw_outlier_uneject(p->b, gw_clock_mono_ms(&gw_clock_system)))
+        gw_info("upstream '%s': backend %s passed an active check: passive ejection ended",
+                hc->upstream, p->b->name);
     if (hc->observer != NULL) {
         gw_hc_result_t r = {.index = p->index,
                             .backend = p->b,

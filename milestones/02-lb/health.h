@@ -45,6 +45,8 @@ typedef struct gw_hc_cfg_s {
     char *path;                    /* http: request target; NULL means "/" */
     unsigned status_lo, status_hi; /* http: a status in [lo, hi] passes */
     unsigned rise, fall;           /* see gw_hc_fsm_observe */
+    bool uneject_on_pass;          /* a passing check ends a passive ejection in force (set from the
+                                    * upstream's outlier.uneject_on_active_pass, not a key of this block) */
 } gw_hc_cfg_t;
 
 /* ---- the checker ----------------------------------------------------------------------- */
@@ -64,7 +66,9 @@ typedef struct gw_hc_s gw_hc_t;
  * Results go through a gw_hc_fsm_t per backend, which starts from the backend's current
  * health (so a restarted checker does not forget that a backend is down). On a change the
  * checker stores GW_HEALTH_HEALTHY or GW_HEALTH_UNHEALTHY into backend->health and logs one
- * line; a backend in GW_HEALTH_DRAINING is never overwritten.
+ * line; a backend in GW_HEALTH_DRAINING is never overwritten. With uneject_on_pass, every
+ * passing check also ends a passive ejection in force (gw_outlier_uneject; one line logged),
+ * before the observer runs.
  * CFG is copied (PATH too); UPSTREAM is copied; the BACKENDS array and the backends must
  * outlive the checker. CFG must have type GW_HC_TCP or GW_HC_HTTP, interval_ms and
  * timeout_ms above 0, a path (if any) starting with '/' with no spaces or control

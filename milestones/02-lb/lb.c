@@ -230,9 +230,22 @@ static void release_active(gw_tcp_pick_t *tok)
 static void passive_failure(gw_backend_t *b)
 {
     const gw_lb_upstream_t *u = b->upstream;
+    const gw_outlier_cfg_t *o = &u->lb->outlier;
     atomic_fetch_add_explicit(&b->failures, 1, memory_order_relaxed);
-    if (u->lb->outlier.consecutive_failures > 0)
-        gw_outlier_failure(&u->lb->outlier, b, u->ptrs, u->n, gw_clock_mono_ms(&gw_clock_system));
+    if (o->consecutive_failures > 0 || o->consecutive_gateway_errors > 0 || o->consecutive_5xx > 0)
+        gw_outlier_failure(o, b, u->ptrs, u->n, gw_clock_mono_ms(&gw_clock_system));
+}
+
+/* see lb.h */
+void gw_lb_response(const gw_tcp_pick_t *tok, unsigned status)
+{
+    gw_backend_t *b = tok->backend;
+    if (b == NULL)
+        return;
+    const gw_lb_upstream_t *u = b->upstream;
+    const gw_outlier_cfg_t *o = &u->lb->outlier;
+    if (o->consecutive_gateway_errors > 0 || o->consecutive_5xx > 0) /* off: no clock read */
+        gw_outlier_response(o, b, u->ptrs, u->n, status, gw_clock_mono_ms(&gw_clock_system));
 }
 
 static void lb_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
@@ -307,7 +320,10 @@ static void describe(const gw_lb_upstream_t *u)
                                     : "http ",
             hc->type == GW_HC_HTTP ? hc->path : "", hc->type == GW_HC_NONE ? "" : " every ",
             hc->type == GW_HC_NONE ? "" : gw_cfmt_duration(hc->interval_ms, iv, sizeof iv),
-            u->lb->outlier.consecutive_failures ? "on" : "off");
+            u->lb->outlier.consecutive_failures || u->lb->outlier.consecutive_gateway_errors ||
+                    u->lb->outlier.consecutive_5xx
+                ? "on"
+                : "off");
 }
 
 /* see lb.h */
@@ -325,8 +341,10 @@ int gw_lb_control_start(gw_runtime_t *rt)
         describe(u);
         if (u->lb->health_check.type == GW_HC_NONE)
             continue;
-        lb->checkers[i] = gw_hc_start(&rt->loop, &u->lb->health_check, u->ptrs, u->n, u->cfg->name,
-                                      0x9e3779b97f4a7c15u * (i + 1));
+        gw_hc_cfg_t hc = u->lb->health_check;
+        hc.uneject_on_pass = u->lb->outlier.uneject_on_active_pass;
+        lb->checkers[i] =
+            gw_hc_start(&rt->loop, &hc, u->ptrs, u->n, u->cfg->name, 0x9e3779b97f4a7c15u * (i + 1));
         if (lb->checkers[i] == NULL) {
             gw_error("upstream '%s': cannot start health checks", u->cfg->name);
             return GW_ENOMEM;

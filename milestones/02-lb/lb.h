@@ -67,6 +67,12 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, size_t upstrea
                                      const struct sockaddr *client, unsigned attempt,
                                      gw_tcp_pick_t *tok);
 
+/* The backend of TOK's current pick answered with a response head of final STATUS (04, once
+ * per attempt): feeds the outlier detection's response runs (gw_outlier_response). Failures
+ * without a response go through the picker's report as before; a 5xx is not a failure
+ * there (the connection worked). Any worker thread; nothing to do for a NULL backend. */
+void gw_lb_response(const gw_tcp_pick_t *tok, unsigned status);
+
 /* Installs HOOKS (copied) into LB, before the runtime starts. Their ctx is the later
  * milestone's own layer (03's state); that milestone finds it with gw_runtime_layer. */
 void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks);

@@ -16,7 +16,8 @@ static const gw_lb_upstream_cfg_t upstream_defaults = {
     .health_check = {.type = GW_HC_NONE},
     .outlier = {.consecutive_failures = 5,
                 .base_ejection_ms = 30 * SEC,
-                .max_ejection_percent = 50},
+                .max_ejection_percent = 50,
+                .uneject_on_active_pass = true},
 };
 
 static void hc_defaults(gw_hc_cfg_t *hc)
@@ -76,7 +77,20 @@ static void decode_health(gw_cdoc_t *doc, const gw_cnode_t *map, gw_hc_cfg_t *hc
         gw_cdoc_oom(doc, map);
 }
 
-/* outlier: {consecutive_failures, base_ejection, max_ejection_percent} */
+/* The response runs' thresholds: read only where responses are seen (o->response_keys);
+ * below gw04 the keys stay unread, and the config's later-keys table says "needs gw04". */
+static void decode_response_runs(gw_cdoc_t *doc, const gw_cnode_t *map, gw_outlier_cfg_t *o)
+{
+    uint64_t g = o->consecutive_gateway_errors, f = o->consecutive_5xx;
+    gw_cget_uint(doc, gw_cmap_get(doc, map, "consecutive_gateway_errors"),
+                 "consecutive_gateway_errors", 0, 1000, &g);
+    gw_cget_uint(doc, gw_cmap_get(doc, map, "consecutive_5xx"), "consecutive_5xx", 0, 1000, &f);
+    o->consecutive_gateway_errors = (unsigned)g;
+    o->consecutive_5xx = (unsigned)f;
+}
+
+/* outlier: {consecutive_failures, base_ejection, max_ejection_percent, uneject_on_active_pass,
+ *           consecutive_gateway_errors (gw04), consecutive_5xx (gw04)} */
 static void decode_outlier(gw_cdoc_t *doc, const gw_cnode_t *map, gw_outlier_cfg_t *o)
 {
     if (!gw_cnode_expect_map(doc, map, "outlier"))
@@ -85,6 +99,10 @@ static void decode_outlier(gw_cdoc_t *doc, const gw_cnode_t *map, gw_outlier_cfg
     gw_cget_uint(doc, gw_cmap_get(doc, map, "consecutive_failures"), "consecutive_failures", 0,
                  1000, &n);
     o->consecutive_failures = (unsigned)n;
+    gw_cget_bool(doc, gw_cmap_get(doc, map, "uneject_on_active_pass"), "uneject_on_active_pass",
+                 &o->uneject_on_active_pass);
+    if (o->response_keys)
+        decode_response_runs(doc, map, o);
     gw_cget_duration(doc, gw_cmap_get(doc, map, "base_ejection"), "base_ejection", 1, 3600 * SEC,
                      &o->base_ejection_ms);
     double pct = o->max_ejection_percent;
@@ -121,6 +139,9 @@ void gw_lb_cfg_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
         return;
     }
     *x = upstream_defaults;
+    /* Only a binary that reads HTTP responses can count them (gw04 on). 02 knows nothing of
+     * 04 but its number: the level is how any layer's keys are refused below it. */
+    x->outlier.response_keys = doc->level >= 4;
     u->ext[2] = x;
     decode_balancer(doc, map, x);
     gw_cget_percent(doc, gw_cmap_get(doc, map, "panic_threshold"), "panic_threshold",
@@ -203,9 +224,14 @@ void gw_lb_cfg_print_upstream(FILE *out, const gw_upstream_cfg_t *u, int in)
     print_health(out, &x->health_check, in);
     fprintf(out, "%*soutlier:\n%*sconsecutive_failures: %u\n", in, "", in + 2, "",
             x->outlier.consecutive_failures);
+    if (x->outlier.response_keys)
+        fprintf(out, "%*sconsecutive_gateway_errors: %u\n%*sconsecutive_5xx: %u\n", in + 2, "",
+                x->outlier.consecutive_gateway_errors, in + 2, "", x->outlier.consecutive_5xx);
     fprintf(out, "%*sbase_ejection: %s\n%*smax_ejection_percent: %u\n", in + 2, "",
             gw_cfmt_duration(x->outlier.base_ejection_ms, a, sizeof a), in + 2, "",
             x->outlier.max_ejection_percent);
+    fprintf(out, "%*suneject_on_active_pass: %s\n", in + 2, "",
+            x->outlier.uneject_on_active_pass ? "true" : "false");
     /* Last, so that a later milestone can continue the block with its own retry keys. */
     fprintf(out, "%*sretry:\n%*smax_attempts: %u\n", in, "", in + 2, "", x->max_connect_attempts);
 }

@@ -459,6 +459,8 @@ void hp_on_response_head(hconn_t *c)
     hx_t *x = c->x;
     gw_h1_head_t *h = &x->sp.head;
     unsigned status = h->status;
+    if (status >= 200) /* first, before anything may retry or answer instead */
+        hp_pick_response(x, status);
     if (status == 101) {
         hp_attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO,
                           "upstream switched protocols without being asked");

@@ -371,6 +371,9 @@ void hp_on_retry_due(hconn_t *c);
 void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, const char *why);
 /* Gives back what the exchange's pick holds, reporting a backend failure if one was seen. */
 void hp_pick_release(hp_worker_t *hw, hx_t *x);
+/* The backend of X's pick answered with final STATUS: passive health counts it (02's
+ * outlier response runs), once per attempt, whatever the exchange does with it next. */
+void hp_pick_response(hx_t *x, unsigned status);
 /* Closes U (with a reset when RESET and it is connected). */
 void hp_uconn_close(uconn_t *u, bool reset);
 /* Cuts the link between U and its exchange. */

@@ -32,6 +32,13 @@ void hp_pick_release(hp_worker_t *hw, hx_t *x)
     x->retry.picked = false;
 }
 
+/* see hproxy-int.h */
+void hp_pick_response(hx_t *x, unsigned status)
+{
+    if (x->retry.picked)
+        gw_lb_response(&x->pick, status);
+}
+
 /* ---- upstream connections ------------------------------------------------------------------ */
 
 static void uconn_closed_one(uconn_t *u)

@@ -780,6 +780,40 @@ static void hc_recovery_logs_healthy_again(void **state)
     gw_assert_contains(text, want);
 }
 
+#define FAR_FUTURE_MS (UINT64_MAX / 2) /* an ejection that outlasts any test */
+
+/* Issue 14: a backend ejected by passive checks whose probes pass comes back at the first
+ * pass (Envoy's default), not only when the checks saw it unhealthy and then healthy. */
+static void hc_tcp_pass_ends_passive_ejection(void **state)
+{
+    fixture_t *f = *state;
+    server_start(f, SRV_SILENT, NULL);
+    f->cfg.uneject_on_pass = true;
+    atomic_store(&f->b.ejected_until_ms, FAR_FUTURE_MS);
+    atomic_store(&f->b.consecutive_5xx, 3);
+    run_checks(f, GW_HC_TCP, 1);
+    assert_int_equal(f->passed, 1);
+    assert_int_equal(f->changes, 0); /* it never looked unhealthy to the checks */
+    assert_int_equal(atomic_load(&f->b.ejected_until_ms), 0);
+    assert_int_equal(atomic_load(&f->b.consecutive_5xx), 0);
+}
+
+/* outlier.uneject_on_active_pass: false: the ejection runs its course, even when the checks
+ * see the backend come back from UNHEALTHY. */
+static void hc_tcp_pass_keeps_passive_ejection_when_off(void **state)
+{
+    fixture_t *f = *state;
+    server_start(f, SRV_SILENT, NULL);
+    f->cfg.uneject_on_pass = false;
+    atomic_store(&f->b.health, GW_HEALTH_UNHEALTHY);
+    atomic_store(&f->b.ejected_until_ms, FAR_FUTURE_MS);
+    run_checks(f, GW_HC_TCP, 3);
+    assert_int_equal(f->passed, 3);
+    assert_int_equal(f->changes, 1);
+    assert_int_equal(health_of(f), GW_HEALTH_HEALTHY);
+    assert_int_equal(atomic_load(&f->b.ejected_until_ms), FAR_FUTURE_MS);
+}
+
 /* Stopped with a check in flight (connected, waiting for the status line): everything is
  * closed, `done` runs once, and the aborted check reports nothing. */
 static void hc_stop_during_check_closes_every_handle(void **state)
@@ -881,6 +915,8 @@ int main(void)
         T(hc_draining_backend_left_as_is),
         T(hc_transition_logs_one_line),
         T(hc_recovery_logs_healthy_again),
+        T(hc_tcp_pass_ends_passive_ejection),
+        T(hc_tcp_pass_keeps_passive_ejection_when_off),
         T(hc_stop_during_check_closes_every_handle),
         T(hc_stop_while_connecting_closes_every_handle),
         T(hc_stop_before_first_check),

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "02-lb/lb.h"
+#include "log.h"
 
 static gw_config_t cfg;
 static char *errs;
@@ -54,23 +55,27 @@ static void lbconfig_defaults(void **state)
     assert_true(x->panic_threshold == 50);
     assert_int_equal(x->health_check.type, GW_HC_NONE);
     assert_int_equal(x->outlier.consecutive_failures, 5);
+    assert_true(x->outlier.uneject_on_active_pass);
+    assert_int_equal(x->outlier.consecutive_5xx, 0);
+    assert_int_equal(x->outlier.consecutive_gateway_errors, 0);
     assert_int_equal(gw_lb_backend_weight(&cfg.upstreams[0].backends[0]), 1);
 }
 
 static void lbconfig_full_upstream(void **state)
 {
     (void)state;
-    assert_int_equal(load("    balancer: consistent_hash\n"
-                          "    hash: client_ip\n"
-                          "    panic_threshold: 25\n"
-                          "    retry: {max_attempts: 2}\n"
-                          "    health_check: {type: http, interval: 250ms, timeout: 100ms,\n"
-                          "                   path: /healthz, expect_status: 200-204, rise: 3,\n"
-                          "                   fall: 4}\n"
-                          "    outlier: {consecutive_failures: 2, base_ejection: 10s,\n"
-                          "              max_ejection_percent: 34}\n",
-                          "      - {address: 127.0.0.1:19001, weight: 7}\n"),
-                     0);
+    assert_int_equal(
+        load("    balancer: consistent_hash\n"
+             "    hash: client_ip\n"
+             "    panic_threshold: 25\n"
+             "    retry: {max_attempts: 2}\n"
+             "    health_check: {type: http, interval: 250ms, timeout: 100ms,\n"
+             "                   path: /healthz, expect_status: 200-204, rise: 3,\n"
+             "                   fall: 4}\n"
+             "    outlier: {consecutive_failures: 2, base_ejection: 10s,\n"
+             "              max_ejection_percent: 34, uneject_on_active_pass: false}\n",
+             "      - {address: 127.0.0.1:19001, weight: 7}\n"),
+        0);
     const gw_lb_upstream_cfg_t *x = gw_lb_upstream_cfg(&cfg.upstreams[0]);
     assert_int_equal(x->balancer, GW_BAL_CONSISTENT_HASH);
     assert_true(x->hash_client_ip);
@@ -87,6 +92,7 @@ static void lbconfig_full_upstream(void **state)
     assert_int_equal(x->outlier.consecutive_failures, 2);
     assert_int_equal(x->outlier.base_ejection_ms, 10000);
     assert_int_equal(x->outlier.max_ejection_percent, 34);
+    assert_false(x->outlier.uneject_on_active_pass);
     assert_int_equal(gw_lb_backend_weight(&cfg.upstreams[0].backends[0]), 7);
 }
 
@@ -150,11 +156,22 @@ static void lbconfig_unknown_key_in_health_check(void **state)
     gw_assert_contains(errs, "did you mean 'interval'");
 }
 
+/* Only a binary that reads responses can count 5xx: gw02 refuses the keys and says where. */
+static void lbconfig_response_runs_need_gw04(void **state)
+{
+    (void)state;
+    assert_int_not_equal(
+        load("    outlier: {consecutive_5xx: 3, consecutive_gateway_errors: 2}\n", ONE_BACKEND), 0);
+    gw_assert_contains(errs, "c.yaml:6:15: consecutive_5xx: needs gw04 or later");
+    gw_assert_contains(errs, "c.yaml:6:35: consecutive_gateway_errors: needs gw04 or later");
+}
+
 static void lbconfig_print_loads_back(void **state)
 {
     (void)state;
     assert_int_equal(load("    balancer: weighted_round_robin\n"
-                          "    health_check: {type: http, path: /h}\n",
+                          "    health_check: {type: http, path: /h}\n"
+                          "    outlier: {uneject_on_active_pass: false}\n",
                           "      - {address: 127.0.0.1:19001, weight: 3}\n"),
                      0);
     char *out = NULL;
@@ -172,6 +189,7 @@ static void lbconfig_print_loads_back(void **state)
     const gw_lb_upstream_cfg_t *x = gw_lb_upstream_cfg(&again.upstreams[0]);
     assert_int_equal(x->balancer, GW_BAL_WEIGHTED_ROUND_ROBIN);
     assert_string_equal(x->health_check.path, "/h");
+    assert_false(x->outlier.uneject_on_active_pass);
     assert_int_equal(gw_lb_backend_weight(&again.upstreams[0].backends[0]), 3);
     gw_config_free(&again, &gw_lb_config_ext);
     free(out);
@@ -207,6 +225,26 @@ static void lb_usable_panics_below_threshold(void **state)
     gw_lb_table_free(t);
 }
 
+/* Issue 14: passive checks ejected an upstream's only backend after a few resets. With the
+ * default threshold it stays in use (panic): an ejection must not turn into refusals. */
+static void lb_usable_sole_backend_ejected_stays_in_use(void **state)
+{
+    (void)state;
+    assert_int_equal(load("    outlier: {consecutive_failures: 2}\n", ONE_BACKEND), 0);
+    gw_lb_table_t *t = gw_lb_table_new(&cfg);
+    assert_non_null(t);
+    gw_lb_upstream_t *u = &t->ups[0];
+    gw_log_setup(GW_LOG_ERROR, GW_LOG_PLAIN); /* the ejection's warning */
+    assert_false(gw_outlier_failure(&u->lb->outlier, u->ptrs[0], u->ptrs, 1, 1000));
+    assert_true(gw_outlier_failure(&u->lb->outlier, u->ptrs[0], u->ptrs, 1, 1000));
+    gw_log_setup(GW_LOG_INFO, GW_LOG_PLAIN);
+    assert_false(gw_backend_usable(u->ptrs[0], 1001));
+    bool usable[1], panic;
+    assert_int_equal(gw_lb_usable(u, 1001, usable, &panic), 1);
+    assert_true(panic && usable[0]);
+    gw_lb_table_free(t);
+}
+
 static void lb_usable_threshold_zero_never_panics(void **state)
 {
     (void)state;
@@ -233,7 +271,9 @@ int main(void)
         cmocka_unit_test_teardown(lbconfig_attempts_out_of_range, teardown),
         cmocka_unit_test_teardown(lbconfig_unknown_key_in_health_check, teardown),
         cmocka_unit_test_teardown(lbconfig_print_loads_back, teardown),
+        cmocka_unit_test_teardown(lbconfig_response_runs_need_gw04, teardown),
         cmocka_unit_test_teardown(lb_usable_panics_below_threshold, teardown),
+        cmocka_unit_test_teardown(lb_usable_sole_backend_ejected_stays_in_use, teardown),
         cmocka_unit_test_teardown(lb_usable_threshold_zero_never_panics, teardown),
     };
     return cmocka_run_group_tests_name("lb", tests, NULL, NULL);

@@ -170,6 +170,143 @@ static void outlier_ejected_backend_unusable_until_deadline(void **state)
     assert_true(gw_backend_usable(&f->b[1], T0)); /* the others are untouched */
 }
 
+/* ---- response runs (04 reports response heads) ------------------------------------------ */
+
+/* K responses of STATUS from backend I (of NB) at NOW; returns how many ejected it. */
+static int answer_n(fixture_t *f, size_t i, unsigned status, int k, uint64_t now)
+{
+    int ejected = 0;
+    for (int j = 0; j < k; j++)
+        ejected += gw_outlier_response(&f->cfg, &f->b[i], f->all, NB, status, now);
+    return ejected;
+}
+
+static void responses_only(fixture_t *f, unsigned gateway, unsigned five)
+{
+    f->cfg.consecutive_failures = 0;
+    f->cfg.consecutive_gateway_errors = gateway;
+    f->cfg.consecutive_5xx = five;
+}
+
+static void outlier_5xx_ejects_at_exactly_threshold(void **state)
+{
+    fixture_t *f = *state;
+    responses_only(f, 0, 3);
+    assert_int_equal(answer_n(f, 0, 500, 2, T0), 0);
+    assert_false(is_ejected(&f->b[0], T0));
+    assert_int_equal(answer_n(f, 0, 599, 1, T0), 1);
+    assert_int_equal(atomic_load(&f->b[0].ejected_until_ms), T0 + BASE);
+    assert_int_equal(atomic_load(&f->b[0].consecutive_5xx), 0); /* the run starts again */
+}
+
+/* Any answer below 500 ends both response runs: 4xx is the client's doing. */
+static void outlier_response_below_500_ends_runs(void **state)
+{
+    fixture_t *f = *state;
+    responses_only(f, 3, 3);
+    static const unsigned fine[] = {200, 204, 304, 404, 429, 499};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        assert_int_equal(answer_n(f, 0, 503, 2, T0), 0);
+        assert_int_equal(answer_n(f, 0, fine[i], 1, T0), 0);
+        assert_int_equal(atomic_load(&f->b[0].consecutive_5xx), 0);
+        assert_int_equal(atomic_load(&f->b[0].consecutive_gateway_errors), 0);
+    }
+    assert_false(is_ejected(&f->b[0], T0));
+    assert_int_equal(answer_n(f, 0, 503, 3, T0), 1);
+}
+
+/* 502, 503 and 504 are gateway errors; 500 or 501 ends that run but counts as a 5xx. */
+static void outlier_gateway_errors_are_502_503_504(void **state)
+{
+    fixture_t *f = *state;
+    responses_only(f, 3, 0);
+    assert_int_equal(answer_n(f, 0, 502, 1, T0) + answer_n(f, 0, 503, 1, T0), 0);
+    assert_int_equal(answer_n(f, 0, 500, 1, T0), 0);
+    assert_int_equal(atomic_load(&f->b[0].consecutive_gateway_errors), 0);
+    assert_int_equal(answer_n(f, 0, 501, 5, T0) + answer_n(f, 0, 505, 5, T0), 0);
+    assert_int_equal(answer_n(f, 0, 504, 1, T0) + answer_n(f, 0, 503, 1, T0), 0);
+    assert_int_equal(answer_n(f, 0, 502, 1, T0), 1);
+}
+
+/* A failure with no response counts in every run that is on, not only its own. */
+static void outlier_failure_counts_in_response_runs(void **state)
+{
+    fixture_t *f = *state;
+    responses_only(f, 3, 0);
+    assert_int_equal(fail_n(f, 0, NB, 2, T0), 0); /* consecutive_failures is off */
+    assert_int_equal(answer_n(f, 0, 502, 1, T0), 1);
+    responses_only(f, 0, 4);
+    assert_int_equal(answer_n(f, 1, 500, 2, T0) + fail_n(f, 1, NB, 1, T0), 0);
+    assert_int_equal(fail_n(f, 1, NB, 1, T0), 1);
+}
+
+/* A connect that works ends the failure run only: the 5xx came on connections that worked. */
+static void outlier_connect_success_keeps_5xx_run(void **state)
+{
+    fixture_t *f = *state;
+    responses_only(f, 0, 3);
+    for (int i = 0; i < 2; i++) {
+        gw_outlier_success(&f->b[0]);
+        assert_int_equal(answer_n(f, 0, 500, 1, T0), 0);
+    }
+    gw_outlier_success(&f->b[0]);
+    assert_int_equal(answer_n(f, 0, 500, 1, T0), 1);
+}
+
+/* Off by default: responses alone never eject, and cost nothing to count. */
+static void outlier_response_runs_off_count_nothing(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(answer_n(f, 0, 503, 1000, T0), 0);
+    assert_int_equal(atomic_load(&f->b[0].consecutive_5xx), 0);
+    assert_int_equal(atomic_load(&f->b[0].consecutive_gateway_errors), 0);
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD, T0), 1); /* the failure run still works */
+}
+
+/* Responses of connections opened before the ejection neither extend it nor count; the
+ * share and the growing length are the same rules as for failures. */
+static void outlier_5xx_follows_ejection_rules(void **state)
+{
+    fixture_t *f = *state;
+    responses_only(f, 0, 2);
+    assert_int_equal(answer_n(f, 0, 500, 2, T0), 1);
+    assert_int_equal(answer_n(f, 0, 500, 10, T0 + 1), 0);
+    assert_int_equal(atomic_load(&f->b[0].consecutive_5xx), 0);
+    assert_int_equal(answer_n(f, 1, 500, 2, T0), 1);
+    assert_int_equal(answer_n(f, 2, 500, 2, T0), 0); /* 3 of 5 > 50% */
+    assert_int_equal(answer_n(f, 0, 500, 2, T0 + BASE), 1);
+    assert_int_equal(atomic_load(&f->b[0].ejected_until_ms), T0 + BASE + 2 * BASE);
+}
+
+/* ---- the end of an ejection by an active check ------------------------------------------ */
+
+static void outlier_uneject_ends_ejection_in_force(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.consecutive_5xx = 4;
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD, T0), 1);
+    assert_int_equal(answer_n(f, 0, 500, 3, T0 + BASE), 0); /* a run in progress */
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD, T0 + BASE), 1);
+    assert_true(gw_outlier_uneject(&f->b[0], T0 + BASE + 1));
+    assert_true(gw_backend_usable(&f->b[0], T0 + BASE + 1));
+    assert_int_equal(atomic_load(&f->b[0].consecutive_5xx), 0);
+    assert_int_equal(atomic_load(&f->b[0].ejections), 2); /* the next one is still longer */
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD, T0 + BASE + 2), 1);
+    assert_int_equal(atomic_load(&f->b[0].ejected_until_ms), T0 + BASE + 2 + 3 * BASE);
+}
+
+static void outlier_uneject_without_ejection_is_a_no_op(void **state)
+{
+    fixture_t *f = *state;
+    assert_false(gw_outlier_uneject(&f->b[0], T0));
+    assert_int_equal(fail_n(f, 0, NB, THRESHOLD - 1, T0), 0);
+    assert_false(gw_outlier_uneject(&f->b[0], T0)); /* not ejected: the run goes on */
+    assert_int_equal(atomic_load(&f->b[0].consecutive_failures), THRESHOLD - 1);
+    assert_int_equal(fail_n(f, 0, NB, 1, T0), 1);
+    assert_false(gw_outlier_uneject(&f->b[0], T0 + BASE)); /* over already */
+    assert_int_equal(atomic_load(&f->b[0].ejected_until_ms), T0 + BASE);
+}
+
 /* ---- races ----------------------------------------------------------------------------- */
 
 /* A high threshold for the races, so that all threads are busy failing when it is crossed
@@ -264,6 +401,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(outlier_max_percent_bounds_ejected_share, setup, teardown),
         cmocka_unit_test_setup_teardown(outlier_single_backend_can_be_ejected, setup, teardown),
         cmocka_unit_test_setup_teardown(outlier_ejected_backend_unusable_until_deadline, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(outlier_5xx_ejects_at_exactly_threshold, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_response_below_500_ends_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_gateway_errors_are_502_503_504, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_failure_counts_in_response_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_connect_success_keeps_5xx_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_response_runs_off_count_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_5xx_follows_ejection_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_uneject_ends_ejection_in_force, setup, teardown),
+        cmocka_unit_test_setup_teardown(outlier_uneject_without_ejection_is_a_no_op, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(outlier_concurrent_failures_eject_once, setup, teardown),
         cmocka_unit_test_setup_teardown(outlier_concurrent_ejections_respect_max_percent, setup,
