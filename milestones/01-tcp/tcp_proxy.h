@@ -16,8 +16,10 @@ typedef struct gw_tcp_pick_s {
     void *backend;  /* the picker's choice for the current attempt */
     void *ref;      /* anything the picker holds for the whole connection (a reference) */
     unsigned flags; /* bits 0-7: milestone 02's; 8-15: 03's; the rest: later layers' */
-    uint64_t attempt_started_ns; /* set by 01 when the current connect attempt began */
-    uint64_t tried;              /* the picker's: e.g. a bit per backend already tried (02) */
+    /* Set by 01 when the current connect attempt began; 0 when the attempt made no
+     * connection (04 reusing a pooled one): then there is no connect time to record. */
+    uint64_t attempt_started_ns;
+    uint64_t tried; /* the picker's: e.g. a bit per backend already tried (02) */
 } gw_tcp_pick_t;
 
 /* How a later milestone chooses backends without 01 knowing about balancers (02 supplies
