@@ -42,8 +42,10 @@ def metrics_proxy(gateway, backend):
     ]
     cfg = config.http_proxy({"app": app, "dead": dead}, routes=routes,
                             admin={"address": config.Port("admin")})
-    # The dead backend must not be ejected, nor its request retried elsewhere: one 502.
+    # The dead backend is not ejected; its request is tried max_attempts times (2 retries,
+    # gw_http_retries_total), then answered 502.
     cfg["upstreams"]["dead"]["outlier"] = {"consecutive_failures": 0}
+    cfg["upstreams"]["dead"]["retry"] = {"max_attempts": 3}
     return gateway(GW, cfg), app, dead
 
 
@@ -112,7 +114,7 @@ def test_every_http_family_counts_known_traffic(gateway, backend, http_client):
     assert delta(before, m, "gw_http_local_errors_total") == 3  # 404, 429, 502
     assert delta(before, m, "gw_http_upstream_requests_total", connection="new") == 1
     assert delta(before, m, "gw_http_upstream_requests_total", connection="reused") == 5
-    assert delta(before, m, "gw_http_retries_total") == 0
+    assert delta(before, m, "gw_http_retries_total") == 2  # the dead route's 2nd and 3rd connects
 
     # Duration by route and class: one observation per request, in its own series.
     want = {("api", "2xx"): 5, ("limited", "2xx"): 1, ("limited", "4xx"): 1, ("dead", "5xx"): 1,
@@ -133,7 +135,7 @@ def test_every_http_family_counts_known_traffic(gateway, backend, http_client):
         assert delta(before, m, "gw_http_upstream_responses_total", **ok, **{"class": k}) == 0
     for k in CLASSES:
         assert delta(before, m, "gw_http_upstream_responses_total", upstream="dead",
-                     backend=dead.address_str, **{"class": k}) == 0
+                     backend="%s:%d" % dead, **{"class": k}) == 0
 
     # Rate limits by route.
     assert delta(before, m, "gw_http_rate_limited_total", listener="edge", route="limited") == 1

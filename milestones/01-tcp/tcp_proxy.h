@@ -75,5 +75,10 @@ void gw_tcp_worker_stop(gw_worker_t *w);
 /* W's counters; readable from the control thread from READY until the process ends (they
  * live in w->stats, not in the worker's own state). NULL if W never started. */
 const gw_tcp_stats_t *gw_tcp_worker_stats(const gw_worker_t *w);
+/* Adds IN bytes read from a client and OUT bytes sent to it by a later layer's connection
+ * on W (04's HTTP exchanges) to W's bytes_in and bytes_out, so that gw_bytes_total and
+ * /stats count every listener. On W's thread only (the counters have one writer); nothing
+ * when W never started. */
+void gw_tcp_count_bytes(gw_worker_t *w, uint64_t in, uint64_t out);
 
 #endif
