@@ -490,10 +490,11 @@ void hp_on_response_head(hconn_t *c)
     gw_h1_head_t *h = &x->sp.head;
     unsigned status = h->status;
     /* Every final head a backend sends, whatever becomes of it (1xx have no class). */
-    gw_hmetrics_upstream_response(
-        hw->hp->hm, hw->w->id,
-        gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, ((gw_backend_t *)x->pick.backend)->index),
-        status);
+    const gw_backend_t *b = x->pick.backend;
+    if (b != NULL)
+        gw_hmetrics_upstream_response(hw->hp->hm, hw->w->id,
+                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, b->index),
+                                      status);
     if (status == 101) {
         hp_attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO,
                           "upstream switched protocols without being asked");
