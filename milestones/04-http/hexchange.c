@@ -194,6 +194,7 @@ void hp_count_status(hp_worker_t *hw, unsigned status)
         gw_counter_inc(&s->responses_2xx);
 }
 
+/* see hproxy-int.h: the route's slot (hmetrics.h) and the status's class */
 void hp_meter_request(hconn_t *c, uint64_t now_ns)
 {
     hx_t *x = c->x;
