@@ -538,6 +538,16 @@ const gw_tcp_stats_t *gw_tcp_worker_stats(const gw_worker_t *w)
     return w->stats;
 }
 
+/* see tcp_proxy.h */
+void gw_tcp_count_bytes(gw_worker_t *w, uint64_t in, uint64_t out)
+{
+    gw_tcp_stats_t *s = w->stats;
+    if (s == NULL)
+        return;
+    gw_counter_add(&s->bytes_in, in);
+    gw_counter_add(&s->bytes_out, out);
+}
+
 const gw_app_t gw_tcp_app = {
     .worker_start = gw_tcp_worker_start,
     .on_connection = gw_tcp_on_connection,

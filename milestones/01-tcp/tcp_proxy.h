@@ -16,8 +16,10 @@ typedef struct gw_tcp_pick_s {
     void *backend;  /* the picker's choice for the current attempt */
     void *ref;      /* anything the picker holds for the whole connection (a reference) */
     unsigned flags; /* bits 0-7: milestone 02's; 8-15: 03's; the rest: later layers' */
-    uint64_t attempt_started_ns; /* set by 01 when the current connect attempt began */
-    uint64_t tried;              /* the picker's: e.g. a bit per backend already tried (02) */
+    /* Set by 01 when the current connect attempt began; 0 when the attempt made no
+     * connection (04 reusing a pooled one): then there is no connect time to record. */
+    uint64_t attempt_started_ns;
+    uint64_t tried; /* the picker's: e.g. a bit per backend already tried (02) */
 } gw_tcp_pick_t;
 
 /* How a later milestone chooses backends without 01 knowing about balancers (02 supplies
@@ -73,5 +75,10 @@ void gw_tcp_worker_stop(gw_worker_t *w);
 /* W's counters; readable from the control thread from READY until the process ends (they
  * live in w->stats, not in the worker's own state). NULL if W never started. */
 const gw_tcp_stats_t *gw_tcp_worker_stats(const gw_worker_t *w);
+/* Adds IN bytes read from a client and OUT bytes sent to it by a later layer's connection
+ * on W (04's HTTP exchanges) to W's bytes_in and bytes_out, so that gw_bytes_total and
+ * /stats count every listener. On W's thread only (the counters have one writer); nothing
+ * when W never started. */
+void gw_tcp_count_bytes(gw_worker_t *w, uint64_t in, uint64_t out);
 
 #endif

@@ -143,7 +143,8 @@ static void res_outcome(void *ctx, gw_worker_t *w, const gw_lb_upstream_t *u, gw
         return;
     res_upstream_t *ru = res_up(r, u);
     if (status <= 0) { /* the result of one connect attempt */
-        if (status == 0)
+        /* A start of 0: the attempt reused a connection (04's pool), there is no connect time. */
+        if (status == 0 && tok->attempt_started_ns != 0)
             gw_histogram_observe_ns(&r->workers[w->id].connect_time[u->cfg - r->cfg->upstreams],
                                     gw_clock_mono_ns(&gw_clock_system) - tok->attempt_started_ns);
         breaker_record(r, u, b, status == 0, tok->flags & TRIAL, now_ms);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "httpd.h"
 #include "rand.h"
 
@@ -116,6 +117,8 @@ void hp_send_local(hconn_t *c, unsigned status, const char *reason, bool close)
         gw_h1_head_set(h, "Connection", "keep-alive", 10);
     x->chain.status = status;
     hp_count_status(hw, status);
+    if (x->rq != RQ_DONE && !close) /* the exchange ends later, with the request body */
+        hp_meter_request(c, gw_clock_mono_ns(&gw_clock_system));
     x->end.error_sent = true;
     x->rs = RS_DONE;
     x->end.close_after = close;

@@ -99,8 +99,9 @@ static void hx_clear_exchange(hx_t *x)
     x->req_out = x->resp_out = FRAME_AS_IS;
     x->retry = (hx_retry_t){0};
     x->end = (hx_end_t){0};
-    x->exchange_open = x->req_paused = x->client_eof = false;
+    x->exchange_open = x->req_paused = x->client_eof = x->metered = false;
     x->bytes_in = x->bytes_out = 0;
+    x->bytes_counted_in = x->bytes_counted_out = 0;
 }
 
 void hp_hx_free_storage(hx_t *x)
@@ -193,9 +194,25 @@ void hp_count_status(hp_worker_t *hw, unsigned status)
         gw_counter_inc(&s->responses_2xx);
 }
 
+/* see hproxy-int.h: the route's slot (hmetrics.h) and the status's class */
+void hp_meter_request(hconn_t *c, uint64_t now_ns)
+{
+    hx_t *x = c->x;
+    if (!x->metered)
+        return;
+    x->metered = false;
+    gw_hmetrics_t *hm = c->hw->hp->hm;
+    size_t slot = gw_hmetrics_route_slot(hm, c->l->index,
+                                         x->route != NULL ? x->route->index : GW_HMETRICS_NO_ROUTE);
+    unsigned status = x->chain.status != 0 ? x->chain.status : 499;
+    gw_hmetrics_request(hm, c->hw->w->id, slot, status, now_ns - x->chain.start_ns);
+}
+
 /* Ends the exchange's bookkeeping: an upstream connection still attached closes (with a
  * reset when ABORTED: the client went away mid-way), the pick is released, and the chain
- * records the exchange (499, nginx's "client closed the request", if nothing was sent). */
+ * records the exchange (499, nginx's "client closed the request", if nothing was sent).
+ * The client bytes not counted yet go to gw_bytes_total (settling may happen more than once:
+ * at the exchange's end, then at the connection's close). */
 void hp_exchange_settle(hconn_t *c, bool aborted)
 {
     hx_t *x = c->x;
@@ -208,12 +225,20 @@ void hp_exchange_settle(hconn_t *c, bool aborted)
         hp_uconn_close(u, aborted);
     }
     hp_pick_release(hw, x);
+    gw_tcp_count_bytes(hw->w, x->bytes_in - x->bytes_counted_in,
+                       x->bytes_out - x->bytes_counted_out);
+    x->bytes_counted_in = x->bytes_in;
+    x->bytes_counted_out = x->bytes_out;
+    if (!x->metered && !x->exchange_open)
+        return;
+    uint64_t now_ns = gw_clock_mono_ns(&gw_clock_system);
+    hp_meter_request(c, now_ns);
     if (x->exchange_open) {
         x->chain.bytes_in = x->bytes_in;
         x->chain.bytes_out = x->bytes_out;
         if (x->chain.status == 0)
             x->chain.status = 499;
-        gw_chain_finish(hw->hp->chain, &x->chain, gw_clock_mono_ns(&gw_clock_system));
+        gw_chain_finish(hw->hp->chain, &x->chain, now_ns);
         x->exchange_open = false;
     }
 }
@@ -309,8 +334,6 @@ static bool request_route(hconn_t *c)
     x->chain.lcfg = c->lcfg;
     x->chain.client = &c->peer.sa;
     x->chain.tls = false;
-    x->chain.start_ns = gw_clock_mono_ns(&gw_clock_system);
-    x->chain.wall_ms = (int64_t)gw_clock_wall_ms(&gw_clock_system);
     x->chain.rng = &hw->rng;
     if (match == NULL) {
         hp_answer(c, 404, "no route", false);
@@ -335,6 +358,9 @@ static bool request_for_upstream(hconn_t *c)
     x->exchange_open = true;
     gw_h1_head_clear(&x->local);
     int st = gw_chain_request(hw->hp->chain, &x->chain, h, &x->local);
+    if (st == 429) /* only rate_limit answers 429 (chain.h) */
+        gw_hmetrics_rate_limited(hw->hp->hm, hw->w->id,
+                                 gw_hmetrics_route_slot(hw->hp->hm, c->l->index, x->route->index));
     if (st != 0) {
         hp_send_local(c, (unsigned)st, NULL, false);
         return false;
@@ -363,6 +389,9 @@ void hp_on_request_head(hconn_t *c)
     hx_t *x = c->x;
     gw_h1_head_t *h = &x->rp.head;
     gw_counter_inc(&hw->stats->requests);
+    x->chain.start_ns = gw_clock_mono_ns(&gw_clock_system); /* the duration runs from here */
+    x->chain.wall_ms = (int64_t)gw_clock_wall_ms(&gw_clock_system);
+    x->metered = true;
     x->rq = RQ_WAIT_UPSTREAM;
     x->req_body = x->rp.body;
     x->client_minor = h->version_minor; /* before the upstream's copy says 1.1 */
@@ -431,6 +460,8 @@ void hp_response_end(hconn_t *c)
     hx_t *x = c->x;
     hp_worker_t *hw = c->hw;
     x->rs = RS_DONE;
+    if (x->rq != RQ_DONE) /* the exchange ends later, with the request body */
+        hp_meter_request(c, gw_clock_mono_ns(&gw_clock_system));
     if (x->resp_out == FRAME_CHUNKED) { /* trailers come only with a chunked upstream body */
         gw_chain_trailers(hw->hp->chain, &x->chain, &x->sp.trailers, true);
         x->bytes_out += hp_out_last_chunk(hw, &c->out, &x->sp.trailers);
@@ -461,6 +492,12 @@ void hp_on_response_head(hconn_t *c)
     unsigned status = h->status;
     if (status >= 200) /* first, before anything may retry or answer instead */
         hp_pick_response(x, status);
+    /* Every final head a backend sends, whatever becomes of it (1xx have no class). */
+    const gw_backend_t *b = x->pick.backend;
+    if (b != NULL)
+        gw_hmetrics_upstream_response(hw->hp->hm, hw->w->id,
+                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, b->index),
+                                      status);
     if (status == 101) {
         hp_attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO,
                           "upstream switched protocols without being asked");

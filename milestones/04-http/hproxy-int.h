@@ -27,6 +27,7 @@
 #include "01-tcp/tcp_proxy.h"
 #include "04-http/chain.h"
 #include "04-http/h1.h"
+#include "04-http/hmetrics.h"
 #include "04-http/hproxy.h"
 #include "04-http/hretry.h"
 #include "04-http/httpcfg.h"
@@ -81,6 +82,7 @@ struct hp_s {
     gw_lb_t *lb;                   /* layer 2: picks per request (gw_lb_pick_upstream) */
     const gw_tcp_picker_t *picker; /* layer 1: admit, report and retry, as 01 uses them */
     gw_chain_t *chain;
+    gw_hmetrics_t *hm;    /* labelled metrics: by route, by backend (hmetrics.h) */
     hp_worker_t *workers; /* [cfg->workers] */
 };
 
@@ -248,7 +250,9 @@ struct hx_s {
     bool exchange_open; /* gw_chain_request ran: gw_chain_finish owed */
     bool req_paused;    /* client reads stopped for backpressure (the upstream's queue) */
     bool client_eof;    /* the client half-closed after its request */
+    bool metered;       /* a request head came: its duration is owed to hmetrics (once) */
     uint64_t bytes_in, bytes_out;
+    uint64_t bytes_counted_in, bytes_counted_out; /* of those, added to gw_bytes_total */
 };
 
 struct uconn_s {
@@ -317,6 +321,10 @@ void hp_hx_timer_start(hx_t *x, tkind_t kind, uint64_t ms);
 void hp_body_timer_start(hx_t *x, uint64_t ms);
 /* Counts a response of STATUS in the worker's 2xx..5xx counters. */
 void hp_count_status(hp_worker_t *hw, unsigned status);
+/* Records the duration of C's request, from its head to NOW_NS, by route and by the class
+ * of the status sent (499 when none was): once per request head, at the response's end or,
+ * failing that, when the exchange ends. */
+void hp_meter_request(hconn_t *c, uint64_t now_ns);
 /* Ends the exchange's bookkeeping (upstream closed, pick released, the chain's finish),
  * ABORTED when the client went away mid-way. */
 void hp_exchange_settle(hconn_t *c, bool aborted);

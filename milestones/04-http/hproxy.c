@@ -406,6 +406,7 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_prom_family(p, "gw_http_retries_total", "Requests sent again after a failed attempt",
                    GW_PROM_COUNTER);
     gw_prom_sample_u64(p, "gw_http_retries_total", NULL, HTTP_SUM(hp, retries));
+    gw_hmetrics_write(hp->hm, p);   /* by route, by backend */
     gw_chain_metrics(hp->chain, p); /* gw_access_log_lost_total{file} */
 }
 
@@ -423,15 +424,17 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         hp->picker = layers[1];
         hp->workers = calloc(cfg->workers, sizeof *hp->workers);
         hp->chain = gw_chain_new(cfg, err, sizeof err);
+        hp->hm = gw_hmetrics_new(cfg, cfg->workers);
     }
     /* The counters exist before any thread, so a scrape never races with their creation. */
     bool stats_ok = hp != NULL && hp->workers != NULL;
     for (unsigned i = 0; stats_ok && i < cfg->workers; i++)
         stats_ok = (hp->workers[i].stats = calloc(1, sizeof *hp->workers[i].stats)) != NULL;
-    if (!stats_ok || hp->chain == NULL) {
+    if (!stats_ok || hp->chain == NULL || hp->hm == NULL) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {
             gw_chain_free(hp->chain);
+            gw_hmetrics_free(hp->hm);
             for (unsigned i = 0; hp->workers != NULL && i < cfg->workers; i++)
                 free(hp->workers[i].stats);
             free(hp->workers);
@@ -453,6 +456,7 @@ void gw_http_release(void **layers)
         for (unsigned i = 0; i < hp->cfg->workers; i++)
             hw_free(&hp->workers[i]);
         gw_chain_free(hp->chain);
+        gw_hmetrics_free(hp->hm);
         free(hp->workers);
         free(hp);
     }

@@ -440,7 +440,6 @@ void hp_upstream_start(hconn_t *c)
         return;
     }
     x->retry.picked = true;
-    x->pick.attempt_started_ns = gw_clock_mono_ns(&gw_clock_system);
     gw_backend_t *b = x->pick.backend;
     x->chain.backend = b->name;
     gw_upool_t *pool = pool_of(hw, b);
@@ -450,11 +449,13 @@ void hp_upstream_start(hconn_t *c)
         u->x = x;
         x->u = u;
         x->retry.reused = true;
+        x->pick.attempt_started_ns = 0; /* no connect: no gw_upstream_connect_seconds sample */
         gw_counter_inc(&hw->stats->upstream_reuses);
         upstream_ready(c);
         return;
     }
     x->retry.reused = false;
+    x->pick.attempt_started_ns = gw_clock_mono_ns(&gw_clock_system);
     upstream_connect(c, pool);
 }
 
