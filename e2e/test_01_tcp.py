@@ -261,6 +261,41 @@ def test_sigterm_drains_transfer(gateway, backend, client, transcript):
     assert gw.wait_exit(timeout=env.timeout(10)) == 0
 
 
+def test_sighup_is_logged_and_ignored(gateway, backend, client):
+    """Before milestone 05 there is no reload: SIGHUP is logged, and the proxy carries on,
+    open connections and new ones alike."""
+    echo = backend.echo()
+    gw = proxy(gateway, echo)
+    c = client(gw)
+    c.send(b"before")
+    assert c.recv_exact(6) == b"before"
+    gw.signal(signal.SIGHUP)
+    gw.wait_log(r"SIGHUP ignored")
+    assert gw.alive(), "gw01 exited on SIGHUP (code %s)" % gw.proc.poll()
+    c.send(b"after")
+    assert c.recv_exact(5) == b"after", "an open connection stopped working after SIGHUP"
+    d = client(gw)
+    d.send(b"new")
+    assert d.recv_exact(3) == b"new", "a new connection failed after SIGHUP"
+
+
+def test_second_sigint_exits_at_once(gateway, backend, client):
+    """A first SIGINT drains like SIGTERM (here a client holds the drain open for up to 30 s);
+    a second one exits at once, with code 1 (the drain did not finish)."""
+    echo = backend.echo()
+    gw = gateway(GW, config.tcp_proxy(echo, drain_timeout="30s"), expect_exit=1)
+    c = client(gw)
+    c.send(b"held")
+    assert c.recv_exact(4) == b"held"
+    gw.signal(signal.SIGINT)
+    gw.wait_log(r"SIGINT received")
+    wait_until(lambda: try_connect(gw.addr("edge"), timeout=env.timeout(1)) == "refused",
+               env.timeout(3), "new connects to be refused while draining")
+    assert gw.alive(), "gw01 exited on the first SIGINT with a client still connected (code %s)" % gw.proc.poll()
+    gw.signal(signal.SIGINT)
+    assert gw.wait_exit(timeout=env.timeout(5)) == 1, "a second SIGINT should exit at once with code 1"
+
+
 # ---- command line and configuration ----------------------------------------------------------
 
 
