@@ -3,6 +3,7 @@ fake backends, on free loopback ports, with `workers` from GW_WORKERS.
 
 One behaviour per test. Every wait polls to a deadline (stretched x5 under sanitizers);
 the only pauses are the slow readers' deliberate stalls, marked allowed-sleep in gwtest."""
+import os
 import random
 import signal
 import socket
@@ -294,6 +295,35 @@ def test_second_sigint_exits_at_once(gateway, backend, client):
     assert gw.alive(), "gw01 exited on the first SIGINT with a client still connected (code %s)" % gw.proc.poll()
     gw.signal(signal.SIGINT)
     assert gw.wait_exit(timeout=env.timeout(5)) == 1, "a second SIGINT should exit at once with code 1"
+
+
+def test_sigusr1_reopens_the_log_file(gateway, backend, client, tmp_path):
+    """`log.file`: after logrotate's rename, SIGUSR1 makes the proxy write to a new file at
+    the configured path, and the renamed one gets nothing more. The path is the one the
+    harness reads the proxy's stderr from, so `ready` is still seen (the log file takes
+    stderr's place)."""
+    path = str(tmp_path / "gw01.stderr")
+    echo = backend.echo()
+    gw = gateway(GW, config.tcp_proxy(echo, log={"level": "info", "format": "plain", "file": path}))
+    assert gw.stderr_path == path, "the harness's stderr file moved: %s" % gw.stderr_path
+
+    def read(p):
+        try:
+            with open(p) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    os.rename(path, path + ".1")  # what logrotate does
+    gw.signal(signal.SIGUSR1)
+    wait_until(lambda: "SIGUSR1: log file reopened" in read(path), env.timeout(5),
+               "the reopened log file to get the SIGUSR1 line",
+               describe=lambda: "new: %r\nold: %r" % (read(path), read(path + ".1")[-500:]))
+    c = client(gw)
+    c.send(b"x")
+    assert c.recv_exact(1) == b"x", "the proxy stopped working after SIGUSR1"
+    old = read(path + ".1")
+    assert "ready" in old and "SIGUSR1" not in old, "the renamed file: %r" % old[-500:]
 
 
 # ---- command line and configuration ----------------------------------------------------------
