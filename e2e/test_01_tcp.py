@@ -262,6 +262,22 @@ def test_sigterm_drains_transfer(gateway, backend, client, transcript):
     assert gw.wait_exit(timeout=env.timeout(10)) == 0
 
 
+def test_sigterm_drain_deadline_resets_the_pair(gateway, backend, client):
+    """A pair still open at drain_timeout is reset on both sides (a FIN would tell the client
+    its data was complete), and the process still exits 0."""
+    echo = backend.echo()
+    gw = gateway(GW, config.tcp_proxy(echo, drain_timeout="1s"))
+    c = client(gw)
+    c.send(b"held")
+    assert c.recv_exact(4) == b"held"
+    gw.signal(signal.SIGTERM)
+    end, elapsed = c.wait_end(timeout=env.timeout(10))
+    assert end == "reset", "a pair left at the drain deadline should be reset, got %s" % end
+    assert elapsed >= 0.9, "reset %.2fs after SIGTERM, before drain_timeout (1s)" % elapsed
+    gw.wait_log(r"drain timeout: closing 1 connection")
+    assert gw.wait_exit(timeout=env.timeout(10)) == 0
+
+
 def test_sighup_is_logged_and_ignored(gateway, backend, client):
     """Before milestone 05 there is no reload: SIGHUP is logged, and the proxy carries on,
     open connections and new ones alike."""
