@@ -141,8 +141,10 @@ static void check_nofile(const gw_runtime_t *rt)
 /* see runtime.h */
 bool gw_listener_admit(gw_listener_t *l)
 {
-    /* Increment first, then check: exact across workers without a lock. Two workers racing
-     * at the limit both see the over-limit value and both back out; neither overshoots. */
+    /* Increment first, then check: a ceiling across workers without a lock. Of two workers
+     * racing for the last slot, one sees the limit and stays, the other sees it passed and
+     * backs out; neither overshoots. A worker backing out still counts until it has, so a
+     * slot freed meanwhile can be missed: one refusal too many, never one admission. */
     unsigned n = atomic_fetch_add_explicit(&l->active, 1, memory_order_relaxed) + 1;
     if (n > l->cfg->max_connections) {
         atomic_fetch_sub_explicit(&l->active, 1, memory_order_relaxed);
