@@ -155,9 +155,11 @@ void gw_runtime_shutdown(gw_runtime_t *rt);
  * pass a quiescent point soon; retired snapshots are reclaimed on a timer. */
 int gw_runtime_publish(gw_runtime_t *rt, void *data, void (*free_fn)(void *data));
 
-/* Admission against the listener's max_connections, exact across workers: true when the
- * connection may proceed (the count was taken), false when over the limit (counted as a
- * rejection). Every admitted connection must call gw_listener_leave exactly once. */
+/* Admission against the listener's max_connections, one count for all workers: true when
+ * the connection may proceed (the count was taken), false when over the limit (counted as a
+ * rejection). Never more than max_connections are admitted at once; the price is that a
+ * client may be refused with a slot free while another worker backs out of a refusal.
+ * Every admitted connection must call gw_listener_leave exactly once. */
 bool gw_listener_admit(gw_listener_t *l);
 void gw_listener_leave(gw_listener_t *l);
 

@@ -3,6 +3,7 @@ fake backends, on free loopback ports, with `workers` from GW_WORKERS.
 
 One behaviour per test. Every wait polls to a deadline (stretched x5 under sanitizers);
 the only pauses are the slow readers' deliberate stalls, marked allowed-sleep in gwtest."""
+import os
 import random
 import signal
 import socket
@@ -259,6 +260,86 @@ def test_sigterm_drains_transfer(gateway, backend, client, transcript):
     assert (got.count, got.sha256, got.end) == (n, src.sha256, "eof"), "the drained transfer"
     c.close()
     assert gw.wait_exit(timeout=env.timeout(10)) == 0
+
+
+def test_sigterm_drain_deadline_resets_the_pair(gateway, backend, client):
+    """A pair still open at drain_timeout is reset on both sides (a FIN would tell the client
+    its data was complete), and the process still exits 0."""
+    echo = backend.echo()
+    gw = gateway(GW, config.tcp_proxy(echo, drain_timeout="1s"))
+    c = client(gw)
+    c.send(b"held")
+    assert c.recv_exact(4) == b"held"
+    gw.signal(signal.SIGTERM)
+    end, elapsed = c.wait_end(timeout=env.timeout(10))
+    assert end == "reset", "a pair left at the drain deadline should be reset, got %s" % end
+    assert elapsed >= 0.9, "reset %.2fs after SIGTERM, before drain_timeout (1s)" % elapsed
+    gw.wait_log(r"drain timeout: closing 1 connection")
+    assert gw.wait_exit(timeout=env.timeout(10)) == 0
+
+
+def test_sighup_is_logged_and_ignored(gateway, backend, client):
+    """Before milestone 05 there is no reload: SIGHUP is logged, and the proxy carries on,
+    open connections and new ones alike."""
+    echo = backend.echo()
+    gw = proxy(gateway, echo)
+    c = client(gw)
+    c.send(b"before")
+    assert c.recv_exact(6) == b"before"
+    gw.signal(signal.SIGHUP)
+    gw.wait_log(r"SIGHUP ignored")
+    assert gw.alive(), "gw01 exited on SIGHUP (code %s)" % gw.proc.poll()
+    c.send(b"after")
+    assert c.recv_exact(5) == b"after", "an open connection stopped working after SIGHUP"
+    d = client(gw)
+    d.send(b"new")
+    assert d.recv_exact(3) == b"new", "a new connection failed after SIGHUP"
+
+
+def test_second_sigint_exits_at_once(gateway, backend, client):
+    """A first SIGINT drains like SIGTERM (here a client holds the drain open for up to 30 s);
+    a second one exits at once, with code 1 (the drain did not finish)."""
+    echo = backend.echo()
+    gw = gateway(GW, config.tcp_proxy(echo, drain_timeout="30s"), expect_exit=1)
+    c = client(gw)
+    c.send(b"held")
+    assert c.recv_exact(4) == b"held"
+    gw.signal(signal.SIGINT)
+    gw.wait_log(r"SIGINT received")
+    wait_until(lambda: try_connect(gw.addr("edge"), timeout=env.timeout(1)) == "refused",
+               env.timeout(3), "new connects to be refused while draining")
+    assert gw.alive(), "gw01 exited on the first SIGINT with a client still connected (code %s)" % gw.proc.poll()
+    gw.signal(signal.SIGINT)
+    assert gw.wait_exit(timeout=env.timeout(5)) == 1, "a second SIGINT should exit at once with code 1"
+
+
+def test_sigusr1_reopens_the_log_file(gateway, backend, client, tmp_path):
+    """`log.file`: after logrotate's rename, SIGUSR1 makes the proxy write to a new file at
+    the configured path, and the renamed one gets nothing more. The path is the one the
+    harness reads the proxy's stderr from, so `ready` is still seen (the log file takes
+    stderr's place)."""
+    path = str(tmp_path / "gw01.stderr")
+    echo = backend.echo()
+    gw = gateway(GW, config.tcp_proxy(echo, log={"level": "info", "format": "plain", "file": path}))
+    assert gw.stderr_path == path, "the harness's stderr file moved: %s" % gw.stderr_path
+
+    def read(p):
+        try:
+            with open(p) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    os.rename(path, path + ".1")  # what logrotate does
+    gw.signal(signal.SIGUSR1)
+    wait_until(lambda: "SIGUSR1: log file reopened" in read(path), env.timeout(5),
+               "the reopened log file to get the SIGUSR1 line",
+               describe=lambda: "new: %r\nold: %r" % (read(path), read(path + ".1")[-500:]))
+    c = client(gw)
+    c.send(b"x")
+    assert c.recv_exact(1) == b"x", "the proxy stopped working after SIGUSR1"
+    old = read(path + ".1")
+    assert "ready" in old and "SIGUSR1" not in old, "the renamed file: %r" % old[-500:]
 
 
 # ---- command line and configuration ----------------------------------------------------------

@@ -591,6 +591,87 @@ def test_access_log_names_an_upstream_reset(gateway, backend, http_client, tmp_p
     assert rec.get("end") == "upstream_reset", rec
 
 
+# ---- a client that gives up, a drain that runs out -----------------------------------------------
+
+
+def upstream_that_thinks(body_sent=0):
+    """A script: reads the request head, then (BODY_SENT > 0) sends a head announcing 100000
+    bytes and BODY_SENT of them, says "thinking", and holds the connection until the gateway
+    lets go of it."""
+    def think(conn, ch, server):
+        read_request_head(conn, ch)
+        if body_sent:
+            send(conn, ch, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"t" * body_sent)
+        server.events.append("thinking")
+        wait_gateway_close(conn, ch, server)
+    return think
+
+
+def upstream_let_go(up):
+    return "gateway closed" in up.events or "gateway reset" in up.events
+
+
+@pytest.mark.parametrize("how", ["reset", "close"])
+def test_client_that_gives_up_before_the_answer_is_logged_499(gateway, backend, http_client, tmp_path, how):
+    """A client that leaves while the upstream is still thinking (wrk's timeout, a browser's
+    stop button: a reset or a plain close): the access log says 499 with nothing sent, the
+    upstream connection is let go at once instead of being held for nobody, and nothing
+    is left behind."""
+    up = backend(Scripted, script=upstream_that_thinks())
+    gw = proxy(gateway, up, tmp_path)
+    base = Settled(gw)
+    c = http_client(gw)
+    c.send(request_bytes("GET", "/slow"))
+    wait_until(lambda: "thinking" in up.events, env.timeout(5), "the request to reach the upstream")
+    if how == "reset":
+        reset_socket(c.sock)
+    else:
+        c.close()
+    wait_until(lambda: upstream_let_go(up), env.timeout(5),
+               "the gateway to close the upstream connection of a client that left",
+               describe=lambda: up.events)
+    rec = wait_log_records(str(tmp_path / "access.log"), 1)[0]
+    assert (rec["status"], rec["bytes_out"], rec["end"]) == (499, 0, None), \
+        "a client that left before any answer is a 499 with nothing sent: %s" % rec
+    assert (rec["path"], rec["backend"]) == ("/slow", up.address_str), rec
+    assert_settled(gw, base, "after the client gave up (%s)" % how)
+
+
+@pytest.mark.parametrize("when", ["before_the_head", "mid_body"])
+def test_drain_deadline_resets_what_is_left(gateway, backend, http_client, tmp_path, when):
+    """SIGTERM while an exchange is still waiting for its upstream (or streaming its body)
+    past drain_timeout: at the deadline the client is reset (never a clean end it could
+    take for a complete answer), the upstream connection closed, the access log line says
+    `end: drain_timeout`, and the process exits 0."""
+    sent = 1000 if when == "mid_body" else 0
+    up = backend(Scripted, script=upstream_that_thinks(body_sent=sent))
+    gw = proxy(gateway, up, tmp_path, drain_timeout="1s")
+    c = http_client(gw)
+    c.send(request_bytes("GET", "/long"))
+    wait_until(lambda: "thinking" in up.events, env.timeout(5), "the request to reach the upstream")
+    head_len = 0
+    if sent:
+        head = c.read_head(timeout=env.timeout(10))
+        assert head.status == 200, head
+        head_len = len(head.raw_head)
+        wait_client_has(c, lambda b: len(b) >= sent, "the first %d bytes of the body" % sent)
+    started = Deadline(0)
+    gw.signal(signal.SIGTERM)
+    data, end = read_to_end(c, env.timeout(10))
+    assert end == "reset", "at the drain deadline the client should be reset, got %s after %d bytes" % (end, len(data))
+    assert len(data) == sent, "bytes after the drain began: %d, expected the %d already sent" % (len(data), sent)
+    assert started.elapsed() >= 0.9, "reset %.2fs after SIGTERM, before drain_timeout (1s)" % started.elapsed()
+    gw.wait_log(r"drain timeout: closing 1 connection")
+    wait_until(lambda: upstream_let_go(up), env.timeout(5), "the upstream connection to be closed",
+               describe=lambda: up.events)
+    assert gw.wait_exit(timeout=env.timeout(10)) == 0, "a drain that ran out still exits 0"
+    rec = wait_log_records(str(tmp_path / "access.log"), 1)[0]
+    want_status = 200 if sent else 499
+    assert (rec["status"], rec["end"]) == (want_status, "drain_timeout"), \
+        "the access log should say the drain deadline cut the exchange: %s" % rec
+    assert rec["bytes_out"] == head_len + sent, rec
+
+
 # ---- out of descriptors ---------------------------------------------------------------------------------
 
 

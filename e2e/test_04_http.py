@@ -1128,6 +1128,34 @@ def test_traffic_split_sticky_by_header(gateway, backend, http_client):
     assert set(sides) == {"v1", "v2"}, "20 users over a 50/50 split all landed on one side: %s" % dict(sides)
 
 
+def test_traffic_split_sticky_by_cookie(gateway, backend, http_client):
+    """`sticky_cookie: session`: the value of the cookie named `session` decides the side,
+    wherever it sits among the others and in whichever Cookie field; a cookie whose name
+    only ends in `session` is no key (such requests are split at random)."""
+    v1, v2 = backend.http(name="v1"), backend.http(name="v2")
+    gw = proxy(gateway, {"v1": v1, "v2": v2},
+               routes=[config.route(name="ab", split=[("v1", 50), ("v2", 50)], sticky_cookie="session")])
+    c = http_client(gw)
+
+    def side(*cookie_fields):
+        r = c.get("/ab", headers=[("Cookie", v) for v in cookie_fields])
+        assert r.status == 200, r
+        return r.header("X-Backend")
+
+    seen = collections.defaultdict(set)
+    for rnd in range(3):
+        for u in range(20):
+            seen["user%d" % u].add(side("theme=dark; session=user%d; lang=fr" % u))
+            seen["user%d" % u].add(side("theme=dark", "session=user%d" % u))
+    flappers = {u: s for u, s in seen.items() if len(s) != 1}
+    assert not flappers, "a sticky cookie split sent one user to several upstreams: %s" % flappers
+    sides = collections.Counter(next(iter(s)) for s in seen.values())
+    assert set(sides) == {"v1", "v2"}, "20 users over a 50/50 split all landed on one side: %s" % dict(sides)
+    unkeyed = collections.Counter(side("xsession=user1; sessionx=user1") for _ in range(40))
+    assert set(unkeyed) == {"v1", "v2"}, \
+        "requests without the `session` cookie should be split at random, got %s" % dict(unkeyed)
+
+
 # ---- rewriting middleware --------------------------------------------------------------------
 
 

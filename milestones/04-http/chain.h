@@ -66,6 +66,8 @@ typedef struct gw_hx_s {
      *   "upstream_bad_body" the body broke HTTP framing (a bad chunk size line)
      *   "idle_timeout"    nothing moved for the listener's idle_timeout mid-response
      *   "client_gone"     the client closed or reset the connection mid-response
+     *   "drain_timeout"   the drain deadline reset it (SIGTERM, then drain_timeout); set
+     *                     before the head too, where the status is 499 (nothing was sent)
      * The engine may add words; a log reader treats any non-null value as "cut short". */
     const char *end;
     /* ---- private to the chain and its middleware: each field names the one file that

@@ -303,8 +303,14 @@ static void http_worker_force_close(gw_worker_t *w)
     if (!hw->started)
         return;
     close_idle(hw);
-    while (hw->busy != NULL)
-        hp_client_close(hw->busy, true);
+    while (hw->busy != NULL) {
+        hconn_t *c = hw->busy;
+        /* The deadline cut it, not the client: say so, before the head too, where the 499
+         * alone would read as a client that left. */
+        if (c->x != NULL && c->x->chain.end == NULL)
+            c->x->chain.end = "drain_timeout";
+        hp_client_close(c, true);
+    }
     close_pools(hw);
 }
 

@@ -1,5 +1,6 @@
 """Tests of the conformance runner (scripts/conformance.py): a failing `expect` fails the
 script, and so `make test`; selection by name; a handout's milestone of a script."""
+import glob
 import os
 import shutil
 import sys
@@ -56,6 +57,8 @@ def test_selection_by_substring_glob_and_or():
 
 
 def test_every_script_of_04_uses_the_shared_preamble():
+    if not glob.glob(os.path.join(conformance.ROOT, "milestones", "04-*")):
+        pytest.skip("no milestone 04 in this tree (a handout of an earlier milestone leaves its scripts out)")
     paths = conformance.script_paths("04-http")
     assert len(paths) >= 20
     for p in paths:
