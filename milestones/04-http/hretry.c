@@ -16,6 +16,14 @@ bool gw_hretry_blames_backend(const gw_hretry_in_t *in)
 }
 
 /* see hretry.h */
+unsigned gw_hretry_on(gw_hretry_failure_t failure, unsigned status)
+{
+    (void)failure;
+    (void)status;
+    return 0;
+}
+
+/* see hretry.h */
 bool gw_hretry_replayable(const gw_hretry_in_t *in)
 {
     /* None of the request consumed: no body, a body still waiting in the client's socket
@@ -47,7 +55,8 @@ static bool retry(const gw_hretry_in_t *in, const gw_hretry_hooks_t *hooks, gw_h
         }
     }
     /* 3. The route's retry middleware, within its budget. */
-    if (hooks->may_retry != NULL && hooks->may_retry(hooks->ctx, in->tries + 1)) {
+    uint64_t delay = 0;
+    if (hooks->may_retry != NULL && hooks->may_retry(hooks->ctx, in->tries + 1, &delay)) {
         d->action = GW_HRETRY_FRESH;
         return true;
     }

@@ -141,8 +141,9 @@ static bool retry_connect(void *ctx, unsigned attempt, uint64_t *delay_ms)
     return p->retry == NULL || p->retry(p->ctx, c->hw->w, &c->x->pick, attempt, delay_ms);
 }
 
-static bool retry_middleware(void *ctx, unsigned attempt)
+static bool retry_middleware(void *ctx, unsigned attempt, uint64_t *delay_ms)
 {
+    (void)delay_ms;
     hconn_t *c = ctx;
     hx_t *x = c->x;
     return x->method[0] != '\0' &&
@@ -220,8 +221,9 @@ void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, c
     case GW_HRETRY_CLOSE_CLIENT:
         hp_client_close(c, true);
         return;
+    case GW_HRETRY_PASS:
     case GW_HRETRY_ANSWER:
-        hp_answer(c, d.status, why, true);
+        hp_answer(c, d.status ? d.status : 502, why, true);
         return;
     }
 }
