@@ -185,7 +185,9 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, size_t upstrea
          * explicit reference, not by the quiescent-state rule (snapshot.h). */
         tok->ref = gw_snap_acquire(&w->rt->snap);
         tok->backend = NULL;
-        tok->tried = 0;
+        if (!(tok->flags & GW_LB_KEEP_TRIED))
+            tok->tried = 0;
+        tok->flags &= ~GW_LB_KEEP_TRIED;
     }
     const gw_lb_table_t *t = tok->ref ? ((gw_snap_t *)tok->ref)->data : NULL;
     if (t == NULL || upstream >= t->n || worker_sync(lw, t) != 0)

@@ -60,6 +60,12 @@ typedef struct gw_lb_hooks_s {
     void *ctx;
 } gw_lb_hooks_t;
 
+/* gw_tcp_pick_t.flags, set by the caller before a pick at attempt 0 (a new pick sequence):
+ * the new sequence still avoids the backends the previous one tried (tok->tried), when
+ * another is usable. Cleared by that pick. Milestone 04's retry middleware sets it, so a
+ * request sent again after a 503 goes to another backend. */
+#define GW_LB_KEEP_TRIED (1u << 7)
+
 /* The pick of gw_tcp_picker_t.pick for upstream UPSTREAM (an index into the config's
  * upstreams) rather than a tcp listener's: milestone 04 picks per request, by route. The
  * outcomes go to the picker's report and retry as for a tcp connection. */

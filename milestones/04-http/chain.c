@@ -279,7 +279,8 @@ size_t gw_chain_trailers(gw_chain_t *c, const gw_hx_t *x, gw_h1_head_t *t, bool 
 /* ---- retry -------------------------------------------------------------------------------- */
 
 /* see chain.h */
-bool gw_chain_may_retry(gw_chain_t *c, gw_hx_t *x, const char *method, unsigned attempt)
+bool gw_chain_may_retry(gw_chain_t *c, gw_hx_t *x, const char *method, unsigned attempt,
+                        uint64_t *delay_ms)
 {
     route_state_t *rs = route_state(c, x);
     if (rs == NULL)
@@ -289,7 +290,7 @@ bool gw_chain_may_retry(gw_chain_t *c, gw_hx_t *x, const char *method, unsigned 
     for (size_t i = 0; i < r->nmw; i++) {
         const gw_mw_ops_t *ops = gw_mw_ops(r->mw[i].kind);
         if (ops->may_retry != NULL)
-            return ops->may_retry(r->mw[i].cfg, rs->mw[i], x, method, attempt, active);
+            return ops->may_retry(r->mw[i].cfg, rs->mw[i], x, method, attempt, active, delay_ms);
     }
     return false;
 }

@@ -51,6 +51,7 @@ typedef struct gw_hx_s {
     char request_id[GW_MW_REQID_MAX + 1]; /* "" until the request_id middleware ran */
     size_t target;                        /* index into route->targets to forward to */
     unsigned max_attempts;                /* 1, or the retry middleware's max_attempts */
+    unsigned retry_on; /* 0, or the retry middleware's retry_on (hretry.h GW_HRETRY_ON_*) */
     /* ---- set by the engine before gw_chain_finish ---- */
     unsigned status;              /* status sent to the client; 0 when none was */
     uint64_t bytes_in, bytes_out; /* on the client connection for this exchange */
@@ -116,12 +117,15 @@ void gw_chain_response(gw_chain_t *c, gw_hx_t *x, const gw_h1_head_t *req, gw_h1
  * x->route NULL (the allow-list alone). Returns how many fields were dropped. */
 size_t gw_chain_trailers(gw_chain_t *c, const gw_hx_t *x, gw_h1_head_t *t, bool response);
 
-/* Attempt ATTEMPT (1 = the first) failed before any response byte reached the client: may
- * attempt ATTEMPT + 1 start? Only for idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT,
- * DELETE: RFC 9110 9.2.2) given in METHOD, while ATTEMPT < x->max_attempts, and when the
- * route's retry budget (03's gw_retry_budget_t, budget 20% of requests in flight, at least
- * 3) grants a slot; the slot is released by gw_chain_finish. */
-bool gw_chain_may_retry(gw_chain_t *c, gw_hx_t *x, const char *method, unsigned attempt);
+/* Attempt ATTEMPT (1 = the first) failed before any response byte reached the client (the
+ * engine checked x->retry_on): may attempt ATTEMPT + 1 start, and after how long
+ * (*DELAY_MS: 03's backoff with full jitter, 0 when none)? Only for idempotent methods (GET,
+ * HEAD, OPTIONS, TRACE, PUT, DELETE: RFC 9110 9.2.2) given in METHOD, while ATTEMPT <
+ * x->max_attempts, and when the route's retry budget (03's gw_retry_budget_t, by default
+ * 20% of requests in flight, at least 3) grants a slot; the slot is released by the next
+ * call or by gw_chain_finish. *DELAY_MS is set only on true. */
+bool gw_chain_may_retry(gw_chain_t *c, gw_hx_t *x, const char *method, unsigned attempt,
+                        uint64_t *delay_ms);
 
 /* Access log lines that could not be written (disk full, I/O error) since start, over every
  * access_log file: one relaxed load per file. Any thread. */

@@ -509,6 +509,8 @@ void hp_on_response_head(hconn_t *c)
         return;
     }
     bool interim = status >= 100 && status < 200;
+    if (status >= 500 && hp_attempt_answered(c, status))
+        return; /* the route retries this 5xx (hretry.h): sent again, this answer dropped */
     if (!interim) {
         hx_timer_stop(x);
         x->resp_body_in = x->sp.body;
@@ -547,6 +549,8 @@ void hp_on_response_head(hconn_t *c)
         hp_hx_timer_start(x, T_STREAM, c->l->cfg->idle_timeout_ms);
     } else if (!client11) {
         return; /* HTTP/1.0 clients get no interim responses */
+    } else {
+        x->retry.interim_sent = true; /* a byte of the response reached the client: no replay */
     }
     /* A final head leaves with the body bytes read with it: the writer gathers both. */
     x->bytes_out += hp_out_head(hw, &c->out, h, NULL, 0);

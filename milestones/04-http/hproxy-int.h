@@ -194,6 +194,7 @@ typedef struct {
     bool backend_failed; /* the backend failed us: reported when the pick is released */
     bool stale_retried;  /* the once-only retry after a reused connection died was used */
     bool body_started;   /* body bytes went upstream that reqbuf cannot send again: no retry */
+    bool interim_sent;   /* a 1xx went to the client (hexchange.c): no retry either */
     bool resp_bytes;     /* a response byte arrived in this attempt */
 } hx_retry_t;
 
@@ -377,6 +378,10 @@ void hp_upstream_start(hconn_t *c);
 void hp_on_retry_due(hconn_t *c);
 /* The current attempt failed before any response byte: retry, or answer (hretry.h). */
 void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, const char *why);
+/* The backend answered STATUS, a final head of which nothing went to the client yet: true
+ * when the request is sent again instead (the route's retry_on lists STATUS: the answer is
+ * dropped with its upstream connection), false when the answer goes on to the client. */
+bool hp_attempt_answered(hconn_t *c, unsigned status);
 /* Gives back what the exchange's pick holds, reporting a backend failure if one was seen. */
 void hp_pick_release(hp_worker_t *hw, hx_t *x);
 /* The backend of X's pick answered with final STATUS: passive health counts it (02's

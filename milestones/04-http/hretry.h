@@ -16,8 +16,13 @@
  *      03's hook adds a retry budget and a backoff delay. The picker avoids backends already
  *      tried, so "the same pick sequence" still reaches another backend when there is one.
  *   3. The retry middleware (a route's `retry`), through the chain: when neither of the
- *      above applies, or the picker said no, an idempotent request may start over on a
- *      fresh pick if the route's retry budget grants a slot.
+ *      above applies, or the picker said no, an idempotent request whose failure the
+ *      route's `retry_on` lists may start over on a fresh pick, after 03's backoff, if the
+ *      route's retry budget grants a slot. The fresh pick avoids the backends tried so far
+ *      when another is usable. A 5xx answer (STATUS: 502, 503, 504) is retried by this
+ *      policy only, and when it is not, the answer goes to the client as it came (PASS);
+ *      it is not reported either: passive health reads a 5xx from the response head itself
+ *      (outlier detection), retried or not.
  *
  * Before any of them: a failure that is the gateway's own shortage (no descriptor for the
  * upstream socket, no memory: gw_err_local_shortage) is not the backend's fault and is not
@@ -26,8 +31,9 @@
  * backend of an upstream for a whole ejection, long after descriptors were free again.
  *
  * Then: a request is replayable only if none of it is lost. No request body
- * byte went upstream, no response byte went to the client, the process is not draining, and
- * the body (if any) is either still in the client's socket or held whole in reqbuf.
+ * byte went upstream, no response byte went to the client (not even a 1xx), the process is
+ * not draining, and the body (if any) is either still in the client's socket or held whole
+ * in reqbuf.
  *
  * Pure in the sense of tcp_sm.h: no sockets, no clock, no allocation. The other layers'
  * answers come through small hooks (gw_hretry_hooks_t), called in a fixed order, because two
@@ -46,12 +52,29 @@ typedef enum {
     GW_HRETRY_BROKEN,           /* the connection broke before the response head: EOF, reset,
                                  * a write error, a malformed response, no memory */
     GW_HRETRY_RESPONSE_TIMEOUT, /* no response head within response_timeout (504) */
+    GW_HRETRY_STATUS,           /* the backend answered `status` (a 5xx): its head is in, and
+                                 * nothing of that response went to the client yet */
 } gw_hretry_failure_t;
+
+/* What a route's retry middleware retries (`retry_on`), as bits of gw_hretry_in_t.retry_on.
+ * Only policy 3 reads them: the stale pooled connection and the picker's connect retries are
+ * not the route's to choose. */
+enum {
+    GW_HRETRY_ON_CONNECT_FAILURE = 1u << 0, /* connect_failure: CONNECT */
+    GW_HRETRY_ON_RESET = 1u << 1,           /* reset: BROKEN, RESPONSE_TIMEOUT (no answer at all,
+                                             * as Envoy's `reset` reads it) */
+    GW_HRETRY_ON_502 = 1u << 2,             /* 502, 503, 504: STATUS with that status */
+    GW_HRETRY_ON_503 = 1u << 3,
+    GW_HRETRY_ON_504 = 1u << 4,
+    GW_HRETRY_ON_DEFAULT = GW_HRETRY_ON_CONNECT_FAILURE | GW_HRETRY_ON_RESET,
+};
 
 /* Everything the decision reads about the failed attempt and its exchange. */
 typedef struct gw_hretry_in_s {
     gw_hretry_failure_t failure;
-    int uv_status; /* the libuv status that said so: UV_ECONNREFUSED, UV_EOF, UV_ETIMEDOUT... */
+    int uv_status;   /* the libuv status that said so: UV_ECONNREFUSED, UV_EOF, UV_ETIMEDOUT...
+                      * (0 with STATUS) */
+    unsigned status; /* STATUS: the backend's status code */
 
     /* The attempt. */
     bool picked;     /* a backend was picked for it (the picker waits for its report) */
@@ -65,6 +88,7 @@ typedef struct gw_hretry_in_s {
     bool request_read;     /* the client sent the whole request: no body byte waits in its socket */
     bool body_buffered;    /* the whole body is held in reqbuf and can be sent again */
     bool response_started; /* the client already got part of a response */
+    bool interim_sent;     /* a 1xx went to the client: a byte of the response reached it */
     bool draining;         /* the process is shutting down */
 
     /* The retries so far. */
@@ -73,6 +97,7 @@ typedef struct gw_hretry_in_s {
     unsigned max_attempts; /* the picker's connect attempts per pick sequence, >= 1 */
     unsigned tries;        /* retries so far over every pick sequence: the failed attempt is
                             * number tries + 1 */
+    unsigned retry_on;     /* GW_HRETRY_ON_* bits: what policy 3 may retry (0: nothing) */
 } gw_hretry_in_t;
 
 /* The other layers' answers. CTX is passed to each. */
@@ -85,9 +110,9 @@ typedef struct gw_hretry_hooks_s {
      * after how long (*DELAY_MS, 0 when not set)? NULL: yes, at once. */
     bool (*connect_retry)(void *ctx, unsigned attempt, uint64_t *delay_ms);
     /* Policy 3: attempt ATTEMPT (1 = the first, counted over every pick sequence) failed:
-     * may attempt ATTEMPT + 1 start on a fresh pick? It may take a slot of the route's
-     * retry budget. NULL: no. */
-    bool (*may_retry)(void *ctx, unsigned attempt);
+     * may attempt ATTEMPT + 1 start on a fresh pick, and after how long (*DELAY_MS, 0 when
+     * not set: 03's backoff)? It may take a slot of the route's retry budget. NULL: no. */
+    bool (*may_retry)(void *ctx, unsigned attempt, uint64_t *delay_ms);
     void *ctx;
 } gw_hretry_hooks_t;
 
@@ -96,22 +121,31 @@ typedef enum {
     GW_HRETRY_CLOSE_CLIENT, /* give up: a response already started, so cut the client (reset) */
     GW_HRETRY_FRESH,        /* send again now, on a new pick sequence (attempt 0) */
     GW_HRETRY_NEXT_ATTEMPT, /* connect attempt + 1 of the same pick sequence, after delay_ms */
+    GW_HRETRY_PASS,         /* give up (STATUS only): the backend's answer goes to the client
+                             * as it came; the pick goes on serving it */
 } gw_hretry_action_t;
 
 typedef struct gw_hretry_s {
     gw_hretry_action_t action;
     unsigned status;             /* ANSWER: 502, 504 after a response timeout, 503 when the
                                   * gateway itself was short of descriptors or memory */
-    uint64_t delay_ms;           /* NEXT_ATTEMPT: wait this long first (03's backoff) */
+    uint64_t delay_ms;           /* NEXT_ATTEMPT, FRESH: wait this long first (03's backoff) */
     bool report_passive_failure; /* hooks->report was called for the failed attempt */
     bool release_pick;           /* the pick sequence is over: give back what it holds */
     bool stale_retry;            /* FRESH by policy 1: the once-only stale retry is used now */
+    bool avoid_tried;            /* FRESH by policy 3: the new pick sequence avoids the backends
+                                  * tried so far when another is usable (the one that answered
+                                  * 503 is not asked again at once) */
 } gw_hretry_t;
 
 /* Decides what follows the failure IN describes, calling HOOKS (not NULL; each hook may be)
  * in this order: report, then connect_retry, then may_retry, each only when the decision
  * gets that far. */
 gw_hretry_t gw_hretry_decide(const gw_hretry_in_t *in, const gw_hretry_hooks_t *hooks);
+
+/* The GW_HRETRY_ON_* bit that lists a failure of kind FAILURE (with STATUS for
+ * GW_HRETRY_STATUS) in a route's retry_on; 0 when none can (a 500, say). */
+unsigned gw_hretry_on(gw_hretry_failure_t failure, unsigned status);
 
 /* May the request be sent again at all (the rule above the three policies)? */
 bool gw_hretry_replayable(const gw_hretry_in_t *in);

@@ -11,6 +11,7 @@
  * (hanswer.c). */
 #include "04-http/hproxy-int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,22 +149,25 @@ static bool retry_connect(void *ctx, unsigned attempt, uint64_t *delay_ms)
     return p->retry == NULL || p->retry(p->ctx, c->hw->w, &c->x->pick, attempt, delay_ms);
 }
 
-static bool retry_middleware(void *ctx, unsigned attempt)
+static bool retry_middleware(void *ctx, unsigned attempt, uint64_t *delay_ms)
 {
     hconn_t *c = ctx;
     hx_t *x = c->x;
     return x->method[0] != '\0' &&
-           gw_chain_may_retry(c->hw->hp->chain, &x->chain, x->method, attempt);
+           gw_chain_may_retry(c->hw->hp->chain, &x->chain, x->method, attempt, delay_ms);
 }
 
-/* What the retry decision reads about C's exchange after FAILURE (UV_STATUS). */
-static gw_hretry_in_t retry_inputs(hconn_t *c, gw_hretry_failure_t failure, int uv_status)
+/* What the retry decision reads about C's exchange after FAILURE (UV_STATUS; STATUS, the
+ * backend's answer, for GW_HRETRY_STATUS). */
+static gw_hretry_in_t retry_inputs(hconn_t *c, gw_hretry_failure_t failure, int uv_status,
+                                   unsigned status)
 {
     hx_t *x = c->x;
     const gw_tcp_picker_t *p = c->hw->hp->picker;
     return (gw_hretry_in_t){
         .failure = failure,
         .uv_status = uv_status,
+        .status = status,
         .picked = x->retry.picked,
         .reused = x->retry.reused,
         .resp_bytes = x->retry.resp_bytes,
@@ -173,29 +177,36 @@ static gw_hretry_in_t retry_inputs(hconn_t *c, gw_hretry_failure_t failure, int 
         .request_read = x->rq == RQ_DONE,
         .body_buffered = x->buffering == BUF_WHOLE,
         .response_started = x->rs != RS_NONE,
+        .interim_sent = x->retry.interim_sent,
         .draining = hp_draining(c),
         .stale_retry_used = x->retry.stale_retried,
         .attempt = x->attempt,
         .max_attempts = p->max_attempts,
         .tries = x->tries,
+        .retry_on = x->chain.retry_on,
     };
 }
 
-/* The current attempt failed before any response byte: FAILURE says what failed, UV_STATUS
- * the libuv code that said so, WHY the reason for the log and the error answer. The
- * decision is hretry.c's; this does what it says. */
-void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, const char *why)
+static gw_hretry_t retry_decide(hconn_t *c, gw_hretry_failure_t failure, int uv_status,
+                                unsigned status)
+{
+    gw_hretry_in_t in = retry_inputs(c, failure, uv_status, status);
+    gw_hretry_hooks_t hooks = {retry_report, retry_connect, retry_middleware, c};
+    return gw_hretry_decide(&in, &hooks);
+}
+
+/* Does what decision D says about C's failed attempt (not PASS): the attempt's upstream
+ * connection is closed, then the request goes again or the client is answered. WHY is the
+ * reason for the log and the error answer. */
+static void attempt_end(hconn_t *c, gw_hretry_t d, const char *why)
 {
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
-    if (x->u != NULL) {
+    if (x->u != NULL) { /* reset: what it still had to say (a 5xx's body) is not wanted */
         uconn_t *u = x->u;
         hp_uconn_detach(u);
         hp_uconn_close(u, true);
     }
-    gw_hretry_in_t in = retry_inputs(c, failure, uv_status);
-    gw_hretry_hooks_t hooks = {retry_report, retry_connect, retry_middleware, c};
-    gw_hretry_t d = gw_hretry_decide(&in, &hooks);
     /* The decision reported the failure, once: the final release says "closed". */
     x->retry.backend_failed = false;
     x->chain.upstream_failed = true;
@@ -215,6 +226,8 @@ void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, c
     case GW_HRETRY_NEXT_ATTEMPT:
         x->tries++;
         x->attempt = d.action == GW_HRETRY_FRESH ? 0 : x->attempt + 1;
+        if (d.avoid_tried) /* the next pick keeps away from the backends that failed it */
+            x->pick.flags |= GW_LB_KEEP_TRIED;
         gw_counter_inc(&hw->stats->retries);
         if (x->rq == RQ_BODY) /* the body waits for the next upstream */
             x->rq = RQ_WAIT_UPSTREAM;
@@ -228,9 +241,32 @@ void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, c
         hp_client_close(c, true);
         return;
     case GW_HRETRY_ANSWER:
-        hp_answer(c, d.status, why, true);
+    case GW_HRETRY_PASS: /* not for a failure without an answer: a 502 all the same */
+        hp_answer(c, d.status ? d.status : 502, why, true);
         return;
     }
+}
+
+/* The current attempt failed before any response byte: FAILURE says what failed, UV_STATUS
+ * the libuv code that said so, WHY the reason for the log and the error answer. The
+ * decision is hretry.c's; this does what it says. */
+void hp_attempt_failed(hconn_t *c, gw_hretry_failure_t failure, int uv_status, const char *why)
+{
+    attempt_end(c, retry_decide(c, failure, uv_status, 0), why);
+}
+
+/* see hproxy-int.h */
+bool hp_attempt_answered(hconn_t *c, unsigned status)
+{
+    if (c->x->chain.retry_on == 0) /* no retry middleware: every answer goes on */
+        return false;
+    gw_hretry_t d = retry_decide(c, GW_HRETRY_STATUS, 0, status);
+    if (d.action == GW_HRETRY_PASS)
+        return false;
+    char why[40];
+    snprintf(why, sizeof why, "upstream answered %u", status);
+    attempt_end(c, d, why);
+    return true;
 }
 
 /* ---- writing the request upstream ------------------------------------------------------------ */

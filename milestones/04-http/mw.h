@@ -135,10 +135,11 @@ typedef struct gw_mw_ops_s {
      * (the breaker takes its admission, maybe a half-open trial, only here). 0 or a status. */
     int (*admit)(const void *cfg, void *state, struct gw_hx_s *x);
     /* Attempt ATTEMPT failed before any response byte reached the client: may attempt
-     * ATTEMPT + 1 start? INFLIGHT: requests of the route now between request and finish.
-     * The first middleware with this hook decides (gw_chain_may_retry); none: no retry. */
+     * ATTEMPT + 1 start, and after how long (*DELAY_MS, set only on true)? INFLIGHT:
+     * requests of the route now between request and finish. The first middleware with this
+     * hook decides (gw_chain_may_retry); none: no retry. */
     bool (*may_retry)(const void *cfg, void *state, struct gw_hx_s *x, const char *method,
-                      unsigned attempt, unsigned inflight);
+                      unsigned attempt, unsigned inflight, uint64_t *delay_ms);
     /* Decorates RESP, the response head about to go to the client, in reverse config
      * order. REQ is the client's request head. Errors are ignored: the answer goes out. */
     void (*response)(const void *cfg, void *state, const struct gw_hx_s *x, const gw_h1_head_t *req,

@@ -53,7 +53,13 @@ typedef struct gw_mw_rate_limit_cfg_s {
 
 /* retry (mw_retry.c) */
 typedef struct gw_mw_retry_cfg_s {
-    unsigned max_attempts; /* 2..10, default 2: attempts in all, the first included */
+    unsigned max_attempts;   /* 2..10, default 2: attempts in all, the first included */
+    unsigned retry_on;       /* hretry.h's GW_HRETRY_ON_* bits; default connect_failure, reset */
+    uint64_t backoff_ms;     /* 03's backoff before each retry: base (default 10ms, 0: none)... */
+    uint64_t backoff_max_ms; /* ...and cap (default 1s) */
+    double budget_percent;   /* retries in progress <= this share of the route's requests in
+                              * flight (default 20)... */
+    uint64_t min_concurrent; /* ...or this many, whichever is more (default 3) */
 } gw_mw_retry_cfg_t;
 
 /* access_log (mw_access_log.c) */

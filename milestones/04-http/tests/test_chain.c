@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "03-resilience/retry.h"
 #include "04-http/chain.h"
+#include "04-http/hretry.h"
 #include "04-http/mw_cfg.h"
 #include "error.h"
 
@@ -752,29 +754,41 @@ static void chain_breaker_trial_not_taken_by_refused_request(void **state)
 
 /* ---- retry ----------------------------------------------------------------------------------- */
 
+/* The retry middleware's config as `retry: {max_attempts: MAX}` decodes it. */
+static gw_mw_retry_cfg_t retry_cfg(unsigned max)
+{
+    return (gw_mw_retry_cfg_t){.max_attempts = max,
+                               .retry_on = GW_HRETRY_ON_DEFAULT,
+                               .backoff_ms = 10,
+                               .backoff_max_ms = 1000,
+                               .budget_percent = 20,
+                               .min_concurrent = 3};
+}
+
 static void chain_retry_get_up_to_max_attempts_not_post(void **state)
 {
     (void)state;
+    uint64_t delay = 0;
     fx_t *f = fx_new();
     fx_start(f); /* no retry middleware yet: one attempt */
     fx_begin(f, "GET", "/", "192.0.2.7");
     assert_int_equal(fx_run(f), 0);
     assert_int_equal(f->x.max_attempts, 1);
-    assert_false(gw_chain_may_retry(f->chain, &f->x, "GET", 1));
+    assert_false(gw_chain_may_retry(f->chain, &f->x, "GET", 1, &delay));
     fx_finish(f, 200, false, 0);
     gw_chain_free(f->chain);
 
-    U(fx_mw(f, GW_MW_RETRY))->retry.max_attempts = 3;
+    U(fx_mw(f, GW_MW_RETRY))->retry = retry_cfg(3);
     fx_start(f);
     fx_begin(f, "GET", "/", "192.0.2.7");
     assert_int_equal(fx_run(f), 0);
     assert_int_equal(f->x.max_attempts, 3);
-    assert_true(gw_chain_may_retry(f->chain, &f->x, "GET", 1));
-    assert_true(gw_chain_may_retry(f->chain, &f->x, "GET", 2));
-    assert_false(gw_chain_may_retry(f->chain, &f->x, "GET", 3));
-    assert_true(gw_chain_may_retry(f->chain, &f->x, "PUT", 1));
-    assert_false(gw_chain_may_retry(f->chain, &f->x, "POST", 1));
-    assert_false(gw_chain_may_retry(f->chain, &f->x, "PATCH", 1));
+    assert_true(gw_chain_may_retry(f->chain, &f->x, "GET", 1, &delay));
+    assert_true(gw_chain_may_retry(f->chain, &f->x, "GET", 2, &delay));
+    assert_false(gw_chain_may_retry(f->chain, &f->x, "GET", 3, &delay));
+    assert_true(gw_chain_may_retry(f->chain, &f->x, "PUT", 1, &delay));
+    assert_false(gw_chain_may_retry(f->chain, &f->x, "POST", 1, &delay));
+    assert_false(gw_chain_may_retry(f->chain, &f->x, "PATCH", 1, &delay));
     fx_finish(f, 200, false, 0);
     fx_free(f);
 }
@@ -784,8 +798,9 @@ static void chain_retry_budget_caps_concurrent_retries(void **state)
 {
     (void)state;
     enum { N = 20 };
+    uint64_t delay = 0;
     fx_t *f = fx_new();
-    U(fx_mw(f, GW_MW_RETRY))->retry.max_attempts = 2;
+    U(fx_mw(f, GW_MW_RETRY))->retry = retry_cfg(2);
     fx_start(f);
     gw_hx_t *xs = calloc(N, sizeof *xs);
     assert_non_null(xs);
@@ -795,15 +810,65 @@ static void chain_retry_budget_caps_concurrent_retries(void **state)
     }
     /* 20 in flight: 4 retries */
     for (int i = 0; i < 4; i++)
-        assert_true(gw_chain_may_retry(f->chain, &xs[i], "GET", 1));
-    assert_false(gw_chain_may_retry(f->chain, &xs[4], "GET", 1));
+        assert_true(gw_chain_may_retry(f->chain, &xs[i], "GET", 1, &delay));
+    assert_false(gw_chain_may_retry(f->chain, &xs[4], "GET", 1, &delay));
     gw_chain_finish(f->chain, &xs[0], T0); /* releases its slot; 19 in flight: 3 */
-    assert_false(gw_chain_may_retry(f->chain, &xs[4], "GET", 1));
+    assert_false(gw_chain_may_retry(f->chain, &xs[4], "GET", 1, &delay));
     gw_chain_finish(f->chain, &xs[1], T0);
-    assert_true(gw_chain_may_retry(f->chain, &xs[4], "GET", 1));
+    assert_true(gw_chain_may_retry(f->chain, &xs[4], "GET", 1, &delay));
     for (int i = 2; i < N; i++)
         gw_chain_finish(f->chain, &xs[i], T0);
     free(xs);
+    fx_free(f);
+}
+
+/* retry_on reaches the exchange; each retry's delay is 03's backoff with full jitter: within
+ * [0, min(backoff_max, backoff x 2^(n-1))], and 0 with backoff 0. The budget is the route's
+ * budget_percent and min_concurrent. */
+static void chain_retry_on_backoff_and_budget_from_the_config(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new();
+    gw_mw_retry_cfg_t *r = &U(fx_mw(f, GW_MW_RETRY))->retry;
+    *r = retry_cfg(10);
+    r->retry_on = GW_HRETRY_ON_DEFAULT | GW_HRETRY_ON_503;
+    r->backoff_ms = 40;
+    r->backoff_max_ms = 100;
+    r->budget_percent = 0;
+    r->min_concurrent = 1;
+    fx_start(f);
+    fx_begin(f, "GET", "/", "192.0.2.7");
+    assert_int_equal(fx_run(f), 0);
+    assert_int_equal(f->x.retry_on, GW_HRETRY_ON_DEFAULT | GW_HRETRY_ON_503);
+    uint64_t most = 0;
+    for (unsigned n = 1; n < 10; n++) {
+        uint64_t delay = ~0ull;
+        assert_true(gw_chain_may_retry(f->chain, &f->x, "GET", n, &delay));
+        assert_true(delay <= gw_backoff_cap(40, 100, n));
+        most = delay > most ? delay : most;
+    }
+    assert_true(most > 0); /* 9 draws of [0, 40..100] ms, all 0: the backoff was not applied */
+    /* One slot at most (min_concurrent 1, 0%): a second exchange is refused meanwhile. */
+    gw_hx_t other;
+    memset(&other, 0, sizeof other);
+    fx_begin_at(f, &other, "GET", "/", "192.0.2.8", 0);
+    assert_int_equal(gw_chain_request(f->chain, &other, &f->req, &f->resp), 0);
+    uint64_t delay = 7;
+    assert_false(gw_chain_may_retry(f->chain, &other, "GET", 1, &delay));
+    assert_int_equal(delay, 7); /* set only on yes */
+    gw_chain_finish(f->chain, &other, T0);
+    fx_finish(f, 200, false, 0);
+    gw_chain_free(f->chain);
+
+    r->backoff_ms = 0;
+    r->backoff_max_ms = 0;
+    fx_start(f);
+    fx_begin(f, "GET", "/", "192.0.2.7");
+    assert_int_equal(fx_run(f), 0);
+    delay = 7;
+    assert_true(gw_chain_may_retry(f->chain, &f->x, "GET", 3, &delay));
+    assert_int_equal(delay, 0);
+    fx_finish(f, 200, false, 0);
     fx_free(f);
 }
 
@@ -1322,6 +1387,7 @@ int main(void)
         cmocka_unit_test(chain_breaker_opens_after_failures_then_503),
         cmocka_unit_test(chain_breaker_trial_not_taken_by_refused_request),
         cmocka_unit_test(chain_retry_get_up_to_max_attempts_not_post),
+        cmocka_unit_test(chain_retry_on_backoff_and_budget_from_the_config),
         cmocka_unit_test(chain_retry_budget_caps_concurrent_retries),
         cmocka_unit_test(chain_split_distribution_follows_weights),
         cmocka_unit_test(chain_split_sticky_by_header_is_stable),

@@ -14,6 +14,7 @@ typedef struct fake_s {
     bool connect_yes;       /* connect_retry's answer */
     uint64_t connect_delay; /* ...and the delay it sets when it says yes */
     bool budget_yes;        /* may_retry's answer */
+    uint64_t retry_delay;   /* ...and the delay (03's backoff) it sets when it says yes */
     char calls[256];        /* "report(-111) connect_retry(1) may_retry(1)" */
 } fake_t;
 
@@ -39,10 +40,12 @@ static bool fake_connect_retry(void *ctx, unsigned attempt, uint64_t *delay_ms)
     return f->connect_yes;
 }
 
-static bool fake_may_retry(void *ctx, unsigned attempt)
+static bool fake_may_retry(void *ctx, unsigned attempt, uint64_t *delay_ms)
 {
     fake_t *f = ctx;
     note(f, "may_retry(%ld)", (long)attempt);
+    if (f->budget_yes)
+        *delay_ms = f->retry_delay;
     return f->budget_yes;
 }
 
@@ -57,19 +60,24 @@ typedef enum {
     BODY_STARTED,  /* bytes of it went upstream */
 } body_t;
 
+/* retry_on in a case: 0 stands for the default (connect_failure, reset), ON_NONE for none. */
+#define ON_NONE (1u << 31)
+
 /* A case. Zero is the common one: a GET without a body on a new connection, picked, first
- * attempt of three, no retry yet. */
+ * attempt of three, no retry yet, the default retry_on. */
 typedef struct case_s {
     const char *name;
     /* the failure */
     gw_hretry_failure_t failure;
     int uv_status;
-    bool reused, resp_bytes, post, unpicked, response_started, draining, stale_used;
+    unsigned http_status; /* STATUS: the backend's answer */
+    bool reused, resp_bytes, post, unpicked, response_started, interim, draining, stale_used;
     body_t body;
     unsigned attempt, max_attempts, tries; /* max_attempts 0 stands for 3 */
+    unsigned retry_on;
     /* the hooks' answers */
     bool connect_yes, budget_yes;
-    uint64_t connect_delay;
+    uint64_t connect_delay, retry_delay;
     /* what must come out */
     gw_hretry_action_t action;
     unsigned status;
@@ -83,9 +91,10 @@ static gw_hretry_in_t inputs(const case_t *c)
     return (gw_hretry_in_t){
         .failure = c->failure,
         .uv_status = c->uv_status,
+        .status = c->http_status,
         .picked = !c->unpicked,
         .reused = c->reused,
-        .resp_bytes = c->resp_bytes,
+        .resp_bytes = c->resp_bytes || c->failure == GW_HRETRY_STATUS, /* its head came */
         .idempotent = !c->post,
         .has_body = c->body != NO_BODY,
         .body_started = c->body == BODY_STARTED,
@@ -93,11 +102,15 @@ static gw_hretry_in_t inputs(const case_t *c)
                         c->body == BODY_STARTED,
         .body_buffered = c->body == BODY_BUFFERED,
         .response_started = c->response_started,
+        .interim_sent = c->interim,
         .draining = c->draining,
         .stale_retry_used = c->stale_used,
         .attempt = c->attempt,
         .max_attempts = c->max_attempts ? c->max_attempts : 3,
         .tries = c->tries,
+        .retry_on = c->retry_on == ON_NONE ? 0
+                    : c->retry_on == 0     ? GW_HRETRY_ON_DEFAULT
+                                           : c->retry_on,
     };
 }
 
@@ -108,6 +121,14 @@ static gw_hretry_in_t inputs(const case_t *c)
 #define CLOSE GW_HRETRY_CLOSE_CLIENT
 #define FRESH GW_HRETRY_FRESH
 #define NEXT GW_HRETRY_NEXT_ATTEMPT
+#define PASS GW_HRETRY_PASS
+#define STATUS GW_HRETRY_STATUS
+#define ON_CONNECT GW_HRETRY_ON_CONNECT_FAILURE
+#define ON_RESET GW_HRETRY_ON_RESET
+#define ON_502 GW_HRETRY_ON_502
+#define ON_503 GW_HRETRY_ON_503
+#define ON_504 GW_HRETRY_ON_504
+#define ON_ALL (ON_CONNECT | ON_RESET | ON_502 | ON_503 | ON_504)
 
 /* 02's connect retries, through the picker. */
 static const case_t connect_cases[] = {
@@ -142,7 +163,7 @@ static const case_t stale_cases[] = {
     {"reused GET, broken pipe on write: the same", BROKEN, UV_EPIPE, .reused = true,
      .action = FRESH, .stale = true, .calls = ""},
     {"reused POST, EOF: never sent twice", BROKEN, UV_EOF, .reused = true, .post = true,
-     .budget_yes = false, .action = ANSWER, .status = 502, .calls = "may_retry(1)"},
+     .budget_yes = true, .action = ANSWER, .status = 502, .calls = ""},
     {"reused GET, EOF, stale retry used: 502, still no blame", BROKEN, UV_EOF, .reused = true,
      .stale_used = true, .tries = 1, .action = ANSWER, .status = 502, .calls = "may_retry(2)"},
     {"reused GET, response bytes came: the backend's fault, no stale retry", BROKEN, UV_EPROTO,
@@ -172,6 +193,75 @@ static const case_t middleware_cases[] = {
      .action = FRESH, .calls = "report(-110) may_retry(1)"},
     {"a positive status is reported as a reset", BROKEN, 0, .action = ANSWER, .status = 502,
      .calls = "report(-104) may_retry(1)"},
+    {"03's backoff delays the middleware's retry", BROKEN, UV_ECONNRESET, .budget_yes = true,
+     .retry_delay = 80, .action = FRESH, .delay = 80, .calls = "report(-104) may_retry(1)"},
+    {"a POST is not the middleware's to retry: its hook is not asked", BROKEN, UV_ECONNRESET,
+     .post = true, .budget_yes = true, .action = ANSWER, .status = 502, .calls = "report(-104)"},
+};
+
+/* retry_on: which failures the middleware retries (the default: connect_failure, reset). */
+static const case_t retry_on_cases[] = {
+    {"connect failure not listed: the middleware is not asked", CONNECT, UV_ECONNREFUSED,
+     .retry_on = ON_RESET | ON_503, .budget_yes = true, .action = ANSWER, .status = 502,
+     .calls = "report(-111) connect_retry(1)"},
+    {"...but the picker's connect retries are not the route's to turn off", CONNECT,
+     UV_ECONNREFUSED, .retry_on = ON_503, .connect_yes = true, .action = NEXT, .keep_pick = true,
+     .calls = "report(-111) connect_retry(1)"},
+    {"reset not listed: the middleware is not asked", BROKEN, UV_ECONNRESET, .retry_on = ON_CONNECT,
+     .budget_yes = true, .action = ANSWER, .status = 502, .calls = "report(-104)"},
+    {"...nor is the stale retry the route's to turn off", BROKEN, UV_EOF, .reused = true,
+     .retry_on = ON_NONE, .action = FRESH, .stale = true, .calls = ""},
+    {"a response timeout is a reset: listed", RTIMEOUT, UV_ETIMEDOUT, .retry_on = ON_RESET,
+     .budget_yes = true, .action = FRESH, .calls = "report(-110) may_retry(1)"},
+    {"a response timeout is not a 504 the backend answered", RTIMEOUT, UV_ETIMEDOUT,
+     .retry_on = ON_504, .budget_yes = true, .action = ANSWER, .status = 504,
+     .calls = "report(-110)"},
+    {"no retry_on at all: nothing for the middleware", BROKEN, UV_ECONNRESET, .retry_on = ON_NONE,
+     .budget_yes = true, .action = ANSWER, .status = 502, .calls = "report(-104)"},
+};
+
+/* The backend answered 502, 503 or 504 (STATUS): sent again only when retry_on lists it and
+ * nothing is lost; otherwise the answer goes to the client as it came (PASS). Never reported:
+ * passive health reads the status from the head itself. */
+static const case_t status_cases[] = {
+    {"503 listed, GET: a fresh pick that avoids the backend", STATUS, 0, 503, .retry_on = ON_503,
+     .budget_yes = true, .action = FRESH, .calls = "may_retry(1)"},
+    {"503 listed, after 03's backoff", STATUS, 0, 503, .retry_on = ON_ALL, .budget_yes = true,
+     .retry_delay = 120, .action = FRESH, .delay = 120, .calls = "may_retry(1)"},
+    {"502 listed", STATUS, 0, 502, .retry_on = ON_502, .budget_yes = true, .action = FRESH,
+     .calls = "may_retry(1)"},
+    {"504 listed", STATUS, 0, 504, .retry_on = ON_504, .budget_yes = true, .action = FRESH,
+     .calls = "may_retry(1)"},
+    {"503 with the default retry_on: passed through, nothing asked", STATUS, 0, 503,
+     .budget_yes = true, .action = PASS, .keep_pick = true, .calls = ""},
+    {"503 when only 502 and 504 are listed: passed through", STATUS, 0, 503,
+     .retry_on = ON_502 | ON_504, .budget_yes = true, .action = PASS, .keep_pick = true,
+     .calls = ""},
+    {"500 can never be listed: passed through", STATUS, 0, 500, .retry_on = ON_ALL,
+     .budget_yes = true, .action = PASS, .keep_pick = true, .calls = ""},
+    {"POST answered 503: passed through, never sent twice", STATUS, 0, 503, .post = true,
+     .retry_on = ON_503, .budget_yes = true, .action = PASS, .keep_pick = true, .calls = ""},
+    {"the budget says no: passed through", STATUS, 0, 503, .retry_on = ON_503, .action = PASS,
+     .keep_pick = true, .calls = "may_retry(1)"},
+    {"max attempts reached (the hook says no): passed through", STATUS, 0, 503, .tries = 1,
+     .retry_on = ON_503, .action = PASS, .keep_pick = true, .calls = "may_retry(2)"},
+    {"body streamed upstream: passed through", STATUS, 0, 503, .body = BODY_STARTED,
+     .retry_on = ON_503, .budget_yes = true, .action = PASS, .keep_pick = true, .calls = ""},
+    {"body read and not held: passed through", STATUS, 0, 503, .body = BODY_READ,
+     .retry_on = ON_503, .budget_yes = true, .action = PASS, .keep_pick = true, .calls = ""},
+    {"body held whole in reqbuf: sent again", STATUS, 0, 503, .body = BODY_BUFFERED,
+     .retry_on = ON_503, .budget_yes = true, .action = FRESH, .calls = "may_retry(1)"},
+    {"body not streamed yet (still in the client's socket): sent again", STATUS, 0, 503,
+     .body = BODY_WAITING, .retry_on = ON_503, .budget_yes = true, .action = FRESH,
+     .calls = "may_retry(1)"},
+    {"a 1xx reached the client: passed through", STATUS, 0, 503, .interim = true,
+     .retry_on = ON_503, .budget_yes = true, .action = PASS, .keep_pick = true, .calls = ""},
+    {"draining: passed through", STATUS, 0, 503, .draining = true, .retry_on = ON_503,
+     .budget_yes = true, .action = PASS, .keep_pick = true, .calls = ""},
+    {"on a reused connection: no stale retry, the answer came", STATUS, 0, 503, .reused = true,
+     .retry_on = ON_RESET, .action = PASS, .keep_pick = true, .calls = ""},
+    {"not the picker's: no connect retry", STATUS, 0, 503, .retry_on = ON_503, .connect_yes = true,
+     .action = PASS, .keep_pick = true, .calls = "may_retry(1)"},
 };
 
 /* The gateway's own shortage (no descriptor for the upstream socket, no memory): not the
@@ -179,8 +269,8 @@ static const case_t middleware_cases[] = {
 static const case_t shortage_cases[] = {
     {"connect without a descriptor: 503, no report, no retry", CONNECT, UV_EMFILE,
      .connect_yes = true, .budget_yes = true, .action = ANSWER, .status = 503, .calls = ""},
-    {"system file table full: the same", CONNECT, UV_ENFILE, .connect_yes = true,
-     .action = ANSWER, .status = 503, .calls = ""},
+    {"system file table full: the same", CONNECT, UV_ENFILE, .connect_yes = true, .action = ANSWER,
+     .status = 503, .calls = ""},
     {"no buffer space: the same", CONNECT, UV_ENOBUFS, .action = ANSWER, .status = 503,
      .calls = ""},
     {"no memory for the connection: the same", BROKEN, UV_ENOMEM, .budget_yes = true,
@@ -229,13 +319,18 @@ static const case_t replay_cases[] = {
      .calls = "report(-104)"},
     {"response started, then a timeout: cut, not 504", RTIMEOUT, UV_ETIMEDOUT,
      .response_started = true, .action = CLOSE, .calls = "report(-110)"},
+    {"a 1xx went to the client: no retry, a status still fits", BROKEN, UV_ECONNRESET,
+     .interim = true, .budget_yes = true, .action = ANSWER, .status = 502, .calls = "report(-104)"},
+    {"a 1xx went to the client, reused: no stale retry", BROKEN, UV_EOF, .reused = true,
+     .interim = true, .action = ANSWER, .status = 502, .calls = ""},
 };
 
 static void run_case(const case_t *c)
 {
     fake_t f = {.connect_yes = c->connect_yes,
                 .connect_delay = c->connect_delay,
-                .budget_yes = c->budget_yes};
+                .budget_yes = c->budget_yes,
+                .retry_delay = c->retry_delay};
     gw_hretry_hooks_t hooks = {fake_report, fake_connect_retry, fake_may_retry, &f};
     gw_hretry_in_t in = inputs(c);
     gw_hretry_t d = gw_hretry_decide(&in, &hooks);
@@ -252,7 +347,15 @@ static void run_case(const case_t *c)
     /* Agrees with the two predicates it is made of. */
     assert_int_equal(d.report_passive_failure, in.picked && gw_hretry_blames_backend(&in));
     if (!gw_hretry_replayable(&in))
-        assert_true(d.action == ANSWER || d.action == CLOSE);
+        assert_true(d.action == ANSWER || d.action == CLOSE || d.action == PASS);
+    /* A fresh pick by the middleware avoids the backends tried; the stale retry's does not
+     * need to (the backend was not at fault). */
+    assert_int_equal(d.avoid_tried, d.action == FRESH && !d.stale_retry);
+    /* Only a STATUS is passed through, and only a STATUS is never answered by the gateway. */
+    if (in.failure == STATUS)
+        assert_true(d.action == FRESH || d.action == PASS);
+    else
+        assert_true(d.action != PASS);
 }
 
 #define RUN_TABLE(t)                                                                               \
@@ -281,6 +384,33 @@ static void hretry_local_shortage_is_not_the_backends_fault(void **state)
 {
     (void)state;
     RUN_TABLE(shortage_cases);
+}
+
+static void hretry_retry_on_chooses_what_the_middleware_retries(void **state)
+{
+    (void)state;
+    RUN_TABLE(retry_on_cases);
+}
+
+static void hretry_5xx_retried_only_when_listed_and_intact(void **state)
+{
+    (void)state;
+    RUN_TABLE(status_cases);
+}
+
+/* gw_hretry_on: the retry_on bit of each failure. */
+static void hretry_on_bits(void **state)
+{
+    (void)state;
+    assert_int_equal(gw_hretry_on(CONNECT, 0), ON_CONNECT);
+    assert_int_equal(gw_hretry_on(BROKEN, 0), ON_RESET);
+    assert_int_equal(gw_hretry_on(RTIMEOUT, 0), ON_RESET);
+    assert_int_equal(gw_hretry_on(STATUS, 502), ON_502);
+    assert_int_equal(gw_hretry_on(STATUS, 503), ON_503);
+    assert_int_equal(gw_hretry_on(STATUS, 504), ON_504);
+    static const unsigned never[] = {0, 200, 404, 499, 500, 501, 505, 599, 1503};
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+        assert_int_equal(gw_hretry_on(STATUS, never[i]), 0);
 }
 
 static void hretry_policies_in_order(void **state)
@@ -335,7 +465,8 @@ static void hretry_one_request_event_by_event(void **state)
     (void)state;
     fake_t f = {0};
     gw_hretry_hooks_t hooks = {fake_report, fake_connect_retry, fake_may_retry, &f};
-    gw_hretry_in_t in = {.picked = true, .idempotent = true, .max_attempts = 2};
+    gw_hretry_in_t in = {
+        .picked = true, .idempotent = true, .max_attempts = 2, .retry_on = GW_HRETRY_ON_DEFAULT};
 
     in.failure = BROKEN;
     in.uv_status = UV_EOF;
@@ -378,6 +509,35 @@ static void hretry_one_request_event_by_event(void **state)
                                  "may_retry(4)");
 }
 
+/* A GET meets a 503 (sent again on a fresh pick that avoids that backend, after 03's
+ * backoff, nothing reported), then a 503 again when the budget has no slot left: that
+ * answer goes to the client. */
+static void hretry_5xx_event_by_event(void **state)
+{
+    (void)state;
+    fake_t f = {.budget_yes = true, .retry_delay = 15};
+    gw_hretry_hooks_t hooks = {fake_report, fake_connect_retry, fake_may_retry, &f};
+    gw_hretry_in_t in = {.picked = true,
+                         .idempotent = true,
+                         .max_attempts = 2,
+                         .retry_on = GW_HRETRY_ON_DEFAULT | ON_503};
+    in.failure = STATUS;
+    in.status = 503;
+    in.resp_bytes = true;
+    gw_hretry_t d = gw_hretry_decide(&in, &hooks);
+    assert_int_equal(d.action, FRESH);
+    assert_int_equal(d.delay_ms, 15);
+    assert_true(d.avoid_tried && d.release_pick && !d.report_passive_failure && !d.stale_retry);
+    apply(&in, d);
+
+    f.budget_yes = false;
+    d = gw_hretry_decide(&in, &hooks);
+    assert_int_equal(d.action, PASS);
+    assert_false(d.release_pick); /* the pick serves the 503 going out */
+    assert_int_equal(d.status, 0);
+    assert_string_equal(f.calls, "may_retry(1) may_retry(2)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,10 +545,14 @@ int main(void)
         cmocka_unit_test(hretry_stale_pooled_connection_once_and_idempotent_only),
         cmocka_unit_test(hretry_middleware_and_statuses),
         cmocka_unit_test(hretry_local_shortage_is_not_the_backends_fault),
+        cmocka_unit_test(hretry_retry_on_chooses_what_the_middleware_retries),
+        cmocka_unit_test(hretry_5xx_retried_only_when_listed_and_intact),
+        cmocka_unit_test(hretry_on_bits),
         cmocka_unit_test(hretry_policies_in_order),
         cmocka_unit_test(hretry_replays_only_an_intact_request),
         cmocka_unit_test(hretry_null_hooks),
         cmocka_unit_test(hretry_one_request_event_by_event),
+        cmocka_unit_test(hretry_5xx_event_by_event),
     };
     return cmocka_run_group_tests_name("hretry", tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "04-http/hretry.h"
 #include "04-http/httpcfg.h"
 #include "04-http/mw_cfg.h"
 #include "error.h"
@@ -213,7 +214,7 @@ static void everything(char *buf, size_t size)
         "          - rate_limit: {rate: 2.5, burst: 10, key: header, header: X-Api-Key,\n"
         "                         max_keys: 5000}\n"
         "          - breaker: {consecutive_failures: 3, window: 20s}\n"
-        "          - retry: {max_attempts: 3}\n"
+        "          - retry: {max_attempts: 3, retry_on: [reset, 503], backoff: 25ms}\n"
         "          - access_log: {file: \"-\"}\n"
         "      - name: canary\n"
         "        match: {path_prefix: /api}\n"
@@ -296,6 +297,9 @@ static void check_everything_mw(const gw_mw_cfg_t *mw)
     assert_int_equal(CFG_BREAKER(&mw[8])->window_ms, 20000);
     assert_int_equal(CFG_BREAKER(&mw[8])->min_requests, 20); /* 03's default */
     assert_int_equal(CFG_RETRY(&mw[9])->max_attempts, 3);
+    assert_int_equal(CFG_RETRY(&mw[9])->retry_on, GW_HRETRY_ON_RESET | GW_HRETRY_ON_503);
+    assert_int_equal(CFG_RETRY(&mw[9])->backoff_ms, 25);
+    assert_int_equal(CFG_RETRY(&mw[9])->backoff_max_ms, 1000); /* 03's default */
     assert_string_equal(CFG_ACCESS_LOG(&mw[10])->file, "-");
 }
 
@@ -479,7 +483,7 @@ static void same_mw(const gw_mw_cfg_t *a, const gw_mw_cfg_t *b)
         assert_memory_equal(CFG_BREAKER(a), CFG_BREAKER(b), sizeof(*CFG_BREAKER(a)));
         break;
     case GW_MW_RETRY:
-        assert_int_equal(CFG_RETRY(a)->max_attempts, CFG_RETRY(b)->max_attempts);
+        assert_memory_equal(CFG_RETRY(a), CFG_RETRY(b), sizeof(*CFG_RETRY(a)));
         break;
     case GW_MW_ACCESS_LOG:
         same_opt_str(CFG_ACCESS_LOG(a)->file, CFG_ACCESS_LOG(b)->file);
@@ -1070,10 +1074,41 @@ static void httpcfg_retry_and_access_log(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("retry: {}")), 0);
-    assert_int_equal(CFG_RETRY(&http0()->routes[0].mw[0])->max_attempts, 2);
+    const gw_mw_retry_cfg_t *r = CFG_RETRY(&http0()->routes[0].mw[0]);
+    assert_int_equal(r->max_attempts, 2);
+    assert_int_equal(r->retry_on, GW_HRETRY_ON_CONNECT_FAILURE | GW_HRETRY_ON_RESET);
+    assert_int_equal(r->backoff_ms, 10); /* 03's defaults for an upstream's retry */
+    assert_int_equal(r->backoff_max_ms, 1000);
+    assert_true(r->budget_percent == 20);
+    assert_int_equal(r->min_concurrent, 3);
+    teardown(NULL);
+    assert_int_equal(load(MW("retry: {retry_on: [connect_failure, reset, 502, 503, 504], "
+                             "backoff: 0ms, budget_percent: 12.5, min_concurrent: 0}")),
+                     0);
+    r = CFG_RETRY(&http0()->routes[0].mw[0]);
+    assert_int_equal(r->retry_on, GW_HRETRY_ON_CONNECT_FAILURE | GW_HRETRY_ON_RESET |
+                                      GW_HRETRY_ON_502 | GW_HRETRY_ON_503 | GW_HRETRY_ON_504);
+    assert_int_equal(r->backoff_ms, 0);
+    assert_true(r->budget_percent == 12.5);
+    assert_int_equal(r->min_concurrent, 0);
+    teardown(NULL);
+    /* backoff alone, above the default cap: the cap follows it */
+    assert_int_equal(load(MW("retry: {backoff: 2s}")), 0);
+    assert_int_equal(CFG_RETRY(&http0()->routes[0].mw[0])->backoff_max_ms, 2000);
     teardown(NULL);
     expect_error(MW("retry: {max_attempts: 1}"),
                  "c.yaml:10:35: max_attempts: 1 is out of range 2..10");
+    expect_error(MW("retry: {retry_on: [reset, 500]}"),
+                 "c.yaml:10:39: retry_on must be one of: connect_failure, reset, 502, 503, 504 "
+                 "(got '500')");
+    expect_error(MW("retry: {retry_on: 503}"), "c.yaml:10:31: retry_on must be a sequence");
+    expect_error(MW("retry: {retry_on: []}"),
+                 "c.yaml:10:31: retry_on: list at least one of connect_failure, reset, 502, 503, "
+                 "504 (or leave the key out for the default)");
+    expect_error(MW("retry: {backoff: 1s, backoff_max: 10ms}"),
+                 "c.yaml:10:47: backoff_max must be at least backoff");
+    expect_error(MW("retry: {backoff: 2m}"), "c.yaml:10:30: backoff: 2m is out of range");
+    expect_error(MW("retry: {budget_percent: 101}"), "c.yaml:10:37: budget_percent");
     expect_error(MW("access_log: {}"), "c.yaml:10:25: missing required key 'file'");
     expect_error(MW("access_log: {file: \"\"}"), "c.yaml:10:32: file must not be empty");
 }
