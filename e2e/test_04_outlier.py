@@ -170,3 +170,66 @@ def test_ejected_sole_backend_stays_in_use_and_retries_answer(gateway, backend, 
     assert statuses == [200] * len(statuses), "non-200: %r" % sorted(s for s in statuses if s != 200)
     gw.wait_log(r"backend %s ejected" % re.escape(up.address_str))
     assert up.resets >= 3, up.resets
+
+
+class ResetsWhenReused(Server):
+    """Answers the first request of every connection with 200 "ok" and resets the
+    connection when a second one arrives: a backend restarted behind a pool, every pooled
+    connection dead. The first answers wait until HOLD connections are open, so the
+    gateway's pool ends up with HOLD idle connections at once."""
+
+    kind = "reset-reused"
+
+    def __init__(self, transcript, hold=2, **kw):
+        self.hold = hold
+        self.nconn = 0
+        self.resets = 0
+        self.cond = threading.Condition()
+        super().__init__(transcript, **kw)
+
+    def handle(self, conn, ch):
+        with self.cond:
+            self.nconn += 1
+            self.cond.notify_all()
+        buf, served = b"", 0
+        while True:
+            while b"\r\n\r\n" not in buf:
+                d = conn.recv(65536)
+                if not d:
+                    return
+                ch.recv(d)
+                buf += d
+            _, buf = buf.split(b"\r\n\r\n", 1)
+            if served > 0:
+                with self.cond:
+                    self.resets += 1
+                ch.event("reset on reuse")
+                reset_socket(conn)
+                return
+            with self.cond:
+                self.cond.wait_for(lambda: self.nconn >= self.hold, env.timeout(10))
+            out = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            conn.sendall(out)
+            ch.sent(out)
+            served += 1
+
+
+def test_stale_retry_takes_a_new_connection_not_another_pooled_one(gateway, backend, http_client):
+    """Two pooled connections, both dead (the backend restarted): a GET takes one, finds it
+    reset before any response byte, and is sent again once (hretry.h policy 1). On another
+    pooled connection it would meet the same fate and the client would get a 502; the stale
+    retry therefore always opens a new connection. No route `retry` here: policy 1 alone."""
+    up = backend(ResetsWhenReused, hold=2)
+    gw = proxy(gateway, up, keepalive={"max_idle": 8}, workers=1)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(http_client(gw).get("/fill").status))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(env.timeout(20))
+    assert results == [200, 200], results
+    assert up.nconn == 2, "expected two upstream connections in the pool, saw %d" % up.nconn
+    st = http_client(gw).get("/after-restart", timeout=env.timeout(10)).status
+    assert st == 200, "a stale retry on the other dead pooled connection: %d (resets %d)" % (st, up.resets)
+    assert up.resets == 1 and up.nconn == 3, (up.resets, up.nconn)
