@@ -8,7 +8,8 @@
  *      keep-alive connection at any moment, and our request can cross its FIN on the wire.
  *      When a connection taken from the pool fails before any response byte, the request
  *      most likely never reached the application, so an idempotent request is sent again,
- *      once, on a fresh pick (a new connection or another pooled one). It is not the
+ *      once, on a fresh pick and a new connection (not another pooled one: after a
+ *      backend's restart every connection in its pool is dead). It is not the
  *      backend's fault either: no passive-health failure is reported for it.
  *   2. 02's connect retries, through the picker. A connect that failed or timed out is
  *      tried again within the same pick sequence while the attempt number is below the

@@ -479,7 +479,10 @@ void hp_upstream_start(hconn_t *c)
     gw_backend_t *b = x->pick.backend;
     x->chain.backend = b->name;
     gw_upool_t *pool = pool_of(hw, b);
-    gw_upool_entry_t *idle = gw_upool_take(pool); /* it keeps reading: no epoll_ctl per request */
+    /* An idle connection keeps reading: no epoll_ctl per request. After a stale pooled
+     * connection (hretry.h policy 1) the retry opens a new one: when a backend restarts,
+     * every connection in its pool is dead, and another would fail too. */
+    gw_upool_entry_t *idle = x->retry.stale_retried ? NULL : gw_upool_take(pool);
     uconn_t *u = idle != NULL ? gw_upool_owner(idle, uconn_t, pe) : NULL;
     if (u != NULL) {
         u->x = x;
