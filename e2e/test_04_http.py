@@ -297,6 +297,52 @@ def test_forwarded_headers_from_trusted_proxy(gateway, backend, http_client):
     assert doc_header_all(doc, "X-Forwarded-Proto") == ["https"], "a trusted peer's proto is kept: %s" % doc["headers"]
 
 
+def test_forwarded_headers_on_by_default(gateway, backend, http_client):
+    """A route that does not list `forwarded` still sets X-Forwarded-For/-Proto/-Host and
+    Forwarded (issue 14: Envoy, Traefik and Caddy add them by default), with the same trust
+    rule: a client's own values are replaced, and so is a client's X-Real-IP."""
+    b = backend.http()
+    gw = proxy(gateway, b)
+    c = http_client(gw)
+    doc = echo_doc(c.get("/plain", headers=[("X-Forwarded-For", "6.6.6.6"), ("X-Real-IP", "6.6.6.6")],
+                         host="shop.example"))
+    h = lambda n: doc_header_all(doc, n)  # noqa: E731
+    assert h("X-Forwarded-For") == ["127.0.0.1"], doc["headers"]
+    assert h("X-Forwarded-Proto") == ["http"], doc["headers"]
+    assert h("X-Forwarded-Host") == ["shop.example"], doc["headers"]
+    assert re.search(r'for="?127\.0\.0\.1', ",".join(h("Forwarded"))), doc["headers"]
+    assert h("X-Real-IP") == [], "a client's X-Real-IP never reaches the backend: %s" % doc["headers"]
+    assert len([x for v in h("Via") for x in v.split(",")]) == 1, doc["headers"]
+
+
+def test_forwarded_false_turns_them_off(gateway, backend, http_client):
+    """`forwarded: false`: the request's forwarding fields pass as the client sent them (a
+    gateway behind another proxy that owns them), only Via is added."""
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route(name="off", middleware=[{"forwarded": False}])])
+    c = http_client(gw)
+    doc = echo_doc(c.get("/off", headers=[("X-Forwarded-For", "6.6.6.6")]))
+    h = lambda n: doc_header_all(doc, n)  # noqa: E731
+    assert h("X-Forwarded-For") == ["6.6.6.6"], doc["headers"]
+    assert h("X-Forwarded-Proto") == [] and h("Forwarded") == [], doc["headers"]
+    via = [x.strip() for v in h("Via") for x in v.split(",")]
+    assert len(via) == 1 and via[0].startswith("1.1 "), "Via is a proxy's duty, even then: %s" % via
+
+
+def test_x_real_ip_option(gateway, backend, http_client):
+    """`forwarded: {x_real_ip: true}`: X-Real-IP is the client: the peer when untrusted, else
+    read from a trusted proxy's chain past the trusted hops."""
+    b = backend.http()
+    gw = proxy(gateway, b, http={"trusted_proxies": ["127.0.0.1"]},
+               routes=[config.route(name="rip", middleware=[{"forwarded": {"x_real_ip": True}}])])
+    c = http_client(gw)
+    doc = echo_doc(c.get("/rip", headers=[("X-Forwarded-For", "203.0.113.5, 127.0.0.1")]))
+    assert doc_header_all(doc, "X-Real-IP") == ["203.0.113.5"], doc["headers"]
+    assert doc_header_all(doc, "X-Forwarded-For") == ["203.0.113.5, 127.0.0.1, 127.0.0.1"], doc["headers"]
+    doc = echo_doc(c.get("/rip"))
+    assert doc_header_all(doc, "X-Real-IP") == ["127.0.0.1"], doc["headers"]
+
+
 def test_hop_by_hop_headers_not_forwarded(gateway, backend, http_client):
     b = backend.http(handler=lambda req: Reply.echo_json(headers=[
         ("Connection", "X-Bar"), ("X-Bar", "upstream-private"), ("X-Stay", "1")]))

@@ -292,6 +292,15 @@ int gw_mw_forwarded(gw_h1_head_t *req, const gw_mw_peer_t *peer)
     return rc;
 }
 
+/* see mw_basic.h */
+int gw_mw_real_ip(gw_h1_head_t *req, const gw_mw_peer_t *peer, bool set)
+{
+    (void)req;
+    (void)peer;
+    (void)set;
+    return 0; /* not yet */
+}
+
 /* ---- header rules -------------------------------------------------------------------- */
 
 /* see mw_basic.h */

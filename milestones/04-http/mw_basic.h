@@ -65,6 +65,18 @@ bool gw_mw_peer_trusted(const gw_mw_peer_t *peer);
  * hold some of the new fields: answer 431/500, do not forward it). */
 int gw_mw_forwarded(gw_h1_head_t *req, const gw_mw_peer_t *peer);
 
+/* X-Real-IP, one address: the client's, as nginx's realip module would find it. From a peer
+ * not in PEER->trusted it is the peer itself. From a trusted proxy it is that proxy's own
+ * X-Real-IP when that is an address, else the first address of the incoming X-Forwarded-For
+ * chain, read from the right, that is not trusted (the leftmost when all are); an entry that
+ * is not a plain address (a port, "unknown") makes the chain unbelievable and the peer is
+ * used. Always written back as this gateway formats addresses, on one line.
+ * Without SET (the x_real_ip option off) nothing is added: X-Real-IP from an untrusted peer
+ * is removed, a trusted proxy's passes as it came. Call it before gw_mw_forwarded, which
+ * rewrites X-Forwarded-For. Returns 0, GW_EINVAL (address family) or GW_ELIMIT/GW_ENOMEM
+ * from the head. */
+int gw_mw_real_ip(gw_h1_head_t *req, const gw_mw_peer_t *peer, bool set);
+
 /* ---- header rules ---------------------------------------------------------------------- */
 
 typedef struct gw_mw_field_s {

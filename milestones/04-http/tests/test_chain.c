@@ -44,6 +44,7 @@ typedef union fx_cfg_u {
     gw_breaker_cfg_t breaker;
     gw_mw_retry_cfg_t retry;
     gw_mw_access_log_cfg_t access_log;
+    gw_mw_forwarded_cfg_t forwarded;
 } fx_cfg_t;
 
 #define U(m) ((fx_cfg_t *)(m)->cfg)
@@ -263,6 +264,45 @@ static void chain_forwarded_headers_set(void **state)
     f->x.tls = true;
     assert_int_equal(fx_run(f), 0);
     expect(&f->req, "X-Forwarded-Proto", "https");
+    fx_finish(f, 200, false, 0);
+    fx_free(f);
+}
+
+/* `forwarded: false` leaves the client's fields alone and adds only Via (a proxy must:
+ * RFC 9110 7.6.3); `x_real_ip: true` adds X-Real-IP. */
+static void chain_forwarded_off_and_x_real_ip(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new();
+    U(fx_mw(f, GW_MW_FORWARDED))->forwarded.off = true;
+    fx_start(f);
+    fx_begin(f, "GET", "/", "192.0.2.7");
+    add(&f->req, "X-Forwarded-For", "1.2.3.4");
+    add(&f->req, "X-Real-IP", "1.2.3.4");
+    assert_int_equal(fx_run(f), 0);
+    expect(&f->req, "X-Forwarded-For", "1.2.3.4");
+    expect(&f->req, "X-Real-IP", "1.2.3.4");
+    assert_int_equal(count(&f->req, "X-Forwarded-Proto"), 0);
+    assert_int_equal(count(&f->req, "Forwarded"), 0);
+    expect(&f->req, "Via", "1.1 gw");
+    assert_int_equal(count(&f->req, "Via"), 1);
+    fx_finish(f, 200, false, 0);
+    fx_free(f);
+
+    f = fx_new();
+    U(fx_mw(f, GW_MW_FORWARDED))->forwarded.x_real_ip = true;
+    fx_start(f);
+    fx_begin(f, "GET", "/", "192.0.2.7");
+    add(&f->req, "X-Real-IP", "1.2.3.4");
+    assert_int_equal(fx_run(f), 0);
+    expect(&f->req, "X-Real-IP", "192.0.2.7");
+    expect(&f->req, "X-Forwarded-For", "192.0.2.7");
+    fx_finish(f, 200, false, 0);
+    fx_begin(f, "GET", "/", "10.1.2.3"); /* a trusted proxy's chain, read past itself */
+    add(&f->req, "X-Forwarded-For", "198.51.100.7, 10.0.0.9");
+    assert_int_equal(fx_run(f), 0);
+    expect(&f->req, "X-Real-IP", "198.51.100.7");
+    expect(&f->req, "X-Forwarded-For", "198.51.100.7, 10.0.0.9, 10.1.2.3");
     fx_finish(f, 200, false, 0);
     fx_free(f);
 }
@@ -1307,6 +1347,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(chain_request_id_generated_and_kept),
         cmocka_unit_test(chain_forwarded_headers_set),
+        cmocka_unit_test(chain_forwarded_off_and_x_real_ip),
         cmocka_unit_test(chain_strip_prefix_and_rewrite),
         cmocka_unit_test(chain_rewrite_refused_by_normalisation_is_400),
         cmocka_unit_test(chain_header_rules_both_sides),

@@ -24,6 +24,7 @@
 #define CFG_BREAKER(m) ((const gw_breaker_cfg_t *)(m)->cfg)
 #define CFG_RETRY(m) ((const gw_mw_retry_cfg_t *)(m)->cfg)
 #define CFG_ACCESS_LOG(m) ((const gw_mw_access_log_cfg_t *)(m)->cfg)
+#define CFG_FORWARDED(m) ((const gw_mw_forwarded_cfg_t *)(m)->cfg)
 
 static gw_config_t cfg;
 static char *errs;
@@ -144,7 +145,12 @@ static void httpcfg_defaults(void **state)
     assert_null(r->sticky_name);
     assert_null(r->host_rewrite);
     assert_int_equal(r->max_body, 0);
-    assert_int_equal(r->nmw, 0);
+    /* forwarding headers are on by default: the loader adds `forwarded` first */
+    assert_int_equal(r->nmw, 1);
+    assert_int_equal(r->mw[0].kind, GW_MW_FORWARDED);
+    assert_non_null(CFG_FORWARDED(&r->mw[0]));
+    assert_false(CFG_FORWARDED(&r->mw[0])->off);
+    assert_false(CFG_FORWARDED(&r->mw[0])->x_real_ip);
     assert_non_null(x->router);
     for (size_t i = 0; i < cfg.nupstreams; i++) {
         const gw_http_upstream_cfg_t *u = gw_http_upstream_cfg(&cfg.upstreams[i]);
@@ -945,6 +951,55 @@ static void httpcfg_middleware_once_per_route(void **state)
                  "c.yaml:11:13: retry: already in this route's middleware");
 }
 
+/* Forwarding headers are on by default (issue 14): a route without `forwarded` gets it as its
+ * first middleware, so a `headers` rule later in the list still has the last word; `false`
+ * turns it off, `{x_real_ip: true}` adds X-Real-IP. */
+static void httpcfg_forwarded_default_off_and_options(void **state)
+{
+    (void)state;
+    assert_int_equal(load(ROUTE_HEAD
+                          "        middleware:\n"
+                          "          - request_id: {}\n"
+                          "          - headers: {request: {remove: [X-Forwarded-For]}}\n"),
+                     0);
+    const gw_http_route_t *r = &http0()->routes[0];
+    assert_int_equal(r->nmw, 3);
+    assert_int_equal(r->mw[0].kind, GW_MW_FORWARDED);
+    assert_int_equal(r->mw[1].kind, GW_MW_REQUEST_ID);
+    assert_int_equal(r->mw[2].kind, GW_MW_HEADERS);
+    print_reload_compare();
+    teardown(NULL);
+
+    assert_int_equal(load(MW("forwarded: false")), 0);
+    r = &http0()->routes[0];
+    assert_int_equal(r->nmw, 1);
+    assert_int_equal(r->mw[0].kind, GW_MW_FORWARDED);
+    assert_true(CFG_FORWARDED(&r->mw[0])->off);
+    print_reload_compare();
+    teardown(NULL);
+
+    assert_int_equal(load(ROUTE_HEAD "        middleware:\n"
+                                     "          - request_id: {}\n"
+                                     "          - forwarded: {x_real_ip: true}\n"),
+                     0);
+    r = &http0()->routes[0];
+    assert_int_equal(r->nmw, 2); /* where it was written, not moved first */
+    assert_int_equal(r->mw[1].kind, GW_MW_FORWARDED);
+    assert_false(CFG_FORWARDED(&r->mw[1])->off);
+    assert_true(CFG_FORWARDED(&r->mw[1])->x_real_ip);
+    print_reload_compare();
+    teardown(NULL);
+
+    assert_int_equal(load(MW("forwarded: true")), 0);
+    assert_false(CFG_FORWARDED(&http0()->routes[0].mw[0])->off);
+    teardown(NULL);
+
+    expect_error(MW("forwarded: 1"),
+                 "c.yaml:10:24: forwarded: use a mapping ({} or {x_real_ip: true}) or false");
+    expect_error(MW("forwarded: {x_real_ip: yes}"), "c.yaml:10:36: x_real_ip");
+    expect_error(MW("forwarded: {real_ip: true}"), "c.yaml:10:25: unknown key 'real_ip'");
+}
+
 static void httpcfg_strip_prefix_and_rewrite(void **state)
 {
     (void)state;
@@ -1330,6 +1385,7 @@ int main(void)
         T(httpcfg_unknown_middleware_did_you_mean),
         T(httpcfg_middleware_shape),
         T(httpcfg_middleware_once_per_route),
+        T(httpcfg_forwarded_default_off_and_options),
         T(httpcfg_strip_prefix_and_rewrite),
         T(httpcfg_headers_names_and_values),
         T(httpcfg_cors_rules),
