@@ -342,15 +342,17 @@ static void httpcfg_everything(void **state)
     assert_string_equal(r->sticky_name, "session");
     r = &x->routes[2];
     assert_string_equal(r->name, "route 2");
-    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&r->mw[0])->keys), 1);
-    assert_null(CFG_JWT(&r->mw[0])->keys_file);
-    assert_string_equal(CFG_JWT(&r->mw[0])->realm, "gw");
-    assert_int_equal(CFG_JWT(&r->mw[0])->policy.skew, GW_JWT_DEFAULT_SKEW);
-    assert_true(CFG_JWT(&r->mw[0])->policy.require_exp);
-    assert_true(CFG_CORS(&r->mw[1])->any_origin);
-    assert_int_equal(CFG_CORS(&r->mw[1])->norigins, 0);
-    assert_string_equal(CFG_CORS(&r->mw[1])->methods, "GET, HEAD, POST");
-    assert_int_equal(CFG_CORS(&r->mw[1])->max_age, -1);
+    assert_int_equal(r->nmw, 3); /* forwarded (the default), jwt, cors */
+    assert_int_equal(r->mw[0].kind, GW_MW_FORWARDED);
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&r->mw[1])->keys), 1);
+    assert_null(CFG_JWT(&r->mw[1])->keys_file);
+    assert_string_equal(CFG_JWT(&r->mw[1])->realm, "gw");
+    assert_int_equal(CFG_JWT(&r->mw[1])->policy.skew, GW_JWT_DEFAULT_SKEW);
+    assert_true(CFG_JWT(&r->mw[1])->policy.require_exp);
+    assert_true(CFG_CORS(&r->mw[2])->any_origin);
+    assert_int_equal(CFG_CORS(&r->mw[2])->norigins, 0);
+    assert_string_equal(CFG_CORS(&r->mw[2])->methods, "GET, HEAD, POST");
+    assert_int_equal(CFG_CORS(&r->mw[2])->max_age, -1);
     const gw_http_upstream_cfg_t *u = gw_http_upstream_cfg(&cfg.upstreams[2]);
     assert_int_equal(u->max_idle, 8);
     assert_int_equal(u->idle_timeout_ms, 30000);
@@ -1053,7 +1055,7 @@ static void httpcfg_jwt_pem_keys_file(void **state)
     char keys[512];
     snprintf(keys, sizeof keys, MW("jwt: {keys: %s, kid: cert-rsa, audiences: [gw04]}"), pem_path);
     assert_int_equal(load(keys), 0);
-    const gw_mw_cfg_t *m = &http0()->routes[0].mw[0];
+    const gw_mw_cfg_t *m = &http0()->routes[0].mw[1];
     assert_int_equal(m->kind, GW_MW_JWT);
     assert_int_equal(m->line, 10);
     assert_int_equal(gw_jwt_keyset_count(CFG_JWT(m)->keys), 1);
@@ -1093,21 +1095,21 @@ static void httpcfg_rate_limit_burst_default(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("rate_limit: {rate: 2.5, key: jwt_sub}")), 0);
-    const gw_mw_cfg_t *m = &http0()->routes[0].mw[0];
+    const gw_mw_cfg_t *m = &http0()->routes[0].mw[1];
     assert_true(CFG_RATE_LIMIT(m)->rate == 2.5);
     assert_int_equal(CFG_RATE_LIMIT(m)->burst, 3);
     assert_int_equal(CFG_RATE_LIMIT(m)->key, GW_RL_KEY_JWT_SUB);
     assert_int_equal(CFG_RATE_LIMIT(m)->max_keys, 100000);
     teardown(NULL);
     assert_int_equal(load(MW("rate_limit: {rate: 0.01}")), 0);
-    assert_int_equal(CFG_RATE_LIMIT(&http0()->routes[0].mw[0])->burst, 1);
+    assert_int_equal(CFG_RATE_LIMIT(&http0()->routes[0].mw[1])->burst, 1);
 }
 
 static void httpcfg_breaker_uses_03s_rules(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("breaker: {}")), 0);
-    const gw_breaker_cfg_t *b = CFG_BREAKER(&http0()->routes[0].mw[0]);
+    const gw_breaker_cfg_t *b = CFG_BREAKER(&http0()->routes[0].mw[1]);
     assert_int_equal(b->consecutive_failures, 5);
     assert_true(b->failure_rate_percent == 50);
     assert_int_equal(b->window_ms, 10000);
@@ -1125,7 +1127,7 @@ static void httpcfg_retry_and_access_log(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("retry: {}")), 0);
-    assert_int_equal(CFG_RETRY(&http0()->routes[0].mw[0])->max_attempts, 2);
+    assert_int_equal(CFG_RETRY(&http0()->routes[0].mw[1])->max_attempts, 2);
     teardown(NULL);
     expect_error(MW("retry: {max_attempts: 1}"),
                  "c.yaml:10:35: max_attempts: 1 is out of range 2..10");
@@ -1234,6 +1236,7 @@ static int oom_http_config_load(void *ctx)
         assert_non_null(l);
         assert_int_equal(l->nroutes, 2);
         assert_int_equal(l->routes[0].nmw, 9);
+        assert_int_equal(l->routes[1].nmw, 2); /* the default forwarded, strip_prefix */
         assert_string_equal(l->routes[1].name, "canary");
         /* Whole and right despite a failed allocation (only did-you-mean bookkeeping may be
          * lost, cfgtree.c): the effective config is exactly what a clean load gives. */
@@ -1337,8 +1340,8 @@ static void httpcfg_outside_reads_go_through_loadio(void **state)
     char a[GW_ADDR_STRLEN];
     assert_string_equal(gw_addr_format(&cfg.upstreams[0].backends[0].addr, a, sizeof a),
                         "10.1.2.3:80");
-    const gw_mw_cfg_t *mw = http0()->routes[0].mw;
-    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&mw[0])->keys), 1);
+    const gw_mw_cfg_t *mw = http0()->routes[0].mw; /* [0] is the default forwarded */
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&mw[1])->keys), 1);
     assert_ptr_equal(gw_loadio(), &gw_loadio_system);
 }
 
