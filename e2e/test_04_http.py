@@ -1060,6 +1060,54 @@ def test_jwt_refused_401(gateway, backend, http_client, case):
     assert_state_consistent(c, r, "401", want=(401,))
 
 
+@pytest.mark.parametrize("sub", ["al\r\nice", "alice\nX-Admin: true", "alice\u0000", " alice", "alice\x7f"])
+def test_jwt_claim_that_cannot_be_a_header_is_401(gateway, backend, http_client, sub):
+    """A correctly signed token whose mapped claim cannot be sent exactly as a header value is
+    refused: forwarded without X-User-Id (or with it trimmed), a backend may read a missing
+    or different identity as anonymous or as someone else (issue 14)."""
+    b = backend.http()
+    gw = jwt_proxy(gateway, b)
+    c = http_client(gw)
+    tok = jwt_token({"sub": sub, "exp": int(time.time()) + 600})
+    r = c.get("/me", headers=[("Authorization", "Bearer " + tok)])
+    assert_error(r, 401, repr(sub))
+    www = r.header("WWW-Authenticate") or ""
+    assert 'error="invalid_token"' in www, www
+    if "\0" not in sub:  # jansson refuses a NUL in a JSON string: a bad payload already
+        assert "header" in www, "the 401 should say why: %r" % www
+    assert b.requests == 0, "the token reached the backend"
+
+
+def test_request_id_one_rule_for_answers_and_proxied(gateway, backend, http_client, tmp_path):
+    """Without the request_id middleware, every exchange still has one id: a proxied request
+    logs one (not null) and the gateway's own 401 logs the id its body and X-Request-ID show;
+    no X-Request-ID goes upstream or on a proxied response (that is the middleware's)."""
+    b = backend.http()
+    path = str(tmp_path / "access.log")
+    mw = [{"access_log": {"file": path}}, {"jwt": {"secret": JWT_SECRET, "claims": {"sub": "X-User-Id"}}}]
+    gw = proxy(gateway, b, routes=[config.route(name="logged", middleware=mw)])
+    c = http_client(gw)
+    tok = jwt_token({"sub": "alice", "exp": int(time.time()) + 600})
+    ok = c.get("/ok", headers=[("Authorization", "Bearer " + tok)])
+    assert doc_header_all(echo_doc(ok), "X-Request-ID") == [] and ok.header("X-Request-ID") is None, ok
+    refused = c.get("/refused")
+    doc = assert_error(refused, 401)
+    assert HEX32.match(doc["request_id"] or "") and refused.header("X-Request-ID") == doc["request_id"], refused
+
+    def recs():
+        try:
+            with open(path) as f:
+                return [json.loads(ln) for ln in f.read().splitlines()]
+        except FileNotFoundError:
+            return []
+
+    wait_until(lambda: len(recs()) >= 2, env.timeout(5), "2 access log lines", describe=recs)
+    by_path = {r["path"]: r for r in recs()}
+    assert HEX32.match(by_path["/ok"]["request_id"] or ""), "a proxied request logs an id: %s" % by_path
+    assert by_path["/refused"]["request_id"] == doc["request_id"], by_path
+    assert by_path["/ok"]["request_id"] != doc["request_id"], by_path
+
+
 # ---- CORS ---------------------------------------------------------------------------------------
 
 
