@@ -29,9 +29,19 @@ bool gw_mw_request_id_sane(const char *s, size_t n)
 }
 
 /* see mw_basic.h */
-int gw_mw_request_id(gw_h1_head_t *req, const uint8_t rnd[16], char out[GW_MW_REQID_MAX + 1])
+void gw_mw_request_id_fresh(const uint8_t rnd[16], char out[33])
 {
     static const char hex[] = "0123456789abcdef";
+    for (size_t n = 0; n < 16; n++) {
+        out[2 * n] = hex[rnd[n] >> 4];
+        out[2 * n + 1] = hex[rnd[n] & 0xf];
+    }
+    out[32] = '\0';
+}
+
+/* see mw_basic.h */
+int gw_mw_request_id(gw_h1_head_t *req, const uint8_t rnd[16], char out[GW_MW_REQID_MAX + 1])
+{
     gw_h1_span_t v;
     char id[GW_MW_REQID_MAX + 1];
     size_t n;
@@ -39,14 +49,11 @@ int gw_mw_request_id(gw_h1_head_t *req, const uint8_t rnd[16], char out[GW_MW_RE
     if (gw_h1_head_get(req, "X-Request-ID", &v) && gw_mw_request_id_sane(v.ptr, v.len)) {
         n = v.len;
         memcpy(id, v.ptr, n); /* copy first: set() may move the arena under v */
+        id[n] = '\0';
     } else {
-        for (n = 0; n < 16; n++) {
-            id[2 * n] = hex[rnd[n] >> 4];
-            id[2 * n + 1] = hex[rnd[n] & 0xf];
-        }
+        gw_mw_request_id_fresh(rnd, id);
         n = 32;
     }
-    id[n] = '\0';
     /* set, not add: a second, different id from the client would split the trace */
     int rc = gw_h1_head_set(req, "X-Request-ID", id, n);
     if (rc == 0)

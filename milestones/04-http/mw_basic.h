@@ -20,6 +20,10 @@
 /* True if S[0..N) is a sane request id: 1..GW_MW_REQID_MAX bytes of [A-Za-z0-9._-]. */
 bool gw_mw_request_id_sane(const char *s, size_t n);
 
+/* A fresh request id: RND (16 random bytes) as 32 lower-case hex digits and a NUL, in OUT.
+ * The one format of every id the gateway makes (the middleware's, gw_hx_request_id's). */
+void gw_mw_request_id_fresh(const uint8_t rnd[16], char out[33]);
+
 /* Keeps REQ's X-Request-ID if it is sane (the first one; any others are dropped), else
  * replaces it by RND (16 caller-given random bytes) written as 32 lower-case hex digits.
  * Copies the id, NUL-terminated, into OUT (GW_MW_REQID_MAX + 1 bytes) so the caller can put
