@@ -34,7 +34,7 @@ from gwtest.cfgerrors import position
 from gwtest.clients import try_connect
 from gwtest.env import GiB, KiB, MiB
 from gwtest.http import Reply, request_bytes
-from gwtest.jwt import JWT_SECRET, jwt_token
+from gwtest.jwt import JWT_SECRET, AsymmetricKey, jwt_token
 from gwtest.wait import Deadline, wait_until
 
 GW = "gw04"
@@ -1058,6 +1058,38 @@ def test_jwt_refused_401(gateway, backend, http_client, case):
     assert doc["request_id"] == r.header("X-Request-ID"), "error body and X-Request-ID disagree: %r" % r
     assert b.requests == 0, "a refused request reached the backend"
     assert_state_consistent(c, r, "401", want=(401,))
+
+
+@pytest.mark.parametrize("alg,source", [("RS256", "jwks"), ("RS256", "pem"), ("ES256", "jwks"), ("ES256", "pem")])
+def test_jwt_asymmetric_tokens_end_to_end(gateway, backend, http_client, tmp_path, alg, source):
+    """RS256 and ES256 tokens through the gateway, with keys from a JWKS file or a PEM
+    certificate (`keys`, with `kid` for PEM): a good one passes with its claim header, a
+    tampered one (payload changed, signature kept; or signed by another key under the same
+    kid) is refused 401 and never reaches the backend."""
+    key = AsymmetricKey(tmp_path, alg, "k-" + alg.lower())
+    (tmp_path / "other").mkdir()
+    other = AsymmetricKey(tmp_path / "other", alg, "other-" + alg.lower())
+    jwt = {"keys": key.jwks if source == "jwks" else key.cert, "audiences": ["gw-e2e"],
+           "claims": {"sub": "X-User-Id"}}
+    if source == "pem":
+        jwt["kid"] = key.kid
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route(name="asym", middleware=[{"jwt": jwt}])])
+    c = http_client(gw)
+    claims = {"sub": "alice", "aud": "gw-e2e", "exp": int(time.time()) + 600}
+    good = key.token(claims)
+    doc = echo_doc(c.get("/me", headers=[("Authorization", "Bearer " + good)]), alg)
+    assert doc_header_all(doc, "X-User-Id") == ["alice"], doc["headers"]
+    head, _, sig = good.split(".")
+    forged = base64.urlsafe_b64encode(json.dumps(dict(claims, sub="admin")).encode()).rstrip(b"=").decode()
+    bad_sig = sig[:-4] + ("AAAA" if sig[-4:] != "AAAA" else "BBBB")
+    for what, tok in [("payload changed", head + "." + forged + "." + sig),
+                      ("signature changed", head + "." + good.split(".")[1] + "." + bad_sig),
+                      ("another key, same kid", other.token(claims, kid=key.kid))]:
+        r = c.get("/me", headers=[("Authorization", "Bearer " + tok)])
+        assert_error(r, 401, "%s %s" % (alg, what))
+        assert "invalid_token" in (r.header("WWW-Authenticate") or ""), r
+    assert b.requests == 1, "only the good token reached the backend"
 
 
 @pytest.mark.parametrize("sub", ["al\r\nice", "alice\nX-Admin: true", "alice\u0000", " alice", "alice\x7f"])
