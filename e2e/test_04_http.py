@@ -34,7 +34,7 @@ from gwtest.cfgerrors import position
 from gwtest.clients import try_connect
 from gwtest.env import GiB, KiB, MiB
 from gwtest.http import Reply, request_bytes
-from gwtest.jwt import JWT_SECRET, jwt_token
+from gwtest.jwt import JWT_SECRET, AsymmetricKey, jwt_token
 from gwtest.wait import Deadline, wait_until
 
 GW = "gw04"
@@ -295,6 +295,52 @@ def test_forwarded_headers_from_trusted_proxy(gateway, backend, http_client):
     assert [x.strip() for x in xff.split(",")] == ["6.6.6.6", "127.0.0.1"], \
         "a trusted peer's chain is extended with the peer: %r" % xff
     assert doc_header_all(doc, "X-Forwarded-Proto") == ["https"], "a trusted peer's proto is kept: %s" % doc["headers"]
+
+
+def test_forwarded_headers_on_by_default(gateway, backend, http_client):
+    """A route that does not list `forwarded` still sets X-Forwarded-For/-Proto/-Host and
+    Forwarded (issue 14: Envoy, Traefik and Caddy add them by default), with the same trust
+    rule: a client's own values are replaced, and so is a client's X-Real-IP."""
+    b = backend.http()
+    gw = proxy(gateway, b)
+    c = http_client(gw)
+    doc = echo_doc(c.get("/plain", headers=[("X-Forwarded-For", "6.6.6.6"), ("X-Real-IP", "6.6.6.6")],
+                         host="shop.example"))
+    h = lambda n: doc_header_all(doc, n)  # noqa: E731
+    assert h("X-Forwarded-For") == ["127.0.0.1"], doc["headers"]
+    assert h("X-Forwarded-Proto") == ["http"], doc["headers"]
+    assert h("X-Forwarded-Host") == ["shop.example"], doc["headers"]
+    assert re.search(r'for="?127\.0\.0\.1', ",".join(h("Forwarded"))), doc["headers"]
+    assert h("X-Real-IP") == [], "a client's X-Real-IP never reaches the backend: %s" % doc["headers"]
+    assert len([x for v in h("Via") for x in v.split(",")]) == 1, doc["headers"]
+
+
+def test_forwarded_false_turns_them_off(gateway, backend, http_client):
+    """`forwarded: false`: the request's forwarding fields pass as the client sent them (a
+    gateway behind another proxy that owns them), only Via is added."""
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route(name="off", middleware=[{"forwarded": False}])])
+    c = http_client(gw)
+    doc = echo_doc(c.get("/off", headers=[("X-Forwarded-For", "6.6.6.6")]))
+    h = lambda n: doc_header_all(doc, n)  # noqa: E731
+    assert h("X-Forwarded-For") == ["6.6.6.6"], doc["headers"]
+    assert h("X-Forwarded-Proto") == [] and h("Forwarded") == [], doc["headers"]
+    via = [x.strip() for v in h("Via") for x in v.split(",")]
+    assert len(via) == 1 and via[0].startswith("1.1 "), "Via is a proxy's duty, even then: %s" % via
+
+
+def test_x_real_ip_option(gateway, backend, http_client):
+    """`forwarded: {x_real_ip: true}`: X-Real-IP is the client: the peer when untrusted, else
+    read from a trusted proxy's chain past the trusted hops."""
+    b = backend.http()
+    gw = proxy(gateway, b, http={"trusted_proxies": ["127.0.0.1"]},
+               routes=[config.route(name="rip", middleware=[{"forwarded": {"x_real_ip": True}}])])
+    c = http_client(gw)
+    doc = echo_doc(c.get("/rip", headers=[("X-Forwarded-For", "203.0.113.5, 127.0.0.1")]))
+    assert doc_header_all(doc, "X-Real-IP") == ["203.0.113.5"], doc["headers"]
+    assert doc_header_all(doc, "X-Forwarded-For") == ["203.0.113.5, 127.0.0.1, 127.0.0.1"], doc["headers"]
+    doc = echo_doc(c.get("/rip"))
+    assert doc_header_all(doc, "X-Real-IP") == ["127.0.0.1"], doc["headers"]
 
 
 def test_hop_by_hop_headers_not_forwarded(gateway, backend, http_client):
@@ -1012,6 +1058,86 @@ def test_jwt_refused_401(gateway, backend, http_client, case):
     assert doc["request_id"] == r.header("X-Request-ID"), "error body and X-Request-ID disagree: %r" % r
     assert b.requests == 0, "a refused request reached the backend"
     assert_state_consistent(c, r, "401", want=(401,))
+
+
+@pytest.mark.parametrize("alg,source", [("RS256", "jwks"), ("RS256", "pem"), ("ES256", "jwks"), ("ES256", "pem")])
+def test_jwt_asymmetric_tokens_end_to_end(gateway, backend, http_client, tmp_path, alg, source):
+    """RS256 and ES256 tokens through the gateway, with keys from a JWKS file or a PEM
+    certificate (`keys`, with `kid` for PEM): a good one passes with its claim header, a
+    tampered one (payload changed, signature kept; or signed by another key under the same
+    kid) is refused 401 and never reaches the backend."""
+    key = AsymmetricKey(tmp_path, alg, "k-" + alg.lower())
+    (tmp_path / "other").mkdir()
+    other = AsymmetricKey(tmp_path / "other", alg, "other-" + alg.lower())
+    jwt = {"keys": key.jwks if source == "jwks" else key.cert, "audiences": ["gw-e2e"],
+           "claims": {"sub": "X-User-Id"}}
+    if source == "pem":
+        jwt["kid"] = key.kid
+    b = backend.http()
+    gw = proxy(gateway, b, routes=[config.route(name="asym", middleware=[{"jwt": jwt}])])
+    c = http_client(gw)
+    claims = {"sub": "alice", "aud": "gw-e2e", "exp": int(time.time()) + 600}
+    good = key.token(claims)
+    doc = echo_doc(c.get("/me", headers=[("Authorization", "Bearer " + good)]), alg)
+    assert doc_header_all(doc, "X-User-Id") == ["alice"], doc["headers"]
+    head, _, sig = good.split(".")
+    forged = base64.urlsafe_b64encode(json.dumps(dict(claims, sub="admin")).encode()).rstrip(b"=").decode()
+    bad_sig = sig[:-4] + ("AAAA" if sig[-4:] != "AAAA" else "BBBB")
+    for what, tok in [("payload changed", head + "." + forged + "." + sig),
+                      ("signature changed", head + "." + good.split(".")[1] + "." + bad_sig),
+                      ("another key, same kid", other.token(claims, kid=key.kid))]:
+        r = c.get("/me", headers=[("Authorization", "Bearer " + tok)])
+        assert_error(r, 401, "%s %s" % (alg, what))
+        assert "invalid_token" in (r.header("WWW-Authenticate") or ""), r
+    assert b.requests == 1, "only the good token reached the backend"
+
+
+@pytest.mark.parametrize("sub", ["al\r\nice", "alice\nX-Admin: true", "alice\u0000", " alice", "alice\x7f"])
+def test_jwt_claim_that_cannot_be_a_header_is_401(gateway, backend, http_client, sub):
+    """A correctly signed token whose mapped claim cannot be sent exactly as a header value is
+    refused: forwarded without X-User-Id (or with it trimmed), a backend may read a missing
+    or different identity as anonymous or as someone else (issue 14)."""
+    b = backend.http()
+    gw = jwt_proxy(gateway, b)
+    c = http_client(gw)
+    tok = jwt_token({"sub": sub, "exp": int(time.time()) + 600})
+    r = c.get("/me", headers=[("Authorization", "Bearer " + tok)])
+    assert_error(r, 401, repr(sub))
+    www = r.header("WWW-Authenticate") or ""
+    assert 'error="invalid_token"' in www, www
+    if "\0" not in sub:  # jansson refuses a NUL in a JSON string: a bad payload already
+        assert "header" in www, "the 401 should say why: %r" % www
+    assert b.requests == 0, "the token reached the backend"
+
+
+def test_request_id_one_rule_for_answers_and_proxied(gateway, backend, http_client, tmp_path):
+    """Without the request_id middleware, every exchange still has one id: a proxied request
+    logs one (not null) and the gateway's own 401 logs the id its body and X-Request-ID show;
+    no X-Request-ID goes upstream or on a proxied response (that is the middleware's)."""
+    b = backend.http()
+    path = str(tmp_path / "access.log")
+    mw = [{"access_log": {"file": path}}, {"jwt": {"secret": JWT_SECRET, "claims": {"sub": "X-User-Id"}}}]
+    gw = proxy(gateway, b, routes=[config.route(name="logged", middleware=mw)])
+    c = http_client(gw)
+    tok = jwt_token({"sub": "alice", "exp": int(time.time()) + 600})
+    ok = c.get("/ok", headers=[("Authorization", "Bearer " + tok)])
+    assert doc_header_all(echo_doc(ok), "X-Request-ID") == [] and ok.header("X-Request-ID") is None, ok
+    refused = c.get("/refused")
+    doc = assert_error(refused, 401)
+    assert HEX32.match(doc["request_id"] or "") and refused.header("X-Request-ID") == doc["request_id"], refused
+
+    def recs():
+        try:
+            with open(path) as f:
+                return [json.loads(ln) for ln in f.read().splitlines()]
+        except FileNotFoundError:
+            return []
+
+    wait_until(lambda: len(recs()) >= 2, env.timeout(5), "2 access log lines", describe=recs)
+    by_path = {r["path"]: r for r in recs()}
+    assert HEX32.match(by_path["/ok"]["request_id"] or ""), "a proxied request logs an id: %s" % by_path
+    assert by_path["/refused"]["request_id"] == doc["request_id"], by_path
+    assert by_path["/ok"]["request_id"] != doc["request_id"], by_path
 
 
 # ---- CORS ---------------------------------------------------------------------------------------

@@ -5,11 +5,13 @@ set -euo pipefail
 
 # Build and test needs of every milestone present. Later milestones append theirs here.
 # clang-14 + libclang-rt-14-dev: the fuzz variant (libFuzzer ships in clang's runtime
-# package), whose targets `make test` runs for a few seconds each.
+# package), whose targets `make test` runs for a few seconds each. openssl: the e2e tests
+# make RS256/ES256 keys and sign tokens with its command at test time.
 PKGS=(
   build-essential pkg-config
   libuv1-dev node-llhttp libbearssl-dev libcmocka-dev libyaml-dev libjansson-dev
   python3 python3-pytest
+  openssl
   varnish
   clang-14 libclang-rt-14-dev
 )

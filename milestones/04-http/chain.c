@@ -55,6 +55,19 @@ uint64_t gw_hx_random(gw_hx_t *x)
     return gw_rand_next(x->rng != NULL ? x->rng : &fallback);
 }
 
+/* see chain.h */
+const char *gw_hx_request_id(gw_hx_t *x)
+{
+    if (x->request_id[0] == '\0') {
+        uint8_t rnd[16];
+        uint64_t a = gw_hx_random(x), b = gw_hx_random(x);
+        memcpy(rnd, &a, 8);
+        memcpy(rnd + 8, &b, 8);
+        gw_mw_request_id_fresh(rnd, x->request_id);
+    }
+    return x->request_id;
+}
+
 /* ---- building and freeing ----------------------------------------------------------------- */
 
 /* Builds the state of route R into RS (zeroed): one state_new per middleware that has
@@ -246,8 +259,8 @@ void gw_chain_response(gw_chain_t *c, gw_hx_t *x, const gw_h1_head_t *req, gw_h1
     const gw_http_route_t *r = x->route;
     route_state_t *rs = route_state(c, x);
     if (r == NULL) {
-        /* No route, no middleware: only an id the exchange already has (none today, as
-         * the request_id middleware never ran; kept so an answer never loses one). */
+        /* No route, no middleware: only an id the exchange already has (a local answer's,
+         * gw_hx_request_id), so an answer never loses it. */
         if (x->request_id[0] != '\0')
             (void)gw_h1_head_set(resp, "X-Request-ID", x->request_id, strlen(x->request_id));
         return;

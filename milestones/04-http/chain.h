@@ -87,6 +87,13 @@ typedef struct gw_hx_s {
  * when NULL). Request ids and split draws need spread, not secrecy (an id is no credential). */
 uint64_t gw_hx_random(gw_hx_t *x);
 
+/* The exchange's request id: the one it has (the request_id middleware's), or a fresh one made
+ * now (32 hex digits from gw_hx_random) and kept in x->request_id. One rule for every
+ * exchange: the id is made when first needed, by the middleware or by whatever reports it
+ * (a local answer's body and X-Request-ID, the access log line), and they all show the same
+ * one. Only the request_id middleware sends it upstream and on proxied responses. */
+const char *gw_hx_request_id(gw_hx_t *x);
+
 /* Zeroes X for a new exchange (frees what a previous one left, if gw_chain_finish was not
  * called). */
 void gw_hx_reset(gw_hx_t *x);

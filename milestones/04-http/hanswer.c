@@ -16,7 +16,6 @@
 
 #include "clock.h"
 #include "httpd.h"
-#include "rand.h"
 
 /* ---- local answers ------------------------------------------------------------------------ */
 
@@ -26,16 +25,6 @@ static const char *status_text(unsigned s)
     return gw_httpd_reason((int)s);
 }
 
-/* Makes sure the exchange has a request id to report (the middleware's, or a fresh one). */
-static void ensure_request_id(hp_worker_t *hw, hx_t *x)
-{
-    if (x->chain.request_id[0] != '\0')
-        return;
-    uint64_t a = gw_rand_next(&hw->rng), b = gw_rand_next(&hw->rng);
-    snprintf(x->chain.request_id, sizeof x->chain.request_id, "%016llx%016llx",
-             (unsigned long long)a, (unsigned long long)b);
-}
-
 bool hp_draining(const hconn_t *c)
 {
     return atomic_load_explicit(&c->hw->w->rt->draining, memory_order_relaxed);
@@ -43,7 +32,7 @@ bool hp_draining(const hconn_t *c)
 
 /* Sets x->local's status line: STATUS, unless the middleware chose one (then its reason
  * phrase if it gave none). Returns the status that goes out. */
-static unsigned local_status(hp_worker_t *hw, hx_t *x, unsigned status)
+static unsigned local_status(hx_t *x, unsigned status)
 {
     if (x->local.status == 0)
         gw_h1_head_set_status(&x->local, status, status_text(status), strlen(status_text(status)));
@@ -53,7 +42,7 @@ static unsigned local_status(hp_worker_t *hw, hx_t *x, unsigned status)
     }
     status = x->local.status;
     if (status >= 400)
-        ensure_request_id(hw, x);
+        (void)gw_hx_request_id(&x->chain); /* the one the log line will show (chain.h) */
     return status;
 }
 
@@ -101,7 +90,7 @@ void hp_send_local(hconn_t *c, unsigned status, const char *reason, bool close)
         return;
     }
     gw_counter_add(&hw->stats->local_errors, status >= 400);
-    status = local_status(hw, x, status);
+    status = local_status(x, status);
     char body[512];
     int blen = local_body(x, status, reason, body, sizeof body);
     gw_h1_head_t *h = &x->local;

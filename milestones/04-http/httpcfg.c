@@ -120,6 +120,27 @@ static void decode_middleware(gw_cdoc_t *doc, const gw_cnode_t *seq, gw_http_rou
     }
 }
 
+/* Forwarding headers are on by default (issue 14, as in Envoy, Traefik and Caddy): a route
+ * whose list does not name `forwarded` gets it, with its defaults, as its first middleware,
+ * so that a `headers` rule further on still has the last word on those fields, and -T shows
+ * it. `forwarded: false` is the way out, and keeps its place in the list. */
+static void default_forwarded(gw_cdoc_t *doc, const gw_cnode_t *at, gw_http_route_t *r)
+{
+    for (size_t i = 0; i < r->nmw; i++)
+        if (r->mw[i].kind == GW_MW_FORWARDED)
+            return;
+    gw_mw_cfg_t *mw = realloc(r->mw, (r->nmw + 1) * sizeof(*mw));
+    if (mw == NULL) {
+        oom(doc, at);
+        return;
+    }
+    memmove(mw + 1, mw, r->nmw * sizeof(*mw));
+    r->mw = mw;
+    r->nmw++;
+    mw[0] = (gw_mw_cfg_t){.kind = GW_MW_FORWARDED, .line = r->line, .col = r->col};
+    mw[0].cfg = gw_mw_ops(GW_MW_FORWARDED)->decode(doc, NULL);
+}
+
 /* ---- routes ----------------------------------------------------------------------------- */
 
 static void decode_methods(gw_cdoc_t *doc, const gw_cnode_t *seq, gw_http_route_t *r)
@@ -326,6 +347,7 @@ static void decode_route(dec_t *d, const gw_cnode_t *map, size_t idx, gw_http_ro
         gw_cget_size(doc, gw_cmap_get(doc, map, "request_buffering"), "request_buffering", 0,
                      MAX_REQUEST_BUFFERING, &r->request_buffering);
         decode_middleware(doc, gw_cmap_get(doc, map, "middleware"), r);
+        default_forwarded(doc, map, r);
     }
     snprintf(def, sizeof(def), "route %zu", idx);
     if (!r->name && !(r->name = strdup(def)))

@@ -44,7 +44,8 @@
  *           middleware:                 # run in this order on the request, and in reverse
  *             - request_id: {}          #   order on the response head (options: each
  *                                       #   middleware's file, mw_<name>.c)
- *             - forwarded: {}
+ *             - forwarded: {}          # on by default: put first when not listed;
+ *                                      # {x_real_ip: true} adds X-Real-IP; false: only Via
  *             - strip_prefix: /api
  *             - rewrite: {prefix: /old, replace: /new}
  *             - headers:

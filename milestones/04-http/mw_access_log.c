@@ -274,7 +274,7 @@ static void finish(const void *cfg, void *state, gw_hx_t *x, uint64_t now_ns)
     client_text(x->client, client, sizeof client);
     gw_alog_rec_t rec = {
         .time_ms = x->wall_ms,
-        .request_id = gw_alog_cstr(x->request_id[0] != '\0' ? x->request_id : NULL),
+        .request_id = gw_alog_cstr(gw_hx_request_id(x)), /* one rule: chain.h */
         .client = gw_alog_cstr(client[0] != '\0' ? client : NULL),
         .method = gw_alog_cstr(x->log_method),
         .path = gw_alog_cstr(x->log_path),

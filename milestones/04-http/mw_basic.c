@@ -29,9 +29,19 @@ bool gw_mw_request_id_sane(const char *s, size_t n)
 }
 
 /* see mw_basic.h */
-int gw_mw_request_id(gw_h1_head_t *req, const uint8_t rnd[16], char out[GW_MW_REQID_MAX + 1])
+void gw_mw_request_id_fresh(const uint8_t rnd[16], char out[33])
 {
     static const char hex[] = "0123456789abcdef";
+    for (size_t n = 0; n < 16; n++) {
+        out[2 * n] = hex[rnd[n] >> 4];
+        out[2 * n + 1] = hex[rnd[n] & 0xf];
+    }
+    out[32] = '\0';
+}
+
+/* see mw_basic.h */
+int gw_mw_request_id(gw_h1_head_t *req, const uint8_t rnd[16], char out[GW_MW_REQID_MAX + 1])
+{
     gw_h1_span_t v;
     char id[GW_MW_REQID_MAX + 1];
     size_t n;
@@ -39,14 +49,11 @@ int gw_mw_request_id(gw_h1_head_t *req, const uint8_t rnd[16], char out[GW_MW_RE
     if (gw_h1_head_get(req, "X-Request-ID", &v) && gw_mw_request_id_sane(v.ptr, v.len)) {
         n = v.len;
         memcpy(id, v.ptr, n); /* copy first: set() may move the arena under v */
+        id[n] = '\0';
     } else {
-        for (n = 0; n < 16; n++) {
-            id[2 * n] = hex[rnd[n] >> 4];
-            id[2 * n + 1] = hex[rnd[n] & 0xf];
-        }
+        gw_mw_request_id_fresh(rnd, id);
         n = 32;
     }
-    id[n] = '\0';
     /* set, not add: a second, different id from the client would split the trace */
     int rc = gw_h1_head_set(req, "X-Request-ID", id, n);
     if (rc == 0)
@@ -290,6 +297,94 @@ int gw_mw_forwarded(gw_h1_head_t *req, const gw_mw_peer_t *peer)
     if (rc == 0)
         rc = gw_h1_head_add(req, "Via", 3, "1.1 gw", 6);
     return rc;
+}
+
+/* Parses S[0..N) (no spaces) as one plain IPv4 or IPv6 address into *SS. */
+static bool parse_ip(const char *s, size_t n, struct sockaddr_storage *ss)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (n == 0 || n >= sizeof(ip))
+        return false;
+    memcpy(ip, s, n);
+    ip[n] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)ss;
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+/* The client behind a trusted proxy, from the incoming X-Forwarded-For lines: walks the
+ * joined chain from its right end, past every trusted address, into *OUT. False when there
+ * is no chain, it is too long, or an entry is not an address (then nothing in it is
+ * believed). */
+static bool client_from_chain(const gw_h1_head_t *req, const gw_mw_peer_t *peer,
+                              struct sockaddr_storage *out)
+{
+    char buf[CHAIN_MAX];
+    size_t len = 0;
+    for (long i = gw_h1_head_find(req, "X-Forwarded-For", 0); i >= 0;
+         i = gw_h1_head_find(req, "X-Forwarded-For", (size_t)i + 1)) {
+        gw_h1_span_t v = gw_h1_head_value_at(req, (size_t)i);
+        if (len + v.len + 1 >= sizeof(buf))
+            return false;
+        buf[len++] = ',';
+        memcpy(buf + len, v.ptr, v.len);
+        len += v.len;
+    }
+    bool found = false;
+    gw_mw_peer_t hop = *peer;
+    while (len > 0) {
+        size_t end = len, start = end;
+        while (start > 0 && buf[start - 1] != ',')
+            start--;
+        len = start > 0 ? start - 1 : 0;
+        while (start < end && (buf[start] == ' ' || buf[start] == '\t'))
+            start++;
+        while (end > start && (buf[end - 1] == ' ' || buf[end - 1] == '\t'))
+            end--;
+        if (end == start)
+            continue; /* empty list elements are allowed (RFC 9110 5.6.1) */
+        if (!parse_ip(buf + start, end - start, out))
+            return false;
+        found = true;
+        hop.addr = (const struct sockaddr *)out;
+        if (!gw_mw_peer_trusted(&hop))
+            return true;
+    }
+    return found; /* every hop trusted: the leftmost is as far as anyone saw */
+}
+
+/* see mw_basic.h */
+int gw_mw_real_ip(gw_h1_head_t *req, const gw_mw_peer_t *peer, bool set)
+{
+    bool trusted = gw_mw_peer_trusted(peer);
+    if (!set) {
+        if (!trusted)
+            gw_h1_head_remove(req, "X-Real-IP");
+        return 0;
+    }
+    struct sockaddr_storage ss;
+    const struct sockaddr *client = peer->addr;
+    gw_h1_span_t v;
+    if (trusted) {
+        if (gw_h1_head_get(req, "X-Real-IP", &v)) {
+            if (parse_ip(v.ptr, v.len, &ss))
+                client = (const struct sockaddr *)&ss;
+        } else if (client_from_chain(req, peer, &ss)) {
+            client = (const struct sockaddr *)&ss;
+        }
+    }
+    char ip[INET6_ADDRSTRLEN];
+    int rc = format_peer(client, false, ip, sizeof(ip));
+    return rc == 0 ? gw_h1_head_set(req, "X-Real-IP", ip, strlen(ip)) : rc;
 }
 
 /* ---- header rules -------------------------------------------------------------------- */

@@ -20,6 +20,10 @@
 /* True if S[0..N) is a sane request id: 1..GW_MW_REQID_MAX bytes of [A-Za-z0-9._-]. */
 bool gw_mw_request_id_sane(const char *s, size_t n);
 
+/* A fresh request id: RND (16 random bytes) as 32 lower-case hex digits and a NUL, in OUT.
+ * The one format of every id the gateway makes (the middleware's, gw_hx_request_id's). */
+void gw_mw_request_id_fresh(const uint8_t rnd[16], char out[33]);
+
 /* Keeps REQ's X-Request-ID if it is sane (the first one; any others are dropped), else
  * replaces it by RND (16 caller-given random bytes) written as 32 lower-case hex digits.
  * Copies the id, NUL-terminated, into OUT (GW_MW_REQID_MAX + 1 bytes) so the caller can put
@@ -64,6 +68,18 @@ bool gw_mw_peer_trusted(const gw_mw_peer_t *peer);
  * replaced. Returns 0, GW_EINVAL (unsupported address family) or GW_ELIMIT (REQ may then
  * hold some of the new fields: answer 431/500, do not forward it). */
 int gw_mw_forwarded(gw_h1_head_t *req, const gw_mw_peer_t *peer);
+
+/* X-Real-IP, one address: the client's, as nginx's realip module would find it. From a peer
+ * not in PEER->trusted it is the peer itself. From a trusted proxy it is that proxy's own
+ * X-Real-IP when that is an address, else the first address of the incoming X-Forwarded-For
+ * chain, read from the right, that is not trusted (the leftmost when all are); an entry that
+ * is not a plain address (a port, "unknown") makes the chain unbelievable and the peer is
+ * used. Always written back as this gateway formats addresses, on one line.
+ * Without SET (the x_real_ip option off) nothing is added: X-Real-IP from an untrusted peer
+ * is removed, a trusted proxy's passes as it came. Call it before gw_mw_forwarded, which
+ * rewrites X-Forwarded-For. Returns 0, GW_EINVAL (address family) or GW_ELIMIT/GW_ENOMEM
+ * from the head. */
+int gw_mw_real_ip(gw_h1_head_t *req, const gw_mw_peer_t *peer, bool set);
 
 /* ---- header rules ---------------------------------------------------------------------- */
 

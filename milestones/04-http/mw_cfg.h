@@ -9,6 +9,7 @@
 #ifndef GW_MW_CFG_H
 #define GW_MW_CFG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,13 @@ typedef struct gw_mw_rewrite_cfg_s {
     char *prefix;  /* starts with '/', no trailing '/' unless it is "/" */
     char *replace; /* NULL for strip_prefix */
 } gw_mw_rewrite_cfg_t;
+
+/* forwarded (mw_forwarded.c). The loader puts one, with the defaults, first on every route
+ * that does not list it: forwarding headers are on by default. */
+typedef struct gw_mw_forwarded_cfg_s {
+    bool off;       /* `forwarded: false`: the client's fields pass untouched; only Via */
+    bool x_real_ip; /* `x_real_ip: true`: X-Real-IP too (nginx-style backends) */
+} gw_mw_forwarded_cfg_t;
 
 /* headers (mw_headers.c) */
 typedef struct gw_mw_headers_cfg_s {

@@ -8,7 +8,9 @@
  *             audiences: [...], skew: 60s, require_exp: true, realm: api,
  *             claims: {sub: X-User-Id, email: X-User-Email}}
  *
- * Refusals are 401 with WWW-Authenticate (RFC 6750 3.1). The claim headers are removed
+ * Refusals are 401 with WWW-Authenticate (RFC 6750 3.1), also for a well signed token whose
+ * mapped claim cannot be sent exactly as a header value (CR, LF, controls, blanks at either
+ * end: copy_claims). The claim headers are removed
  * from every request first, whatever happens next, so a client can never send them itself,
  * not even as trailers (the trailers hook, and the loader refusing them in
  * forward_trailers). The token logic (LAB 04: jwt validation) is jwt.c. */
@@ -271,25 +273,47 @@ static void keep_sub(gw_hx_t *x, const json_t *claims)
              gw_hash_bytes(v, len, 2));
 }
 
+/* True if the string claim V[0..LEN) reaches the upstream exactly as the token says: no
+ * control byte but HT (a field value cannot carry CR, LF, NUL or DEL: RFC 9110 5.5) and no
+ * blank at either end (a header loses those, so " admin" would arrive as "admin"). */
+static bool header_exact(const char *v, size_t len)
+{
+    if (len > 0 && (v[0] == ' ' || v[0] == '\t' || v[len - 1] == ' ' || v[len - 1] == '\t'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 /* Copies the configured claims to request headers: strings as they are, numbers and
- * booleans as JSON text; objects, arrays and null are skipped, as is a value a header
- * cannot carry (control bytes: the issuer's business, not a reason to refuse). */
-static int copy_claims(const gw_mw_jwt_cfg_t *m, const json_t *claims, gw_h1_head_t *req)
+ * booleans as JSON text; objects, arrays and null are skipped (no header), as is a claim the
+ * token does not have. A string that cannot be sent exactly (header_exact) refuses the
+ * token: a backend would get the request without that identity field, or with another one,
+ * and may read a missing X-User-Id as anonymous or a default (issue 14). Returns 0, 401
+ * (with RESP filled) or the status of a head error. */
+static int copy_claims(const gw_mw_jwt_cfg_t *m, const json_t *claims, gw_h1_head_t *req,
+                       gw_h1_head_t *resp)
 {
     for (size_t i = 0; i < m->nclaims; i++) {
         const json_t *v = json_object_get(claims, m->claim_names[i]);
         char *text = NULL;
         int rc = 0;
-        if (json_is_string(v))
+        if (json_is_string(v)) {
+            if (!header_exact(json_string_value(v), json_string_length(v)))
+                return unauthorized(m, resp, "invalid_token",
+                                    "a claim cannot be sent as a header field");
             rc = gw_mw_add_field(req, m->claim_headers[i], json_string_value(v),
                                  json_string_length(v));
-        else if (json_is_number(v) || json_is_boolean(v)) {
+        } else if (json_is_number(v) || json_is_boolean(v)) {
             if ((text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)) == NULL)
                 return 500;
             rc = gw_mw_add_field(req, m->claim_headers[i], text, strlen(text));
             free(text);
         }
-        if (rc == GW_ELIMIT || rc == GW_ENOMEM)
+        if (rc != 0)
             return gw_mw_head_status(rc);
     }
     return 0;
@@ -314,8 +338,9 @@ static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, 
     gw_jwt_err_t e = gw_jwt_verify(m->keys, &m->policy, now, tok.ptr, tok.len, &claims);
     if (e != GW_JWT_OK)
         return unauthorized(m, resp, "invalid_token", gw_jwt_strerror(e));
-    keep_sub(x, claims);
-    int st = copy_claims(m, claims, req); /* after verify: TOK points into REQ's arena */
+    int st = copy_claims(m, claims, req, resp); /* after verify: TOK points into REQ's arena */
+    if (st == 0)
+        keep_sub(x, claims);
     json_decref(claims);
     return st;
 }

@@ -46,6 +46,7 @@ typedef union fx_cfg_u {
     gw_breaker_cfg_t breaker;
     gw_mw_retry_cfg_t retry;
     gw_mw_access_log_cfg_t access_log;
+    gw_mw_forwarded_cfg_t forwarded;
 } fx_cfg_t;
 
 #define U(m) ((fx_cfg_t *)(m)->cfg)
@@ -265,6 +266,45 @@ static void chain_forwarded_headers_set(void **state)
     f->x.tls = true;
     assert_int_equal(fx_run(f), 0);
     expect(&f->req, "X-Forwarded-Proto", "https");
+    fx_finish(f, 200, false, 0);
+    fx_free(f);
+}
+
+/* `forwarded: false` leaves the client's fields alone and adds only Via (a proxy must:
+ * RFC 9110 7.6.3); `x_real_ip: true` adds X-Real-IP. */
+static void chain_forwarded_off_and_x_real_ip(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new();
+    U(fx_mw(f, GW_MW_FORWARDED))->forwarded.off = true;
+    fx_start(f);
+    fx_begin(f, "GET", "/", "192.0.2.7");
+    add(&f->req, "X-Forwarded-For", "1.2.3.4");
+    add(&f->req, "X-Real-IP", "1.2.3.4");
+    assert_int_equal(fx_run(f), 0);
+    expect(&f->req, "X-Forwarded-For", "1.2.3.4");
+    expect(&f->req, "X-Real-IP", "1.2.3.4");
+    assert_int_equal(count(&f->req, "X-Forwarded-Proto"), 0);
+    assert_int_equal(count(&f->req, "Forwarded"), 0);
+    expect(&f->req, "Via", "1.1 gw");
+    assert_int_equal(count(&f->req, "Via"), 1);
+    fx_finish(f, 200, false, 0);
+    fx_free(f);
+
+    f = fx_new();
+    U(fx_mw(f, GW_MW_FORWARDED))->forwarded.x_real_ip = true;
+    fx_start(f);
+    fx_begin(f, "GET", "/", "192.0.2.7");
+    add(&f->req, "X-Real-IP", "1.2.3.4");
+    assert_int_equal(fx_run(f), 0);
+    expect(&f->req, "X-Real-IP", "192.0.2.7");
+    expect(&f->req, "X-Forwarded-For", "192.0.2.7");
+    fx_finish(f, 200, false, 0);
+    fx_begin(f, "GET", "/", "10.1.2.3"); /* a trusted proxy's chain, read past itself */
+    add(&f->req, "X-Forwarded-For", "198.51.100.7, 10.0.0.9");
+    assert_int_equal(fx_run(f), 0);
+    expect(&f->req, "X-Real-IP", "198.51.100.7");
+    expect(&f->req, "X-Forwarded-For", "198.51.100.7, 10.0.0.9, 10.1.2.3");
     fx_finish(f, 200, false, 0);
     fx_free(f);
 }
@@ -564,6 +604,50 @@ static void chain_jwt_bad_token_is_401_invalid_token(void **state)
              gw_jwt_strerror(GW_JWT_EEXPIRED));
     expect(&f->resp, "WWW-Authenticate", want);
     fx_finish(f, 401, false, 0);
+    free_jwt(f);
+    fx_free(f);
+}
+
+/* A correctly signed token whose mapped claim cannot reach the upstream exactly as the token
+ * says (control bytes, CR/LF, NUL, blanks a header would lose at either end) is refused: sent
+ * without its X-User-Id (or trimmed), a backend could read a missing or different identity as
+ * anonymous, a default, or someone else (issue 14). Inner blanks and UTF-8 go through. (A
+ * NUL never gets this far: jansson refuses "\u0000" in a string, a bad payload.) */
+static void chain_jwt_claim_not_a_header_value_is_401(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"sub\":\"al\\r\\nice\",\"exp\":" EXP "}",
+        "{\"sub\":\"alice\\nX-Admin: true\",\"exp\":" EXP "}",
+        "{\"sub\":\" alice\",\"exp\":" EXP "}",
+        "{\"sub\":\"alice\\t\",\"exp\":" EXP "}",
+        "{\"sub\":\"alice\",\"email\":\"a\\u007f@example.com\",\"exp\":" EXP "}",
+    };
+    char tok[4096], want[512];
+    fx_t *f = fx_new();
+    add_jwt(f);
+    fx_start(f);
+    snprintf(want, sizeof want,
+             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"%s\"",
+             "a claim cannot be sent as a header field");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fx_begin(f, "GET", "/", "192.0.2.7");
+        add(&f->req, "Authorization", bearer(bad[i], secret_k1, tok));
+        if (fx_run(f) != 401)
+            fail_msg("let through: %s", bad[i]);
+        expect(&f->resp, "WWW-Authenticate", want);
+        assert_string_equal(f->x.sub, ""); /* no subject for rate_limit's jwt_sub either */
+        fx_finish(f, 401, false, 0);
+    }
+    fx_begin(f, "GET", "/", "192.0.2.7");
+    add(&f->req, "Authorization",
+        bearer("{\"sub\":\"al\\tice z\\u00f6e\",\"email\":\"\",\"exp\":" EXP "}", secret_k1, tok));
+    assert_int_equal(fx_run(f), 0);
+    expect(&f->req, "X-User-Id",
+           "al\tice z\xc3\xb6"
+           "e");
+    expect(&f->req, "X-Email", "");
+    fx_finish(f, 200, false, 0);
     free_jwt(f);
     fx_free(f);
 }
@@ -1057,6 +1141,59 @@ static void chain_access_log_one_json_line_per_finish(void **state)
     tmplog_cleanup(&t);
 }
 
+/* One rule for request ids (issue 14): every exchange has one, made when first needed: by the
+ * request_id middleware, else by the first thing that reports it (the gateway's own answer
+ * through gw_hx_request_id, or the access log line). Without the middleware, a proxied request's
+ * line logs an id (not null), and an answer's id is the one its line logs. */
+static void chain_request_id_one_rule_without_the_middleware(void **state)
+{
+    (void)state;
+    tmplog_t t;
+    tmplog_init(&t);
+    fx_t *f = fx_new();
+    add_log(f, t.path);
+    fx_start(f);
+
+    fx_begin(f, "GET", "/proxied", "192.0.2.7");
+    assert_int_equal(fx_run(f), 0);
+    assert_string_equal(f->x.request_id, "");            /* nothing needed one yet */
+    assert_int_equal(count(&f->req, "X-Request-ID"), 0); /* nor sent one upstream */
+    fx_finish(f, 200, false, 0);
+
+    fx_begin(f, "GET", "/answered", "192.0.2.7");
+    assert_int_equal(fx_run(f), 0);
+    char id[GW_MW_REQID_MAX + 1];
+    snprintf(id, sizeof id, "%s", gw_hx_request_id(&f->x)); /* what a local answer shows */
+    assert_true(is_hex32(id));
+    assert_string_equal(gw_hx_request_id(&f->x), id); /* made once */
+    fx_finish(f, 502, false, 0);
+
+    char *lines[4];
+    assert_int_equal(read_lines(t.path, lines, 4), 2);
+    json_t *j = parse_line(lines[0]);
+    const char *logged = json_string_value(json_object_get(j, "request_id"));
+    assert_non_null(logged);
+    assert_true(is_hex32(logged));
+    json_decref(j);
+    j = parse_line(lines[1]);
+    expect_jstr(j, "request_id", id);
+    json_decref(j);
+    free(lines[0]);
+    free(lines[1]);
+    fx_free(f);
+    tmplog_cleanup(&t);
+
+    f = fx_new(); /* with the middleware, the id is the middleware's */
+    fx_mw(f, GW_MW_REQUEST_ID);
+    fx_start(f);
+    fx_begin(f, "GET", "/", "192.0.2.7");
+    add(&f->req, "X-Request-ID", "trace-7");
+    assert_int_equal(fx_run(f), 0);
+    assert_string_equal(gw_hx_request_id(&f->x), "trace-7");
+    fx_finish(f, 200, false, 0);
+    fx_free(f);
+}
+
 /* A path too long for the line is cut, never the line dropped. */
 static void chain_access_log_truncates_long_path(void **state)
 {
@@ -1372,12 +1509,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(chain_request_id_generated_and_kept),
         cmocka_unit_test(chain_forwarded_headers_set),
+        cmocka_unit_test(chain_forwarded_off_and_x_real_ip),
         cmocka_unit_test(chain_strip_prefix_and_rewrite),
         cmocka_unit_test(chain_rewrite_refused_by_normalisation_is_400),
         cmocka_unit_test(chain_header_rules_both_sides),
         cmocka_unit_test(chain_cors_preflight_answered_locally),
         cmocka_unit_test(chain_cors_response_decorated),
         cmocka_unit_test(chain_jwt_good_token_copies_claims),
+        cmocka_unit_test(chain_jwt_claim_not_a_header_value_is_401),
         cmocka_unit_test(chain_jwt_missing_token_is_401),
         cmocka_unit_test(chain_jwt_bad_token_is_401_invalid_token),
         cmocka_unit_test(chain_rate_limit_429_after_burst),
@@ -1392,6 +1531,7 @@ int main(void)
         cmocka_unit_test(chain_split_distribution_follows_weights),
         cmocka_unit_test(chain_split_sticky_by_header_is_stable),
         cmocka_unit_test(chain_access_log_one_json_line_per_finish),
+        cmocka_unit_test(chain_request_id_one_rule_without_the_middleware),
         cmocka_unit_test(chain_access_log_truncates_long_path),
         cmocka_unit_test(chain_access_log_reopen_after_rotation),
         cmocka_unit_test(chain_access_log_says_why_it_ended),

@@ -25,6 +25,7 @@
 #define CFG_BREAKER(m) ((const gw_breaker_cfg_t *)(m)->cfg)
 #define CFG_RETRY(m) ((const gw_mw_retry_cfg_t *)(m)->cfg)
 #define CFG_ACCESS_LOG(m) ((const gw_mw_access_log_cfg_t *)(m)->cfg)
+#define CFG_FORWARDED(m) ((const gw_mw_forwarded_cfg_t *)(m)->cfg)
 
 static gw_config_t cfg;
 static char *errs;
@@ -145,7 +146,12 @@ static void httpcfg_defaults(void **state)
     assert_null(r->sticky_name);
     assert_null(r->host_rewrite);
     assert_int_equal(r->max_body, 0);
-    assert_int_equal(r->nmw, 0);
+    /* forwarding headers are on by default: the loader adds `forwarded` first */
+    assert_int_equal(r->nmw, 1);
+    assert_int_equal(r->mw[0].kind, GW_MW_FORWARDED);
+    assert_non_null(CFG_FORWARDED(&r->mw[0]));
+    assert_false(CFG_FORWARDED(&r->mw[0])->off);
+    assert_false(CFG_FORWARDED(&r->mw[0])->x_real_ip);
     assert_non_null(x->router);
     for (size_t i = 0; i < cfg.nupstreams; i++) {
         const gw_http_upstream_cfg_t *u = gw_http_upstream_cfg(&cfg.upstreams[i]);
@@ -340,15 +346,17 @@ static void httpcfg_everything(void **state)
     assert_string_equal(r->sticky_name, "session");
     r = &x->routes[2];
     assert_string_equal(r->name, "route 2");
-    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&r->mw[0])->keys), 1);
-    assert_null(CFG_JWT(&r->mw[0])->keys_file);
-    assert_string_equal(CFG_JWT(&r->mw[0])->realm, "gw");
-    assert_int_equal(CFG_JWT(&r->mw[0])->policy.skew, GW_JWT_DEFAULT_SKEW);
-    assert_true(CFG_JWT(&r->mw[0])->policy.require_exp);
-    assert_true(CFG_CORS(&r->mw[1])->any_origin);
-    assert_int_equal(CFG_CORS(&r->mw[1])->norigins, 0);
-    assert_string_equal(CFG_CORS(&r->mw[1])->methods, "GET, HEAD, POST");
-    assert_int_equal(CFG_CORS(&r->mw[1])->max_age, -1);
+    assert_int_equal(r->nmw, 3); /* forwarded (the default), jwt, cors */
+    assert_int_equal(r->mw[0].kind, GW_MW_FORWARDED);
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&r->mw[1])->keys), 1);
+    assert_null(CFG_JWT(&r->mw[1])->keys_file);
+    assert_string_equal(CFG_JWT(&r->mw[1])->realm, "gw");
+    assert_int_equal(CFG_JWT(&r->mw[1])->policy.skew, GW_JWT_DEFAULT_SKEW);
+    assert_true(CFG_JWT(&r->mw[1])->policy.require_exp);
+    assert_true(CFG_CORS(&r->mw[2])->any_origin);
+    assert_int_equal(CFG_CORS(&r->mw[2])->norigins, 0);
+    assert_string_equal(CFG_CORS(&r->mw[2])->methods, "GET, HEAD, POST");
+    assert_int_equal(CFG_CORS(&r->mw[2])->max_age, -1);
     const gw_http_upstream_cfg_t *u = gw_http_upstream_cfg(&cfg.upstreams[2]);
     assert_int_equal(u->max_idle, 8);
     assert_int_equal(u->idle_timeout_ms, 30000);
@@ -949,6 +957,55 @@ static void httpcfg_middleware_once_per_route(void **state)
                  "c.yaml:11:13: retry: already in this route's middleware");
 }
 
+/* Forwarding headers are on by default (issue 14): a route without `forwarded` gets it as its
+ * first middleware, so a `headers` rule later in the list still has the last word; `false`
+ * turns it off, `{x_real_ip: true}` adds X-Real-IP. */
+static void httpcfg_forwarded_default_off_and_options(void **state)
+{
+    (void)state;
+    assert_int_equal(load(ROUTE_HEAD
+                          "        middleware:\n"
+                          "          - request_id: {}\n"
+                          "          - headers: {request: {remove: [X-Forwarded-For]}}\n"),
+                     0);
+    const gw_http_route_t *r = &http0()->routes[0];
+    assert_int_equal(r->nmw, 3);
+    assert_int_equal(r->mw[0].kind, GW_MW_FORWARDED);
+    assert_int_equal(r->mw[1].kind, GW_MW_REQUEST_ID);
+    assert_int_equal(r->mw[2].kind, GW_MW_HEADERS);
+    print_reload_compare();
+    teardown(NULL);
+
+    assert_int_equal(load(MW("forwarded: false")), 0);
+    r = &http0()->routes[0];
+    assert_int_equal(r->nmw, 1);
+    assert_int_equal(r->mw[0].kind, GW_MW_FORWARDED);
+    assert_true(CFG_FORWARDED(&r->mw[0])->off);
+    print_reload_compare();
+    teardown(NULL);
+
+    assert_int_equal(load(ROUTE_HEAD "        middleware:\n"
+                                     "          - request_id: {}\n"
+                                     "          - forwarded: {x_real_ip: true}\n"),
+                     0);
+    r = &http0()->routes[0];
+    assert_int_equal(r->nmw, 2); /* where it was written, not moved first */
+    assert_int_equal(r->mw[1].kind, GW_MW_FORWARDED);
+    assert_false(CFG_FORWARDED(&r->mw[1])->off);
+    assert_true(CFG_FORWARDED(&r->mw[1])->x_real_ip);
+    print_reload_compare();
+    teardown(NULL);
+
+    assert_int_equal(load(MW("forwarded: true")), 0);
+    assert_false(CFG_FORWARDED(&http0()->routes[0].mw[0])->off);
+    teardown(NULL);
+
+    expect_error(MW("forwarded: 1"),
+                 "c.yaml:10:24: forwarded: use a mapping ({} or {x_real_ip: true}) or false");
+    expect_error(MW("forwarded: {x_real_ip: yes}"), "c.yaml:10:36: x_real_ip");
+    expect_error(MW("forwarded: {real_ip: true}"), "c.yaml:10:25: unknown key 'real_ip'");
+}
+
 static void httpcfg_strip_prefix_and_rewrite(void **state)
 {
     (void)state;
@@ -1002,7 +1059,7 @@ static void httpcfg_jwt_pem_keys_file(void **state)
     char keys[512];
     snprintf(keys, sizeof keys, MW("jwt: {keys: %s, kid: cert-rsa, audiences: [gw04]}"), pem_path);
     assert_int_equal(load(keys), 0);
-    const gw_mw_cfg_t *m = &http0()->routes[0].mw[0];
+    const gw_mw_cfg_t *m = &http0()->routes[0].mw[1];
     assert_int_equal(m->kind, GW_MW_JWT);
     assert_int_equal(m->line, 10);
     assert_int_equal(gw_jwt_keyset_count(CFG_JWT(m)->keys), 1);
@@ -1042,21 +1099,21 @@ static void httpcfg_rate_limit_burst_default(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("rate_limit: {rate: 2.5, key: jwt_sub}")), 0);
-    const gw_mw_cfg_t *m = &http0()->routes[0].mw[0];
+    const gw_mw_cfg_t *m = &http0()->routes[0].mw[1];
     assert_true(CFG_RATE_LIMIT(m)->rate == 2.5);
     assert_int_equal(CFG_RATE_LIMIT(m)->burst, 3);
     assert_int_equal(CFG_RATE_LIMIT(m)->key, GW_RL_KEY_JWT_SUB);
     assert_int_equal(CFG_RATE_LIMIT(m)->max_keys, 100000);
     teardown(NULL);
     assert_int_equal(load(MW("rate_limit: {rate: 0.01}")), 0);
-    assert_int_equal(CFG_RATE_LIMIT(&http0()->routes[0].mw[0])->burst, 1);
+    assert_int_equal(CFG_RATE_LIMIT(&http0()->routes[0].mw[1])->burst, 1);
 }
 
 static void httpcfg_breaker_uses_03s_rules(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("breaker: {}")), 0);
-    const gw_breaker_cfg_t *b = CFG_BREAKER(&http0()->routes[0].mw[0]);
+    const gw_breaker_cfg_t *b = CFG_BREAKER(&http0()->routes[0].mw[1]);
     assert_int_equal(b->consecutive_failures, 5);
     assert_true(b->failure_rate_percent == 50);
     assert_int_equal(b->window_ms, 10000);
@@ -1074,7 +1131,7 @@ static void httpcfg_retry_and_access_log(void **state)
 {
     (void)state;
     assert_int_equal(load(MW("retry: {}")), 0);
-    const gw_mw_retry_cfg_t *r = CFG_RETRY(&http0()->routes[0].mw[0]);
+    const gw_mw_retry_cfg_t *r = CFG_RETRY(&http0()->routes[0].mw[1]);
     assert_int_equal(r->max_attempts, 2);
     assert_int_equal(r->retry_on, GW_HRETRY_ON_CONNECT_FAILURE | GW_HRETRY_ON_RESET);
     assert_int_equal(r->backoff_ms, 10); /* 03's defaults for an upstream's retry */
@@ -1085,7 +1142,7 @@ static void httpcfg_retry_and_access_log(void **state)
     assert_int_equal(load(MW("retry: {retry_on: [connect_failure, reset, 502, 503, 504], "
                              "backoff: 0ms, budget_percent: 12.5, min_concurrent: 0}")),
                      0);
-    r = CFG_RETRY(&http0()->routes[0].mw[0]);
+    r = CFG_RETRY(&http0()->routes[0].mw[1]);
     assert_int_equal(r->retry_on, GW_HRETRY_ON_CONNECT_FAILURE | GW_HRETRY_ON_RESET |
                                       GW_HRETRY_ON_502 | GW_HRETRY_ON_503 | GW_HRETRY_ON_504);
     assert_int_equal(r->backoff_ms, 0);
@@ -1094,7 +1151,7 @@ static void httpcfg_retry_and_access_log(void **state)
     teardown(NULL);
     /* backoff alone, above the default cap: the cap follows it */
     assert_int_equal(load(MW("retry: {backoff: 2s}")), 0);
-    assert_int_equal(CFG_RETRY(&http0()->routes[0].mw[0])->backoff_max_ms, 2000);
+    assert_int_equal(CFG_RETRY(&http0()->routes[0].mw[1])->backoff_max_ms, 2000);
     teardown(NULL);
     expect_error(MW("retry: {max_attempts: 1}"),
                  "c.yaml:10:35: max_attempts: 1 is out of range 2..10");
@@ -1214,6 +1271,7 @@ static int oom_http_config_load(void *ctx)
         assert_non_null(l);
         assert_int_equal(l->nroutes, 2);
         assert_int_equal(l->routes[0].nmw, 9);
+        assert_int_equal(l->routes[1].nmw, 2); /* the default forwarded, strip_prefix */
         assert_string_equal(l->routes[1].name, "canary");
         /* Whole and right despite a failed allocation (only did-you-mean bookkeeping may be
          * lost, cfgtree.c): the effective config is exactly what a clean load gives. */
@@ -1317,8 +1375,8 @@ static void httpcfg_outside_reads_go_through_loadio(void **state)
     char a[GW_ADDR_STRLEN];
     assert_string_equal(gw_addr_format(&cfg.upstreams[0].backends[0].addr, a, sizeof a),
                         "10.1.2.3:80");
-    const gw_mw_cfg_t *mw = http0()->routes[0].mw;
-    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&mw[0])->keys), 1);
+    const gw_mw_cfg_t *mw = http0()->routes[0].mw; /* [0] is the default forwarded */
+    assert_int_equal(gw_jwt_keyset_count(CFG_JWT(&mw[1])->keys), 1);
     assert_ptr_equal(gw_loadio(), &gw_loadio_system);
 }
 
@@ -1365,6 +1423,7 @@ int main(void)
         T(httpcfg_unknown_middleware_did_you_mean),
         T(httpcfg_middleware_shape),
         T(httpcfg_middleware_once_per_route),
+        T(httpcfg_forwarded_default_off_and_options),
         T(httpcfg_strip_prefix_and_rewrite),
         T(httpcfg_headers_names_and_values),
         T(httpcfg_cors_rules),

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "04-http/mw_basic.h"
@@ -220,6 +221,85 @@ static void forwarded_quotes_ipv6_with_brackets(void **state)
     gw_h1_head_free(&h);
 }
 
+/* ---- X-Real-IP ---- */
+
+static int real_ip(gw_h1_head_t *h, const char *peer_ip, bool set)
+{
+    gw_cidr_t t[2];
+    struct sockaddr_storage ss = gw_test_sockaddr(peer_ip);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(gw_cidr_parse(TRUSTED[i], &t[i]), 0);
+    gw_mw_peer_t p = {(const struct sockaddr *)&ss, false, t, 2};
+    return gw_mw_real_ip(h, &p, set);
+}
+
+/* X-Real-IP: `X-Real-IP: 203.0.113.9` (with or without the option) */
+static const char *real_ip_of(const char *peer_ip, bool set, const char *xri, const char *xff1,
+                              const char *xff2)
+{
+    static char out[64];
+    gw_h1_head_t h;
+    gw_h1_span_t v;
+    req_init(&h, "/");
+    if (xri != NULL)
+        add(&h, "X-Real-IP", xri);
+    if (xff1 != NULL)
+        add(&h, "X-Forwarded-For", xff1);
+    if (xff2 != NULL)
+        add(&h, "X-Forwarded-For", xff2);
+    assert_int_equal(real_ip(&h, peer_ip, set), 0);
+    long i = gw_h1_head_find(&h, "X-Real-IP", 0);
+    if (i < 0) {
+        snprintf(out, sizeof out, "(none)");
+    } else {
+        assert_int_equal(gw_h1_head_find(&h, "X-Real-IP", (size_t)i + 1), -1); /* one line */
+        v = gw_h1_head_value_at(&h, (size_t)i);
+        snprintf(out, sizeof out, "%.*s", (int)v.len, v.ptr);
+    }
+    if (xff1 != NULL) /* X-Forwarded-For is gw_mw_forwarded's business: untouched here */
+        assert_true(gw_h1_head_get(&h, "X-Forwarded-For", &v));
+    gw_h1_head_free(&h);
+    return out;
+}
+
+/* From anyone not trusted, X-Real-IP is the TCP peer whatever the request says; without the
+ * option, a client's own X-Real-IP is still removed (a backend that reads it must never get
+ * one a client wrote). */
+static void real_ip_untrusted_peer_is_the_client(void **state)
+{
+    (void)state;
+    assert_string_equal(real_ip_of("203.0.113.9", true, "10.0.0.1", "10.0.0.1", NULL),
+                        "203.0.113.9");
+    assert_string_equal(real_ip_of("203.0.113.9", true, NULL, NULL, NULL), "203.0.113.9");
+    assert_string_equal(real_ip_of("2001:db8::7", true, NULL, NULL, NULL), "2001:db8::7");
+    assert_string_equal(real_ip_of("203.0.113.9", false, "10.0.0.1", NULL, NULL), "(none)");
+    assert_string_equal(real_ip_of("203.0.113.9", false, NULL, NULL, NULL), "(none)");
+}
+
+/* From a trusted proxy: its X-Real-IP if it is an address (written back canonically), else
+ * the X-Forwarded-For chain read from the right, past every trusted hop (nginx's
+ * real_ip_recursive); a chain with an entry that is not an address is not believed. Without
+ * the option, a trusted proxy's X-Real-IP passes as it came. */
+static void real_ip_trusted_proxy_reads_its_chain(void **state)
+{
+    (void)state;
+    const char *p = "10.1.2.3";
+    assert_string_equal(real_ip_of(p, true, "198.51.100.7", "192.0.2.1", NULL), "198.51.100.7");
+    assert_string_equal(real_ip_of(p, true, "2001:0db8:0::1", NULL, NULL), "2001:db8::1");
+    assert_string_equal(real_ip_of(p, true, "not-an-ip", NULL, NULL), p);
+    assert_string_equal(real_ip_of(p, true, NULL, "198.51.100.7, 10.9.9.9", "10.0.0.2"),
+                        "198.51.100.7");
+    assert_string_equal(real_ip_of(p, true, NULL, "192.0.2.1,198.51.100.7", NULL), "198.51.100.7");
+    assert_string_equal(real_ip_of(p, true, NULL, "10.0.0.5, 10.0.0.6", NULL), "10.0.0.5");
+    assert_string_equal(real_ip_of(p, true, NULL, "198.51.100.7, unknown, 10.0.0.6", NULL), p);
+    assert_string_equal(real_ip_of(p, true, NULL, "198.51.100.7:4711", NULL), p);
+    assert_string_equal(real_ip_of(p, true, NULL, "2001:db8::9, ::1", NULL), "2001:db8::9");
+    assert_string_equal(real_ip_of(p, true, NULL, " , ", NULL), p);
+    assert_string_equal(real_ip_of(p, true, NULL, NULL, NULL), p);
+    assert_string_equal(real_ip_of(p, false, "not-an-ip", NULL, NULL), "not-an-ip");
+    assert_string_equal(real_ip_of(p, false, NULL, "198.51.100.7", NULL), "(none)");
+}
+
 /* ---- header rules ---- */
 
 static void header_rules_remove_set_add(void **state)
@@ -324,6 +404,8 @@ int main(void)
         cmocka_unit_test(forwarded_untrusted_peer_replaces_forged_xff),
         cmocka_unit_test(forwarded_trusted_peer_appends_xff),
         cmocka_unit_test(forwarded_quotes_ipv6_with_brackets),
+        cmocka_unit_test(real_ip_untrusted_peer_is_the_client),
+        cmocka_unit_test(real_ip_trusted_proxy_reads_its_chain),
         cmocka_unit_test(header_rules_remove_set_add),
         cmocka_unit_test(header_rules_refuse_injected_value),
         cmocka_unit_test(strip_prefix_keeps_leading_slash_and_query),
