@@ -89,7 +89,21 @@ class ResetsEveryNth(Server):
         self.nconn = 0
         self.resets = 0
         self.served = 0
+        self.reset_paths = set()
         super().__init__(transcript, **kw)
+
+    def first_reset(self, path):
+        """Counts a reset of a request for PATH, unless one was reset already. With AT=0,
+        a request is reset at most once: the connection count is global, so with several
+        clients one request's retries could otherwise keep landing on doomed connections
+        (while it waits out the retry's backoff, another client takes the connections in
+        between), and no number of attempts would be enough."""
+        with self.lock:
+            if self.at == 0 and path in self.reset_paths:
+                return False
+            self.reset_paths.add(path)
+            self.resets += 1
+            return True
 
     def handle(self, conn, ch):
         with self.lock:
@@ -103,10 +117,9 @@ class ResetsEveryNth(Server):
                     return
                 ch.recv(d)
                 buf += d
-            _, buf = buf.split(b"\r\n\r\n", 1)
-            if doomed and served == self.at:
-                with self.lock:
-                    self.resets += 1
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            path = head.split(b" ", 2)[1]
+            if doomed and served == self.at and self.first_reset(path):
                 ch.event("reset on request %d" % (served + 1))
                 reset_socket(conn)
                 return
@@ -123,18 +136,18 @@ def load(gw, http_client, clients, requests):
     every status seen (a failure to get a response counts as 0)."""
     statuses, lock = [], threading.Lock()
 
-    def run():
+    def run(k):
         c = http_client(gw)
         for i in range(requests):
-            try:
-                st = c.get("/r%d" % i, timeout=env.timeout(10)).status
+            try:  # one path per request: the resetting backend tells requests apart by it
+                st = c.get("/c%d/r%d" % (k, i), timeout=env.timeout(10)).status
             except Exception:  # noqa: BLE001 - a missing response is what the test counts
                 st = 0
                 c = http_client(gw)
             with lock:
                 statuses.append(st)
 
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -144,11 +157,12 @@ def load(gw, http_client, clients, requests):
 
 
 def test_resets_of_pooled_connections_never_reach_clients(gateway, backend, http_client):
-    """Issue 14: the only backend resets every 3rd upstream connection as it is reused,
-    under keep-alive load from 8 clients. Each reset GET is sent again on a new connection
+    """Issue 14: the only backend resets every 2nd upstream connection as it is reused,
+    under keep-alive load from 8 clients (every 3rd made as few as 2 resets when the pool
+    needed few connections: too few to prove anything). Each reset GET is sent again on a new connection
     (hretry.h policy 1, RFC 9112 9.3.1), so every one gets a 200; a reset pooled connection
     is not the backend's fault, so nothing is ejected either."""
-    up = backend(ResetsEveryNth, n=3)
+    up = backend(ResetsEveryNth, n=2)
     gw = proxy(gateway, up, keepalive={"max_idle": 64}, outlier={"consecutive_failures": 2})
     statuses = load(gw, http_client, clients=8, requests=40)
     bad = [s for s in statuses if s != 200]
@@ -167,7 +181,8 @@ def test_ejected_sole_backend_stays_in_use_and_retries_answer(gateway, backend, 
     gw = proxy(gateway, up, keepalive={"max_requests": 1}, outlier={"consecutive_failures": 1},
                middleware=[{"retry": {"max_attempts": 4}}])
     statuses = load(gw, http_client, clients=2, requests=20)
-    assert statuses == [200] * len(statuses), "non-200: %r" % sorted(s for s in statuses if s != 200)
+    assert statuses == [200] * len(statuses), "non-200: %r; the gateway said:\n%s" % (
+        sorted(s for s in statuses if s != 200), gw.stderr_text()[-4000:])
     gw.wait_log(r"backend %s ejected" % re.escape(up.address_str))
     assert up.resets >= 3, up.resets
 
