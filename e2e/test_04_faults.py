@@ -748,8 +748,10 @@ def limit_without_hole(gw, free, transcript, fill=None):
         after = fd_targets(gw)
         return len(after) == len(used) and max(after) + 1 == len(used)
 
+    t0 = time.monotonic()
     wait_until(limited, env.timeout(10), "the gateway's descriptors to have no hole", interval=0.05,
                describe=lambda: sorted(fd_targets(gw).items()))
+    transcript.note("no hole after %.2fs: %s" % (time.monotonic() - t0, sorted(fd_targets(gw).items())))
 
 
 def hold_idle_clients(gw, base, n, per_client=1):
@@ -870,9 +872,14 @@ def test_out_of_descriptors_recovers_when_load_drops(gateway, backend, tmp_path,
     for s in held:
         s.close()
 
+    seen = []
+
     def serving():
         assert gw.alive(), "the gateway exited (code %s)" % gw.proc.poll()
-        return attempt(gw.addr("edge"), env.timeout(2)) == 200
+        seen.append(attempt(gw.addr("edge"), env.timeout(2)))
+        return seen[-1] == 200
 
-    wait_until(serving, env.timeout(10), "the gateway to serve again once the clients left", interval=0.1)
+    wait_until(serving, env.timeout(10), "the gateway to serve again once the clients left", interval=0.1,
+               describe=lambda: "outcomes %s; descriptors %s; the gateway said:\n%s" % (
+                   seen[-8:], sorted(fd_targets(gw).items()), gw.stderr_text()[-3000:]))
     assert_settled(gw, base, "after the clients left", fds_at_most=True)
