@@ -167,8 +167,9 @@ def check_mutant(ms, mu, defects):
         cases = run_tests(tmp, ms, "asan")
         if cases is not None and all(c["ok"] for c in cases):
             cases = run_tests(tmp, ms, "plain", only=mu["e2e"])
-    if cases is None:
-        return True  # does not even build: caught
+    if cases is None:  # a mutant that does not build proves nothing about the tests
+        defects.append(f"{ms} mutant '{mu['name']}' does not build (warnings are errors): rewrite it in mutants.txt:{mu['line']}")
+        return False
     killers = [c for c in cases if not c["ok"]]
     if not killers:
         defects.append(f"{ms} mutant '{mu['name']}' SURVIVED: no test of the milestone fails on it")
