@@ -866,7 +866,14 @@ def test_out_of_descriptors_recovers_when_load_drops(gateway, backend, tmp_path,
     gw = proxy(gateway, b, tmp_path)
     base = Settled(gw)
     held = hold_idle_clients(gw, base, 10)
-    limit_without_hole(gw, 0, transcript)
+    # A hole is filled by one more idle client (the lowest free number is the one taken).
+    # Waiting for it to close by itself once took 10 s in CI, long enough for the gateway to
+    # close the idle clients (request head timeout): the limit then sat at what the process
+    # held without them, their leaving freed nothing, and the test waited for a recovery
+    # that could not come (all refused: libuv's EMFILE trick).
+    limit_without_hole(gw, 0, transcript,
+                       fill=lambda: held.append(socket.create_connection(gw.addr("edge"), timeout=env.timeout(5))))
+    assert fd_count(gw) >= base.fds + len(held), "the idle clients were closed before the limit was set"
     outcomes, busy, quiet = refusals_while_full(gw, 1.5, transcript)
     assert_refused_cleanly_without_spinning(outcomes, busy, quiet, 1.5)
     for s in held:
