@@ -75,6 +75,23 @@ def test_5xx_runs_are_off_by_default(gateway, backend, http_client):
 # ---- resets of an upstream's only backend -----------------------------------------------------
 
 
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def request_heads(conn, ch):
+    """The heads of the bodiless requests on CONN, one by one, until the peer closes."""
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            d = conn.recv(65536)
+            if not d:
+                return
+            ch.recv(d)
+            buf += d
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        yield head
+
+
 class ResetsEveryNth(Server):
     """Keep-alive HTTP/1.1 for bodiless requests, answering 200 "ok". Every N-th connection
     it accepts is reset (RST) when its request number AT (from 0) arrives. AT=1: to the
@@ -109,24 +126,14 @@ class ResetsEveryNth(Server):
         with self.lock:
             self.nconn += 1
             doomed = self.nconn % self.n == 0
-        buf, served = b"", 0
-        while True:
-            while b"\r\n\r\n" not in buf:
-                d = conn.recv(65536)
-                if not d:
-                    return
-                ch.recv(d)
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
+        for served, head in enumerate(request_heads(conn, ch)):
             path = head.split(b" ", 2)[1]
             if doomed and served == self.at and self.first_reset(path):
                 ch.event("reset on request %d" % (served + 1))
                 reset_socket(conn)
                 return
-            out = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-            conn.sendall(out)
-            ch.sent(out)
-            served += 1
+            conn.sendall(OK)
+            ch.sent(OK)
             with self.lock:
                 self.served += 1
 
@@ -206,15 +213,7 @@ class ResetsWhenReused(Server):
         with self.cond:
             self.nconn += 1
             self.cond.notify_all()
-        buf, served = b"", 0
-        while True:
-            while b"\r\n\r\n" not in buf:
-                d = conn.recv(65536)
-                if not d:
-                    return
-                ch.recv(d)
-                buf += d
-            _, buf = buf.split(b"\r\n\r\n", 1)
+        for served, _ in enumerate(request_heads(conn, ch)):
             if served > 0:
                 with self.cond:
                     self.resets += 1
@@ -223,10 +222,8 @@ class ResetsWhenReused(Server):
                 return
             with self.cond:
                 self.cond.wait_for(lambda: self.nconn >= self.hold, env.timeout(10))
-            out = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-            conn.sendall(out)
-            ch.sent(out)
-            served += 1
+            conn.sendall(OK)
+            ch.sent(OK)
 
 
 def test_stale_retry_takes_a_new_connection_not_another_pooled_one(gateway, backend, http_client):
