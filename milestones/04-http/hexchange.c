@@ -183,15 +183,9 @@ void hp_body_timer_start(hx_t *x, uint64_t ms)
 
 void hp_count_status(hp_worker_t *hw, unsigned status)
 {
-    gw_http_stats_t *s = hw->stats;
-    if (status >= 500)
-        gw_counter_inc(&s->responses_5xx);
-    else if (status >= 400)
-        gw_counter_inc(&s->responses_4xx);
-    else if (status >= 300)
-        gw_counter_inc(&s->responses_3xx);
-    else if (status >= 200)
-        gw_counter_inc(&s->responses_2xx);
+    int cls = gw_hmetrics_class(status);
+    if (cls >= 0) /* 1xx: interim, not a response */
+        gw_counter_inc(&hw->stats->responses[cls]);
 }
 
 /* see hproxy-int.h: the route's slot (hmetrics.h) and the status's class */
@@ -367,7 +361,8 @@ static bool request_for_upstream(hconn_t *c)
     }
     if (x->route->host_rewrite != NULL)
         gw_h1_head_set(h, "Host", x->route->host_rewrite, strlen(x->route->host_rewrite));
-    if (!gw_mw_any_writes_via(x->route->mw, x->route->nmw) && gw_h1_head_add(h, "Via", 3, "1.1 gw", 6) != 0) {
+    if (!gw_mw_any_writes_via(x->route->mw, x->route->nmw) &&
+        gw_h1_head_add(h, "Via", 3, "1.1 gw", 6) != 0) {
         hp_answer(c, 431, "request head too large", true);
         return false;
     }

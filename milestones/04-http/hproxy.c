@@ -391,12 +391,9 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_prom_family(p, "gw_http_requests_total", "HTTP request heads received", GW_PROM_COUNTER);
     gw_prom_sample_u64(p, "gw_http_requests_total", NULL, HTTP_SUM(hp, requests));
     gw_prom_family(p, "gw_http_responses_total", "HTTP responses sent, by class", GW_PROM_COUNTER);
-    static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
-    uint64_t v[4] = {HTTP_SUM(hp, responses_2xx), HTTP_SUM(hp, responses_3xx),
-                     HTTP_SUM(hp, responses_4xx), HTTP_SUM(hp, responses_5xx)};
-    for (size_t i = 0; i < 4; i++) {
-        const char *lab[] = {"class", classes[i], NULL};
-        gw_prom_sample_u64(p, "gw_http_responses_total", lab, v[i]);
+    for (int k = 0; k < GW_HMETRICS_NCLASSES; k++) {
+        const char *lab[] = {"class", gw_hmetrics_class_name(k), NULL};
+        gw_prom_sample_u64(p, "gw_http_responses_total", lab, HTTP_SUM(hp, responses[k]));
     }
     gw_prom_family(p, "gw_http_local_errors_total",
                    "Error answers the gateway made itself (4xx/5xx not from an upstream)",

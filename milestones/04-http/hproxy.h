@@ -9,6 +9,7 @@
 #define GW_HPROXY_H
 
 #include "02-lb/lb.h"
+#include "04-http/hmetrics.h"
 #include "metrics.h"
 #include "runtime.h"
 
@@ -21,8 +22,8 @@ void gw_http_release(void **layers);
 
 /* Per-worker HTTP counters (only the worker writes them; any thread reads them). */
 typedef struct gw_http_stats_s {
-    gw_counter_t connections, requests, responses_2xx, responses_3xx, responses_4xx, responses_5xx,
-        local_errors, upstream_connects, upstream_reuses, retries;
+    gw_counter_t connections, requests, local_errors, upstream_connects, upstream_reuses, retries;
+    gw_counter_t responses[GW_HMETRICS_NCLASSES]; /* by gw_hmetrics_class: 2xx .. 5xx */
 } gw_http_stats_t;
 
 #endif
