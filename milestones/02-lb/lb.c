@@ -245,9 +245,9 @@ void gw_lb_response(const gw_tcp_pick_t *tok, unsigned status)
     if (b == NULL)
         return;
     const gw_lb_upstream_t *u = b->upstream;
-    const gw_outlier_cfg_t *o = &u->lb->outlier;
-    if (o->consecutive_gateway_errors > 0 || o->consecutive_5xx > 0) /* off: no clock read */
-        gw_outlier_response(o, b, u->ptrs, u->n, status, gw_clock_mono_ms(&gw_clock_system));
+    /* Only a 5xx needs the time (to eject): no clock read for the answers that end a run. */
+    uint64_t now = status >= 500 && status <= 599 ? gw_clock_mono_ms(&gw_clock_system) : 0;
+    gw_outlier_response(&u->lb->outlier, b, u->ptrs, u->n, status, now);
 }
 
 static void lb_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)

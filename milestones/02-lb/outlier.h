@@ -58,7 +58,8 @@ void gw_outlier_success(gw_backend_t *b);
  * or 504 counts in both; another 5xx counts in the 5xx run and ends the gateway-error run (as
  * Envoy does). A count that reaches its threshold ejects B as gw_outlier_failure does, with
  * the same rules (ignored while ejected, share, length); returns true when it did. With both
- * response thresholds 0, does nothing and returns false. Safe from any thread. */
+ * response thresholds 0, does nothing and returns false.
+ * NOW_MS is read only for a 5xx. Safe from any thread. */
 bool gw_outlier_response(const gw_outlier_cfg_t *cfg, gw_backend_t *b, gw_backend_t *const *all,
                          size_t n, unsigned status, uint64_t now_ms);
 
