@@ -7,6 +7,7 @@
   run_binary(binary, args)                       one-shot runs: -t, -T, -h, --version
   config_file(cfg, name)                         write a config, get (path, addrs)
   transcript                                     what crossed each side; printed on failure
+  pki                                            certificates made once per run (gwtest.certs)
 
 On failure the report shows the proxy's stderr (last 200 lines) and the transcript. At
 teardown every gateway is stopped (SIGTERM), its exit code must be the expected one (0),
@@ -120,3 +121,13 @@ def config_file(harness):
 @pytest.fixture
 def transcript(harness):
     return harness.transcript
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """CAs, server and client certificates for the TLS tests, made once per pytest run in a
+    temporary directory (gwtest/certs.py): no private key is committed. Imported here, not at
+    the top, so that the suites without TLS run even where python3-cryptography is missing."""
+    from gwtest import certs as gwcerts
+
+    return gwcerts.standard_pki(tmp_path_factory.mktemp("pki"))

@@ -6,12 +6,15 @@ set -euo pipefail
 # Build and test needs of every milestone present. Later milestones append theirs here.
 # clang-14 + libclang-rt-14-dev: the fuzz variant (libFuzzer ships in clang's runtime
 # package), whose targets `make test` runs for a few seconds each. openssl: the e2e tests
-# make RS256/ES256 keys and sign tokens with its command at test time.
+# make RS256/ES256 keys and sign tokens with its command at test time. python3-cryptography:
+# the TLS tests' certificates, made at test time (e2e/gwtest/certs.py); testssl.sh: the TLS
+# listener's protocol, cipher and vulnerability scan; python3-websockets: WebSocket clients.
 PKGS=(
   build-essential pkg-config
   libuv1-dev node-llhttp libbearssl-dev libcmocka-dev libyaml-dev libjansson-dev
   python3 python3-pytest
   openssl
+  python3-cryptography testssl.sh python3-websockets
   varnish
   clang-14 libclang-rt-14-dev
 )
