@@ -22,11 +22,13 @@ q() { "$@" >/dev/null 2>&1 || { echo "tls-certs.sh: failed: $*" >&2; "$@"; exit 
 
 eckey() { q openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
 
-# A CA: $1 name (files $1.pem, $1.key), $2 CN.
+# A CA: $1 name (files $1.pem, $1.key), $2 CN; self-signed with `openssl ca -selfsign`
+# for the same fixed dates as the leaves (req -x509 would start it today).
 mkca() {
     eckey "$1.key"
-    q openssl req -x509 -new -key "$1.key" -out "$1.pem" -subj "/CN=$2" -days 3650 \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    mkleaf "$1" "$1" "/CN=$2" "basicConstraints=critical,CA:TRUE
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash" $FROM $TO
 }
 
 # A leaf signed by CA $1 with `openssl ca` (explicit dates): $2 name, $3 subject, $4 ext
@@ -52,7 +54,9 @@ commonName = supplied
 $4
 CNF
     openssl rand -hex 8 >"db-$name/serial"
-    q openssl ca -batch -notext -config "db-$name/ca.cnf" -cert "$ca.pem" -keyfile "$ca.key" \
+    if [ "$ca" = "$name" ]; then signer="-selfsign"; else signer="-cert $ca.pem"; fi
+    # shellcheck disable=SC2086
+    q openssl ca -batch -notext -config "db-$name/ca.cnf" $signer -keyfile "$ca.key" \
         -in "$name.csr" -out "$name.pem" -extensions x -startdate "$5" -enddate "$6"
     rm -rf "db-$name" "$name.csr"
 }
