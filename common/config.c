@@ -37,6 +37,7 @@ const gw_later_key_t gw_config_later_keys[] = {
     {"listeners.*.tls", 4},
     {"listeners.*.http", 4},
     {"upstreams.*.keepalive", 4},
+    {"upstreams.*.tls", 4},
     {"registry", 5},
     {"discovery", 5},
     {"redis", 5},

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "04-http/h1.h"
+#include "04-http/tlsconf.h"
 #include "error.h"
 
 #define SEC ((uint64_t)1000)
@@ -528,18 +529,27 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
                           gw_listener_cfg_t *l)
 {
     gw_res_config_ext.listener(doc, map, cfg, l);
+    gw_tls_listener_cfg_t *tls = gw_tls_listener_decode(doc, map, l); /* tls: tlsconf.c */
     if (l->protocol != GW_PROTO_HTTP) {
         reject_http_keys(doc, map);
+        if (tls && !(l->ext[4] = calloc(1, sizeof(gw_http_listener_cfg_t))))
+            oom(doc, map);
+        if (l->ext[4])
+            ((gw_http_listener_cfg_t *)l->ext[4])->tls = tls;
+        else
+            gw_tls_listener_free(tls);
         return;
     }
     if (!map || map->type != GW_CNODE_MAP)
         return;
     gw_http_listener_cfg_t *x = calloc(1, sizeof(*x));
     if (!x) {
+        gw_tls_listener_free(tls);
         oom(doc, map);
         return;
     }
     l->ext[4] = x;
+    x->tls = tls;
     x->head_timeout_ms = 10 * SEC;
     x->body_timeout_ms = 30 * SEC;
     x->keepalive_timeout_ms = 60 * SEC;
@@ -574,6 +584,7 @@ static void http_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     }
     *x = upstream_defaults;
     u->ext[4] = x;
+    x->tls = gw_tls_upstream_decode(doc, map, u); /* tls: tlsconf.c */
     const gw_cnode_t *ka = gw_cmap_get(doc, map, "keepalive");
     if (!ka || !gw_cnode_expect_map(doc, ka, "keepalive"))
         return;
@@ -767,6 +778,7 @@ static void print_http_block(FILE *out, const gw_http_listener_cfg_t *x, int in)
 static void print_listener(FILE *out, const gw_listener_cfg_t *l, int in)
 {
     gw_res_config_ext.print_listener(out, l, in);
+    gw_tls_listener_print(out, gw_tls_listener_cfg(l), in);
     const gw_http_listener_cfg_t *x = gw_http_listener_cfg(l);
     if (!x)
         return;
@@ -784,6 +796,7 @@ static void print_upstream(FILE *out, const gw_upstream_cfg_t *u, int in)
     fprintf(
         out, "%*skeepalive: {max_idle: %" PRIu64 ", idle_timeout: %s, max_requests: %" PRIu64 "}\n",
         in, "", x->max_idle, gw_cfmt_duration(x->idle_timeout_ms, a, sizeof(a)), x->max_requests);
+    gw_tls_upstream_print(out, x->tls, in);
 }
 
 /* ---- freeing ---------------------------------------------------------------------------- */
@@ -825,6 +838,7 @@ static void free_listener(gw_http_listener_cfg_t *x)
     free(x->routes);
     free(x->trusted);
     gw_trailers_allow_free(x->forward_trailers);
+    gw_tls_listener_free(x->tls);
     free(x);
 }
 
@@ -837,7 +851,10 @@ static void http_free(gw_config_t *cfg)
         }
     }
     for (size_t i = 0; i < cfg->nupstreams; i++) {
-        free(cfg->upstreams[i].ext[4]);
+        gw_http_upstream_cfg_t *x = cfg->upstreams[i].ext[4];
+        if (x)
+            gw_tls_upstream_free(x->tls);
+        free(x);
         cfg->upstreams[i].ext[4] = NULL;
     }
     gw_res_config_ext.free(cfg);

@@ -68,6 +68,7 @@
  *   upstreams:
  *     app:
  *       keepalive: {max_idle: 32, idle_timeout: 60s, max_requests: 1000}
+ *       tls: {...}                      # listeners' and upstreams' tls: tlsconf.h
  *
  * Also: forward_trailers names must be tokens, listed once (in any case), never a name of
  * gw_trailers_forbidden (framing, routing, authentication, ...: RFC 9110 6.5.1) and never the
@@ -150,12 +151,15 @@ typedef struct gw_http_listener_cfg_s {
     gw_http_route_t *routes;
     size_t nroutes;
     gw_router_t *router; /* built at load from routes; each match's user is its route */
+    /* tls (tlsconf.h), NULL without; a tcp listener with tls has this struct for it alone */
+    struct gw_tls_listener_cfg_s *tls;
 } gw_http_listener_cfg_t;
 
 typedef struct gw_http_upstream_cfg_s {
     uint64_t max_idle; /* idle connections kept per backend per worker, default 32 (0..10000) */
     uint64_t idle_timeout_ms; /* default 60s */
     uint64_t max_requests;    /* requests per upstream connection, default 1000, 0 = no limit */
+    struct gw_tls_upstream_cfg_s *tls; /* tls (tlsconf.h), NULL without */
 } gw_http_upstream_cfg_t;
 
 /* The milestone-04 part of listener L (NULL for tcp listeners) and upstream U (defaults

@@ -20,6 +20,7 @@
 
 #include "error.h"
 #include "loadio.h"
+#include "pem.h"
 
 /* The algorithms we verify. The index is the algorithm's id; the type is the only key type
  * that may verify it. */
@@ -400,18 +401,6 @@ int gw_jwt_keyset_add_secret(gw_jwt_keyset_t *ks, const char *kid, const uint8_t
 
 /* ---- X.509 certificates in PEM -------------------------------------------------------- */
 
-/* The PEM decoder hands us DER bytes through this callback; they go straight into the X.509
- * decoder, so no certificate is ever held in memory whole. Only while that decoder still
- * wants bytes: BearSSL 0.6's br_x509_decoder_push runs its machine again even after it
- * stopped on malformed DER (or finished), and that jumps to address 0 (found by
- * fuzz_jwtkeys). The error it stopped with is reported at the END line; bytes after a
- * complete certificate in the same PEM object are ignored. */
-static void pem_to_x509(void *ctx, const void *data, size_t len)
-{
-    if (br_x509_decoder_last_error(ctx) == BR_ERR_X509_TRUNCATED) /* still decoding */
-        br_x509_decoder_push(ctx, data, len);
-}
-
 /* Copies the public key out of a decoded certificate into K. */
 static const char *key_from_x509(jwt_key_t *k, br_x509_decoder_context *x)
 {
@@ -441,42 +430,38 @@ static const char *pem_add_cert(gw_jwt_keyset_t *ks, size_t n, const char *kid,
     return why;
 }
 
+/* Where pem_cert stores keys: from ks->n on, not yet committed. */
+typedef struct {
+    gw_jwt_keyset_t *ks;
+    const char *kid;
+    size_t n;
+} pem_scan_t;
+
+/* One PEM object (gw_pem_each, pem.h): a CERTIFICATE's key is stored; other objects (a
+ * private key pasted into the same file, say) are skipped. The whole DER is pushed at once,
+ * so the decoder never sees bytes after it stopped (BearSSL 0.6 crashes then, found by
+ * fuzz_jwtkeys); bytes after a complete certificate in the same object are ignored. */
+static int pem_cert(void *ctx, const char *name, const unsigned char *der, size_t len,
+                    const char **why)
+{
+    pem_scan_t *s = ctx;
+    br_x509_decoder_context xc;
+    if (strcmp(name, "CERTIFICATE") != 0)
+        return 0;
+    br_x509_decoder_init(&xc, NULL, NULL);
+    br_x509_decoder_push(&xc, der, len);
+    return (*why = pem_add_cert(s->ks, s->n++, s->kid, &xc)) != NULL ? -1 : 0;
+}
+
 /* Feeds PEM text to the decoder, storing keys from ks->n on without committing them.
- * Returns how many were stored, or -1 with *WHY set. Objects other than certificates
- * (a private key pasted into the same file, say) are skipped. */
+ * Returns how many were stored, or -1 with *WHY set. */
 static int pem_scan(gw_jwt_keyset_t *ks, const char *kid, const char *pem, size_t len,
                     const char **why)
 {
-    br_pem_decoder_context pc;
-    br_x509_decoder_context xc;
-    bool in_cert = false;
-    size_t n = ks->n;
-    br_pem_decoder_init(&pc);
-    /* A trailing newline is pushed after the text, to flush a final END line without one. */
-    for (int pass = 0; pass < 2; pass++) {
-        const char *p = pass == 0 ? pem : "\n";
-        size_t left = pass == 0 ? len : 1;
-        while (left > 0) {
-            size_t used = br_pem_decoder_push(&pc, p, left);
-            p += used, left -= used;
-            switch (br_pem_decoder_event(&pc)) {
-            case BR_PEM_BEGIN_OBJ:
-                in_cert = strcmp(br_pem_decoder_name(&pc), "CERTIFICATE") == 0;
-                br_x509_decoder_init(&xc, NULL, NULL);
-                br_pem_decoder_setdest(&pc, in_cert ? pem_to_x509 : NULL, &xc);
-                break;
-            case BR_PEM_END_OBJ:
-                if (in_cert && (*why = pem_add_cert(ks, n++, kid, &xc)) != NULL)
-                    return -1;
-                in_cert = false;
-                break;
-            case BR_PEM_ERROR:
-                *why = "invalid PEM";
-                return -1;
-            }
-        }
-    }
-    return (int)(n - ks->n);
+    pem_scan_t s = {.ks = ks, .kid = kid, .n = ks->n};
+    if (gw_pem_each(pem, len, pem_cert, &s, why) < 0)
+        return -1;
+    return (int)(s.n - ks->n);
 }
 
 /* see jwt.h */
