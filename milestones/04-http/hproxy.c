@@ -52,6 +52,7 @@
  * upool.c (the pool's lists), hretry.c (retry or give up), reqbuf.c, trailers.c. */
 #include "hproxy.h"
 #include "04-http/hproxy-int.h"
+#include "04-http/tlsconf.h"
 
 #include <stdlib.h>
 
@@ -416,6 +417,19 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
 /* see hproxy.h */
 int gw_http_prepare(const gw_config_t *cfg, void **layers)
 {
+    /* Until issue 15's TLS stream is wired into listeners and upstreams, a `tls:` block is
+     * decoded and its files checked (-t) but would not be served: refuse to start rather
+     * than serve plaintext where TLS was asked for. */
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (gw_tls_listener_cfg(&cfg->listeners[i]) != NULL) {
+            gw_error("listener '%s': tls is not served yet by this build", cfg->listeners[i].name);
+            return GW_ECONFIG;
+        }
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if (gw_tls_upstream_cfg(&cfg->upstreams[i]) != NULL) {
+            gw_error("upstream '%s': tls is not served yet by this build", cfg->upstreams[i].name);
+            return GW_ECONFIG;
+        }
     int rc = gw_res_prepare(cfg, layers);
     if (rc != 0)
         return rc;
