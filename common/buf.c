@@ -142,3 +142,18 @@ void gw_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch)
     if (n == 0)
         gw_chunk_put(cache, ch);
 }
+
+/* see buf.h */
+int gw_bufpool_reserve(gw_bufpool_t *pool, size_t bytes)
+{
+    (void)pool;
+    (void)bytes;
+    return 0; /* not yet: the failing tests come first */
+}
+
+/* see buf.h */
+void gw_bufpool_unreserve(gw_bufpool_t *pool, size_t bytes)
+{
+    (void)pool;
+    (void)bytes;
+}
