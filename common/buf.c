@@ -27,19 +27,19 @@ void gw_bufcache_init(gw_bufcache_t *cache, gw_bufpool_t *pool, size_t max_free)
     cache->max_free = max_free;
 }
 
-/* Reserves room for one more chunk under the cap; false when the pool is full. */
-static int reserve(gw_bufpool_t *pool)
+/* Reserves room for K more chunks under the cap (all or none); false when they do not fit. */
+static int reserve(gw_bufpool_t *pool, size_t k)
 {
     size_t n = atomic_load_explicit(&pool->nchunks, memory_order_relaxed);
     do {
-        if (n >= pool->max_chunks)
+        if (n >= pool->max_chunks || pool->max_chunks - n < k)
             return 0;
-    } while (!atomic_compare_exchange_weak_explicit(&pool->nchunks, &n, n + 1, memory_order_relaxed,
+    } while (!atomic_compare_exchange_weak_explicit(&pool->nchunks, &n, n + k, memory_order_relaxed,
                                                     memory_order_relaxed));
     /* The peak is a statistic: a lost race only under-reports it by a little. */
     size_t peak = atomic_load_explicit(&pool->peak, memory_order_relaxed);
-    while (n + 1 > peak &&
-           !atomic_compare_exchange_weak_explicit(&pool->peak, &peak, n + 1, memory_order_relaxed,
+    while (n + k > peak &&
+           !atomic_compare_exchange_weak_explicit(&pool->peak, &peak, n + k, memory_order_relaxed,
                                                   memory_order_relaxed))
         ;
     return 1;
@@ -66,7 +66,7 @@ gw_chunk_t *gw_chunk_get(gw_bufcache_t *cache)
         nfree_set(cache, nfree_get(cache) - 1);
     } else {
         gw_bufpool_t *pool = cache->pool;
-        if (!reserve(pool)) {
+        if (!reserve(pool, 1)) {
             atomic_fetch_add_explicit(&pool->denied, 1, memory_order_relaxed);
             return NULL;
         }
@@ -141,4 +141,24 @@ void gw_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch)
     ch->owner = (void *)n;
     if (n == 0)
         gw_chunk_put(cache, ch);
+}
+
+/* see buf.h */
+int gw_bufpool_reserve(gw_bufpool_t *pool, size_t bytes)
+{
+    size_t n = bytes / pool->chunk_size + (bytes % pool->chunk_size != 0);
+    if (n == 0)
+        return 0;
+    if (!reserve(pool, n)) {
+        atomic_fetch_add_explicit(&pool->denied, 1, memory_order_relaxed);
+        return UV_ENOBUFS;
+    }
+    return 0;
+}
+
+/* see buf.h */
+void gw_bufpool_unreserve(gw_bufpool_t *pool, size_t bytes)
+{
+    size_t n = bytes / pool->chunk_size + (bytes % pool->chunk_size != 0);
+    atomic_fetch_sub_explicit(&pool->nchunks, n, memory_order_relaxed);
 }

@@ -84,6 +84,15 @@ void gw_chunk_put(gw_bufcache_t *cache, gw_chunk_t *ch);
 void gw_chunk_ref(gw_chunk_t *ch);
 void gw_chunk_unref(gw_bufcache_t *cache, gw_chunk_t *ch);
 
+/* Charges BYTES of memory the caller allocates itself (a TLS connection's engine and its
+ * record buffers) against POOL's cap, in whole chunks (BYTES rounded up to chunk_size), so
+ * that buffers.max_memory bounds it too and the pool's figures count it as in use. 0, or
+ * UV_ENOBUFS when it does not fit (nothing is charged; counted as an exhaustion). Safe from
+ * any thread. */
+int gw_bufpool_reserve(gw_bufpool_t *pool, size_t bytes);
+/* Gives back a charge of BYTES made by gw_bufpool_reserve (the same BYTES). */
+void gw_bufpool_unreserve(gw_bufpool_t *pool, size_t bytes);
+
 /* Fills *OUT with POOL's figures. Safe from any thread at any time (relaxed atomic loads):
  * each figure is exact when read, but they are read one after the other, so with other
  * threads working they may be from slightly different moments. Touches no counter: the

@@ -53,8 +53,8 @@ gw_chunk_t *gw__stream_chunk(gw_stream_t *s)
     return ch;
 }
 
-/* Resumes every read that found the pool empty; those that still find it empty come back
- * to the list through gw__stream_starve. */
+/* Resumes every read that found the pool empty (those that still find it empty come back
+ * to the list through gw__stream_starve) and every stream that deferred work. */
 static void on_starve_timer(uv_timer_t *t)
 {
     gw_stream_env_t *env = t->data;
@@ -64,13 +64,18 @@ static void on_starve_timer(uv_timer_t *t)
         gw_stream_t *s = list;
         list = s->starved_next;
         s->starved_next = NULL;
-        s->flags &= (uint8_t)~GW_STREAM_STARVED;
-        if ((s->flags & GW_STREAM_READING) && !(s->flags & GW_STREAM_CLOSING)) {
-            int rc = s->ops->read_start(s);
-            if (rc != 0) { /* the owner hears it as a read error */
-                s->flags &= (uint8_t)~GW_STREAM_READING;
-                s->cb.on_read(s, NULL, rc);
-            }
+        bool deferred = (s->flags & GW_STREAM_DEFERRED) != 0;
+        s->flags &= (uint8_t) ~(GW_STREAM_STARVED | GW_STREAM_DEFERRED);
+        if (s->flags & GW_STREAM_CLOSING)
+            continue;
+        int rc = 0;
+        if (s->ops->resume != NULL && (deferred || (s->flags & GW_STREAM_READING)))
+            rc = s->ops->resume(s);
+        else if (s->flags & GW_STREAM_READING)
+            rc = s->ops->read_start(s);
+        if (rc != 0 && (s->flags & GW_STREAM_READING)) { /* the owner hears a read error */
+            s->flags &= (uint8_t)~GW_STREAM_READING;
+            s->cb.on_read(s, NULL, rc);
         }
     }
 }
@@ -79,13 +84,26 @@ static void on_starve_timer(uv_timer_t *t)
 void gw__stream_starve(gw_stream_t *s)
 {
     gw_stream_env_t *env = s->env;
-    if (!(s->flags & GW_STREAM_STARVED)) {
-        s->flags |= GW_STREAM_STARVED;
+    if (!(s->flags & (GW_STREAM_STARVED | GW_STREAM_DEFERRED))) {
         s->starved_next = env->starved;
         env->starved = s;
     }
+    s->flags |= GW_STREAM_STARVED;
     if (!uv_is_active((uv_handle_t *)&env->timer))
         uv_timer_start(&env->timer, on_starve_timer, env->retry_ms, 0);
+}
+
+/* see stream.h. Restarting the timer at 0 also retries the starved streams early: each
+ * that still finds the pool empty starves again, once; cheaper than a second list. */
+void gw__stream_defer(gw_stream_t *s)
+{
+    gw_stream_env_t *env = s->env;
+    if (!(s->flags & (GW_STREAM_STARVED | GW_STREAM_DEFERRED))) {
+        s->starved_next = env->starved;
+        env->starved = s;
+    }
+    s->flags |= GW_STREAM_DEFERRED;
+    uv_timer_start(&env->timer, on_starve_timer, 0, 0);
 }
 
 static void unstarve(gw_stream_t *s)
@@ -96,7 +114,7 @@ static void unstarve(gw_stream_t *s)
             break;
         }
     s->starved_next = NULL;
-    s->flags &= (uint8_t)~GW_STREAM_STARVED;
+    s->flags &= (uint8_t) ~(GW_STREAM_STARVED | GW_STREAM_DEFERRED);
 }
 
 /* see stream.h */
@@ -161,7 +179,7 @@ void gw_stream_close(gw_stream_t *s, bool reset, gw_stream_close_cb cb)
 {
     if (s->flags & GW_STREAM_CLOSING)
         return;
-    if (s->flags & GW_STREAM_STARVED)
+    if (s->flags & (GW_STREAM_STARVED | GW_STREAM_DEFERRED))
         unstarve(s);
     s->flags = GW_STREAM_CLOSING;
     s->cb.on_close = cb; /* no read is delivered from now on */

@@ -62,6 +62,10 @@ struct gw_stream_ops_s {
     int (*shutdown)(gw_stream_shutdown_t *req, gw_stream_t *s);
     void (*close)(gw_stream_t *s, bool reset); /* then gw__stream_closed(s) */
     int (*peer)(const gw_stream_t *s, struct sockaddr *sa, int *len);
+    /* Optional: called by the environment's timer, from the loop (so it may call the owner
+     * back), for a stream that starved (and is still reading) or asked gw__stream_defer.
+     * NULL: read_start is called instead, and only for a starved stream still reading. */
+    int (*resume)(gw_stream_t *s);
 };
 
 /* Per worker: where streams take read chunks, and the streams waiting for one. */
@@ -92,6 +96,7 @@ struct gw_stream_s {
 #define GW_STREAM_READING 1u /* the owner wants reads (they may wait for a chunk) */
 #define GW_STREAM_STARVED 2u /* in env->starved: the implementation is not reading */
 #define GW_STREAM_CLOSING 4u
+#define GW_STREAM_DEFERRED 8u /* in env->starved by gw__stream_defer: resume at the next turn */
 
 /* Sets up ENV on LOOP, taking chunks from CACHE. 0 or a UV error. */
 int gw_stream_env_init(gw_stream_env_t *env, uv_loop_t *loop, gw_bufcache_t *cache);
@@ -107,6 +112,11 @@ void gw__stream_init(gw_stream_t *s, const gw_stream_ops_t *ops, gw_stream_env_t
 gw_chunk_t *gw__stream_chunk(gw_stream_t *s);
 /* For implementations: the read is stopped for want of a chunk; retry later. */
 void gw__stream_starve(gw_stream_t *s);
+/* For implementations: call ops->resume at the next loop turn (the environment's timer, at
+ * 0 ms). For a stream that has something for its owner (bytes it holds, a completion) while
+ * in a call the owner made: libuv never calls back from inside a call, and owners rely on
+ * it. The stream shares the starve list (one link); a stream closed first leaves it. */
+void gw__stream_defer(gw_stream_t *s);
 /* For implementations: the close finished; runs the owner's close callback. */
 void gw__stream_closed(gw_stream_t *s);
 

@@ -645,6 +645,54 @@ static void chunk_get_from_cache_survives_allocation_failure(void **state)
     assert_int_equal(nchunks(&pool), 0);
 }
 
+/* Memory the caller allocates itself (a TLS engine's buffers) is charged in whole chunks:
+ * 1 byte costs a chunk, CHUNK + 1 two, and what is charged is what /stats shows in use. */
+static void bufpool_reserve_charges_whole_chunks_against_the_cap(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    gw_bufcache_t cache;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 4 * CHUNK), 0);
+    gw_bufcache_init(&cache, &pool, 4);
+    assert_int_equal(gw_bufpool_reserve(&pool, 1), 0);
+    assert_int_equal(nchunks(&pool), 1);
+    assert_int_equal(gw_bufpool_reserve(&pool, CHUNK + 1), 0);
+    assert_int_equal(nchunks(&pool), 3);
+    gw_bufpool_stats_t st;
+    gw_bufpool_stats(&pool, &st);
+    assert_int_equal(st.bytes, 3 * CHUNK);
+    assert_int_equal(st.peak_bytes, 3 * CHUNK);
+    /* one chunk left: a read still gets it, and then nothing more fits */
+    gw_chunk_t *ch = gw_chunk_get(&cache);
+    assert_non_null(ch);
+    assert_null(gw_chunk_get(&cache));
+    gw_chunk_put(&cache, ch);
+    gw_bufpool_unreserve(&pool, CHUNK + 1);
+    gw_bufpool_unreserve(&pool, 1);
+    assert_int_equal(nchunks(&pool), 1); /* the cached chunk */
+    gw_bufcache_drain(&cache);
+    assert_int_equal(nchunks(&pool), 0);
+}
+
+/* A reservation that does not fit is refused whole (nothing charged) and counted as an
+ * exhaustion, like a refused read. */
+static void bufpool_reserve_refused_beyond_cap_charges_nothing(void **state)
+{
+    (void)state;
+    gw_bufpool_t pool;
+    assert_int_equal(gw_bufpool_init(&pool, CHUNK, 4 * CHUNK), 0);
+    assert_int_equal(gw_bufpool_reserve(&pool, 3 * CHUNK), 0);
+    assert_int_equal(gw_bufpool_reserve(&pool, 2 * CHUNK), UV_ENOBUFS);
+    assert_int_equal(nchunks(&pool), 3);
+    assert_int_equal(atomic_load(&pool.denied), 1);
+    assert_int_equal(gw_bufpool_reserve(&pool, CHUNK), 0); /* the last one still fits */
+    gw_bufpool_unreserve(&pool, CHUNK);
+    gw_bufpool_unreserve(&pool, 3 * CHUNK);
+    assert_int_equal(nchunks(&pool), 0);
+    assert_int_equal(gw_bufpool_reserve(&pool, 0), 0); /* nothing to charge */
+    assert_int_equal(nchunks(&pool), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -666,6 +714,8 @@ int main(void)
         cmocka_unit_test(bufpool_stats_start_at_zero_and_limit_is_whole_chunks),
         cmocka_unit_test(bufpool_stats_count_exhaustion_exactly),
         cmocka_unit_test(bufpool_stats_cached_bytes_per_cache),
+        cmocka_unit_test(bufpool_reserve_charges_whole_chunks_against_the_cap),
+        cmocka_unit_test(bufpool_reserve_refused_beyond_cap_charges_nothing),
         cmocka_unit_test(bufpool_cap_holds_across_threads),
         cmocka_unit_test(bufpool_stats_readable_while_threads_work),
         cmocka_unit_test_teardown(chunk_get_fails_cleanly_at_each_allocation,
