@@ -39,7 +39,7 @@ typedef enum {
 typedef struct gw_sni_s {
     char name[GW_SNI_NAME_MAX + 1]; /* FOUND: the host name, lower case, NUL-terminated */
     size_t len;                     /* FOUND: strlen(name) */
-    size_t err_pos;                 /* an error: offset of the byte or field at fault */
+    size_t err_pos; /* an error: offset of the byte or length field at fault (<= LEN) */
 } gw_sni_t;
 
 /* Reads the ClientHello in DATA[0..LEN), all the client sent so far. MAX is the most bytes
