@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "04-http/h1.h"
+#include "04-http/passthrough.h"
 #include "error.h"
 
 #define SEC ((uint64_t)1000)
@@ -528,6 +529,7 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
                           gw_listener_cfg_t *l)
 {
     gw_res_config_ext.listener(doc, map, cfg, l);
+    gw_passthrough_cfg_decode(doc, map, cfg, l); /* tcp listeners' tls_passthrough */
     if (l->protocol != GW_PROTO_HTTP) {
         reject_http_keys(doc, map);
         return;
@@ -767,6 +769,7 @@ static void print_http_block(FILE *out, const gw_http_listener_cfg_t *x, int in)
 static void print_listener(FILE *out, const gw_listener_cfg_t *l, int in)
 {
     gw_res_config_ext.print_listener(out, l, in);
+    gw_passthrough_cfg_print(out, l, in);
     const gw_http_listener_cfg_t *x = gw_http_listener_cfg(l);
     if (!x)
         return;
@@ -831,6 +834,7 @@ static void free_listener(gw_http_listener_cfg_t *x)
 static void http_free(gw_config_t *cfg)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++) {
+        gw_passthrough_cfg_free(&cfg->listeners[i]); /* a tcp listener's ext[4] */
         if (cfg->listeners[i].ext[4]) {
             free_listener(cfg->listeners[i].ext[4]);
             cfg->listeners[i].ext[4] = NULL;
