@@ -36,6 +36,7 @@ const gw_later_key_t gw_config_later_keys[] = {
     {"listeners.*.routes", 4},
     {"listeners.*.tls", 4},
     {"listeners.*.http", 4},
+    {"listeners.*.tls_passthrough", 4},
     {"upstreams.*.keepalive", 4},
     {"upstreams.*.tls", 4},
     {"registry", 5},
@@ -230,6 +231,16 @@ static bool decode_protocol(loader_t *ld, const gw_cnode_t *map, gw_listener_cfg
     return true;
 }
 
+/* Whether MAP has KEY, without claiming it (it belongs to a later level). A tcp listener
+ * with gw04's tls_passthrough names its upstreams there, so its `upstream` is optional. */
+static bool has_key(const gw_cnode_t *map, const char *key)
+{
+    for (size_t i = 0; map->type == GW_CNODE_MAP && i < map->n; i++)
+        if (!strcmp(map->pairs[i].key->str, key))
+            return true;
+    return false;
+}
+
 static void decode_listener_upstream(loader_t *ld, const gw_cnode_t *map, gw_listener_cfg_t *l,
                                      bool required)
 {
@@ -268,7 +279,7 @@ static void decode_listener(loader_t *ld, const gw_cnode_t *map, gw_listener_cfg
      * an http listener would not have one, and "missing upstream" would be noise. */
     bool proto_ok = decode_protocol(ld, map, l);
     if (l->protocol == GW_PROTO_TCP)
-        decode_listener_upstream(ld, map, l, proto_ok);
+        decode_listener_upstream(ld, map, l, proto_ok && !has_key(map, "tls_passthrough"));
     gw_cget_uint(doc, gw_cmap_get(doc, map, "max_connections"), "max_connections", 1, 1000000,
                  &l->max_connections);
     gw_cget_duration(doc, gw_cmap_get(doc, map, "connect_timeout"), "connect_timeout", 1, 10 * MIN,

@@ -13,6 +13,7 @@
 #include "tcp_proxy.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "error.h"
@@ -49,11 +50,17 @@ struct conn_s {
     uint64_t bytes[2];    /* read from each side */
     uint64_t retry_delay_ms;
     struct sockaddr_storage peer; /* the client's address (AF_UNSPEC if unknown) */
+    /* The picker's preread (tcp_proxy.h): the client's first bytes, kept until the backend
+     * is connected; `prereading` while the picker still looks at them. */
+    gw_chunk_t *held;
+    bool prereading, preread_eof;
 };
 
 static void apply(conn_t *c, unsigned act);
 static void on_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 static void start_connect(conn_t *c);
+static void preread_data(conn_t *c, gw_chunk_t *ch, size_t n);
+static void preread_end(conn_t *c, gw_tcp_preread_event_t ev);
 
 static gw_side_t side_of(const conn_t *c, const gw_stream_t *s)
 {
@@ -107,6 +114,8 @@ static void conn_free(conn_t *c)
         c->next->prev = c->prev;
     if (c->admitted)
         gw_listener_leave(c->l);
+    if (c->held != NULL)
+        gw_chunk_put(&tw->w->bufs, c->held);
     gw_counter_inc(&tw->stats->closed);
     gw_counter_add(&tw->stats->bytes_in, c->bytes[GW_CLIENT]);
     gw_counter_add(&tw->stats->bytes_out, c->bytes[GW_BACKEND]);
@@ -222,7 +231,16 @@ static void on_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
     if (nread > 0) {
         c->bytes[side] += (uint64_t)nread;
         c->last_active = uv_now(loop_of(c));
+        if (c->prereading) {
+            preread_data(c, ch, (size_t)nread);
+            return;
+        }
         apply(c, forward(c, side, ch, (size_t)nread));
+        return;
+    }
+    if (c->prereading && nread == UV_EOF) {
+        c->preread_eof = true;
+        preread_end(c, GW_TCP_PREREAD_EOF);
         return;
     }
     if (nread != UV_EOF)
@@ -364,6 +382,20 @@ static void on_connect_timeout(uv_timer_t *t)
     connect_failed(c, UV_ETIMEDOUT, "connect timed out");
 }
 
+/* The bytes the preread kept go to the backend first, as if just read; a FIN that came
+ * during the preread follows them. */
+static void send_held(conn_t *c)
+{
+    gw_chunk_t *ch = c->held;
+    c->held = NULL;
+    if (ch != NULL && !c->closing)
+        apply(c, forward(c, GW_CLIENT, ch, ch->len));
+    else if (ch != NULL)
+        gw_chunk_put(&c->tw->w->bufs, ch);
+    if (c->preread_eof && !c->closing)
+        apply(c, sm_event(c, GW_EV_EOF, GW_CLIENT, 0));
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     conn_t *c = req->data;
@@ -380,6 +412,7 @@ static void on_connect(uv_connect_t *req, int status)
     c->last_active = uv_now(loop_of(c));
     uv_timer_start(&c->timer, on_idle_timer, c->l->cfg->idle_timeout_ms, 0);
     apply(c, sm_event(c, GW_EV_CONNECTED, GW_CLIENT, 0));
+    send_held(c);
 }
 
 static void start_connect(conn_t *c)
@@ -403,6 +436,62 @@ static void start_connect(conn_t *c)
         return;
     }
     uv_timer_start(&c->timer, on_connect_timeout, c->l->cfg->connect_timeout_ms, 0);
+}
+
+/* ---- the picker's preread ------------------------------------------------------------------ */
+
+/* The picker answered ANSWER: read on, or stop reading and connect, or close. */
+static void preread_answer(conn_t *c, int answer, bool final)
+{
+    if (answer == GW_TCP_PREREAD_MORE && !final)
+        return;
+    c->prereading = false;
+    uv_timer_stop(&c->timer);
+    if (gw_stream_read_stop(stream_of(c, GW_CLIENT)) != 0 || answer != GW_TCP_PREREAD_PICK) {
+        apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+        return;
+    }
+    start_connect(c);
+}
+
+static void preread_end(conn_t *c, gw_tcp_preread_event_t ev)
+{
+    const gw_tcp_picker_t *p = &c->tw->picker;
+    const char *data = c->held != NULL ? c->held->data : NULL;
+    size_t len = c->held != NULL ? c->held->len : 0;
+    int answer = p->preread(p->ctx, c->tw->w, c->l, data, len, ev, &c->pick);
+    preread_answer(c, ev == GW_TCP_PREREAD_FULL ? GW_TCP_PREREAD_REFUSE : answer, true);
+}
+
+/* N bytes read into CH: kept in the first chunk (later reads are copied into it, so a
+ * client that sends its hello a byte at a time holds one chunk, not one per byte). */
+static void preread_data(conn_t *c, gw_chunk_t *ch, size_t n)
+{
+    gw_bufcache_t *bufs = &c->tw->w->bufs;
+    if (c->held == NULL) {
+        ch->len = (uint32_t)n;
+        ch->off = 0;
+        c->held = ch;
+    } else {
+        size_t room = gw_chunk_size(bufs) - c->held->len;
+        if (n <= room)
+            memcpy(c->held->data + c->held->len, ch->data, n);
+        gw_chunk_put(bufs, ch);
+        if (n > room) {
+            preread_end(c, GW_TCP_PREREAD_FULL);
+            return;
+        }
+        c->held->len += (uint32_t)n;
+    }
+    const gw_tcp_picker_t *p = &c->tw->picker;
+    int answer = p->preread(p->ctx, c->tw->w, c->l, c->held->data, c->held->len,
+                            GW_TCP_PREREAD_DATA, &c->pick);
+    preread_answer(c, answer, false);
+}
+
+static void on_preread_timeout(uv_timer_t *t)
+{
+    preread_end(t->data, GW_TCP_PREREAD_TIMEOUT);
 }
 
 /* ---- accepting ---------------------------------------------------------------------------- */
@@ -448,7 +537,17 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     c->backend_open = true;
     uv_timer_init(loop_of(c), &c->timer);
     c->timer.data = c;
-    start_connect(c);
+    const gw_tcp_picker_t *p = &tw->picker;
+    uint64_t preread_ms =
+        p->preread != NULL && p->preread_ms != NULL ? p->preread_ms(p->ctx, l) : 0;
+    if (preread_ms == 0) {
+        start_connect(c);
+        return;
+    }
+    c->prereading = true;
+    uv_timer_start(&c->timer, on_preread_timeout, preread_ms, 0);
+    if (gw_stream_read_start(stream_of(c, GW_CLIENT)) != 0)
+        preread_answer(c, GW_TCP_PREREAD_REFUSE, true);
 }
 
 /* see tcp_proxy.h */

@@ -20,7 +20,22 @@ typedef struct gw_tcp_pick_s {
      * connection (04 reusing a pooled one): then there is no connect time to record. */
     uint64_t attempt_started_ns;
     uint64_t tried; /* the picker's: e.g. a bit per backend already tried (02) */
+    /* What the picker's preread hook decided, for its pick (04's TLS passthrough: the
+     * upstream chosen by SNI); 01 never reads it. 0 until a preread hook sets it. */
+    uint32_t route;
 } gw_tcp_pick_t;
+
+/* Why the preread hook is called (see gw_tcp_picker_t.preread). */
+typedef enum {
+    GW_TCP_PREREAD_DATA,    /* more bytes arrived */
+    GW_TCP_PREREAD_EOF,     /* the client sent FIN: nothing more will come */
+    GW_TCP_PREREAD_TIMEOUT, /* the listener's preread time ran out */
+    GW_TCP_PREREAD_FULL,    /* one chunk is full: nothing more is kept */
+} gw_tcp_preread_event_t;
+
+#define GW_TCP_PREREAD_MORE 0      /* preread's answers: read more (after DATA only) ... */
+#define GW_TCP_PREREAD_PICK 1      /* ... enough: pick, connect, send the bytes read first */
+#define GW_TCP_PREREAD_REFUSE (-1) /* ... close the client (the hook counts why) */
 
 /* How a later milestone chooses backends without 01 knowing about balancers (02 supplies
  * one with its balancers, health state and connection counts). */
@@ -42,6 +57,21 @@ typedef struct gw_tcp_picker_s {
     /* A new client on listener L: may it in (false: it is reset at once and counted as
      * rate limited)? Runs before max_connections is checked. May be NULL. */
     bool (*admit)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const struct sockaddr *client);
+    /* Optional: look at what the client sends before a backend is picked (04's TLS
+     * passthrough reads the ClientHello's SNI there). For a listener whose preread_ms is > 0,
+     * 01 reads the client first instead of connecting at accept, keeps what it reads (one
+     * buffer chunk at most), and calls preread with all of it, LEN bytes at DATA, for each
+     * read (EV DATA) and once at the end of what may come (EOF, TIMEOUT after preread_ms,
+     * FULL: a read that no longer fits in the chunk, whose bytes DATA..LEN do not include).
+     * The answer: MORE (after DATA: keep reading; elsewhere it counts as REFUSE), PICK (stop
+     * reading, pick as usual, and once connected send the bytes kept before anything else:
+     * the backend sees the client's stream unchanged; a FULL connection is refused whatever
+     * the answer, since bytes were dropped) or REFUSE (close the client). Before pick, so
+     * the hook may leave its verdict in TOK->route. The pair's memory stays bounded: one
+     * chunk per connection in preread, and max_connections of them. Both may be NULL. */
+    uint64_t (*preread_ms)(void *ctx, const gw_listener_t *l);
+    int (*preread)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data, size_t len,
+                   gw_tcp_preread_event_t ev, gw_tcp_pick_t *tok);
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
     /* pick or admit look at the client's address: 01 then asks the kernel for it once per
      * connection (getpeername); otherwise it saves that system call and passes AF_UNSPEC. */

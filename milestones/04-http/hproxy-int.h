@@ -31,6 +31,7 @@
 #include "04-http/hproxy.h"
 #include "04-http/hretry.h"
 #include "04-http/httpcfg.h"
+#include "04-http/passthrough.h"
 #include "04-http/reqbuf.h"
 #include "04-http/upool.h"
 #include "04-http/wbatch.h"
@@ -84,6 +85,7 @@ struct hp_s {
     gw_chain_t *chain;
     gw_hmetrics_t *hm;    /* labelled metrics: by route, by backend (hmetrics.h) */
     hp_worker_t *workers; /* [cfg->workers] */
+    gw_passthrough_t *pt; /* tcp listeners' tls_passthrough (NULL: none); its picker is layer 1 */
 };
 
 /* ---- connections --------------------------------------------------------------------------- */

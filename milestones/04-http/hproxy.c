@@ -410,7 +410,8 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_prom_family(p, "gw_http_retries_total", "Requests sent again after a failed attempt",
                    GW_PROM_COUNTER);
     gw_prom_sample_u64(p, "gw_http_retries_total", NULL, HTTP_SUM(hp, retries));
-    gw_hmetrics_write(hp->hm, p);   /* by route, by backend */
+    gw_hmetrics_write(hp->hm, p); /* by route, by backend */
+    gw_passthrough_metrics(hp->pt, p);
     gw_chain_metrics(hp->chain, p); /* gw_access_log_lost_total{file} */
 }
 
@@ -447,7 +448,10 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
     bool stats_ok = hp != NULL && hp->workers != NULL;
     for (unsigned i = 0; stats_ok && i < cfg->workers; i++)
         stats_ok = (hp->workers[i].stats = calloc(1, sizeof *hp->workers[i].stats)) != NULL;
-    if (!stats_ok || hp->chain == NULL || hp->hm == NULL) {
+    int pt_err = 0;
+    if (stats_ok && hp->chain != NULL && hp->hm != NULL)
+        hp->pt = gw_passthrough_prepare(cfg, layers, &pt_err); /* after hp->picker: 02's */
+    if (!stats_ok || hp->chain == NULL || hp->hm == NULL || pt_err != 0) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {
             gw_chain_free(hp->chain);
@@ -474,6 +478,7 @@ void gw_http_release(void **layers)
             hw_free(&hp->workers[i]);
         gw_chain_free(hp->chain);
         gw_hmetrics_free(hp->hm);
+        gw_passthrough_free(hp->pt);
         free(hp->workers);
         free(hp);
     }

@@ -11,6 +11,7 @@
 
 #include "04-http/h1.h"
 #include "04-http/tlsconf.h"
+#include "04-http/passthrough.h"
 #include "error.h"
 
 #define SEC ((uint64_t)1000)
@@ -530,14 +531,31 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
 {
     gw_res_config_ext.listener(doc, map, cfg, l);
     gw_tls_listener_cfg_t *tls = gw_tls_listener_decode(doc, map, l); /* tls: tlsconf.c */
+    gw_passthrough_cfg_t *pt = NULL;
+    const gw_cnode_t *ptk =
+        map && map->type == GW_CNODE_MAP ? gw_mw_cfg_key_node(map, "tls_passthrough") : NULL;
+    if (tls && ptk) { /* one listener either opens TLS or forwards it unopened */
+        gw_cnode_silence(gw_cmap_get(doc, map, "tls_passthrough"));
+        gw_cdoc_error(doc, ptk,
+                      "tls_passthrough: not with tls (passthrough forwards the TLS "
+                      "bytes unopened, tls terminates them): use two listeners");
+    } else {
+        pt = gw_passthrough_cfg_decode(doc, map, cfg, l); /* tcp listeners only */
+    }
     if (l->protocol != GW_PROTO_HTTP) {
         reject_http_keys(doc, map);
-        if (tls && !(l->ext[4] = calloc(1, sizeof(gw_http_listener_cfg_t))))
-            oom(doc, map);
-        if (l->ext[4])
-            ((gw_http_listener_cfg_t *)l->ext[4])->tls = tls;
-        else
+        gw_http_listener_cfg_t *x = NULL;
+        if ((tls || pt) && !(x = calloc(1, sizeof *x))) {
             gw_tls_listener_free(tls);
+            gw_passthrough_cfg_free(pt);
+            oom(doc, map);
+            return;
+        }
+        if (x) {
+            x->tls = tls;
+            x->passthrough = pt;
+            l->ext[4] = x;
+        }
         return;
     }
     if (!map || map->type != GW_CNODE_MAP)
@@ -779,6 +797,7 @@ static void print_listener(FILE *out, const gw_listener_cfg_t *l, int in)
 {
     gw_res_config_ext.print_listener(out, l, in);
     gw_tls_listener_print(out, gw_tls_listener_cfg(l), in);
+    gw_passthrough_cfg_print(out, l, in);
     const gw_http_listener_cfg_t *x = gw_http_listener_cfg(l);
     if (!x)
         return;
@@ -839,6 +858,7 @@ static void free_listener(gw_http_listener_cfg_t *x)
     free(x->trusted);
     gw_trailers_allow_free(x->forward_trailers);
     gw_tls_listener_free(x->tls);
+    gw_passthrough_cfg_free(x->passthrough);
     free(x);
 }
 

@@ -151,8 +151,9 @@ typedef struct gw_http_listener_cfg_s {
     gw_http_route_t *routes;
     size_t nroutes;
     gw_router_t *router; /* built at load from routes; each match's user is its route */
-    /* tls (tlsconf.h), NULL without; a tcp listener with tls has this struct for it alone */
-    struct gw_tls_listener_cfg_s *tls;
+    /* A tcp listener with tls or tls_passthrough has this struct for those two alone. */
+    struct gw_tls_listener_cfg_s *tls;        /* tls (tlsconf.h), NULL without */
+    struct gw_passthrough_cfg_s *passthrough; /* tls_passthrough (passthrough.h), tcp only */
 } gw_http_listener_cfg_t;
 
 typedef struct gw_http_upstream_cfg_s {

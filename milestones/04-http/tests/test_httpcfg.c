@@ -10,6 +10,7 @@
 
 #include "04-http/hretry.h"
 #include "04-http/httpcfg.h"
+#include "04-http/passthrough.h"
 #include "04-http/mw_cfg.h"
 #include "error.h"
 #include "failalloc.h"
@@ -55,7 +56,7 @@ static int load_text(const char *text, const gw_config_ext_t *ext)
  * into upstream v2, the last one. */
 static int load2(const char *listener_keys, const char *upstream_keys)
 {
-    char text[8192];
+    char text[8192 + 4096]; /* room for a full keys buffer (8192) and the rest */
     snprintf(text, sizeof text,
              "workers: 1\n"
              "listeners:\n"
@@ -1229,6 +1230,12 @@ static const char OOM_TEXT[] =
     "          sticky_header: X-User\n"
     "        middleware:\n"
     "          - strip_prefix: /canary\n"
+    "  - name: tls\n"
+    "    address: 127.0.0.1:18443\n"
+    "    tls_passthrough:\n"
+    "      routes: [{sni: API.example.com, upstream: app}, {sni: '*.example.com', upstream: "
+    "canary}]\n"
+    "      default: app\n"
     "upstreams:\n"
     "  app:\n"
     "    balancer: least_connections\n"
@@ -1316,6 +1323,107 @@ static int oom_teardown(void **state)
     return teardown(state);
 }
 
+/* ---- tls_passthrough on tcp listeners (passthrough.h) ------------------------------------ */
+
+/* A tcp listener `tls` (line 3) with KEYS from line 6, indented by 4, and upstreams app, v1. */
+static int load_tcp(const char *keys)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "workers: 1\n"
+             "listeners:\n"
+             "  - name: tls\n"
+             "    address: 127.0.0.1:18443\n"
+             "    protocol: tcp\n"
+             "%s"
+             "upstreams:\n"
+             "  app: {backends: [{address: 127.0.0.1:19001}]}\n"
+             "  v1: {backends: [{address: 127.0.0.1:19002}]}\n",
+             keys);
+    return load_text(text, &gw_http_config_ext);
+}
+
+static void expect_tcp_error(const char *keys, const char *error)
+{
+    if (load_tcp(keys) == 0)
+        fail_msg("loaded, but expected: %s", error);
+    gw_assert_contains(errs, error);
+}
+
+#define PT_ROUTES "      routes: [{sni: a.example.com, upstream: app}]\n"
+
+static void httpcfg_tls_passthrough_decoded(void **state)
+{
+    (void)state;
+    int rc = load_tcp("    tls_passthrough:\n"
+                      "      routes:\n"
+                      "        - {sni: API.Example.com, upstream: app}\n"
+                      "        - {sni: '*.example.com', upstream: v1}\n"
+                      "      default: v1\n"
+                      "      timeout: 250ms\n");
+    if (rc != 0)
+        fail_msg("%s", errs);
+    const gw_passthrough_cfg_t *pc = gw_passthrough_cfg(&cfg.listeners[0]);
+    assert_non_null(pc);
+    assert_null(gw_http_listener_cfg(&cfg.listeners[0]));
+    assert_int_equal(pc->nroutes, 2);
+    assert_string_equal(pc->routes[0].sni, "api.example.com");
+    assert_int_equal(pc->routes[0].upstream_index, 0);
+    assert_string_equal(pc->routes[1].sni, "*.example.com");
+    assert_int_equal(pc->routes[1].upstream_index, 1);
+    assert_string_equal(pc->default_upstream, "v1");
+    assert_int_equal(pc->default_index, 1);
+    assert_int_equal(cfg.listeners[0].upstream_index, 1); /* the default is the listener's */
+    assert_null(cfg.listeners[0].upstream);
+    assert_int_equal(pc->timeout_ms, 250);
+    print_reload_compare();
+}
+
+static void httpcfg_tls_passthrough_defaults(void **state)
+{
+    (void)state;
+    assert_int_equal(load_tcp("    tls_passthrough:\n" PT_ROUTES), 0);
+    const gw_passthrough_cfg_t *pc = gw_passthrough_cfg(&cfg.listeners[0]);
+    assert_non_null(pc);
+    assert_null(pc->default_upstream);
+    assert_int_equal(pc->timeout_ms, 5000);
+    print_reload_compare();
+    teardown(NULL);
+    assert_int_equal(load_tcp("    upstream: app\n"), 0);
+    assert_null(gw_passthrough_cfg(&cfg.listeners[0]));
+}
+
+static void httpcfg_tls_passthrough_errors(void **state)
+{
+    (void)state;
+    expect_tcp_error("    upstream: app\n    tls_passthrough:\n" PT_ROUTES,
+                     "c.yaml:7:5: tls_passthrough: the listener has an upstream already");
+    expect_tcp_error("    tls_passthrough:\n      routes: [{sni: a.example.com, upstream: nope}]\n",
+                     "c.yaml:7:47: unknown upstream 'nope'");
+    expect_tcp_error("    tls_passthrough:\n" PT_ROUTES "      default: nope\n",
+                     "c.yaml:8:16: unknown upstream 'nope'");
+    expect_tcp_error("    tls_passthrough:\n      routes: [{sni: 'a.*.com', upstream: app}]\n",
+                     "c.yaml:7:22: sni: 'a.*.com' is not a host name or *.name");
+    expect_tcp_error("    tls_passthrough:\n      routes: [{sni: 10.0.0.1, upstream: app}]\n",
+                     "c.yaml:7:22: sni: '10.0.0.1' is not a host name");
+    expect_tcp_error("    tls_passthrough:\n      routes: [{sni: a.B.c, upstream: app}, "
+                     "{sni: A.b.C, upstream: v1}]\n",
+                     "c.yaml:7:51: sni: 'a.b.c' is already routed by route 0");
+    expect_tcp_error("    tls_passthrough:\n      routes: []\n",
+                     "c.yaml:7:15: routes must not be empty");
+    expect_tcp_error("    tls_passthrough: {default: app}\n",
+                     "c.yaml:6:22: missing required key 'routes'");
+    expect_tcp_error("    tls_passthrough:\n      routes: [{upstream: app}]\n",
+                     "missing required key 'sni'");
+    expect_tcp_error("    tls_passthrough:\n" PT_ROUTES "      timeout: 0ms\n", "c.yaml:8:16:");
+    expect_tcp_error("    tls_passthrough:\n" PT_ROUTES "      colour: red\n",
+                     "c.yaml:8:7: unknown key 'colour'");
+    expect_tcp_error("", "c.yaml:3:5: missing required key 'upstream'");
+    /* only on tcp listeners */
+    expect_error(ROUTE "    tls_passthrough:\n" PT_ROUTES,
+                 "c.yaml:9:5: tls_passthrough: only on tcp listeners");
+}
+
 /* ---- the loader's outside reads through gw_loadio ------------------------------------- */
 
 static unsigned mem_cpus(void)
@@ -1388,6 +1496,9 @@ int main(void)
         T(httpcfg_outside_reads_go_through_loadio),
         T(httpcfg_defaults),
         T(httpcfg_tcp_listener_has_no_http_part),
+        T(httpcfg_tls_passthrough_decoded),
+        T(httpcfg_tls_passthrough_defaults),
+        T(httpcfg_tls_passthrough_errors),
         T(httpcfg_everything),
         T(httpcfg_router_returns_routes),
         T(httpcfg_mw_kind_names),

@@ -111,6 +111,15 @@ static void tls_tcp_listener_has_no_alpn_by_default(void **state)
     assert_int_equal(gw_tls_listener_cfg(&cfg.listeners[0])->nalpn, 0);
 }
 
+/* A listener terminates TLS or passes it through, never both. */
+static void tls_and_passthrough_exclude_each_other(void **state)
+{
+    (void)state;
+    if (load("tcp", CERTS "    tls_passthrough: {routes: [{sni: a.b, upstream: app}]}\n", "") == 0)
+        fail_msg("loaded a listener with tls and tls_passthrough");
+    gw_assert_contains(errs, "t.yaml:10:5: tls_passthrough: not with tls");
+}
+
 static void tls_listener_every_key(void **state)
 {
     (void)state;
@@ -312,6 +321,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(tls_listener_defaults, teardown),
         cmocka_unit_test_teardown(tls_tcp_listener_has_no_alpn_by_default, teardown),
+        cmocka_unit_test_teardown(tls_and_passthrough_exclude_each_other, teardown),
         cmocka_unit_test_teardown(tls_listener_every_key, teardown),
         cmocka_unit_test_teardown(tls_errors_at_their_position, teardown),
         cmocka_unit_test_teardown(tls_upstream_keys, teardown),
