@@ -25,6 +25,8 @@ const char *gw_pt_result_name(gw_pt_result_t r)
 
 /* ---- the decision --------------------------------------------------------------------------- */
 
+/* LAB 04: SNI routing */
+
 /* see passthrough.h */
 long gw_passthrough_match(const gw_passthrough_cfg_t *pc, const char *name, size_t len)
 {
@@ -81,6 +83,8 @@ gw_pt_result_t gw_passthrough_decide(const gw_passthrough_cfg_t *pc, gw_sni_resu
     *upstream = dflt;
     return dflt >= 0 ? GW_PT_DEFAULT : GW_PT_NO_ROUTE;
 }
+
+/* END LAB */
 
 /* ---- the picker ---------------------------------------------------------------------------- */
 
