@@ -54,6 +54,11 @@ struct conn_s {
      * is connected; `prereading` while the picker still looks at them. */
     gw_chunk_t *held;
     bool prereading, preread_eof;
+    /* The picker's wrap hook (tcp_proxy.h): the client's stream when it is a wrapper over
+     * sock[GW_CLIENT] (TLS termination), else NULL; `wrap_wait` until the wrapper is ready,
+     * `wrap_timed_out` when 01 gave up waiting. */
+    gw_stream_t *wrapper;
+    bool wrap_wait, wrap_timed_out;
 };
 
 static void apply(conn_t *c, unsigned act);
@@ -61,15 +66,16 @@ static void on_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 static void start_connect(conn_t *c);
 static void preread_data(conn_t *c, gw_chunk_t *ch, size_t n);
 static void preread_end(conn_t *c, gw_tcp_preread_event_t ev);
-
-static gw_side_t side_of(const conn_t *c, const gw_stream_t *s)
-{
-    return s == &c->sock[GW_CLIENT].s ? GW_CLIENT : GW_BACKEND;
-}
+static void conn_go(conn_t *c);
 
 static gw_stream_t *stream_of(conn_t *c, gw_side_t side)
 {
-    return &c->sock[side].s;
+    return side == GW_CLIENT && c->wrapper != NULL ? c->wrapper : &c->sock[side].s;
+}
+
+static gw_side_t side_of(conn_t *c, const gw_stream_t *s)
+{
+    return s == stream_of(c, GW_CLIENT) ? GW_CLIENT : GW_BACKEND;
 }
 
 static uv_loop_t *loop_of(const conn_t *c)
@@ -132,7 +138,12 @@ static void closed_one(conn_t *c)
 
 static void on_stream_closed(gw_stream_t *s)
 {
-    closed_one(s->data);
+    conn_t *c = s->data;
+    if (s == c->wrapper) { /* its memory is the hook's: the stream is done with it now */
+        c->wrapper = NULL;
+        c->tw->picker.unwrap(c->tw->picker.ctx, c->tw->w, s, c->wrap_timed_out);
+    }
+    closed_one(c);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -494,6 +505,17 @@ static void on_preread_timeout(uv_timer_t *t)
     preread_end(t->data, GW_TCP_PREREAD_TIMEOUT);
 }
 
+/* ---- the picker's wrapper ------------------------------------------------------------------ */
+
+/* The wrapper was not ready in time (a TLS client that never finished its handshake). */
+static void on_wrap_timeout(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    c->wrap_wait = false;
+    c->wrap_timed_out = true;
+    apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+}
+
 /* ---- accepting ---------------------------------------------------------------------------- */
 
 static void on_rejected_closed(gw_stream_t *s)
@@ -538,8 +560,29 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     uv_timer_init(loop_of(c), &c->timer);
     c->timer.data = c;
     const gw_tcp_picker_t *p = &tw->picker;
+    uint64_t wait_ms = 0;
+    if (p->wrap != NULL) {
+        gw_stream_t *wrapper = NULL;
+        if (p->wrap(p->ctx, tw->w, l, &c->sock[GW_CLIENT].s, &wrapper, &wait_ms) != 0) {
+            apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+            return;
+        }
+        c->wrapper = wrapper;
+    }
+    if (c->wrapper != NULL && wait_ms > 0) {
+        c->wrap_wait = true;
+        uv_timer_start(&c->timer, on_wrap_timeout, wait_ms, 0);
+        return;
+    }
+    conn_go(c);
+}
+
+/* The client is admitted (and its wrapper ready): preread, or pick and connect. */
+static void conn_go(conn_t *c)
+{
+    const gw_tcp_picker_t *p = &c->tw->picker;
     uint64_t preread_ms =
-        p->preread != NULL && p->preread_ms != NULL ? p->preread_ms(p->ctx, l) : 0;
+        p->preread != NULL && p->preread_ms != NULL ? p->preread_ms(p->ctx, c->l) : 0;
     if (preread_ms == 0) {
         start_connect(c);
         return;
@@ -548,6 +591,21 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     uv_timer_start(&c->timer, on_preread_timeout, preread_ms, 0);
     if (gw_stream_read_start(stream_of(c, GW_CLIENT)) != 0)
         preread_answer(c, GW_TCP_PREREAD_REFUSE, true);
+}
+
+/* see tcp_proxy.h */
+void gw_tcp_wrapper_ready(gw_stream_t *wrapper, int status)
+{
+    conn_t *c = wrapper->data;
+    if (c->closing || !c->wrap_wait || wrapper != c->wrapper)
+        return;
+    c->wrap_wait = false;
+    uv_timer_stop(&c->timer);
+    if (status < 0) {
+        apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+        return;
+    }
+    conn_go(c);
 }
 
 /* see tcp_proxy.h */

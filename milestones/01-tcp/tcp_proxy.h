@@ -9,6 +9,7 @@
 
 #include "metrics.h"
 #include "runtime.h"
+#include "stream.h"
 
 /* What a picker keeps per connection: 01 stores it in the pair and hands it back, it never
  * looks inside. On a retry it still holds what the previous attempt left there. */
@@ -72,6 +73,22 @@ typedef struct gw_tcp_picker_s {
     uint64_t (*preread_ms)(void *ctx, const gw_listener_t *l);
     int (*preread)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data, size_t len,
                    gw_tcp_preread_event_t ev, gw_tcp_pick_t *tok);
+    /* Optional: a stream of the picker's layered over the accepted client stream (04's TLS
+     * termination on tcp listeners: a TLS stream). Called once per admitted connection,
+     * before anything is read from the client or a backend is picked, with CLIENT set up
+     * (its on_read and data are 01's, which the wrapper takes over). Returns 0 with *OUT
+     * NULL (no wrapper: 01 goes on with CLIENT), 0 with *OUT the wrapper, which from then
+     * on is the client's stream for 01 (closing it closes CLIENT), or a UV error: the client
+     * is closed at once (the hook counted why). A wrapper that needs exchanges of its own
+     * before the client's bytes mean anything (a TLS handshake) sets *WAIT_MS > 0: 01 then
+     * neither reads nor connects until the hook calls gw_tcp_wrapper_ready(wrapper, status)
+     * (0: go on as after accept: preread, pick, connect; < 0: close the client), and closes
+     * the client itself after WAIT_MS (so no backend is ever connected for a client that
+     * never finished its handshake). UNWRAP runs once per wrapper, after its close
+     * callback (free it there); TIMED_OUT says that 01 gave up waiting. Both or neither. */
+    int (*wrap)(void *ctx, gw_worker_t *w, const gw_listener_t *l, gw_stream_t *client,
+                gw_stream_t **out, uint64_t *wait_ms);
+    void (*unwrap)(void *ctx, gw_worker_t *w, gw_stream_t *wrapper, bool timed_out);
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
     /* pick or admit look at the client's address: 01 then asks the kernel for it once per
      * connection (getpeername); otherwise it saves that system call and passes AF_UNSPEC. */
@@ -81,6 +98,11 @@ typedef struct gw_tcp_picker_s {
 
 #define GW_TCP_CLOSED 1
 #define GW_TCP_CLOSED_BACKEND_ERROR 2
+
+/* For a picker's wrap hook: WRAPPER (one its wrap returned with *WAIT_MS > 0) is ready
+ * (STATUS 0) or failed (< 0). Once per wrapper, on its worker's thread, from the loop (never
+ * from inside a call 01 made). Nothing when 01 already closed the client. */
+void gw_tcp_wrapper_ready(gw_stream_t *wrapper, int status);
 
 /* Per-worker counters, summed on scrape from 03 on. Only the owning worker writes them
  * (gw_counter_add: a relaxed load and store, no locked instruction); another thread may read
