@@ -2,13 +2,12 @@
 listeners.*.tls_passthrough). The gateway reads the ClientHello's server name without
 terminating TLS and picks the upstream; the client's TLS session runs with the backend.
 
-Backends are Python ssl servers with self-signed certificates made here by the openssl CLI
-at test time (no key is committed), each answering its own name once the handshake is done;
+Backends are Python ssl servers with certificates from the run's PKI (the `pki` fixture:
+made at test time, no key is committed), each answering its own name once the handshake is done;
 one raw backend records the bytes it receives, to compare them with what the client sent.
 Metrics come from /metrics (gw_tls_passthrough_total{listener,result})."""
 import socket
 import ssl
-import subprocess
 
 import pytest
 
@@ -23,17 +22,10 @@ GW = "gw04"
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    """name -> (cert file, key file): self-signed P-256 certificates, made once per module."""
-    d = tmp_path_factory.mktemp("certs")
-    out = {}
-    for name in ("api", "web"):
-        crt, key = d / (name + ".crt"), d / (name + ".key")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", str(key), "-out", str(crt), "-days", "2", "-subj", "/CN=" + name],
-                       check=True, capture_output=True)
-        out[name] = (str(crt), str(key))
-    return out
+def certs(pki):
+    """name -> (cert file, key file): a certificate per backend from the run's PKI (conftest.py's
+    `pki`, gwtest/certs.py), made once per module."""
+    return {name: (c.cert, c.key) for name in ("api", "web") for c in [pki.leaf([name], name="pt-" + name)]}
 
 
 class TLSNamed(Server):
@@ -80,7 +72,7 @@ def tls_ask(addr, sni, timeout=None):
     """Connects through the gateway with SNI (None: none sent) and returns the backend's line."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the backends' certificates are self-signed
+    ctx.verify_mode = ssl.CERT_NONE  # which backend answered is what matters here
     raw = socket.create_connection(addr, timeout=timeout or env.timeout(10))
     with ctx.wrap_socket(raw, server_hostname=sni) as tls:
         line = b""
