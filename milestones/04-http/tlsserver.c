@@ -36,6 +36,8 @@ void gw_tls_x509_set_time(br_x509_minimal_context *x, int64_t now)
 
 /* ---- SNI choice ------------------------------------------------------------------------ */
 
+/* LAB 04: certificate by SNI */
+
 /* Does the wildcard name W ("*.rest") cover SNI by exactly one label? */
 static bool wildcard_covers(const char *w, const char *sni)
 {
@@ -60,6 +62,8 @@ size_t gw_tls_sni_choose(const gw_tls_cert_t *certs, size_t n, const char *sni)
                 return i;
     return 0;
 }
+
+/* END LAB */
 
 /* ---- the policy ------------------------------------------------------------------------ */
 
