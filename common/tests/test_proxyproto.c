@@ -316,7 +316,9 @@ static void pp_v1_truncated_is_need_more(void **state)
     (void)state;
     const char *lines[] = {"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n",
                            "PROXY TCP6 2001:db8::1 2001:db8::2 0 65535\r\n", "PROXY UNKNOWN\r\n",
-                           "PROXY UNKNOWN ::1 ::2 1 2\r\n"};
+                           "PROXY UNKNOWN ::1 ::2 1 2\r\n",
+                           /* the shortest of each kind: `need` must not promise more */
+                           "PROXY TCP4 0.0.0.0 0.0.0.0 0 0\r\n", "PROXY TCP6 :: :: 0 0\r\n"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         size_t n = strlen(lines[i]);
         gw_pp_result_t r;
@@ -973,6 +975,15 @@ static void pp_error_names_are_distinct_labels(void **state)
         for (int b = a + 1; b <= GW_PP_ERROR_COUNT; b++)
             assert_string_not_equal(na, gw_pp_strerror(-b));
     }
+    /* labels are an interface (logs, metrics, dashboards): each one pinned */
+    static const char *const names[GW_PP_ERROR_COUNT] = {
+        "bad_signature",  "version_not_accepted", "v1_too_long",      "v1_bad_protocol",
+        "v1_bad_address", "v1_bad_port",          "v1_bad_line_end",  "v2_bad_version",
+        "v2_bad_command", "v2_bad_family",        "v2_short_address", "v2_too_big",
+        "v2_tlv_overrun", "v2_bad_tlv",           "v2_bad_crc32c",
+    };
+    for (int e = 1; e <= GW_PP_ERROR_COUNT; e++)
+        assert_string_equal(gw_pp_strerror(-e), names[e - 1]);
     assert_string_equal(gw_pp_strerror(GW_PP_EBADSIG), "bad_signature");
     assert_string_equal(gw_pp_strerror(GW_PP_EV2CRC), "v2_bad_crc32c");
     assert_string_equal(gw_pp_strerror(0), "need_more");
