@@ -230,7 +230,7 @@ static void tls_upstream_ip_backend_without_name_warns(void **state)
     if (load("http", "", "    tls: {ca: @/ca.pem}\n") != 0)
         fail_msg("%s", errs);
     assert_int_equal(gw_tls_config_warnings(&cfg, count_cb, all), 1);
-    gw_assert_contains(all, "t.yaml:13:5: warning: upstream 'app': backend 127.0.0.1:19001 is an "
+    gw_assert_contains(all, "t.yaml:13:10: warning: upstream 'app': backend 127.0.0.1:19001 is an "
                             "IP address and tls has no server_name");
     teardown(NULL);
     all[0] = 0;
