@@ -1,0 +1,208 @@
+"""Milestone 04 end to end: TLS to upstreams (build/bin/gw04, upstreams.*.tls). The gateway is
+the TLS client: it verifies the backend's certificate against the configured CA and name,
+sends SNI, keeps its pooled connections' TLS sessions, resumes sessions on new connections,
+and can present a client certificate.
+
+Backends are Python ssl servers (HTTP/1.1, gwtest.http's HttpBackend under TLS), with the
+certificates of the session's `pki` fixture (gwtest/certs.py, made at test time); each
+records, per handshake, the SNI the gateway sent, whether the session was resumed, and the
+client certificate it saw. The gateway's view comes from its log, the access log and
+/metrics (gw_upstream_tls_handshakes_total, gw_upstream_tls_handshake_failures_total)."""
+import json
+import socket
+import ssl
+
+import pytest
+
+from gwtest import admin, config, env
+from gwtest import data as gwdata
+from gwtest.backends import Server
+from gwtest.env import MiB
+from gwtest.http import HttpBackend, Reply, request_bytes
+from gwtest.wait import wait_until
+
+GW = "gw04"
+SERVER_NAME = "gw.example.test"  # a name the pki's server certificates cover
+
+
+class TlsHttpBackend(HttpBackend):
+    """An HttpBackend that speaks TLS 1.2 (what BearSSL speaks) with CERT (a certs.Cert).
+    CLIENT_CA: require a client certificate signed by it. Records per handshake: .sni
+    (names sent, None for none), .resumed (session_reused), .peer_certs (getpeercert()),
+    and .tls_errors (handshakes that failed, with OpenSSL's reason)."""
+
+    kind = "https"
+
+    def __init__(self, transcript, cert, client_ca=None, **kw):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        self.ctx.load_cert_chain(cert.cert, cert.key)
+        if client_ca is not None:
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+            self.ctx.load_verify_locations(client_ca.cert)
+        self.sni = []
+        self.ctx.sni_callback = self._on_sni
+        self.resumed = []
+        self.peer_certs = []
+        self.tls_errors = []
+        super().__init__(transcript, **kw)
+
+    def _on_sni(self, sslobj, name, ctx):
+        with self.lock:
+            self.sni.append(name)
+
+    @property
+    def handshakes(self):
+        with self.lock:
+            return len(self.resumed)
+
+    def handle(self, conn, ch):
+        try:
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            with self.lock:
+                self.tls_errors.append(str(e))
+            ch.event("TLS handshake failed: %s" % e)
+            return
+        with self.lock:
+            self.resumed.append(tls.session_reused)
+            self.peer_certs.append(tls.getpeercert())
+            self.conns.add(tls)  # stop() shuts it down too
+        ch.event("TLS handshake done (%s, %s, resumed %s)" % (tls.version(), tls.cipher()[0], tls.session_reused))
+        try:
+            super().handle(tls, ch)
+        finally:
+            with self.lock:
+                self.conns.discard(tls)
+            tls.close()
+
+
+class HandshakeStall(Server):
+    """Accepts, reads the ClientHello, and then says nothing until stopped: a backend whose
+    TCP is up and whose TLS never finishes."""
+
+    kind = "stall"
+
+    def handle(self, conn, ch):
+        data = conn.recv(65536)
+        ch.recv(data)
+        ch.event("holding the handshake")
+        self.stopping.wait(env.timeout(60))
+
+
+def tls_backend(backend, cert, **kw):
+    return backend(TlsHttpBackend, cert, **kw)
+
+
+def proxy(gateway, b, tls, tmp_path, keepalive=None, listener=None, **top):
+    """gw04 with listener `edge` (every path to upstream app = B, with TLS block TLS), the
+    admin API and an access log in tmp_path/access.log."""
+    route = config.route("app", name="tls", middleware=[{"access_log": {"file": str(tmp_path / "access.log")}}])
+    cfg = config.http_proxy(b, routes=[route], keepalive=keepalive, listener=listener,
+                            admin={"address": config.Port("admin")}, **top)
+    cfg["upstreams"]["app"]["tls"] = tls
+    return gateway(GW, cfg)
+
+
+def tls_cfg(pki, **kw):
+    t = {"ca": pki.ca.cert, "server_name": SERVER_NAME}
+    t.update(kw)
+    return t
+
+
+def log_records(tmp_path):
+    try:
+        with open(tmp_path / "access.log") as f:
+            return [json.loads(ln) for ln in f.read().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
+def wait_log_records(tmp_path, n):
+    return wait_until(lambda: (lambda r: r if len(r) >= n else None)(log_records(tmp_path)), env.timeout(5),
+                      "%d access log line(s)" % n, describe=lambda: log_records(tmp_path))
+
+
+def scrape(gw):
+    return admin.scrape(gw.addr("admin"))
+
+
+def handshakes(gw, resumed):
+    return scrape(gw).value("gw_upstream_tls_handshakes_total", upstream="app",
+                            resumed="true" if resumed else "false")
+
+
+def failures(gw, reason):
+    return scrape(gw).get("gw_upstream_tls_handshake_failures_total", upstream="app", reason=reason)
+
+
+# ---- verification and SNI -------------------------------------------------------------------
+
+
+def test_good_certificate_200_and_sni_is_the_server_name(gateway, backend, http_client, pki, tmp_path):
+    b = tls_backend(backend, pki.server_ec)
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path)
+    r = http_client(gw).get("/hello")
+    assert r.status == 200, r
+    assert r.json()["target"] == "/hello", "the request reached the backend through TLS"
+    assert b.sni == [SERVER_NAME], "the SNI the backend saw is the configured server_name"
+    assert handshakes(gw, resumed=False) == 1
+    assert b.tls_errors == []
+
+
+def test_rsa_certificate_and_default_server_name_from_the_backend_host(gateway, backend, http_client, pki,
+                                                                        tmp_path):
+    """No server_name: a backend given by name sends that name as SNI and verifies it."""
+    b = tls_backend(backend, pki.server_rsa)
+    gw = proxy(gateway, "localhost:%d" % b.address[1], {"ca": pki.ca.cert}, tmp_path)
+    r = http_client(gw).get("/")
+    assert r.status == 200, r
+    assert b.sni == ["localhost"]
+
+
+@pytest.mark.parametrize("which,reason", [
+    ("expired", "x509_expired"),
+    ("wrong_name", "x509_bad_server_name"),
+    ("foreign", "x509_not_trusted"),
+])
+def test_bad_certificate_502_reason_logged_nothing_sent(which, reason, gateway, backend, http_client, pki,
+                                                       tmp_path):
+    b = tls_backend(backend, getattr(pki, which))
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path)
+    c = http_client(gw)
+    r = c.request("POST", "/secret", body=b"the request body must never reach this backend")
+    assert r.status == 502, r
+    gw.wait_log(r"upstream TLS handshake failed: %s" % reason)
+    rec = wait_log_records(tmp_path, 1)[-1]
+    assert (rec["status"], rec["end"]) == (502, "upstream_tls_" + reason), rec
+    assert b.requests == 0 and b.received() < 2048, (
+        "no request byte reached a backend whose certificate was refused (only the handshake)")
+    assert failures(gw, reason) >= 1
+    assert handshakes(gw, resumed=False) == 0
+
+
+def test_verify_false_accepts_a_wrong_name_and_warns_at_start(gateway, backend, http_client, pki, tmp_path):
+    b = tls_backend(backend, pki.wrong_name)
+    gw = proxy(gateway, b, {"verify": False, "server_name": SERVER_NAME}, tmp_path)
+    assert "verify: false" in gw.stderr_text() and "NOT checked" in gw.stderr_text(), (
+        "verify: false is warned about at start")
+    r = http_client(gw).get("/")
+    assert r.status == 200, r
+
+
+def test_ip_backend_without_server_name_verifies_the_chain_and_warns(gateway, backend, http_client, pki,
+                                                                      tmp_path):
+    """An IP address is no name to check: no SNI, the chain is verified, and the start warns."""
+    good = tls_backend(backend, pki.wrong_name)  # its name is wrong, its chain is good
+    gw = proxy(gateway, good, {"ca": pki.ca.cert}, tmp_path)
+    assert "is an IP address" in gw.stderr_text(), "the start warns that the name is not checked"
+    assert http_client(gw).get("/").status == 200
+    assert good.sni == [None], "no SNI for an IP address"
+
+
+def test_ip_backend_without_server_name_still_refuses_a_foreign_chain(gateway, backend, http_client, pki,
+                                                                       tmp_path):
+    b = tls_backend(backend, pki.foreign)
+    gw = proxy(gateway, b, {"ca": pki.ca.cert}, tmp_path)
+    assert http_client(gw).get("/").status == 502
+    gw.wait_log(r"upstream TLS handshake failed: x509_not_trusted")
