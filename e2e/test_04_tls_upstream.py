@@ -9,6 +9,7 @@ records, per handshake, the SNI the gateway sent, whether the session was resume
 client certificate it saw. The gateway's view comes from its log, the access log and
 /metrics (gw_upstream_tls_handshakes_total, gw_upstream_tls_handshake_failures_total)."""
 import json
+import select
 import socket
 import ssl
 
@@ -25,6 +26,35 @@ GW = "gw04"
 SERVER_NAME = "gw.example.test"  # a name the pki's server certificates cover
 
 
+class _Tls:
+    """The SSLSocket HttpBackend.handle works on: its shutdown() ends TLS first (close_notify,
+    then the peer's: unwrap), as a careful server does, unless CLOSE_NOTIFY is false (then the
+    TCP FIN comes alone: a truncation). OpenSSL also drops a session from its cache when the
+    connection did not end with our close_notify, which would defeat resumption."""
+
+    def __init__(self, tls, close_notify):
+        self.tls, self.close_notify, self.unwrapped = tls, close_notify, False
+
+    def __getattr__(self, name):
+        return getattr(self.tls, name)
+
+    def shutdown(self, how):
+        if not self.close_notify:
+            self.tls.shutdown(how)
+            return
+        self.end()
+
+    def end(self):
+        if self.unwrapped or not self.close_notify:
+            return
+        self.unwrapped = True
+        try:
+            self.tls.settimeout(env.timeout(2))
+            self.tls.unwrap().shutdown(socket.SHUT_WR)
+        except (ssl.SSLError, OSError):
+            pass
+
+
 class TlsHttpBackend(HttpBackend):
     """An HttpBackend that speaks TLS 1.2 (what BearSSL speaks) with CERT (a certs.Cert).
     CLIENT_CA: require a client certificate signed by it. Records per handshake: .sni
@@ -33,7 +63,8 @@ class TlsHttpBackend(HttpBackend):
 
     kind = "https"
 
-    def __init__(self, transcript, cert, client_ca=None, **kw):
+    def __init__(self, transcript, cert, client_ca=None, close_notify=True, **kw):
+        self.close_notify = close_notify
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         self.ctx.load_cert_chain(cert.cert, cert.key)
@@ -69,9 +100,11 @@ class TlsHttpBackend(HttpBackend):
             self.peer_certs.append(tls.getpeercert())
             self.conns.add(tls)  # stop() shuts it down too
         ch.event("TLS handshake done (%s, %s, resumed %s)" % (tls.version(), tls.cipher()[0], tls.session_reused))
+        conn_tls = _Tls(tls, self.close_notify)
         try:
-            super().handle(tls, ch)
+            super().handle(conn_tls, ch)
         finally:
+            conn_tls.end()
             with self.lock:
                 self.conns.discard(tls)
             tls.close()
@@ -206,3 +239,152 @@ def test_ip_backend_without_server_name_still_refuses_a_foreign_chain(gateway, b
     gw = proxy(gateway, b, {"ca": pki.ca.cert}, tmp_path)
     assert http_client(gw).get("/").status == 502
     gw.wait_log(r"upstream TLS handshake failed: x509_not_trusted")
+
+
+# ---- retries, pools and resumption ----------------------------------------------------------
+
+
+def test_a_bad_certificate_is_retried_on_another_backend_like_a_refused_connect(gateway, backend, http_client,
+                                                                               pki, tmp_path):
+    bad = tls_backend(backend, pki.expired)
+    good = tls_backend(backend, pki.server_ec)
+    gw = proxy(gateway, [bad, good], tls_cfg(pki), tmp_path)
+    for i in range(6):  # round robin: the bad backend is picked first at least once
+        c = http_client(gw)
+        assert c.get("/%d" % i).status == 200
+        c.close()
+    assert bad.tls_errors and bad.requests == 0, "the bad backend was tried, and got no request"
+    assert good.requests == 6
+    m = scrape(gw)
+    assert m.value("gw_http_retries_total") >= 1
+    assert m.get("gw_upstream_tls_handshake_failures_total", upstream="app", reason="x509_expired") >= 1
+
+
+def test_keepalive_20_requests_one_handshake(gateway, backend, http_client, pki, tmp_path):
+    b = tls_backend(backend, pki.server_ec)
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path)
+    c = http_client(gw)
+    for i in range(20):
+        r = c.get("/r%d" % i)
+        assert r.status == 200 and r.json()["target"] == "/r%d" % i, r
+    assert b.handshakes == 1 and b.accepted == 1, "one pooled TLS connection carried every request"
+    assert [req.conn_id for req in b.log] == [1] * 20
+    assert handshakes(gw, resumed=False) == 1
+    m = scrape(gw)
+    assert m.value("gw_http_upstream_requests_total", connection="reused") == 19
+
+
+def test_a_new_connection_resumes_the_session_after_the_backend_closed_the_pooled_one(
+        gateway, backend, http_client, pki, tmp_path):
+    closing = {"first": True}
+
+    def handler(req):
+        r = Reply.echo_json()
+        if closing["first"]:  # the backend closes this connection after the answer
+            closing["first"] = False
+            r.close_after = True
+        return r
+
+    b = tls_backend(backend, pki.server_ec, handler=handler)
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path)
+    c = http_client(gw)  # one client connection: one worker, whose session slot is used
+    assert c.get("/one").status == 200
+    b.wait_idle()  # the first upstream connection is gone
+    assert c.get("/two").status == 200
+    assert b.accepted == 2
+    assert b.resumed == [False, True], "the second connection resumed the first one's session"
+    assert handshakes(gw, resumed=False) == 1 and handshakes(gw, resumed=True) == 1
+
+
+def test_client_certificate_to_the_upstream(gateway, backend, http_client, pki, tmp_path):
+    b = tls_backend(backend, pki.server_ec, client_ca=pki.client_ca)
+    cc = {"cert": pki.client_cert.cert, "key": pki.client_cert.key}
+    gw = proxy(gateway, b, tls_cfg(pki, client_cert=cc), tmp_path)
+    assert http_client(gw).get("/").status == 200
+    subject = dict(x[0] for x in b.peer_certs[0]["subject"])
+    assert subject["commonName"] == "alice", "the backend saw the gateway's client certificate"
+
+
+def test_no_client_certificate_where_the_upstream_requires_one_is_502(gateway, backend, http_client, pki,
+                                                                      tmp_path):
+    b = tls_backend(backend, pki.server_ec, client_ca=pki.client_ca)
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path)
+    assert http_client(gw).get("/").status == 502
+    # The backend's alert, or, when its close overtook our last flight, the reset it caused.
+    gw.wait_log(r"upstream TLS handshake failed: (recv_alert_\w+|reset) ")
+    assert b.requests == 0
+
+
+# ---- bodies, truncation, time and memory --------------------------------------------------------
+
+
+@pytest.mark.gw_timeout(120)
+def test_64mib_both_ways_through_tls(gateway, backend, http_client, pki, tmp_path):
+    n = 64 * MiB
+
+    def handler(req):
+        return Reply.generated(n, seed=61)
+
+    b = tls_backend(backend, pki.server_ec, handler=handler)
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path)
+    c = http_client(gw, op_timeout=env.timeout(60))
+    c.send(request_bytes("POST", "/both", [("Content-Length", str(n))]))
+    sent = c.send_data(n, seed=60)
+    r = c.read_response_sized(timeout=env.timeout(120))
+    assert r.status == 200 and (r.body_len, r.sha256) == (n, gwdata.sha256_of(n, 61)), "what the client received"
+    req = b.last()
+    assert (req.body_len, req.body_sha256) == (n, sent), "what the backend received"
+
+
+@pytest.mark.parametrize("close_notify", [True, False])
+def test_a_close_delimited_body_is_whole_only_with_close_notify(close_notify, gateway, backend, http_client, pki,
+                                                                tmp_path):
+    def handler(req):
+        r = Reply.fixed(200, b"x" * 5000)
+        r.no_length = True  # the body ends with the connection
+        return r
+
+    b = tls_backend(backend, pki.server_ec, handler=handler, close_notify=close_notify)
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path)
+    c = http_client(gw)
+    c.send_request("GET", "/")
+    if close_notify:
+        r = c.read_response()
+        assert (r.status, r.body_len) == (200, 5000), r
+        assert wait_log_records(tmp_path, 1)[-1]["end"] is None
+    else:
+        with pytest.raises((AssertionError, ConnectionError)):  # no last chunk: a cut, not an end
+            c.read_response()
+        rec = wait_log_records(tmp_path, 1)[-1]
+        assert rec["end"] == "upstream_tls_truncated", rec
+
+
+def test_a_stalled_handshake_hits_the_connect_timeout(gateway, backend, http_client, pki, tmp_path):
+    b = backend(HandshakeStall)
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path, listener={"connect_timeout": "300ms"})
+    r = http_client(gw).get("/")
+    assert r.status == 502, r
+    gw.wait_log(r"upstream TLS handshake timed out")
+    assert wait_log_records(tmp_path, 1)[-1]["end"] == "upstream_tls_timeout"
+    assert failures(gw, "timeout") >= 1
+
+
+def test_no_memory_for_tls_is_503_not_retried(gateway, backend, http_client, pki, tmp_path):
+    """buffers.max_memory counts each TLS connection's 37 KB (here one 256 KiB chunk of 4):
+    once it is spent, a new upstream TLS connection is the gateway's own shortage."""
+    b = backend(HandshakeStall)  # every TLS connection it gets stays open, holding its memory
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path, listener={"connect_timeout": "30s"}, workers=1,
+               buffers={"chunk_size": "256KiB", "max_memory": "1MiB"})
+    status = None
+    for i in range(6):
+        c = http_client(gw)
+        c.send_request("GET", "/%d" % i)
+        # Either its upstream connection reaches the stalling backend, or an answer comes.
+        wait_until(lambda: b.accepted > i or select.select([c.sock], [], [], 0)[0], env.timeout(5),
+                   "request %d to connect upstream or be answered" % i)
+        if b.accepted <= i:
+            status = c.read_response().status
+            break
+    assert status == 503, "a TLS connection that does not fit in buffers.max_memory is refused with 503"
+    assert b.accepted == i, "the refused attempt opened no socket, and was not retried"
+    assert i >= 1, "the first TLS connection fits"

@@ -222,7 +222,7 @@ static const char *failure_reason(const hp_utls_conn_t *t, int status)
         return gw_tls_error_name(err);
     if (status == UV_EOF)
         return "eof";
-    if (status == UV_ECONNRESET)
+    if (status == UV_ECONNRESET || status == UV_EPIPE) /* maybe after an alert we lost */
         return "reset";
     return "io";
 }
