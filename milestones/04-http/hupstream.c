@@ -561,7 +561,7 @@ static void upstream_connect(hconn_t *c, gw_upool_t *pool)
         return;
     }
     u->hw = hw;
-    /* An upstream with tls: its memory first (37 KB, charged to buffers.max_memory), so that
+    /* An upstream with tls: its memory first (41 KB, charged to buffers.max_memory), so that
      * a refusal costs no socket. Our own shortage: 503, not retried (hretry.h). */
     const gw_backend_t *b = x->pick.backend;
     int rc = hp_utls_conn_new(u, x->upstream, b->index);
