@@ -100,6 +100,18 @@ static void count_failure(ustats_t *s, const char *reason)
     gw_counter_inc(&s->other);
 }
 
+/* see hutls.h */
+void hp_utls_count_handshake(hp_utls_t *t, unsigned worker, size_t upstream, bool resumed)
+{
+    gw_counter_inc(&stats_of(t, worker, upstream)->handshakes[resumed ? 1 : 0]);
+}
+
+/* see hutls.h */
+void hp_utls_count_failure(hp_utls_t *t, unsigned worker, size_t upstream, const char *reason)
+{
+    count_failure(stats_of(t, worker, upstream), reason);
+}
+
 /* The sum over the workers of upstream U's failures named NAME (pointer identity). */
 static uint64_t failures_named(const hp_utls_t *t, size_t u, const char *name)
 {
@@ -182,11 +194,6 @@ void hp_utls_metrics(const hp_utls_t *t, gw_prom_t *p)
 
 /* ---- connections --------------------------------------------------------------------------- */
 
-static ustats_t *conn_stats(const uconn_t *u)
-{
-    return stats_of(u->hw->hp->utls, u->hw->w->id, u->tls->upstream);
-}
-
 /* see hutls.h */
 int hp_utls_conn_new(uconn_t *u, size_t upstream, size_t backend)
 {
@@ -233,7 +240,7 @@ static void on_handshake(gw_tls_stream_t *ts, int status)
     hp_utls_conn_t *t = u->tls;
     if (status == 0) {
         bool resumed = gw_tls_session_resumed(&t->cc, &t->offered);
-        gw_counter_inc(&conn_stats(u)->handshakes[resumed]);
+        hp_utls_count_handshake(u->hw->hp->utls, u->hw->w->id, t->upstream, resumed);
         if (!resumed)
             gw_tls_session_save(t->slot, &t->cc);
         gw_tls_session_forget(&t->offered); /* no longer needed: no secret kept twice */
@@ -241,7 +248,7 @@ static void on_handshake(gw_tls_stream_t *ts, int status)
         return;
     }
     const char *reason = failure_reason(t, status);
-    count_failure(conn_stats(u), reason);
+    hp_utls_count_failure(u->hw->hp->utls, u->hw->w->id, t->upstream, reason);
     /* The next connection to this backend verifies afresh: a session saved before would let
      * it skip the certificate that was just refused. */
     gw_tls_session_forget(t->slot);
@@ -278,7 +285,7 @@ int hp_utls_conn_start(uconn_t *u, gw_stream_read_cb on_read)
 void hp_utls_conn_timed_out(uconn_t *u)
 {
     if (u->tls != NULL)
-        count_failure(conn_stats(u), "timeout");
+        hp_utls_count_failure(u->hw->hp->utls, u->hw->w->id, u->tls->upstream, "timeout");
 }
 
 /* see hutls.h */

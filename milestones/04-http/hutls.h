@@ -47,6 +47,13 @@ void hp_utls_free(hp_utls_t *t); /* NULL is fine */
  * seen), summed over the workers. Control thread. */
 void hp_utls_metrics(const hp_utls_t *t, gw_prom_t *p);
 
+/* Counts, for worker WORKER (its thread only) and upstream UPSTREAM (with tls), a completed
+ * handshake (RESUMED or full) / a failure named REASON (a static string: pointer identity
+ * tells reasons apart; the 17th distinct reason of a worker and upstream counts as "other").
+ * The connection's handshake calls them; tests call them directly. */
+void hp_utls_count_handshake(hp_utls_t *t, unsigned worker, size_t upstream, bool resumed);
+void hp_utls_count_failure(hp_utls_t *t, unsigned worker, size_t upstream, const char *reason);
+
 /* The TLS part for U, a new connection (not yet connecting) to backend BACKEND of upstream
  * UPSTREAM (indexes in the config): sets u->tls when that upstream has tls, else does
  * nothing. 0, or UV_ENOBUFS (buffers.max_memory would be passed) or UV_ENOMEM: the
