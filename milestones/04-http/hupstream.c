@@ -456,7 +456,7 @@ static void upstream_tls_done_held(uconn_t *u, const char *failure)
     }
     /* A connect failure: nothing of the request was queued (upstream_ready comes only after
      * the handshake), so it is retried as a refused connect is. The access log's "end"
-     * names the reason (cleared if another attempt gets a connection). */
+     * names the reason (cleared when another attempt starts: hp_upstream_start). */
     snprintf(x->tls_end, sizeof x->tls_end, "upstream_tls_%s", failure);
     x->chain.end = x->tls_end;
     char why[96];
@@ -567,7 +567,9 @@ static void upstream_connect(hconn_t *c, gw_upool_t *pool)
     int rc = hp_utls_conn_new(u, x->upstream, b->index);
     if (rc != 0) {
         free(u);
-        hp_attempt_failed(c, GW_HRETRY_BROKEN, rc, "out of memory for TLS");
+        hp_attempt_failed(c, GW_HRETRY_BROKEN, rc,
+                          rc == UV_ENOBUFS ? "no buffer memory for TLS (buffers.max_memory)"
+                                           : "out of memory");
         return;
     }
     u->pool = pool;
