@@ -73,6 +73,7 @@ class TlsHttpBackend(HttpBackend):
             self.ctx.load_verify_locations(client_ca.cert)
         self.sni = []
         self.ctx.sni_callback = self._on_sni
+        self.next_ctx = []  # contexts for the next connections, in order (None: the usual one)
         self.resumed = []
         self.peer_certs = []
         self.tls_errors = []
@@ -88,8 +89,13 @@ class TlsHttpBackend(HttpBackend):
             return len(self.resumed)
 
     def handle(self, conn, ch):
+        ctx = self.ctx
+        with self.lock:
+            self.nconn = getattr(self, "nconn", 0) + 1
+            if self.next_ctx:  # a test's plan: this connection gets another certificate
+                ctx = self.next_ctx.pop(0) or self.ctx
         try:
-            tls = self.ctx.wrap_socket(conn, server_side=True)
+            tls = ctx.wrap_socket(conn, server_side=True)
         except (ssl.SSLError, OSError) as e:
             with self.lock:
                 self.tls_errors.append(str(e))
@@ -294,6 +300,30 @@ def test_a_new_connection_resumes_the_session_after_the_backend_closed_the_poole
     assert b.accepted == 2
     assert b.resumed == [False, True], "the second connection resumed the first one's session"
     assert handshakes(gw, resumed=False) == 1 and handshakes(gw, resumed=True) == 1
+
+
+def test_a_failed_handshake_forgets_the_saved_session(gateway, backend, http_client, pki, tmp_path):
+    """After a refused certificate the next connection verifies afresh: were the session kept,
+    a backend that still had it in its cache would resume it, and no certificate would be
+    looked at again."""
+    b = tls_backend(backend, pki.server_ec, handler=lambda req: _closing(Reply.echo_json()))
+    expired = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    expired.maximum_version = ssl.TLSVersion.TLSv1_2
+    expired.load_cert_chain(pki.expired.cert, pki.expired.key)
+    b.next_ctx = [None, expired]  # connection 2 shows an expired certificate, 3 the good one again
+    gw = proxy(gateway, b, tls_cfg(pki), tmp_path, workers=1)  # one worker: one session slot
+    assert http_client(gw).get("/1").status == 200
+    b.wait_idle()
+    # Connection 2 offers the saved session, which the expired context does not know: a full
+    # handshake, refused; the connect retry (connection 3) meets the good certificate again.
+    assert http_client(gw).get("/2").status == 200
+    assert len(b.tls_errors) == 1
+    assert b.resumed == [False, False], "the retry did a full handshake: the session was forgotten"
+
+
+def _closing(reply):
+    reply.close_after = True
+    return reply
 
 
 def test_client_certificate_to_the_upstream(gateway, backend, http_client, pki, tmp_path):
