@@ -243,6 +243,22 @@ static void tls_upstream_ip_backend_without_name_warns(void **state)
     assert_int_equal(gw_tls_config_warnings(&cfg, count_cb, all), 1);
 }
 
+/* An http health check speaks plaintext HTTP: against a TLS port it can only fail, and would
+ * take every backend down. Refused, at the tls block; a tcp check (a connect) is fine. */
+static void tls_upstream_refuses_an_http_health_check(void **state)
+{
+    (void)state;
+    expect_error("http", "",
+                 "    health_check: {type: http, interval: 1s, timeout: 1s, path: /healthz}\n"
+                 "    tls: {ca: @/ca.pem, server_name: app.internal}\n",
+                 "t.yaml:14:10: tls: health_check type http speaks plaintext");
+    teardown(NULL);
+    if (load("http", "",
+             "    health_check: {type: tcp, interval: 1s, timeout: 1s}\n"
+             "    tls: {ca: @/ca.pem, server_name: app.internal}\n") != 0)
+        fail_msg("%s", errs);
+}
+
 static void tls_key_readable_by_others_warns(void **state)
 {
     (void)state;
@@ -349,6 +365,7 @@ int main(void)
         cmocka_unit_test_teardown(tls_upstream_keys, teardown),
         cmocka_unit_test_teardown(tls_upstream_verify_false_warns, teardown),
         cmocka_unit_test_teardown(tls_upstream_ip_backend_without_name_warns, teardown),
+        cmocka_unit_test_teardown(tls_upstream_refuses_an_http_health_check, teardown),
         cmocka_unit_test_teardown(tls_key_readable_by_others_warns, teardown),
         cmocka_unit_test_teardown(tls_print_has_paths_not_keys, teardown),
         cmocka_unit_test(tls_server_name_default),
