@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "02-lb/lbconfig.h"
 #include "04-http/httpcfg.h"
 #include "04-http/mw.h"
 #include "error.h"
@@ -296,6 +297,13 @@ gw_tls_upstream_cfg_t *gw_tls_upstream_decode(gw_cdoc_t *doc, const gw_cnode_t *
                 break; /* once per upstream */
             }
         }
+    /* 02's health checks have no TLS: an http one would send plaintext to a TLS port and
+     * fail, taking every backend down. (02's keys are decoded before 04's.) */
+    const gw_lb_upstream_cfg_t *lb = u != NULL ? gw_lb_upstream_cfg(u) : NULL;
+    if (lb != NULL && lb->health_check.type == GW_HC_HTTP)
+        gw_cdoc_error(doc, tls,
+                      "tls: health_check type http speaks plaintext HTTP, and these backends "
+                      "speak TLS: use type: tcp (HTTPS health checks are not supported)");
     const gw_cnode_t *cc = gw_cmap_get(doc, tls, "client_cert");
     if (cc && decode_cert_pair(doc, cc, "client_cert", &t->client_cert, &t->client_cert_path,
                                &t->client_key_path, &t->warnings, &t->nwarnings) == 0)
