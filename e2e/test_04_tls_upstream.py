@@ -218,6 +218,8 @@ def test_bad_certificate_502_reason_logged_nothing_sent(which, reason, gateway, 
         "the backend's handshake never completed, so no request byte could reach it")
     assert failures(gw, reason) >= 1
     assert handshakes(gw, resumed=False) == 0
+    assert scrape(gw).value("gw_http_upstream_requests_total", connection="new") == 0, (
+        "a connection whose handshake failed carried no request")
 
 
 def test_verify_false_accepts_a_wrong_name_and_warns_at_start(gateway, backend, http_client, pki, tmp_path):

@@ -429,7 +429,6 @@ static void upstream_connect_held(uv_connect_t *req, int status)
         return;
     }
     u->connected = true;
-    gw_counter_inc(&u->hw->stats->upstream_connects);
     if (u->tls != NULL) { /* the handshake is part of the connect: the timer runs on */
         int rc = hp_utls_conn_start(u, on_upstream_read);
         if (rc != 0)
@@ -437,6 +436,7 @@ static void upstream_connect_held(uv_connect_t *req, int status)
         return; /* hp_upstream_tls_done goes on */
     }
     uv_timer_stop(&u->timer);
+    gw_counter_inc(&u->hw->stats->upstream_connects); /* a request goes on a new connection */
     upstream_ready(x->c);
 }
 
@@ -451,6 +451,7 @@ static void upstream_tls_done_held(uconn_t *u, const char *failure)
         return;
     }
     if (failure == NULL) {
+        gw_counter_inc(&u->hw->stats->upstream_connects);
         upstream_ready(x->c);
         return;
     }
