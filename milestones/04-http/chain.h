@@ -69,6 +69,10 @@ typedef struct gw_hx_s {
      *   "client_gone"     the client closed or reset the connection mid-response
      *   "drain_timeout"   the drain deadline reset it (SIGTERM, then drain_timeout); set
      *                     before the head too, where the status is 499 (nothing was sent)
+     *   "upstream_tls_REASON" the upstream's TLS handshake failed (REASON: gw_tls_error_name,
+     *                     or timeout): with the gateway's 502 (hutls.h)
+     *   "upstream_tls_truncated" a body delimited by the upstream's close ended without
+     *                     close_notify: maybe cut, so cut for the client too
      * The engine may add words; a log reader treats any non-null value as "cut short". */
     const char *end;
     /* ---- private to the chain and its middleware: each field names the one file that

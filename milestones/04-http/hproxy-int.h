@@ -31,8 +31,10 @@
 #include "04-http/hproxy.h"
 #include "04-http/hretry.h"
 #include "04-http/httpcfg.h"
+#include "04-http/hutls.h"
 #include "04-http/passthrough.h"
 #include "04-http/reqbuf.h"
+#include "04-http/tlsclient.h"
 #include "04-http/upool.h"
 #include "04-http/wbatch.h"
 #include "log.h"
@@ -51,6 +53,13 @@ typedef struct uconn_s uconn_t;
 
 /* ---- per worker ---------------------------------------------------------------------------- */
 
+/* What a worker keeps per backend: its idle connections and, for an upstream with tls, the
+ * TLS session its next connections offer (hutls.h). */
+typedef struct hp_backend_s {
+    gw_upool_t pool;
+    gw_tls_session_t tls;
+} hp_backend_t;
+
 /* Connections waiting with the same timeout, oldest first, and the one timer for them. */
 typedef struct idle_list_s {
     hconn_t *head, *tail;
@@ -64,7 +73,7 @@ struct hp_worker_s {
     gw_worker_t *w;
     idle_list_t *fresh;     /* [nlisteners]: accepted, no byte yet (request_head_timeout) */
     idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
-    gw_upool_t **pools;     /* [nupstreams][nbackends]: each backend's idle connections */
+    hp_backend_t **pools;   /* [nupstreams][nbackends]: each backend's pool and TLS session */
     hconn_t *busy;          /* connections with an exchange (for drain and force close) */
     uconn_t *uconns;        /* every upstream connection not yet closing */
     hx_t *hx_free;
@@ -86,6 +95,7 @@ struct hp_s {
     gw_hmetrics_t *hm;    /* labelled metrics: by route, by backend (hmetrics.h) */
     hp_worker_t *workers; /* [cfg->workers] */
     gw_passthrough_t *pt; /* tcp listeners' tls_passthrough (NULL: none); its picker is layer 1 */
+    hp_utls_t *utls;      /* upstreams' TLS: metrics (hutls.h) */
 };
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -249,6 +259,7 @@ struct hx_s {
     frame_t req_out, resp_out;           /* how they go out (set with each head) */
     hx_retry_t retry;                    /* the retry decision's facts */
     hx_end_t end;                        /* how the exchange ends */
+    char tls_end[64]; /* chain.end after a failed upstream TLS handshake: upstream_tls_REASON */
     /* Reading and bookkeeping facts (not phases: they hold across several). */
     bool exchange_open; /* gw_chain_request ran: gw_chain_finish owed */
     bool req_paused;    /* client reads stopped for backpressure (the upstream's queue) */
@@ -259,7 +270,9 @@ struct hx_s {
 };
 
 struct uconn_s {
-    gw_tcp_stream_t sock;
+    gw_tcp_stream_t sock; /* the socket: connect, nodelay */
+    gw_stream_t *s;       /* what the engine reads and writes: &sock.s, or the TLS stream on it */
+    hp_utls_conn_t *tls;  /* the TLS part (hutls.h), NULL for a plaintext upstream */
     uv_connect_t connect_req;
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
@@ -389,6 +402,8 @@ void hp_pick_release(hp_worker_t *hw, hx_t *x);
 /* The backend of X's pick answered with final STATUS: passive health counts it (02's
  * outlier response runs), once per attempt, whatever the exchange does with it next. */
 void hp_pick_response(hx_t *x, unsigned status);
+/* U's TLS handshake is over (hutls.c): FAILURE is NULL, or why it failed (a static name). */
+void hp_upstream_tls_done(uconn_t *u, const char *failure);
 /* Closes U (with a reset when RESET and it is connected). */
 void hp_uconn_close(uconn_t *u, bool reset);
 /* Cuts the link between U and its exchange. */

@@ -163,7 +163,7 @@ static void on_pool_sweep(uv_timer_t *t)
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(&cfg->upstreams[i]);
         for (size_t j = 0; j < cfg->upstreams[i].nbackends; j++) {
-            gw_upool_t *pool = &hw->pools[i][j];
+            gw_upool_t *pool = &hw->pools[i][j].pool;
             gw_upool_entry_t *cut = pool->head != NULL
                                         ? gw_upool_cut(pool, kc->max_idle, kc->idle_timeout_ms, now)
                                         : NULL;
@@ -271,8 +271,8 @@ static void close_pools(hp_worker_t *hw)
     const gw_config_t *cfg = hw->hp->cfg;
     for (size_t i = 0; hw->pools != NULL && i < cfg->nupstreams; i++)
         for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
-            while (hw->pools[i][j].head != NULL)
-                hp_uconn_close(gw_upool_owner(hw->pools[i][j].head, uconn_t, pe), false);
+            while (hw->pools[i][j].pool.head != NULL)
+                hp_uconn_close(gw_upool_owner(hw->pools[i][j].pool.head, uconn_t, pe), false);
 }
 
 static void close_idle(hp_worker_t *hw)
@@ -349,8 +349,11 @@ static void http_worker_stop(gw_worker_t *w)
 static void hw_free(hp_worker_t *hw)
 {
     const gw_config_t *cfg = hw->hp != NULL ? hw->hp->cfg : NULL;
-    for (size_t i = 0; cfg != NULL && hw->pools != NULL && i < cfg->nupstreams; i++)
+    for (size_t i = 0; cfg != NULL && hw->pools != NULL && i < cfg->nupstreams; i++) {
+        for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
+            gw_tls_session_forget(&hw->pools[i][j].tls); /* a master secret */
         free(hw->pools[i]);
+    }
     free(hw->pools);
     free(hw->fresh);
     free(hw->keepalive);
@@ -412,23 +415,25 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_prom_sample_u64(p, "gw_http_retries_total", NULL, HTTP_SUM(hp, retries));
     gw_hmetrics_write(hp->hm, p); /* by route, by backend */
     gw_passthrough_metrics(hp->pt, p);
+    hp_utls_metrics(hp->utls, p);   /* gw_upstream_tls_* */
     gw_chain_metrics(hp->chain, p); /* gw_access_log_lost_total{file} */
+}
+
+static void log_tls_warning(void *ctx, const char *msg)
+{
+    (void)ctx;
+    gw_warn("%s", msg);
 }
 
 /* see hproxy.h */
 int gw_http_prepare(const gw_config_t *cfg, void **layers)
 {
-    /* Until issue 15's TLS stream is wired into listeners and upstreams, a `tls:` block is
+    /* Until issue 15's TLS stream is wired into listeners, a listener's `tls:` block is
      * decoded and its files checked (-t) but would not be served: refuse to start rather
-     * than serve plaintext where TLS was asked for. */
+     * than serve plaintext where TLS was asked for. (Upstreams' tls is served: hutls.c.) */
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if (gw_tls_listener_cfg(&cfg->listeners[i]) != NULL) {
             gw_error("listener '%s': tls is not served yet by this build", cfg->listeners[i].name);
-            return GW_ECONFIG;
-        }
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        if (gw_tls_upstream_cfg(&cfg->upstreams[i]) != NULL) {
-            gw_error("upstream '%s': tls is not served yet by this build", cfg->upstreams[i].name);
             return GW_ECONFIG;
         }
     int rc = gw_res_prepare(cfg, layers);
@@ -443,19 +448,21 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         hp->workers = calloc(cfg->workers, sizeof *hp->workers);
         hp->chain = gw_chain_new(cfg, err, sizeof err);
         hp->hm = gw_hmetrics_new(cfg, cfg->workers);
+        hp->utls = hp_utls_new(cfg, cfg->workers);
     }
     /* The counters exist before any thread, so a scrape never races with their creation. */
     bool stats_ok = hp != NULL && hp->workers != NULL;
     for (unsigned i = 0; stats_ok && i < cfg->workers; i++)
         stats_ok = (hp->workers[i].stats = calloc(1, sizeof *hp->workers[i].stats)) != NULL;
     int pt_err = 0;
-    if (stats_ok && hp->chain != NULL && hp->hm != NULL)
+    if (stats_ok && hp->chain != NULL && hp->hm != NULL && hp->utls != NULL)
         hp->pt = gw_passthrough_prepare(cfg, layers, &pt_err); /* after hp->picker: 02's */
-    if (!stats_ok || hp->chain == NULL || hp->hm == NULL || pt_err != 0) {
+    if (!stats_ok || hp->chain == NULL || hp->hm == NULL || hp->utls == NULL || pt_err != 0) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {
             gw_chain_free(hp->chain);
             gw_hmetrics_free(hp->hm);
+            hp_utls_free(hp->utls);
             for (unsigned i = 0; hp->workers != NULL && i < cfg->workers; i++)
                 free(hp->workers[i].stats);
             free(hp->workers);
@@ -465,6 +472,7 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         return GW_ENOMEM;
     }
     layers[4] = hp;
+    gw_tls_config_warnings(cfg, log_tls_warning, NULL); /* every start: verify: false... */
     return 0;
 }
 
@@ -479,6 +487,7 @@ void gw_http_release(void **layers)
         gw_chain_free(hp->chain);
         gw_hmetrics_free(hp->hm);
         gw_passthrough_free(hp->pt);
+        hp_utls_free(hp->utls);
         free(hp->workers);
         free(hp);
     }

@@ -44,8 +44,10 @@ void hp_pick_response(hx_t *x, unsigned status)
 
 static void uconn_closed_one(uconn_t *u)
 {
-    if (--u->pending_closes == 0)
+    if (--u->pending_closes == 0) {
+        hp_utls_conn_free(u);
         free(u);
+    }
 }
 
 static void on_uconn_closed(uv_handle_t *h)
@@ -75,7 +77,7 @@ void hp_uconn_close(uconn_t *u, bool reset)
     u->prev = u->next = NULL;
     gw_wb_drop(&hw->wb, &u->out);
     u->pending_closes = 2;
-    gw_stream_close(&u->sock.s, reset && u->connected, on_uconn_stream_closed);
+    gw_stream_close(u->s, reset && u->connected, on_uconn_stream_closed);
     uv_close((uv_handle_t *)&u->timer, on_uconn_closed);
 }
 
@@ -92,7 +94,7 @@ static gw_upool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
 {
     const gw_lb_upstream_t *lu = b->upstream;
     size_t ui = (size_t)(lu->cfg - hw->hp->cfg->upstreams);
-    return &hw->pools[ui][b->index];
+    return &hw->pools[ui][b->index].pool;
 }
 
 /* The exchange is done with U: back to its pool when it can carry another request. While
@@ -101,7 +103,7 @@ void hp_uconn_release(uconn_t *u, bool reusable)
 {
     hp_uconn_detach(u);
     hp_worker_t *hw = u->hw;
-    if (u->closing || gw_stream_starved(&u->sock.s) ||
+    if (u->closing || gw_stream_starved(u->s) ||
         !gw_upool_may_keep(u->requests, u->kc->max_requests, reusable, hw->w->draining)) {
         hp_uconn_close(u, false);
         return;
@@ -120,8 +122,8 @@ void hp_upstream_set_reading(uconn_t *u, bool on)
         return;
     u->reading = on;
     if (!on)
-        gw_stream_read_stop(&u->sock.s);
-    else if (gw_stream_read_start(&u->sock.s) != 0)
+        gw_stream_read_stop(u->s);
+    else if (gw_stream_read_start(u->s) != 0)
         u->reading = false;
 }
 
@@ -417,7 +419,6 @@ static void upstream_connect_held(uv_connect_t *req, int status)
     uconn_t *u = req->data;
     if (u->closing)
         return;
-    uv_timer_stop(&u->timer);
     hx_t *x = u->x;
     if (x == NULL) { /* the exchange went away meanwhile */
         hp_uconn_close(u, false);
@@ -428,8 +429,49 @@ static void upstream_connect_held(uv_connect_t *req, int status)
         return;
     }
     u->connected = true;
-    gw_counter_inc(&u->hw->stats->upstream_connects);
+    if (u->tls != NULL) { /* the handshake is part of the connect: the timer runs on */
+        int rc = hp_utls_conn_start(u, on_upstream_read);
+        if (rc != 0)
+            hp_attempt_failed(x->c, GW_HRETRY_CONNECT, rc, "upstream TLS setup failed");
+        return; /* hp_upstream_tls_done goes on */
+    }
+    uv_timer_stop(&u->timer);
+    gw_counter_inc(&u->hw->stats->upstream_connects); /* a request goes on a new connection */
     upstream_ready(x->c);
+}
+
+static void upstream_tls_done_held(uconn_t *u, const char *failure)
+{
+    if (u->closing)
+        return;
+    uv_timer_stop(&u->timer);
+    hx_t *x = u->x;
+    if (x == NULL) { /* the exchange went away meanwhile */
+        hp_uconn_close(u, failure != NULL);
+        return;
+    }
+    if (failure == NULL) {
+        gw_counter_inc(&u->hw->stats->upstream_connects);
+        upstream_ready(x->c);
+        return;
+    }
+    /* A connect failure: nothing of the request was queued (upstream_ready comes only after
+     * the handshake), so it is retried as a refused connect is. The access log's "end"
+     * names the reason (cleared when another attempt starts: hp_upstream_start). */
+    snprintf(x->tls_end, sizeof x->tls_end, "upstream_tls_%s", failure);
+    x->chain.end = x->tls_end;
+    char why[96];
+    snprintf(why, sizeof why, "upstream TLS handshake failed: %s", failure);
+    hp_attempt_failed(x->c, GW_HRETRY_CONNECT, UV_EPROTO, why);
+}
+
+/* see hproxy-int.h; runs upstream_tls_done_held under a hold of the writer */
+void hp_upstream_tls_done(uconn_t *u, const char *failure)
+{
+    gw_wb_t *wb = &u->hw->wb;
+    gw_wb_hold(wb);
+    upstream_tls_done_held(u, failure);
+    gw_wb_release(wb);
 }
 
 static void connect_timeout_held(uv_timer_t *t);
@@ -451,6 +493,14 @@ static void connect_timeout_held(uv_timer_t *t)
         hp_uconn_close(u, false);
         return;
     }
+    if (u->connected) { /* TCP is up: the TLS handshake stalled */
+        hp_utls_conn_timed_out(u);
+        snprintf(x->tls_end, sizeof x->tls_end, "upstream_tls_timeout");
+        x->chain.end = x->tls_end;
+        hp_attempt_failed(x->c, GW_HRETRY_CONNECT, UV_ETIMEDOUT,
+                          "upstream TLS handshake timed out");
+        return;
+    }
     hp_attempt_failed(x->c, GW_HRETRY_CONNECT, UV_ETIMEDOUT, "upstream connect timed out");
 }
 
@@ -464,6 +514,8 @@ void hp_upstream_start(hconn_t *c)
     const gw_http_target_t *t = &x->route->targets[x->chain.target];
     x->upstream = t->upstream_index;
     x->chain.upstream = t->upstream;
+    if (x->chain.end == x->tls_end) /* a failed handshake of an earlier attempt */
+        x->chain.end = NULL;
     x->backend_addr =
         gw_lb_pick_upstream(hw->hp->lb, hw->w, x->upstream, &c->peer.sa, x->attempt, &x->pick);
     if (x->backend_addr == NULL) {
@@ -510,12 +562,24 @@ static void upstream_connect(hconn_t *c, gw_upool_t *pool)
         return;
     }
     u->hw = hw;
+    /* An upstream with tls: its memory first (41 KB, charged to buffers.max_memory), so that
+     * a refusal costs no socket. Our own shortage: 503, not retried (hretry.h). */
+    const gw_backend_t *b = x->pick.backend;
+    int rc = hp_utls_conn_new(u, x->upstream, b->index);
+    if (rc != 0) {
+        free(u);
+        hp_attempt_failed(c, GW_HRETRY_BROKEN, rc,
+                          rc == UV_ENOBUFS ? "no buffer memory for TLS (buffers.max_memory)"
+                                           : "out of memory");
+        return;
+    }
     u->pool = pool;
     u->kc = gw_http_upstream_cfg(&hw->hp->cfg->upstreams[x->upstream]);
     gw_tcp_stream_init(&u->sock, hp_loop(hw), &hw->w->streams, on_upstream_read, u);
+    u->s = &u->sock.s; /* until TLS wraps it (hp_utls_conn_start) */
     uv_timer_init(hp_loop(hw), &u->timer);
     u->timer.data = u;
-    gw_wdest_init(&u->out, &u->sock.s, &upstream_ops);
+    gw_wdest_init(&u->out, u->s, &upstream_ops);
     u->connect_req.data = u;
     u->next = hw->uconns;
     if (u->next != NULL)
@@ -524,8 +588,8 @@ static void upstream_connect(hconn_t *c, gw_upool_t *pool)
     u->x = x;
     x->u = u;
     uv_tcp_nodelay(&u->sock.tcp, 1);
-    int rc = uv_tcp_connect(&u->connect_req, &u->sock.tcp,
-                            (const struct sockaddr *)&x->backend_addr->ss, on_upstream_connect);
+    rc = uv_tcp_connect(&u->connect_req, &u->sock.tcp,
+                        (const struct sockaddr *)&x->backend_addr->ss, on_upstream_connect);
     if (rc != 0) {
         hp_attempt_failed(c, GW_HRETRY_CONNECT, rc, "upstream connect failed");
         return;
@@ -608,7 +672,10 @@ static void upstream_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
         return;
     }
     hconn_t *c = x->c;
-    if (nread == UV_EOF && x->rs != RS_NONE && gw_h1_finish(&x->sp) == GW_H1_END) {
+    /* Over TLS, an EOF without close_notify may be an attacker's cut: a body that only the
+     * connection's end delimits is then not known to be whole (RFC 5246 7.2.1). */
+    bool truncated = nread == UV_EOF && hp_utls_truncated(u);
+    if (nread == UV_EOF && x->rs != RS_NONE && !truncated && gw_h1_finish(&x->sp) == GW_H1_END) {
         x->end.upstream_close = true;
         hp_uconn_detach(u);
         hp_uconn_close(u, false);
@@ -623,7 +690,9 @@ static void upstream_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
     /* Cut in the middle of the response body: the client cannot be told but by a close. */
     x->retry.backend_failed = true;
     x->chain.upstream_failed = true;
-    x->chain.end = nread == UV_EOF ? "upstream_eof" : "upstream_reset";
+    x->chain.end = truncated         ? "upstream_tls_truncated"
+                   : nread == UV_EOF ? "upstream_eof"
+                                     : "upstream_reset";
     hp_client_close(c, true);
 }
 

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "02-lb/lbconfig.h"
 #include "04-http/httpcfg.h"
 #include "04-http/mw.h"
 #include "error.h"
@@ -262,7 +263,6 @@ static void decode_ca(gw_cdoc_t *doc, const gw_cnode_t *ca, gw_tls_upstream_cfg_
 gw_tls_upstream_cfg_t *gw_tls_upstream_decode(gw_cdoc_t *doc, const gw_cnode_t *map,
                                               const gw_upstream_cfg_t *u)
 {
-    (void)u;
     const gw_cnode_t *tls = map && map->type == GW_CNODE_MAP ? gw_cmap_get(doc, map, "tls") : NULL;
     if (!tls || !gw_cnode_expect_map(doc, tls, "tls"))
         return NULL;
@@ -284,6 +284,26 @@ gw_tls_upstream_cfg_t *gw_tls_upstream_decode(gw_cdoc_t *doc, const gw_cnode_t *
         (!t->server_name[0] || strlen(t->server_name) > 253 ||
          strpbrk(t->server_name, " \t\r\n/:")))
         gw_cdoc_error(doc, sn, "server_name: '%s' is not a host name", t->server_name);
+    if (t->verify && t->server_name == NULL && u != NULL) /* the backends came first */
+        for (size_t i = 0; i < u->nbackends; i++) {
+            char host[256];
+            const char *a = u->backends[i].address_text;
+            if (a != NULL && gw_tls_server_name(t, a, host, sizeof host) == NULL) {
+                warn(doc, &t->warnings, &t->nwarnings, tls,
+                     "upstream '%s': backend %s is an IP address and tls has no server_name: "
+                     "its certificate chain is verified, its name is not (no SNI is sent); "
+                     "set server_name to check it",
+                     u->name ? u->name : "?", a);
+                break; /* once per upstream */
+            }
+        }
+    /* 02's health checks have no TLS: an http one would send plaintext to a TLS port and
+     * fail, taking every backend down. (02's keys are decoded before 04's.) */
+    const gw_lb_upstream_cfg_t *lb = u != NULL ? gw_lb_upstream_cfg(u) : NULL;
+    if (lb != NULL && lb->health_check.type == GW_HC_HTTP)
+        gw_cdoc_error(doc, tls,
+                      "tls: health_check type http speaks plaintext HTTP, and these backends "
+                      "speak TLS: use type: tcp (HTTPS health checks are not supported)");
     const gw_cnode_t *cc = gw_cmap_get(doc, tls, "client_cert");
     if (cc && decode_cert_pair(doc, cc, "client_cert", &t->client_cert, &t->client_cert_path,
                                &t->client_key_path, &t->warnings, &t->nwarnings) == 0)

@@ -21,7 +21,8 @@
  *
  * Relative paths are used as written, relative to the working directory, like every other
  * file key (jwt `keys`, log.file, access_log). A key file readable by group or others is a
- * warning (gw_tls_config_warnings), as is `verify: false`. */
+ * warning (gw_tls_config_warnings), as are `verify: false` and, with verification on, a backend
+ * given by IP address with no server_name (no name to check: only its chain is verified). */
 #ifndef GW_TLSCONF_H
 #define GW_TLSCONF_H
 

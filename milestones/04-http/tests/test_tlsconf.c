@@ -221,6 +221,44 @@ static void tls_upstream_verify_false_warns(void **state)
     expect_error("http", "", "    tls: {verify: no}\n", "t.yaml:13:19:");
 }
 
+/* A backend given by IP address, verify on, no server_name: there is no name to verify (nor
+ * to send as SNI); the chain still is. Said at every start, with the key's position. */
+static void tls_upstream_ip_backend_without_name_warns(void **state)
+{
+    (void)state;
+    char all[4096] = "";
+    if (load("http", "", "    tls: {ca: @/ca.pem}\n") != 0)
+        fail_msg("%s", errs);
+    assert_int_equal(gw_tls_config_warnings(&cfg, count_cb, all), 1);
+    gw_assert_contains(all, "t.yaml:13:10: warning: upstream 'app': backend 127.0.0.1:19001 is an "
+                            "IP address and tls has no server_name");
+    teardown(NULL);
+    all[0] = 0;
+    if (load("http", "", "    tls: {ca: @/ca.pem, server_name: app.internal}\n") != 0)
+        fail_msg("%s", errs);
+    assert_int_equal(gw_tls_config_warnings(&cfg, count_cb, all), 0);
+    teardown(NULL);
+    if (load("http", "", "    tls: {verify: false}\n") != 0) /* nothing is verified: one warning */
+        fail_msg("%s", errs);
+    assert_int_equal(gw_tls_config_warnings(&cfg, count_cb, all), 1);
+}
+
+/* An http health check speaks plaintext HTTP: against a TLS port it can only fail, and would
+ * take every backend down. Refused, at the tls block; a tcp check (a connect) is fine. */
+static void tls_upstream_refuses_an_http_health_check(void **state)
+{
+    (void)state;
+    expect_error("http", "",
+                 "    health_check: {type: http, interval: 1s, timeout: 1s, path: /healthz}\n"
+                 "    tls: {ca: @/ca.pem, server_name: app.internal}\n",
+                 "t.yaml:14:10: tls: health_check type http speaks plaintext");
+    teardown(NULL);
+    if (load("http", "",
+             "    health_check: {type: tcp, interval: 1s, timeout: 1s}\n"
+             "    tls: {ca: @/ca.pem, server_name: app.internal}\n") != 0)
+        fail_msg("%s", errs);
+}
+
 static void tls_key_readable_by_others_warns(void **state)
 {
     (void)state;
@@ -326,6 +364,8 @@ int main(void)
         cmocka_unit_test_teardown(tls_errors_at_their_position, teardown),
         cmocka_unit_test_teardown(tls_upstream_keys, teardown),
         cmocka_unit_test_teardown(tls_upstream_verify_false_warns, teardown),
+        cmocka_unit_test_teardown(tls_upstream_ip_backend_without_name_warns, teardown),
+        cmocka_unit_test_teardown(tls_upstream_refuses_an_http_health_check, teardown),
         cmocka_unit_test_teardown(tls_key_readable_by_others_warns, teardown),
         cmocka_unit_test_teardown(tls_print_has_paths_not_keys, teardown),
         cmocka_unit_test(tls_server_name_default),
