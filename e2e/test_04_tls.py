@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -17,6 +18,7 @@ import time
 import pytest
 
 from gwtest import admin, config, env
+from gwtest.backends import Server
 from gwtest import data as gwdata
 from gwtest.env import GiB, KiB, MiB
 from gwtest.http import Reply, request_bytes
@@ -315,3 +317,216 @@ def test_mtls_listener_does_not_resume_sessions(gateway, backend, http_client, p
         c.close()
     assert handshakes(gw) == {"false": 4, "true": 0}
     assert scrape(gw).get("gw_tls_session_cache_entries", listener="edge") == 0
+
+
+# ---- HTTP over TLS ------------------------------------------------------------------------------
+
+
+def test_tls_keepalive_and_pipelining(gateway, backend, http_client, pki):
+    b = backend.http()
+    gw = tls_proxy(gateway, b, pki)
+    c = tls_client(http_client, gw, pki)
+    c.send(b"".join(request_bytes("GET", "/p%d" % i) for i in range(5)))
+    for i in range(5):
+        assert echo_doc(c.read_response())["target"] == "/p%d" % i
+    body = gwdata.make(100 * KiB + 1, seed=3)
+    doc = echo_doc(c.request("POST", "/post", body=body))
+    assert (doc["body_len"], doc["body_sha256"]) == (len(body), gwdata.sha256(body))
+    assert handshakes(gw)["false"] == 1 and b.accepted >= 1
+
+
+def test_tls_one_byte_records(gateway, backend, http_client, pki):
+    """Every byte of the request in a TLS record of its own: the parser sees the head and
+    body in 1-byte reads and still gets them right."""
+    b = backend.http()
+    gw = tls_proxy(gateway, b, pki)
+    c = tls_client(http_client, gw, pki)
+    raw = request_bytes("POST", "/bytewise", [("X-Small", "records")], body=b"0123456789")
+    for i in range(len(raw)):
+        c.sock.sendall(raw[i:i + 1])  # one write, one record
+    doc = echo_doc(c.read_response())
+    assert (doc["target"], doc["body_len"]) == ("/bytewise", 10)
+    assert doc_header_all(doc, "X-Small") == ["records"]
+
+
+def test_tls_drain_closes_idle_connections(gateway, backend, http_client, pki):
+    b = backend.http()
+    gw = tls_proxy(gateway, b, pki, drain_timeout="5s")
+    idle = tls_client(http_client, gw, pki)
+    assert idle.get("/once").status == 200  # now idle, keep-alive
+    handshaking = socket.create_connection(gw.addr("edge"))  # no hello yet
+    gw.signal(signal.SIGTERM)
+    assert idle.wait_closed(env.timeout(5)) in ("eof", "reset")
+    handshaking.settimeout(env.timeout(5))
+    assert handshaking.recv(100) == b"", "a connection still in its handshake closes too"
+    handshaking.close()
+    assert gw.wait_exit() == 0
+
+
+def test_tls_access_log_fields(gateway, backend, http_client, pki, tmp_path):
+    log = tmp_path / "access.log"
+    b = backend.http()
+    gw = tls_proxy(gateway, b, pki, workers=1,
+                   routes=[config.route("app", name="logged", middleware=[{"access_log": {"file": str(log)}}])])
+    ctx = client_ctx(pki)
+    c = tls_client(http_client, gw, pki, name="gw.example.test", ctx=ctx)
+    assert c.get("/full").status == 200
+    session = c.sock.session
+    c.close()
+    c = tls_client(http_client, gw, pki, name="gw.example.test", ctx=ctx, session=session)
+    assert c.sock.session_reused
+    assert c.get("/resumed").status == 200
+
+    def lines():
+        return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+
+    recs = wait_until(lambda: len(lines()) >= 2 and lines(), env.timeout(5), "2 access log lines")
+    by_path = {r["path"]: r for r in recs}
+    full, res = by_path["/full"], by_path["/resumed"]
+    assert (full["tls_version"], full["tls_cipher"], full["tls_sni"], full["tls_resumed"]) == (
+        "TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "gw.example.test", False), full
+    assert res["tls_resumed"] is True, res
+
+
+def test_tls_key_file_readable_by_others_is_warned_at_start(gateway, backend, http_client, pki, tmp_path):
+    key = tmp_path / "open.key"
+    shutil.copy(pki.server_ec.key, key)
+    os.chmod(key, 0o644)
+    b = backend.http()
+    cfg = config.http_proxy(b, listener={"tls": {"certificates": [{"cert": pki.server_ec.cert, "key": str(key)}]}})
+    gw = gateway(GW, cfg)
+    gw.wait_log(r"warn.*key file %s is readable by group or others" % str(key))
+    assert tls_client(http_client, gw, pki).get("/").status == 200
+
+
+# ---- memory and big transfers ---------------------------------------------------------------
+
+# Streaming through TLS must not buffer: the gateway's peak RSS may grow by less than this
+# during a big transfer (plain build only), as for plaintext (test_04_http.py).
+RSS_GROWTH_LIMIT = 64 * MiB
+
+
+class BigSource(Server):
+    """Answers any request head with NBYTES of SEED's data (Content-Length), counting in
+    .sent what its socket took, then closes."""
+
+    kind = "big"
+
+    def __init__(self, transcript, nbytes, seed):
+        self.nbytes, self.seed, self.sent = nbytes, seed, 0
+        super().__init__(transcript, op_timeout=env.timeout(120))
+
+    def handle(self, conn, ch):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            got = conn.recv(4096)
+            if not got:
+                return
+            head += got
+        ch.recv(head)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % self.nbytes)
+        for c in gwdata.chunks(self.nbytes, self.seed):
+            while len(c):
+                k = conn.send(c[: 64 * KiB])
+                self.sent += k
+                c = c[k:]
+
+
+def rss_growth(gw):
+    before, after = gw.ready_rss, gw.rss()
+    return after["VmHWM"] - before["VmRSS"]
+
+
+def settle(read, quiet=0.5, limit=30.0, what="a count to stop moving"):
+    """Polls READ() until its value stops moving for QUIET seconds; returns it."""
+    last = {"v": None, "since": Deadline(0)}
+
+    def still():
+        v = read()
+        if v != last["v"]:
+            last["v"], last["since"] = v, Deadline(0)
+            return False
+        return last["since"].elapsed() >= quiet
+
+    wait_until(still, env.timeout(limit), what, describe=lambda: "still moving: %s" % last["v"], interval=0.05)
+    return last["v"]
+
+
+def test_tls_client_that_never_reads_a_large_response_costs_bounded_memory(gateway, backend, http_client,
+                                                                           pki, transcript):
+    """The client asks for 256 MiB and reads nothing: the gateway stops reading the backend
+    once the client's queue is past high_water (the TLS stream holds the engine's buffer and
+    what the writer queued, no more), so the backend is held after a few MiB."""
+    n = env.scaled_bytes(256 * MiB)
+    b = backend(BigSource, n, 61)
+    gw = tls_proxy(gateway, b, pki)
+    c = tls_client(http_client, gw, pki, op_timeout=env.timeout(60))
+    c.send(request_bytes("GET", "/big"))
+    sent = settle(lambda: b.sent, what="the backend to be held while the client does not read")
+    transcript.note("the backend sent %.1f MiB before being held" % (sent / MiB))
+    # The kernels' buffers on both connections (loopback autotuning: a few MiB each) plus
+    # high_water and the engine's buffer: far below the 256 MiB asked for.
+    assert sent < 32 * MiB, "the gateway read %.1f MiB of a response nobody reads" % (sent / MiB)
+    if env.rss_checks():
+        growth = rss_growth(gw)
+        transcript.note("peak RSS growth with a non-reading TLS client: %.1f MiB" % (growth / MiB))
+        assert growth < 16 * MiB, "peak RSS grew by %.1f MiB for one client that does not read" % (growth / MiB)
+    r = c.read_response_sized(timeout=env.timeout(120))
+    assert (r.body_len, r.sha256) == (n, gwdata.sha256_of(n, 61))
+
+
+BIG = 1 * GiB  # measured: about 2.5 s each way on the 2-core test machine, so the real size
+STALL_SECONDS = 2.0
+
+
+@pytest.mark.skipif(not env.rss_checks(), reason="1 GiB and RSS bounds on the plain build only")
+@pytest.mark.gw_timeout(240)
+def test_tls_upload_1gib_sha256_rss(gateway, backend, http_client, pki, transcript):
+    # The backend stops reading halfway for a while: the gateway must stop reading (and
+    # decrypting) the client, holding no more than its buffers.
+    b = backend.http(body_stall=backend.stall(after=BIG // 2, seconds=STALL_SECONDS))
+    gw = tls_proxy(gateway, b, pki)
+    c = tls_client(http_client, gw, pki, op_timeout=env.timeout(60))
+    t0 = time.monotonic()
+    c.send(request_bytes("POST", "/upload", [("Content-Length", str(BIG))]))
+    c.send_data(BIG, 71)
+    doc = echo_doc(c.read_response(timeout=env.timeout(60)))
+    transcript.note("1 GiB up through TLS in %.1f s" % (time.monotonic() - t0))
+    assert (doc["body_len"], doc["body_sha256"]) == (BIG, gwdata.sha256_of(BIG, 71))
+    growth = rss_growth(gw)
+    transcript.note("peak RSS growth %.1f MiB" % (growth / MiB))
+    assert growth < RSS_GROWTH_LIMIT, "peak RSS grew by %.1f MiB during a 1 GiB upload" % (growth / MiB)
+
+
+@pytest.mark.skipif(not env.rss_checks(), reason="1 GiB and RSS bounds on the plain build only")
+@pytest.mark.gw_timeout(240)
+def test_tls_download_1gib_sha256_rss(gateway, backend, http_client, pki, transcript):
+    b = backend.http(handler=lambda req: Reply.generated(BIG, seed=72))
+    gw = tls_proxy(gateway, b, pki)
+    c = tls_client(http_client, gw, pki, op_timeout=env.timeout(60))
+    t0 = time.monotonic()
+    c.send(request_bytes("GET", "/download"))
+    # The client stops reading halfway for a while: the gateway must stop reading the backend.
+    r = c.read_response_sized(timeout=env.timeout(120), stall=backend.stall(after=BIG // 2, seconds=STALL_SECONDS))
+    transcript.note("1 GiB down through TLS in %.1f s" % (time.monotonic() - t0))
+    assert r.status == 200 and (r.body_len, r.sha256) == (BIG, gwdata.sha256_of(BIG, 72))
+    growth = rss_growth(gw)
+    transcript.note("peak RSS growth %.1f MiB" % (growth / MiB))
+    assert growth < RSS_GROWTH_LIMIT, "peak RSS grew by %.1f MiB during a 1 GiB download" % (growth / MiB)
+
+
+@pytest.mark.gw_timeout(120)
+def test_tls_32mib_both_ways_chunked(gateway, backend, http_client, pki):
+    """The big transfers' smaller sibling, which also runs under the sanitizers."""
+    n = 32 * MiB
+    b = backend.http(handler=lambda req: (Reply.generated(n, seed=74, chunked=True) if req.path == "/down"
+                                          else Reply.echo_json()))
+    gw = tls_proxy(gateway, b, pki)
+    c = tls_client(http_client, gw, pki, op_timeout=env.timeout(60))
+    c.send(request_bytes("POST", "/up", [("Transfer-Encoding", "chunked")]))
+    c.send_chunked(gwdata.chunks(n, 73))
+    doc = echo_doc(c.read_response(timeout=env.timeout(60)))
+    assert (doc["body_len"], doc["body_sha256"]) == (n, gwdata.sha256_of(n, 73))
+    c.send(request_bytes("GET", "/down"))
+    r = c.read_response_sized(timeout=env.timeout(60))
+    assert r.framing == "chunked" and (r.body_len, r.sha256) == (n, gwdata.sha256_of(n, 74))
