@@ -530,3 +530,36 @@ def test_tls_32mib_both_ways_chunked(gateway, backend, http_client, pki):
     c.send(request_bytes("GET", "/down"))
     r = c.read_response_sized(timeout=env.timeout(60))
     assert r.framing == "chunked" and (r.body_len, r.sha256) == (n, gwdata.sha256_of(n, 74))
+
+
+# ---- an outside opinion: testssl.sh ---------------------------------------------------------
+
+SEVERE = {"MEDIUM", "HIGH", "CRITICAL"}
+
+
+@pytest.mark.skipif(env.SANITIZER != "", reason="testssl runs once, on the plain build (a minute)")
+@pytest.mark.skipif(shutil.which("testssl") is None, reason="testssl (Debian's testssl.sh) is not installed")
+@pytest.mark.gw_timeout(300)
+def test_tls_testssl_finds_nothing_medium_or_worse(gateway, backend, pki, tmp_path, transcript):
+    """Debian's testssl.sh against a TLS listener with both certificates: protocols (-p),
+    cipher categories (-s), server preferences (-P) and vulnerabilities (-U). TLS 1.2 only,
+    and no finding of severity MEDIUM or worse (certificate and HSTS findings are not asked
+    for: -S and -h are not run). It takes about 60-75 s on the 2-core test machine even with
+    --fast (it is a bash script running openssl hundreds of times), hence once, on the plain
+    build: the TSan pass skips it."""
+    b = backend.http()
+    gw = tls_proxy(gateway, b, pki, certs=[pki.server_ec, pki.server_rsa])
+    out = tmp_path / "testssl.json"
+    t0 = time.monotonic()
+    r = subprocess.run(["testssl", "--quiet", "--color", "0", "--fast", "--nodns", "none", "--assume-http",
+                        "-p", "-s", "-P", "-U", "--jsonfile", str(out), "https://%s:%d" % gw.addr("edge")],
+                       capture_output=True, timeout=env.timeout(240))
+    transcript.note("testssl took %.0f s, exit %d" % (time.monotonic() - t0, r.returncode))
+    findings = json.loads(out.read_text())
+    by_id = {f["id"]: f for f in findings}
+    assert by_id["TLS1_2"]["finding"] == "offered", by_id.get("TLS1_2")
+    for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert by_id[old]["finding"].startswith("not offered"), by_id[old]
+    severe = [f for f in findings if f["severity"] in SEVERE and not f["id"].lower().startswith(("cert", "hsts"))]
+    assert not severe, "testssl findings of MEDIUM or worse:\n" + "\n".join(
+        "%s %s: %s" % (f["severity"], f["id"], f["finding"]) for f in severe)
