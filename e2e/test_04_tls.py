@@ -563,3 +563,28 @@ def test_tls_testssl_finds_nothing_medium_or_worse(gateway, backend, pki, tmp_pa
     severe = [f for f in findings if f["severity"] in SEVERE and not f["id"].lower().startswith(("cert", "hsts"))]
     assert not severe, "testssl findings of MEDIUM or worse:\n" + "\n".join(
         "%s %s: %s" % (f["severity"], f["id"], f["finding"]) for f in severe)
+
+
+def test_tls_connection_close_ends_with_close_notify(gateway, backend, pki):
+    """An HTTP/1.0 client's body ends with the connection: over TLS the client can trust that
+    end only if close_notify comes before the FIN (else it is a truncation, RFC 5246 7.2.1).
+    suppress_ragged_eofs=False makes Python's ssl raise on a FIN without close_notify."""
+    b = backend.http(handler=lambda req: Reply.generated(300 * KiB, seed=75))
+    gw = tls_proxy(gateway, b, pki)
+    for version, extra in (("1.0", []), ("1.1", [("Connection", "close")])):
+        raw = socket.create_connection(gw.addr("edge"), timeout=env.timeout(10))
+        s = client_ctx(pki).wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        s.sendall(request_bytes("GET", "/close", extra, version=version))
+        data = b""
+        while True:
+            try:
+                got = s.recv(65536)
+            except ssl.SSLEOFError as e:
+                raise AssertionError("HTTP/%s: the gateway closed without close_notify after %d bytes: %s"
+                                     % (version, len(data), e)) from None
+            if not got:
+                break
+            data += got
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and gwdata.sha256(body) == gwdata.sha256_of(300 * KiB, 75), head
