@@ -234,8 +234,8 @@ static int listener_init(tls_listener_t *tl, const gw_listener_cfg_t *l,
     else if (size > 0)
         gw_info("listener '%s': TLS session cache: %zu sessions, %zu bytes", l->name,
                 gw_tlscache_capacity(&tl->cache), gw_tlscache_bytes(&tl->cache));
-    gw_info("listener '%s': TLS: %zu bytes per connection, charged to buffers.max_memory",
-            l->name, sizeof(tls_conn_t));
+    gw_info("listener '%s': TLS: %zu bytes per connection, charged to buffers.max_memory", l->name,
+            sizeof(tls_conn_t));
     if ((tl->w = calloc(workers, sizeof *tl->w)) == NULL)
         return GW_ENOMEM;
     for (unsigned w = 0; w < workers; w++)

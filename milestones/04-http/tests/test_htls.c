@@ -123,7 +123,8 @@ static const char *values(const gw_h1_head_t *h, const char *name, char *buf, si
 {
     size_t o = 0;
     buf[0] = '\0';
-    for (long i = gw_h1_head_find(h, name, 0); i >= 0; i = gw_h1_head_find(h, name, (size_t)i + 1)) {
+    for (long i = gw_h1_head_find(h, name, 0); i >= 0;
+         i = gw_h1_head_find(h, name, (size_t)i + 1)) {
         gw_h1_span_t v = gw_h1_head_value_at(h, (size_t)i);
         int k = snprintf(buf + o, cap - o, "%s%.*s", o ? "|" : "", (int)v.len, v.ptr);
         assert_true(k >= 0 && (size_t)k < cap - o);
