@@ -544,9 +544,9 @@ def test_tls_testssl_finds_nothing_medium_or_worse(gateway, backend, pki, tmp_pa
     """Debian's testssl.sh against a TLS listener with both certificates: protocols (-p),
     cipher categories (-s), server preferences (-P) and vulnerabilities (-U). TLS 1.2 only,
     and no finding of severity MEDIUM or worse (certificate and HSTS findings are not asked
-    for: -S and -h are not run). It takes about 60-75 s on the 2-core test machine even with
-    --fast (it is a bash script running openssl hundreds of times), hence once, on the plain
-    build: the TSan pass skips it."""
+    for: -S and -h are not run). It takes 39 s on the idle 2-core test machine and 60-80 s
+    when other builds share it, even with --fast (a bash script running openssl hundreds of
+    times), hence once, on the plain build: the TSan pass skips it."""
     b = backend.http()
     gw = tls_proxy(gateway, b, pki, certs=[pki.server_ec, pki.server_rsa])
     out = tmp_path / "testssl.json"
