@@ -358,10 +358,11 @@ class fresh_instance:
 # ---- the tools: our load generators and backends, and the peers --------------------------
 
 def build_tools():
-    """Compiles our load tools and HTTP backend (benchmarks/tools/*.c) into build/bench/,
-    each only when its source, loopback.h or this file is newer than the binary."""
+    """Compiles our load tools and HTTP backend (benchmarks/tools/*.c; tlsrate on OpenSSL)
+    into build/bench/, each only when its source, loopback.h or this file is newer than the binary."""
     BUILD.mkdir(parents=True, exist_ok=True)
-    for tool, libs in (("blast", ["-lpthread"]), ("connrate", []), ("httpback", ["-lpthread"])):
+    for tool, libs in (("blast", ["-lpthread"]), ("connrate", []), ("httpback", ["-lpthread"]),
+                       ("tlsrate", ["-lssl", "-lcrypto"])):
         src, out = TOOLS_SRC / f"{tool}.c", BUILD / tool
         newest = max(src.stat().st_mtime, (TOOLS_SRC / "loopback.h").stat().st_mtime,
                      Path(__file__).stat().st_mtime)  # the flags below live here
