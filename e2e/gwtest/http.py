@@ -576,7 +576,10 @@ class HttpClient:
     """One client connection to ADDR (from SOURCE, a local IP, if given). Every read has a
     deadline (OP_TIMEOUT by default)."""
 
-    def __init__(self, addr, transcript, op_timeout=None, source=None, label="hclient"):
+    def __init__(self, addr, transcript, op_timeout=None, source=None, label="hclient", tls=None,
+                 server_hostname=None, session=None):
+        """TLS: an ssl.SSLContext to speak TLS with (the handshake runs here, with SNI
+        SERVER_HOSTNAME, resuming SESSION if given); then .sock is the ssl.SSLSocket."""
         self.addr = addr
         self.op_timeout = op_timeout or env.timeout(10)
         self.ch = transcript.channel(label)
@@ -586,6 +589,9 @@ class HttpClient:
         self.sock.settimeout(self.op_timeout)
         self.sock.connect(addr)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname, session=session)
+            self.ch.event("TLS %s %s" % (self.sock.version(), self.sock.cipher()[0]))
         self.rd = Reader(self.sock, on_recv=self.ch.recv)
         self.responses = 0        # final responses read on this connection
         self.last_response = None

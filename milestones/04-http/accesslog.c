@@ -114,6 +114,13 @@ long gw_alog_format(const gw_alog_rec_t *r, char *buf, size_t cap)
     put_field(&o, "backend", r->backend);
     /* Integer arithmetic, not a double: 1234 us is exactly "1.234", never "1.2339999". */
     putf(&o, ",\"latency_ms\":%" PRIu64 ".%03" PRIu64, r->latency_us / 1000, r->latency_us % 1000);
+    put_field(&o, "tls_version", r->tls_version);
+    put_field(&o, "tls_cipher", r->tls_cipher);
+    put_field(&o, "tls_sni", r->tls_sni);
+    putf(&o, ",\"tls_resumed\":%s",
+         r->tls_version.ptr == NULL ? "null"
+         : r->tls_resumed           ? "true"
+                                    : "false");
     put_field(&o, "route", r->route);
     put_field(&o, "end", r->end);
     put(&o, "}\n", 2);

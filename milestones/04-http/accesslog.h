@@ -2,6 +2,7 @@
 #ifndef GW_ACCESSLOG_H
 #define GW_ACCESSLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,9 @@ typedef struct gw_alog_rec_s {
     int64_t time_ms; /* wall time, ms since the Unix epoch, when the request was received */
     gw_alog_str_t request_id, client, method, path, upstream, backend, route;
     gw_alog_str_t end; /* why it ended early (chain.h gw_hx_t.end); absent: it completed */
+    /* The client connection's TLS (all null on plaintext): version, suite, SNI, resumed. */
+    gw_alog_str_t tls_version, tls_cipher, tls_sni;
+    bool tls_resumed; /* written as null when tls_version is absent (plaintext) */
     unsigned status;
     uint64_t bytes_in, bytes_out; /* on the client connection, heads included */
     uint64_t latency_us;          /* written as ms with 3 decimals, computed exactly */
@@ -27,7 +31,8 @@ gw_alog_str_t gw_alog_cstr(const char *s);
 /* Formats R as one JSON object ending in "\n" into BUF of CAP bytes (and a NUL after it):
  *   {"time":"2026-11-22T05:22:45.123Z","request_id":...,"client":...,"method":...,
  *    "path":...,"status":200,"bytes_in":...,"bytes_out":...,"upstream":...,
- *    "backend":...,"latency_ms":1.234,"route":...,"end":null}
+ *    "backend":...,"latency_ms":1.234,"tls_version":...,"tls_cipher":...,"tls_sni":...,
+ *    "tls_resumed":true|false|null,"route":...,"end":null}
  * Every string is escaped: '"', '\\', control bytes, DEL and every byte >= 0x80 become
  * \uXXXX escapes (a byte >= 0x80 as \u00XX, its Latin-1 reading), so the line is valid
  * JSON and pure ASCII whatever the request held, and no request can forge a second line.

@@ -25,6 +25,7 @@
 #include <sys/random.h>
 
 #include "04-http/mw.h"
+#include "04-http/tlsconf.h"
 #include "error.h"
 #include "httpd.h"
 #include "rand.h"
@@ -286,7 +287,13 @@ size_t gw_chain_trailers(gw_chain_t *c, const gw_hx_t *x, gw_h1_head_t *t, bool 
         if (ops->trailers != NULL)
             dropped += ops->trailers(r->mw[i].cfg, t, response, &rules);
     }
-    return dropped + gw_trailers_filter(t, x->lcfg ? x->lcfg->forward_trailers : NULL, rules);
+    dropped += gw_trailers_filter(t, x->lcfg ? x->lcfg->forward_trailers : NULL, rules);
+    /* mTLS: the certificate fields come from the handshake only, never from a trailer. */
+    const gw_tls_listener_cfg_t *tls = x->lcfg != NULL ? x->lcfg->tls : NULL;
+    if (!response && tls != NULL && tls->client_auth)
+        dropped += gw_h1_head_remove(t, tls->subject_header) +
+                   gw_h1_head_remove(t, tls->fingerprint_header);
+    return dropped;
 }
 
 /* ---- retry -------------------------------------------------------------------------------- */

@@ -35,6 +35,18 @@ void gw_chain_free(gw_chain_t *c); /* NULL is fine; closes the files */
 /* SIGUSR1: reopens the access log files (after logrotate moved them). Control thread. */
 void gw_chain_reopen(gw_chain_t *c);
 
+/* The client connection's TLS as an exchange sees it (htls.c fills it when the handshake
+ * completes; it lives as long as the connection). */
+typedef struct gw_hx_tls_s {
+    const char *version;     /* "TLSv1.2" */
+    const char *cipher;      /* the suite's IANA name: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 */
+    const char *sni;         /* the server name the client asked for; NULL: none */
+    bool resumed;            /* the handshake resumed a cached session */
+    bool client_cert;        /* a client certificate was given and verified (mTLS) */
+    const char *cert_cn;     /* ... its subject CN ("" when it has none) */
+    const char *cert_sha256; /* ... the SHA-256 of its DER, lower-case hex */
+} gw_hx_tls_t;
+
 /* One request/response exchange as the chain sees it. The engine zeroes it (gw_hx_reset),
  * fills the inputs, and keeps it until gw_chain_finish. */
 typedef struct gw_hx_s {
@@ -43,10 +55,11 @@ typedef struct gw_hx_s {
     const gw_http_listener_cfg_t *lcfg; /* that listener's http config */
     const gw_http_route_t *route;       /* the matched route; NULL: none (404 by the engine) */
     const struct sockaddr *client;      /* the TCP peer */
-    bool tls;
-    uint64_t start_ns; /* monotonic ns when the request head was complete */
-    int64_t wall_ms;   /* wall clock ms at the same moment (access log time, JWT "now") */
-    uint64_t *rng;     /* the worker's random state, for request ids and the split */
+    bool tls;                           /* the listener terminated TLS (tls_info is set) */
+    const gw_hx_tls_t *tls_info;        /* NULL on plaintext */
+    uint64_t start_ns;                  /* monotonic ns when the request head was complete */
+    int64_t wall_ms; /* wall clock ms at the same moment (access log time, JWT "now") */
+    uint64_t *rng;   /* the worker's random state, for request ids and the split */
     /* ---- set by gw_chain_request ---- */
     char request_id[GW_MW_REQID_MAX + 1]; /* "" until the request_id middleware ran */
     size_t target;                        /* index into route->targets to forward to */

@@ -24,6 +24,7 @@ static void client_free(hconn_t *c)
     hp_worker_t *hw = c->hw;
     if (c->admitted)
         gw_listener_leave(c->l);
+    hp_tls_conn_free(c);
     gw_worker_t *w = hw->w;
     free(c);
     gw_worker_conn_done(w); /* last: it may finish the worker */
@@ -54,7 +55,7 @@ void hp_client_close(hconn_t *c, bool reset)
     }
     gw_wb_drop(&hw->wb, &c->out);
     c->pending_closes++;
-    gw_stream_close(&c->sock.s, reset, on_client_closed);
+    gw_stream_close(c->s, reset, on_client_closed);
 }
 
 static void on_client_shutdown(gw_stream_shutdown_t *req, int status)
@@ -91,7 +92,7 @@ void hp_client_linger(hconn_t *c)
     c->state = C_LINGER;
     gw_wb_flush(&hw->wb); /* the answer leaves before the FIN */
     gw_stream_shutdown_t *req = malloc(sizeof *req);
-    if (req == NULL || gw_stream_shutdown(req, &c->sock.s, on_client_shutdown) != 0) {
+    if (req == NULL || gw_stream_shutdown(req, c->s, on_client_shutdown) != 0) {
         free(req);
         hp_client_close(c, true);
         return;
@@ -108,10 +109,10 @@ void hp_client_set_reading(hconn_t *c, bool on)
         return;
     c->reading = on;
     if (!on) {
-        gw_stream_read_stop(&c->sock.s);
+        gw_stream_read_stop(c->s);
         return;
     }
-    if (gw_stream_read_start(&c->sock.s) != 0)
+    if (gw_stream_read_start(c->s) != 0)
         hp_client_close(c, true);
 }
 

@@ -327,7 +327,8 @@ static bool request_route(hconn_t *c)
     x->chain.listener = c->l->index;
     x->chain.lcfg = c->lcfg;
     x->chain.client = &c->peer.sa;
-    x->chain.tls = false;
+    x->chain.tls_info = hp_tls_info(c);
+    x->chain.tls = x->chain.tls_info != NULL;
     x->chain.rng = &hw->rng;
     if (match == NULL) {
         hp_answer(c, 404, "no route", false);
@@ -351,6 +352,11 @@ static bool request_for_upstream(hconn_t *c)
     gw_h1_head_t *h = &x->rp.head;
     x->exchange_open = true;
     gw_h1_head_clear(&x->local);
+    /* mTLS: the client's own copies of the certificate fields go, the verified ones come. */
+    if (gw_htls_client_fields(h, c->lcfg->tls, x->chain.tls_info) != 0) {
+        hp_answer(c, 431, "request head too large", true);
+        return false;
+    }
     int st = gw_chain_request(hw->hp->chain, &x->chain, h, &x->local);
     if (st == 429) /* only rate_limit answers 429 (chain.h) */
         gw_hmetrics_rate_limited(hw->hp->hm, hw->w->id,

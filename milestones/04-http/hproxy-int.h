@@ -30,6 +30,7 @@
 #include "04-http/hmetrics.h"
 #include "04-http/hproxy.h"
 #include "04-http/hretry.h"
+#include "04-http/htls.h"
 #include "04-http/httpcfg.h"
 #include "04-http/passthrough.h"
 #include "04-http/reqbuf.h"
@@ -57,6 +58,7 @@ typedef struct idle_list_s {
     uv_timer_t timer;
     uint64_t timeout_ms;
     hp_worker_t *hw;
+    bool handshake; /* a TLS handshake list: its expiry is a handshake failure (htls.c) */
 } idle_list_t;
 
 struct hp_worker_s {
@@ -64,6 +66,7 @@ struct hp_worker_s {
     gw_worker_t *w;
     idle_list_t *fresh;     /* [nlisteners]: accepted, no byte yet (request_head_timeout) */
     idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
+    idle_list_t *handshake; /* [nlisteners]: TLS handshake running (tls.handshake_timeout) */
     gw_upool_t **pools;     /* [nupstreams][nbackends]: each backend's idle connections */
     hconn_t *busy;          /* connections with an exchange (for drain and force close) */
     uconn_t *uconns;        /* every upstream connection not yet closing */
@@ -86,6 +89,7 @@ struct hp_s {
     gw_hmetrics_t *hm;    /* labelled metrics: by route, by backend (hmetrics.h) */
     hp_worker_t *workers; /* [cfg->workers] */
     gw_passthrough_t *pt; /* tcp listeners' tls_passthrough (NULL: none); its picker is layer 1 */
+    hp_tls_t *tls;        /* http listeners' tls (htls.h; NULL: none terminates TLS) */
 };
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -99,6 +103,9 @@ typedef enum {
 
 struct hconn_s {
     gw_tcp_stream_t sock; /* common/stream.h: reads, writes, close; waits when out of buffers */
+    gw_stream_t *s;       /* what carries the client's bytes: &sock.s, or a TLS stream over
+                           * sock (htls.c); reads, writes and closes go through it, while the
+                           * peer's address and TCP options stay on sock */
     hp_worker_t *hw;
     gw_listener_t *l;
     const gw_http_listener_cfg_t *lcfg;

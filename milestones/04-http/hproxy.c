@@ -137,6 +137,8 @@ static void on_idle_timer(uv_timer_t *t)
     while (il->head != NULL && il->head->idle_since + il->timeout_ms <= now) {
         hconn_t *c = il->head;
         hp_list_unlink(c);
+        if (il->handshake)
+            hp_tls_handshake_timeout(c);
         hp_client_close(c, false);
     }
     idle_arm(il);
@@ -198,7 +200,8 @@ static void http_on_connection(gw_wlistener_t *wl)
     c->l = wl->listener;
     c->lcfg = gw_http_listener_cfg(c->l->cfg);
     gw_tcp_stream_init(&c->sock, &w->loop, &w->streams, hp_on_client_read, c);
-    gw_wdest_init(&c->out, &c->sock.s, &hp_client_ops);
+    c->s = &c->sock.s; /* hp_tls_accept may put a TLS stream on top */
+    gw_wdest_init(&c->out, c->s, &hp_client_ops);
     gw_worker_conn_add(w);
     if (gw_tcp_stream_accept(&c->sock, (uv_stream_t *)&wl->tcp) != 0) {
         hp_client_close(c, false);
@@ -219,8 +222,12 @@ static void http_on_connection(gw_wlistener_t *wl)
     c->admitted = true;
     gw_counter_inc(&hw->stats->connections);
     uv_tcp_nodelay(&c->sock.tcp, 1);
+    if (c->lcfg->tls != NULL && hp_tls_accept(c) != 0) {
+        hp_client_close(c, true); /* counted by hp_tls_accept */
+        return;
+    }
     c->state = C_IDLE;
-    hp_list_idle(c, &hw->fresh[c->l->index]);
+    hp_list_idle(c, c->s != &c->sock.s ? &hw->handshake[c->l->index] : &hw->fresh[c->l->index]);
     hp_client_set_reading(c, true);
 }
 
@@ -247,8 +254,9 @@ static int http_worker_start(gw_worker_t *w)
     hw->rng = 0x243f6a8885a308d3ull ^ ((uint64_t)w->id << 32) ^ gw_clock_mono_ns(&gw_clock_system);
     hw->fresh = calloc(cfg->nlisteners, sizeof *hw->fresh);
     hw->keepalive = calloc(cfg->nlisteners, sizeof *hw->keepalive);
+    hw->handshake = calloc(cfg->nlisteners, sizeof *hw->handshake);
     hw->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *hw->pools);
-    if (hw->fresh == NULL || hw->keepalive == NULL || hw->pools == NULL)
+    if (hw->fresh == NULL || hw->keepalive == NULL || hw->handshake == NULL || hw->pools == NULL)
         return GW_ENOMEM;
     for (size_t i = 0; i < cfg->nupstreams; i++)
         if ((hw->pools[i] = calloc(cfg->upstreams[i].nbackends, sizeof **hw->pools)) == NULL)
@@ -257,6 +265,9 @@ static int http_worker_start(gw_worker_t *w)
         const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(&cfg->listeners[i]);
         idle_init(hw, &hw->fresh[i], lc != NULL ? lc->head_timeout_ms : 1000);
         idle_init(hw, &hw->keepalive[i], lc != NULL ? lc->keepalive_timeout_ms : 1000);
+        const gw_tls_listener_cfg_t *tc = lc != NULL ? lc->tls : NULL;
+        idle_init(hw, &hw->handshake[i], tc != NULL ? tc->handshake_timeout_ms : 1000);
+        hw->handshake[i].handshake = true;
     }
     if (gw_wb_init(&hw->wb, &w->bufs, gw_chunk_size(&w->bufs)) != 0)
         return GW_ENOMEM;
@@ -282,6 +293,8 @@ static void close_idle(hp_worker_t *hw)
             hp_client_close(hw->fresh[i].head, false);
         while (hw->keepalive[i].head != NULL)
             hp_client_close(hw->keepalive[i].head, false);
+        while (hw->handshake[i].head != NULL)
+            hp_client_close(hw->handshake[i].head, false);
     }
 }
 
@@ -331,6 +344,7 @@ static void http_worker_stop(gw_worker_t *w)
         for (size_t i = 0; i < hw->hp->cfg->nlisteners; i++) {
             uv_close((uv_handle_t *)&hw->fresh[i].timer, on_worker_handle_closed);
             uv_close((uv_handle_t *)&hw->keepalive[i].timer, on_worker_handle_closed);
+            uv_close((uv_handle_t *)&hw->handshake[i].timer, on_worker_handle_closed);
         }
         uv_close((uv_handle_t *)&hw->pool_timer, on_worker_handle_closed);
         while (hw->hx_free != NULL) {
@@ -354,6 +368,7 @@ static void hw_free(hp_worker_t *hw)
     free(hw->pools);
     free(hw->fresh);
     free(hw->keepalive);
+    free(hw->handshake);
     free(hw->stats);
     gw_wb_free(&hw->wb); /* the writes it lent requests to completed when the loop closed */
 }
@@ -412,18 +427,27 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_prom_sample_u64(p, "gw_http_retries_total", NULL, HTTP_SUM(hp, retries));
     gw_hmetrics_write(hp->hm, p); /* by route, by backend */
     gw_passthrough_metrics(hp->pt, p);
+    hp_tls_metrics(hp->tls, p);     /* gw_tls_handshakes_total, ... */
     gw_chain_metrics(hp->chain, p); /* gw_access_log_lost_total{file} */
+}
+
+static void log_tls_warning(void *ctx, const char *msg)
+{
+    (void)ctx;
+    gw_warn("%s", msg);
 }
 
 /* see hproxy.h */
 int gw_http_prepare(const gw_config_t *cfg, void **layers)
 {
-    /* Until issue 15's TLS stream is wired into listeners and upstreams, a `tls:` block is
-     * decoded and its files checked (-t) but would not be served: refuse to start rather
-     * than serve plaintext where TLS was asked for. */
+    /* Until TLS is wired into tcp listeners and upstreams, a `tls:` block there is decoded
+     * and its files checked (-t) but would not be served: refuse to start rather than serve
+     * plaintext where TLS was asked for. http listeners terminate it (htls.c). */
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        if (gw_tls_listener_cfg(&cfg->listeners[i]) != NULL) {
-            gw_error("listener '%s': tls is not served yet by this build", cfg->listeners[i].name);
+        if (cfg->listeners[i].protocol != GW_PROTO_HTTP &&
+            gw_tls_listener_cfg(&cfg->listeners[i]) != NULL) {
+            gw_error("listener '%s': tls on a tcp listener is not served yet by this build",
+                     cfg->listeners[i].name);
             return GW_ECONFIG;
         }
     for (size_t i = 0; i < cfg->nupstreams; i++)
@@ -431,6 +455,7 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
             gw_error("upstream '%s': tls is not served yet by this build", cfg->upstreams[i].name);
             return GW_ECONFIG;
         }
+    gw_tls_config_warnings(cfg, log_tls_warning, NULL); /* every start: key modes, verify */
     int rc = gw_res_prepare(cfg, layers);
     if (rc != 0)
         return rc;
@@ -448,14 +473,17 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
     bool stats_ok = hp != NULL && hp->workers != NULL;
     for (unsigned i = 0; stats_ok && i < cfg->workers; i++)
         stats_ok = (hp->workers[i].stats = calloc(1, sizeof *hp->workers[i].stats)) != NULL;
-    int pt_err = 0;
+    int pt_err = 0, tls_err = 0;
     if (stats_ok && hp->chain != NULL && hp->hm != NULL)
         hp->pt = gw_passthrough_prepare(cfg, layers, &pt_err); /* after hp->picker: 02's */
-    if (!stats_ok || hp->chain == NULL || hp->hm == NULL || pt_err != 0) {
+    if (stats_ok && pt_err == 0 && hp->chain != NULL && hp->hm != NULL)
+        hp->tls = hp_tls_prepare(cfg, cfg->workers, &tls_err);
+    if (!stats_ok || hp->chain == NULL || hp->hm == NULL || pt_err != 0 || tls_err != 0) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {
             gw_chain_free(hp->chain);
             gw_hmetrics_free(hp->hm);
+            gw_passthrough_free(hp->pt);
             for (unsigned i = 0; hp->workers != NULL && i < cfg->workers; i++)
                 free(hp->workers[i].stats);
             free(hp->workers);
@@ -479,6 +507,7 @@ void gw_http_release(void **layers)
         gw_chain_free(hp->chain);
         gw_hmetrics_free(hp->hm);
         gw_passthrough_free(hp->pt);
+        hp_tls_free(hp->tls);
         free(hp->workers);
         free(hp);
     }

@@ -1,6 +1,7 @@
 /* mw_access_log.c - the access_log middleware: one JSON line per exchange (time, request
- * id, client, method, path, status, bytes both ways, upstream, backend, latency, route,
- * end), written when the exchange ends.
+ * id, client, method, path, status, bytes both ways, upstream, backend, latency, TLS
+ * version, cipher, SNI and resumption (null on plaintext), route, end), written when the
+ * exchange ends.
  *
  *   middleware:
  *     - access_log: {file: /var/log/gw/access.log}   # "-" = stdout
@@ -287,6 +288,12 @@ static void finish(const void *cfg, void *state, gw_hx_t *x, uint64_t now_ns)
         .latency_us = now_ns > x->start_ns ? (now_ns - x->start_ns) / 1000u : 0,
         .end = gw_alog_cstr(x->end),
     };
+    if (x->tls_info != NULL) {
+        rec.tls_version = gw_alog_cstr(x->tls_info->version);
+        rec.tls_cipher = gw_alog_cstr(x->tls_info->cipher);
+        rec.tls_sni = gw_alog_cstr(x->tls_info->sni);
+        rec.tls_resumed = x->tls_info->resumed;
+    }
     long n = format_line(&rec, line, sizeof line);
     if (n < 0)
         return;
