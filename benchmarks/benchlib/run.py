@@ -20,8 +20,8 @@ from pathlib import Path
 from .machine import (BUILD, GIB, LOOPBACK, MIB, OTHER_LOAD_WARN, ROOT, BenchError, Procs,
                       child_setup, log, log_tail, machine_cpu_seconds, own_cpu_seconds,
                       pin_plan, pinned, run_client, time_wait)
-from .scenarios import (CONN_PARALLEL, IDLE_CONNS, IDLE_CONNS_SMOKE, WRK_SECONDS,
-                        WRK_SECONDS_SMOKE, ConnRate)
+from .scenarios import (CONN_PARALLEL, IDLE_CONNS, IDLE_CONNS_SMOKE, TLS_SECONDS,
+                        TLS_SECONDS_SMOKE, WRK_SECONDS, WRK_SECONDS_SMOKE, ConnRate)
 from .targets import default_milestone, start_backend
 
 # Other processes' load (CPUs) from which a measurement is taken once more (within
@@ -48,6 +48,8 @@ def new_ctx(a):
     ctx.bulk_bytes = 64 * MIB if a.smoke else GIB
     ctx.conn_seconds = 1.0 if a.smoke else 5.0
     ctx.wrk_seconds = WRK_SECONDS_SMOKE if a.smoke else WRK_SECONDS
+    ctx.tls_seconds = TLS_SECONDS_SMOKE if a.smoke else TLS_SECONDS
+    ctx.tls_params = {}  # {(workers, target name): what the start check's handshake negotiated}
     ctx.idle_conns = a.idle_conns or (IDLE_CONNS_SMOKE if a.smoke else IDLE_CONNS)
     ctx.fresh_seq = 0
     now = datetime.datetime.now()
@@ -109,12 +111,14 @@ def start_phase(ctx, targets, scenarios):
     """Starts, for one worker count, each target with backends of its own (separate
     backends keep one target's TIME_WAIT sockets out of another's port space). Returns
     {target name: {route: port}}, after a short functional check through each."""
-    routes = {s.route[0]: s.route for s in scenarios if not s.fresh}
-    if "chain" in routes:  # compared with the plain route in the same measurement
-        routes.setdefault("http", ("http", "http", "http"))
+    all_routes = {s.route[0]: s.route for s in scenarios if not s.fresh}
+    if "chain" in all_routes:  # compared with the plain route in the same measurement
+        all_routes.setdefault("http", ("http", "http", "http"))
     ports = {}
     ctx.backend_pgids = {}
     for t in targets:
+        # TLS routes only on the targets that terminate TLS (not direct)
+        routes = {r: v for r, v in all_routes.items() if v[1] != "https" or t.tls}
         if not routes:  # only scenarios with instances of their own
             ports[t.name] = {}
             continue
@@ -132,10 +136,16 @@ def start_phase(ctx, targets, scenarios):
                             "--duration", 0.2], timeout=10)
             # HTTP routes: requests on new connections, each answered 200 with its body.
             for r, (_, proto, _) in routes.items():
-                if proto != "tcp":
+                if proto in ("http", "http-chain"):
                     run_client([BUILD / "connrate", "client", "--connect",
                                 f"{LOOPBACK}:{ports[t.name][r]}", "--parallel", 2,
                                 "--duration", 0.2, "--http"], timeout=10)
+                elif proto == "https":  # the same over TLS; and what the handshake chose
+                    out = run_client([BUILD / "tlsrate", "client", "--connect",
+                                      f"{LOOPBACK}:{ports[t.name][r]}", "--parallel", 2,
+                                      "--duration", 0.2, "--http"], timeout=10)
+                    ctx.tls_params[(ctx.workers, t.name)] = (
+                        f"{out['proto']} {out['cipher']} {out['kx']}")
         except BenchError as e:
             raise BenchError(f"{t.label} does not forward (workers {ctx.workers}): {e}")
     return ports

@@ -1,7 +1,7 @@
 /* tlsrate.c - TLS load generator for the TLS benchmarks (benchmarks/README.md), on OpenSSL.
  *
  *   tlsrate client --connect 127.0.0.1:PORT [--parallel N] [--duration S] [--reuse]
- *                  [--http] [--sources K]
+ *                  [--http] [--path P] [--body B] [--sources K]
  *       keeps N TLS connections in flight for S seconds; each one connects, makes a TLS 1.2
  *       handshake, then either sends close_notify and waits for the server to close (the
  *       default: a handshake and nothing else) or, with --http, makes one request (below)
@@ -14,7 +14,7 @@
  *       server's close, 10 us resolution; V, NAME, GROUP: what the first handshake
  *       negotiated) and exits 0 when C > 0.
  *   tlsrate hold --connect 127.0.0.1:PORT --count N [--parallel P] [--duration S] [--reuse]
- *               [--sources K]
+ *               [--path P] [--body B] [--sources K]
  *       opens N TLS connections, P at a time in flight; each makes one request (--http is
  *       implied) and then stays open and idle. Prints `held=H errors=E seconds=S` once all N
  *       are held (or after S seconds, default 60), holds them until its stdin is closed (or
@@ -23,8 +23,10 @@
  *       resumes the session of one first connection, so the server's session cache gains
  *       one entry, not N. Raises its soft open-files limit to the hard one.
  *
- *   --http: `GET / HTTP/1.1` (Host: bench) over TLS, then the whole response (head,
- *       Content-Length body) is read; it counts only with status 200.
+ *   --http: `GET P HTTP/1.1` (Host: bench; --path P, default /) over TLS, then the whole
+ *       response (head, Content-Length body, 64 KiB at most) is read; it counts only with
+ *       status 200. With --body B (64 KiB at most) the request is a POST with a
+ *       Content-Length body of B bytes instead.
  *
  * Why a tool of our own rather than `openssl s_time`: s_time makes one connection at a time
  * (one process cannot load two workers; several processes would have to be started and their
@@ -63,9 +65,9 @@
 #define MAX_EVENTS 256
 #define HIST_STEP_US 10
 #define HIST_BUCKETS 100000 /* up to 1 s; slower connections land in the last bucket */
-#define HTTP_RESP_MAX 2048  /* --http: the response (head and body) must fit */
-#define CONN_TIMEOUT_S 5.0  /* a connection not finished by then is an error */
-static const char http_req[] = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+#define HTTP_RESP_MAX 65536 /* --http: the response (head and body) must fit */
+#define MAX_PATH_LEN 200
+#define CONN_TIMEOUT_S 5.0 /* a connection not finished by then is an error */
 
 enum { ST_FREE, ST_HANDSHAKE, ST_REQUEST, ST_RESPONSE, ST_CLOSING };
 
@@ -77,7 +79,7 @@ typedef struct {
     unsigned got;
     int reused; /* the handshake resumed the offered session */
     double t0;
-    char resp[HTTP_RESP_MAX];
+    char *resp; /* --http: HTTP_RESP_MAX bytes */
 } slot_t;
 
 typedef struct {
@@ -92,6 +94,8 @@ typedef struct {
     SSL **held_ssl;
     unsigned nheld;
     SSL_SESSION *shared; /* hold --reuse: the one session every connection offers */
+    char *req;           /* the request, built once: head, then --body bytes */
+    int req_len;
     char proto[32], cipher[64], kx[32];
     char first_error[160];
 } client_t;
@@ -295,7 +299,7 @@ static int slot_io(client_t *cl, slot_t *s, uint32_t events)
         }
     }
     if (s->state == ST_REQUEST) {
-        int rc = SSL_write(s->ssl, http_req, (int)(sizeof http_req - 1));
+        int rc = SSL_write(s->ssl, cl->req, cl->req_len);
         if (rc <= 0) {
             if (ssl_wait(cl, s, rc, "write") == 0)
                 return 0;
@@ -407,8 +411,19 @@ static unsigned loop_once(client_t *cl, slot_t *slots, int parallel)
     return done;
 }
 
-static int setup(client_t *cl, const char *target, slot_t **slots, int parallel)
+static int setup(client_t *cl, const char *target, const char *path, unsigned body, slot_t **slots,
+                 int parallel)
 {
+    cl->req = malloc(MAX_PATH_LEN + 128 + body);
+    if (cl->req == NULL)
+        return -1;
+    if (body == 0)
+        cl->req_len = sprintf(cl->req, "GET %s HTTP/1.1\r\nHost: bench\r\n\r\n", path);
+    else
+        cl->req_len = sprintf(
+            cl->req, "POST %s HTTP/1.1\r\nHost: bench\r\nContent-Length: %u\r\n\r\n", path, body);
+    memset(cl->req + cl->req_len, 'x', body);
+    cl->req_len += (int)body;
     if (parse_loopback(target, &cl->dst) != 0) {
         fprintf(stderr, "tlsrate: --connect wants 127.x.x.x:PORT, got '%s'\n", target);
         return -1;
@@ -421,17 +436,20 @@ static int setup(client_t *cl, const char *target, slot_t **slots, int parallel)
         fprintf(stderr, "tlsrate: out of memory\n");
         return -1;
     }
-    for (int i = 0; i < parallel; i++)
+    for (int i = 0; i < parallel; i++) {
         (*slots)[i].fd = -1;
+        if (cl->http && ((*slots)[i].resp = malloc(HTTP_RESP_MAX)) == NULL)
+            return -1;
+    }
     return 0;
 }
 
-static int run_client(const char *target, int parallel, double duration, unsigned sources, int http,
-                      int reuse)
+static int run_client(const char *target, const char *path, unsigned body, int parallel,
+                      double duration, unsigned sources, int http, int reuse)
 {
     client_t cl = {.nsources = sources, .http = http, .reuse = reuse};
     slot_t *slots;
-    if (setup(&cl, target, &slots, parallel) != 0)
+    if (setup(&cl, target, path, body, &slots, parallel) != 0)
         return 1;
     if (reuse) {
         /* Priming, off the clock: one full handshake per slot, its session kept. */
@@ -476,8 +494,8 @@ static int run_client(const char *target, int parallel, double duration, unsigne
 }
 
 /* Hold mode (see the top of the file). Every phase is bounded by DURATION. */
-static int run_hold(const char *target, int parallel, unsigned count, double duration,
-                    unsigned sources, int reuse)
+static int run_hold(const char *target, const char *path, unsigned body, int parallel,
+                    unsigned count, double duration, unsigned sources, int reuse)
 {
     client_t cl = {.nsources = sources, .http = 1, .reuse = reuse, .measuring = 1};
     slot_t *slots;
@@ -488,7 +506,8 @@ static int run_hold(const char *target, int parallel, unsigned count, double dur
     }
     cl.held = calloc(count, sizeof *cl.held);
     cl.held_ssl = calloc(count, sizeof *cl.held_ssl);
-    if (cl.held == NULL || cl.held_ssl == NULL || setup(&cl, target, &slots, parallel) != 0)
+    if (cl.held == NULL || cl.held_ssl == NULL ||
+        setup(&cl, target, path, body, &slots, parallel) != 0)
         return 1;
     double t0 = now_s(), deadline = t0 + duration, t = t0;
     unsigned long long max_errors = 100 + count / 10;
@@ -547,9 +566,9 @@ static int run_hold(const char *target, int parallel, unsigned count, double dur
 static int usage(void)
 {
     fprintf(stderr, "usage: tlsrate client --connect 127.0.0.1:PORT [--parallel N] "
-                    "[--duration S] [--reuse] [--http] [--sources K]\n"
+                    "[--duration S] [--reuse] [--http] [--path P] [--body B] [--sources K]\n"
                     "       tlsrate hold --connect 127.0.0.1:PORT --count N [--parallel P] "
-                    "[--duration S] [--reuse] [--sources K]\n");
+                    "[--duration S] [--reuse] [--path P] [--body B] [--sources K]\n");
     return 2;
 }
 
@@ -558,10 +577,10 @@ int main(int argc, char **argv)
     if (argc < 2)
         return usage();
     signal(SIGPIPE, SIG_IGN);
-    const char *target = NULL;
+    const char *target = NULL, *path = "/";
     int parallel = 64, http = 0, reuse = 0, duration_set = 0;
     double duration = 5;
-    unsigned sources = 16, count = 0;
+    unsigned sources = 16, count = 0, body = 0;
     for (int i = 2; i < argc; i += 2) {
         if (strcmp(argv[i], "--http") == 0 || strcmp(argv[i], "--reuse") == 0) {
             *(argv[i][2] == 'h' ? &http : &reuse) = 1;
@@ -578,22 +597,27 @@ int main(int argc, char **argv)
             duration = atof(argv[i + 1]), duration_set = 1;
         else if (strcmp(argv[i], "--count") == 0)
             count = (unsigned)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--body") == 0)
+            body = (unsigned)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--path") == 0)
+            path = argv[i + 1];
         else if (strcmp(argv[i], "--sources") == 0)
             sources = (unsigned)atoi(argv[i + 1]);
         else
             return usage();
     }
-    if (target == NULL || parallel < 1 || parallel > MAX_PARALLEL || duration <= 0 ||
-        duration > 600 || sources < 1 || sources > 250)
+    if (target == NULL || path[0] != '/' || body > HTTP_RESP_MAX || strlen(path) > MAX_PATH_LEN ||
+        parallel < 1 || parallel > MAX_PARALLEL || duration <= 0 || duration > 600 || sources < 1 ||
+        sources > 250)
         return usage();
     if (strcmp(argv[1], "hold") == 0) {
         if (!duration_set)
             duration = 60;
         if (count < 1 || count > 1000000)
             return usage();
-        return run_hold(target, parallel, count, duration, sources, reuse);
+        return run_hold(target, path, body, parallel, count, duration, sources, reuse);
     }
     if (strcmp(argv[1], "client") != 0)
         return usage();
-    return run_client(target, parallel, duration, sources, http, reuse);
+    return run_client(target, path, body, parallel, duration, sources, http, reuse);
 }
