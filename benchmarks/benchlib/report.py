@@ -12,9 +12,9 @@ import subprocess
 
 from .machine import GIB, MIB, OTHER_LOAD_WARN, BenchError, pin_plan
 from .scenarios import (BIG_CHUNK, BIG_CHUNK_BYTES, CHUNK_MAX_S, CONN_PARALLEL, IDLE_PAYLOAD,
-                        L7_RPS, TINY_CHUNK, TINY_CHUNK_BYTES, TLS_PARALLEL, Bulk, Chain,
-                        ConnRate, IdleConns, TinyChunks, TlsHandshake, UploadPeakRss, Wrk,
-                        WrkBig)
+                        L7_RPS, TINY_CHUNK, TINY_CHUNK_BYTES, TLS_IDLE_CONNS_MAX,
+                        TLS_PARALLEL, Bulk, Chain, ConnRate, IdleConns, TinyChunks,
+                        TlsHandshake, UploadPeakRss, Wrk, WrkBig)
 from .targets import (TLS_CIPHER, TLS_CURVE, TLS_NGINX_CACHE, TLS_PROTOCOL, TLS_SESSIONS,
                       Direct)
 
@@ -213,7 +213,10 @@ def write_report(ctx, targets, scenarios, samples, outdir):
              (f"bulk transfer: {ctx.bulk_bytes // MIB} MiB per run", has(Bulk)),
              (f"connection rate: {ctx.conn_seconds:g} s per run, {CONN_PARALLEL} parallel "
               "connectors", has(ConnRate)),
-             (f"idle connections: {ctx.idle_conns:,} held at once", has(IdleConns)),
+             (f"idle connections: {ctx.idle_conns:,} held at once",
+              any(isinstance(s, IdleConns) and not s.tls for s in scenarios)),
+             (f"idle TLS connections: {min(ctx.idle_conns, TLS_IDLE_CONNS_MAX):,} held at once",
+              any(isinstance(s, IdleConns) and s.tls for s in scenarios)),
              (f"upload peak RSS: one {ctx.bulk_bytes // MIB} MiB upload", has(UploadPeakRss)),
              (f"L7: wrk, {ctx.wrk_seconds:g} s per run (over TLS: 1 s), one thread per load "
               "CPU", has(Wrk, WrkBig, Chain)),
@@ -301,8 +304,9 @@ def write_report(ctx, targets, scenarios, samples, outdir):
                        "figure (an epoll echo server with a 4 KiB buffer per connection), for "
                        "reference.")
         elif isinstance(s, IdleConns) and s.tls:
-            how = (f" Figure: (proxy RSS with {ctx.idle_conns:,} idle keep-alive TLS "
-                   f"connections − proxy RSS before) / {ctx.idle_conns:,}, RSS summed over the "
+            n = s.count(ctx)
+            how = (f" Figure: (proxy RSS with {n:,} idle keep-alive TLS "
+                   f"connections − proxy RSS before) / {n:,}, RSS summed over the "
                    "proxy's processes (VmRSS); each connection made one TLS handshake "
                    "(resuming the session of the first, so the session cache grows by one "
                    "entry, not N) and one request (`POST /size/16384` with a 16 KiB body: a full "
