@@ -29,7 +29,10 @@ mode http with http-reuse always). The HTTP backend is tools/httpback.c; the spe
 scenarios drive wrk with a Lua done() callback (WRK_LUA) that prints p50/p99/p99.9; the
 L7 memory scenarios reuse IdleConns/UploadPeakRss with `connrate hold --http` and
 `blast post`; l7-tiny-chunks (TinyChunks) uploads chunked bodies (`blast post --chunk`) in
-1-byte and 8 KiB chunks and reports the proxy's CPU per GiB of payload. The full run stays
+1-byte and 8 KiB chunks and reports the proxy's CPU per GiB of payload. The TLS scenarios
+(tls-*, milestone 04 on, proxies only) put TLS 1.2 in front of the http route, with a
+certificate made at run time (openssl CLI, build/bench/tls/): handshakes/s full and resumed
+(tools/tlsrate.c, on OpenSSL), wrk over https, and RSS per idle TLS connection (tlsrate hold). The full run stays
 under 15 minutes on a quiet machine (issue 7): the durations are chosen for that, and the
 script prints its estimate (Scenario.est_s).
 
@@ -51,7 +54,8 @@ from benchlib.report import write_report
 from benchlib.run import new_ctx, run_all
 from benchlib.scenarios import (IDLE_CONNS, IDLE_CONNS_SMOKE, IDLE_MAXCONN_MARGIN, SCENARIOS,
                                 IdleConns, write_wrk_script)
-from benchlib.targets import Direct, Haproxy, Nginx, Ours, build_tools, check_tools
+from benchlib.targets import (Direct, Haproxy, Nginx, Ours, bench_cert, build_tools,
+                              check_tools)
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -106,6 +110,8 @@ def main(argv):
                  and (a.scenarios is None or s.key in a.scenarios)]
     if not scenarios:
         raise BenchError(f"no scenario selected runs at milestone {ctx.milestone}")
+    if any(s.route[1] == "https" for s in scenarios):
+        bench_cert()  # made at every run, never committed
     # HAProxy holds two descriptors per proxied connection (nginx and ours too, but nginx
     # spreads them over its workers), plus listeners, pollers and logs.
     need = 2 * (ctx.idle_conns + IDLE_MAXCONN_MARGIN) + 256

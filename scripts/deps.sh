@@ -19,7 +19,8 @@ PKGS=(
   clang-14 libclang-rt-14-dev
 )
 # Extra groups, asked for explicitly: `scripts/deps.sh bench`.
-BENCH_PKGS=(wrk nginx-light libnginx-mod-stream haproxy gnuplot-nox)
+# libssl-dev: the TLS load generator (benchmarks/tools/tlsrate.c) is built on OpenSSL.
+BENCH_PKGS=(wrk nginx-light libnginx-mod-stream haproxy gnuplot-nox libssl-dev)
 
 want=("${PKGS[@]}")
 for group in "$@"; do

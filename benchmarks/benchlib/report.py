@@ -12,9 +12,11 @@ import subprocess
 
 from .machine import GIB, MIB, OTHER_LOAD_WARN, BenchError, pin_plan
 from .scenarios import (BIG_CHUNK, BIG_CHUNK_BYTES, CHUNK_MAX_S, CONN_PARALLEL, IDLE_PAYLOAD,
-                        L7_RPS, TINY_CHUNK, TINY_CHUNK_BYTES, Bulk, Chain, ConnRate,
-                        IdleConns, TinyChunks, UploadPeakRss, Wrk, WrkBig)
-from .targets import Direct
+                        L7_RPS, TINY_CHUNK, TINY_CHUNK_BYTES, TLS_IDLE_CONNS_MAX,
+                        TLS_PARALLEL, Bulk, Chain, ConnRate, IdleConns, TinyChunks,
+                        TlsHandshake, UploadPeakRss, Wrk, WrkBig)
+from .targets import (TLS_CIPHER, TLS_CURVE, TLS_NGINX_CACHE, TLS_PROTOCOL, TLS_SESSIONS,
+                      Direct)
 
 def summarize(values):
     return statistics.median(values), min(values), max(values)
@@ -83,6 +85,17 @@ def memory_goals(ctx, scenarios, samples, ours):
     bounds are checked against the L4 peers)."""
     L = []
     for s in scenarios:
+        if isinstance(s, IdleConns) and s.tls:
+            L += ["TLS (issue 15): RSS per idle keep-alive TLS connection; the issue expects "
+                  "about 37 KB for ours (BearSSL's bidirectional buffers stay attached), what "
+                  "each proxy spends is the figure:", ""]
+            for w in ctx.workers_list:
+                a = med(samples, s.key, w, ours)
+                n, h = med(samples, s.key, w, "nginx"), med(samples, s.key, w, "haproxy")
+                L.append(f"- workers {w}: ours {fmt_num(a)} B/conn, nginx {fmt_num(n)}, HAProxy "
+                         f"{fmt_num(h)}")
+            L.append("")
+            continue
         if isinstance(s, IdleConns):
             L += ["Goal (issue 7), L7: an idle keep-alive client connection costs no more RSS "
                   "than in nginx (about 0.5 KiB each; HAProxy about 1 KiB):" if s.http else
@@ -160,6 +173,25 @@ def l7_goals(ctx, scenarios, samples, ours):
     return L
 
 
+def tls_lines(ctx, scenarios, targets):
+    """The TLS settings every proxy was held to, and what each start check's handshake
+    negotiated (a target that negotiated something else is not comparable: said so)."""
+    if not any(s.route[1] == "https" for s in scenarios):
+        return []
+    got = {t.name: {ctx.tls_params[(w, t.name)] for w in ctx.workers_list
+                    if (w, t.name) in ctx.tls_params} for t in targets if t.tls}
+    seen = " ; ".join(f"{t.label}: {', '.join(sorted(got[t.name])) or '?'}"
+                      for t in targets if t.tls)
+    L = [f"- TLS: {TLS_PROTOCOL} only, {TLS_CIPHER}, {TLS_CURVE}, an ECDSA P-256 "
+         "certificate made for the run; resumption by session id from a cache shared by the "
+         f"workers, no tickets (ours {TLS_SESSIONS:,} sessions, nginx shared:{TLS_NGINX_CACHE}, "
+         f"HAProxy tune.ssl.cachesize {TLS_SESSIONS:,}); negotiated (start check): {seen}"]
+    if len({p for v in got.values() for p in v}) > 1:
+        L.append("- **Warning:** the proxies did not all negotiate the same TLS parameters: "
+                 "the TLS figures are not comparable as they stand.")
+    return L
+
+
 def write_report(ctx, targets, scenarios, samples, outdir):
     ours, names = targets[0].name, [t.name for t in targets]
     l4 = any(s.route[1] == "tcp" for s in scenarios)
@@ -181,15 +213,21 @@ def write_report(ctx, targets, scenarios, samples, outdir):
              (f"bulk transfer: {ctx.bulk_bytes // MIB} MiB per run", has(Bulk)),
              (f"connection rate: {ctx.conn_seconds:g} s per run, {CONN_PARALLEL} parallel "
               "connectors", has(ConnRate)),
-             (f"idle connections: {ctx.idle_conns:,} held at once", has(IdleConns)),
+             (f"idle connections: {ctx.idle_conns:,} held at once",
+              any(isinstance(s, IdleConns) and not s.tls for s in scenarios)),
+             (f"idle TLS connections: {min(ctx.idle_conns, TLS_IDLE_CONNS_MAX):,} held at once",
+              any(isinstance(s, IdleConns) and s.tls for s in scenarios)),
              (f"upload peak RSS: one {ctx.bulk_bytes // MIB} MiB upload", has(UploadPeakRss)),
-             (f"L7: wrk, {ctx.wrk_seconds:g} s per run, one thread per load CPU",
-              has(Wrk, WrkBig, Chain)),
+             (f"L7: wrk, {ctx.wrk_seconds:g} s per run (over TLS: 1 s), one thread per load "
+              "CPU", has(Wrk, WrkBig, Chain)),
+             (f"TLS handshakes: {ctx.tls_seconds:g} s per run, {TLS_PARALLEL} in flight",
+              has(TlsHandshake)),
              (f"chunked uploads: {TINY_CHUNK_BYTES // MIB} MiB in {TINY_CHUNK}-byte chunks, "
               f"{BIG_CHUNK_BYTES // MIB} MiB in {BIG_CHUNK}-byte chunks, {CHUNK_MAX_S} s at "
               "most each" + (" (smoke: 1/16 of each)" if ctx.smoke else ""), has(TinyChunks)))
              if on),
          "- pinning: " + "; ".join(f"workers {w}: {pin_plan(w)['text']}" for w in ctx.workers_list),
+         *tls_lines(ctx, scenarios, targets),
          "- how to read this: [benchmarks/README.md](../README.md). Ratios compare medians "
          "measured in this same run; × HAProxy > 1 means faster than HAProxy for speed, "
          "more memory than HAProxy for the memory scenarios (idle-conns, upload-rss: lower is "
@@ -265,10 +303,36 @@ def write_report(ctx, targets, scenarios, samples, outdir):
                        "a time, after a 0.2 s warm-up; direct: no proxy, only the backend's "
                        "figure (an epoll echo server with a 4 KiB buffer per connection), for "
                        "reference.")
+        elif isinstance(s, IdleConns) and s.tls:
+            n = s.count(ctx)
+            how = (f" Figure: (proxy RSS with {n:,} idle keep-alive TLS "
+                   f"connections − proxy RSS before) / {n:,}, RSS summed over the "
+                   "proxy's processes (VmRSS); each connection made one TLS handshake "
+                   "(resuming the session of the first, so the session cache grows by one "
+                   "entry, not N) and one request (`POST /size/16384` with a 16 KiB body: a full "
+                   "TLS record through the proxy each way, so buffers kept attached are all "
+                   "resident), opened "
+                   f"{CONN_PARALLEL} at a time (`tlsrate hold --reuse`), after a 0.2 s "
+                   "warm-up of the same; no direct row (the backend speaks no TLS).")
+        elif isinstance(s, TlsHandshake):
+            how = (f" tlsrate, {TLS_PARALLEL} connections in flight, {ctx.tls_seconds:g} s per "
+                   "run: connect, TLS handshake, close_notify, wait for the proxy's close; no "
+                   "request (no upstream work). " + (
+                       "Each slot first makes one full handshake off the clock and then offers "
+                       "its session every time: `resumed %` is the share the proxy actually "
+                       "resumed (below 95 % the measurement fails)." if s.reuse else
+                       "No session offered: every handshake is a full one (ECDHE + an ECDSA "
+                       "signature on the proxy's side).") +
+                   " `proxy CPU µs/handshake`: the proxy's CPU over the run ÷ handshakes, "
+                   "its cost whoever was the bottleneck (the client verifies a signature per "
+                   "full handshake too). No direct row.")
         elif isinstance(s, Wrk):
-            how = (f" wrk, {s.conns} connection(s), {ctx.wrk_seconds:g} s per run; latency "
+            how = (f" wrk, {s.conns} connection(s), "
+                   f"{min(ctx.wrk_seconds, 1) if s.tls else ctx.wrk_seconds:g} s per run; latency "
                    "percentiles from wrk's own histogram (done() callback); `proxy CPU µs/req`"
-                   " is the proxy's CPU time over the run divided by the requests served.")
+                   " is the proxy's CPU time over the run divided by the requests served." +
+                   (" Over TLS (wrk over https): each connection's one full handshake is in "
+                    "the run; no direct row." if s.tls else ""))
         elif isinstance(s, Chain):
             how = (" Ours only: the chain route and the plain route measured back to back "
                    "in each measurement (order alternating), same wrk load; `chain ÷ plain` "

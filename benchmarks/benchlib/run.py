@@ -20,8 +20,8 @@ from pathlib import Path
 from .machine import (BUILD, GIB, LOOPBACK, MIB, OTHER_LOAD_WARN, ROOT, BenchError, Procs,
                       child_setup, log, log_tail, machine_cpu_seconds, own_cpu_seconds,
                       pin_plan, pinned, run_client, time_wait)
-from .scenarios import (CONN_PARALLEL, IDLE_CONNS, IDLE_CONNS_SMOKE, WRK_SECONDS,
-                        WRK_SECONDS_SMOKE, ConnRate)
+from .scenarios import (CONN_PARALLEL, IDLE_CONNS, IDLE_CONNS_SMOKE, TLS_SECONDS,
+                        TLS_SECONDS_SMOKE, WRK_SECONDS, WRK_SECONDS_SMOKE, ConnRate)
 from .targets import default_milestone, start_backend
 
 # Other processes' load (CPUs) from which a measurement is taken once more (within
@@ -33,6 +33,11 @@ QUIET_WAIT_BUDGET_S = 300  # in all, so a busy machine cannot stretch the run pa
 RUN_LIMIT_S = 15 * 60  # issue 7: a full run stays under 15 minutes, waiting included, so the
 RUN_MARGIN_S = 30  # waiting budget shrinks to what the estimate leaves under the limit
 WARMUP_MAX_S = 20  # TIME_WAIT warm-up before the rounds (see warm_up)
+WARMUP_EST_S = 8  # what it took in the runs measured (the run's length less its measurements)
+# The other load is sampled this long before each CPU-bound measurement: /proc/stat counts
+# 100 ticks a second per CPU, so 0.3 s on 2 CPUs resolves 0.017 CPU against the 0.1 that
+# marks a figure noisy (0.5 s until issue 15: its TLS scenarios needed the minute it saves).
+QUIET_SAMPLE_S = 0.3
 
 
 class Ctx:
@@ -48,6 +53,8 @@ def new_ctx(a):
     ctx.bulk_bytes = 64 * MIB if a.smoke else GIB
     ctx.conn_seconds = 1.0 if a.smoke else 5.0
     ctx.wrk_seconds = WRK_SECONDS_SMOKE if a.smoke else WRK_SECONDS
+    ctx.tls_seconds = TLS_SECONDS_SMOKE if a.smoke else TLS_SECONDS
+    ctx.tls_params = {}  # {(workers, target name): what the start check's handshake negotiated}
     ctx.idle_conns = a.idle_conns or (IDLE_CONNS_SMOKE if a.smoke else IDLE_CONNS)
     ctx.fresh_seq = 0
     now = datetime.datetime.now()
@@ -66,19 +73,27 @@ def new_ctx(a):
     return ctx
 
 
+def estimate(ctx, targets, scenarios):
+    """The run's wall time on a quiet machine, in seconds. Calibrated on measured wall times
+    (wall_s in the json, and the run's length: 2026-12-07-m04 took 662 s for 541 s of
+    measurements, 282 of them, 198 CPU-bound with a 0.5 s load sample each) on the 2-CPU
+    VM: each CPU-bound measurement also samples the machine's load first (QUIET_SAMPLE_S;
+    not in smoke); a memory one starts its fresh instance inside its own wall time. A busy
+    machine adds waiting (at most QUIET_WAIT_BUDGET_S)."""
+    per = lambda s: 0.1 if ctx.smoke else QUIET_SAMPLE_S + 0.03 if s.cpu_bound else 0.05
+    return len(ctx.workers_list) * (
+        3 + (0 if ctx.smoke or not any(isinstance(s, ConnRate) for s in scenarios)
+             else WARMUP_EST_S)
+        + ctx.rounds * sum(s.est_s(ctx) + per(s)
+                           for s in scenarios for t in targets if s.applies(t)))
+
+
 def run_all(ctx, targets, scenarios):
     """Prints the run's estimate, then runs one phase per worker count, every process it
     starts stopped after each phase (and on any exit); returns the samples."""
     total = len(ctx.workers_list) * ctx.rounds * sum(s.applies(t) for s in scenarios
                                                       for t in targets)
-    # Calibrated on measured wall times (wall_s in the json) on the 2-CPU VM; each
-    # measurement also samples the machine's load for 0.5 s first (not in smoke), and a
-    # busy machine adds waiting (at most QUIET_WAIT_BUDGET_S).
-    est = len(ctx.workers_list) * (
-        3 + (0 if ctx.smoke or not any(isinstance(s, ConnRate) for s in scenarios)
-             else WARMUP_MAX_S)
-        + ctx.rounds * sum(s.est_s(ctx) + (0.1 if ctx.smoke else 0.6)
-                           for s in scenarios for t in targets if s.applies(t)))
+    est = estimate(ctx, targets, scenarios)
     ctx.quiet_budget = min(QUIET_WAIT_BUDGET_S, max(60.0, RUN_LIMIT_S - RUN_MARGIN_S - est))
     log(f"bench: gw{ctx.milestone} vs nginx vs HAProxy vs direct; workers "
         f"{','.join(map(str, ctx.workers_list))}; {ctx.rounds} round(s); {total} measurements;"
@@ -109,12 +124,14 @@ def start_phase(ctx, targets, scenarios):
     """Starts, for one worker count, each target with backends of its own (separate
     backends keep one target's TIME_WAIT sockets out of another's port space). Returns
     {target name: {route: port}}, after a short functional check through each."""
-    routes = {s.route[0]: s.route for s in scenarios if not s.fresh}
-    if "chain" in routes:  # compared with the plain route in the same measurement
-        routes.setdefault("http", ("http", "http", "http"))
+    all_routes = {s.route[0]: s.route for s in scenarios if not s.fresh}
+    if "chain" in all_routes:  # compared with the plain route in the same measurement
+        all_routes.setdefault("http", ("http", "http", "http"))
     ports = {}
     ctx.backend_pgids = {}
     for t in targets:
+        # TLS routes only on the targets that terminate TLS (not direct)
+        routes = {r: v for r, v in all_routes.items() if v[1] != "https" or t.tls}
         if not routes:  # only scenarios with instances of their own
             ports[t.name] = {}
             continue
@@ -132,10 +149,16 @@ def start_phase(ctx, targets, scenarios):
                             "--duration", 0.2], timeout=10)
             # HTTP routes: requests on new connections, each answered 200 with its body.
             for r, (_, proto, _) in routes.items():
-                if proto != "tcp":
+                if proto in ("http", "http-chain"):
                     run_client([BUILD / "connrate", "client", "--connect",
                                 f"{LOOPBACK}:{ports[t.name][r]}", "--parallel", 2,
                                 "--duration", 0.2, "--http"], timeout=10)
+                elif proto == "https":  # the same over TLS; and what the handshake chose
+                    out = run_client([BUILD / "tlsrate", "client", "--connect",
+                                      f"{LOOPBACK}:{ports[t.name][r]}", "--parallel", 2,
+                                      "--duration", 0.2, "--http"], timeout=10)
+                    ctx.tls_params[(ctx.workers, t.name)] = (
+                        f"{out['proto']} {out['cipher']} {out['kx']}")
         except BenchError as e:
             raise BenchError(f"{t.label} does not forward (workers {ctx.workers}): {e}")
     return ports
@@ -160,7 +183,7 @@ def warm_up(ctx, echo_port):
 
 def wait_quiet(ctx):
     """Before a measurement, waits (bounded per measurement and in all) until processes
-    that are not ours use less than OTHER_LOAD_WARN CPU over 0.5 s: on a shared machine
+    that are not ours use less than OTHER_LOAD_WARN CPU over QUIET_SAMPLE_S: on a shared machine
     someone's test run would otherwise land inside some figures and not others."""
     if ctx.smoke:
         return
@@ -168,13 +191,13 @@ def wait_quiet(ctx):
     limit = min(QUIET_WAIT_MAX_S, ctx.quiet_budget)
     while True:
         m0, o0 = machine_cpu_seconds(), own_cpu_seconds()
-        time.sleep(0.5)
+        time.sleep(QUIET_SAMPLE_S)
         # Our idle proxies and backends use next to nothing between measurements.
-        load = (machine_cpu_seconds() - m0 - (own_cpu_seconds() - o0)) / 0.5
+        load = (machine_cpu_seconds() - m0 - (own_cpu_seconds() - o0)) / QUIET_SAMPLE_S
         waited = time.monotonic() - t0
         if load < OTHER_LOAD_WARN or waited >= limit:
             break
-    extra = max(0.0, waited - 0.5)  # beyond the one sample every measurement takes
+    extra = max(0.0, waited - QUIET_SAMPLE_S)  # beyond the one sample every measurement takes
     ctx.quiet_budget = max(0.0, ctx.quiet_budget - extra)
     ctx.quiet_waited += extra
 

@@ -6,7 +6,10 @@ returns {"value": ..., extras...} for one target. SCENARIOS lists them in report
 L4 (milestone 01 on): bulk upload and download, connection rate, RSS per idle connection,
 peak RSS over an upload. L7 (milestone 04 on, min_milestone = 4): wrk requests/s and
 latency, 1 MiB responses, tiny chunks, the middleware chain, and the L7 variants of the two
-memory scenarios. benchmarks/README.md says what each one measures and why.
+memory scenarios. TLS (milestone 04 on, proxies only: the backend speaks no TLS): handshakes/s
+full and resumed (tlsrate), small requests and 1 MiB responses over TLS keep-alive (wrk over
+https), RSS per idle TLS connection (tlsrate hold). benchmarks/README.md says what each one
+measures and why.
 """
 import os
 import re
@@ -32,6 +35,24 @@ IDLE_CONNS_SMOKE = 500
 IDLE_PAYLOAD = 16  # bytes each idle connection exchanges once (echoed) before it idles
 IDLE_SETTLE_S = 0.5  # after the last one is held, before RSS is read
 IDLE_MAXCONN_MARGIN = 256  # each proxy's connection cap in that scenario: N + this
+
+TLS_SECONDS = 1  # per handshake-rate run (smoke: TLS_SECONDS_SMOKE); short for the 15 min budget
+TLS_SECONDS_SMOKE = 0.5
+TLS_PARALLEL = CONN_PARALLEL  # handshakes in flight, as many as connrate's connections
+TLS_RESUMED_MIN = 0.95  # below this share of resumed handshakes the figure is not "resumed"
+# tls-idle-conns: each connection POSTs a 16 KiB body and gets a 16 KiB response before it
+# idles, so a full TLS record has gone through the proxy each way: a proxy that keeps its TLS
+# buffers attached (ours: BearSSL's, about 37 KB) has then touched all of them; one that
+# frees them when idle (nginx, HAProxy: SSL_MODE_RELEASE_BUFFERS) has given them back. After
+# a 2-byte exchange only the touched pages would count (ours ~17 KB at 2,000 connections).
+TLS_RECORD = 16384
+# ... and it holds at most this many (--idle-conns N: min(N, this)): a TLS connection costs
+# 13-42 KB, so 2,000 give a figure as steady as 5,000 (measured: ours 41.5 KB/conn at both)
+# in half the time, each being a handshake and 32 KiB through the proxy (the 15 min budget).
+TLS_IDLE_CONNS_MAX = 2000
+TLS_IDLE_BODY = TLS_RECORD
+TLS_IDLE_PATH = f"/size/{TLS_RECORD}"
+TLS_WRK_SECONDS = 1  # wrk over https (the smoke's length already)
 
 
 class Scenario:
@@ -136,7 +157,9 @@ class IdleConns(Scenario):
               ("backend_b_per_conn", "backend B/conn", "{:,.0f}"),
               ("open_s", "time to open all s", "{:.2f}"))
 
-    def __init__(self, http=False):
+    tls = False
+
+    def __init__(self, http=False, tls=False):
         self.title = ("RSS per idle connection (N connections, each echoed "
                       f"{IDLE_PAYLOAD} bytes once, then held idle)")
         if http:
@@ -144,29 +167,48 @@ class IdleConns(Scenario):
                 "l7-idle-conns", ("idle", "http", "http"), True, 4)
             self.title = ("RSS per idle keep-alive HTTP client connection (N connections, "
                           "each made one request, then held idle)")
+        if tls:  # tlsrate instead of connrate; every connection resumes one session
+            self.key, self.route, self.http, self.tls, self.min_milestone = (
+                "tls-idle-conns", ("idle", "https", "http"), True, True, 4)
+            self.title = ("RSS per idle keep-alive TLS client connection (N connections, "
+                          "each made one resumed TLS handshake and one request with a 16 KiB "
+                          "body and a 16 KiB response, then held idle)")
+
+    def applies(self, target):
+        return target.tls or not self.tls
+
+    def count(self, ctx):
+        return min(ctx.idle_conns, TLS_IDLE_CONNS_MAX) if self.tls else ctx.idle_conns
 
     def est_s(self, ctx):
-        return 0.7 + ctx.idle_conns / 5000
+        # TLS: a handshake and 32 KiB each: 2,000 in 1.9-3.6 s (smoke, busy machine)
+        return 0.7 + self.count(ctx) / (1000 if self.tls else 5000)
 
     def run(self, ctx, port, target):
-        n = ctx.idle_conns
+        n = self.count(ctx)
         _, proto, kind = self.route
-        http = ["--http"] if self.http else []
+        # connrate (plain) or tlsrate (TLS: --http implied; --reuse: every connection
+        # resumes the session of its first, so the proxy's session cache grows by one entry,
+        # not N, and the figure is what a connection holds, not what the cache does).
+        tool, flags = ((BUILD / "tlsrate", ["--reuse"]) if self.tls else
+                       (BUILD / "connrate", ["--http"] if self.http else []))
         with fresh_instance(ctx, target, kind, n + IDLE_MAXCONN_MARGIN, proto) as inst:
             t, tport = inst.target, inst.port
             # Warm-up: 64 connections at a time for 0.2 s (as many in flight as while the
             # N are opened), so what is measured below is what stays attached to a
             # connection once it is idle, not the proxy's first allocations.
             run_client(pinned(ctx.pin["load"], [
-                BUILD / "connrate", "client", "--connect", f"{LOOPBACK}:{tport}",
-                "--parallel", CONN_PARALLEL, "--duration", 0.2] + http), timeout=10)
+                tool, "client", "--connect", f"{LOOPBACK}:{tport}",
+                "--parallel", CONN_PARALLEL, "--duration", 0.2] + flags +
+                (["--http"] if self.tls else [])), timeout=20)
             time.sleep(0.2)
             before, bk_before = group_memory(t.pgid()), group_memory(inst.backend.pid)
             hold_s = 30 + n / 500  # bounds each phase of the client (open, then hold)
+            payload = (["--path", TLS_IDLE_PATH, "--body", TLS_IDLE_BODY] if self.tls
+                       else ["--payload", IDLE_PAYLOAD])
             argv = [str(a) for a in pinned(ctx.pin["load"], [
-                BUILD / "connrate", "hold", "--connect", f"{LOOPBACK}:{tport}", "--count", n,
-                "--parallel", CONN_PARALLEL, "--payload", IDLE_PAYLOAD, "--duration",
-                hold_s] + http)]
+                tool, "hold", "--connect", f"{LOOPBACK}:{tport}", "--count", n,
+                "--parallel", CONN_PARALLEL, "--duration", hold_s] + payload + flags)]
             with cpu_meter(ctx, t, inst.backend_pgids) as cpu:
                 p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True,
@@ -176,7 +218,7 @@ class IdleConns(Scenario):
                     first = p.stdout.readline() if ready else ""
                     kv = dict(x.split("=", 1) for x in first.split() if "=" in x)
                     if "held" not in kv:
-                        raise BenchError("connrate hold: no `held=` line within "
+                        raise BenchError(f"{tool.name} hold: no `held=` line within "
                                          f"{hold_s + 10:.0f} s")
                     if int(kv["held"]) != n:
                         raise BenchError(f"only {kv['held']} of {n} connections held "
@@ -195,7 +237,7 @@ class IdleConns(Scenario):
                         p.communicate()
             m = re.search(r"dropped=(\d+)", rest)
             if p.returncode != 0 or not m:
-                raise BenchError(f"connrate hold: {(err.strip() or rest.strip() or 'failed')}")
+                raise BenchError(f"{tool.name} hold: {(err.strip() or rest.strip() or 'failed')}")
             if int(m.group(1)):
                 raise BenchError(f"{m.group(1)} of {n} idle connections were closed while held")
         res = {"other_load": cpu.other_load, "open_s": float(kv["seconds"]),
@@ -277,16 +319,18 @@ def write_wrk_script():
     WRK_SCRIPT.write_text(WRK_LUA)
 
 
-def run_wrk(ctx, port, path, conns):
-    """One wrk run (WRK_SECONDS) with CONNS keep-alive connections on GET PATH, pinned like
-    every load; one wrk thread per load CPU (at most one per connection). Returns its figures;
-    a run with non-2xx responses, or with more than 1 % of requests failing, is a failure."""
+def run_wrk(ctx, port, path, conns, tls=False):
+    """One wrk run (WRK_SECONDS; over TLS: TLS_WRK_SECONDS) with CONNS keep-alive connections
+    on GET PATH, pinned like every load; one wrk thread per load CPU (at most one per
+    connection). Returns its figures; a run with non-2xx responses, or with more than 1 % of
+    requests failing, is a failure."""
     nload = len(ctx.pin["load"].split(","))
+    secs = min(ctx.wrk_seconds, TLS_WRK_SECONDS) if tls else ctx.wrk_seconds
     argv = pinned(ctx.pin["load"], [
-        "wrk", "-t", min(conns, nload), "-c", conns, "-d", f"{ctx.wrk_seconds}s",
+        "wrk", "-t", min(conns, nload), "-c", conns, "-d", f"{secs}s",
         "--timeout", f"{WRK_TIMEOUT_S}s", "-s", WRK_SCRIPT,
-        f"http://{LOOPBACK}:{port}{path}"])
-    out = run_client(argv, timeout=ctx.wrk_seconds + WRK_TIMEOUT_S + 15)
+        f"{'https' if tls else 'http'}://{LOOPBACK}:{port}{path}"])
+    out = run_client(argv, timeout=secs + WRK_TIMEOUT_S + 15)
     if "requests" not in out:
         raise BenchError("wrk printed no figures")
     w = {k: int(v) for k, v in out.items() if v.lstrip("-").isdigit()}
@@ -303,23 +347,30 @@ def run_wrk(ctx, port, path, conns):
 
 
 class Wrk(Scenario):
-    """requests/s and latency of GET PATH over CONNS keep-alive connections (wrk)."""
+    """requests/s and latency of GET PATH over CONNS keep-alive connections (wrk); with
+    TLS, over https to the TLS route (proxies only)."""
     route = ("http", "http", "http")
     min_milestone = 4
+    tls = False
     unit = "req/s"
     extras = (("p50_us", "p50 µs", "{:,.0f}"), ("p99_us", "p99 µs", "{:,.0f}"),
               ("p999_us", "p99.9 µs", "{:,.0f}"),
               ("cpu_us_per_req", "proxy CPU µs/req", "{:.1f}"), ("errors", "errors", "{:.0f}"))
 
-    def __init__(self, key, conns, path, title):
+    def __init__(self, key, conns, path, title, tls=False):
         self.key, self.conns, self.path, self.title = key, conns, path, title
+        if tls:
+            self.tls, self.route = True, ("tls", "https", "http")
+
+    def applies(self, target):
+        return target.tls or not self.tls
 
     def est_s(self, ctx):
-        return 0.15 + ctx.wrk_seconds
+        return 0.15 + (min(ctx.wrk_seconds, TLS_WRK_SECONDS) if self.tls else ctx.wrk_seconds)
 
     def run(self, ctx, port, target):
         with cpu_meter(ctx, target) as cpu:
-            w = run_wrk(ctx, port, self.path, self.conns)
+            w = run_wrk(ctx, port, self.path, self.conns, self.tls)
         res = {"value": w["rps"], "other_load": cpu.other_load, "errors": w["errors"],
                "p50_us": w["p50_us"], "p99_us": w["p99_us"], "p999_us": w["p999_us"]}
         if cpu.seconds is not None:
@@ -328,24 +379,33 @@ class Wrk(Scenario):
 
 
 class WrkBig(Scenario):
-    """Throughput of 1 MiB responses (GET /size/1048576) over BIG_CONNS connections."""
+    """Throughput of 1 MiB responses (GET /size/1048576) over BIG_CONNS connections; with
+    TLS, over https to the TLS route (proxies only)."""
     key = "l7-1mib"
     route = ("http", "http", "http")
     min_milestone = 4
+    tls = False
     unit = "MB/s"
     extras = (("rps", "req/s", "{:,.0f}"), ("p99_us", "p99 µs", "{:,.0f}"),
               ("cpu_s_per_gib", "proxy CPU s/GiB", "{:.2f}"), ("errors", "errors", "{:.0f}"))
 
-    def __init__(self):
+    def __init__(self, tls=False):
         self.title = (f"1 MiB responses: throughput over {BIG_CONNS} keep-alive connections "
                       "(wrk)")
+        if tls:
+            self.key, self.tls, self.route = "tls-1mib", True, ("tls", "https", "http")
+            self.title = (f"1 MiB responses over TLS: throughput over {BIG_CONNS} keep-alive "
+                          "TLS connections (wrk over https)")
+
+    def applies(self, target):
+        return target.tls or not self.tls
 
     def est_s(self, ctx):
-        return 0.15 + ctx.wrk_seconds
+        return 0.15 + (min(ctx.wrk_seconds, TLS_WRK_SECONDS) if self.tls else ctx.wrk_seconds)
 
     def run(self, ctx, port, target):
         with cpu_meter(ctx, target) as cpu:
-            w = run_wrk(ctx, port, f"/size/{BIG_RESPONSE}", BIG_CONNS)
+            w = run_wrk(ctx, port, f"/size/{BIG_RESPONSE}", BIG_CONNS, self.tls)
         if w["bytes"] < w["requests"] * BIG_RESPONSE:
             raise BenchError(f"wrk: {w['bytes']} bytes for {w['requests']} responses of "
                              f"{BIG_RESPONSE}")
@@ -461,6 +521,54 @@ class Chain(Scenario):
         return res
 
 
+class TlsHandshake(Scenario):
+    """New TLS connections per second through the TLS route (tlsrate client): each one
+    connects, makes a TLS 1.2 handshake, sends close_notify and waits for the proxy to close;
+    no request, so no upstream work. Full (no session offered) or resumed (each of the
+    TLS_PARALLEL slots offers the session of its own first handshake, made before the
+    clock starts: a resumption by session id from the proxy's shared cache)."""
+    min_milestone = 4
+    route = ("tls", "https", "http")
+    unit = "hs/s"
+    extras = (("p50_us", "p50 µs", "{:,.0f}"), ("p99_us", "p99 µs", "{:,.0f}"),
+              ("cpu_us_per_hs", "proxy CPU µs/handshake", "{:.1f}"),
+              ("resumed_pct", "resumed %", "{:.1f}"), ("errors", "errors", "{:.0f}"))
+
+    def __init__(self, reuse):
+        self.reuse = reuse
+        self.key = "tls-handshake-resumed" if reuse else "tls-handshake-full"
+        self.title = (f"TLS handshakes per second, {'resumed (session id)' if reuse else 'full'}"
+                      f" ({TLS_PARALLEL} in flight: connect, handshake, close_notify, close)")
+
+    def applies(self, target):
+        return target.tls
+
+    def est_s(self, ctx):
+        # smoke (0.5 s runs): 0.57-0.61 s full, 0.62-0.72 s resumed (its priming)
+        return 0.12 + ctx.tls_seconds + (0.1 if self.reuse else 0)
+
+    def run(self, ctx, port, target):
+        argv = pinned(ctx.pin["load"], [BUILD / "tlsrate", "client", "--connect",
+                                        f"{LOOPBACK}:{port}", "--parallel", TLS_PARALLEL,
+                                        "--duration", ctx.tls_seconds]
+                      + (["--reuse"] if self.reuse else []))
+        with cpu_meter(ctx, target) as cpu:
+            out = run_client(argv, timeout=ctx.tls_seconds + 25)
+        conns, resumed = int(out["conns"]), int(out["resumed"])
+        share = resumed / conns
+        if self.reuse and share < TLS_RESUMED_MIN:
+            raise BenchError(f"only {resumed} of {conns} handshakes resumed ({100 * share:.0f} %):"
+                             " the proxy's session cache is missing them")
+        if not self.reuse and resumed:
+            raise BenchError(f"{resumed} of {conns} handshakes resumed without a session offered")
+        res = {"value": float(out["rate"]), "other_load": cpu.other_load,
+               "p50_us": float(out["p50_us"]), "p99_us": float(out["p99_us"]),
+               "resumed_pct": 100 * share, "errors": int(out["errors"])}
+        if cpu.seconds is not None:
+            res["cpu_us_per_hs"] = cpu.seconds * 1e6 / conns
+        return res
+
+
 SCENARIOS = [
     Bulk("bulk-upload", "send", "bulk upload: client → proxy → sink backend"),
     Bulk("bulk-download", "recv", "bulk download: source backend → proxy → client"),
@@ -478,5 +586,14 @@ SCENARIOS = [
     Chain(),
     IdleConns(http=True),
     UploadPeakRss(http=True),
+    # TLS (milestone 04 on; the proxies only): TLS terminated in front of the http route.
+    TlsHandshake(reuse=False),
+    TlsHandshake(reuse=True),
+    Wrk("tls-rps-c50", 50, "/", "small responses (2 bytes) over TLS, 50 keep-alive TLS "
+        "connections (wrk over https)", tls=True),
+    WrkBig(tls=True),
+    IdleConns(tls=True),
 ]
 L7_RPS = ("l7-rps-c1", "l7-rps-c50", "l7-rps-c500")
+TLS_KEYS = ("tls-handshake-full", "tls-handshake-resumed", "tls-rps-c50", "tls-1mib",
+            "tls-idle-conns")

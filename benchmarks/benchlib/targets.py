@@ -3,9 +3,10 @@ and "direct" (the backend itself, no proxy), each turned from a set of routes in
 file of its own and started on free loopback ports; the backends behind them (our load tools
 in benchmarks/tools/, built here into build/bench/); and the checks that every tool is there.
 
-The configs make the three proxies equivalent (same timeouts, buffers, keep-alive pools);
-benchmarks/README.md has the table. A scenario never writes a config: it names the route it
-needs (scenarios.py) and gets a port.
+The configs make the three proxies equivalent (same timeouts, buffers, keep-alive pools;
+for TLS the same protocol, suite, curve, certificate and session cache); benchmarks/README.md
+has the tables. A scenario never writes a config: it names the route it needs (scenarios.py)
+and gets a port. The TLS certificate is made at run time (bench_cert), never committed.
 """
 import copy
 import re
@@ -33,6 +34,41 @@ RESPONSE_TIMEOUT_S = 30  # the upstream's response (nginx: between two reads)
 KEEPALIVE_TIMEOUT_S = IDLE_TIMEOUT_S  # idle client connection between requests
 UPSTREAM_KEEPALIVE = 64  # idle upstream connections kept per worker (nginx `keepalive 64`)
 HTTP_BUFFER = "16k"  # one 16 KiB buffer per direction (nginx proxy_buffer_size, HAProxy bufsize)
+
+# TLS (route protocol "https": TLS terminated in front of the L7 route). Ours speaks TLS 1.2
+# only (BearSSL) and, with an ECDSA key, prefers ECDHE-ECDSA-AES128-GCM-SHA256; the peers are
+# held to that same protocol and suite and to one curve, so every handshake does the same
+# work. Resumption by session id from a cache shared by all workers, no tickets (ours has
+# none): nginx `ssl_session_cache shared:` (a per-worker builtin cache would miss on about
+# half the resumptions at 2 workers, SO_REUSEPORT sends them anywhere), HAProxy its own
+# cache (shared by its threads). Each holds about TLS_SESSIONS sessions.
+TLS_DIR = BUILD / "tls"
+TLS_CERT, TLS_KEY, TLS_PEM = TLS_DIR / "cert.pem", TLS_DIR / "key.pem", TLS_DIR / "cert+key.pem"
+TLS_PROTOCOL = "TLSv1.2"
+TLS_CIPHER = "ECDHE-ECDSA-AES128-GCM-SHA256"  # OpenSSL's name; ours: its first choice for EC
+TLS_CURVE = "X25519"
+TLS_SESSIONS = 20000  # ours' default session_cache size, HAProxy's default tune.ssl.cachesize
+TLS_NGINX_CACHE = "5m"  # nginx: "one megabyte can store about 4000 sessions"
+TLS_SESSION_LIFETIME_S = 300  # nginx and HAProxy's default (ours: LRU, no lifetime)
+TLS_CONN_RESERVE = 64 * 1024  # ours: what one TLS connection may charge to buffers.max_memory
+
+
+def bench_cert():
+    """An ECDSA P-256 key and a self-signed certificate for localhost (30 days), made with
+    the openssl CLI into build/bench/tls/ at every run (no key is committed); HAProxy reads
+    both from one file."""
+    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    for f in (TLS_KEY, TLS_PEM):
+        f.unlink(missing_ok=True)
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", TLS_KEY, "-out",
+                        TLS_CERT, "-days", "30", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"openssl req (the bench certificate) failed:\n{r.stderr}")
+    TLS_KEY.chmod(0o600)  # ours warns about a key readable by others
+    TLS_PEM.touch(mode=0o600)
+    TLS_PEM.write_text(TLS_CERT.read_text() + TLS_KEY.read_text())
 
 
 # ---- backends: our own load tools ---------------------------------------------------------
@@ -74,6 +110,7 @@ class Target:
 
     name = label = ""
     proc = None
+    tls = True  # serves routes of protocol "https" (TLS in front of the http route)
     inst = ""  # file-name suffix of a fresh instance (memory scenarios); "" for the main one
     maxconn = MAX_CONNECTIONS  # the connection cap written into the config
 
@@ -109,11 +146,12 @@ class Target:
     def conf(self, ctx, ext):
         return ctx.tmp / f"{self.name}{self.inst}-w{ctx.workers}.{ext}"
 
-    # Route protocols: "tcp" (L4), "http" (L7, one route to the backend) and "http-chain"
+    # Route protocols: "tcp" (L4), "http" (L7, one route to the backend), "http-chain"
     # (L7 with the realistic middleware chain; only ours has it: the peers serve it as a
-    # plain http route, and the chain scenario runs on ours only).
+    # plain http route, and the chain scenario runs on ours only) and "https" (the http
+    # route behind TLS termination; not direct: the backend speaks no TLS).
     @staticmethod
-    def _need(routes, protos=("tcp", "http", "http-chain")):
+    def _need(routes, protos=("tcp", "http", "http-chain", "https")):
         for r, (proto, _) in routes.items():
             if proto not in protos:
                 raise BenchError(f"route {r}: protocol {proto} is not supported")
@@ -121,6 +159,7 @@ class Target:
 
 class Direct(Target):
     name, label = "direct", "direct"
+    tls = False
 
     def start(self, ctx, routes):
         self.proc = None
@@ -143,8 +182,14 @@ class Ours(Target):
             raise BenchError(f"{self.label}: http routes need gw04 or later")
         # Info level: the `ready` line is info, and nothing per connection is logged
         # above debug. Buffers stay at their defaults (16 KiB chunks, like the peers').
-        lines = [f"workers: {ctx.workers}", "drain_timeout: 1s", "log: {level: info}",
-                 "listeners:"]
+        lines = [f"workers: {ctx.workers}", "drain_timeout: 1s", "log: {level: info}"]
+        # A TLS connection's engine buffers (about 37 KB) are charged to buffers.max_memory
+        # (default 256 MiB); the peers have no such cap, so it is raised to fit every
+        # connection the listener may hold (the idle scenario holds N + 256).
+        tls_mem = sum(self.maxconn for p, _ in routes.values() if p == "https") * TLS_CONN_RESERVE
+        if tls_mem > 256 * (1 << 20):
+            lines.append(f"buffers: {{max_memory: {-(-tls_mem // (1 << 20))}MiB}}")
+        lines.append("listeners:")
         for r, (proto, _) in routes.items():
             lines += [f"  - name: {r}", f"    address: {LOOPBACK}:{ports[r]}",
                       f"    protocol: {'tcp' if proto == 'tcp' else 'http'}",
@@ -154,6 +199,10 @@ class Ours(Target):
             if proto == "tcp":
                 lines.append(f"    upstream: {r}")
                 continue
+            if proto == "https":
+                lines += ["    tls:", "      certificates:",
+                          f"        - {{cert: \"{TLS_CERT}\", key: \"{TLS_KEY}\"}}",
+                          f"      session_cache: {{size: {TLS_SESSIONS}}}"]
             lines += ["    http:", f"      request_head_timeout: {HEAD_TIMEOUT_S}s",
                       f"      body_timeout: {BODY_TIMEOUT_S}s",
                       f"      keepalive_timeout: {KEEPALIVE_TIMEOUT_S}s",
@@ -183,6 +232,18 @@ class Ours(Target):
 
 class Nginx(Target):
     name, label = "nginx", "nginx"
+    # TLS on an http server: TLS_PROTOCOL, TLS_CIPHER and TLS_CURVE only, a session cache
+    # shared by the workers, no tickets; ssl_buffer_size stays at its default (16k).
+    ssl = f"""
+        ssl_certificate {TLS_CERT};
+        ssl_certificate_key {TLS_KEY};
+        ssl_protocols {TLS_PROTOCOL};
+        ssl_ciphers {TLS_CIPHER};
+        ssl_prefer_server_ciphers on;
+        ssl_ecdh_curve {TLS_CURVE};
+        ssl_session_cache shared:bench_tls:{TLS_NGINX_CACHE};
+        ssl_session_timeout {TLS_SESSION_LIFETIME_S}s;
+        ssl_session_tickets off;"""
 
     def version(self):
         r = subprocess.run(["nginx", "-v"], capture_output=True, text=True)
@@ -222,7 +283,7 @@ stream {{
         keepalive_requests 100000000;
     }}
     server {{
-        listen {LOOPBACK}:{ports[r]} reuseport;
+        listen {LOOPBACK}:{ports[r]}{" ssl" if proto == "https" else ""} reuseport;{self.ssl if proto == "https" else ""}
         location / {{
             proxy_pass http://u_{r};
         }}
@@ -271,6 +332,10 @@ events {{
 
 class Haproxy(Target):
     name, label = "haproxy", "HAProxy"
+    # TLS on a bind: the same protocol, suite and curve as the others, no tickets; its
+    # session cache (tune.ssl.cachesize, shared by the threads) is set in `global`.
+    ssl = (f" ssl crt {TLS_PEM} ssl-min-ver {TLS_PROTOCOL} ssl-max-ver {TLS_PROTOCOL} "
+           f"ciphers {TLS_CIPHER} curves {TLS_CURVE} no-tls-tickets")
 
     def version(self):
         r = subprocess.run(["haproxy", "-v"], capture_output=True, text=True)
@@ -295,7 +360,7 @@ backend {r}
             f"""
 frontend {r}
     mode http
-    bind {LOOPBACK}:{ports[r]} shards by-thread
+    bind {LOOPBACK}:{ports[r]} shards by-thread{self.ssl if proto == "https" else ""}
     timeout http-request {HEAD_TIMEOUT_S}s
     timeout http-keep-alive {KEEPALIVE_TIMEOUT_S}s
     default_backend {r}
@@ -306,10 +371,13 @@ backend {r}
     server s1 {LOOPBACK}:{bport} pool-max-conn {UPSTREAM_KEEPALIVE * ctx.workers} pool-purge-delay {IDLE_TIMEOUT_S}s
 """
             for r, (proto, bport) in routes.items() if proto != "tcp")
+        tls_global = (f"\n    tune.ssl.cachesize {TLS_SESSIONS}\n    tune.ssl.lifetime "
+                      f"{TLS_SESSION_LIFETIME_S}" if any(p == "https" for p, _ in routes.values())
+                      else "")
         self.conf(ctx, "cfg").write_text(f"""# generated by benchmarks/bench.py (no `log`: no logging)
 global
     nbthread {ctx.workers}
-    maxconn {self.maxconn}
+    maxconn {self.maxconn}{tls_global}
 defaults
     mode tcp
     maxconn {self.maxconn}
@@ -358,10 +426,11 @@ class fresh_instance:
 # ---- the tools: our load generators and backends, and the peers --------------------------
 
 def build_tools():
-    """Compiles our load tools and HTTP backend (benchmarks/tools/*.c) into build/bench/,
-    each only when its source, loopback.h or this file is newer than the binary."""
+    """Compiles our load tools and HTTP backend (benchmarks/tools/*.c; tlsrate on OpenSSL)
+    into build/bench/, each only when its source, loopback.h or this file is newer than the binary."""
     BUILD.mkdir(parents=True, exist_ok=True)
-    for tool, libs in (("blast", ["-lpthread"]), ("connrate", []), ("httpback", ["-lpthread"])):
+    for tool, libs in (("blast", ["-lpthread"]), ("connrate", []), ("httpback", ["-lpthread"]),
+                       ("tlsrate", ["-lssl", "-lcrypto"])):
         src, out = TOOLS_SRC / f"{tool}.c", BUILD / tool
         newest = max(src.stat().st_mtime, (TOOLS_SRC / "loopback.h").stat().st_mtime,
                      Path(__file__).stat().st_mtime)  # the flags below live here
@@ -379,7 +448,7 @@ def build_tools():
 def check_tools(milestone):
     """Raises BenchError naming what is missing (the peers, gnuplot, wrk, ...: `scripts/deps.sh
     bench` installs them); returns the path of our release binary for MILESTONE."""
-    missing = [t for t in ("nginx", "haproxy", "gnuplot", "taskset", "cc", "wrk")
+    missing = [t for t in ("nginx", "haproxy", "gnuplot", "taskset", "cc", "wrk", "openssl")
                if shutil.which(t) is None]
     if not NGINX_STREAM_MODULE.exists():
         missing.append(f"{NGINX_STREAM_MODULE} (libnginx-mod-stream)")

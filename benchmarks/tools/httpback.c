@@ -2,9 +2,9 @@
  *
  *   httpback [--port P] [--threads N]
  *       listens on 127.0.0.1:P (default: a free port; a P already taken is refused) and
- *       prints `port=P`. Answers `GET /size/N` (and HEAD) with N bytes of fixed content
- *       (N up to 1 GiB), and any other request with the 2-byte body `ok`; always
- *       Content-Length framing, status 200.
+ *       prints `port=P`. Answers `GET /size/N` (and HEAD, and POST once its body is read)
+ *       with N bytes of fixed content (N up to 1 GiB), and any other request with the
+ *       2-byte body `ok`; always Content-Length framing, status 200.
  *       Request bodies (Content-Length or chunked) are read and thrown away, so uploads of
  *       any size work. Keep-alive (HTTP/1.1 default; HTTP/1.0 only with Connection:
  *       keep-alive), pipelining (responses in request order; a request is not parsed before
@@ -200,7 +200,10 @@ static int parse_head(conn_t *c, const char *p, size_t n)
     c->close_after = !keepalive;
     c->resp_head_only = mlen == 4 && memcmp(p, "HEAD", 4) == 0;
     c->resp_sized = false;
-    bool get = (mlen == 3 && memcmp(p, "GET", 3) == 0) || c->resp_head_only;
+    /* POST /size/N too (answered after its body): the TLS idle scenario sends a full
+     * record each way through the proxy. */
+    bool get = (mlen == 3 && memcmp(p, "GET", 3) == 0) || c->resp_head_only ||
+               (mlen == 4 && memcmp(p, "POST", 4) == 0);
     if (get && tlen > 6 && memcmp(target, "/size/", 6) == 0) {
         uint64_t x = 0;
         size_t i = 6;
