@@ -563,7 +563,7 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     uint64_t wait_ms = 0;
     if (p->wrap != NULL) {
         gw_stream_t *wrapper = NULL;
-        if (p->wrap(p->ctx, tw->w, l, &c->sock[GW_CLIENT].s, &wrapper, &wait_ms) != 0) {
+        if (p->wrap(p->ctx, tw->w, l, &c->sock[GW_CLIENT].s, on_read, &wrapper, &wait_ms) != 0) {
             apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
             return;
         }

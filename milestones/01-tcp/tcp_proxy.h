@@ -75,8 +75,8 @@ typedef struct gw_tcp_picker_s {
                    gw_tcp_preread_event_t ev, gw_tcp_pick_t *tok);
     /* Optional: a stream of the picker's layered over the accepted client stream (04's TLS
      * termination on tcp listeners: a TLS stream). Called once per admitted connection,
-     * before anything is read from the client or a backend is picked, with CLIENT set up
-     * (its on_read and data are 01's, which the wrapper takes over). Returns 0 with *OUT
+     * before anything is read from the client or a backend is picked, with CLIENT set up;
+     * the wrapper's reads go to ON_READ with CLIENT's data (01's). Returns 0 with *OUT
      * NULL (no wrapper: 01 goes on with CLIENT), 0 with *OUT the wrapper, which from then
      * on is the client's stream for 01 (closing it closes CLIENT), or a UV error: the client
      * is closed at once (the hook counted why). A wrapper that needs exchanges of its own
@@ -87,7 +87,7 @@ typedef struct gw_tcp_picker_s {
      * never finished its handshake). UNWRAP runs once per wrapper, after its close
      * callback (free it there); TIMED_OUT says that 01 gave up waiting. Both or neither. */
     int (*wrap)(void *ctx, gw_worker_t *w, const gw_listener_t *l, gw_stream_t *client,
-                gw_stream_t **out, uint64_t *wait_ms);
+                gw_stream_read_cb on_read, gw_stream_t **out, uint64_t *wait_ms);
     void (*unwrap)(void *ctx, gw_worker_t *w, gw_stream_t *wrapper, bool timed_out);
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
     /* pick or admit look at the client's address: 01 then asks the kernel for it once per

@@ -444,17 +444,6 @@ static void log_tls_warning(void *ctx, const char *msg)
 /* see hproxy.h */
 int gw_http_prepare(const gw_config_t *cfg, void **layers)
 {
-    /* Until TLS is wired into tcp listeners, a tcp listener's `tls:` block is decoded and
-     * its files checked (-t) but would not be served: refuse to start rather than serve
-     * plaintext where TLS was asked for. http listeners terminate it (htls.c), upstreams
-     * originate it (hutls.c). */
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        if (cfg->listeners[i].protocol != GW_PROTO_HTTP &&
-            gw_tls_listener_cfg(&cfg->listeners[i]) != NULL) {
-            gw_error("listener '%s': tls on a tcp listener is not served yet by this build",
-                     cfg->listeners[i].name);
-            return GW_ECONFIG;
-        }
     int rc = gw_res_prepare(cfg, layers);
     if (rc != 0)
         return rc;
@@ -479,6 +468,8 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         hp->pt = gw_passthrough_prepare(cfg, layers, &pt_err); /* after hp->picker: 02's */
     if (made && pt_err == 0)
         hp->tls = hp_tls_prepare(cfg, cfg->workers, &tls_err);
+    if (made && pt_err == 0 && tls_err == 0)
+        hp_tls_tcp_picker(hp->tls, cfg, layers); /* tcp listeners' tls: 01's wrap hook */
     if (!made || pt_err != 0 || tls_err != 0) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {

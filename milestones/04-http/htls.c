@@ -41,14 +41,19 @@ struct hp_tls_s {
     size_t nlis;
     unsigned workers;
     tls_listener_t *lis; /* [nlis], parallel to cfg->listeners */
+    /* tcp listeners with tls: 01's picker (layer 1) wrapped so that its wrap hook puts a
+     * TLS stream over each client (tcp_wrap); `inner` is the picker it wraps. */
+    gw_tcp_picker_t inner, picker;
 };
 
 /* One TLS client connection: everything it needs besides its hconn_t, in one allocation. */
 typedef struct tls_conn_s {
-    gw_tls_stream_t ts; /* first: hconn_t.s points at ts.s */
-    hconn_t *c;
+    gw_tls_stream_t ts; /* first: hconn_t.s (or 01's client stream) points at ts.s */
+    hconn_t *c;         /* the http connection; NULL on a tcp listener (01's pair owns it) */
     tls_listener_t *tl;
-    gw_hx_tls_t info; /* filled when the handshake completes */
+    unsigned worker;
+    gw_bufpool_t *pool; /* where the connection's charge goes back */
+    gw_hx_tls_t info;   /* filled when the handshake completes */
     gw_tlscache_conn_t cc;
     gw_tls_server_t srv;
     br_ssl_server_context sc;
@@ -250,8 +255,7 @@ hp_tls_t *hp_tls_prepare(const gw_config_t *cfg, unsigned workers, int *err)
     *err = 0;
     bool any = false;
     for (size_t i = 0; i < cfg->nlisteners; i++)
-        any = any || (cfg->listeners[i].protocol == GW_PROTO_HTTP &&
-                      gw_tls_listener_cfg(&cfg->listeners[i]) != NULL);
+        any = any || gw_tls_listener_cfg(&cfg->listeners[i]) != NULL;
     if (!any)
         return NULL;
     hp_tls_t *t = calloc(1, sizeof *t);
@@ -265,7 +269,7 @@ hp_tls_t *hp_tls_prepare(const gw_config_t *cfg, unsigned workers, int *err)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const gw_listener_cfg_t *l = &cfg->listeners[i];
         const gw_tls_listener_cfg_t *tc = gw_tls_listener_cfg(l);
-        if (l->protocol != GW_PROTO_HTTP || tc == NULL)
+        if (tc == NULL)
             continue;
         int rc = listener_init(&t->lis[i], l, tc, workers);
         if (rc != 0) {
@@ -363,7 +367,7 @@ static tls_conn_t *tls_of(const hconn_t *c)
 
 static tls_wstats_t *wstats(const tls_conn_t *t)
 {
-    return t->tl->w[t->c->hw->w->id];
+    return t->tl->w[t->worker];
 }
 
 /* What the exchange will see: names and pointers into the engine and our server part,
@@ -381,60 +385,96 @@ static void fill_info(tls_conn_t *t)
     t->info.cert_sha256 = t->srv.peer.sha256_hex;
 }
 
+static void count_handshake(tls_conn_t *t, int status, const char *listener);
+
 static void on_handshake(gw_tls_stream_t *ts, int status)
 {
     tls_conn_t *t = (tls_conn_t *)(void *)ts;
     hconn_t *c = t->c;
+    count_handshake(t, status, c->l->cfg->name);
     if (status != 0) {
-        int br_err = gw_tls_stream_last_error(ts);
-        size_t slot = gw_htls_failure_slot(status, br_err);
-        gw_counter_inc(&wstats(t)->failures[slot]);
-        gw_debug("listener '%s': TLS handshake failed: %s", c->l->cfg->name,
-                 gw_htls_reason_name(slot));
         /* Gracefully: BearSSL's alert, if it has one, was written first (tls_stream.h). */
         hp_client_close(c, false);
         return;
     }
-    fill_info(t);
-    gw_counter_inc(&wstats(t)->handshakes[t->info.resumed ? 1 : 0]);
     /* From now on a request head is awaited: the listener's request_head_timeout. */
     if (c->list == &c->hw->handshake[c->l->index])
         hp_list_idle(c, &c->hw->fresh[c->l->index]);
+}
+
+/* A TLS connection of listener TL on worker WORKER over INNER, whose reads go to ON_READ
+ * with DATA: one allocation charged to POOL, the server context set up, the TLS stream
+ * started (the handshake runs from now on). NULL with *ERR (counted as a failure). */
+static tls_conn_t *conn_new(tls_listener_t *tl, unsigned worker, gw_bufpool_t *pool,
+                            gw_stream_t *inner, gw_stream_env_t *env, gw_stream_read_cb on_read,
+                            void *data, int *err)
+{
+    tls_wstats_t *st = tl->w[worker];
+    if (gw_bufpool_reserve(pool, sizeof(tls_conn_t)) != 0) {
+        gw_counter_inc(&st->failures[GW_HTLS_SLOT_NO_BUFFERS]);
+        *err = UV_ENOBUFS;
+        return NULL;
+    }
+    tls_conn_t *t = malloc(sizeof *t);
+    if (t == NULL) {
+        gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
+        gw_counter_inc(&st->failures[GW_HTLS_SLOT_NO_MEMORY]);
+        *err = UV_ENOMEM;
+        return NULL;
+    }
+    t->c = NULL;
+    t->tl = tl;
+    t->worker = worker;
+    t->pool = pool;
+    memset(&t->info, 0, sizeof t->info);
+    gw_tlscache_conn_init(&t->cc, &tl->cache);
+    int64_t now = (int64_t)(gw_clock_wall_ms(&gw_clock_system) / 1000);
+    int rc = gw_tls_server_setup(&t->srv, &t->sc, tl->cfg, gw_tlscache_conn_class(&t->cc), now,
+                                 t->iobuf, sizeof t->iobuf) == 0
+                 ? gw_tls_stream_init(&t->ts, inner, &t->sc.eng, env, on_read, data)
+                 : UV_EINVAL;
+    if (rc != 0) { /* INNER is still plaintext and the caller's */
+        gw_counter_inc(&st->failures[gw_htls_failure_slot(rc, 0)]);
+        free(t);
+        gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
+        *err = rc;
+        return NULL;
+    }
+    return t;
+}
+
+/* Frees T (after its stream's close callback) and gives its charge back. */
+static void conn_free(tls_conn_t *t)
+{
+    gw_bufpool_t *pool = t->pool;
+    explicit_bzero(&t->sc, sizeof t->sc); /* the session's keys */
+    free(t);
+    gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
+}
+
+/* The handshake's outcome in the listener's counters. */
+static void count_handshake(tls_conn_t *t, int status, const char *listener)
+{
+    if (status != 0) {
+        size_t slot = gw_htls_failure_slot(status, gw_tls_stream_last_error(&t->ts));
+        gw_counter_inc(&wstats(t)->failures[slot]);
+        gw_debug("listener '%s': TLS handshake failed: %s", listener, gw_htls_reason_name(slot));
+        return;
+    }
+    fill_info(t);
+    gw_counter_inc(&wstats(t)->handshakes[t->info.resumed ? 1 : 0]);
 }
 
 /* see htls.h */
 int hp_tls_accept(hconn_t *c)
 {
     hp_worker_t *hw = c->hw;
-    tls_listener_t *tl = &hw->hp->tls->lis[c->l->index];
-    tls_wstats_t *st = tl->w[hw->w->id];
-    gw_bufpool_t *pool = hw->w->bufs.pool;
-    if (gw_bufpool_reserve(pool, sizeof(tls_conn_t)) != 0) {
-        gw_counter_inc(&st->failures[GW_HTLS_SLOT_NO_BUFFERS]);
-        return UV_ENOBUFS;
-    }
-    tls_conn_t *t = malloc(sizeof *t);
-    if (t == NULL) {
-        gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
-        gw_counter_inc(&st->failures[GW_HTLS_SLOT_NO_MEMORY]);
-        return UV_ENOMEM;
-    }
+    int rc = 0;
+    tls_conn_t *t = conn_new(&hw->hp->tls->lis[c->l->index], hw->w->id, hw->w->bufs.pool,
+                             &c->sock.s, &hw->w->streams, hp_on_client_read, c, &rc);
+    if (t == NULL)
+        return rc; /* c->sock is still plaintext and the caller's */
     t->c = c;
-    t->tl = tl;
-    memset(&t->info, 0, sizeof t->info);
-    gw_tlscache_conn_init(&t->cc, &tl->cache);
-    int64_t now = (int64_t)(gw_clock_wall_ms(&gw_clock_system) / 1000);
-    int rc = gw_tls_server_setup(&t->srv, &t->sc, tl->cfg, gw_tlscache_conn_class(&t->cc), now,
-                                 t->iobuf, sizeof t->iobuf) == 0
-                 ? gw_tls_stream_init(&t->ts, &c->sock.s, &t->sc.eng, &hw->w->streams,
-                                      hp_on_client_read, c)
-                 : UV_EINVAL;
-    if (rc != 0) { /* c->sock is still plaintext and the caller's */
-        gw_counter_inc(&st->failures[gw_htls_failure_slot(rc, 0)]);
-        free(t);
-        gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
-        return rc;
-    }
     gw_tls_stream_on_handshake(&t->ts, on_handshake);
     c->s = &t->ts.s;
     c->out.stream = c->s; /* nothing was queued yet */
@@ -448,10 +488,7 @@ void hp_tls_conn_free(hconn_t *c)
     if (t == NULL)
         return;
     c->s = &c->sock.s;
-    gw_bufpool_t *pool = c->hw->w->bufs.pool;
-    explicit_bzero(&t->sc, sizeof t->sc); /* the session's keys */
-    free(t);
-    gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
+    conn_free(t);
 }
 
 /* see htls.h */
@@ -467,4 +504,112 @@ const gw_hx_tls_t *hp_tls_info(const hconn_t *c)
 {
     const tls_conn_t *t = tls_of(c);
     return t != NULL && gw_tls_stream_ready(&t->ts) ? &t->info : NULL;
+}
+
+/* ---- tcp listeners: 01's pair with a TLS stream on the client side ------------------------ */
+
+/* The handshake of a tcp listener's client ended: counted, then 01 connects to a backend
+ * (or closes the client): a backend never sees a client that did not finish its handshake. */
+static void tcp_on_handshake(gw_tls_stream_t *ts, int status)
+{
+    tls_conn_t *t = (tls_conn_t *)(void *)ts;
+    count_handshake(t, status, t->tl->l->name);
+    gw_tcp_wrapper_ready(&ts->s, status);
+}
+
+static int tcp_wrap(void *ctx, gw_worker_t *w, const gw_listener_t *l, gw_stream_t *client,
+                    gw_stream_read_cb on_read, gw_stream_t **out, uint64_t *wait_ms)
+{
+    hp_tls_t *t = ctx;
+    tls_listener_t *tl = &t->lis[l->index];
+    *out = NULL;
+    if (tl->cfg == NULL) /* a plaintext tcp listener beside TLS ones */
+        return 0;
+    int rc = 0;
+    tls_conn_t *tc =
+        conn_new(tl, w->id, w->bufs.pool, client, &w->streams, on_read, client->data, &rc);
+    if (tc == NULL)
+        return rc;
+    gw_tls_stream_on_handshake(&tc->ts, tcp_on_handshake);
+    *out = &tc->ts.s;
+    *wait_ms = tl->cfg->handshake_timeout_ms;
+    return 0;
+}
+
+static void tcp_unwrap(void *ctx, gw_worker_t *w, gw_stream_t *s, bool timed_out)
+{
+    (void)ctx;
+    (void)w;
+    tls_conn_t *t = (tls_conn_t *)(void *)s;
+    if (timed_out && !gw_tls_stream_ready(&t->ts))
+        gw_counter_inc(&wstats(t)->failures[GW_HTLS_SLOT_TIMEOUT]);
+    conn_free(t);
+}
+
+/* The other hooks are the wrapped picker's, with its context. */
+static const gw_addr_t *tcp_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
+                                 const struct sockaddr *client, unsigned attempt,
+                                 gw_tcp_pick_t *tok)
+{
+    hp_tls_t *t = ctx;
+    return t->inner.pick(t->inner.ctx, w, l, client, attempt, tok);
+}
+
+static void tcp_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
+{
+    hp_tls_t *t = ctx;
+    if (t->inner.report != NULL)
+        t->inner.report(t->inner.ctx, w, tok, status);
+}
+
+static bool tcp_retry(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, unsigned attempt,
+                      uint64_t *delay_ms)
+{
+    hp_tls_t *t = ctx;
+    return t->inner.retry == NULL || t->inner.retry(t->inner.ctx, w, tok, attempt, delay_ms);
+}
+
+static bool tcp_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
+                      const struct sockaddr *client)
+{
+    hp_tls_t *t = ctx;
+    return t->inner.admit(t->inner.ctx, w, l, client);
+}
+
+static uint64_t tcp_preread_ms(void *ctx, const gw_listener_t *l)
+{
+    hp_tls_t *t = ctx;
+    return t->inner.preread_ms(t->inner.ctx, l);
+}
+
+static int tcp_preread(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data,
+                       size_t len, gw_tcp_preread_event_t ev, gw_tcp_pick_t *tok)
+{
+    hp_tls_t *t = ctx;
+    return t->inner.preread(t->inner.ctx, w, l, data, len, ev, tok);
+}
+
+/* see htls.h */
+void hp_tls_tcp_picker(hp_tls_t *t, const gw_config_t *cfg, void **layers)
+{
+    bool any = false;
+    for (size_t i = 0; t != NULL && i < t->nlis; i++)
+        any = any || (t->lis[i].cfg != NULL && cfg->listeners[i].protocol == GW_PROTO_TCP);
+    if (!any || layers[1] == NULL)
+        return;
+    t->inner = *(const gw_tcp_picker_t *)layers[1];
+    t->picker = (gw_tcp_picker_t){
+        .pick = tcp_pick,
+        .report = tcp_report,
+        .retry = tcp_retry,
+        .admit = t->inner.admit != NULL ? tcp_admit : NULL,
+        .preread_ms = t->inner.preread_ms != NULL ? tcp_preread_ms : NULL,
+        .preread = t->inner.preread != NULL ? tcp_preread : NULL,
+        .wrap = tcp_wrap,
+        .unwrap = tcp_unwrap,
+        .max_attempts = t->inner.max_attempts,
+        .needs_client_addr = t->inner.needs_client_addr,
+        .ctx = t,
+    };
+    layers[1] = &t->picker;
 }

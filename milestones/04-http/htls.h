@@ -40,12 +40,17 @@ struct hconn_s;
 
 /* ---- per config (control thread) ------------------------------------------------------ */
 
-/* The TLS state of every http listener of CFG with `tls` (a session cache each, sized by
- * session_cache.size, none with client_auth; counters for WORKERS workers). NULL with *ERR
- * 0 when no listener terminates TLS; NULL with *ERR < 0 on failure (logged). */
+/* The TLS state of every listener of CFG with `tls`, http or tcp (a session cache each,
+ * sized by session_cache.size, none with client_auth; counters for WORKERS workers). NULL
+ * with *ERR 0 when no listener terminates TLS; NULL with *ERR < 0 on failure (logged). */
 hp_tls_t *hp_tls_prepare(const gw_config_t *cfg, unsigned workers, int *err);
 /* After every worker stopped. NULL is fine. */
 void hp_tls_free(hp_tls_t *t);
+/* tcp listeners with `tls`: wraps the picker in LAYERS[1] (01's interface, tcp_proxy.h) in
+ * one whose wrap hook puts a TLS stream over each client of those listeners; 01 connects to
+ * a backend only after the handshake (handshake_timeout: closed and counted "timeout").
+ * Nothing when no tcp listener has tls. After every other layer-1 wrapper (passthrough). */
+void hp_tls_tcp_picker(hp_tls_t *t, const gw_config_t *cfg, void **layers);
 /* gw_tls_handshakes_total, gw_tls_handshake_failures_total and gw_tls_session_cache_*: the
  * workers' counters summed. Any thread. T may be NULL (the families, no samples). */
 void hp_tls_metrics(const hp_tls_t *t, gw_prom_t *p);
