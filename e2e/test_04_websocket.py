@@ -229,3 +229,153 @@ def test_ws_echo_text_binary_and_16mib(gateway, ws_backend):
     assert "upgrade" in names and "sec-websocket-key" in names, ws_backend.heads[0]
     conn = [v for k, v in ws_backend.heads[0] if k.lower() == "connection"]
     assert conn == ["upgrade"], "the backend should see Connection: upgrade, got %r" % conn
+
+
+def test_ws_ping_pong_and_close_handshake(gateway, ws_backend):
+    gw = ws_proxy(gateway, ws_backend)
+
+    async def go():
+        ws = await websockets.connect(url(gw), max_size=None)
+        pong = await ws.ping(b"are you there")
+        await asyncio.wait_for(pong, env.timeout(5))  # the backend's pong came back through
+        await ws.close(code=4001, reason="done here")
+        assert ws.close_code == 4001, "the backend's close frame should echo our code: %r" % ws.close_code
+        assert ws.close_reason == "done here"
+
+    run(go())
+
+
+def test_tunnel_half_close_each_way(gateway, raw_backend):
+    """The client's FIN reaches the backend as a FIN while the backend still sends; then the
+    backend's last bytes and FIN reach the client (01's half-close rules)."""
+    saw_eof = threading.Event()
+
+    def script(conn, head, rest):
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + WS_ACCEPT.encode() + b"\r\n\r\n")
+        got = rest
+        while True:
+            d = conn.recv(65536)
+            if not d:
+                break
+            got += d
+        saw_eof.set()
+        conn.sendall(b"after your FIN: " + got)
+        conn.shutdown(socket.SHUT_WR)
+
+    b = raw_backend(script)
+    gw = ws_proxy(gateway, b)
+    s = socket.create_connection(gw.addr("edge"))
+    s.sendall(upgrade_request())
+    head = read_until(s, b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    s.sendall(b"last words")
+    s.shutdown(socket.SHUT_WR)
+    wait_until(saw_eof.is_set, env.timeout(5), "the backend to see the client's FIN")
+    rest = head.split(b"\r\n\r\n", 1)[1]
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        rest += d
+    assert rest == b"after your FIN: last words", rest
+    s.close()
+
+
+# ---- bytes that come with the heads --------------------------------------------------------
+
+
+def test_101_and_first_frame_in_one_write(gateway, raw_backend):
+    first = frame(b"welcome")
+
+    def script(conn, head, rest):
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: " + WS_ACCEPT.encode() + b"\r\n\r\n" + first)
+        conn.recv(10)  # until the client goes
+
+    b = raw_backend(script)
+    gw = ws_proxy(gateway, b)
+    s = socket.create_connection(gw.addr("edge"))
+    s.sendall(upgrade_request())
+    buf = read_until(s, b"\r\n\r\n")
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    rest += read_until(s, len(first) - len(rest)) if len(rest) < len(first) else b""
+    assert rest == first, "the frame sent with the 101 should follow it: %r" % rest
+    lines = head.decode().lower().split("\r\n")
+    assert "connection: upgrade" in lines and "upgrade: websocket" in lines, head
+    s.close()
+
+
+def test_client_frame_in_the_same_write_as_the_request(gateway, ws_backend):
+    gw = ws_proxy(gateway, ws_backend)
+    s = socket.create_connection(gw.addr("edge"))
+    s.sendall(upgrade_request() + frame(b"early bird", mask=b"\x01\x02\x03\x04"))
+    buf = read_until(s, b"early bird")
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert rest == frame(b"early bird"), "the echo of the frame sent with the request: %r" % rest
+    s.close()
+
+
+# ---- what a route that does not allow it gets ------------------------------------------------
+
+
+def test_upgrade_on_a_route_without_websocket_is_a_plain_request(gateway, backend, http_client):
+    b = backend.http()
+    gw = ws_proxy(gateway, b, routes=[config.route("app", name="plain")])
+    c = http_client(gw)
+    r = c.request("GET", "/chat", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                                          ("Sec-WebSocket-Key", WS_KEY), ("Sec-WebSocket-Version", "13")])
+    assert r.status == 200, r
+    names = [k.lower() for k, _ in b.last().headers]
+    assert "upgrade" not in names, "Upgrade reached the backend: %r" % b.last().headers
+    assert "connection" not in names or "upgrade" not in [
+        v.lower() for k, v in b.last().headers if k.lower() == "connection"]
+
+
+def switching_backend(raw_backend):
+    def script(conn, head, rest):
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        conn.recv(10)
+    return raw_backend(script)
+
+
+def test_101_for_a_stripped_upgrade_is_a_502(gateway, raw_backend, http_client):
+    b = switching_backend(raw_backend)
+    gw = ws_proxy(gateway, b, routes=[config.route("app", name="plain")])
+    c = http_client(gw)
+    r = c.request("GET", "/chat", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")])
+    assert r.status == 502, r
+    wait_until(lambda: b.heads, env.timeout(5), "the backend to get the request")
+    assert "upgrade" not in header_names(b.heads[0]), b.heads[0]
+
+
+def test_upgrade_on_a_post_with_a_body_is_stripped(gateway, backend, http_client):
+    b = backend.http()
+    gw = ws_proxy(gateway, b)
+    c = http_client(gw)
+    r = c.request("POST", "/chat", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")], body=b"x" * 10)
+    assert r.status == 200, r
+    assert "upgrade" not in [k.lower() for k, _ in b.last().headers], b.last().headers
+
+
+@pytest.mark.parametrize("offer", ["h2c", "websocket, h2c", "H2C"])
+def test_h2c_never_reaches_the_backend(gateway, backend, http_client, offer):
+    b = backend.http()
+    gw = ws_proxy(gateway, b, routes=[config.route("app", name="ws", upgrade=["websocket"])])
+    c = http_client(gw)
+    r = c.request("GET", "/", headers=[("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", offer),
+                                      ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")])
+    assert r.status == 200, r
+    names = [k.lower() for k, _ in b.last().headers]
+    assert "upgrade" not in names and "http2-settings" not in names, b.last().headers
+
+
+def test_two_upgrade_fields_are_stripped(gateway, backend, http_client):
+    b = backend.http()
+    gw = ws_proxy(gateway, b)
+    c = http_client(gw)
+    r = c.request("GET", "/", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Upgrade", "h2c")])
+    assert r.status == 200, r
+    assert "upgrade" not in [k.lower() for k, _ in b.last().headers], b.last().headers
