@@ -379,3 +379,129 @@ def test_two_upgrade_fields_are_stripped(gateway, backend, http_client):
     r = c.request("GET", "/", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Upgrade", "h2c")])
     assert r.status == 200, r
     assert "upgrade" not in [k.lower() for k, _ in b.last().headers], b.last().headers
+
+
+# ---- the tunnel's life: idle timeout, drain, metrics and the access log ----------------------
+
+
+def read_to_end(sock, timeout):
+    """What SOCK still receives, and how it ended: "eof" or "reset"."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            d = sock.recv(65536)
+        except ConnectionResetError:
+            return data, "reset"
+        if not d:
+            return data, "eof"
+        data += d
+
+
+def open_tunnel(gw):
+    s = socket.create_connection(gw.addr("edge"))
+    s.sendall(upgrade_request())
+    head = read_until(s, b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def access_records(path):
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def logged_route(log):
+    return [config.route("app", name="ws", websocket=True, middleware=[{"access_log": {"file": str(log)}}])]
+
+
+def test_tunnel_idle_timeout_closes_it(gateway, ws_backend, tmp_path):
+    log = tmp_path / "access.log"
+    gw = ws_proxy(gateway, ws_backend, http={"tunnel_idle_timeout": "300ms"}, routes=logged_route(log))
+    s = open_tunnel(gw)
+    t0 = __import__("time").monotonic()
+    data, end = read_to_end(s, env.timeout(10))
+    took = __import__("time").monotonic() - t0
+    assert end in ("eof", "reset") and took >= 0.25, "closed after %.2fs (%s)" % (took, end)
+    recs = wait_until(lambda: access_records(log), env.timeout(5), "the tunnel's access log line")
+    assert (recs[0]["status"], recs[0].get("end")) == (101, "idle_timeout"), recs[0]
+    wait_until(lambda: scrape(gw).value("gw_tunnels_active") == 0, env.timeout(5), "gw_tunnels_active back to 0")
+
+
+def test_tunnel_that_keeps_talking_outlives_the_idle_timeout(gateway, ws_backend):
+    gw = ws_proxy(gateway, ws_backend, http={"tunnel_idle_timeout": "400ms"})
+
+    async def go():
+        async with websockets.connect(url(gw)) as ws:
+            for i in range(8):  # 8 x 100 ms: twice the idle timeout, never idle that long
+                await ws.send("tick %d" % i)
+                assert await ws.recv() == "tick %d" % i
+                await asyncio.sleep(0.1)  # allowed-sleep: the pace of a chatty client
+
+    run(go())
+
+
+def test_tunnel_metrics_and_access_log_line(gateway, ws_backend, tmp_path):
+    log = tmp_path / "access.log"
+    gw = ws_proxy(gateway, ws_backend, routes=logged_route(log))
+    before = scrape(gw).value("gw_connections_active", listener="edge") or 0
+
+    async def go():
+        async with websockets.connect(url(gw), max_size=None) as ws:
+            await ws.send(os.urandom(100000))  # random: permessage-deflate cannot shrink it
+            assert len(await ws.recv()) == 100000
+            m = scrape(gw)
+            assert m.value("gw_tunnels_active") == 1, m.find("gw_tunnels_active")
+            assert m.value("gw_tunnels_total") == 1
+            assert m.value("gw_connections_active", listener="edge") == before + 1
+            assert not access_records(log), "the access log line comes at the tunnel's end"
+            await asyncio.sleep(0.3)  # allowed-sleep: the tunnel's duration, measured in the log
+
+    run(go())
+    recs = wait_until(lambda: access_records(log), env.timeout(5), "the tunnel's access log line")
+    r = recs[0]
+    assert r["status"] == 101 and r.get("end") is None, r
+    assert r["bytes_in"] > 100000 and r["bytes_out"] > 100000, r
+    assert r["latency_ms"] >= 300, "latency_ms is the tunnel's whole life, from the request head: %s" % r
+    wait_until(lambda: scrape(gw).value("gw_tunnels_active") == 0, env.timeout(5), "gw_tunnels_active back to 0")
+
+
+def test_drain_lets_a_tunnel_run_until_drain_timeout(gateway, ws_backend, tmp_path):
+    import signal
+    import time
+    log = tmp_path / "access.log"
+    gw = ws_proxy(gateway, ws_backend, routes=logged_route(log), drain_timeout="1s")
+    s = open_tunnel(gw)
+    t0 = time.monotonic()
+    gw.signal(signal.SIGTERM)
+    # Still a tunnel while draining: a frame goes and its echo comes back.
+    s.sendall(frame(b"still here", mask=b"abcd"))
+    assert read_until(s, frame(b"still here")).endswith(frame(b"still here"))
+    data, end = read_to_end(s, env.timeout(10))
+    took = time.monotonic() - t0
+    assert took >= 0.9, "the tunnel was closed %.2fs after SIGTERM, before drain_timeout" % took
+    assert gw.wait_exit(timeout=env.timeout(10)) == 0
+    recs = wait_until(lambda: access_records(log), env.timeout(5), "the tunnel's access log line")
+    assert (recs[0]["status"], recs[0]["end"]) == (101, "drain_timeout"), recs[0]
+
+
+# ---- over a TLS listener (wss) -----------------------------------------------------------------
+
+
+def test_wss_through_a_tls_listener(gateway, ws_backend, pki):
+    from test_04_tls import client_ctx, tls_block
+    cfg = config.http_proxy(ws_backend, routes=[config.route("app", name="ws", websocket=True)],
+                            listener={"tls": tls_block(pki, None)})
+    gw = gateway(GW, cfg)
+    ctx = client_ctx(pki, alpn=None)
+    big = os.urandom(4 * MiB)
+
+    async def go():
+        async with websockets.connect(url(gw, scheme="wss"), ssl=ctx, server_hostname="localhost",
+                                      max_size=None) as ws:
+            await ws.send("over tls")
+            assert await ws.recv() == "over tls"
+            await ws.send(big)
+            assert await asyncio.wait_for(ws.recv(), env.timeout(30)) == big
+            await ws.close(code=1000)
+
+    run(go())
