@@ -43,6 +43,7 @@ struct hp_tunnel_s {
     bool self_close;    /* the machine ended it: reset_backend says how the upstream closes */
     bool reset_backend; /* the machine's RESET bit for the upstream side */
     uint64_t bytes[2];  /* read from each side (GW_CLIENT, GW_BACKEND) */
+    int failed;         /* the side whose read or write failed first, -1: none */
 };
 
 /* One queued write: the chunk it pins and the tunnel it belongs to. */
@@ -55,6 +56,14 @@ typedef struct twrite_s {
 } twrite_t;
 
 static void apply(hp_tunnel_t *t, unsigned act);
+
+/* Feeds the machine; remembers which side failed first, for the access log's `end`. */
+static unsigned sm_event(hp_tunnel_t *t, gw_sm_event_t ev, gw_side_t side, size_t n)
+{
+    if (ev == GW_EV_ERROR && t->failed < 0)
+        t->failed = (int)side;
+    return gw_sm_on(&t->sm, ev, side, n);
+}
 
 static gw_stream_t *stream_of(hp_tunnel_t *t, gw_side_t side)
 {
@@ -128,11 +137,11 @@ static void on_write(gw_stream_write_t *req, int status)
         return;
     }
     if (status < 0) {
-        apply(t, gw_sm_on(&t->sm, GW_EV_ERROR, dst, 0));
+        apply(t, sm_event(t, GW_EV_ERROR, dst, 0));
         return;
     }
     t->c->x->last_active = uv_now(hp_loop(t->c->hw));
-    apply(t, gw_sm_on(&t->sm, GW_EV_WRITTEN, dst, n));
+    apply(t, sm_event(t, GW_EV_WRITTEN, dst, n));
 }
 
 /* Sends N bytes at DATA (inside chunk CH, whose reference the tunnel now holds) read from
@@ -140,16 +149,16 @@ static void on_write(gw_stream_write_t *req, int status)
 static unsigned forward(hp_tunnel_t *t, gw_side_t src, gw_chunk_t *ch, const char *data, size_t n)
 {
     gw_side_t dst = GW_OTHER(src);
-    unsigned act = gw_sm_on(&t->sm, GW_EV_READ, src, n);
+    unsigned act = sm_event(t, GW_EV_READ, src, n);
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
     int r = gw_stream_try_write(stream_of(t, dst), &b, 1);
     if (r < 0 && r != UV_EAGAIN) {
         gw_chunk_unref(cache_of(t), ch);
-        return act | gw_sm_on(&t->sm, GW_EV_ERROR, dst, 0);
+        return act | sm_event(t, GW_EV_ERROR, dst, 0);
     }
     size_t done = r > 0 ? (size_t)r : 0;
     if (done > 0)
-        act |= gw_sm_on(&t->sm, GW_EV_WRITTEN, dst, done);
+        act |= sm_event(t, GW_EV_WRITTEN, dst, done);
     if (done == n) {
         gw_chunk_unref(cache_of(t), ch);
         return act;
@@ -157,14 +166,14 @@ static unsigned forward(hp_tunnel_t *t, gw_side_t src, gw_chunk_t *ch, const cha
     twrite_t *w = malloc(sizeof *w);
     if (w == NULL) {
         gw_chunk_unref(cache_of(t), ch);
-        return act | gw_sm_on(&t->sm, GW_EV_ERROR, dst, 0);
+        return act | sm_event(t, GW_EV_ERROR, dst, 0);
     }
     *w = (twrite_t){.t = t, .ch = ch, .n = n - done, .dst = dst};
     uv_buf_t rest = uv_buf_init((char *)data + done, (unsigned)(n - done));
     if (gw_stream_write(&w->req, stream_of(t, dst), &rest, 1, on_write) != 0) {
         free(w);
         gw_chunk_unref(cache_of(t), ch);
-        return act | gw_sm_on(&t->sm, GW_EV_ERROR, dst, 0);
+        return act | sm_event(t, GW_EV_ERROR, dst, 0);
     }
     t->pending++;
     return act;
@@ -182,7 +191,7 @@ static void on_read(hp_tunnel_t *t, gw_side_t side, gw_chunk_t *ch, ssize_t nrea
     if (nread != UV_EOF)
         gw_debug("tunnel: read from %s failed: %s", side == GW_CLIENT ? "client" : "upstream",
                  uv_strerror((int)nread));
-    apply(t, gw_sm_on(&t->sm, nread == UV_EOF ? GW_EV_EOF : GW_EV_ERROR, side, 0));
+    apply(t, sm_event(t, nread == UV_EOF ? GW_EV_EOF : GW_EV_ERROR, side, 0));
 }
 
 static void on_client_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
@@ -205,7 +214,7 @@ static void on_shutdown(gw_stream_shutdown_t *req, int status)
         maybe_free(t);
         return;
     }
-    apply(t, gw_sm_on(&t->sm, status < 0 ? GW_EV_ERROR : GW_EV_SHUTDOWN_DONE, side, 0));
+    apply(t, sm_event(t, status < 0 ? GW_EV_ERROR : GW_EV_SHUTDOWN_DONE, side, 0));
 }
 
 /* The machine said CLOSE: the client connection closes, which settles the exchange and
@@ -219,6 +228,8 @@ static void tunnel_close(hp_tunnel_t *t, unsigned act)
     bool both_done = t->sm.flow[GW_CLIENT].done && t->sm.flow[GW_BACKEND].done;
     if (both_done)
         x->rs = RS_DONE; /* a clean end: no `end` in the access log */
+    else if (x->chain.end == NULL && t->failed >= 0)
+        x->chain.end = t->failed == GW_CLIENT ? "client_gone" : "upstream_reset";
     hp_client_close(c, (act & GW_ACT_RESET(GW_CLIENT)) != 0);
 }
 
@@ -236,7 +247,7 @@ static void apply(hp_tunnel_t *t, unsigned act)
         gw_stream_t *st = stream_of(t, (gw_side_t)s);
         int rc = t->sm.flow[s].reading ? gw_stream_read_start(st) : gw_stream_read_stop(st);
         if (rc != 0) {
-            apply(t, gw_sm_on(&t->sm, GW_EV_ERROR, (gw_side_t)s, 0));
+            apply(t, sm_event(t, GW_EV_ERROR, (gw_side_t)s, 0));
             return;
         }
     }
@@ -245,7 +256,7 @@ static void apply(hp_tunnel_t *t, unsigned act)
             continue;
         t->shut[s].t = t;
         if (gw_stream_shutdown(&t->shut[s].req, stream_of(t, (gw_side_t)s), on_shutdown) != 0) {
-            apply(t, gw_sm_on(&t->sm, GW_EV_ERROR, (gw_side_t)s, 0));
+            apply(t, sm_event(t, GW_EV_ERROR, (gw_side_t)s, 0));
             return;
         }
         t->pending++;
@@ -292,6 +303,7 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     hp_pick_release(hw, x);
     t->c = c;
     t->u = u;
+    t->failed = -1;
     x->tunnel = t;
     gw_counter_inc(&hw->stats->tunnels);
     gw_gauge_add(&hw->stats->tunnels_active, 1);
@@ -304,7 +316,7 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     x->last_active = uv_now(hp_loop(hw));
     hp_hx_timer_start(x, T_TUNNEL, c->lcfg->tunnel_idle_ms);
     gw_sm_init(&t->sm, hp_high_water(hw), hp_low_water(hw));
-    unsigned act = gw_sm_on(&t->sm, GW_EV_CONNECTED, GW_CLIENT, 0);
+    unsigned act = sm_event(t, GW_EV_CONNECTED, GW_CLIENT, 0);
     /* LAB 04: tunnel-first-bytes */
     /* Bytes that came with the heads go first, in order: the upstream's after its 101 (the
      * same read), the client's after its request (held in x->rbuf). */
@@ -337,7 +349,7 @@ void hp_tunnel_timer(hconn_t *c)
         return;
     }
     x->chain.end = "idle_timeout";
-    apply(t, gw_sm_on(&t->sm, GW_EV_IDLE_TIMEOUT, GW_CLIENT, 0));
+    apply(t, sm_event(t, GW_EV_IDLE_TIMEOUT, GW_CLIENT, 0));
 }
 
 /* see hproxy-int.h */
