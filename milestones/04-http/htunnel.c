@@ -25,6 +25,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "01-tcp/tcp_sm.h"
 #include "04-http/upgrade.h"
@@ -98,14 +99,9 @@ bool hp_tunnel_request(hconn_t *c, bool asked)
         if (name.len == 7 && strncasecmp(name.ptr, "upgrade", 7) == 0)
             lines++;
     }
+    req.several = lines > 1;
     gw_h1_head_get(h, "upgrade", &req.offer);
-    gw_upgrade_t d;
-    if (lines > 1) { /* the decision reads one list: several could smuggle an h2c past it */
-        d = GW_UPGRADE_STRIP;
-        why = "several Upgrade fields";
-    } else {
-        d = gw_upgrade_decide(&req, &x->route->upgrade, &why);
-    }
+    gw_upgrade_t d = gw_upgrade_decide(&req, &x->route->upgrade, &why);
     x->upgrade = (uint8_t)d;
     if (d != GW_UPGRADE_TUNNEL) {
         if (why != NULL)
@@ -176,6 +172,26 @@ static unsigned forward(hp_tunnel_t *t, gw_side_t src, gw_chunk_t *ch, const cha
         return act | sm_event(t, GW_EV_ERROR, dst, 0);
     }
     t->pending++;
+    return act;
+}
+
+/* The bytes that came with the heads go first, in order: the upstream's after its 101 (in
+ * CH from OFF: the same read), the client's after its request (held in x->rbuf). */
+static unsigned first_bytes(hp_tunnel_t *t, gw_chunk_t *ch, size_t off)
+{
+    hx_t *x = t->c->x;
+    unsigned act = 0;
+    if (off < ch->len) {
+        gw_chunk_ref(ch); /* the read's reference stays the caller's */
+        t->bytes[GW_BACKEND] += ch->len - off;
+        act |= forward(t, GW_BACKEND, ch, ch->data + off, ch->len - off);
+    }
+    gw_chunk_t *rb = x->rbuf;
+    if (rb != NULL && rb->off < rb->len) {
+        x->rbuf = NULL; /* its reference moves to the write */
+        t->bytes[GW_CLIENT] += rb->len - rb->off;
+        act |= forward(t, GW_CLIENT, rb, rb->data + rb->off, rb->len - rb->off);
+    }
     return act;
 }
 /* END LAB */
@@ -317,21 +333,7 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     hp_hx_timer_start(x, T_TUNNEL, c->lcfg->tunnel_idle_ms);
     gw_sm_init(&t->sm, hp_high_water(hw), hp_low_water(hw));
     unsigned act = sm_event(t, GW_EV_CONNECTED, GW_CLIENT, 0);
-    /* LAB 04: tunnel-first-bytes */
-    /* Bytes that came with the heads go first, in order: the upstream's after its 101 (the
-     * same read), the client's after its request (held in x->rbuf). */
-    if (off < ch->len) {
-        gw_chunk_ref(ch);
-        t->bytes[GW_BACKEND] += ch->len - off;
-        act |= forward(t, GW_BACKEND, ch, ch->data + off, ch->len - off);
-    }
-    gw_chunk_t *rb = x->rbuf;
-    if (rb != NULL && rb->off < rb->len && !t->closing) {
-        x->rbuf = NULL; /* its reference moves to the write */
-        t->bytes[GW_CLIENT] += rb->len - rb->off;
-        act |= forward(t, GW_CLIENT, rb, rb->data + rb->off, rb->len - rb->off);
-    }
-    /* END LAB */
+    act |= first_bytes(t, ch, off);
     apply(t, act);
 }
 
