@@ -505,3 +505,50 @@ def test_wss_through_a_tls_listener(gateway, ws_backend, pki):
             await ws.close(code=1000)
 
     run(go())
+
+
+def test_tunnel_backpressure_bounds_what_waits_for_a_slow_client(gateway, raw_backend):
+    """A backend that floods a client that does not read: the tunnel stops reading the
+    backend past buffers.high_water (01's rule), so what the backend manages to send stays
+    within the kernel's socket buffers plus high_water, and every byte still arrives."""
+    total = 48 * MiB
+    sent = [0]
+    done = threading.Event()
+    block = os.urandom(64 * 1024)
+
+    def script(conn, head, rest):
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        while sent[0] < total:
+            n = conn.send(block[:min(len(block), total - sent[0])])
+            sent[0] += n
+        done.set()
+        conn.recv(10)
+
+    b = raw_backend(script)
+    gw = ws_proxy(gateway, b)
+    s = socket.create_connection(gw.addr("edge"))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.sendall(upgrade_request())
+    # Not reading: wait until the backend's sending stalls (no progress over a few polls).
+    last = [-1, 0]
+
+    def stalled():
+        if sent[0] == last[0]:
+            last[1] += 1
+        else:
+            last[0], last[1] = sent[0], 0
+        return last[1] >= 20 or done.is_set()
+
+    wait_until(stalled, env.timeout(20), "the backend's sends to stall", interval=0.05)
+    assert not done.is_set() and sent[0] < 24 * MiB, \
+        "the backend sent %d bytes to a client that reads nothing: the tunnel does not push back" % sent[0]
+    got = 0
+    s.settimeout(env.timeout(30))
+    buf = read_until(s, b"\r\n\r\n")
+    got = len(buf.split(b"\r\n\r\n", 1)[1])
+    while got < total:
+        d = s.recv(1 << 20)
+        assert d, "the tunnel closed after %d of %d bytes" % (got, total)
+        got += len(d)
+    assert got == total
+    s.close()
