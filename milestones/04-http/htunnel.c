@@ -246,6 +246,8 @@ static void tunnel_close(hp_tunnel_t *t, unsigned act)
         x->rs = RS_DONE; /* a clean end: no `end` in the access log */
     else if (x->chain.end == NULL && t->failed >= 0)
         x->chain.end = t->failed == GW_CLIENT ? "client_gone" : "upstream_reset";
+    if (t->failed == GW_BACKEND) /* passive health, as 01 reports a pair's backend error */
+        x->retry.backend_failed = true;
     hp_client_close(c, (act & GW_ACT_RESET(GW_CLIENT)) != 0);
 }
 
@@ -316,7 +318,8 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     x->rs = RS_HEAD_SENT;
     x->bytes_out += hp_out_head(hw, &c->out, h, NULL, 0);
     gw_wb_flush(&hw->wb); /* the head leaves before any tunnel byte: the stream keeps order */
-    hp_pick_release(hw, x);
+    /* The pick is kept until the tunnel ends (hp_exchange_settle releases it): a balancer
+     * counting open requests (least_conn) sees the tunnel as load on its backend. */
     t->c = c;
     t->u = u;
     t->failed = -1;
