@@ -552,3 +552,18 @@ def test_tunnel_backpressure_bounds_what_waits_for_a_slow_client(gateway, raw_ba
         got += len(d)
     assert got == total
     s.close()
+
+
+def test_declined_upgrade_is_an_ordinary_exchange_and_the_connection_goes_on(gateway, backend, http_client):
+    """A tunnel request the backend answers with a 200 (it declined to switch): the client
+    gets the 200, and its connection carries its next request as HTTP."""
+    b = backend.http()
+    gw = ws_proxy(gateway, b)
+    c = http_client(gw)
+    r = c.request("GET", "/chat", headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")])
+    assert r.status == 200, r
+    assert [v.lower() for v in b.last().header_all("Upgrade")] == ["websocket"], b.last().headers
+    r = c.request("GET", "/after")
+    assert r.status == 200 and b.last().target == "/after", r
+    m = scrape(gw)
+    assert m.value("gw_tunnels_total") == 0, "a declined upgrade is no tunnel"
