@@ -95,7 +95,9 @@ static void hx_clear_exchange(hx_t *x)
     x->rq = RQ_HEAD;
     x->rs = RS_NONE;
     x->client_minor = 1;
-    x->head_method = x->idempotent = false;
+    x->head_method = x->idempotent = x->upgrade_asked = false;
+    x->upgrade = GW_UPGRADE_NONE;
+    x->tunnel = NULL;
     x->req_out = x->resp_out = FRAME_AS_IS;
     x->retry = (hx_retry_t){0};
     x->end = (hx_end_t){0};
@@ -213,6 +215,8 @@ void hp_exchange_settle(hconn_t *c, bool aborted)
     if (x == NULL)
         return;
     hp_worker_t *hw = c->hw;
+    if (x->tunnel != NULL)
+        hp_tunnel_settle(c, aborted);
     if (x->u != NULL) {
         uconn_t *u = x->u;
         hp_uconn_detach(u);
@@ -270,13 +274,15 @@ static bool request_method(hconn_t *c)
     x->idempotent = (mbit & GW_METHODS_IDEMPOTENT) != 0;
 
     gw_h1_conn_info_t info;
-    if (gw_h1_strip_hop_by_hop(h, 0, &info) != 0) { /* the parser caps Connection: cannot happen */
+    /* Upgrade stays until the route decides (hp_tunnel_request). */
+    if (gw_h1_strip_hop_by_hop(h, GW_H1_KEEP_UPGRADE, &info) != 0) { /* cannot happen */
         hp_answer(c, 400, "too many Connection tokens", true);
         return false;
     }
     x->end.client_keep = info.keep_alive && !hp_draining(c);
+    x->upgrade_asked = info.upgrade;
 
-    /* CONNECT and upgrades are not proxied yet (WebSocket arrives with its own issue). */
+    /* CONNECT is not proxied (Upgrade tunnels are: htunnel.c). */
     if (mbit == GW_METHOD_CONNECT) {
         hp_answer(c, 501, "CONNECT is not supported", true);
         return false;
@@ -397,7 +403,8 @@ void hp_on_request_head(hconn_t *c)
     x->req_body = x->rp.body;
     x->client_minor = h->version_minor; /* before the upstream's copy says 1.1 */
     hx_timer_stop(x);
-    if (!request_method(c) || !request_route(c) || !request_for_upstream(c))
+    if (!request_method(c) || !request_route(c) || !hp_tunnel_request(c, x->upgrade_asked) ||
+        !request_for_upstream(c))
         return; /* answered */
     if (x->req_body != GW_H1_BODY_NONE && c->lcfg->body_deadline_ms > 0)
         x->body_deadline = uv_now(hp_loop(hw)) + c->lcfg->body_deadline_ms;
@@ -670,6 +677,9 @@ static void hx_timer_fired(hx_t *x, hconn_t *c)
     case T_RETRY:
         x->tkind = T_NONE;
         hp_on_retry_due(c);
+        return;
+    case T_TUNNEL:
+        hp_tunnel_timer(c);
         return;
     case T_NONE:
         return;

@@ -51,6 +51,7 @@ typedef struct hp_worker_s hp_worker_t;
 typedef struct hconn_s hconn_t;
 typedef struct hx_s hx_t;
 typedef struct uconn_s uconn_t;
+typedef struct hp_tunnel_s hp_tunnel_t;
 
 /* ---- per worker ---------------------------------------------------------------------------- */
 
@@ -145,6 +146,7 @@ typedef enum {
     T_STREAM,   /* response streaming: listener idle_timeout, then close */
     T_LINGER,   /* lingering close */
     T_RETRY,    /* backoff before another attempt */
+    T_TUNNEL,   /* an Upgrade tunnel: tunnel_idle_timeout of silence both ways (htunnel.c) */
 } tkind_t;
 
 /* ---- the exchange's state ----------------------------------------------------------------- */
@@ -256,6 +258,9 @@ struct hx_s {
     uint8_t client_minor; /* the client's HTTP/1.x version: the head sent upstream says 1.1 */
     bool head_method;     /* HEAD: the response has no body, whatever it announces */
     bool idempotent;      /* may be sent again (RFC 9110 9.2.2) */
+    bool upgrade_asked;   /* Connection: upgrade with an Upgrade field (kept until routed) */
+    uint8_t upgrade;      /* gw_upgrade_t: what the route made of it (htunnel.c) */
+    hp_tunnel_t *tunnel;  /* after an accepted 101: the tunnel (htunnel.c), else NULL */
     char method[24];      /* the request method, NUL-terminated, for the router and retries */
     gw_reqbuf_t reqbuf;   /* the body, read before the pick (a route's request_buffering) */
     gw_chunk_t *rest_ch;  /* a body span that did not fit in reqbuf: sent right after it */
@@ -427,5 +432,20 @@ void hp_request_body_end(hconn_t *c);
  * starts it), and the body bytes while it is. */
 bool hp_buffer_start(hconn_t *c);
 void hp_buffer_data(hconn_t *c, gw_chunk_t *ch, const char *data, size_t n);
+
+/* ---- htunnel.c: Upgrade tunnels ----------------------------------------------------------- */
+
+/* After routing: the route's Upgrade decision (upgrade.h) applied to the request head
+ * (Upgrade kept with `Connection: upgrade`, or removed). ASKED: the client asked for one.
+ * False when it answered (431). */
+bool hp_tunnel_request(hconn_t *c, bool asked);
+/* The upstream sent a 101 head, which ended at OFF in its read chunk CH: a tunnel (the 101
+ * goes to the client, then the bytes after both heads), or a 502 when it may not switch. */
+void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off);
+/* C's exchange timer fired for T_TUNNEL. */
+void hp_tunnel_timer(hconn_t *c);
+/* C's exchange is settled with its tunnel open: the tunnel ends (its upstream connection
+ * closes, with a reset when ABORTED and the tunnel did not end by itself). */
+void hp_tunnel_settle(hconn_t *c, bool aborted);
 
 #endif

@@ -428,6 +428,14 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_prom_family(p, "gw_http_retries_total", "Requests sent again after a failed attempt",
                    GW_PROM_COUNTER);
     gw_prom_sample_u64(p, "gw_http_retries_total", NULL, HTTP_SUM(hp, retries));
+    gw_prom_family(p, "gw_tunnels_total", "Upgrade tunnels opened (a 101 accepted)",
+                   GW_PROM_COUNTER);
+    gw_prom_sample_u64(p, "gw_tunnels_total", NULL, HTTP_SUM(hp, tunnels));
+    int64_t open = 0;
+    for (unsigned i = 0; i < hp->cfg->workers; i++)
+        open += gw_gauge_get(&hp->workers[i].stats->tunnels_active);
+    gw_prom_family(p, "gw_tunnels_active", "Upgrade tunnels open now", GW_PROM_GAUGE);
+    gw_prom_sample_i64(p, "gw_tunnels_active", NULL, open);
     gw_hmetrics_write(hp->hm, p); /* by route, by backend */
     gw_passthrough_metrics(hp->pt, p);
     hp_utls_metrics(hp->utls, p);   /* gw_upstream_tls_* */

@@ -24,6 +24,8 @@ void gw_http_release(void **layers);
 typedef struct gw_http_stats_s {
     gw_counter_t connections, requests, local_errors, upstream_connects, upstream_reuses, retries;
     gw_counter_t responses[GW_HMETRICS_NCLASSES]; /* by gw_hmetrics_class: 2xx .. 5xx */
+    gw_counter_t tunnels;                         /* 101s that became a tunnel (htunnel.c) */
+    gw_gauge_t tunnels_active;                    /* tunnels open now */
 } gw_http_stats_t;
 
 #endif

@@ -328,6 +328,60 @@ static void decode_destination(dec_t *d, const gw_cnode_t *map, gw_http_route_t 
         gw_cdoc_error(d->doc, at, "split: every weight is 0: give one target a weight");
 }
 
+/* Adds NAME (taken) to R's upgrade list, or an error at AT. */
+static void add_upgrade(gw_cdoc_t *doc, const gw_cnode_t *at, gw_http_route_t *r, char *name)
+{
+    gw_upgrade_allow_t *a = &r->upgrade;
+    size_t len = strlen(name);
+    if (!gw_upgrade_name_ok(name, len)) {
+        if (!strcasecmp(name, "h2c") || !strcasecmp(name, "h2"))
+            gw_cdoc_error(doc, at,
+                          "upgrade: '%s' is never tunneled: a backend that switches to HTTP/2 "
+                          "behind the gateway would serve requests it never routed, checked "
+                          "or logged (h2c smuggling)",
+                          name);
+        else
+            gw_cdoc_error(doc, at, "upgrade: '%s' is not a protocol name (a token, no /version)",
+                          name);
+        free(name);
+        return;
+    }
+    for (size_t i = 0; i < a->n; i++)
+        if (!strcasecmp(a->names[i], name)) {
+            gw_cdoc_error(doc, at, "upgrade: '%s' is already allowed", name);
+            free(name);
+            return;
+        }
+    if (a->n == GW_UPGRADE_MAX_ALLOWED) {
+        gw_cdoc_error(doc, at, "upgrade: more than %d protocols", GW_UPGRADE_MAX_ALLOWED);
+        free(name);
+        return;
+    }
+    a->names[a->n++] = name;
+}
+
+/* websocket: true (= upgrade: [websocket]) and upgrade: [names] */
+static void decode_upgrade(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_route_t *r)
+{
+    const gw_cnode_t *ws = gw_cmap_get(doc, map, "websocket");
+    bool on = false;
+    if (gw_cget_bool(doc, ws, "websocket", &on) == 0 && on) {
+        char *n = strdup("websocket");
+        if (!n)
+            oom(doc, ws);
+        else
+            add_upgrade(doc, ws, r, n);
+    }
+    const gw_cnode_t *seq = gw_cmap_get(doc, map, "upgrade");
+    if (!seq || !gw_cnode_expect_seq(doc, seq, "upgrade"))
+        return;
+    for (size_t i = 0; i < seq->n; i++) {
+        char *n = NULL;
+        if (gw_cget_string(doc, seq->items[i], "upgrade", &n) == 0 && n)
+            add_upgrade(doc, seq->items[i], r, n);
+    }
+}
+
 static void decode_route(dec_t *d, const gw_cnode_t *map, size_t idx, gw_http_route_t *r)
 {
     gw_cdoc_t *doc = d->doc;
@@ -348,6 +402,7 @@ static void decode_route(dec_t *d, const gw_cnode_t *map, size_t idx, gw_http_ro
         gw_cget_size(doc, gw_cmap_get(doc, map, "max_body"), "max_body", 1, MAX_BODY, &r->max_body);
         gw_cget_size(doc, gw_cmap_get(doc, map, "request_buffering"), "request_buffering", 0,
                      MAX_REQUEST_BUFFERING, &r->request_buffering);
+        decode_upgrade(doc, map, r);
         decode_middleware(doc, gw_cmap_get(doc, map, "middleware"), r);
         default_forwarded(doc, map, r);
     }
@@ -426,6 +481,8 @@ static void decode_http_block(gw_cdoc_t *doc, const gw_cnode_t *map, gw_http_lis
     gw_cget_size(doc, gw_cmap_get(doc, map, "max_body"), "max_body", 0, MAX_BODY, &x->max_body);
     gw_cget_duration(doc, gw_cmap_get(doc, map, "request_body_deadline"), "request_body_deadline",
                      0, 24 * HOUR, &x->body_deadline_ms);
+    gw_cget_duration(doc, gw_cmap_get(doc, map, "tunnel_idle_timeout"), "tunnel_idle_timeout", 1,
+                     24 * HOUR, &x->tunnel_idle_ms);
     decode_trusted(doc, gw_cmap_get(doc, map, "trusted_proxies"), x);
 }
 
@@ -572,6 +629,7 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     x->body_timeout_ms = 30 * SEC;
     x->keepalive_timeout_ms = 60 * SEC;
     x->response_timeout_ms = 30 * SEC;
+    x->tunnel_idle_ms = HOUR;
     x->max_head = 16 * KiB;
     x->max_uri = 8 * KiB;
     x->max_headers = 100;
@@ -755,6 +813,14 @@ static void print_route(FILE *out, const gw_http_route_t *r, int in)
     if (r->request_buffering)
         fprintf(out, "%*srequest_buffering: %s\n", in + 2, "",
                 gw_cfmt_size(r->request_buffering, a, sizeof(a)));
+    if (r->upgrade.n) {
+        fprintf(out, "%*supgrade: [", in + 2, "");
+        for (size_t i = 0; i < r->upgrade.n; i++) {
+            fputs(i ? ", " : "", out);
+            gw_config_print_str(out, r->upgrade.names[i]);
+        }
+        fputs("]\n", out);
+    }
     if (r->nmw)
         fprintf(out, "%*smiddleware:\n", in + 2, "");
     for (size_t i = 0; i < r->nmw; i++)
@@ -779,6 +845,8 @@ static void print_http_block(FILE *out, const gw_http_listener_cfg_t *x, int in)
     fprintf(out, "%*smax_body: %s\n", in + 2, "", gw_cfmt_size(x->max_body, a, sizeof(a)));
     fprintf(out, "%*srequest_body_deadline: %s\n", in + 2, "",
             gw_cfmt_duration(x->body_deadline_ms, a, sizeof(a)));
+    fprintf(out, "%*stunnel_idle_timeout: %s\n", in + 2, "",
+            gw_cfmt_duration(x->tunnel_idle_ms, a, sizeof(a)));
     fprintf(out, "%*strusted_proxies: [", in + 2, "");
     for (size_t i = 0; i < x->ntrusted; i++) {
         const gw_cidr_t *t = &x->trusted[i];
@@ -844,6 +912,8 @@ static void free_route(gw_http_route_t *r)
     free(r->split_targets);
     free(r->sticky_name);
     free(r->host_rewrite);
+    for (size_t i = 0; i < r->upgrade.n; i++)
+        free((char *)r->upgrade.names[i]);
     for (size_t i = 0; i < r->nmw; i++)
         free_mw(&r->mw[i]);
     free(r->mw);

@@ -21,6 +21,7 @@
  *         max_body: 0                   # request body, 0 = no limit: 413 (routes override)
  *         request_body_deadline: 0s     # whole request body within this (0 = none): 408
  *         trusted_proxies: [10.0.0.0/8, "::1"]   # CIDRs whose X-Forwarded-* we keep
+ *         tunnel_idle_timeout: 1h       # an Upgrade tunnel with no byte either way: closed
  *         forward_trailers: [X-Checksum]  # trailer fields passed on, both directions;
  *                                         # default [] = every trailer is dropped
  *       routes:                         # required for http listeners, at least one
@@ -41,6 +42,9 @@
  *           max_body: 10MiB             # 413 above it; absent = the listener's
  *           request_buffering: 64KiB    # bodies up to this are read whole before a backend
  *                                       # is picked (0 = stream everything; up to 64MiB)
+ *           websocket: true             # = upgrade: [websocket]
+ *           upgrade: [websocket]        # protocols a client may switch to (a 101 makes a
+ *                                       # tunnel); never h2c or h2; default none
  *           middleware:                 # run in this order on the request, and in reverse
  *             - request_id: {}          #   order on the response head (options: each
  *                                       #   middleware's file, mw_<name>.c)
@@ -94,6 +98,7 @@
 #include "04-http/mw_split.h"
 #include "04-http/router.h"
 #include "04-http/trailers.h"
+#include "04-http/upgrade.h"
 #include "config.h"
 
 /* ---- routes --------------------------------------------------------------------------- */
@@ -127,6 +132,9 @@ typedef struct gw_http_route_s {
     /* request_buffering, default 0: a request body up to this size is read completely
      * before a backend is picked (and can then be replayed); larger ones stream. */
     uint64_t request_buffering;
+    /* websocket / upgrade: the protocols an Upgrade may switch to (names owned; none by
+     * default: every Upgrade is stripped, upgrade.h) */
+    gw_upgrade_allow_t upgrade;
     gw_mw_cfg_t *mw;
     size_t nmw;
 } gw_http_route_t;
@@ -143,6 +151,7 @@ typedef struct gw_http_listener_cfg_s {
     uint64_t max_headers;          /* max_headers, default 100 */
     uint64_t max_body;             /* max_body, default 0 (no limit) */
     uint64_t body_deadline_ms;     /* request_body_deadline, default 0 (none), ..24h: 408 */
+    uint64_t tunnel_idle_ms;       /* tunnel_idle_timeout, default 1h, 1ms..24h (htunnel.c) */
     gw_cidr_t *trusted;            /* trusted_proxies */
     size_t ntrusted;
     /* forward_trailers, compiled: never NULL once loaded; empty (the default) drops every

@@ -625,6 +625,10 @@ static void upstream_process(uconn_t *u, gw_chunk_t *ch)
         }
         if (r == 0)
             return; /* all consumed; what it produced leaves when the read is done */
+        if (r == GW_H1_HEAD && x->sp.head.status == 101) {
+            hp_tunnel_start(c, ch, off); /* a tunnel (the bytes after the head go first), or 502 */
+            return;
+        }
         if (r == GW_H1_HEAD) {
             hp_on_response_head(c);
         } else if (r == GW_H1_DATA) {

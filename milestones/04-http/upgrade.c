@@ -87,6 +87,10 @@ gw_upgrade_t gw_upgrade_decide(const gw_upgrade_req_t *req, const gw_upgrade_all
     *why = NULL;
     if (!req->asked)
         return GW_UPGRADE_NONE;
+    if (req->several) {
+        *why = "several Upgrade fields";
+        return GW_UPGRADE_STRIP;
+    }
     proto_t p[GW_UPGRADE_MAX_OFFERED];
     long n = split_protocols(req->offer, p, GW_UPGRADE_MAX_OFFERED);
     if (n <= 0) {

@@ -50,7 +50,9 @@ typedef struct gw_upgrade_req_s {
     bool asked;         /* Connection lists "upgrade" and an Upgrade field is present */
     bool get;           /* the method is GET */
     bool has_body;      /* Content-Length > 0 or Transfer-Encoding */
-    gw_h1_span_t offer; /* the Upgrade field's value (all of them joined by ", ") */
+    bool several;       /* more than one Upgrade field line: STRIP (an honest client sends one;
+                         * reading only the first would let "Upgrade: h2c" ride on a second) */
+    gw_h1_span_t offer; /* the (one) Upgrade field's value */
 } gw_upgrade_req_t;
 
 /* Decides for REQ on a route allowing ALLOW (NULL: none). *WHY gets a static reason for a

@@ -124,6 +124,8 @@ static void httpcfg_defaults(void **state)
     assert_int_equal(x->max_uri, 8192);
     assert_int_equal(x->max_headers, 100);
     assert_int_equal(x->max_body, 0);
+    assert_int_equal(x->tunnel_idle_ms, 3600000);
+    assert_int_equal(x->routes[0].upgrade.n, 0); /* no route tunnels unless it says so */
     assert_int_equal(x->ntrusted, 0);
     assert_non_null(x->forward_trailers); /* an empty list: every trailer is dropped */
     assert_int_equal(gw_trailers_allow_count(x->forward_trailers), 0);
@@ -230,6 +232,8 @@ static void everything(char *buf, size_t size)
         "            - {upstream: v1, weight: 95}\n"
         "            - {upstream: v2, weight: 5}\n"
         "          sticky_cookie: session\n"
+        "        websocket: true\n"
+        "        upgrade: [chat]\n"
         "      - match: {path: /secret, methods: [POST]}\n"
         "        upstream: v2\n"
         "        middleware:\n"
@@ -526,6 +530,9 @@ static void same_route(const gw_http_route_t *a, const gw_http_route_t *b)
     same_opt_str(a->sticky_name, b->sticky_name);
     same_opt_str(a->host_rewrite, b->host_rewrite);
     assert_int_equal(a->max_body, b->max_body);
+    assert_int_equal(a->upgrade.n, b->upgrade.n);
+    for (size_t i = 0; i < a->upgrade.n; i++)
+        assert_string_equal(a->upgrade.names[i], b->upgrade.names[i]);
     assert_int_equal(a->nmw, b->nmw);
     for (size_t i = 0; i < a->nmw; i++)
         same_mw(&a->mw[i], &b->mw[i]);
@@ -548,6 +555,7 @@ static void same_http(const gw_config_t *a, const gw_config_t *b)
         assert_int_equal(x->max_uri, y->max_uri);
         assert_int_equal(x->max_headers, y->max_headers);
         assert_int_equal(x->max_body, y->max_body);
+        assert_int_equal(x->tunnel_idle_ms, y->tunnel_idle_ms);
         assert_int_equal(x->ntrusted, y->ntrusted);
         assert_memory_equal(x->trusted, y->trusted, x->ntrusted * sizeof(*x->trusted));
         assert_int_equal(gw_trailers_allow_count(x->forward_trailers),
@@ -784,6 +792,47 @@ static void httpcfg_keepalive_needs_gw04(void **state)
 }
 
 /* ---- routes ----------------------------------------------------------------------------- */
+
+/* websocket: true and upgrade: [names] make one list; tunnel_idle_timeout is the http
+ * block's. */
+static void httpcfg_upgrade_lists(void **state)
+{
+    (void)state;
+    assert_int_equal(load("    http: {tunnel_idle_timeout: 90s}\n" ROUTE_HEAD
+                          "        websocket: true\n"
+                          "        upgrade: [chat, MQTT]\n"),
+                     0);
+    const gw_http_listener_cfg_t *x = http0();
+    assert_int_equal(x->tunnel_idle_ms, 90000);
+    const gw_upgrade_allow_t *a = &x->routes[0].upgrade;
+    assert_int_equal(a->n, 3);
+    assert_string_equal(a->names[0], "websocket");
+    assert_string_equal(a->names[1], "chat");
+    assert_string_equal(a->names[2], "MQTT");
+    print_reload_compare();
+}
+
+static void httpcfg_upgrade_refused(void **state)
+{
+    (void)state;
+    expect_error(ROUTE_HEAD "        upgrade: [websocket, h2c]\n",
+                 "c.yaml:9:30: upgrade: 'h2c' is never tunneled: a backend that switches to "
+                 "HTTP/2 behind the gateway would serve requests it never routed, checked or "
+                 "logged (h2c smuggling)");
+    expect_error(ROUTE_HEAD "        upgrade: [H2]\n", "c.yaml:9:19: upgrade: 'H2' is never");
+    expect_error(ROUTE_HEAD "        upgrade: [websocket/13]\n",
+                 "c.yaml:9:19: upgrade: 'websocket/13' is not a protocol name");
+    expect_error(ROUTE_HEAD "        upgrade: [\"a b\"]\n", "c.yaml:9:19: upgrade: 'a b' is not");
+    expect_error(ROUTE_HEAD "        websocket: true\n        upgrade: [WebSocket]\n",
+                 "c.yaml:10:19: upgrade: 'WebSocket' is already allowed");
+    expect_error(ROUTE_HEAD "        upgrade: [a, b, c, d, e, f, g, h, i]\n",
+                 "c.yaml:9:43: upgrade: more than 8 protocols");
+    expect_error(ROUTE_HEAD "        upgrade: websocket\n", "c.yaml:9:18: upgrade");
+    expect_error(ROUTE_HEAD "        websocket: yes please\n", "c.yaml:9:20: websocket");
+    expect_error("    http: {tunnel_idle_timeout: 0s}\n" ROUTE, "c.yaml:6:33: tunnel_idle_timeout");
+    expect_error("    http: {tunnel_idle_timeout: 25h}\n" ROUTE,
+                 "c.yaml:6:33: tunnel_idle_timeout");
+}
 
 static void httpcfg_match_required(void **state)
 {
@@ -1519,6 +1568,8 @@ int main(void)
         T(httpcfg_forward_trailers_not_a_claim_header),
         T(httpcfg_keepalive_ranges),
         T(httpcfg_keepalive_needs_gw04),
+        T(httpcfg_upgrade_lists),
+        T(httpcfg_upgrade_refused),
         T(httpcfg_match_required),
         T(httpcfg_path_and_prefix_exclusive),
         T(httpcfg_path_must_start_with_slash),

@@ -62,6 +62,19 @@ static void upgrade_decide_table(void **state)
     }
 }
 
+/* Two Upgrade lines: the decision reads one value, so none is believed (the engine counts
+ * the lines: a second "Upgrade: h2c" must not ride behind an allowed first one). */
+static void upgrade_several_fields_strip(void **state)
+{
+    (void)state;
+    gw_upgrade_req_t r = {.asked = true, .get = true, .several = true, .offer = S("websocket")};
+    const char *why = NULL;
+    assert_int_equal(gw_upgrade_decide(&r, &ws, &why), GW_UPGRADE_STRIP);
+    assert_string_equal(why, "several Upgrade fields");
+    r.several = false;
+    assert_int_equal(gw_upgrade_decide(&r, &ws, &why), GW_UPGRADE_TUNNEL);
+}
+
 static void upgrade_accept_101_table(void **state)
 {
     (void)state;
@@ -114,6 +127,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(upgrade_decide_table),
+        cmocka_unit_test(upgrade_several_fields_strip),
         cmocka_unit_test(upgrade_accept_101_table),
         cmocka_unit_test(upgrade_config_names),
     };
