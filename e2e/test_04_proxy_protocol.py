@@ -1,0 +1,280 @@
+"""Milestone 04 end to end: the PROXY protocol (v1 and v2) on http listeners
+(listeners.*.proxy_protocol: {accept, from, timeout}) and towards upstreams
+(upstreams.*.proxy_protocol: v1|v2).
+
+The headers the tests send and check are built and parsed here, in Python, from the spec
+(haproxy doc/proxy-protocol.txt), independently of common/proxyproto.c. Metrics come from
+/metrics (gw_proxy_protocol_total{listener,result}). Workers: GW_WORKERS (2 under TSan, as
+every e2e file)."""
+import ipaddress
+import json
+import socket
+import ssl
+import struct
+import time
+
+import pytest
+
+from gwtest import admin, config, env
+from gwtest.wait import wait_until
+
+GW = "gw04"
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+# ---- headers, from the spec -----------------------------------------------------------------
+
+
+def v1(src, dst, sport, dport):
+    fam = "TCP6" if ":" in src else "TCP4"
+    return ("PROXY %s %s %s %d %d\r\n" % (fam, src, dst, sport, dport)).encode()
+
+
+def v2(src, dst, sport, dport, command=1, tlvs=b""):
+    """A v2 header: PROXY (command 1) over TCP4 or TCP6, or LOCAL (0) without addresses."""
+    if command == 0:
+        return V2_SIG + bytes([0x20, 0x00]) + struct.pack("!H", len(tlvs)) + tlvs
+    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    fam = 0x11 if a.version == 4 else 0x21
+    body = a.packed + b.packed + struct.pack("!HH", sport, dport) + tlvs
+    return V2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(body)) + body
+
+
+# ---- the gateway ---------------------------------------------------------------------------------
+
+
+def pp_proxy(gateway, upstreams, accept="any", frm=("127.0.0.0/8",), timeout=None, routes=None,
+             listener=None, **kw):
+    pp = {"accept": accept, "from": list(frm)}
+    if timeout is not None:
+        pp["timeout"] = timeout
+    lst = {"proxy_protocol": pp}
+    lst.update(listener or {})
+    cfg = config.http_proxy(upstreams, routes=routes, listener=lst, **kw)
+    cfg["admin"] = {"address": config.Port("admin")}
+    return gateway(GW, cfg)
+
+
+def counts(gw):
+    m = admin.scrape(gw.addr("admin"))
+    return {d["result"]: v for d, v in m.find("gw_proxy_protocol_total", listener="edge")}
+
+
+def wait_count(gw, result, n):
+    return wait_until(lambda: counts(gw).get(result, 0) >= n, env.timeout(5),
+                      "gw_proxy_protocol_total{result=%s} to reach %d" % (result, n),
+                      describe=lambda: "counts: %s" % counts(gw))
+
+
+def connect(gw):
+    return socket.create_connection(gw.addr("edge"), timeout=env.timeout(10))
+
+
+def read_response(s):
+    """Reads one Connection: close response to EOF: (status, headers dict lower-cased, body)."""
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    if hdrs.get("transfer-encoding") == "chunked":
+        out, rest = b"", body
+        while rest:
+            size, _, rest = rest.partition(b"\r\n")
+            n = int(size, 16)
+            if n == 0:
+                break
+            out, rest = out + rest[:n], rest[n + 2:]
+        body = out
+    return status, hdrs, body
+
+
+def request(path="/", extra=b""):
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n" + extra + b"\r\n"
+
+
+def echo_headers(body):
+    doc = json.loads(body)
+    return [(k.lower(), v) for k, v in doc["headers"]]
+
+
+def ask(gw, header, path="/", pieces=None, extra=b""):
+    """Sends HEADER then a request (in one write, or split at PIECES), returns the response."""
+    data = header + request(path, extra)
+    with connect(gw) as s:
+        if pieces is None:
+            s.sendall(data)
+        else:
+            last = 0
+            for p in list(pieces) + [len(data)]:
+                s.sendall(data[last:p])
+                last = p
+                time.sleep(0.02)  # separate reads are the point here, not a readiness wait
+        return read_response(s)
+
+
+def closed_after(gw, data):
+    """Connects, sends DATA (nothing if empty) and says whether the gateway closed the
+    connection without answering (EOF or reset, which may come as early as the connect)."""
+    try:
+        with connect(gw) as s:
+            if data:
+                s.sendall(data)
+            return s.recv(100) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+# ---- accept side ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_pp_carried_address_is_the_client(gateway, backend, version, tmp_path):
+    """The header and the request in one write: the request is served (the bytes after the
+    header are kept) and the carried address is X-Forwarded-For, X-Real-IP and the access
+    log's client."""
+    b = backend.http()
+    log = tmp_path / "access.log"
+    mw = [{"forwarded": {"x_real_ip": True}}, {"access_log": {"file": str(log)}}]
+    gw = pp_proxy(gateway, b, accept=version, routes=[config.route(name="r", middleware=mw)])
+    hdr = (v1 if version == "v1" else v2)("203.0.113.7", "198.51.100.1", 51200, 443)
+    status, _, body = ask(gw, hdr, "/one")
+    assert status == 200, body
+    h = echo_headers(body)
+    assert ("x-forwarded-for", "203.0.113.7") in h, h
+    assert ("x-real-ip", "203.0.113.7") in h, h
+    wait_until(lambda: log.exists() and log.read_text().strip(), env.timeout(5), "an access log line")
+    rec = json.loads(log.read_text().splitlines()[0])
+    assert rec["client"].startswith("203.0.113.7"), rec
+    wait_count(gw, "accepted", 1)
+
+
+def test_pp_v2_tcp6_and_pieces(gateway, backend):
+    """A v2 TCP6 header sent in pieces (the read is resumed), the request after it."""
+    b = backend.http()
+    gw = pp_proxy(gateway, b, accept="v2")
+    hdr = v2("2001:db8::42", "2001:db8::1", 40000, 80)
+    status, _, body = ask(gw, hdr, pieces=[5, 17, len(hdr) - 3, len(hdr) + 4])
+    assert status == 200, body
+    assert ("x-forwarded-for", "2001:db8::42") in echo_headers(body)
+
+
+def test_pp_local_keeps_the_socket_address(gateway, backend):
+    """v2 LOCAL (a health check from the balancer): the connection's own address stays."""
+    b = backend.http()
+    gw = pp_proxy(gateway, b)
+    status, _, body = ask(gw, v2(None, None, 0, 0, command=0))
+    assert status == 200
+    assert ("x-forwarded-for", "127.0.0.1") in echo_headers(body)
+    wait_count(gw, "accepted_local", 1)
+
+
+def test_pp_forged_header_from_outside_from_is_refused(gateway, backend):
+    """A peer outside `from` is closed before anything is read, and counted."""
+    b = backend.http()
+    gw = pp_proxy(gateway, b, frm=["10.0.0.0/8"])
+    assert closed_after(gw, v1("203.0.113.7", "10.0.0.1", 1, 80) + request())
+    wait_count(gw, "refused_from", 1)
+    assert b.requests == 0
+    assert counts(gw).get("accepted", 0) == 0
+
+
+def test_pp_garbage_and_wrong_version_are_closed(gateway, backend):
+    b = backend.http()
+    gw = pp_proxy(gateway, b, accept="v2")
+    for data in (request(), v1("203.0.113.7", "10.0.0.1", 1, 80) + request(),
+                 b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"):
+        assert closed_after(gw, data), data
+    wait_count(gw, "bad_signature", 1)  # the request
+    wait_count(gw, "version_not_accepted", 2)  # "PROXY " is v1's signature: the wrong version
+    assert b.requests == 0
+    gw2 = pp_proxy(gateway, b, accept="v1")
+    assert closed_after(gw2, b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n")
+    assert closed_after(gw2, v2("1.2.3.4", "5.6.7.8", 1, 2))
+    wait_count(gw2, "v1_bad_line_end", 1)
+    wait_count(gw2, "version_not_accepted", 1)
+
+
+def test_pp_slow_header_times_out(gateway, backend):
+    b = backend.http()
+    gw = pp_proxy(gateway, b, timeout="300ms")
+    t0 = time.monotonic()
+    assert closed_after(gw, b"PROXY TCP4 ")
+    assert time.monotonic() - t0 < env.timeout(5)
+    assert closed_after(gw, b"")  # nothing at all
+    wait_count(gw, "timeout", 2)
+    assert b.requests == 0
+
+
+def test_pp_rate_limit_keyed_by_carried_address(gateway, backend):
+    """rate_limit (key: client_ip) counts each carried address on its own: without the
+    header's address, every connection would be 127.0.0.1 and share one bucket."""
+    b = backend.http()
+    mw = [{"rate_limit": {"rate": 0.001, "burst": 1}}]
+    gw = pp_proxy(gateway, b, routes=[config.route(name="rl", middleware=mw)])
+    a = v1("203.0.113.1", "127.0.0.1", 1000, 80)
+    assert ask(gw, a)[0] == 200
+    assert ask(gw, a)[0] == 429
+    assert ask(gw, v1("203.0.113.2", "127.0.0.1", 1000, 80))[0] == 200
+
+
+def test_pp_over_tls_listener(gateway, backend, pki):
+    """The PROXY header precedes the TLS handshake; the ClientHello right behind it in the
+    same write is kept."""
+    from test_04_tls import client_ctx, tls_block
+
+    b = backend.http()
+    gw = pp_proxy(gateway, b, listener={"tls": tls_block(pki, None)})
+    raw = connect(gw)
+    ctx = client_ctx(pki)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    raw.sendall(v2("203.0.113.9", "127.0.0.1", 5555, 443) + out.read())  # one write
+    # finish the handshake by hand over the raw socket
+    while True:
+        data = raw.recv(65536)
+        assert data, "the gateway closed during the handshake"
+        inc.write(data)
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pass
+        finally:
+            pending = out.read()
+            if pending:
+                raw.sendall(pending)
+    pending = out.read()
+    if pending:
+        raw.sendall(pending)
+    obj.write(request())
+    raw.sendall(out.read())
+    got = b""
+    while True:
+        try:
+            chunk = obj.read(65536)
+            if not chunk:
+                break
+            got += chunk
+        except ssl.SSLWantReadError:
+            data = raw.recv(65536)
+            if not data:
+                break
+            inc.write(data)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    raw.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), got[:200]
+    assert b"203.0.113.9" in body, body
+    wait_count(gw, "accepted", 1)

@@ -1,0 +1,273 @@
+/* hproxyproto.c - see hproxyproto.h. The accept side of the PROXY protocol on the HTTP
+ * engine: the `from` check, the header's read (its own read callback on the socket, before
+ * any TLS stream or request parser exists), the carried address, and the counters. */
+#include "04-http/hproxyproto.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "04-http/hproxy-int.h"
+#include "04-http/ppconf.h"
+#include "error.h"
+#include "log.h"
+#include "proxyproto.h"
+
+/* Results, gw_proxy_protocol_total's `result`: ours, then the parser's errors by code. */
+enum {
+    R_ACCEPTED,
+    R_LOCAL,
+    R_REFUSED_FROM,
+    R_TIMEOUT,
+    R_CLOSED,
+    R_NO_BUFFERS,
+    R_ERRORS, /* R_ERRORS + (-rc - 1) for gw_pp_error_t rc */
+    NRESULTS = R_ERRORS + GW_PP_ERROR_COUNT,
+};
+
+static const char *result_name(size_t r)
+{
+    static const char *const names[R_ERRORS] = {"accepted",      "accepted_local", "refused_from",
+                                                "timeout",       "closed",         "no_buffers"};
+    return r < R_ERRORS ? names[r] : gw_pp_strerror(-(int)(r - R_ERRORS) - 1);
+}
+
+/* One worker's counters, per listener. Written by that worker only, summed on scrape. */
+typedef struct pp_wstats_s {
+    gw_counter_t n[NRESULTS];
+} pp_wstats_t;
+
+struct hp_pp_s {
+    const gw_config_t *cfg;
+    unsigned workers;
+    pp_wstats_t **w; /* [workers][nlisteners] */
+};
+
+/* A header that did not come whole in the first read: the bytes so far. */
+struct hp_pp_wait_s {
+    size_t used;
+    size_t need; /* v2: bytes still needed before parsing again is worth it */
+    uint8_t buf[GW_PP_MAX];
+};
+
+/* ---- per config ------------------------------------------------------------------------- */
+
+/* see hproxyproto.h */
+hp_pp_t *hp_pp_prepare(const gw_config_t *cfg, unsigned workers, int *err)
+{
+    *err = 0;
+    bool any = false;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const gw_http_listener_cfg_t *x = gw_http_listener_cfg(&cfg->listeners[i]);
+        any = any || (x != NULL && x->pp != NULL);
+    }
+    if (!any)
+        return NULL;
+    hp_pp_t *pp = calloc(1, sizeof *pp);
+    if (pp == NULL || (pp->w = calloc(workers, sizeof *pp->w)) == NULL) {
+        free(pp);
+        *err = GW_ENOMEM;
+        return NULL;
+    }
+    pp->cfg = cfg;
+    pp->workers = workers;
+    for (unsigned w = 0; w < workers; w++)
+        if ((pp->w[w] = calloc(cfg->nlisteners, sizeof **pp->w)) == NULL) {
+            hp_pp_free(pp);
+            *err = GW_ENOMEM;
+            return NULL;
+        }
+    return pp;
+}
+
+/* see hproxyproto.h */
+void hp_pp_free(hp_pp_t *pp)
+{
+    if (pp == NULL)
+        return;
+    for (unsigned w = 0; w < pp->workers; w++)
+        free(pp->w[w]);
+    free(pp->w);
+    free(pp);
+}
+
+/* see hproxyproto.h */
+void hp_pp_metrics(const hp_pp_t *pp, gw_prom_t *p)
+{
+    gw_prom_family(p, "gw_proxy_protocol_total",
+                   "Connections to listeners with proxy_protocol, by how their PROXY header "
+                   "ended (accepted, refused_from, timeout, closed, or the parser's error)",
+                   GW_PROM_COUNTER);
+    for (size_t i = 0; pp != NULL && i < pp->cfg->nlisteners; i++) {
+        const gw_http_listener_cfg_t *x = gw_http_listener_cfg(&pp->cfg->listeners[i]);
+        if (x == NULL || x->pp == NULL)
+            continue;
+        for (size_t r = 0; r < NRESULTS; r++) {
+            uint64_t v = 0;
+            for (unsigned w = 0; w < pp->workers; w++)
+                v += gw_counter_get(&pp->w[w][i].n[r]);
+            if (v == 0 && r >= R_ERRORS)
+                continue; /* the parser's 15 errors only once seen */
+            const char *lab[] = {"listener", pp->cfg->listeners[i].name, "result", result_name(r),
+                                 NULL};
+            gw_prom_sample_u64(p, "gw_proxy_protocol_total", lab, v);
+        }
+    }
+}
+
+/* ---- per connection ----------------------------------------------------------------------- */
+
+static void count(hconn_t *c, size_t r)
+{
+    gw_counter_inc(&c->hw->hp->pp->w[c->hw->w->id][c->l->index].n[r]);
+}
+
+static const gw_pp_listener_cfg_t *lcfg(const hconn_t *c)
+{
+    return c->lcfg->pp;
+}
+
+/* see hproxyproto.h */
+void hp_pp_conn_free(hconn_t *c)
+{
+    if (c->ppw == NULL)
+        return;
+    free(c->ppw);
+    c->ppw = NULL;
+    gw_bufpool_unreserve(c->hw->w->bufs.pool, sizeof(hp_pp_wait_t));
+}
+
+/* see hproxyproto.h */
+void hp_pp_timeout(hconn_t *c)
+{
+    count(c, R_TIMEOUT);
+    gw_debug("listener '%s': no PROXY header within %" PRIu64 " ms", c->l->cfg->name,
+             lcfg(c)->timeout_ms);
+}
+
+/* The header is read: R says whose connection it is. */
+static void take_address(hconn_t *c, const gw_pp_result_t *r)
+{
+    if (r->family == GW_PP_TCP4)
+        memcpy(&c->peer.in, &r->src, sizeof c->peer.in);
+    else if (r->family == GW_PP_TCP6)
+        memcpy(&c->peer.in6, &r->src, sizeof c->peer.in6);
+    /* else (LOCAL, UNKNOWN, UDP, AF_UNIX): the socket's own address stays (the spec's rule) */
+    count(c, r->family != GW_PP_UNSPEC ? R_ACCEPTED : R_LOCAL);
+}
+
+/* The header ended at byte HLEN of what was read, of which the last read CH (N bytes)
+ * brought the bytes from FROM on: the rest of CH is the client's first bytes. Goes on as
+ * after an accept without PROXY, then hands those bytes over as if just read. */
+static void header_done(hconn_t *c, const gw_pp_result_t *r, gw_chunk_t *ch, size_t skip,
+                        size_t n)
+{
+    hp_pp_conn_free(c);
+    take_address(c, r);
+    c->sock.s.cb.on_read = hp_on_client_read;
+    if (!hp_client_start(c)) {
+        gw_chunk_unref(&c->hw->w->bufs, ch);
+        return;
+    }
+    if (c->s != &c->sock.s) { /* a TLS stream now carries the client: the owner reads it */
+        c->reading = false;
+        hp_client_set_reading(c, true);
+    }
+    if (skip == n || c->closing) {
+        gw_chunk_unref(&c->hw->w->bufs, ch);
+        return;
+    }
+    /* The stream's promise (stream.h): a read starts at offset 0. */
+    memmove(ch->data, ch->data + skip, n - skip);
+    ch->len = (uint32_t)(n - skip);
+    ch->off = 0;
+    /* Whoever reads the socket now (the request parser, or the TLS stream over it). */
+    c->sock.s.cb.on_read(&c->sock.s, ch, (ssize_t)(n - skip));
+}
+
+static void refuse(hconn_t *c, int rc, size_t at)
+{
+    count(c, R_ERRORS + (size_t)(-rc - 1));
+    gw_debug("listener '%s': bad PROXY header: %s at byte %zu", c->l->cfg->name,
+             gw_pp_strerror(rc), at);
+    hp_client_close(c, true);
+}
+
+/* The socket's read callback until the header is read. */
+static void on_header_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t n)
+{
+    hconn_t *c = s->data;
+    if (n < 0) {
+        count(c, R_CLOSED);
+        hp_client_close(c, n != UV_EOF);
+        return;
+    }
+    unsigned accept = lcfg(c)->accept;
+    gw_pp_result_t r;
+    hp_pp_wait_t *pw = c->ppw;
+    if (pw == NULL) { /* the first read: parse in place */
+        int rc = gw_pp_parse((const uint8_t *)ch->data, (size_t)n, accept, &r);
+        if (rc > 0) {
+            header_done(c, &r, ch, (size_t)rc, (size_t)n);
+            return;
+        }
+        if (rc < 0) {
+            gw_chunk_unref(&c->hw->w->bufs, ch);
+            refuse(c, rc, r.err_pos);
+            return;
+        }
+        /* In pieces: keep what came (less than GW_PP_MAX, or the parser would have said). */
+        if (gw_bufpool_reserve(c->hw->w->bufs.pool, sizeof *pw) != 0 ||
+            (pw = malloc(sizeof *pw)) == NULL) {
+            if (pw == NULL)
+                gw_bufpool_unreserve(c->hw->w->bufs.pool, sizeof *pw);
+            gw_chunk_unref(&c->hw->w->bufs, ch);
+            count(c, R_NO_BUFFERS);
+            hp_client_close(c, true);
+            return;
+        }
+        c->ppw = pw;
+        pw->used = (size_t)n < GW_PP_MAX ? (size_t)n : GW_PP_MAX;
+        pw->need = r.need;
+        memcpy(pw->buf, ch->data, pw->used);
+        gw_chunk_unref(&c->hw->w->bufs, ch);
+        return;
+    }
+    size_t before = pw->used, take = GW_PP_MAX - before;
+    if (take > (size_t)n)
+        take = (size_t)n;
+    memcpy(pw->buf + before, ch->data, take);
+    pw->used += take;
+    if (take < pw->need) { /* v2: the length is known; parsing again would say the same */
+        pw->need -= take;
+        gw_chunk_unref(&c->hw->w->bufs, ch);
+        return;
+    }
+    int rc = gw_pp_parse(pw->buf, pw->used, accept, &r);
+    if (rc > 0) { /* the earlier bytes were all header (they gave NEED_MORE): rc > before */
+        header_done(c, &r, ch, (size_t)rc - before, (size_t)n);
+        return;
+    }
+    gw_chunk_unref(&c->hw->w->bufs, ch);
+    if (rc == 0 && pw->used == GW_PP_MAX) /* cannot be (the parser bounds itself): defensive */
+        rc = GW_PP_EV1TOOLONG;
+    if (rc < 0) {
+        refuse(c, rc, r.err_pos);
+        return;
+    }
+    pw->need = r.need;
+}
+
+/* see hproxyproto.h */
+bool hp_pp_accept(hconn_t *c)
+{
+    if (!gw_pp_from_allowed(lcfg(c), &c->peer.sa)) {
+        count(c, R_REFUSED_FROM);
+        gw_debug("listener '%s': a PROXY header is not accepted from this peer", c->l->cfg->name);
+        return false;
+    }
+    c->sock.s.cb.on_read = on_header_read;
+    c->state = C_IDLE;
+    hp_list_idle(c, &c->hw->ppwait[c->l->index]);
+    return true;
+}
