@@ -16,6 +16,7 @@ import time
 import pytest
 
 from gwtest import admin, config, env
+from gwtest.backends import Server
 from gwtest.wait import wait_until
 
 GW = "gw04"
@@ -38,6 +39,78 @@ def v2(src, dst, sport, dport, command=1, tlvs=b""):
     fam = 0x11 if a.version == 4 else 0x21
     body = a.packed + b.packed + struct.pack("!HH", sport, dport) + tlvs
     return V2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(body)) + body
+
+
+def read_pp(conn):
+    """Reads one PROXY header from CONN, byte-exact, and returns a dict: version, command,
+    family, src, dst (host, port) or None. Raises on anything the spec does not allow."""
+    first = conn.recv(1, socket.MSG_WAITALL)
+    if first == b"P":
+        line = first
+        while not line.endswith(b"\r\n"):
+            c = conn.recv(1)
+            assert c, "EOF inside a v1 line: %r" % line
+            line += c
+            assert len(line) <= 107, "v1 line too long: %r" % line
+        parts = line[:-2].decode("ascii").split(" ")
+        assert parts[0] == "PROXY", line
+        if parts[1] == "UNKNOWN":
+            return {"version": 1, "command": "proxy", "family": "UNKNOWN", "src": None, "dst": None}
+        assert parts[1] in ("TCP4", "TCP6") and len(parts) == 6, line
+        ver = 4 if parts[1] == "TCP4" else 6
+        for a in parts[2:4]:
+            assert ipaddress.ip_address(a).version == ver, line
+        for p in parts[4:6]:
+            assert p == str(int(p)) and 0 <= int(p) <= 65535, line
+        return {"version": 1, "command": "proxy", "family": parts[1],
+                "src": (parts[2], int(parts[4])), "dst": (parts[3], int(parts[5]))}
+    rest = conn.recv(15, socket.MSG_WAITALL)
+    hdr = first + rest
+    assert hdr[:12] == V2_SIG, "neither v1 nor v2: %r" % hdr
+    assert hdr[12] >> 4 == 2, hdr
+    command = {0: "local", 1: "proxy"}[hdr[12] & 15]
+    fam = hdr[13]
+    (n,) = struct.unpack("!H", hdr[14:16])
+    body = conn.recv(n, socket.MSG_WAITALL) if n else b""
+    assert len(body) == n, "short v2 block"
+    out = {"version": 2, "command": command, "family": fam, "src": None, "dst": None, "tlv": body}
+    if command == "proxy" and fam in (0x11, 0x21):
+        k = 4 if fam == 0x11 else 16
+        src, dst = body[:k], body[k:2 * k]
+        sp, dp = struct.unpack("!HH", body[2 * k:2 * k + 4])
+        out["src"] = (str(ipaddress.ip_address(src)), sp)
+        out["dst"] = (str(ipaddress.ip_address(dst)), dp)
+        out["tlv"] = body[2 * k + 4:]
+    return out
+
+
+class PPBackend(Server):
+    """An HTTP backend behind a PROXY header: parses the header (read_pp), then answers every
+    request on the connection with 200 and "ok". Records, per connection, the header and the
+    request paths it carried."""
+
+    kind = "ppback"
+
+    def __init__(self, transcript):
+        self.conns_seen = []  # [(header dict, [paths])]
+        super().__init__(transcript)
+
+    def handle(self, conn, ch):
+        hdr = read_pp(conn)
+        ch.event("PROXY header %r" % hdr)
+        rec = (hdr, [])
+        with self.lock:
+            self.conns_seen.append(rec)
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            rec[1].append(head.split(b" ")[1].decode())
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
 
 # ---- the gateway ---------------------------------------------------------------------------------
@@ -278,3 +351,64 @@ def test_pp_over_tls_listener(gateway, backend, pki):
     assert head.startswith(b"HTTP/1.1 200"), got[:200]
     assert b"203.0.113.9" in body, body
     wait_count(gw, "accepted", 1)
+
+
+# ---- upstream side ----------------------------------------------------------------------------
+
+
+def up_proxy(gateway, b, version, listener_pp=False, **kw):
+    cfg = config.http_proxy(b, **kw)
+    cfg["upstreams"]["app"]["proxy_protocol"] = version
+    if listener_pp:
+        cfg["listeners"][0]["proxy_protocol"] = {"from": ["127.0.0.0/8"]}
+    return gateway(GW, cfg)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_pp_sent_upstream_with_the_real_client(gateway, backend, version):
+    """Every field at the backend: the client's address and port as the gateway saw them,
+    the listener's address and port."""
+    b = backend(PPBackend)
+    gw = up_proxy(gateway, b, version)
+    with connect(gw) as s:
+        me = s.getsockname()
+        s.sendall(request("/a"))
+        status, _, body = read_response(s)
+    assert (status, body) == (200, b"ok")
+    wait_until(lambda: b.conns_seen, env.timeout(5), "the backend to read a header")
+    hdr, paths = b.conns_seen[0]
+    assert hdr["version"] == int(version[1])
+    assert hdr["command"] == "proxy"
+    assert hdr["family"] in ("TCP4", 0x11), hdr
+    assert hdr["src"] == (me[0], me[1]), hdr
+    assert hdr["dst"] == tuple(gw.addr("edge")), hdr
+    assert paths == ["/a"]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_pp_carried_address_goes_upstream(gateway, backend, version):
+    """A header received is the header sent: the carried client, the listener's address."""
+    b = backend(PPBackend)
+    gw = up_proxy(gateway, b, version, listener_pp=True)
+    status, _, body = ask(gw, v2("2001:db8::7", "2001:db8::1", 51200, 443), "/b")
+    assert status == 200
+    hdr = b.conns_seen[0][0]
+    assert hdr["src"] == ("2001:db8::7", 51200), hdr
+    # the listener is IPv4: v1 then says TCP6 with the local address mapped, v2 too (as HAProxy)
+    assert hdr["dst"][1] == gw.addr("edge")[1], hdr
+    dst = ipaddress.ip_address(hdr["dst"][0])
+    assert dst.version == 6 and str(dst.ipv4_mapped) == "127.0.0.1", hdr
+
+
+def test_pp_upstream_connection_never_reused_for_another_client(gateway, backend):
+    """Two clients one after the other: two upstream connections, each with its client's
+    header and only that client's request (a pooled one would carry B's request under A's
+    header)."""
+    b = backend(PPBackend)
+    gw = up_proxy(gateway, b, "v2", listener_pp=True)
+    assert ask(gw, v1("203.0.113.1", "127.0.0.1", 1111, 80), "/from-a")[0] == 200
+    assert ask(gw, v1("203.0.113.2", "127.0.0.1", 2222, 80), "/from-b")[0] == 200
+    wait_until(lambda: len(b.conns_seen) >= 2, env.timeout(5), "two upstream connections",
+               describe=lambda: "seen: %r" % b.conns_seen)
+    seen = [(h["src"], p) for h, p in b.conns_seen]
+    assert seen == [(("203.0.113.1", 1111), ["/from-a"]), (("203.0.113.2", 2222), ["/from-b"])], seen

@@ -495,6 +495,8 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
                      cfg->listeners[i].name);
             return GW_ECONFIG;
         }
+    if (!hp_pp_check_tcp(cfg))
+        return GW_ECONFIG;
     int rc = gw_res_prepare(cfg, layers);
     if (rc != 0)
         return rc;

@@ -27,8 +27,8 @@ enum {
 
 static const char *result_name(size_t r)
 {
-    static const char *const names[R_ERRORS] = {"accepted",      "accepted_local", "refused_from",
-                                                "timeout",       "closed",         "no_buffers"};
+    static const char *const names[R_ERRORS] = {"accepted", "accepted_local", "refused_from",
+                                                "timeout",  "closed",         "no_buffers"};
     return r < R_ERRORS ? names[r] : gw_pp_strerror(-(int)(r - R_ERRORS) - 1);
 }
 
@@ -159,8 +159,7 @@ static void take_address(hconn_t *c, const gw_pp_result_t *r)
 /* The header ended at byte HLEN of what was read, of which the last read CH (N bytes)
  * brought the bytes from FROM on: the rest of CH is the client's first bytes. Goes on as
  * after an accept without PROXY, then hands those bytes over as if just read. */
-static void header_done(hconn_t *c, const gw_pp_result_t *r, gw_chunk_t *ch, size_t skip,
-                        size_t n)
+static void header_done(hconn_t *c, const gw_pp_result_t *r, gw_chunk_t *ch, size_t skip, size_t n)
 {
     hp_pp_conn_free(c);
     take_address(c, r);
@@ -188,8 +187,8 @@ static void header_done(hconn_t *c, const gw_pp_result_t *r, gw_chunk_t *ch, siz
 static void refuse(hconn_t *c, int rc, size_t at)
 {
     count(c, R_ERRORS + (size_t)(-rc - 1));
-    gw_debug("listener '%s': bad PROXY header: %s at byte %zu", c->l->cfg->name,
-             gw_pp_strerror(rc), at);
+    gw_debug("listener '%s': bad PROXY header: %s at byte %zu", c->l->cfg->name, gw_pp_strerror(rc),
+             at);
     hp_client_close(c, true);
 }
 
@@ -270,4 +269,67 @@ bool hp_pp_accept(hconn_t *c)
     c->state = C_IDLE;
     hp_list_idle(c, &c->hw->ppwait[c->l->index]);
     return true;
+}
+
+/* ---- the upstream side ---------------------------------------------------------------------- */
+
+static bool upstream_sends(const gw_config_t *cfg, size_t ui)
+{
+    return ui < cfg->nupstreams && gw_http_upstream_cfg(&cfg->upstreams[ui])->proxy_protocol != 0;
+}
+
+/* see hproxyproto.h */
+bool hp_pp_check_tcp(const gw_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const gw_listener_cfg_t *l = &cfg->listeners[i];
+        if (l->protocol == GW_PROTO_HTTP)
+            continue;
+        const gw_passthrough_cfg_t *pt = gw_passthrough_cfg(l);
+        bool bad = pt == NULL && l->upstream != NULL && upstream_sends(cfg, l->upstream_index);
+        for (size_t r = 0; pt != NULL && r < pt->nroutes; r++)
+            bad = bad || upstream_sends(cfg, pt->routes[r].upstream_index);
+        if (pt != NULL && pt->default_upstream != NULL)
+            bad = bad || upstream_sends(cfg, pt->default_index);
+        if (bad) {
+            gw_error("listener '%s': a tcp listener cannot send to an upstream with "
+                     "proxy_protocol yet (http listeners only in this build)",
+                     l->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+typedef struct pp_out_s {
+    gw_stream_write_t req;
+    uint8_t buf[GW_PP_V1_MAX]; /* v1's longest; v2 with two IPv6 addresses is 52 bytes */
+} pp_out_t;
+
+static void on_header_written(gw_stream_write_t *req, int status)
+{
+    (void)status; /* a failed write fails the request's writes after it too */
+    free(CONTAINER(req, pp_out_t, req));
+}
+
+/* see hproxyproto.h */
+int hp_pp_send(uconn_t *u, const hconn_t *c, unsigned version)
+{
+    struct sockaddr_storage local;
+    int len = sizeof local;
+    const struct sockaddr *dst = (const struct sockaddr *)&local;
+    if (uv_tcp_getsockname(&c->sock.tcp, (struct sockaddr *)&local, &len) != 0)
+        dst = NULL; /* then UNKNOWN / UNSPEC: the spec's answer for what we cannot tell */
+    const struct sockaddr *src = c->peer.sa.sa_family != AF_UNSPEC ? &c->peer.sa : NULL;
+    pp_out_t *o = malloc(sizeof *o);
+    if (o == NULL)
+        return UV_ENOMEM;
+    size_t n = version == 1 ? gw_pp_write_v1(o->buf, sizeof o->buf, src, dst)
+                            : gw_pp_write_v2(o->buf, sizeof o->buf, GW_PP_PROXY, src, dst, NULL, 0);
+    uv_buf_t b = uv_buf_init((char *)o->buf, (unsigned)n);
+    /* On the socket itself, queued first: the request (or the TLS ClientHello) after it. */
+    int rc = n > 0 ? gw_stream_write(&o->req, &u->sock.s, &b, 1, on_header_written) : UV_EINVAL;
+    if (rc != 0)
+        free(o);
+    return rc;
 }

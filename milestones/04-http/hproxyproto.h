@@ -52,3 +52,16 @@ void hp_pp_conn_free(struct hconn_s *c);
 bool hp_client_start(struct hconn_s *c);
 
 #endif
+
+/* ---- the upstream side ------------------------------------------------------------------ */
+
+/* Refuses (false, logged) a config where a tcp listener (plain or tls_passthrough) sends to
+ * an upstream with proxy_protocol: 01's forwarder does not write the header yet, and a
+ * backend that expects one would take the client's first bytes for a bad header. */
+bool hp_pp_check_tcp(const gw_config_t *cfg);
+
+struct uconn_s;
+/* U (just connected, nothing written yet, TLS not started) belongs to an upstream with
+ * proxy_protocol VERSION (1 or 2): queues the header for C's client (its address, carried
+ * or real) and the listener's local address as U's first bytes. 0 or a UV error. */
+int hp_pp_send(struct uconn_s *u, const struct hconn_s *c, unsigned version);
