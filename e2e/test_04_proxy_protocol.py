@@ -405,7 +405,8 @@ def test_pp_upstream_connection_never_reused_for_another_client(gateway, backend
     header and only that client's request (a pooled one would carry B's request under A's
     header)."""
     b = backend(PPBackend)
-    gw = up_proxy(gateway, b, "v2", listener_pp=True)
+    # One worker: pools are per worker, and two workers could hide a reuse by chance.
+    gw = up_proxy(gateway, b, "v2", listener_pp=True, workers=1)
     assert ask(gw, v1("203.0.113.1", "127.0.0.1", 1111, 80), "/from-a")[0] == 200
     assert ask(gw, v1("203.0.113.2", "127.0.0.1", 2222, 80), "/from-b")[0] == 200
     wait_until(lambda: len(b.conns_seen) >= 2, env.timeout(5), "two upstream connections",
