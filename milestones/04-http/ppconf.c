@@ -97,7 +97,11 @@ void gw_pp_listener_print(FILE *out, const gw_pp_listener_cfg_t *p, int in)
     fputs("]}\n", out);
 }
 
-/* see ppconf.h */
+/* LAB 04: PROXY protocol, who may send the header */
+
+/* see ppconf.h. Anyone can write "PROXY TCP4 <any address> ...": the header is believed
+ * only from the load balancers listed, and an empty list is refused at load, never read as
+ * "anyone". */
 bool gw_pp_from_allowed(const gw_pp_listener_cfg_t *p, const struct sockaddr *sa)
 {
     for (size_t i = 0; i < p->nfrom; i++)
@@ -105,6 +109,8 @@ bool gw_pp_from_allowed(const gw_pp_listener_cfg_t *p, const struct sockaddr *sa
             return true;
     return false;
 }
+
+/* END LAB */
 
 /* see ppconf.h */
 unsigned gw_pp_upstream_decode(gw_cdoc_t *doc, const gw_cnode_t *map)
