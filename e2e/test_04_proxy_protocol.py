@@ -413,3 +413,29 @@ def test_pp_upstream_connection_never_reused_for_another_client(gateway, backend
                describe=lambda: "seen: %r" % b.conns_seen)
     seen = [(h["src"], p) for h, p in b.conns_seen]
     assert seen == [(("203.0.113.1", 1111), ["/from-a"]), (("203.0.113.2", 2222), ["/from-b"])], seen
+
+
+def test_pp_sent_before_the_tls_handshake_to_a_tls_upstream(gateway, backend, pki):
+    """A TLS upstream with proxy_protocol: the header comes first, then the ClientHello (the
+    backend reads the header, then does its handshake on what follows)."""
+    from test_04_tls_upstream import SERVER_NAME, TlsHttpBackend
+
+    class TlsPP(TlsHttpBackend):
+        def handle(self, conn, ch):
+            hdr = read_pp(conn)
+            with self.lock:
+                self.pp_seen = getattr(self, "pp_seen", []) + [hdr]
+            super().handle(conn, ch)
+
+    b = backend(TlsPP, pki.server_ec)
+    cfg = config.http_proxy(b, listener={"proxy_protocol": {"from": ["127.0.0.0/8"]}})
+    cfg["upstreams"]["app"]["tls"] = {"ca": pki.ca.cert, "server_name": SERVER_NAME}
+    cfg["upstreams"]["app"]["proxy_protocol"] = "v1"
+    gw = gateway(GW, cfg)
+    status, _, body = ask(gw, v1("203.0.113.77", "127.0.0.1", 4242, 443), "/tls")
+    assert status == 200, body
+    assert json.loads(body)["target"] == "/tls"
+    assert b.tls_errors == []
+    hdr = b.pp_seen[0]
+    assert (hdr["version"], hdr["family"], hdr["src"]) == (1, "TCP4", ("203.0.113.77", 4242)), hdr
+    assert hdr["dst"] == tuple(gw.addr("edge")), hdr
