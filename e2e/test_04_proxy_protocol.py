@@ -439,3 +439,21 @@ def test_pp_sent_before_the_tls_handshake_to_a_tls_upstream(gateway, backend, pk
     hdr = b.pp_seen[0]
     assert (hdr["version"], hdr["family"], hdr["src"]) == (1, "TCP4", ("203.0.113.77", 4242)), hdr
     assert hdr["dst"] == tuple(gw.addr("edge")), hdr
+
+
+def test_pp_hash_client_ip_uses_the_carried_address(gateway, backend):
+    """consistent_hash on client_ip: each carried address sticks to one backend, and 16
+    addresses reach more than one (on the socket's address they would all share one)."""
+    bs = [backend.http() for _ in range(3)]
+    cfg = config.http_proxy(bs, listener={"proxy_protocol": {"from": ["127.0.0.0/8"]}})
+    cfg["upstreams"]["app"]["balancer"] = "consistent_hash"
+    cfg["upstreams"]["app"]["hash"] = "client_ip"
+    gw = gateway(GW, cfg)
+    where = {}
+    for i in range(16):
+        for _ in range(2):
+            status, hdrs, body = ask(gw, v1("198.51.100.%d" % (i + 1), "127.0.0.1", 1000, 80))
+            assert status == 200, body
+            where.setdefault(i, set()).add(json.loads(body)["backend"])
+    assert all(len(v) == 1 for v in where.values()), "one address, one backend: %s" % where
+    assert len(set.union(*where.values())) > 1, "16 addresses all on one backend: %s" % where
