@@ -457,3 +457,16 @@ def test_pp_hash_client_ip_uses_the_carried_address(gateway, backend):
             where.setdefault(i, set()).add(json.loads(body)["backend"])
     assert all(len(v) == 1 for v in where.values()), "one address, one backend: %s" % where
     assert len(set.union(*where.values())) > 1, "16 addresses all on one backend: %s" % where
+
+
+def test_pp_per_client_connection_limit_on_the_carried_address(gateway, backend):
+    """03's per_client connection rate (1/s, burst 1) applies after the header, to the
+    carried address: a second connection of one client is refused, another client's is not
+    (on the socket's address, every connection would share one bucket)."""
+    b = backend.http()
+    gw = pp_proxy(gateway, b, workers=1,
+                  listener={"rate_limit": {"per_client": {"rate": 1, "burst": 1}}})
+    a = v1("203.0.113.1", "127.0.0.1", 1000, 80)
+    assert ask(gw, a)[0] == 200
+    assert closed_after(gw, a + request()), "the same carried client: over its rate"
+    assert ask(gw, v1("203.0.113.2", "127.0.0.1", 1000, 80))[0] == 200, "another carried client"
