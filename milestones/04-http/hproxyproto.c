@@ -43,12 +43,34 @@ struct hp_pp_s {
     pp_wstats_t **w; /* [workers][nlisteners] */
 };
 
-/* A header that did not come whole in the first read: the bytes so far. */
-struct hp_pp_wait_s {
-    size_t used;
-    size_t need; /* v2: bytes still needed before parsing again is worth it */
-    uint8_t buf[GW_PP_MAX];
-};
+/* see hproxyproto.h */
+int hp_pp_feed(hp_pp_wait_t *w, const uint8_t *data, size_t n, unsigned accept, gw_pp_result_t *r,
+               size_t *rest)
+{
+    size_t before = w->used, take = GW_PP_MAX - before;
+    if (take > n)
+        take = n;
+    memcpy(w->buf + before, data, take);
+    w->used += take;
+    if (take < w->need) { /* gw_pp_parse never promises DONE sooner than it comes */
+        w->need -= take;
+        memset(r, 0, sizeof *r);
+        r->need = w->need;
+        return 0;
+    }
+    int rc = gw_pp_parse(w->buf, w->used, accept, r);
+    if (rc > 0) { /* the bytes before gave NEED_MORE, so the header ends in DATA: rc > before */
+        *rest = (size_t)rc - before;
+        return rc;
+    }
+    if (rc == 0 && w->used == GW_PP_MAX) { /* cannot be (the parser bounds itself): defensive */
+        r->err_pos = GW_PP_MAX - 1;
+        return GW_PP_EV1TOOLONG;
+    }
+    if (rc == 0)
+        w->need = r->need;
+    return rc;
+}
 
 /* ---- per config ------------------------------------------------------------------------- */
 
@@ -216,9 +238,9 @@ static void on_header_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t n)
             return;
         }
         /* In pieces: keep what came (less than GW_PP_MAX, or the parser would have said). */
-        if (gw_bufpool_reserve(c->hw->w->bufs.pool, sizeof *pw) != 0 ||
-            (pw = malloc(sizeof *pw)) == NULL) {
-            if (pw == NULL)
+        bool charged = gw_bufpool_reserve(c->hw->w->bufs.pool, sizeof *pw) == 0;
+        if (!charged || (pw = malloc(sizeof *pw)) == NULL) {
+            if (charged)
                 gw_bufpool_unreserve(c->hw->w->bufs.pool, sizeof *pw);
             gw_chunk_unref(&c->hw->w->bufs, ch);
             count(c, R_NO_BUFFERS);
@@ -226,35 +248,17 @@ static void on_header_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t n)
             return;
         }
         c->ppw = pw;
-        pw->used = (size_t)n < GW_PP_MAX ? (size_t)n : GW_PP_MAX;
-        pw->need = r.need;
-        memcpy(pw->buf, ch->data, pw->used);
-        gw_chunk_unref(&c->hw->w->bufs, ch);
-        return;
+        pw->used = pw->need = 0; /* then fed below, as any later read */
     }
-    size_t before = pw->used, take = GW_PP_MAX - before;
-    if (take > (size_t)n)
-        take = (size_t)n;
-    memcpy(pw->buf + before, ch->data, take);
-    pw->used += take;
-    if (take < pw->need) { /* v2: the length is known; parsing again would say the same */
-        pw->need -= take;
-        gw_chunk_unref(&c->hw->w->bufs, ch);
-        return;
-    }
-    int rc = gw_pp_parse(pw->buf, pw->used, accept, &r);
-    if (rc > 0) { /* the earlier bytes were all header (they gave NEED_MORE): rc > before */
-        header_done(c, &r, ch, (size_t)rc - before, (size_t)n);
+    size_t rest = 0;
+    int rc = hp_pp_feed(pw, (const uint8_t *)ch->data, (size_t)n, accept, &r, &rest);
+    if (rc > 0) {
+        header_done(c, &r, ch, rest, (size_t)n);
         return;
     }
     gw_chunk_unref(&c->hw->w->bufs, ch);
-    if (rc == 0 && pw->used == GW_PP_MAX) /* cannot be (the parser bounds itself): defensive */
-        rc = GW_PP_EV1TOOLONG;
-    if (rc < 0) {
+    if (rc < 0)
         refuse(c, rc, r.err_pos);
-        return;
-    }
-    pw->need = r.need;
 }
 
 /* see hproxyproto.h */

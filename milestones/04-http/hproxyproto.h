@@ -23,13 +23,34 @@
 #define GW_HPROXYPROTO_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "metrics.h"
+#include "proxyproto.h"
 
 typedef struct hp_pp_s hp_pp_t;
-typedef struct hp_pp_wait_s hp_pp_wait_t;
 struct hconn_s;
+
+/* ---- the pure part: a header across reads ------------------------------------------------ */
+
+/* The bytes of a header that did not come whole in one read. */
+typedef struct hp_pp_wait_s {
+    size_t used; /* bytes in buf: all of them header (each earlier answer was NEED_MORE) */
+    size_t need; /* at least this many more before the header can be whole (gw_pp_parse's) */
+    uint8_t buf[GW_PP_MAX];
+} hp_pp_wait_t;
+
+/* Feeds the N bytes of one read (DATA) to a header whose earlier bytes W holds (W->used 0:
+ * none yet; zero W to start). ACCEPT as gw_pp_parse's. Returns gw_pp_parse's answer for all
+ * the bytes so far: > 0, the header is whole and *REST is where the client's own bytes
+ * start in DATA (DATA[*REST..N), possibly none); 0, more is needed (what DATA brought is in
+ * W; a read shorter than W->need is kept without parsing: it cannot complete the header);
+ * < 0, an error (R->err_pos counts from the header's first byte). R is filled as
+ * gw_pp_parse fills it; on 0 from a skipped parse, R->need is W->need. */
+int hp_pp_feed(hp_pp_wait_t *w, const uint8_t *data, size_t n, unsigned accept, gw_pp_result_t *r,
+               size_t *rest);
 
 /* The counters for every listener of CFG with proxy_protocol, for WORKERS workers. NULL
  * with *ERR 0 when no listener has it; NULL with *ERR < 0 on failure. */
