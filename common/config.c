@@ -37,6 +37,8 @@ const gw_later_key_t gw_config_later_keys[] = {
     {"listeners.*.tls", 4},
     {"listeners.*.http", 4},
     {"listeners.*.tls_passthrough", 4},
+    {"listeners.*.proxy_protocol", 4},
+    {"upstreams.*.proxy_protocol", 4},
     {"upstreams.*.keepalive", 4},
     {"upstreams.*.tls", 4},
     {"registry", 5},

@@ -25,6 +25,7 @@ static void client_free(hconn_t *c)
     if (c->admitted)
         gw_listener_leave(c->l);
     hp_tls_conn_free(c);
+    hp_pp_conn_free(c);
     gw_worker_t *w = hw->w;
     free(c);
     gw_worker_conn_done(w); /* last: it may finish the worker */

@@ -28,6 +28,7 @@
 #include "04-http/chain.h"
 #include "04-http/h1.h"
 #include "04-http/hmetrics.h"
+#include "04-http/hproxyproto.h"
 #include "04-http/hproxy.h"
 #include "04-http/hretry.h"
 #include "04-http/htls.h"
@@ -68,7 +69,8 @@ typedef struct idle_list_s {
     uv_timer_t timer;
     uint64_t timeout_ms;
     hp_worker_t *hw;
-    bool handshake; /* a TLS handshake list: its expiry is a handshake failure (htls.c) */
+    bool handshake;    /* a TLS handshake list: its expiry is a handshake failure (htls.c) */
+    bool proxy_header; /* a PROXY header list: its expiry is counted (hproxyproto.c) */
 } idle_list_t;
 
 struct hp_worker_s {
@@ -77,6 +79,7 @@ struct hp_worker_s {
     idle_list_t *fresh;     /* [nlisteners]: accepted, no byte yet (request_head_timeout) */
     idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
     idle_list_t *handshake; /* [nlisteners]: TLS handshake running (tls.handshake_timeout) */
+    idle_list_t *ppwait;    /* [nlisteners]: PROXY header awaited (proxy_protocol.timeout) */
     hp_backend_t **pools;   /* [nupstreams][nbackends]: each backend's pool and TLS session */
     hconn_t *busy;          /* connections with an exchange (for drain and force close) */
     uconn_t *uconns;        /* every upstream connection not yet closing */
@@ -101,6 +104,7 @@ struct hp_s {
     gw_passthrough_t *pt; /* tcp listeners' tls_passthrough (NULL: none); its picker is layer 1 */
     hp_utls_t *utls;      /* upstreams' TLS: metrics (hutls.h) */
     hp_tls_t *tls;        /* http listeners' tls (htls.h; NULL: none terminates TLS) */
+    hp_pp_t *pp;          /* listeners' proxy_protocol counters (hproxyproto.h; NULL: none) */
 };
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -129,8 +133,9 @@ struct hconn_s {
     bool reading, admitted, closing, in_process;
     bool out_paused; /* the client's queue passed high_water: no reading, no next request */
     uint8_t pending_closes;
-    /* The client's address: an IPv4 or IPv6 peer only (128 bytes of sockaddr_storage
-     * would be a third of an idle connection). */
+    hp_pp_wait_t *ppw; /* a PROXY header in pieces (hproxyproto.c), else NULL */
+    /* The client's address (the one a PROXY header carried, on such a listener): an IPv4 or IPv6
+     * peer only (128 bytes of sockaddr_storage would be a third of an idle connection). */
     union {
         struct sockaddr sa;
         struct sockaddr_in in;

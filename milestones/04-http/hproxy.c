@@ -52,6 +52,7 @@
  * upool.c (the pool's lists), hretry.c (retry or give up), reqbuf.c, trailers.c. */
 #include "hproxy.h"
 #include "04-http/hproxy-int.h"
+#include "04-http/ppconf.h"
 #include "04-http/tlsconf.h"
 
 #include <stdlib.h>
@@ -139,6 +140,8 @@ static void on_idle_timer(uv_timer_t *t)
         hp_list_unlink(c);
         if (il->handshake)
             hp_tls_handshake_timeout(c);
+        if (il->proxy_header)
+            hp_pp_timeout(c);
         hp_client_close(c, false);
     }
     idle_arm(il);
@@ -184,6 +187,8 @@ static void on_pool_sweep(uv_timer_t *t)
 
 /* ---- accepting ----------------------------------------------------------------------------- */
 
+static bool admit_listener(hconn_t *c);
+
 static void http_on_connection(gw_wlistener_t *wl)
 {
     gw_worker_t *w = wl->worker;
@@ -210,25 +215,50 @@ static void http_on_connection(gw_wlistener_t *wl)
     int len = sizeof c->peer;
     if (gw_stream_peer(&c->sock.s, &c->peer.sa, &len) != 0)
         c->peer.sa.sa_family = AF_UNSPEC;
-    const gw_tcp_picker_t *p = hw->hp->picker;
-    if (p->admit != NULL && !p->admit(p->ctx, w, c->l, &c->peer.sa)) {
-        hp_client_close(c, true);
+    if (c->lcfg->pp != NULL) {
+        /* PROXY: max_connections now (a header in waiting holds memory); the per-client
+         * admit hook once the header said who the client is (hproxyproto.h). */
+        if (!admit_listener(c) || !hp_pp_accept(c)) {
+            hp_client_close(c, true);
+            return;
+        }
+    } else if (!hp_client_start(c)) {
         return;
     }
-    if (!gw_listener_admit(c->l)) {
-        hp_client_close(c, true);
-        return;
-    }
+    hp_client_set_reading(c, true);
+}
+
+/* max_connections: C counts against its listener's from now on. */
+static bool admit_listener(hconn_t *c)
+{
+    if (!gw_listener_admit(c->l))
+        return false;
     c->admitted = true;
-    gw_counter_inc(&hw->stats->connections);
+    gw_counter_inc(&c->hw->stats->connections);
     uv_tcp_nodelay(&c->sock.tcp, 1);
+    return true;
+}
+
+/* see hproxyproto.h: the client's address is final (the socket's, or a PROXY header's). */
+bool hp_client_start(hconn_t *c)
+{
+    hp_worker_t *hw = c->hw;
+    const gw_tcp_picker_t *p = hw->hp->picker;
+    if (p->admit != NULL && !p->admit(p->ctx, hw->w, c->l, &c->peer.sa)) {
+        hp_client_close(c, true);
+        return false;
+    }
+    if (!c->admitted && !admit_listener(c)) {
+        hp_client_close(c, true);
+        return false;
+    }
     if (c->lcfg->tls != NULL && hp_tls_accept(c) != 0) {
         hp_client_close(c, true); /* counted by hp_tls_accept */
-        return;
+        return false;
     }
     c->state = C_IDLE;
     hp_list_idle(c, c->s != &c->sock.s ? &hw->handshake[c->l->index] : &hw->fresh[c->l->index]);
-    hp_client_set_reading(c, true);
+    return true;
 }
 
 /* ---- the worker --------------------------------------------------------------------------- */
@@ -255,8 +285,10 @@ static int http_worker_start(gw_worker_t *w)
     hw->fresh = calloc(cfg->nlisteners, sizeof *hw->fresh);
     hw->keepalive = calloc(cfg->nlisteners, sizeof *hw->keepalive);
     hw->handshake = calloc(cfg->nlisteners, sizeof *hw->handshake);
+    hw->ppwait = calloc(cfg->nlisteners, sizeof *hw->ppwait);
     hw->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *hw->pools);
-    if (hw->fresh == NULL || hw->keepalive == NULL || hw->handshake == NULL || hw->pools == NULL)
+    if (hw->fresh == NULL || hw->keepalive == NULL || hw->handshake == NULL || hw->ppwait == NULL ||
+        hw->pools == NULL)
         return GW_ENOMEM;
     for (size_t i = 0; i < cfg->nupstreams; i++)
         if ((hw->pools[i] = calloc(cfg->upstreams[i].nbackends, sizeof **hw->pools)) == NULL)
@@ -268,6 +300,9 @@ static int http_worker_start(gw_worker_t *w)
         const gw_tls_listener_cfg_t *tc = lc != NULL ? lc->tls : NULL;
         idle_init(hw, &hw->handshake[i], tc != NULL ? tc->handshake_timeout_ms : 1000);
         hw->handshake[i].handshake = true;
+        const gw_pp_listener_cfg_t *pc = lc != NULL ? lc->pp : NULL;
+        idle_init(hw, &hw->ppwait[i], pc != NULL ? pc->timeout_ms : 1000);
+        hw->ppwait[i].proxy_header = true;
     }
     if (gw_wb_init(&hw->wb, &w->bufs, gw_chunk_size(&w->bufs)) != 0)
         return GW_ENOMEM;
@@ -295,6 +330,8 @@ static void close_idle(hp_worker_t *hw)
             hp_client_close(hw->keepalive[i].head, false);
         while (hw->handshake[i].head != NULL)
             hp_client_close(hw->handshake[i].head, false);
+        while (hw->ppwait[i].head != NULL)
+            hp_client_close(hw->ppwait[i].head, false);
     }
 }
 
@@ -345,6 +382,7 @@ static void http_worker_stop(gw_worker_t *w)
             uv_close((uv_handle_t *)&hw->fresh[i].timer, on_worker_handle_closed);
             uv_close((uv_handle_t *)&hw->keepalive[i].timer, on_worker_handle_closed);
             uv_close((uv_handle_t *)&hw->handshake[i].timer, on_worker_handle_closed);
+            uv_close((uv_handle_t *)&hw->ppwait[i].timer, on_worker_handle_closed);
         }
         uv_close((uv_handle_t *)&hw->pool_timer, on_worker_handle_closed);
         while (hw->hx_free != NULL) {
@@ -372,6 +410,7 @@ static void hw_free(hp_worker_t *hw)
     free(hw->fresh);
     free(hw->keepalive);
     free(hw->handshake);
+    free(hw->ppwait);
     free(hw->stats);
     gw_wb_free(&hw->wb); /* the writes it lent requests to completed when the loop closed */
 }
@@ -440,6 +479,7 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_passthrough_metrics(hp->pt, p);
     hp_utls_metrics(hp->utls, p);   /* gw_upstream_tls_* */
     hp_tls_metrics(hp->tls, p);     /* gw_tls_handshakes_total, ... */
+    hp_pp_metrics(hp->pp, p);       /* gw_proxy_protocol_total */
     gw_chain_metrics(hp->chain, p); /* gw_access_log_lost_total{file} */
 }
 
@@ -452,6 +492,8 @@ static void log_tls_warning(void *ctx, const char *msg)
 /* see hproxy.h */
 int gw_http_prepare(const gw_config_t *cfg, void **layers)
 {
+    if (!hp_pp_check_tcp(cfg))
+        return GW_ECONFIG;
     int rc = gw_res_prepare(cfg, layers);
     if (rc != 0)
         return rc;
@@ -470,7 +512,7 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
     bool stats_ok = hp != NULL && hp->workers != NULL;
     for (unsigned i = 0; stats_ok && i < cfg->workers; i++)
         stats_ok = (hp->workers[i].stats = calloc(1, sizeof *hp->workers[i].stats)) != NULL;
-    int pt_err = 0, tls_err = 0;
+    int pt_err = 0, tls_err = 0, pp_err = 0;
     bool made = stats_ok && hp->chain != NULL && hp->hm != NULL && hp->utls != NULL;
     if (made)
         hp->pt = gw_passthrough_prepare(cfg, layers, &pt_err); /* after hp->picker: 02's */
@@ -478,13 +520,16 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         hp->tls = hp_tls_prepare(cfg, cfg->workers, &tls_err);
     if (made && pt_err == 0 && tls_err == 0)
         hp_tls_tcp_picker(hp->tls, cfg, layers); /* tcp listeners' tls: 01's wrap hook */
-    if (!made || pt_err != 0 || tls_err != 0) {
+    if (made && pt_err == 0 && tls_err == 0)
+        hp->pp = hp_pp_prepare(cfg, cfg->workers, &pp_err);
+    if (!made || pt_err != 0 || tls_err != 0 || pp_err != 0) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {
             gw_chain_free(hp->chain);
             gw_hmetrics_free(hp->hm);
             hp_utls_free(hp->utls);
             gw_passthrough_free(hp->pt);
+            hp_tls_free(hp->tls);
             for (unsigned i = 0; hp->workers != NULL && i < cfg->workers; i++)
                 free(hp->workers[i].stats);
             free(hp->workers);
@@ -511,6 +556,7 @@ void gw_http_release(void **layers)
         gw_passthrough_free(hp->pt);
         hp_utls_free(hp->utls);
         hp_tls_free(hp->tls);
+        hp_pp_free(hp->pp);
         free(hp->workers);
         free(hp);
     }

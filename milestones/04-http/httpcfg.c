@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "04-http/h1.h"
+#include "04-http/ppconf.h"
 #include "04-http/tlsconf.h"
 #include "04-http/passthrough.h"
 #include "error.h"
@@ -599,6 +600,7 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     } else {
         pt = gw_passthrough_cfg_decode(doc, map, cfg, l); /* tcp listeners only */
     }
+    gw_pp_listener_cfg_t *pp = gw_pp_listener_decode(doc, map, l); /* ppconf.c */
     if (l->protocol != GW_PROTO_HTTP) {
         reject_http_keys(doc, map);
         gw_http_listener_cfg_t *x = NULL;
@@ -613,6 +615,7 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
             x->passthrough = pt;
             l->ext[4] = x;
         }
+        gw_pp_listener_free(pp); /* NULL: refused on tcp listeners (ppconf.c) */
         return;
     }
     if (!map || map->type != GW_CNODE_MAP)
@@ -620,11 +623,13 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     gw_http_listener_cfg_t *x = calloc(1, sizeof(*x));
     if (!x) {
         gw_tls_listener_free(tls);
+        gw_pp_listener_free(pp);
         oom(doc, map);
         return;
     }
     l->ext[4] = x;
     x->tls = tls;
+    x->pp = pp;
     x->head_timeout_ms = 10 * SEC;
     x->body_timeout_ms = 30 * SEC;
     x->keepalive_timeout_ms = 60 * SEC;
@@ -660,7 +665,8 @@ static void http_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     }
     *x = upstream_defaults;
     u->ext[4] = x;
-    x->tls = gw_tls_upstream_decode(doc, map, u); /* tls: tlsconf.c */
+    x->tls = gw_tls_upstream_decode(doc, map, u);        /* tls: tlsconf.c */
+    x->proxy_protocol = gw_pp_upstream_decode(doc, map); /* ppconf.c */
     const gw_cnode_t *ka = gw_cmap_get(doc, map, "keepalive");
     if (!ka || !gw_cnode_expect_map(doc, ka, "keepalive"))
         return;
@@ -869,6 +875,7 @@ static void print_listener(FILE *out, const gw_listener_cfg_t *l, int in)
     const gw_http_listener_cfg_t *x = gw_http_listener_cfg(l);
     if (!x)
         return;
+    gw_pp_listener_print(out, x->pp, in);
     print_http_block(out, x, in);
     fprintf(out, "%*sroutes:\n", in, "");
     for (size_t i = 0; i < x->nroutes; i++)
@@ -884,6 +891,7 @@ static void print_upstream(FILE *out, const gw_upstream_cfg_t *u, int in)
         out, "%*skeepalive: {max_idle: %" PRIu64 ", idle_timeout: %s, max_requests: %" PRIu64 "}\n",
         in, "", x->max_idle, gw_cfmt_duration(x->idle_timeout_ms, a, sizeof(a)), x->max_requests);
     gw_tls_upstream_print(out, x->tls, in);
+    gw_pp_upstream_print(out, x->proxy_protocol, in);
 }
 
 /* ---- freeing ---------------------------------------------------------------------------- */
@@ -929,6 +937,7 @@ static void free_listener(gw_http_listener_cfg_t *x)
     gw_trailers_allow_free(x->forward_trailers);
     gw_tls_listener_free(x->tls);
     gw_passthrough_cfg_free(x->passthrough);
+    gw_pp_listener_free(x->pp);
     free(x);
 }
 

@@ -163,6 +163,7 @@ typedef struct gw_http_listener_cfg_s {
     /* A tcp listener with tls or tls_passthrough has this struct for those two alone. */
     struct gw_tls_listener_cfg_s *tls;        /* tls (tlsconf.h), NULL without */
     struct gw_passthrough_cfg_s *passthrough; /* tls_passthrough (passthrough.h), tcp only */
+    struct gw_pp_listener_cfg_s *pp;          /* proxy_protocol (ppconf.h), NULL without */
 } gw_http_listener_cfg_t;
 
 typedef struct gw_http_upstream_cfg_s {
@@ -170,6 +171,7 @@ typedef struct gw_http_upstream_cfg_s {
     uint64_t idle_timeout_ms; /* default 60s */
     uint64_t max_requests;    /* requests per upstream connection, default 1000, 0 = no limit */
     struct gw_tls_upstream_cfg_s *tls; /* tls (tlsconf.h), NULL without */
+    unsigned proxy_protocol;           /* proxy_protocol (ppconf.h): 0 (none), 1 or 2 */
 } gw_http_upstream_cfg_t;
 
 /* The milestone-04 part of listener L (NULL for tcp listeners) and upstream U (defaults

@@ -103,7 +103,9 @@ void hp_uconn_release(uconn_t *u, bool reusable)
 {
     hp_uconn_detach(u);
     hp_worker_t *hw = u->hw;
-    if (u->closing || gw_stream_starved(u->s) ||
+    /* A connection that began with one client's PROXY header is that client's: not
+     * pooled at all (the simplest rule that never lends it to another; NOTES.md). */
+    if (u->closing || gw_stream_starved(u->s) || u->kc->proxy_protocol != 0 ||
         !gw_upool_may_keep(u->requests, u->kc->max_requests, reusable, hw->w->draining)) {
         hp_uconn_close(u, false);
         return;
@@ -429,6 +431,13 @@ static void upstream_connect_held(uv_connect_t *req, int status)
         return;
     }
     u->connected = true;
+    if (u->kc->proxy_protocol != 0) { /* first on the wire, before TLS (hproxyproto.c) */
+        int rc = hp_pp_send(u, x->c, u->kc->proxy_protocol);
+        if (rc != 0) {
+            hp_attempt_failed(x->c, GW_HRETRY_BROKEN, rc, "out of memory");
+            return;
+        }
+    }
     if (u->tls != NULL) { /* the handshake is part of the connect: the timer runs on */
         int rc = hp_utls_conn_start(u, on_upstream_read);
         if (rc != 0)

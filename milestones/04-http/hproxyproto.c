@@ -1,0 +1,339 @@
+/* hproxyproto.c - see hproxyproto.h. The accept side of the PROXY protocol on the HTTP
+ * engine: the `from` check, the header's read (its own read callback on the socket, before
+ * any TLS stream or request parser exists), the carried address, and the counters. */
+#include "04-http/hproxyproto.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "04-http/hproxy-int.h"
+#include "04-http/ppconf.h"
+#include "error.h"
+#include "log.h"
+#include "proxyproto.h"
+
+/* Results, gw_proxy_protocol_total's `result`: ours, then the parser's errors by code. */
+enum {
+    R_ACCEPTED,
+    R_LOCAL,
+    R_REFUSED_FROM,
+    R_TIMEOUT,
+    R_CLOSED,
+    R_NO_BUFFERS,
+    R_ERRORS, /* R_ERRORS + (-rc - 1) for gw_pp_error_t rc */
+    NRESULTS = R_ERRORS + GW_PP_ERROR_COUNT,
+};
+
+static const char *result_name(size_t r)
+{
+    static const char *const names[R_ERRORS] = {"accepted", "accepted_local", "refused_from",
+                                                "timeout",  "closed",         "no_buffers"};
+    return r < R_ERRORS ? names[r] : gw_pp_strerror(-(int)(r - R_ERRORS) - 1);
+}
+
+/* One worker's counters, per listener. Written by that worker only, summed on scrape. */
+typedef struct pp_wstats_s {
+    gw_counter_t n[NRESULTS];
+} pp_wstats_t;
+
+struct hp_pp_s {
+    const gw_config_t *cfg;
+    unsigned workers;
+    pp_wstats_t **w; /* [workers][nlisteners] */
+};
+
+/* see hproxyproto.h */
+int hp_pp_feed(hp_pp_wait_t *w, const uint8_t *data, size_t n, unsigned accept, gw_pp_result_t *r,
+               size_t *rest)
+{
+    size_t before = w->used, take = GW_PP_MAX - before;
+    if (take > n)
+        take = n;
+    memcpy(w->buf + before, data, take);
+    w->used += take;
+    if (take < w->need) { /* gw_pp_parse never promises DONE sooner than it comes */
+        w->need -= take;
+        memset(r, 0, sizeof *r);
+        r->need = w->need;
+        return 0;
+    }
+    int rc = gw_pp_parse(w->buf, w->used, accept, r);
+    if (rc > 0) { /* the bytes before gave NEED_MORE, so the header ends in DATA: rc > before */
+        *rest = (size_t)rc - before;
+        return rc;
+    }
+    if (rc == 0 && w->used == GW_PP_MAX) { /* cannot be (the parser bounds itself): defensive */
+        r->err_pos = GW_PP_MAX - 1;
+        return GW_PP_EV1TOOLONG;
+    }
+    if (rc == 0)
+        w->need = r->need;
+    return rc;
+}
+
+/* ---- per config ------------------------------------------------------------------------- */
+
+/* see hproxyproto.h */
+hp_pp_t *hp_pp_prepare(const gw_config_t *cfg, unsigned workers, int *err)
+{
+    *err = 0;
+    bool any = false;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const gw_http_listener_cfg_t *x = gw_http_listener_cfg(&cfg->listeners[i]);
+        any = any || (x != NULL && x->pp != NULL);
+    }
+    if (!any)
+        return NULL;
+    hp_pp_t *pp = calloc(1, sizeof *pp);
+    if (pp == NULL || (pp->w = calloc(workers, sizeof *pp->w)) == NULL) {
+        free(pp);
+        *err = GW_ENOMEM;
+        return NULL;
+    }
+    pp->cfg = cfg;
+    pp->workers = workers;
+    for (unsigned w = 0; w < workers; w++)
+        if ((pp->w[w] = calloc(cfg->nlisteners, sizeof **pp->w)) == NULL) {
+            hp_pp_free(pp);
+            *err = GW_ENOMEM;
+            return NULL;
+        }
+    return pp;
+}
+
+/* see hproxyproto.h */
+void hp_pp_free(hp_pp_t *pp)
+{
+    if (pp == NULL)
+        return;
+    for (unsigned w = 0; w < pp->workers; w++)
+        free(pp->w[w]);
+    free(pp->w);
+    free(pp);
+}
+
+/* see hproxyproto.h */
+void hp_pp_metrics(const hp_pp_t *pp, gw_prom_t *p)
+{
+    gw_prom_family(p, "gw_proxy_protocol_total",
+                   "Connections to listeners with proxy_protocol, by how their PROXY header "
+                   "ended (accepted, refused_from, timeout, closed, or the parser's error)",
+                   GW_PROM_COUNTER);
+    for (size_t i = 0; pp != NULL && i < pp->cfg->nlisteners; i++) {
+        const gw_http_listener_cfg_t *x = gw_http_listener_cfg(&pp->cfg->listeners[i]);
+        if (x == NULL || x->pp == NULL)
+            continue;
+        for (size_t r = 0; r < NRESULTS; r++) {
+            uint64_t v = 0;
+            for (unsigned w = 0; w < pp->workers; w++)
+                v += gw_counter_get(&pp->w[w][i].n[r]);
+            if (v == 0 && r >= R_ERRORS)
+                continue; /* the parser's 15 errors only once seen */
+            const char *lab[] = {"listener", pp->cfg->listeners[i].name, "result", result_name(r),
+                                 NULL};
+            gw_prom_sample_u64(p, "gw_proxy_protocol_total", lab, v);
+        }
+    }
+}
+
+/* ---- per connection ----------------------------------------------------------------------- */
+
+static void count(hconn_t *c, size_t r)
+{
+    gw_counter_inc(&c->hw->hp->pp->w[c->hw->w->id][c->l->index].n[r]);
+}
+
+static const gw_pp_listener_cfg_t *lcfg(const hconn_t *c)
+{
+    return c->lcfg->pp;
+}
+
+/* see hproxyproto.h */
+void hp_pp_conn_free(hconn_t *c)
+{
+    if (c->ppw == NULL)
+        return;
+    free(c->ppw);
+    c->ppw = NULL;
+    gw_bufpool_unreserve(c->hw->w->bufs.pool, sizeof(hp_pp_wait_t));
+}
+
+/* see hproxyproto.h */
+void hp_pp_timeout(hconn_t *c)
+{
+    count(c, R_TIMEOUT);
+    gw_debug("listener '%s': no PROXY header within %" PRIu64 " ms", c->l->cfg->name,
+             lcfg(c)->timeout_ms);
+}
+
+/* The header is read: R says whose connection it is. */
+static void take_address(hconn_t *c, const gw_pp_result_t *r)
+{
+    if (r->family == GW_PP_TCP4)
+        memcpy(&c->peer.in, &r->src, sizeof c->peer.in);
+    else if (r->family == GW_PP_TCP6)
+        memcpy(&c->peer.in6, &r->src, sizeof c->peer.in6);
+    /* else (LOCAL, UNKNOWN, UDP, AF_UNIX): the socket's own address stays (the spec's rule) */
+    count(c, r->family != GW_PP_UNSPEC ? R_ACCEPTED : R_LOCAL);
+}
+
+/* The header ended at byte HLEN of what was read, of which the last read CH (N bytes)
+ * brought the bytes from FROM on: the rest of CH is the client's first bytes. Goes on as
+ * after an accept without PROXY, then hands those bytes over as if just read. */
+static void header_done(hconn_t *c, const gw_pp_result_t *r, gw_chunk_t *ch, size_t skip, size_t n)
+{
+    hp_pp_conn_free(c);
+    take_address(c, r);
+    c->sock.s.cb.on_read = hp_on_client_read;
+    if (!hp_client_start(c)) {
+        gw_chunk_unref(&c->hw->w->bufs, ch);
+        return;
+    }
+    if (c->s != &c->sock.s) { /* a TLS stream now carries the client: the owner reads it */
+        c->reading = false;
+        hp_client_set_reading(c, true);
+    }
+    if (skip == n || c->closing) {
+        gw_chunk_unref(&c->hw->w->bufs, ch);
+        return;
+    }
+    /* The stream's promise (stream.h): a read starts at offset 0. */
+    memmove(ch->data, ch->data + skip, n - skip);
+    ch->len = (uint32_t)(n - skip);
+    ch->off = 0;
+    /* Whoever reads the socket now (the request parser, or the TLS stream over it). */
+    c->sock.s.cb.on_read(&c->sock.s, ch, (ssize_t)(n - skip));
+}
+
+static void refuse(hconn_t *c, int rc, size_t at)
+{
+    count(c, R_ERRORS + (size_t)(-rc - 1));
+    gw_debug("listener '%s': bad PROXY header: %s at byte %zu", c->l->cfg->name, gw_pp_strerror(rc),
+             at);
+    hp_client_close(c, true);
+}
+
+/* The socket's read callback until the header is read. */
+static void on_header_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t n)
+{
+    hconn_t *c = s->data;
+    if (n < 0) {
+        count(c, R_CLOSED);
+        hp_client_close(c, n != UV_EOF);
+        return;
+    }
+    unsigned accept = lcfg(c)->accept;
+    gw_pp_result_t r;
+    hp_pp_wait_t *pw = c->ppw;
+    if (pw == NULL) { /* the first read: parse in place */
+        int rc = gw_pp_parse((const uint8_t *)ch->data, (size_t)n, accept, &r);
+        if (rc > 0) {
+            header_done(c, &r, ch, (size_t)rc, (size_t)n);
+            return;
+        }
+        if (rc < 0) {
+            gw_chunk_unref(&c->hw->w->bufs, ch);
+            refuse(c, rc, r.err_pos);
+            return;
+        }
+        /* In pieces: keep what came (less than GW_PP_MAX, or the parser would have said). */
+        bool charged = gw_bufpool_reserve(c->hw->w->bufs.pool, sizeof *pw) == 0;
+        if (!charged || (pw = malloc(sizeof *pw)) == NULL) {
+            if (charged)
+                gw_bufpool_unreserve(c->hw->w->bufs.pool, sizeof *pw);
+            gw_chunk_unref(&c->hw->w->bufs, ch);
+            count(c, R_NO_BUFFERS);
+            hp_client_close(c, true);
+            return;
+        }
+        c->ppw = pw;
+        pw->used = pw->need = 0; /* then fed below, as any later read */
+    }
+    size_t rest = 0;
+    int rc = hp_pp_feed(pw, (const uint8_t *)ch->data, (size_t)n, accept, &r, &rest);
+    if (rc > 0) {
+        header_done(c, &r, ch, rest, (size_t)n);
+        return;
+    }
+    gw_chunk_unref(&c->hw->w->bufs, ch);
+    if (rc < 0)
+        refuse(c, rc, r.err_pos);
+}
+
+/* see hproxyproto.h */
+bool hp_pp_accept(hconn_t *c)
+{
+    if (!gw_pp_from_allowed(lcfg(c), &c->peer.sa)) {
+        count(c, R_REFUSED_FROM);
+        gw_debug("listener '%s': a PROXY header is not accepted from this peer", c->l->cfg->name);
+        return false;
+    }
+    c->sock.s.cb.on_read = on_header_read;
+    c->state = C_IDLE;
+    hp_list_idle(c, &c->hw->ppwait[c->l->index]);
+    return true;
+}
+
+/* ---- the upstream side ---------------------------------------------------------------------- */
+
+static bool upstream_sends(const gw_config_t *cfg, size_t ui)
+{
+    return ui < cfg->nupstreams && gw_http_upstream_cfg(&cfg->upstreams[ui])->proxy_protocol != 0;
+}
+
+/* see hproxyproto.h */
+bool hp_pp_check_tcp(const gw_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const gw_listener_cfg_t *l = &cfg->listeners[i];
+        if (l->protocol == GW_PROTO_HTTP)
+            continue;
+        const gw_passthrough_cfg_t *pt = gw_passthrough_cfg(l);
+        bool bad = pt == NULL && l->upstream != NULL && upstream_sends(cfg, l->upstream_index);
+        for (size_t r = 0; pt != NULL && r < pt->nroutes; r++)
+            bad = bad || upstream_sends(cfg, pt->routes[r].upstream_index);
+        if (pt != NULL && pt->default_upstream != NULL)
+            bad = bad || upstream_sends(cfg, pt->default_index);
+        if (bad) {
+            gw_error("listener '%s': a tcp listener cannot send to an upstream with "
+                     "proxy_protocol yet (http listeners only in this build)",
+                     l->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+typedef struct pp_out_s {
+    gw_stream_write_t req;
+    uint8_t buf[GW_PP_V1_MAX]; /* v1's longest; v2 with two IPv6 addresses is 52 bytes */
+} pp_out_t;
+
+static void on_header_written(gw_stream_write_t *req, int status)
+{
+    (void)status; /* a failed write fails the request's writes after it too */
+    free(CONTAINER(req, pp_out_t, req));
+}
+
+/* see hproxyproto.h */
+int hp_pp_send(uconn_t *u, const hconn_t *c, unsigned version)
+{
+    struct sockaddr_storage local;
+    int len = sizeof local;
+    const struct sockaddr *dst = (const struct sockaddr *)&local;
+    if (uv_tcp_getsockname(&c->sock.tcp, (struct sockaddr *)&local, &len) != 0)
+        dst = NULL; /* then UNKNOWN / UNSPEC: the spec's answer for what we cannot tell */
+    const struct sockaddr *src = c->peer.sa.sa_family != AF_UNSPEC ? &c->peer.sa : NULL;
+    pp_out_t *o = malloc(sizeof *o);
+    if (o == NULL)
+        return UV_ENOMEM;
+    size_t n = version == 1 ? gw_pp_write_v1(o->buf, sizeof o->buf, src, dst)
+                            : gw_pp_write_v2(o->buf, sizeof o->buf, GW_PP_PROXY, src, dst, NULL, 0);
+    uv_buf_t b = uv_buf_init((char *)o->buf, (unsigned)n);
+    /* On the socket itself, queued first: the request (or the TLS ClientHello) after it. */
+    int rc = n > 0 ? gw_stream_write(&o->req, &u->sock.s, &b, 1, on_header_written) : UV_EINVAL;
+    if (rc != 0)
+        free(o);
+    return rc;
+}
