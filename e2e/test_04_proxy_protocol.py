@@ -190,7 +190,7 @@ def ask(gw, header, path="/", pieces=None, extra=b""):
             for p in list(pieces) + [len(data)]:
                 s.sendall(data[last:p])
                 last = p
-                time.sleep(0.02)  # separate reads are the point here, not a readiness wait
+                time.sleep(0.02)  # allowed-sleep: separate reads are the point here, not a readiness wait
         return read_response(s)
 
 
