@@ -11,7 +11,7 @@ import ssl
 
 import pytest
 
-from gwtest import admin, config, env
+from gwtest import admin, clients, config, env
 from gwtest.backends import Server
 from gwtest.wait import wait_until
 
@@ -84,16 +84,7 @@ def tls_ask(addr, sni, timeout=None):
         return line
 
 
-def client_hello(sni):
-    """The exact first flight of a Python TLS client for SNI: its ClientHello record."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname=sni)
-    with pytest.raises(ssl.SSLWantReadError):
-        obj.do_handshake()
-    return out.read()
+client_hello = clients.tls_client_hello
 
 
 def passthrough(gateway, routes, default=None, timeout=None, **top):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from gwtest import admin, config, env
+from gwtest import admin, clients, config, env
 from gwtest.backends import Server
 from gwtest import data as gwdata
 from gwtest.env import GiB, KiB, MiB
@@ -223,16 +223,7 @@ def test_tls_stalled_handshake_closed_after_handshake_timeout(gateway, backend, 
     assert failures(gw)["timeout"] == 2
 
 
-def client_hello(sni):
-    """The first flight of a Python TLS client for SNI: its ClientHello record."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname=sni)
-    with pytest.raises(ssl.SSLWantReadError):
-        obj.do_handshake()
-    return out.read()
+client_hello = clients.tls_client_hello
 
 
 # ---- mTLS -------------------------------------------------------------------------------------

@@ -291,3 +291,20 @@ def echo_many(addr, payloads, transcript, timeout=None):
         for st in states:
             st["sock"].close()
     return [bytes(st["in"]) for st in states]
+
+
+def tls_client_hello(sni):
+    """The exact first flight of a Python TLS client for SNI (None: no SNI): its ClientHello
+    record, made without a socket (memory BIOs)."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:  # waits for the server's answer: the hello is out
+        return out.read()
+    raise AssertionError("a TLS client finished a handshake without a server")

@@ -141,7 +141,7 @@ static void on_stream_closed(gw_stream_t *s)
     conn_t *c = s->data;
     if (s == c->wrapper) { /* its memory is the hook's: the stream is done with it now */
         c->wrapper = NULL;
-        c->tw->picker.unwrap(c->tw->picker.ctx, c->tw->w, s, c->wrap_timed_out);
+        c->tw->picker.unwrap(c->tw->picker.wrap_ctx, c->tw->w, s, c->wrap_timed_out);
     }
     closed_one(c);
 }
@@ -563,7 +563,8 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     uint64_t wait_ms = 0;
     if (p->wrap != NULL) {
         gw_stream_t *wrapper = NULL;
-        if (p->wrap(p->ctx, tw->w, l, &c->sock[GW_CLIENT].s, on_read, &wrapper, &wait_ms) != 0) {
+        if (p->wrap(p->wrap_ctx, tw->w, l, &c->sock[GW_CLIENT].s, on_read, &wrapper, &wait_ms) !=
+            0) {
             apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
             return;
         }

@@ -89,6 +89,9 @@ typedef struct gw_tcp_picker_s {
     int (*wrap)(void *ctx, gw_worker_t *w, const gw_listener_t *l, gw_stream_t *client,
                 gw_stream_read_cb on_read, gw_stream_t **out, uint64_t *wait_ms);
     void (*unwrap)(void *ctx, gw_worker_t *w, gw_stream_t *wrapper, bool timed_out);
+    /* The context wrap and unwrap get (not ctx: a layer that adds only a wrapper copies the
+     * picker below it whole and sets these three, without forwarding its other hooks). */
+    void *wrap_ctx;
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
     /* pick or admit look at the client's address: 01 then asks the kernel for it once per
      * connection (getpeername); otherwise it saves that system call and passes AF_UNSPEC. */

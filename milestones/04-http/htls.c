@@ -41,9 +41,9 @@ struct hp_tls_s {
     size_t nlis;
     unsigned workers;
     tls_listener_t *lis; /* [nlis], parallel to cfg->listeners */
-    /* tcp listeners with tls: 01's picker (layer 1) wrapped so that its wrap hook puts a
-     * TLS stream over each client (tcp_wrap); `inner` is the picker it wraps. */
-    gw_tcp_picker_t inner, picker;
+    /* tcp listeners with tls: 01's picker (layer 1) as it was, plus a wrap hook that puts a
+     * TLS stream over each client (tcp_wrap). */
+    gw_tcp_picker_t picker;
 };
 
 /* One TLS client connection: everything it needs besides its hconn_t, in one allocation. */
@@ -546,49 +546,6 @@ static void tcp_unwrap(void *ctx, gw_worker_t *w, gw_stream_t *s, bool timed_out
     conn_free(t);
 }
 
-/* The other hooks are the wrapped picker's, with its context. */
-static const gw_addr_t *tcp_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
-                                 const struct sockaddr *client, unsigned attempt,
-                                 gw_tcp_pick_t *tok)
-{
-    hp_tls_t *t = ctx;
-    return t->inner.pick(t->inner.ctx, w, l, client, attempt, tok);
-}
-
-static void tcp_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
-{
-    hp_tls_t *t = ctx;
-    if (t->inner.report != NULL)
-        t->inner.report(t->inner.ctx, w, tok, status);
-}
-
-static bool tcp_retry(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, unsigned attempt,
-                      uint64_t *delay_ms)
-{
-    hp_tls_t *t = ctx;
-    return t->inner.retry == NULL || t->inner.retry(t->inner.ctx, w, tok, attempt, delay_ms);
-}
-
-static bool tcp_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
-                      const struct sockaddr *client)
-{
-    hp_tls_t *t = ctx;
-    return t->inner.admit(t->inner.ctx, w, l, client);
-}
-
-static uint64_t tcp_preread_ms(void *ctx, const gw_listener_t *l)
-{
-    hp_tls_t *t = ctx;
-    return t->inner.preread_ms(t->inner.ctx, l);
-}
-
-static int tcp_preread(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data,
-                       size_t len, gw_tcp_preread_event_t ev, gw_tcp_pick_t *tok)
-{
-    hp_tls_t *t = ctx;
-    return t->inner.preread(t->inner.ctx, w, l, data, len, ev, tok);
-}
-
 /* see htls.h */
 void hp_tls_tcp_picker(hp_tls_t *t, const gw_config_t *cfg, void **layers)
 {
@@ -597,19 +554,10 @@ void hp_tls_tcp_picker(hp_tls_t *t, const gw_config_t *cfg, void **layers)
         any = any || (t->lis[i].cfg != NULL && cfg->listeners[i].protocol == GW_PROTO_TCP);
     if (!any || layers[1] == NULL)
         return;
-    t->inner = *(const gw_tcp_picker_t *)layers[1];
-    t->picker = (gw_tcp_picker_t){
-        .pick = tcp_pick,
-        .report = tcp_report,
-        .retry = tcp_retry,
-        .admit = t->inner.admit != NULL ? tcp_admit : NULL,
-        .preread_ms = t->inner.preread_ms != NULL ? tcp_preread_ms : NULL,
-        .preread = t->inner.preread != NULL ? tcp_preread : NULL,
-        .wrap = tcp_wrap,
-        .unwrap = tcp_unwrap,
-        .max_attempts = t->inner.max_attempts,
-        .needs_client_addr = t->inner.needs_client_addr,
-        .ctx = t,
-    };
+    /* The picker below as it is (02's, or passthrough's over it), plus the wrapper. */
+    t->picker = *(const gw_tcp_picker_t *)layers[1];
+    t->picker.wrap = tcp_wrap;
+    t->picker.unwrap = tcp_unwrap;
+    t->picker.wrap_ctx = t;
     layers[1] = &t->picker;
 }
