@@ -54,6 +54,7 @@ struct conn_s {
      * is connected; `prereading` while the picker still looks at them. */
     gw_chunk_t *held;
     bool prereading, preread_eof;
+    bool in_header; /* the picker's header hook is reading (tcp_proxy.h): held as above */
     /* The picker's wrap hook (tcp_proxy.h): the client's stream when it is a wrapper over
      * sock[GW_CLIENT] (TLS termination), else NULL; `wrap_wait` until the wrapper is ready,
      * `wrap_timed_out` when 01 gave up waiting. */
@@ -66,6 +67,9 @@ static void on_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 static void start_connect(conn_t *c);
 static void preread_data(conn_t *c, gw_chunk_t *ch, size_t n);
 static void preread_end(conn_t *c, gw_tcp_preread_event_t ev);
+static void header_data(conn_t *c, gw_chunk_t *ch, size_t n);
+static void header_end(conn_t *c, gw_tcp_preread_event_t ev);
+static void conn_start(conn_t *c);
 static void conn_go(conn_t *c);
 
 static gw_stream_t *stream_of(conn_t *c, gw_side_t side)
@@ -242,11 +246,19 @@ static void on_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
     if (nread > 0) {
         c->bytes[side] += (uint64_t)nread;
         c->last_active = uv_now(loop_of(c));
+        if (c->in_header) {
+            header_data(c, ch, (size_t)nread);
+            return;
+        }
         if (c->prereading) {
             preread_data(c, ch, (size_t)nread);
             return;
         }
         apply(c, forward(c, side, ch, (size_t)nread));
+        return;
+    }
+    if (c->in_header) {
+        header_end(c, GW_TCP_PREREAD_EOF); /* a read error too: the client is gone */
         return;
     }
     if (c->prereading && nread == UV_EOF) {
@@ -407,6 +419,42 @@ static void send_held(conn_t *c)
         apply(c, sm_event(c, GW_EV_EOF, GW_CLIENT, 0));
 }
 
+static void on_hello_written(gw_stream_write_t *req, int status)
+{
+    gw_chunk_t *ch = (gw_chunk_t *)((char *)req - offsetof(gw_chunk_t, req));
+    conn_t *c = req->stream->data;
+    gw_chunk_put(&c->tw->w->bufs, ch);
+    if (status < 0 && !c->closing)
+        apply(c, sm_event(c, GW_EV_ERROR, GW_BACKEND, 0));
+}
+
+/* The picker's hello (tcp_proxy.h), queued on the new backend connection before anything of
+ * the client's: the stream keeps the order. Not counted as the client's bytes. */
+static void send_hello(conn_t *c)
+{
+    const gw_tcp_picker_t *p = &c->tw->picker;
+    gw_bufcache_t *bufs = &c->tw->w->bufs;
+    gw_chunk_t *ch = p->hello != NULL ? gw_chunk_get(bufs) : NULL;
+    if (ch == NULL) {
+        if (p->hello != NULL) /* no chunk: the backend would take the client's bytes for it */
+            apply(c, sm_event(c, GW_EV_ERROR, GW_BACKEND, 0));
+        return;
+    }
+    struct sockaddr_storage local;
+    int len = sizeof local;
+    if (uv_tcp_getsockname(&c->sock[GW_CLIENT].tcp, (struct sockaddr *)&local, &len) != 0)
+        local.ss_family = AF_UNSPEC;
+    size_t n = p->hello(p->prefix_ctx, c->tw->w, c->l, &c->pick, (struct sockaddr *)&c->peer,
+                        (struct sockaddr *)&local, ch->data, gw_chunk_size(bufs));
+    uv_buf_t b = uv_buf_init(ch->data, (unsigned)n);
+    if (n == 0 ||
+        gw_stream_write(&ch->req, stream_of(c, GW_BACKEND), &b, 1, on_hello_written) != 0) {
+        gw_chunk_put(bufs, ch);
+        if (n > 0)
+            apply(c, sm_event(c, GW_EV_ERROR, GW_BACKEND, 0));
+    }
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     conn_t *c = req->data;
@@ -423,6 +471,8 @@ static void on_connect(uv_connect_t *req, int status)
     c->last_active = uv_now(loop_of(c));
     uv_timer_start(&c->timer, on_idle_timer, c->l->cfg->idle_timeout_ms, 0);
     apply(c, sm_event(c, GW_EV_CONNECTED, GW_CLIENT, 0));
+    if (!c->closing)
+        send_hello(c);
     send_held(c);
 }
 
@@ -475,24 +525,32 @@ static void preread_end(conn_t *c, gw_tcp_preread_event_t ev)
 }
 
 /* N bytes read into CH: kept in the first chunk (later reads are copied into it, so a
- * client that sends its hello a byte at a time holds one chunk, not one per byte). */
-static void preread_data(conn_t *c, gw_chunk_t *ch, size_t n)
+ * client that sends its hello a byte at a time holds one chunk, not one per byte). False
+ * when they do not fit (CH is given back either way). */
+static bool keep(conn_t *c, gw_chunk_t *ch, size_t n)
 {
     gw_bufcache_t *bufs = &c->tw->w->bufs;
     if (c->held == NULL) {
         ch->len = (uint32_t)n;
         ch->off = 0;
         c->held = ch;
-    } else {
-        size_t room = gw_chunk_size(bufs) - c->held->len;
-        if (n <= room)
-            memcpy(c->held->data + c->held->len, ch->data, n);
-        gw_chunk_put(bufs, ch);
-        if (n > room) {
-            preread_end(c, GW_TCP_PREREAD_FULL);
-            return;
-        }
-        c->held->len += (uint32_t)n;
+        return true;
+    }
+    size_t room = gw_chunk_size(bufs) - c->held->len;
+    if (n <= room)
+        memcpy(c->held->data + c->held->len, ch->data, n);
+    gw_chunk_put(bufs, ch);
+    if (n > room)
+        return false;
+    c->held->len += (uint32_t)n;
+    return true;
+}
+
+static void preread_data(conn_t *c, gw_chunk_t *ch, size_t n)
+{
+    if (!keep(c, ch, n)) {
+        preread_end(c, GW_TCP_PREREAD_FULL);
+        return;
     }
     const gw_tcp_picker_t *p = &c->tw->picker;
     int answer = p->preread(p->ctx, c->tw->w, c->l, c->held->data, c->held->len,
@@ -503,6 +561,121 @@ static void preread_data(conn_t *c, gw_chunk_t *ch, size_t n)
 static void on_preread_timeout(uv_timer_t *t)
 {
     preread_end(t->data, GW_TCP_PREREAD_TIMEOUT);
+}
+
+/* ---- the picker's header ------------------------------------------------------------------- */
+
+/* The header is read: the chunk kept holds only what came after it (or nothing). Goes on
+ * as a new connection would, with the address the hook left in c->peer. */
+static void header_done(conn_t *c)
+{
+    const gw_tcp_picker_t *p = &c->tw->picker;
+    if (p->admit != NULL && !p->admit(p->ctx, c->tw->w, c->l, (struct sockaddr *)&c->peer)) {
+        gw_counter_inc(&c->tw->stats->limited);
+        apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+        return;
+    }
+    conn_start(c);
+}
+
+static void header_refuse(conn_t *c)
+{
+    c->in_header = false;
+    uv_timer_stop(&c->timer);
+    apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+}
+
+static int header_call(conn_t *c, gw_tcp_preread_event_t ev)
+{
+    const gw_tcp_picker_t *p = &c->tw->picker;
+    const char *data = c->held != NULL ? c->held->data : NULL;
+    size_t len = c->held != NULL ? c->held->len : 0;
+    return p->header(p->prefix_ctx, c->tw->w, c->l, data, len, ev, &c->peer);
+}
+
+/* Nothing more will come (EOF, TIMEOUT, FULL): the hook counts why, the client is closed. */
+static void header_end(conn_t *c, gw_tcp_preread_event_t ev)
+{
+    (void)header_call(c, ev);
+    header_refuse(c);
+}
+
+/* N bytes read into CH while the header is incomplete. The kept chunk gets as many of them
+ * as fit (the header is bounded: the hook refuses one longer than a chunk can hold); when
+ * the header ends within this read, whatever follows it is in CH alone (the bytes before
+ * this read were all header: the hook said so), so CH, moved down to offset 0, becomes the
+ * kept chunk: at most one chunk of the client's first bytes, whatever the split. */
+static void header_data(conn_t *c, gw_chunk_t *ch, size_t n)
+{
+    gw_bufcache_t *bufs = &c->tw->w->bufs;
+    size_t before = 0, take = n;
+    if (c->held == NULL) {
+        ch->len = (uint32_t)n;
+        ch->off = 0;
+        c->held = ch;
+    } else {
+        before = c->held->len;
+        size_t room = gw_chunk_size(bufs) - before;
+        take = n < room ? n : room;
+        memcpy(c->held->data + before, ch->data, take);
+        c->held->len += (uint32_t)take;
+    }
+    int answer = header_call(c, GW_TCP_PREREAD_DATA);
+    if (answer == 0 && take == n) { /* read on; CH is kept, or was copied */
+        if (ch != c->held)
+            gw_chunk_put(bufs, ch);
+        return;
+    }
+    if (answer == 0) { /* no room for more, and no header yet */
+        gw_chunk_put(bufs, ch);
+        header_end(c, GW_TCP_PREREAD_FULL);
+        return;
+    }
+    if (answer < 0 || (size_t)answer <= before || (size_t)answer > before + take) {
+        if (ch != c->held)
+            gw_chunk_put(bufs, ch);
+        header_refuse(c);
+        return;
+    }
+    c->in_header = false;
+    uv_timer_stop(&c->timer);
+    size_t skip = (size_t)answer - before; /* the header's last bytes in CH */
+    if (ch != c->held)
+        gw_chunk_put(bufs, c->held);
+    c->held = NULL;
+    if (gw_stream_read_stop(&c->sock[GW_CLIENT].s) != 0) {
+        gw_chunk_put(bufs, ch);
+        apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+        return;
+    }
+    if (skip == n) {
+        gw_chunk_put(bufs, ch);
+    } else {
+        memmove(ch->data, ch->data + skip, n - skip);
+        ch->len = (uint32_t)(n - skip);
+        ch->off = 0;
+        c->held = ch;
+    }
+    header_done(c);
+}
+
+static void on_header_timeout(uv_timer_t *t)
+{
+    header_end(t->data, GW_TCP_PREREAD_TIMEOUT);
+}
+
+/* A header hook on C's listener: asked once with nothing read (a refusal by address), then
+ * the client is read until the header is whole, or for at most MS. */
+static void header_start(conn_t *c, uint64_t ms)
+{
+    c->in_header = true;
+    if (header_call(c, GW_TCP_PREREAD_DATA) < 0) {
+        header_refuse(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_header_timeout, ms, 0);
+    if (gw_stream_read_start(&c->sock[GW_CLIENT].s) != 0)
+        header_end(c, GW_TCP_PREREAD_EOF);
 }
 
 /* ---- the picker's wrapper ------------------------------------------------------------------ */
@@ -542,7 +715,8 @@ static void reject(tcp_worker_t *tw, gw_stream_t *client, gw_listener_t *l, bool
     gw_stream_close(client, true, on_rejected_closed);
 }
 
-static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
+/* Counts C in (max_connections passed) and sets up both sides; reads nothing yet. */
+static void conn_init(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
 {
     c->tw = tw;
     c->l = l;
@@ -559,16 +733,32 @@ static void conn_start(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
     c->backend_open = true;
     uv_timer_init(loop_of(c), &c->timer);
     c->timer.data = c;
+}
+
+/* C's address is final and admitted: the wrapper, if any, then conn_go. */
+static void conn_start(conn_t *c)
+{
+    tcp_worker_t *tw = c->tw;
     const gw_tcp_picker_t *p = &tw->picker;
     uint64_t wait_ms = 0;
     if (p->wrap != NULL) {
         gw_stream_t *wrapper = NULL;
-        if (p->wrap(p->wrap_ctx, tw->w, l, &c->sock[GW_CLIENT].s, on_read, &wrapper, &wait_ms) !=
+        if (p->wrap(p->wrap_ctx, tw->w, c->l, &c->sock[GW_CLIENT].s, on_read, &wrapper, &wait_ms) !=
             0) {
             apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
             return;
         }
         c->wrapper = wrapper;
+    }
+    if (c->wrapper != NULL && c->held != NULL) {
+        /* The bytes that came after a header are the wrapper's, as if its socket had just
+         * read them (a read starts at offset 0: header_data() saw to it). */
+        gw_chunk_t *ch = c->held;
+        c->held = NULL;
+        gw_tcp_stream_t *sock = &c->sock[GW_CLIENT];
+        sock->s.cb.on_read(&sock->s, ch, (ssize_t)ch->len);
+        if (c->closing)
+            return;
     }
     if (c->wrapper != NULL && wait_ms > 0) {
         c->wrap_wait = true;
@@ -590,6 +780,13 @@ static void conn_go(conn_t *c)
     }
     c->prereading = true;
     uv_timer_start(&c->timer, on_preread_timeout, preread_ms, 0);
+    if (c->held != NULL) { /* the bytes that came after a header: the preread's first */
+        int answer = p->preread(p->ctx, c->tw->w, c->l, c->held->data, c->held->len,
+                                GW_TCP_PREREAD_DATA, &c->pick);
+        preread_answer(c, answer, false);
+        if (!c->prereading)
+            return;
+    }
     if (gw_stream_read_start(stream_of(c, GW_CLIENT)) != 0)
         preread_answer(c, GW_TCP_PREREAD_REFUSE, true);
 }
@@ -627,19 +824,27 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
         return;
     }
     const gw_tcp_picker_t *p = &tw->picker;
+    gw_listener_t *l = wl->listener;
+    uint64_t header_ms = p->header != NULL ? p->header_ms(p->prefix_ctx, l) : 0;
     int len = sizeof c->peer;
     c->peer.ss_family = AF_UNSPEC;
-    if (p->needs_client_addr && gw_stream_peer(client, (struct sockaddr *)&c->peer, &len) != 0)
+    if ((p->needs_client_addr || header_ms > 0 || p->hello != NULL) &&
+        gw_stream_peer(client, (struct sockaddr *)&c->peer, &len) != 0)
         c->peer.ss_family = AF_UNSPEC;
-    if (p->admit != NULL && !p->admit(p->ctx, tw->w, wl->listener, (struct sockaddr *)&c->peer)) {
-        reject(tw, client, wl->listener, true);
+    if (header_ms == 0 && p->admit != NULL &&
+        !p->admit(p->ctx, tw->w, l, (struct sockaddr *)&c->peer)) {
+        reject(tw, client, l, true);
         return;
     }
-    if (!gw_listener_admit(wl->listener)) {
-        reject(tw, client, wl->listener, false);
+    if (!gw_listener_admit(l)) {
+        reject(tw, client, l, false);
         return;
     }
-    conn_start(tw, c, wl->listener);
+    conn_init(tw, c, l);
+    if (header_ms > 0)
+        header_start(c, header_ms);
+    else
+        conn_start(c);
 }
 
 /* ---- worker hooks ------------------------------------------------------------------------- */

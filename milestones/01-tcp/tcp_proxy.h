@@ -92,9 +92,38 @@ typedef struct gw_tcp_picker_s {
     /* The context wrap and unwrap get (not ctx: a layer that adds only a wrapper copies the
      * picker below it whole and sets these three, without forwarding its other hooks). */
     void *wrap_ctx;
+    /* Optional: a header in front of the client's stream that says whose connection it is
+     * (04's PROXY protocol). For a listener whose header_ms is > 0, 01 counts the client
+     * against max_connections at accept (not yet the admit hook: the address to admit is
+     * in the header) and calls header once with nothing read (LEN 0: the hook may refuse by
+     * the socket's address alone), then reads the client, keeping what it reads as preread
+     * does (one chunk at most), and calls header with all of it after each read (DATA) and
+     * once more if it ends first (EOF, TIMEOUT after header_ms, FULL: the connection is
+     * then closed whatever the answer). The answer: 0, read more; < 0, close the client
+     * (the hook counts why); N > 0, the header is the first N bytes of DATA. They are
+     * dropped; *CLIENT (the socket's address, or AF_UNSPEC) may now hold the one the
+     * header carries, and the connection goes on as any other with that address: the admit
+     * hook (refused: counted as limited, closed), wrap, preread, pick. The bytes after the
+     * header are the client's first: the wrapper's (a ClientHello), the preread's, or the
+     * backend's. Both or neither. */
+    uint64_t (*header_ms)(void *ctx, const gw_listener_t *l);
+    int (*header)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data, size_t len,
+                  gw_tcp_preread_event_t ev, struct sockaddr_storage *client);
+    /* Optional: bytes the backend gets before any of the client's (04's PROXY header to an
+     * upstream that asks for it), once per connected attempt, for the backend TOK picked:
+     * writes at most CAP bytes into BUF and returns how many (0: nothing to send). CLIENT is
+     * the client's address (a header's, if one came), LOCAL the listener's side of the
+     * client's socket; either may be AF_UNSPEC. */
+    size_t (*hello)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const gw_tcp_pick_t *tok,
+                    const struct sockaddr *client, const struct sockaddr *local, char *buf,
+                    size_t cap);
+    /* The context header_ms, header and hello get (as wrap_ctx: a layer that adds only
+     * these copies the picker below it whole). */
+    void *prefix_ctx;
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
     /* pick or admit look at the client's address: 01 then asks the kernel for it once per
-     * connection (getpeername); otherwise it saves that system call and passes AF_UNSPEC. */
+     * connection (getpeername); otherwise it saves that system call and passes AF_UNSPEC.
+     * (It always asks when header or hello is set: they need it.) */
     bool needs_client_addr;
     void *ctx;
 } gw_tcp_picker_t;

@@ -492,8 +492,6 @@ static void log_tls_warning(void *ctx, const char *msg)
 /* see hproxy.h */
 int gw_http_prepare(const gw_config_t *cfg, void **layers)
 {
-    if (!hp_pp_check_tcp(cfg))
-        return GW_ECONFIG;
     int rc = gw_res_prepare(cfg, layers);
     if (rc != 0)
         return rc;
@@ -522,6 +520,8 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         hp_tls_tcp_picker(hp->tls, cfg, layers); /* tcp listeners' tls: 01's wrap hook */
     if (made && pt_err == 0 && tls_err == 0)
         hp->pp = hp_pp_prepare(cfg, cfg->workers, &pp_err);
+    if (made && pt_err == 0 && tls_err == 0 && pp_err == 0)
+        hp_pp_tcp_picker(hp->pp, cfg, layers); /* tcp listeners: 01's header and hello */
     if (!made || pt_err != 0 || tls_err != 0 || pp_err != 0) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {

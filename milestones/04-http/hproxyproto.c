@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "04-http/hproxy-int.h"
+#include "04-http/passthrough.h"
 #include "04-http/ppconf.h"
 #include "error.h"
 #include "log.h"
@@ -40,7 +41,8 @@ typedef struct pp_wstats_s {
 struct hp_pp_s {
     const gw_config_t *cfg;
     unsigned workers;
-    pp_wstats_t **w; /* [workers][nlisteners] */
+    pp_wstats_t **w;        /* [workers][nlisteners] */
+    gw_tcp_picker_t picker; /* tcp listeners: the picker below plus header and hello */
 };
 
 /* see hproxyproto.h */
@@ -80,9 +82,10 @@ hp_pp_t *hp_pp_prepare(const gw_config_t *cfg, unsigned workers, int *err)
     *err = 0;
     bool any = false;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const gw_http_listener_cfg_t *x = gw_http_listener_cfg(&cfg->listeners[i]);
-        any = any || (x != NULL && x->pp != NULL);
+        any = any || gw_pp_listener_cfg(&cfg->listeners[i]) != NULL;
     }
+    for (size_t u = 0; u < cfg->nupstreams; u++) /* tcp listeners' hello needs pp->cfg */
+        any = any || gw_http_upstream_cfg(&cfg->upstreams[u])->proxy_protocol != 0;
     if (!any)
         return NULL;
     hp_pp_t *pp = calloc(1, sizeof *pp);
@@ -121,8 +124,7 @@ void hp_pp_metrics(const hp_pp_t *pp, gw_prom_t *p)
                    "ended (accepted, refused_from, timeout, closed, or the parser's error)",
                    GW_PROM_COUNTER);
     for (size_t i = 0; pp != NULL && i < pp->cfg->nlisteners; i++) {
-        const gw_http_listener_cfg_t *x = gw_http_listener_cfg(&pp->cfg->listeners[i]);
-        if (x == NULL || x->pp == NULL)
+        if (gw_pp_listener_cfg(&pp->cfg->listeners[i]) == NULL)
             continue;
         for (size_t r = 0; r < NRESULTS; r++) {
             uint64_t v = 0;
@@ -139,9 +141,14 @@ void hp_pp_metrics(const hp_pp_t *pp, gw_prom_t *p)
 
 /* ---- per connection ----------------------------------------------------------------------- */
 
+static void count_at(hp_pp_t *pp, const gw_worker_t *w, const gw_listener_t *l, size_t r)
+{
+    gw_counter_inc(&pp->w[w->id][l->index].n[r]);
+}
+
 static void count(hconn_t *c, size_t r)
 {
-    gw_counter_inc(&c->hw->hp->pp->w[c->hw->w->id][c->l->index].n[r]);
+    count_at(c->hw->hp->pp, c->hw->w, c->l, r);
 }
 
 static const gw_pp_listener_cfg_t *lcfg(const hconn_t *c)
@@ -277,34 +284,6 @@ bool hp_pp_accept(hconn_t *c)
 
 /* ---- the upstream side ---------------------------------------------------------------------- */
 
-static bool upstream_sends(const gw_config_t *cfg, size_t ui)
-{
-    return ui < cfg->nupstreams && gw_http_upstream_cfg(&cfg->upstreams[ui])->proxy_protocol != 0;
-}
-
-/* see hproxyproto.h */
-bool hp_pp_check_tcp(const gw_config_t *cfg)
-{
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const gw_listener_cfg_t *l = &cfg->listeners[i];
-        if (l->protocol == GW_PROTO_HTTP)
-            continue;
-        const gw_passthrough_cfg_t *pt = gw_passthrough_cfg(l);
-        bool bad = pt == NULL && l->upstream != NULL && upstream_sends(cfg, l->upstream_index);
-        for (size_t r = 0; pt != NULL && r < pt->nroutes; r++)
-            bad = bad || upstream_sends(cfg, pt->routes[r].upstream_index);
-        if (pt != NULL && pt->default_upstream != NULL)
-            bad = bad || upstream_sends(cfg, pt->default_index);
-        if (bad) {
-            gw_error("listener '%s': a tcp listener cannot send to an upstream with "
-                     "proxy_protocol yet (http listeners only in this build)",
-                     l->name);
-            return false;
-        }
-    }
-    return true;
-}
-
 typedef struct pp_out_s {
     gw_stream_write_t req;
     uint8_t buf[GW_PP_V1_MAX]; /* v1's longest; v2 with two IPv6 addresses is 52 bytes */
@@ -336,4 +315,89 @@ int hp_pp_send(uconn_t *u, const hconn_t *c, unsigned version)
     if (rc != 0)
         free(o);
     return rc;
+}
+
+/* ---- tcp listeners and upstreams: 01's header and hello hooks ------------------------------ */
+
+static uint64_t tcp_header_ms(void *ctx, const gw_listener_t *l)
+{
+    (void)ctx;
+    const gw_pp_listener_cfg_t *x = gw_pp_listener_cfg(l->cfg);
+    return x != NULL ? x->timeout_ms : 0;
+}
+
+/* 01's header hook (tcp_proxy.h): the same checks, in the same order, as on an http
+ * listener. The parser is given every byte so far at each read (at most GW_PP_MAX matter:
+ * it refuses a longer header from its length field or its 107th byte). */
+static int tcp_header(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data,
+                      size_t len, gw_tcp_preread_event_t ev, struct sockaddr_storage *client)
+{
+    hp_pp_t *pp = ctx;
+    const gw_pp_listener_cfg_t *x = gw_pp_listener_cfg(l->cfg);
+    if (len == 0 && ev == GW_TCP_PREREAD_DATA) { /* accepted: nothing read yet */
+        if (gw_pp_from_allowed(x, (const struct sockaddr *)client))
+            return 0;
+        count_at(pp, w, l, R_REFUSED_FROM);
+        gw_debug("listener '%s': a PROXY header is not accepted from this peer", l->cfg->name);
+        return -1;
+    }
+    gw_pp_result_t r;
+    int rc = gw_pp_parse((const uint8_t *)data, len, x->accept, &r);
+    if (rc == 0 && ev == GW_TCP_PREREAD_DATA)
+        return 0;
+    if (rc == 0 || (rc > 0 && ev != GW_TCP_PREREAD_DATA)) { /* it ended before the header */
+        count_at(pp, w, l, ev == GW_TCP_PREREAD_TIMEOUT ? R_TIMEOUT : R_CLOSED);
+        return -1;
+    }
+    if (rc < 0) {
+        count_at(pp, w, l, R_ERRORS + (size_t)(-rc - 1));
+        gw_debug("listener '%s': bad PROXY header: %s at byte %zu", l->cfg->name,
+                 gw_pp_strerror(rc), r.err_pos);
+        return -1;
+    }
+    if (r.family == GW_PP_TCP4)
+        memcpy(client, &r.src, sizeof(struct sockaddr_in));
+    else if (r.family == GW_PP_TCP6)
+        memcpy(client, &r.src, sizeof(struct sockaddr_in6));
+    count_at(pp, w, l, r.family != GW_PP_UNSPEC ? R_ACCEPTED : R_LOCAL);
+    return rc;
+}
+
+/* 01's hello hook: the PROXY header for an upstream with proxy_protocol. */
+static size_t tcp_hello(void *ctx, gw_worker_t *w, const gw_listener_t *l, const gw_tcp_pick_t *tok,
+                        const struct sockaddr *client, const struct sockaddr *local, char *buf,
+                        size_t cap)
+{
+    (void)w;
+    hp_pp_t *pp = ctx;
+    size_t ui = gw_passthrough_upstream(l, tok);
+    unsigned v = gw_http_upstream_cfg(&pp->cfg->upstreams[ui])->proxy_protocol;
+    const struct sockaddr *src = client->sa_family != AF_UNSPEC ? client : NULL;
+    const struct sockaddr *dst = local->sa_family != AF_UNSPEC ? local : NULL;
+    if (v == 0)
+        return 0;
+    return v == 1 ? gw_pp_write_v1((uint8_t *)buf, cap, src, dst)
+                  : gw_pp_write_v2((uint8_t *)buf, cap, GW_PP_PROXY, src, dst, NULL, 0);
+}
+
+/* see hproxyproto.h */
+void hp_pp_tcp_picker(hp_pp_t *pp, const gw_config_t *cfg, void **layers)
+{
+    bool accept = false, send = false, tcp = false;
+    for (size_t i = 0; pp != NULL && i < cfg->nlisteners; i++) {
+        bool is_tcp = cfg->listeners[i].protocol == GW_PROTO_TCP;
+        tcp = tcp || is_tcp;
+        accept = accept || (is_tcp && gw_pp_listener_cfg(&cfg->listeners[i]) != NULL);
+    }
+    for (size_t u = 0; tcp && u < cfg->nupstreams; u++)
+        send = send || gw_http_upstream_cfg(&cfg->upstreams[u])->proxy_protocol != 0;
+    if ((!accept && !send) || layers[1] == NULL)
+        return;
+    /* The picker below as it is (02's, passthrough's, TLS's), plus the two hooks. */
+    pp->picker = *(const gw_tcp_picker_t *)layers[1];
+    pp->picker.header_ms = accept ? tcp_header_ms : NULL;
+    pp->picker.header = accept ? tcp_header : NULL;
+    pp->picker.hello = send ? tcp_hello : NULL;
+    pp->picker.prefix_ctx = pp;
+    layers[1] = &pp->picker;
 }

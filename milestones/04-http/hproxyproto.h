@@ -72,17 +72,20 @@ void hp_pp_conn_free(struct hconn_s *c);
  * start waiting for a request. False: C was closed. */
 bool hp_client_start(struct hconn_s *c);
 
-#endif
-
 /* ---- the upstream side ------------------------------------------------------------------ */
 
-/* Refuses (false, logged) a config where a tcp listener (plain or tls_passthrough) sends to
- * an upstream with proxy_protocol: 01's forwarder does not write the header yet, and a
- * backend that expects one would take the client's first bytes for a bad header. */
-bool hp_pp_check_tcp(const gw_config_t *cfg);
+/* Tcp listeners: when one of CFG's tcp listeners has proxy_protocol, or an upstream sends
+ * it, puts in LAYERS[1] a copy of the picker there with 01's header hook (the header read
+ * and checked as on an http listener, counted in the same gw_proxy_protocol_total) and its
+ * hello hook (the header written first to an upstream with proxy_protocol, the client's
+ * address carried or real, the listener's local address). PP (hp_pp_prepare's, may be
+ * NULL: nothing to do) owns the copy. */
+void hp_pp_tcp_picker(hp_pp_t *pp, const gw_config_t *cfg, void **layers);
 
 struct uconn_s;
 /* U (just connected, nothing written yet, TLS not started) belongs to an upstream with
  * proxy_protocol VERSION (1 or 2): queues the header for C's client (its address, carried
  * or real) and the listener's local address as U's first bytes. 0 or a UV error. */
 int hp_pp_send(struct uconn_s *u, const struct hconn_s *c, unsigned version);
+
+#endif

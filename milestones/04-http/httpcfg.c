@@ -600,22 +600,23 @@ static void http_listener(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     } else {
         pt = gw_passthrough_cfg_decode(doc, map, cfg, l); /* tcp listeners only */
     }
-    gw_pp_listener_cfg_t *pp = gw_pp_listener_decode(doc, map, l); /* ppconf.c */
+    gw_pp_listener_cfg_t *pp = gw_pp_listener_decode(doc, map); /* ppconf.c */
     if (l->protocol != GW_PROTO_HTTP) {
         reject_http_keys(doc, map);
         gw_http_listener_cfg_t *x = NULL;
-        if ((tls || pt) && !(x = calloc(1, sizeof *x))) {
+        if ((tls || pt || pp) && !(x = calloc(1, sizeof *x))) {
             gw_tls_listener_free(tls);
             gw_passthrough_cfg_free(pt);
+            gw_pp_listener_free(pp);
             oom(doc, map);
             return;
         }
         if (x) {
             x->tls = tls;
             x->passthrough = pt;
+            x->pp = pp;
             l->ext[4] = x;
         }
-        gw_pp_listener_free(pp); /* NULL: refused on tcp listeners (ppconf.c) */
         return;
     }
     if (!map || map->type != GW_CNODE_MAP)
@@ -872,10 +873,10 @@ static void print_listener(FILE *out, const gw_listener_cfg_t *l, int in)
     gw_res_config_ext.print_listener(out, l, in);
     gw_tls_listener_print(out, gw_tls_listener_cfg(l), in);
     gw_passthrough_cfg_print(out, l, in);
-    const gw_http_listener_cfg_t *x = gw_http_listener_cfg(l);
+    gw_pp_listener_print(out, gw_pp_listener_cfg(l), in);
+    const gw_http_listener_cfg_t *x = gw_http_listener_cfg(l); /* NULL on tcp listeners */
     if (!x)
         return;
-    gw_pp_listener_print(out, x->pp, in);
     print_http_block(out, x, in);
     fprintf(out, "%*sroutes:\n", in, "");
     for (size_t i = 0; i < x->nroutes; i++)

@@ -130,6 +130,12 @@ static int pt_preread(void *ctx, gw_worker_t *w, const gw_listener_t *l, const c
     return GW_TCP_PREREAD_PICK;
 }
 
+/* see passthrough.h */
+size_t gw_passthrough_upstream(const gw_listener_t *l, const gw_tcp_pick_t *tok)
+{
+    return tok->route != 0 ? tok->route - 1 : l->cfg->upstream_index;
+}
+
 static const gw_addr_t *pt_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
                                 const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok)
 {

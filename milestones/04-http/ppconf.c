@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "04-http/httpcfg.h"
 #include "proxyproto.h"
 
 #define SEC 1000ull
@@ -43,20 +44,19 @@ static void decode_from(gw_cdoc_t *doc, const gw_cnode_t *seq, gw_pp_listener_cf
 }
 
 /* see ppconf.h */
-gw_pp_listener_cfg_t *gw_pp_listener_decode(gw_cdoc_t *doc, const gw_cnode_t *map,
-                                            const gw_listener_cfg_t *l)
+const gw_pp_listener_cfg_t *gw_pp_listener_cfg(const gw_listener_cfg_t *l)
+{
+    const gw_http_listener_cfg_t *x = l->ext[4]; /* also there for tcp listeners with it */
+    return x ? x->pp : NULL;
+}
+
+/* see ppconf.h */
+gw_pp_listener_cfg_t *gw_pp_listener_decode(gw_cdoc_t *doc, const gw_cnode_t *map)
 {
     const gw_cnode_t *pp =
         map && map->type == GW_CNODE_MAP ? gw_cmap_get(doc, map, "proxy_protocol") : NULL;
     if (!pp || !gw_cnode_expect_map(doc, pp, "proxy_protocol"))
         return NULL;
-    if (l->protocol != GW_PROTO_HTTP) {
-        gw_cnode_silence(pp);
-        gw_cdoc_error(doc, pp,
-                      "proxy_protocol: only on http listeners for now (tcp listeners: not "
-                      "yet wired)");
-        return NULL;
-    }
     gw_pp_listener_cfg_t *p = calloc(1, sizeof *p);
     if (p == NULL) {
         gw_cdoc_oom(doc, pp);

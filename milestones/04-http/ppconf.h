@@ -3,7 +3,7 @@
  *
  *   listeners:
  *     - name: edge
- *       protocol: http                 # http listeners (tcp ones: not yet, refused)
+ *       protocol: http                 # http or tcp
  *       proxy_protocol:
  *         accept: any                  # v1, v2 or any (default): the versions read
  *         from: [10.0.0.0/8]           # required, >= 1: who may send the header
@@ -36,8 +36,9 @@ typedef struct gw_pp_listener_cfg_s {
 
 /* The listener's `proxy_protocol` from MAP (the listener's mapping), or NULL when absent or
  * wrong (the error is reported in DOC). */
-gw_pp_listener_cfg_t *gw_pp_listener_decode(gw_cdoc_t *doc, const gw_cnode_t *map,
-                                            const gw_listener_cfg_t *l);
+gw_pp_listener_cfg_t *gw_pp_listener_decode(gw_cdoc_t *doc, const gw_cnode_t *map);
+/* Listener L's proxy_protocol (http or tcp), or NULL. */
+const gw_pp_listener_cfg_t *gw_pp_listener_cfg(const gw_listener_cfg_t *l);
 void gw_pp_listener_free(gw_pp_listener_cfg_t *p);
 /* Prints P at indent IN (nothing for NULL). */
 void gw_pp_listener_print(FILE *out, const gw_pp_listener_cfg_t *p, int in);

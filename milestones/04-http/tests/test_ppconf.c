@@ -137,12 +137,28 @@ static void pp_listener_errors(void **state)
     gw_assert_contains(errs, "acept");
 }
 
-/* Not wired on tcp listeners yet: refused, never silently ignored. */
-static void pp_tcp_listener_refused(void **state)
+/* On tcp listeners too (01's header hook reads it there): decoded, reachable through
+ * gw_pp_listener_cfg, printed by -T; gw_http_listener_cfg stays NULL for a tcp listener. */
+static void pp_tcp_listener(void **state)
 {
     (void)state;
-    assert_int_not_equal(load("tcp", "    proxy_protocol: {from: [127.0.0.1]}\n", ""), 0);
-    gw_assert_contains(errs, "t.yaml:6:21: proxy_protocol: only on http listeners");
+    assert_int_equal(load("tcp",
+                          "    proxy_protocol: {accept: v1, from: [127.0.0.1], timeout: 2s}\n",
+                          "    proxy_protocol: v1\n"),
+                     0);
+    const gw_pp_listener_cfg_t *p = gw_pp_listener_cfg(&cfg.listeners[0]);
+    assert_non_null(p);
+    assert_int_equal(p->accept, GW_PP_V1);
+    assert_int_equal(p->timeout_ms, 2000);
+    assert_null(gw_http_listener_cfg(&cfg.listeners[0]));
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    gw_config_print(f, &cfg, &gw_http_config_ext);
+    fclose(f);
+    gw_assert_contains(out, "proxy_protocol: {accept: v1, timeout: 2s, from: [\"127.0.0.1/32\"]}");
+    assert_null(strstr(out, "routes:"));
+    free(out);
 }
 
 static void pp_print(void **state)
@@ -198,7 +214,7 @@ int main(void)
         cmocka_unit_test_teardown(pp_listener_absent, teardown),
         cmocka_unit_test_teardown(pp_listener_values, teardown),
         cmocka_unit_test_teardown(pp_listener_errors, teardown),
-        cmocka_unit_test_teardown(pp_tcp_listener_refused, teardown),
+        cmocka_unit_test_teardown(pp_tcp_listener, teardown),
         cmocka_unit_test_teardown(pp_print, teardown),
         cmocka_unit_test_teardown(pp_from_allowed, teardown),
         cmocka_unit_test_teardown(pp_needs_gw04_in_gw03, teardown),
