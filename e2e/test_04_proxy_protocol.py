@@ -408,3 +408,28 @@ def test_pp_per_client_connection_limit_on_the_carried_address(gateway, backend)
     assert ask(gw, a)[0] == 200
     assert closed_after(gw, a + request()), "the same carried client: over its rate"
     assert ask(gw, v1("203.0.113.2", "127.0.0.1", 1000, 80))[0] == 200, "another carried client"
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_pp_health_checks_send_their_own_header(gateway, backend, version):
+    """An upstream with proxy_protocol and http health checks: each check opens with a
+    header of its own (v1 UNKNOWN, v2 LOCAL: the checker relays nobody), so a backend that
+    expects one on every connection answers the check and stays healthy."""
+    b = backend(PPBackend)
+    hc = {"type": "http", "path": "/healthz", "interval": "100ms", "timeout": "1s", "rise": 1, "fall": 1}
+    cfg = config.http_proxy(b)
+    cfg["upstreams"]["app"]["proxy_protocol"] = version
+    cfg["upstreams"]["app"]["health_check"] = hc
+    gw = gateway(GW, cfg)
+    wait_until(lambda: len(b.conns_seen) >= 3, env.timeout(5), "three health checks",
+               describe=lambda: "seen: %r" % b.conns_seen)
+    checks = [h for h, paths in b.conns_seen if paths == ["/healthz"]]
+    assert len(checks) >= 3, b.conns_seen
+    for h in checks:
+        if version == "v1":
+            assert (h["version"], h["family"]) == (1, "UNKNOWN"), h
+        else:
+            assert (h["version"], h["command"], h["family"]) == (2, "local", 0), h
+    with connect(gw) as s:  # and the upstream is healthy: a request goes through
+        s.sendall(request("/after"))
+        assert read_response(s)[:1] == (200,)

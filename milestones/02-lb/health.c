@@ -23,6 +23,7 @@
 #include "error.h"
 #include "log.h"
 #include "outlier.h"
+#include "proxyproto.h"
 #include "rand.h"
 
 /* A status line is "HTTP/1.1 200 OK" plus a reason phrase; a peer that sends a kilobyte
@@ -375,6 +376,10 @@ static void on_connect(uv_connect_t *req, int status)
     }
     c->connected = true;
     if (p->hc->cfg.type == GW_HC_TCP) {
+        if (p->request != NULL) { /* the PROXY header: a few bytes into an empty send buffer */
+            uv_buf_t hdr = uv_buf_init(p->request, (unsigned)p->request_len);
+            (void)uv_try_write((uv_stream_t *)&c->tcp, &hdr, 1);
+        }
         finish_check(c, true, 0, 0, "%s", "");
         return;
     }
@@ -431,18 +436,27 @@ static bool path_ok(const char *path)
 static bool cfg_ok(const gw_hc_cfg_t *cfg)
 {
     return (cfg->type == GW_HC_TCP || cfg->type == GW_HC_HTTP) && cfg->interval_ms > 0 &&
-           cfg->timeout_ms > 0 && path_ok(cfg->path);
+           cfg->timeout_ms > 0 && path_ok(cfg->path) && cfg->proxy_protocol <= 2;
 }
 
-static char *build_request(const char *path, const char *host, size_t *len)
+/* What a check sends once connected: the PROXY header (proxy_protocol), then the request
+ * (http). NULL when out of memory; *LEN the bytes (a v2 header holds NUL bytes). */
+static char *build_request(const gw_hc_cfg_t *cfg, const char *host, size_t *len)
 {
-    int n = snprintf(NULL, 0, REQUEST_FMT, path, host);
-    if (n < 0)
+    uint8_t pp[GW_PP_V1_MAX];
+    size_t np = cfg->proxy_protocol == 1 ? gw_pp_write_v1(pp, sizeof pp, NULL, NULL)
+                : cfg->proxy_protocol == 2
+                    ? gw_pp_write_v2(pp, sizeof pp, GW_PP_LOCAL, NULL, NULL, NULL, 0)
+                    : 0;
+    const char *path = cfg->path != NULL ? cfg->path : "/";
+    int n = cfg->type == GW_HC_HTTP ? snprintf(NULL, 0, REQUEST_FMT, path, host) : 0;
+    char *s = n >= 0 ? malloc(np + (size_t)n + 1) : NULL;
+    if (s == NULL)
         return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (s != NULL)
-        snprintf(s, (size_t)n + 1, REQUEST_FMT, path, host);
-    *len = (size_t)n;
+    memcpy(s, pp, np);
+    if (n > 0)
+        snprintf(s + np, (size_t)n + 1, REQUEST_FMT, path, host);
+    *len = np + (size_t)n;
     return s;
 }
 
@@ -456,9 +470,9 @@ static bool probe_init(gw_hc_t *hc, size_t i, gw_backend_t *b)
     /* Start from what the backend says, so a restarted checker (a reload) neither forgets
      * that a backend is down nor needs `rise` checks to confirm one that is up. */
     gw_hc_fsm_init(&p->fsm, atomic_load(&b->health) != GW_HEALTH_UNHEALTHY);
-    if (hc->cfg.type != GW_HC_HTTP)
+    if (hc->cfg.type != GW_HC_HTTP && hc->cfg.proxy_protocol == 0)
         return true;
-    p->request = build_request(hc->cfg.path, b->name, &p->request_len);
+    p->request = build_request(&hc->cfg, b->name, &p->request_len);
     return p->request != NULL;
 }
 

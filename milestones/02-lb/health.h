@@ -47,6 +47,11 @@ typedef struct gw_hc_cfg_s {
     unsigned rise, fall;           /* see gw_hc_fsm_observe */
     bool uneject_on_pass;          /* a passing check ends a passive ejection in force (set from the
                                     * upstream's outlier.uneject_on_active_pass, not a key of this block) */
+    unsigned proxy_protocol;       /* 0, or 1/2: each check opens with a PROXY header, v1
+                                    * "PROXY UNKNOWN" or v2 LOCAL (the checker relays no client),
+                                    * for a backend that expects one on every connection (set by
+                                    * the milestone that owns upstreams.X.proxy_protocol, through
+                                    * gw_lb_upstream_check_proxy; not a key of this block) */
 } gw_hc_cfg_t;
 
 /* ---- the checker ----------------------------------------------------------------------- */
@@ -62,7 +67,9 @@ typedef struct gw_hc_s gw_hc_t;
  * Each check is bounded by timeout_ms. tcp: the connect succeeds. http: after the connect,
  * `GET <path> HTTP/1.1` is sent with `Host: <backend address>`, `User-Agent: gw-health`
  * and `Connection: close`, and the check passes when the status line arrives and its code
- * is within [status_lo, status_hi]; the body is never read.
+ * is within [status_lo, status_hi]; the body is never read. With proxy_protocol, the
+ * header goes first (http: before the request; tcp: written once connected, then the
+ * check passes as before).
  * Results go through a gw_hc_fsm_t per backend, which starts from the backend's current
  * health (so a restarted checker does not forget that a backend is down). On a change the
  * checker stores GW_HEALTH_HEALTHY or GW_HEALTH_UNHEALTHY into backend->health and logs one

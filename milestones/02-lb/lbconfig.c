@@ -182,6 +182,14 @@ void gw_lb_cfg_backend(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg,
 }
 
 /* see lbconfig.h */
+void gw_lb_upstream_check_proxy(gw_upstream_cfg_t *u, unsigned version)
+{
+    gw_lb_upstream_cfg_t *x = u->ext[2];
+    if (x != NULL)
+        x->health_check.proxy_protocol = version;
+}
+
+/* see lbconfig.h */
 const gw_lb_upstream_cfg_t *gw_lb_upstream_cfg(const gw_upstream_cfg_t *u)
 {
     return u->ext[2] != NULL ? u->ext[2] : &upstream_defaults;

@@ -43,4 +43,9 @@ extern const gw_config_ext_t gw_lb_config_ext;
 const gw_lb_upstream_cfg_t *gw_lb_upstream_cfg(const gw_upstream_cfg_t *u);
 unsigned gw_lb_backend_weight(const gw_backend_cfg_t *b);
 
+/* For a later milestone's upstream decoder (04's upstreams.X.proxy_protocol): U's health
+ * checks open with a PROXY header of VERSION (1 or 2; 0: none), as its connections do
+ * (gw_hc_cfg_t.proxy_protocol). Nothing when U has no 02 block. */
+void gw_lb_upstream_check_proxy(gw_upstream_cfg_t *u, unsigned version);
+
 #endif

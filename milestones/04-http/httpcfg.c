@@ -668,6 +668,7 @@ static void http_upstream(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cf
     u->ext[4] = x;
     x->tls = gw_tls_upstream_decode(doc, map, u);        /* tls: tlsconf.c */
     x->proxy_protocol = gw_pp_upstream_decode(doc, map); /* ppconf.c */
+    gw_lb_upstream_check_proxy(u, x->proxy_protocol);    /* 02's checks send it too */
     const gw_cnode_t *ka = gw_cmap_get(doc, map, "keepalive");
     if (!ka || !gw_cnode_expect_map(doc, ka, "keepalive"))
         return;

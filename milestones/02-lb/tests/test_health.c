@@ -247,6 +247,9 @@ struct fixture_s {
     sconn_t *conns;
     unsigned accepted, live, max_live;
     char first_request[512];
+    sconn_t *raw_conn; /* the first connection: its first bytes, NULs and all */
+    char raw[128];
+    size_t raw_len;
     bool stop_on_accept;
     int hole_fds[3]; /* blackhole: listener + two fillers, -1 when unused */
     /* the checker */
@@ -371,6 +374,13 @@ static void on_sconn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         sconn_close(c);
         return;
+    }
+    if (f->raw_conn == NULL)
+        f->raw_conn = c;
+    size_t room = sizeof f->raw - f->raw_len, n = (size_t)nread < room ? (size_t)nread : room;
+    if (f->raw_conn == c) {
+        memcpy(f->raw + f->raw_len, c->head + c->len, n);
+        f->raw_len += n;
     }
     c->len += (size_t)nread;
     c->head[c->len] = '\0';
@@ -651,6 +661,46 @@ static void hc_http_sends_expected_request(void **state)
     assert_string_equal(f->first_request, want);
 }
 
+/* With proxy_protocol the check opens with a PROXY header the checker sends for itself:
+ * v1 UNKNOWN, or v2 LOCAL with no addresses (16 bytes), then the request as before. */
+static void hc_http_sends_proxy_header_first(void **state)
+{
+    static const char v2_local[16] = "\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+    for (unsigned version = 1; version <= 2; version++) {
+        if (version == 2) { /* a fresh fixture: a new server, a new checker */
+            teardown(state);
+            assert_int_equal(setup(state), 0);
+        }
+        fixture_t *f = *state;
+        server_start(f, SRV_REPLY, OK_200);
+        char req[256];
+        int n = snprintf(req, sizeof req,
+                         "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: gw-health\r\n"
+                         "Connection: close\r\n\r\n",
+                         f->b.name);
+        const char *hdr = version == 1 ? "PROXY UNKNOWN\r\n" : v2_local;
+        size_t nh = version == 1 ? 15 : 16;
+        f->cfg.proxy_protocol = version;
+        run_checks(f, GW_HC_HTTP, 2);
+        assert_int_equal(f->passed, 2);
+        assert_int_equal(f->raw_len, nh + (size_t)n);
+        assert_memory_equal(f->raw, hdr, nh);
+        assert_memory_equal(f->raw + nh, req, (size_t)n);
+    }
+}
+
+/* A tcp check writes the header too, then passes as soon as it is connected. */
+static void hc_tcp_sends_proxy_header(void **state)
+{
+    fixture_t *f = *state;
+    server_start(f, SRV_SILENT, NULL);
+    f->cfg.proxy_protocol = 1;
+    run_checks(f, GW_HC_TCP, 3); /* the server read the first one's bytes long before */
+    assert_int_equal(f->passed, 3);
+    assert_int_equal(f->raw_len, 15);
+    assert_memory_equal(f->raw, "PROXY UNKNOWN\r\n", 15);
+}
+
 static void hc_http_silent_server_times_out(void **state)
 {
     fixture_t *f = *state;
@@ -907,6 +957,8 @@ int main(void)
         T(hc_http_200_returns_healthy_after_rise),
         T(hc_http_status_outside_range_fails),
         T(hc_http_sends_expected_request),
+        T(hc_http_sends_proxy_header_first),
+        T(hc_tcp_sends_proxy_header),
         T(hc_http_silent_server_times_out),
         T(hc_checks_never_overlap),
         T(hc_http_garbage_fails_without_timeout),
