@@ -8,8 +8,12 @@ For every milestone (or M=NN):
      a lab test that passes on the stubs is a defect, reported by name;
   3. every seeded-bug mutant of the milestone (milestones/NN-*/mutants.txt) is caught: at
      least one of the milestone's tests fails on it. A surviving mutant is a defect. A
-     mutant line may end with `@@ E2E`, a pytest -k expression: the e2e stage then runs
-     only those tests (the unit tests always run in full);
+     mutant line may end with `@@ E2E`, a pytest -k expression: it is one only the e2e
+     suite sees, and only those e2e tests run. Any other mutant first meets the unit test
+     of its own file (FILE's tests/test_STEM.c, built alone), which catches most of them in
+     a second or two; if that passes, or there is none, the milestone's unit tests run in
+     full, then the whole e2e suite. Mutants run two at a time (JOBS): most of a mutant's
+     time is an e2e test waiting on sockets, not CPU;
   4. the handout's run is short: it prints at most LINES_PER_FAILING_TEST lines per failing
      test, besides one line per suite, one per checkpoint and LINES_FIXED more (a learner's
      first run should say which labs are missing and which tests fail, and little else).
@@ -18,6 +22,7 @@ stub or a mutant fails the same way there, at five times the cost; that a stub i
 under TSan too is proven by scripts/tests/test_stubs.py, in seconds).
 """
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
@@ -37,6 +42,7 @@ VARIANTS = "asan,plain"
 # plus its share of the scorecard.
 LINES_PER_FAILING_TEST = 3
 LINES_FIXED = 15
+JOBS = 2  # mutants at once
 
 
 def copy_tree(dest):
@@ -150,6 +156,24 @@ def load_mutants(ms):
     return out
 
 
+def own_unit_test(tree, path):
+    """The unit test of source file PATH (DIR/x.c -> DIR/tests/test_x.c), built alone in
+    TREE's ASan build and run: its cases, or None when there is none or it does not build
+    (the full run then says why)."""
+    d, stem = os.path.dirname(path), os.path.splitext(os.path.basename(path))[0]
+    if not os.path.exists(os.path.join(tree, d, "tests", f"test_{stem}.c")):
+        return None
+    target = os.path.join("build", "asan", "tests", os.path.basename(d), f"test_{stem}")
+    p = subprocess.run(["make", "--no-print-directory", "V=asan", target], cwd=tree,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if p.returncode != 0:
+        return None
+    cases, crashed, _ = gwtest.run_unit(os.path.join(tree, target), gwtest.SAN_ENV, None, 300)
+    if crashed:
+        cases.append({"suite": target, "name": "(the binary)", "ok": False})
+    return cases
+
+
 def check_mutant(ms, mu, defects):
     with tempfile.TemporaryDirectory(prefix=f"gw-mutant-{ms[:2]}-") as tmp:
         copy_tree(tmp)
@@ -160,13 +184,20 @@ def check_mutant(ms, mu, defects):
             return False
         with open(path, "w") as f:
             f.write(text.replace(mu["find"], mu["replace"]))
-        # Unit tests first: when they catch the mutant (they usually do, in a second), the
-        # e2e suite need not run, and a mutant that hangs transfers never costs a timeout.
-        # A mutant only the e2e suite can see may name the e2e tests to run (a fifth field,
-        # a pytest -k expression) instead of the whole suite: a minute saved per mutant.
-        cases = run_tests(tmp, ms, "asan")
-        if cases is not None and all(c["ok"] for c in cases):
+        # The cheapest test that can catch it first. A mutant only the e2e suite can see
+        # names the e2e tests to run (a fifth field, a pytest -k expression): a minute saved
+        # each. Otherwise its own file's unit test alone (usually the one that catches it,
+        # in a second or two, where building and running every unit test takes ten), then
+        # all unit tests, then the e2e suite: a mutant that hangs transfers never costs a
+        # timeout when a unit test sees it.
+        if mu["e2e"]:
             cases = run_tests(tmp, ms, "plain", only=mu["e2e"])
+        else:
+            cases = own_unit_test(tmp, mu["file"])
+            if cases is None or all(c["ok"] for c in cases):
+                cases = run_tests(tmp, ms, "asan")
+            if cases is not None and all(c["ok"] for c in cases):
+                cases = run_tests(tmp, ms, "plain")
     if cases is None:  # a mutant that does not build proves nothing about the tests
         defects.append(f"{ms} mutant '{mu['name']}' does not build (warnings are errors): rewrite it in mutants.txt:{mu['line']}")
         return False
@@ -188,7 +219,8 @@ def check(ms_list, reference=None):
         check_reference(ms, defects, reference)
         n = check_handout(ms, defects)
         mutants = load_mutants(ms)
-        killed = sum(1 for mu in mutants if check_mutant(ms, mu, defects))
+        with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:  # defects: list.append is atomic
+            killed = sum(pool.map(lambda mu: check_mutant(ms, mu, defects), mutants))
         print(f"check-labs {ms}: {n} lab test run(s) on the stubs; mutants killed {killed}/{len(mutants)}; "
               f"{time.time() - t0:.0f}s", flush=True)
     for d in defects:
