@@ -233,6 +233,7 @@ typedef struct sconn_s {
     char head[512];
     size_t len;
     bool replied;
+    bool raw; /* the first connection: its bytes go to f->raw too */
 } sconn_t;
 
 struct fixture_s {
@@ -247,7 +248,7 @@ struct fixture_s {
     sconn_t *conns;
     unsigned accepted, live, max_live;
     char first_request[512];
-    sconn_t *raw_conn; /* the first connection: its first bytes, NULs and all */
+    bool raw_taken; /* the first connection's first bytes, NULs and all (its sconn's `raw`) */
     char raw[128];
     size_t raw_len;
     bool stop_on_accept;
@@ -375,10 +376,10 @@ static void on_sconn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         sconn_close(c);
         return;
     }
-    if (f->raw_conn == NULL)
-        f->raw_conn = c;
+    if (!f->raw_taken) /* not a pointer: a later connection may get the same memory */
+        f->raw_taken = c->raw = true;
     size_t room = sizeof f->raw - f->raw_len, n = (size_t)nread < room ? (size_t)nread : room;
-    if (f->raw_conn == c) {
+    if (c->raw) {
         memcpy(f->raw + f->raw_len, c->head + c->len, n);
         f->raw_len += n;
     }
