@@ -140,6 +140,15 @@ static void decode_backend(loader_t *ld, const gw_cnode_t *map, gw_upstream_cfg_
     if (addr && gw_cget_addr(ld->doc, addr, "address", &b->addr) == 0 &&
         !(b->address_text = strdup(addr->str)))
         oom(ld, addr);
+    /* A backend is known by its upstream and address (its health, ejection and pooled
+     * connections are that address's), so a second entry with the same address would be
+     * the same backend listed twice: say so rather than guess which entry counts. */
+    for (const gw_backend_cfg_t *o = u->backends; b->address_text && o < b; o++)
+        if (o->address_text && gw_addr_equal(&o->addr, &b->addr))
+            gw_cdoc_error(ld->doc, addr,
+                          "backend '%s' is already in upstream '%s' (as '%s'): list an "
+                          "address once (more traffic to it: its weight, from gw02)",
+                          b->address_text, u->name, o->address_text);
     if (ld->ext->backend)
         ld->ext->backend(ld->doc, map, ld->cfg, u, b);
 }

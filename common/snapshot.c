@@ -1,13 +1,31 @@
 /* snapshot.c - see snapshot.h.
  *
- * Memory ordering: every operation here is seq_cst (the default). The argument that an
- * object is unreachable relies on a single total order between the publisher's swap of
- * `cur`, its increment of `gen`, a reader's load of `gen` when it records `seen`, and the
- * reader's later loads of `cur`: a reader that recorded seen >= G loaded gen after the
- * increment that made G, hence after the swap, so it can no longer obtain the object
- * retired at G. The cost is one store per reader per loop turn. */
+ * Memory ordering: every operation here is seq_cst (the default) except the pin counts.
+ * The argument that an object is unreachable relies on a single total order between the
+ * publisher's swap of `cur`, its increment of `gen`, a reader's load of `gen` when it
+ * records `seen`, and the reader's later loads of `cur`: a reader that recorded seen >= G
+ * loaded gen after the increment that made G, hence after the swap, so it can no longer
+ * obtain the object retired at G. The cost is one store per reader per loop turn.
+ *
+ * Pins. Reader R's pins on S live in S->pins[R], written only by R: a pin is a relaxed
+ * load and a relaxed store of n + 1, an unpin a relaxed load and a release store of n - 1.
+ * No locked instruction: the slot is R's alone, on its own cache line. Why the reclaimer
+ * never frees a pinned object:
+ *  1. R pins only the object it loads from `cur` at that moment, so R can pin S (retired
+ *     at G) only before R's first `seen` store of a value >= G (point 1 above: after that
+ *     store, `cur` is no longer S for R).
+ *  2. The reclaimer frees S only if it read every online reader's `seen` >= G. Reading R's
+ *     seq_cst store of that value synchronises with it, so everything R did before that
+ *     store, including every pin of S it ever made (by 1), happens before the reclaimer's
+ *     next loads: its acquire load of S->pins[R] sees those increments, or later values.
+ *  3. Those later values only fall (no new pin of S, by 1), and a value of 0 was stored by
+ *     the unpin with release: the reclaimer's acquire load of 0 orders every use R made of
+ *     S before the free. So S is freed only at 0 pins in every slot, after the last use.
+ * An offline reader records no `seen`, so it must not pin (as it must not borrow): the
+ * check of every slot still holds its earlier pins. */
 #include "snapshot.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "error.h"
@@ -36,6 +54,7 @@ static void snap_free(gw_snap_t *s)
 {
     if (s->free_fn != NULL)
         s->free_fn(s->data);
+    free(s->pins);
     free(s);
 }
 
@@ -59,8 +78,15 @@ void gw_snapdom_destroy(gw_snapdom_t *dom)
 int gw_snap_publish(gw_snapdom_t *dom, void *data, void (*free_fn)(void *data))
 {
     gw_snap_t *s = calloc(1, sizeof *s);
+    size_t n = dom->nreaders ? dom->nreaders : 1;
+    if (s != NULL && (s->pins = aligned_alloc(64, n * sizeof *s->pins)) == NULL) {
+        free(s);
+        s = NULL;
+    }
     if (s == NULL)
         return GW_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        atomic_init(&s->pins[i].n, 0);
     s->data = data;
     s->free_fn = free_fn;
     atomic_init(&s->refs, 0);
@@ -113,6 +139,41 @@ void gw_snap_release(gw_snap_t *snap)
         atomic_fetch_sub(&snap->refs, 1);
 }
 
+/* see snapshot.h */
+gw_snap_t *gw_snap_pin(gw_snapdom_t *dom, size_t reader)
+{
+    gw_snap_t *s = atomic_load(&dom->cur); /* now: never a copy from earlier in the turn */
+    if (s != NULL) {
+        atomic_size_t *n = &s->pins[reader].n;
+        atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
+    return s;
+}
+
+/* see snapshot.h */
+void gw_snap_unpin(gw_snap_t *s, size_t reader)
+{
+    atomic_size_t *n = &s->pins[reader].n;
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) - 1,
+                          memory_order_release);
+}
+
+/* see snapshot.h */
+size_t gw_snap_pins(const gw_snap_t *s, size_t reader)
+{
+    return atomic_load_explicit(&s->pins[reader].n, memory_order_relaxed);
+}
+
+/* Whether any reader pins S (after min_seen: see the file comment, point 2). */
+static bool pinned(const gw_snapdom_t *dom, gw_snap_t *s)
+{
+    for (size_t i = 0; i < dom->nreaders; i++)
+        if (atomic_load_explicit(&s->pins[i].n, memory_order_acquire) != 0)
+            return true;
+    return false;
+}
+
 /* The oldest generation some online reader may still hold a borrowed pointer from. */
 static uint64_t min_seen(gw_snapdom_t *dom)
 {
@@ -133,7 +194,7 @@ size_t gw_snap_reclaim(gw_snapdom_t *dom)
     gw_snap_t **link = &dom->retired, *dead = NULL;
     while (*link != NULL) {
         gw_snap_t *s = *link;
-        if (s->retired_gen <= horizon && atomic_load(&s->refs) == 0) {
+        if (s->retired_gen <= horizon && atomic_load(&s->refs) == 0 && !pinned(dom, s)) {
             *link = s->next;
             s->next = dead;
             dead = s;

@@ -17,18 +17,31 @@
  *  - A retired object is freed once every reader has recorded a generation >= its tag (or
  *    is offline), and no explicit reference holds it.
  * Readers pay one relaxed-ish store per loop turn, not an atomic per request; that is the
- * point compared with reference counting on every use (NOTES.md). Long-lived holders that
- * outlive a loop turn (a tunnel, say) take an explicit reference instead. */
+ * point compared with reference counting on every use (NOTES.md). Holders that outlive a
+ * loop turn have two ways to keep an object:
+ *  - a pin (gw_snap_pin): a count in the reader's own slot of that object, written only by
+ *    that reader with a plain load and store (no locked instruction, no cache line shared
+ *    with another thread). For what a worker holds for a while and gives back on the same
+ *    thread: an HTTP exchange holding the configuration generation its head arrived in.
+ *  - a reference (gw_snap_acquire): a shared counter, a locked add and sub. For a holder
+ *    that may let go on another thread. */
 
 #define GW_SNAP_OFFLINE UINT64_MAX
+
+/* One reader's pins on one object, alone on its cache line. */
+typedef struct gw_snap_pinslot_s {
+    atomic_size_t n;
+    char pad[64 - sizeof(atomic_size_t)];
+} gw_snap_pinslot_t;
 
 typedef struct gw_snap_s gw_snap_t;
 struct gw_snap_s {
     void *data;
     void (*free_fn)(void *data);
-    uint64_t retired_gen; /* 0 while current */
-    atomic_uint refs;     /* explicit references (gw_snap_acquire) */
-    gw_snap_t *next;      /* retired list */
+    uint64_t retired_gen;    /* 0 while current */
+    atomic_uint refs;        /* explicit references (gw_snap_acquire) */
+    gw_snap_pinslot_t *pins; /* [the domain's nreaders]: gw_snap_pin */
+    gw_snap_t *next;         /* retired list */
 };
 
 /* One reader's slot, padded to its own cache line so readers never share one. */
@@ -76,7 +89,17 @@ void gw_snap_offline(gw_snapdom_t *dom, size_t reader);
 gw_snap_t *gw_snap_acquire(gw_snapdom_t *dom);
 void gw_snap_release(gw_snap_t *snap);
 
-/* Frees every retired object that all readers have passed and nobody references.
+/* Pins, for reader READER (online, on its own thread): gw_snap_pin returns the object
+ * current at the call (it loads `cur` then, never an earlier copy: a publish just before
+ * is seen) with one more pin of READER's on it, NULL if there is none. The object stays
+ * alive across any number of loop turns until READER unpins it, with gw_snap_unpin on the
+ * same thread (pins count: two pins need two unpins). gw_snap_pins says how many READER
+ * holds on S (tests, and exit checks that nothing leaked one). */
+gw_snap_t *gw_snap_pin(gw_snapdom_t *dom, size_t reader);
+void gw_snap_unpin(gw_snap_t *s, size_t reader);
+size_t gw_snap_pins(const gw_snap_t *s, size_t reader);
+
+/* Frees every retired object that all readers have passed and nobody references or pins.
  * Returns how many remain retired (so the caller knows whether to try again later). */
 size_t gw_snap_reclaim(gw_snapdom_t *dom);
 

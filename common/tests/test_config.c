@@ -831,6 +831,31 @@ static void config_duplicate_listener_address(void **state)
                   "c.yaml:3:24: address '127.0.0.1:1' is already used by listener 'a'\n");
 }
 
+/* A backend is its upstream and address: the same address twice in one upstream is an
+ * error (the same one spelt another way too), in another upstream it is another backend. */
+static void config_duplicate_backend_address(void **state)
+{
+    (void)state;
+    expect_errors("listeners:\n"
+                  "  - {name: a, address: 127.0.0.1:1, upstream: app}\n"
+                  "upstreams:\n"
+                  "  app:\n"
+                  "    backends:\n"
+                  "      - address: \"[::1]:9001\"\n"
+                  "      - address: 127.0.0.1:9001\n"
+                  "      - address: \"[0:0::1]:9001\"\n",
+                  "c.yaml:8:18: backend '[0:0::1]:9001' is already in upstream 'app' (as "
+                  "'[::1]:9001'): list an address once (more traffic to it: its weight, "
+                  "from gw02)\n");
+    teardown(NULL);
+    assert_int_equal(load("listeners:\n"
+                          "  - {name: a, address: 127.0.0.1:1, upstream: app}\n"
+                          "upstreams:\n"
+                          "  app: {backends: [{address: 127.0.0.1:9001}]}\n"
+                          "  other: {backends: [{address: 127.0.0.1:9001}]}\n"),
+                     0);
+}
+
 /* ---- milestone gates ---------------------------------------------------------------- */
 
 static void config_protocol_http_rejected_at_level1(void **state)
@@ -1349,6 +1374,7 @@ int main(void)
         T(config_unknown_upstream),
         T(config_duplicate_listener_name),
         T(config_duplicate_listener_address),
+        T(config_duplicate_backend_address),
         T(config_protocol_http_rejected_at_level1),
         T(config_http_listener_upstream_unknown_at_level4),
         T(config_multiple_errors_all_reported_in_file_order),

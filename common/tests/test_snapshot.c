@@ -309,6 +309,118 @@ static void snapdom_destroy_frees_retired(void **state)
     assert_int_equal(g_frees, 3);
 }
 
+/* ---- pins ------------------------------------------------------------------------------- */
+
+static void snap_pin_keeps_retired_object_alive(void **state)
+{
+    (void)state;
+    gw_snapdom_t dom;
+    int fa = 0, fb = 0;
+    obj_t a = {1, &fa}, b = {2, &fb};
+    assert_int_equal(gw_snapdom_init(&dom, 2), 0);
+    gw_snap_quiescent(&dom, 0);
+    gw_snap_quiescent(&dom, 1);
+    assert_int_equal(gw_snap_publish(&dom, &a, obj_free), 0);
+    gw_snap_t *p = gw_snap_pin(&dom, 1);
+    assert_non_null(p);
+    assert_ptr_equal(p->data, &a);
+    assert_int_equal(gw_snap_publish(&dom, &b, obj_free), 0);
+    for (int turn = 0; turn < 3; turn++) { /* many loop turns: the pin holds through them */
+        gw_snap_quiescent(&dom, 0);
+        gw_snap_quiescent(&dom, 1);
+        assert_int_equal(gw_snap_reclaim(&dom), 1);
+        assert_int_equal(fa, 0);
+        assert_int_equal(((obj_t *)p->data)->id, 1);
+    }
+    gw_snap_unpin(p, 1);
+    assert_int_equal(gw_snap_reclaim(&dom), 0);
+    assert_int_equal(fa, 1);
+    gw_snap_offline(&dom, 0);
+    gw_snap_offline(&dom, 1);
+    gw_snapdom_destroy(&dom);
+    assert_int_equal(fb, 1);
+}
+
+/* Two pins need two unpins; each reader's count is its own. */
+static void snap_pins_are_counted_per_reader(void **state)
+{
+    (void)state;
+    gw_snapdom_t dom;
+    int fa = 0, fb = 0;
+    obj_t a = {1, &fa}, b = {2, &fb};
+    assert_int_equal(gw_snapdom_init(&dom, 2), 0);
+    gw_snap_quiescent(&dom, 0);
+    gw_snap_quiescent(&dom, 1);
+    assert_int_equal(gw_snap_publish(&dom, &a, obj_free), 0);
+    gw_snap_t *p0 = gw_snap_pin(&dom, 0), *p0b = gw_snap_pin(&dom, 0), *p1 = gw_snap_pin(&dom, 1);
+    assert_ptr_equal(p0, p0b);
+    assert_ptr_equal(p0, p1);
+    assert_int_equal(gw_snap_pins(p0, 0), 2);
+    assert_int_equal(gw_snap_pins(p0, 1), 1);
+    assert_int_equal(gw_snap_publish(&dom, &b, obj_free), 0);
+    gw_snap_quiescent(&dom, 0);
+    gw_snap_quiescent(&dom, 1);
+    gw_snap_unpin(p0, 0);
+    assert_int_equal(gw_snap_reclaim(&dom), 1); /* reader 0 holds one more */
+    gw_snap_unpin(p0, 0);
+    assert_int_equal(gw_snap_pins(p0, 0), 0);
+    assert_int_equal(gw_snap_reclaim(&dom), 1); /* reader 1 still holds its pin */
+    assert_int_equal(fa, 0);
+    gw_snap_unpin(p1, 1);
+    assert_int_equal(gw_snap_reclaim(&dom), 0);
+    assert_int_equal(fa, 1);
+    gw_snap_offline(&dom, 0);
+    gw_snap_offline(&dom, 1);
+    gw_snapdom_destroy(&dom);
+}
+
+/* A pin loads the published pointer when it is taken: a publish earlier in the same loop
+ * turn (no quiescent point between) is seen, as gw_snap_current sees it. */
+static void snap_pin_reads_the_published_pointer_not_a_cached_one(void **state)
+{
+    (void)state;
+    gw_snapdom_t dom;
+    int fa = 0, fb = 0;
+    obj_t a = {1, &fa}, b = {2, &fb};
+    assert_int_equal(gw_snapdom_init(&dom, 1), 0);
+    gw_snap_quiescent(&dom, 0);
+    assert_null(gw_snap_pin(&dom, 0)); /* nothing published yet */
+    assert_int_equal(gw_snap_publish(&dom, &a, obj_free), 0);
+    gw_snap_t *pa = gw_snap_pin(&dom, 0);
+    assert_int_equal(gw_snap_publish(&dom, &b, obj_free), 0);
+    gw_snap_t *pb = gw_snap_pin(&dom, 0);
+    assert_ptr_equal(pa->data, &a);
+    assert_ptr_equal(pb->data, &b);
+    gw_snap_unpin(pa, 0);
+    gw_snap_unpin(pb, 0);
+    gw_snap_quiescent(&dom, 0);
+    assert_int_equal(gw_snap_reclaim(&dom), 0);
+    gw_snap_offline(&dom, 0);
+    gw_snapdom_destroy(&dom);
+    assert_int_equal(fa + fb, 2);
+}
+
+/* A pin taken by a reader that then goes offline still holds: the pin is checked in every
+ * slot, not only the online readers'. */
+static void snap_pin_holds_past_offline(void **state)
+{
+    (void)state;
+    gw_snapdom_t dom;
+    int fa = 0, fb = 0;
+    obj_t a = {1, &fa}, b = {2, &fb};
+    assert_int_equal(gw_snapdom_init(&dom, 1), 0);
+    gw_snap_quiescent(&dom, 0);
+    assert_int_equal(gw_snap_publish(&dom, &a, obj_free), 0);
+    gw_snap_t *p = gw_snap_pin(&dom, 0);
+    assert_int_equal(gw_snap_publish(&dom, &b, obj_free), 0);
+    gw_snap_offline(&dom, 0);
+    assert_int_equal(gw_snap_reclaim(&dom), 1);
+    gw_snap_unpin(p, 0);
+    assert_int_equal(gw_snap_reclaim(&dom), 0);
+    assert_int_equal(fa, 1);
+    gw_snapdom_destroy(&dom);
+}
+
 /* ---- stress: one publisher, three readers --------------------------------------------- */
 
 #define ST_READERS 3
@@ -316,6 +428,7 @@ static void snapdom_destroy_frees_retired(void **state)
 #define ST_MAGIC 0x5ca1ab1e0ddba11ull
 #define ST_POISON 0xdeadbeefdeadbeefull
 #define ST_REF_SPAN 24 /* versions a reader holds a reference across */
+enum { ST_BORROW, ST_REFS, ST_PINS };
 
 typedef struct {
     uint64_t magic;
@@ -339,7 +452,7 @@ typedef struct {
     atomic_uint *errors;
     atomic_uint_least64_t turns; /* quiescent points passed; the publisher paces on these */
     size_t reader;
-    bool use_refs; /* hold explicit references across quiescent points too */
+    int hold; /* ST_BORROW, or hold an object across quiescent points: ST_REFS, ST_PINS */
     uint64_t reads;
 } st_reader_t;
 
@@ -368,16 +481,19 @@ static void st_reader(void *p)
             if (v->magic != ST_MAGIC)
                 atomic_fetch_add(a->errors, 1);
         }
-        if (a->use_refs) {
+        if (a->hold != ST_BORROW) {
             if (ref == NULL) {
-                ref = gw_snap_acquire(a->dom);
+                ref = a->hold == ST_REFS ? gw_snap_acquire(a->dom) : gw_snap_pin(a->dom, a->reader);
             } else {
                 const ver_t *held = ref->data;
                 if (!ver_ok(held, &last_ref))
                     atomic_fetch_add(a->errors, 1);
                 /* Keep it while the publisher retires it, moves on and reclaims. */
                 if (v != NULL && v->version >= held->version + ST_REF_SPAN) {
-                    gw_snap_release(ref);
+                    if (a->hold == ST_REFS)
+                        gw_snap_release(ref);
+                    else
+                        gw_snap_unpin(ref, a->reader);
                     ref = NULL;
                 }
             }
@@ -385,7 +501,10 @@ static void st_reader(void *p)
         gw_snap_quiescent(a->dom, a->reader);
         atomic_fetch_add(&a->turns, 1);
     } while (!atomic_load(a->stop));
-    gw_snap_release(ref);
+    if (a->hold == ST_PINS && ref != NULL)
+        gw_snap_unpin(ref, a->reader);
+    else
+        gw_snap_release(ref);
     gw_snap_offline(a->dom, a->reader);
 }
 
@@ -399,7 +518,7 @@ static void st_wait_readers(st_reader_t *rd, uint64_t *mark)
     }
 }
 
-static void st_run(bool use_refs)
+static void st_run(int hold)
 {
     gw_snapdom_t dom;
     assert_int_equal(gw_snapdom_init(&dom, ST_READERS), 0);
@@ -419,7 +538,7 @@ static void st_run(bool use_refs)
                               .stop = &stop,
                               .errors = &errors,
                               .reader = (size_t)i,
-                              .use_refs = use_refs};
+                              .hold = hold};
         atomic_init(&rd[i].turns, 0);
         assert_int_equal(uv_thread_create(&tids[i], st_reader, &rd[i]), 0);
     }
@@ -463,13 +582,19 @@ static void st_run(bool use_refs)
 static void snap_stress_readers_never_see_freed(void **state)
 {
     (void)state;
-    st_run(false);
+    st_run(ST_BORROW);
 }
 
 static void snap_stress_references_outlive_quiescence(void **state)
 {
     (void)state;
-    st_run(true);
+    st_run(ST_REFS);
+}
+
+static void snap_stress_pins_never_see_freed(void **state)
+{
+    (void)state;
+    st_run(ST_PINS);
 }
 
 int main(void)
@@ -491,6 +616,11 @@ int main(void)
         cmocka_unit_test_setup(snapdom_destroy_frees_retired, setup),
         cmocka_unit_test(snap_stress_readers_never_see_freed),
         cmocka_unit_test(snap_stress_references_outlive_quiescence),
+        cmocka_unit_test(snap_stress_pins_never_see_freed),
+        cmocka_unit_test_setup(snap_pin_keeps_retired_object_alive, setup),
+        cmocka_unit_test_setup(snap_pins_are_counted_per_reader, setup),
+        cmocka_unit_test_setup(snap_pin_reads_the_published_pointer_not_a_cached_one, setup),
+        cmocka_unit_test_setup(snap_pin_holds_past_offline, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,9 +29,10 @@ struct gw_lb_s {
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
-static int upstream_init(gw_lb_upstream_t *u, const gw_upstream_cfg_t *uc)
+static int upstream_init(gw_lb_upstream_t *u, const gw_upstream_cfg_t *uc, size_t pos)
 {
     u->cfg = uc;
+    u->pos = pos;
     u->lb = gw_lb_upstream_cfg(uc);
     u->n = uc->nbackends;
     u->backends = calloc(u->n, sizeof *u->backends);
@@ -71,7 +72,7 @@ gw_lb_table_t *gw_lb_table_new(const gw_config_t *cfg)
     }
     t->n = cfg->nupstreams;
     for (size_t i = 0; i < t->n; i++) {
-        if (upstream_init(&t->ups[i], &cfg->upstreams[i]) != 0) {
+        if (upstream_init(&t->ups[i], &cfg->upstreams[i], i) != 0) {
             gw_lb_table_free(t);
             return NULL;
         }
@@ -181,9 +182,11 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, size_t upstrea
 {
     lb_worker_t *lw = &lb->workers[w->id];
     if (attempt == 0) {
-        /* A tunnel can outlive any number of loop turns: it holds the table by an
-         * explicit reference, not by the quiescent-state rule (snapshot.h). */
-        tok->ref = gw_snap_acquire(&w->rt->snap);
+        /* A connection (a tunnel, a slow exchange) can outlive any number of loop turns:
+         * it holds the table by a pin, not by the quiescent-state rule alone (snapshot.h).
+         * A pin is this worker's own counter, so a pick costs no locked instruction on a
+         * word every worker writes; it is given back on this thread, in lb_report. */
+        tok->ref = gw_snap_pin(&w->rt->snap, w->id);
         tok->backend = NULL;
         if (!(tok->flags & GW_LB_KEEP_TRIED))
             tok->tried = 0;
@@ -271,7 +274,7 @@ static void lb_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
     if (status == GW_TCP_CLOSED_BACKEND_ERROR && b != NULL)
         passive_failure(b);
     if (tok->ref != NULL) {
-        gw_snap_release(tok->ref);
+        gw_snap_unpin(tok->ref, w->id);
         tok->ref = NULL;
     }
 }

@@ -12,6 +12,11 @@
 /* One upstream's backends. Immutable after start except the backends' atomics. */
 typedef struct gw_lb_upstream_s {
     const gw_upstream_cfg_t *cfg;
+    /* Its index in the table (= in the config it was built from). Side tables indexed by
+     * upstream use this, never `cfg - config->upstreams`: a pointer subtraction between
+     * two configs' arrays is undefined, and reloads (issue 17) will build tables from
+     * configs other than the one a side table was sized for. */
+    size_t pos;
     const gw_lb_upstream_cfg_t *lb;
     gw_backend_t *backends; /* [n] */
     gw_backend_t **ptrs;    /* [n], the view balancers take */

@@ -57,7 +57,7 @@ typedef struct gw_res_s {
 
 static res_upstream_t *res_up(gw_res_t *r, const gw_lb_upstream_t *u)
 {
-    return &r->ups[u->cfg - r->cfg->upstreams];
+    return &r->ups[u->pos];
 }
 
 /* ---- admission: rate limits ----------------------------------------------------------- */
@@ -145,7 +145,7 @@ static void res_outcome(void *ctx, gw_worker_t *w, const gw_lb_upstream_t *u, gw
     if (status <= 0) { /* the result of one connect attempt */
         /* A start of 0: the attempt reused a connection (04's pool), there is no connect time. */
         if (status == 0 && tok->attempt_started_ns != 0)
-            gw_histogram_observe_ns(&r->workers[w->id].connect_time[u->cfg - r->cfg->upstreams],
+            gw_histogram_observe_ns(&r->workers[w->id].connect_time[u->pos],
                                     gw_clock_mono_ns(&gw_clock_system) - tok->attempt_started_ns);
         breaker_record(r, u, b, status == 0, tok->flags & TRIAL, now_ms);
         tok->flags &= ~TRIAL;
@@ -177,7 +177,7 @@ static bool res_retry(void *ctx, gw_worker_t *w, const gw_lb_upstream_t *u, gw_t
     gw_res_t *r = ctx;
     res_upstream_t *ru = res_up(r, u);
     res_worker_t *rw = &r->workers[w->id];
-    size_t ui = (size_t)(u->cfg - r->cfg->upstreams);
+    size_t ui = u->pos;
     unsigned active = 0;
     for (size_t i = 0; i < u->n; i++)
         active += atomic_load_explicit(&u->backends[i].active, memory_order_relaxed);

@@ -21,7 +21,7 @@
 static void on_upstream_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread);
 static const gw_wdest_ops_t upstream_ops;
 
-/* Gives back what the exchange's pick holds (02's active count, the snapshot reference),
+/* Gives back what the exchange's pick holds (02's active count, its pin on the table),
  * reporting a backend failure if one was seen. */
 void hp_pick_release(hp_worker_t *hw, hx_t *x)
 {
@@ -93,8 +93,7 @@ void hp_uconn_detach(uconn_t *u)
 static gw_upool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
 {
     const gw_lb_upstream_t *lu = b->upstream;
-    size_t ui = (size_t)(lu->cfg - hw->hp->cfg->upstreams);
-    return &hw->pools[ui][b->index].pool;
+    return &hw->pools[lu->pos][b->index].pool;
 }
 
 /* The exchange is done with U: back to its pool when it can carry another request. While
@@ -528,7 +527,7 @@ void hp_upstream_start(hconn_t *c)
     x->backend_addr =
         gw_lb_pick_upstream(hw->hp->lb, hw->w, x->upstream, &c->peer.sa, x->attempt, &x->pick);
     if (x->backend_addr == NULL) {
-        hp_pick_release(hw, x); /* the pick took a snapshot reference: give it back */
+        hp_pick_release(hw, x); /* the pick pinned the table: give it back */
         if (x->tries > 0 || x->attempt > 0) {
             hp_answer(c, 502, "no backend answered", true);
             return;
