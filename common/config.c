@@ -285,6 +285,10 @@ static void decode_listener(loader_t *ld, const gw_cnode_t *map, gw_listener_cfg
     if (addr && gw_cget_addr(doc, addr, "address", &l->addr) == 0 &&
         !(l->address_text = strdup(addr->str)))
         oom(ld, addr);
+    if (addr) {
+        l->addr_line = addr->line;
+        l->addr_col = addr->col;
+    }
     check_unique(ld, l, name, addr);
     /* After a rejected `http` the listener is read as tcp, but its upstream is optional:
      * an http listener would not have one, and "missing upstream" would be noise. */

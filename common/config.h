@@ -37,13 +37,14 @@ typedef struct gw_listener_cfg_s {
     char *name;
     char *address_text;
     gw_addr_t addr;
-    gw_proto_t protocol;         /* `http` needs gw04 or later */
-    char *upstream;              /* name, for tcp listeners */
-    size_t upstream_index;       /* index into gw_config_t.upstreams */
-    uint64_t max_connections;    /* default 4096, 1..1000000; one ceiling for all workers */
-    uint64_t connect_timeout_ms; /* default 5s */
-    uint64_t idle_timeout_ms;    /* default 300s */
-    void *ext[GW_LEVELS];        /* [N]: milestone N's part, owned by its config hooks */
+    unsigned addr_line, addr_col; /* where `address` is in the file: a bind error names it */
+    gw_proto_t protocol;          /* `http` needs gw04 or later */
+    char *upstream;               /* name, for tcp listeners */
+    size_t upstream_index;        /* index into gw_config_t.upstreams */
+    uint64_t max_connections;     /* default 4096, 1..1000000; one ceiling for all workers */
+    uint64_t connect_timeout_ms;  /* default 5s */
+    uint64_t idle_timeout_ms;     /* default 300s */
+    void *ext[GW_LEVELS];         /* [N]: milestone N's part, owned by its config hooks */
 } gw_listener_cfg_t;
 
 typedef struct gw_buffers_cfg_s {

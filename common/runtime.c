@@ -51,7 +51,7 @@ static int bind_socket(const gw_addr_t *a, bool reuseport, int *out)
 
 /* Probe without SO_REUSEPORT: with it, a second gateway on the same port would silently
  * share the traffic instead of failing. The probe fails if anyone holds the port. */
-static int probe_address(const gw_listener_cfg_t *lc)
+static int probe_address(const gw_config_t *cfg, const gw_listener_cfg_t *lc)
 {
     int fd, rc = bind_socket(&lc->addr, false, &fd);
     if (rc == 0) {
@@ -59,15 +59,15 @@ static int probe_address(const gw_listener_cfg_t *lc)
         return 0;
     }
     char buf[GW_ADDR_STRLEN];
-    gw_error("listener '%s': cannot bind %s: %s%s", lc->name,
-             gw_addr_format(&lc->addr, buf, sizeof buf), gw_strerror(rc),
-             rc == -EADDRINUSE ? " (another process is listening there)" : "");
+    gw_error("%s:%u:%u: listener '%s': cannot bind %s: %s%s", cfg->path ? cfg->path : "-",
+             lc->addr_line, lc->addr_col, lc->name, gw_addr_format(&lc->addr, buf, sizeof buf),
+             gw_strerror(rc), rc == -EADDRINUSE ? " (another process is listening there)" : "");
     return rc;
 }
 
 static int open_listener(gw_runtime_t *rt, gw_listener_t *l)
 {
-    int rc = probe_address(l->cfg);
+    int rc = probe_address(rt->cfg, l->cfg);
     if (rc != 0)
         return rc;
     for (unsigned i = 0; i < rt->nworkers; i++) {

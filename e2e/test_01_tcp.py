@@ -5,6 +5,7 @@ One behaviour per test. Every wait polls to a deadline (stretched x5 under sanit
 the only pauses are the slow readers' deliberate stalls, marked allowed-sleep in gwtest."""
 import os
 import random
+import re
 import signal
 import socket
 import threading
@@ -404,3 +405,5 @@ def test_address_in_use(backend, config_file, run_binary):
         taken.close()
     assert r.code == 1
     assert "in use" in r.stderr.lower() or str(port) in r.stderr, "the message should say what is wrong"
+    # and where: the listener's address in the file, as any config error
+    assert re.search(re.escape(path) + r":\d+:\d+: listener 'edge': cannot bind", r.stderr), r.stderr
