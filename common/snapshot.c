@@ -152,6 +152,16 @@ gw_snap_t *gw_snap_pin(gw_snapdom_t *dom, size_t reader)
 }
 
 /* see snapshot.h */
+void gw_snap_repin(gw_snap_t *s, size_t reader)
+{
+    /* S is pinned by READER, so the reclaimer sees a count > 0 in this slot until READER
+     * unpins it: one more increment changes nothing in the argument above. */
+    atomic_size_t *n = &s->pins[reader].n;
+    atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* see snapshot.h */
 void gw_snap_unpin(gw_snap_t *s, size_t reader)
 {
     atomic_size_t *n = &s->pins[reader].n;

@@ -97,6 +97,8 @@ void gw_snap_release(gw_snap_t *snap);
  * holds on S (tests, and exit checks that nothing leaked one). */
 gw_snap_t *gw_snap_pin(gw_snapdom_t *dom, size_t reader);
 void gw_snap_unpin(gw_snap_t *s, size_t reader);
+/* One more pin of READER's on S, which READER pins already (current or not: S is alive). */
+void gw_snap_repin(gw_snap_t *s, size_t reader);
 size_t gw_snap_pins(const gw_snap_t *s, size_t reader);
 
 /* Frees every retired object that all readers have passed and nobody references or pins.

@@ -358,6 +358,9 @@ static void snap_pins_are_counted_per_reader(void **state)
     assert_int_equal(gw_snap_pins(p0, 0), 2);
     assert_int_equal(gw_snap_pins(p0, 1), 1);
     assert_int_equal(gw_snap_publish(&dom, &b, obj_free), 0);
+    gw_snap_repin(p1, 1); /* a retired object a reader pins can take one more of its pins */
+    assert_int_equal(gw_snap_pins(p1, 1), 2);
+    gw_snap_unpin(p1, 1);
     gw_snap_quiescent(&dom, 0);
     gw_snap_quiescent(&dom, 1);
     gw_snap_unpin(p0, 0);

@@ -11,11 +11,15 @@
 
 #define HOLDS_ACTIVE 1u /* gw_tcp_pick_t.flags: the pick counted one in backend->active */
 
-/* A worker's balancers, built from the table it last saw. */
+/* A worker's balancers, built from the table it last saw. The worker pins that table for
+ * as long as the balancers exist: they point into it, and a table freed while they exist
+ * could have its address reused by a newer one, which the pointer comparison in
+ * worker_sync would take for the same table. */
 typedef struct lb_worker_s {
-    const gw_lb_table_t *table;
-    gw_balancer_t **bal; /* [table->n] */
-    bool *usable;        /* scratch: [largest upstream] */
+    gw_snap_t *snap;     /* the table's snapshot, pinned by this worker; NULL before a pick */
+    gw_balancer_t **bal; /* [nbal] */
+    size_t nbal;
+    bool *usable; /* scratch: [largest upstream] */
     uint64_t seed;
 } lb_worker_t;
 
@@ -99,24 +103,29 @@ size_t gw_lb_usable(const gw_lb_upstream_t *u, uint64_t now_ms, bool *usable, bo
 
 /* ---- per-worker balancers -------------------------------------------------------------- */
 
-static void worker_free_balancers(lb_worker_t *lw)
+/* On the worker's thread (READER is its id): the unpin is that reader's. */
+static void worker_free_balancers(lb_worker_t *lw, size_t reader)
 {
-    for (size_t i = 0; lw->table != NULL && i < lw->table->n; i++)
+    for (size_t i = 0; i < lw->nbal; i++)
         gw_balancer_free(lw->bal[i]);
     free(lw->bal);
     free(lw->usable);
     lw->bal = NULL;
+    lw->nbal = 0;
     lw->usable = NULL;
-    lw->table = NULL;
+    if (lw->snap != NULL)
+        gw_snap_unpin(lw->snap, reader);
+    lw->snap = NULL;
 }
 
-/* (Re)builds the worker's balancers when the published table changed (milestone 05's
- * reloads; in 02 it happens once, at the first pick). */
-static int worker_sync(lb_worker_t *lw, const gw_lb_table_t *t)
+/* (Re)builds the worker's balancers when the table SNAP (pinned by the pick) is not the one
+ * they were built from (milestone 05's reloads; in 02 it happens once, at the first pick). */
+static int worker_sync(lb_worker_t *lw, size_t reader, gw_snap_t *snap)
 {
-    if (lw->table == t)
+    if (lw->snap == snap)
         return 0;
-    worker_free_balancers(lw);
+    const gw_lb_table_t *t = snap->data;
+    worker_free_balancers(lw, reader);
     size_t most = 1;
     for (size_t i = 0; i < t->n; i++)
         most = t->ups[i].n > most ? t->ups[i].n : most;
@@ -124,8 +133,9 @@ static int worker_sync(lb_worker_t *lw, const gw_lb_table_t *t)
     lw->usable = calloc(most, sizeof *lw->usable);
     if (lw->bal == NULL || lw->usable == NULL)
         goto fail;
-    lw->table = t;
-    for (size_t i = 0; i < t->n; i++) {
+    gw_snap_repin(snap, reader);
+    lw->snap = snap;
+    for (size_t i = 0; i < t->n; i++, lw->nbal++) {
         const gw_lb_upstream_t *u = &t->ups[i];
         lw->bal[i] = gw_balancer_new(u->lb->balancer, u->ptrs, u->n, lw->seed + i);
         if (lw->bal[i] == NULL)
@@ -133,7 +143,7 @@ static int worker_sync(lb_worker_t *lw, const gw_lb_table_t *t)
     }
     return 0;
 fail:
-    worker_free_balancers(lw);
+    worker_free_balancers(lw, reader);
     return GW_ENOMEM;
 }
 
@@ -193,7 +203,7 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, size_t upstrea
         tok->flags &= ~GW_LB_KEEP_TRIED;
     }
     const gw_lb_table_t *t = tok->ref ? ((gw_snap_t *)tok->ref)->data : NULL;
-    if (t == NULL || upstream >= t->n || worker_sync(lw, t) != 0)
+    if (t == NULL || upstream >= t->n || worker_sync(lw, w->id, tok->ref) != 0)
         return NULL;
     const gw_lb_upstream_t *u = &t->ups[upstream];
     if (attempt >= u->lb->max_connect_attempts)
@@ -374,7 +384,7 @@ void gw_lb_worker_stop(gw_worker_t *w)
 {
     gw_lb_t *lb = gw_runtime_layer(w->rt, 2);
     gw_tcp_worker_stop(w);
-    worker_free_balancers(&lb->workers[w->id]);
+    worker_free_balancers(&lb->workers[w->id], w->id);
 }
 
 /* see lb.h */
