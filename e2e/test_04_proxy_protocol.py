@@ -16,6 +16,7 @@ import pytest
 
 from gwtest import admin, config, env
 from gwtest.backends import Server
+from gwtest.clients import closed_without_answer
 from gwtest.proxyproto import read_pp, v1, v2
 from gwtest.wait import wait_until
 
@@ -133,15 +134,7 @@ def ask(gw, header, path="/", pieces=None, extra=b""):
 
 
 def closed_after(gw, data):
-    """Connects, sends DATA (nothing if empty) and says whether the gateway closed the
-    connection without answering (EOF or reset, which may come as early as the connect)."""
-    try:
-        with connect(gw) as s:
-            if data:
-                s.sendall(data)
-            return s.recv(100) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
+    return closed_without_answer(gw.addr("edge"), data)
 
 
 # ---- accept side ------------------------------------------------------------------------------

@@ -308,3 +308,16 @@ def tls_client_hello(sni):
     except ssl.SSLWantReadError:  # waits for the server's answer: the hello is out
         return out.read()
     raise AssertionError("a TLS client finished a handshake without a server")
+
+
+def closed_without_answer(addr, data):
+    """Connects to ADDR, sends DATA (nothing if empty) and says whether the peer closed the
+    connection without a byte of answer (EOF or reset, which may come as early as the
+    connect): what a gateway does with a connection it refuses."""
+    try:
+        with socket.create_connection(addr, timeout=env.timeout(10)) as s:
+            if data:
+                s.sendall(data)
+            return s.recv(100) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
