@@ -9,6 +9,7 @@ an upstream of a tcp listener: the header is the backend's first bytes on every 
 The headers are built and checked in Python (gwtest/proxyproto.py), from the spec."""
 import socket
 import ssl
+import struct
 
 import pytest
 
@@ -207,3 +208,17 @@ def test_tcp_pp_then_passthrough_routes_the_client_hello(gateway, backend):
         assert echo_round(s, v2("203.0.113.3", "127.0.0.1", 3333, 443) + hello) == hello
     assert b.headers[0]["src"] == ("203.0.113.3", 3333)
     wait_count(gw, "accepted", 1, listener="tls")
+
+
+def test_tcp_pp_header_longer_than_a_chunk_is_refused(gateway, backend):
+    """01 keeps one chunk per connection in its header: with buffers.chunk_size 1KiB, a v2
+    header of 1.5 KB (legal: a TLV the parser skips) cannot fit. Refused and counted as
+    no_buffers, not buffered beyond the chunk; a short header still works there."""
+    b = backend(PPEcho)
+    gw = tcp_pp(gateway, b, send="v1", buffers={"chunk_size": "1KiB"})
+    tlv = bytes([0xE0]) + struct.pack("!H", 1500) + b"x" * 1500
+    assert closed_after(gw, v2("203.0.113.4", "127.0.0.1", 4444, 80, tlvs=tlv) + b"data")
+    wait_count(gw, "no_buffers", 1)
+    with connect(gw) as s:
+        assert echo_round(s, v2("203.0.113.5", "127.0.0.1", 5555, 80) + b"ok") == b"ok"
+    assert [h["src"] for h in b.headers] == [("203.0.113.5", 5555)]

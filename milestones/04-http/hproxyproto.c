@@ -346,7 +346,10 @@ static int tcp_header(void *ctx, gw_worker_t *w, const gw_listener_t *l, const c
     if (rc == 0 && ev == GW_TCP_PREREAD_DATA)
         return 0;
     if (rc == 0 || (rc > 0 && ev != GW_TCP_PREREAD_DATA)) { /* it ended before the header */
-        count_at(pp, w, l, ev == GW_TCP_PREREAD_TIMEOUT ? R_TIMEOUT : R_CLOSED);
+        count_at(pp, w, l,
+                 ev == GW_TCP_PREREAD_TIMEOUT ? R_TIMEOUT
+                 : ev == GW_TCP_PREREAD_FULL  ? R_NO_BUFFERS /* longer than 01's one chunk */
+                                              : R_CLOSED);
         return -1;
     }
     if (rc < 0) {
