@@ -440,12 +440,8 @@ static void send_hello(conn_t *c)
             apply(c, sm_event(c, GW_EV_ERROR, GW_BACKEND, 0));
         return;
     }
-    struct sockaddr_storage local;
-    int len = sizeof local;
-    if (uv_tcp_getsockname(&c->sock[GW_CLIENT].tcp, (struct sockaddr *)&local, &len) != 0)
-        local.ss_family = AF_UNSPEC;
     size_t n = p->hello(p->prefix_ctx, c->tw->w, c->l, &c->pick, (struct sockaddr *)&c->peer,
-                        (struct sockaddr *)&local, ch->data, gw_chunk_size(bufs));
+                        &c->sock[GW_CLIENT].tcp, ch->data, gw_chunk_size(bufs));
     uv_buf_t b = uv_buf_init(ch->data, (unsigned)n);
     if (n == 0 ||
         gw_stream_write(&ch->req, stream_of(c, GW_BACKEND), &b, 1, on_hello_written) != 0) {
@@ -828,7 +824,7 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
     uint64_t header_ms = p->header != NULL ? p->header_ms(p->prefix_ctx, l) : 0;
     int len = sizeof c->peer;
     c->peer.ss_family = AF_UNSPEC;
-    if ((p->needs_client_addr || header_ms > 0 || p->hello != NULL) &&
+    if ((p->needs_client_addr || header_ms > 0) &&
         gw_stream_peer(client, (struct sockaddr *)&c->peer, &len) != 0)
         c->peer.ss_family = AF_UNSPEC;
     if (header_ms == 0 && p->admit != NULL &&

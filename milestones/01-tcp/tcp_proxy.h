@@ -112,18 +112,19 @@ typedef struct gw_tcp_picker_s {
     /* Optional: bytes the backend gets before any of the client's (04's PROXY header to an
      * upstream that asks for it), once per connected attempt, for the backend TOK picked:
      * writes at most CAP bytes into BUF and returns how many (0: nothing to send). CLIENT is
-     * the client's address (a header's, if one came), LOCAL the listener's side of the
-     * client's socket; either may be AF_UNSPEC. */
+     * the client's address as 01 knows it (a header's if one came; AF_UNSPEC when 01 did not
+     * ask the kernel), SOCK the client's socket, for whatever else the hook needs (its local
+     * address, the peer's when CLIENT is AF_UNSPEC): asked only by a hook that sends, so a
+     * backend that gets nothing costs no system call. */
     size_t (*hello)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const gw_tcp_pick_t *tok,
-                    const struct sockaddr *client, const struct sockaddr *local, char *buf,
-                    size_t cap);
+                    const struct sockaddr *client, const uv_tcp_t *sock, char *buf, size_t cap);
     /* The context header_ms, header and hello get (as wrap_ctx: a layer that adds only
      * these copies the picker below it whole). */
     void *prefix_ctx;
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
     /* pick or admit look at the client's address: 01 then asks the kernel for it once per
      * connection (getpeername); otherwise it saves that system call and passes AF_UNSPEC.
-     * (It always asks when header or hello is set: they need it.) */
+     * (It always asks when header is set: the `from` check needs it.) */
     bool needs_client_addr;
     void *ctx;
 } gw_tcp_picker_t;

@@ -175,14 +175,21 @@ void hp_pp_timeout(hconn_t *c)
 }
 
 /* The header is read: R says whose connection it is. */
-static void take_address(hconn_t *c, const gw_pp_result_t *r)
+/* The header R was read: the address it carries into OUT (room for a sockaddr_in6), and
+ * which result it counts as. LOCAL, UNKNOWN, UDP, AF_UNIX: OUT keeps the socket's own
+ * address (the spec's rule). For http and tcp listeners alike. */
+static size_t carried_address(const gw_pp_result_t *r, void *out)
 {
     if (r->family == GW_PP_TCP4)
-        memcpy(&c->peer.in, &r->src, sizeof c->peer.in);
+        memcpy(out, &r->src, sizeof(struct sockaddr_in));
     else if (r->family == GW_PP_TCP6)
-        memcpy(&c->peer.in6, &r->src, sizeof c->peer.in6);
-    /* else (LOCAL, UNKNOWN, UDP, AF_UNIX): the socket's own address stays (the spec's rule) */
-    count(c, r->family != GW_PP_UNSPEC ? R_ACCEPTED : R_LOCAL);
+        memcpy(out, &r->src, sizeof(struct sockaddr_in6));
+    return r->family != GW_PP_UNSPEC ? R_ACCEPTED : R_LOCAL;
+}
+
+static void take_address(hconn_t *c, const gw_pp_result_t *r)
+{
+    count(c, carried_address(r, &c->peer));
 }
 
 /* The header ended at byte HLEN of what was read, of which the last read CH (N bytes)
@@ -358,27 +365,29 @@ static int tcp_header(void *ctx, gw_worker_t *w, const gw_listener_t *l, const c
                  gw_pp_strerror(rc), r.err_pos);
         return -1;
     }
-    if (r.family == GW_PP_TCP4)
-        memcpy(client, &r.src, sizeof(struct sockaddr_in));
-    else if (r.family == GW_PP_TCP6)
-        memcpy(client, &r.src, sizeof(struct sockaddr_in6));
-    count_at(pp, w, l, r.family != GW_PP_UNSPEC ? R_ACCEPTED : R_LOCAL);
+    count_at(pp, w, l, carried_address(&r, client));
     return rc;
 }
 
 /* 01's hello hook: the PROXY header for an upstream with proxy_protocol. */
 static size_t tcp_hello(void *ctx, gw_worker_t *w, const gw_listener_t *l, const gw_tcp_pick_t *tok,
-                        const struct sockaddr *client, const struct sockaddr *local, char *buf,
-                        size_t cap)
+                        const struct sockaddr *client, const uv_tcp_t *sock, char *buf, size_t cap)
 {
     (void)w;
     hp_pp_t *pp = ctx;
     size_t ui = gw_passthrough_upstream(l, tok);
     unsigned v = gw_http_upstream_cfg(&pp->cfg->upstreams[ui])->proxy_protocol;
-    const struct sockaddr *src = client->sa_family != AF_UNSPEC ? client : NULL;
-    const struct sockaddr *dst = local->sa_family != AF_UNSPEC ? local : NULL;
-    if (v == 0)
+    if (v == 0) /* before any system call: most upstreams of most listeners send nothing */
         return 0;
+    struct sockaddr_storage peer, local;
+    int plen = sizeof peer, llen = sizeof local;
+    const struct sockaddr *src = client, *dst = (const struct sockaddr *)&local;
+    if (client->sa_family == AF_UNSPEC) /* 01 did not ask the kernel (no header, no hook) */
+        src = uv_tcp_getpeername(sock, (struct sockaddr *)&peer, &plen) == 0
+                  ? (const struct sockaddr *)&peer
+                  : NULL;
+    if (uv_tcp_getsockname(sock, (struct sockaddr *)&local, &llen) != 0)
+        dst = NULL; /* then UNKNOWN / UNSPEC, as for what we cannot tell */
     return v == 1 ? gw_pp_write_v1((uint8_t *)buf, cap, src, dst)
                   : gw_pp_write_v2((uint8_t *)buf, cap, GW_PP_PROXY, src, dst, NULL, 0);
 }
