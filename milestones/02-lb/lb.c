@@ -124,7 +124,7 @@ static int worker_sync(lb_worker_t *lw, size_t reader, gw_snap_t *snap)
 {
     if (lw->snap == snap)
         return 0;
-    const gw_lb_table_t *t = snap->data;
+    const gw_lb_table_t *t = gw_lb_gen_table(snap->data);
     worker_free_balancers(lw, reader);
     size_t most = 1;
     for (size_t i = 0; i < t->n; i++)
@@ -202,7 +202,7 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, size_t upstrea
             tok->tried = 0;
         tok->flags &= ~GW_LB_KEEP_TRIED;
     }
-    const gw_lb_table_t *t = tok->ref ? ((gw_snap_t *)tok->ref)->data : NULL;
+    const gw_lb_table_t *t = tok->ref ? gw_lb_gen_table(((gw_snap_t *)tok->ref)->data) : NULL;
     if (t == NULL || upstream >= t->n || worker_sync(lw, w->id, tok->ref) != 0)
         return NULL;
     const gw_lb_upstream_t *u = &t->ups[upstream];
@@ -319,7 +319,7 @@ void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks)
 /* see lb.h */
 const gw_lb_table_t *gw_lb_current_table(gw_runtime_t *rt)
 {
-    return gw_snap_current(&rt->snap);
+    return gw_lb_gen_table(gw_gen_current(rt));
 }
 
 /* ---- the application ---------------------------------------------------------------------- */
@@ -342,15 +342,32 @@ static void describe(const gw_lb_upstream_t *u)
 }
 
 /* see lb.h */
+int gw_lb_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FILE *errs)
+{
+    (void)rt;
+    (void)prev;
+    g->layers[2] = gw_lb_table_new(g->cfg);
+    if (g->layers[2] == NULL) {
+        fprintf(errs, "%s: out of memory building the upstream table\n",
+                g->cfg->path ? g->cfg->path : "-");
+        return GW_ENOMEM;
+    }
+    return 0;
+}
+
+/* see lb.h */
+void gw_lb_gen_free(gw_runtime_t *rt, gw_gen_t *g)
+{
+    (void)rt;
+    gw_lb_table_free(g->layers[2]);
+    g->layers[2] = NULL;
+}
+
+/* see lb.h */
 int gw_lb_control_start(gw_runtime_t *rt)
 {
     gw_lb_t *lb = gw_runtime_layer(rt, 2);
-    gw_lb_table_t *t = gw_lb_table_new(rt->cfg);
-    if (t == NULL || gw_runtime_publish(rt, t, gw_lb_table_free) != 0) {
-        gw_lb_table_free(t);
-        gw_error("out of memory building the upstream table");
-        return GW_ENOMEM;
-    }
+    const gw_lb_table_t *t = gw_lb_gen_table(gw_gen_current(rt));
     for (size_t i = 0; i < t->n; i++) {
         const gw_lb_upstream_t *u = &t->ups[i];
         describe(u);
@@ -458,6 +475,8 @@ void gw_lb_worker_force_close(gw_worker_t *w)
 
 /* Every hook goes to 01's (gw_tcp_app), through the functions above. */
 const gw_app_t gw_lb_app = {
+    .gen_build = gw_lb_gen_build,
+    .gen_free = gw_lb_gen_free,
     .worker_start = gw_lb_worker_start,
     .on_connection = gw_lb_on_connection,
     .worker_drain = gw_lb_worker_drain,

@@ -23,7 +23,7 @@ typedef struct gw_lb_upstream_s {
     size_t n;
 } gw_lb_upstream_t;
 
-/* Every upstream: the object published to the workers as a snapshot. */
+/* Every upstream: 02's part of a configuration generation (gen.h), g->layers[2]. */
 typedef struct gw_lb_table_s {
     gw_lb_upstream_t *ups;
     size_t n; /* = cfg->nupstreams, same order */
@@ -32,6 +32,12 @@ typedef struct gw_lb_table_s {
 /* Builds the table for CFG (which must outlive it). NULL when out of memory. */
 gw_lb_table_t *gw_lb_table_new(const gw_config_t *cfg);
 void gw_lb_table_free(void *table);
+
+/* G's upstream table (what 02's gen_build made). */
+static inline const gw_lb_table_t *gw_lb_gen_table(const gw_gen_t *g)
+{
+    return g->layers[2];
+}
 
 /* The gw02 application (01's proxy hooks plus health checks on the control thread), and
  * the cli hooks that build and free its state (the picker) from the config. */
@@ -100,6 +106,8 @@ void gw_lb_worker_drain(gw_worker_t *w);
 void gw_lb_worker_force_close(gw_worker_t *w);
 int gw_lb_control_start(gw_runtime_t *rt);
 void gw_lb_control_stop(gw_runtime_t *rt);
+int gw_lb_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FILE *errs);
+void gw_lb_gen_free(gw_runtime_t *rt, gw_gen_t *g);
 void gw_lb_worker_stop(gw_worker_t *w);
 
 /* Decides which backends a pick may use at NOW_MS: usable ones, or every one when fewer

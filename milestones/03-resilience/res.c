@@ -230,33 +230,42 @@ static uint64_t sum_counters(const gw_res_t *r, size_t member, size_t index)
 #define TCP_SUM(rt, field) sum_tcp((rt), offsetof(gw_tcp_stats_t, field))
 #define RES_SUM(r, field, i) sum_counters((r), offsetof(res_worker_t, field), (i))
 
+/* The listeners of the generation serving now: one removed by a reload leaves /metrics
+ * (its counters go with it); one kept keeps its exact counts. Per-listener limit counters
+ * are still indexed by the listener's first position (issue 17, step 6 moves them). */
 static void metrics_listeners(gw_res_t *r, gw_prom_t *p)
 {
     const gw_runtime_t *rt = r->rt;
+    const gw_gen_t *g = gw_gen_current(rt);
     gw_prom_family(p, "gw_connections_total", "Client connections admitted", GW_PROM_COUNTER);
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        const char *lab[] = {"listener", rt->listeners[i].cfg->name, NULL};
-        gw_prom_sample_u64(p, "gw_connections_total", lab, atomic_load(&rt->listeners[i].accepted));
+    for (size_t i = 0; i < g->nlis; i++) {
+        const gw_listener_t *l = g->lis[i].obj;
+        const char *lab[] = {"listener", gw_listener_name(l), NULL};
+        gw_prom_sample_u64(p, "gw_connections_total", lab, atomic_load(&l->accepted));
     }
     gw_prom_family(p, "gw_connections_active", "Client connections open now", GW_PROM_GAUGE);
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        const char *lab[] = {"listener", rt->listeners[i].cfg->name, NULL};
-        gw_prom_sample_u64(p, "gw_connections_active", lab, atomic_load(&rt->listeners[i].active));
+    for (size_t i = 0; i < g->nlis; i++) {
+        const gw_listener_t *l = g->lis[i].obj;
+        const char *lab[] = {"listener", gw_listener_name(l), NULL};
+        gw_prom_sample_u64(p, "gw_connections_active", lab, atomic_load(&l->active));
     }
     gw_prom_family(p, "gw_connections_rejected_total",
                    "Client connections refused over max_connections", GW_PROM_COUNTER);
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        const char *lab[] = {"listener", rt->listeners[i].cfg->name, NULL};
-        gw_prom_sample_u64(p, "gw_connections_rejected_total", lab,
-                           atomic_load(&rt->listeners[i].rejected));
+    for (size_t i = 0; i < g->nlis; i++) {
+        const gw_listener_t *l = g->lis[i].obj;
+        const char *lab[] = {"listener", gw_listener_name(l), NULL};
+        gw_prom_sample_u64(p, "gw_connections_rejected_total", lab, atomic_load(&l->rejected));
     }
     gw_prom_family(p, "gw_ratelimit_rejected_total", "Client connections refused by a rate limit",
                    GW_PROM_COUNTER);
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        const char *g[] = {"listener", rt->listeners[i].cfg->name, "scope", "global", NULL};
-        const char *c[] = {"listener", rt->listeners[i].cfg->name, "scope", "client", NULL};
-        gw_prom_sample_u64(p, "gw_ratelimit_rejected_total", g, RES_SUM(r, limited_global, i));
-        gw_prom_sample_u64(p, "gw_ratelimit_rejected_total", c, RES_SUM(r, limited_client, i));
+    for (size_t i = 0; i < g->nlis; i++) {
+        const gw_listener_t *l = g->lis[i].obj;
+        const char *gl[] = {"listener", gw_listener_name(l), "scope", "global", NULL};
+        const char *cl[] = {"listener", gw_listener_name(l), "scope", "client", NULL};
+        gw_prom_sample_u64(p, "gw_ratelimit_rejected_total", gl,
+                           RES_SUM(r, limited_global, l->index));
+        gw_prom_sample_u64(p, "gw_ratelimit_rejected_total", cl,
+                           RES_SUM(r, limited_client, l->index));
     }
     gw_prom_family(p, "gw_bytes_total", "Bytes proxied, counted when a connection closes",
                    GW_PROM_COUNTER);
@@ -406,15 +415,16 @@ static json_t *src_stats(void *ctx)
     gw_res_t *r = ctx;
     const gw_runtime_t *rt = r->rt;
     json_t *ls = json_array();
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        const gw_listener_t *l = &rt->listeners[i];
+    const gw_gen_t *g = gw_gen_current(rt);
+    for (size_t i = 0; i < g->nlis; i++) {
+        const gw_listener_t *l = g->lis[i].obj;
         json_array_append_new(
-            ls, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", l->cfg->name, "active",
+            ls, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "name", gw_listener_name(l), "active",
                           (json_int_t)atomic_load(&l->active), "accepted",
                           (json_int_t)atomic_load(&l->accepted), "rejected_max_connections",
                           (json_int_t)atomic_load(&l->rejected), "rejected_rate_global",
-                          (json_int_t)RES_SUM(r, limited_global, i), "rejected_rate_client",
-                          (json_int_t)RES_SUM(r, limited_client, i)));
+                          (json_int_t)RES_SUM(r, limited_global, l->index), "rejected_rate_client",
+                          (json_int_t)RES_SUM(r, limited_client, l->index)));
     }
     return json_pack(
         "{s:i, s:b, s:I, s:o, s:{s:I, s:I}, s:{s:I, s:I, s:I}}", "workers", (int)rt->nworkers,
@@ -520,8 +530,20 @@ void gw_res_worker_stop(gw_worker_t *w)
     gw_lb_worker_stop(w);
 }
 
+int gw_res_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FILE *errs)
+{
+    return gw_lb_gen_build(rt, g, prev, errs);
+}
+
+void gw_res_gen_free(gw_runtime_t *rt, gw_gen_t *g)
+{
+    gw_lb_gen_free(rt, g);
+}
+
 /* Every hook goes to 02's (gw_lb_app), through the functions above. */
 const gw_app_t gw_res_app = {
+    .gen_build = gw_res_gen_build,
+    .gen_free = gw_res_gen_free,
     .worker_start = gw_res_worker_start,
     .on_connection = gw_res_on_connection,
     .worker_drain = gw_res_worker_drain,

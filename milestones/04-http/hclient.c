@@ -24,6 +24,7 @@ static void client_free(hconn_t *c)
     hp_worker_t *hw = c->hw;
     if (c->admitted)
         gw_listener_leave(c->l);
+    gw_listener_drop(c->l);
     hp_tls_conn_free(c);
     hp_pp_conn_free(c);
     gw_worker_t *w = hw->w;

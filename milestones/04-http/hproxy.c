@@ -203,6 +203,7 @@ static void http_on_connection(gw_wlistener_t *wl)
     }
     c->hw = hw;
     c->l = wl->listener;
+    gw_listener_hold(c->l); /* dropped in client_free: C may outlive its listener's generations */
     c->lcfg = gw_http_listener_cfg(c->l->cfg);
     gw_tcp_stream_init(&c->sock, &w->loop, &w->streams, hp_on_client_read, c);
     c->s = &c->sock.s; /* hp_tls_accept may put a TLS stream on top */
@@ -573,8 +574,20 @@ static void http_control_stop(gw_runtime_t *rt)
     gw_res_control_stop(rt);
 }
 
+static int http_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FILE *errs)
+{
+    return gw_res_gen_build(rt, g, prev, errs);
+}
+
+static void http_gen_free(gw_runtime_t *rt, gw_gen_t *g)
+{
+    gw_res_gen_free(rt, g);
+}
+
 /* Every hook goes to 03's (gw_res_app), through its functions; on_reopen is 04's own. */
 const gw_app_t gw_http_app = {
+    .gen_build = http_gen_build,
+    .gen_free = http_gen_free,
     .worker_start = http_worker_start,
     .on_connection = http_on_connection_any,
     .worker_drain = http_worker_drain,
