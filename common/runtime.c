@@ -150,7 +150,10 @@ static int listener_bind(gw_runtime_t *rt, gw_listener_t *l, const gw_config_t *
 }
 
 /* Frees the listener objects a reload removed once nothing refers to them; returns how many
- * removed ones remain. Control thread. */
+ * removed ones remain. Control thread. Two stages, so that no cycle keeps both alive: when
+ * the last handle and connection let go, the object gives back its reference on the
+ * generation that last had it; that generation can then be reclaimed, which takes the
+ * object off its list (GEN_REFS), and the object goes at a later tick. */
 static size_t reap_listeners(gw_runtime_t *rt)
 {
     size_t left = 0;
@@ -158,7 +161,11 @@ static size_t reap_listeners(gw_runtime_t *rt)
         next = l->next_all;
         if (!atomic_load_explicit(&l->removed, memory_order_relaxed))
             continue;
-        if (atomic_load_explicit(&l->refs, memory_order_acquire) == 0)
+        if (atomic_load_explicit(&l->refs, memory_order_acquire) == 0 && l->last_gen != NULL) {
+            gw_snap_release(l->last_gen);
+            l->last_gen = NULL;
+        }
+        if (l->last_gen == NULL && l->gen_refs == 0)
             listener_free(rt, l);
         else
             left++;
@@ -697,7 +704,7 @@ static void gen_release(void *data)
         rt->app->gen_free(rt, g);
     for (size_t i = 0; i < g->nlis; i++)
         if (g->lis[i].obj != NULL)
-            gw_listener_drop(g->lis[i].obj);
+            g->lis[i].obj->gen_refs--;
     gw_gen_free(g);
 }
 
@@ -856,7 +863,7 @@ static int first_generation(gw_runtime_t *rt, gw_gen_t **out)
             rc = GW_ENOMEM;
             break;
         }
-        gw_listener_hold(l);
+        l->gen_refs++;
         g->lis[i].obj = l;
         rc = listener_bind(rt, l, rt->cfg, g->lis[i].cfg, true, NULL);
     }
@@ -928,7 +935,7 @@ static int plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
         if (keep[j] < nold && !kept[keep[j]]) {
             gw_listener_t *l = cur->lis[keep[j]].obj;
             kept[keep[j]] = true;
-            gw_listener_hold(l);
+            l->gen_refs++;
             g->lis[j].obj = l;
             if (strcmp(gw_listener_name(l), lc->name) != 0)
                 gw_gen_change(g, "listener '%s' renamed '%s'", gw_listener_name(l), lc->name);
@@ -940,7 +947,7 @@ static int plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
             rc = GW_ENOMEM;
             break;
         }
-        gw_listener_hold(l);
+        l->gen_refs++;
         g->lis[j].obj = l;
         rc = listener_bind(rt, l, g->cfg, lc, probe, errs);
         if (rc == 0)
@@ -954,7 +961,7 @@ static int plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
             gw_listener_t *l = g->lis[j].obj;
             if (l == NULL)
                 continue;
-            gw_listener_drop(l);
+            l->gen_refs--;
             if (keep[j] >= nold || cur->lis[keep[j]].obj != l)
                 listener_free(rt, l); /* made here: nobody else saw it */
             g->lis[j].obj = NULL;
@@ -967,8 +974,10 @@ static int plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
     return rc;
 }
 
-/* After G is published: kept listeners take G's name and limit, removed ones stop. */
-static int apply_listeners(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev)
+/* After G is published (PREV_SNAP held PREV): kept listeners take G's name and limit,
+ * removed ones stop and keep PREV alive for the connections they still have. */
+static int apply_listeners(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev,
+                           gw_snap_t *prev_snap)
 {
     for (size_t j = 0; j < g->nlis; j++) {
         gw_listener_t *l = g->lis[j].obj;
@@ -991,6 +1000,9 @@ static int apply_listeners(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev)
     for (size_t i = 0; i < prev->nlis; i++) {
         gw_listener_t *l = prev->lis[i].obj;
         if (gw_gen_listener(g, l) == NULL) {
+            /* PREV is retired but alive: only this thread reclaims, and it has not yet. */
+            atomic_fetch_add(&prev_snap->refs, 1);
+            l->last_gen = prev_snap;
             atomic_store_explicit(&l->removed, true, memory_order_relaxed);
             gw_info("listener '%s' (%s): removed; its connections finish", gw_listener_name(l),
                     l->cfg->address_text);
@@ -1028,6 +1040,7 @@ int gw_runtime_reload(gw_runtime_t *rt, gw_config_t *cfg, void (*free_cfg)(gw_co
         fprintf(errs, "%s: out of memory\n", cfg->path ? cfg->path : "-");
     if (rc == 0 && rt->app->gen_build != NULL)
         rc = rt->app->gen_build(rt, g, cur, errs);
+    gw_snap_t *prev_snap = atomic_load(&rt->snap.cur); /* CUR's: we are its only publisher */
     if (rc == 0)
         rc = publish_gen(rt, g); /* the workers follow it from their next loop turn */
     if (rc != 0) {
@@ -1037,7 +1050,7 @@ int gw_runtime_reload(gw_runtime_t *rt, gw_config_t *cfg, void (*free_cfg)(gw_co
             gw_listener_t *l = g->lis[j].obj;
             if (l != NULL && gw_gen_listener(cur, l) == NULL) {
                 g->lis[j].obj = NULL;
-                gw_listener_drop(l);
+                l->gen_refs--;
                 listener_free(rt, l);
             }
         }
@@ -1045,7 +1058,7 @@ int gw_runtime_reload(gw_runtime_t *rt, gw_config_t *cfg, void (*free_cfg)(gw_co
         return rc;
     }
     rt->next_gen_id++;
-    if (apply_listeners(rt, g, cur) != 0)
+    if (apply_listeners(rt, g, cur, prev_snap) != 0)
         gw_error("out of memory renaming a listener: it keeps its old name in logs");
     if (rt->app->gen_applied != NULL)
         rt->app->gen_applied(rt, g, cur);
@@ -1129,8 +1142,12 @@ static void runtime_cleanup(gw_runtime_t *rt)
         if (w->stats_free != NULL)
             w->stats_free(w->stats);
     }
+    for (gw_listener_t *l = rt->all_listeners; l != NULL; l = l->next_all) {
+        gw_snap_release(l->last_gen); /* every thread is gone: no connection holds it now */
+        l->last_gen = NULL;
+    }
     if (rt->snap.readers != NULL)
-        gw_snapdom_destroy(&rt->snap); /* frees every generation: they drop their listeners */
+        gw_snapdom_destroy(&rt->snap); /* frees every generation */
     while (rt->all_listeners != NULL)
         listener_free(rt, rt->all_listeners);
     free(rt->workers);

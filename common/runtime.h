@@ -28,9 +28,12 @@ typedef struct gw_wlistener_s gw_wlistener_t;
  * the name, protocol or limits say now (a rename is a new NAME on the same object). A
  * generation's view of it (its config, its position) is a gw_glistener_t (gen.h).
  *
- * Lifetime: a reference is held by each generation that lists it, by each worker's
- * listening handle on it, and by each connection accepted on it (gw_listener_hold/drop).
- * Once a reload removed it and the last reference is gone, the control thread frees it. */
+ * Lifetime: a reference (REFS) is held by each worker's listening handle on it and by each
+ * connection accepted on it (gw_listener_hold/drop); the generations that list it count
+ * apart (GEN_REFS, control thread). When a reload removes it, it takes a reference on the
+ * last generation that had it, so that CFG (that generation's) stays valid for its
+ * connections; once REFS falls to 0 that reference goes, and once no generation lists it
+ * either, the control thread frees it. */
 struct gw_listener_s {
     gw_addr_t addr;
     /* The newest generation's name and limit: a worker borrows the name until its next
@@ -46,12 +49,14 @@ struct gw_listener_s {
     atomic_uint active;             /* connections admitted and not yet left */
     atomic_uint_least64_t accepted; /* admitted, ever */
     atomic_uint_least64_t rejected; /* refused by max_connections, ever */
-    atomic_uint refs;               /* see above */
+    atomic_uint refs;               /* handles and connections, see above */
     atomic_bool removed;            /* a reload took it out: stop accepting, finish what runs */
     /* One listening socket per worker, bound by the control thread before the generation
      * that adds the listener is published; -1 once that worker adopted it. */
     int *fds;
     char *name_owned;        /* control thread: the string NAME points to */
+    unsigned gen_refs;       /* control thread: generations that list it */
+    gw_snap_t *last_gen;     /* control thread: held from its removal until REFS is 0 */
     gw_listener_t *next_all; /* control thread: every object, the runtime's list */
 };
 

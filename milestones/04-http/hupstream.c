@@ -157,7 +157,7 @@ static bool retry_middleware(void *ctx, unsigned attempt, uint64_t *delay_ms)
     hconn_t *c = ctx;
     hx_t *x = c->x;
     return x->method[0] != '\0' &&
-           gw_chain_may_retry(c->hw->hp->chain, &x->chain, x->method, attempt, delay_ms);
+           gw_chain_may_retry(hp_chain(c), &x->chain, x->method, attempt, delay_ms);
 }
 
 /* What the retry decision reads about C's exchange after FAILURE (UV_STATUS; STATUS, the
@@ -278,7 +278,7 @@ void hp_request_sent(hconn_t *c)
 {
     hx_t *x = c->x;
     if (x->rs == RS_NONE && x->tkind != T_RESPONSE)
-        hp_hx_timer_start(x, T_RESPONSE, c->lcfg->response_timeout_ms);
+        hp_hx_timer_start(x, T_RESPONSE, x->hcfg->response_timeout_ms);
 }
 
 /* The request body ended: a chunked one ends upstream with the last chunk and the trailers
@@ -290,7 +290,7 @@ void hp_request_body_end(hconn_t *c)
     hp_worker_t *hw = c->hw;
     if (x->req_out != FRAME_CHUNKED)
         return;
-    gw_chain_trailers(hw->hp->chain, &x->chain, &x->rp.trailers, false);
+    gw_chain_trailers(hp_chain(c), &x->chain, &x->rp.trailers, false);
     hp_out_last_chunk(hw, &x->u->out, &x->rp.trailers);
 }
 
@@ -318,7 +318,7 @@ bool hp_buffer_start(hconn_t *c)
         gw_h1_head_remove(h, "expect");
     }
     x->last_active = uv_now(hp_loop(c->hw));
-    hp_body_timer_start(x, c->lcfg->body_timeout_ms);
+    hp_body_timer_start(x, x->hcfg->body_timeout_ms);
     return true;
 }
 
@@ -396,7 +396,7 @@ static void upstream_ready(hconn_t *c)
         x->rq = RQ_BODY;
         if (x->req_body != GW_H1_BODY_NONE) {
             x->last_active = uv_now(hp_loop(hw));
-            hp_body_timer_start(x, c->lcfg->body_timeout_ms);
+            hp_body_timer_start(x, x->hcfg->body_timeout_ms);
         }
     } else if (x->rq == RQ_DONE) { /* a retry of a request without a body */
         hp_request_sent(c);
