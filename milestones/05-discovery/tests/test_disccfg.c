@@ -8,6 +8,8 @@
 
 #include "04-http/httpcfg.h"
 #include "05-discovery/disccfg.h"
+#include "error.h"
+#include "failalloc.h"
 
 static gw_config_t cfg;
 static const gw_config_ext_t *loaded_with = &gw_disc_config_ext;
@@ -153,6 +155,67 @@ static void disc_config_gw04_refuses_reload_naming_gw05(void **state)
     assert_non_null(strstr(errs, "c.yaml:2:1: reload: needs gw05 or later"));
 }
 
+/* ---- allocation failures (failalloc.h) ---------------------------------------------------- */
+
+static const char OOM_TEXT[] = "workers: 1\n"
+                               "reload: {watch_file: true, quiet_period: 750ms}\n"
+                               "listeners:\n"
+                               "  - {name: web, address: 127.0.0.1:18080, protocol: http,\n"
+                               "     routes: [{match: {path_prefix: /}, upstream: app}]}\n"
+                               "upstreams:\n"
+                               "  app: {backends: [{address: 127.0.0.1:19001}]}\n";
+
+/* One load of OOM_TEXT: either whole and right (nothing failed, or a failure absorbed with
+ * the same effective config), or refused as out of memory, never as a config error. */
+static int oom_disc_config_load(void *ctx)
+{
+    const char *expected = ctx;
+    char *text = NULL, *got = NULL;
+    size_t len = 0, glen = 0;
+    FILE *f = open_memstream(&text, &len); /* libc's own allocation: not wrapped */
+    assert_non_null(f);
+    gw_config_t c;
+    int rc = gw_config_load_string("c.yaml", OOM_TEXT, &gw_disc_config_ext, &c, f);
+    fclose(f);
+    if (rc == 0) {
+        assert_true(gw_disc_root_cfg(&c)->watch_file);
+        assert_int_equal(gw_disc_root_cfg(&c)->quiet_period_ms, 750);
+        f = open_memstream(&got, &glen);
+        gw_config_print(f, &c, &gw_disc_config_ext);
+        fclose(f);
+        if (expected != NULL)
+            assert_string_equal(got, expected);
+        free(got);
+        if (gw_failalloc_failures() > 0)
+            rc = GW_FAILALLOC_ABSORBED;
+        gw_config_free(&c, &gw_disc_config_ext);
+        if (len != 0)
+            fail_msg("loaded, with messages: %s", text);
+    } else {
+        assert_int_equal(rc, GW_ECONFIG);
+        gw_assert_contains(text, "out of memory");
+    }
+    free(text);
+    return rc;
+}
+
+static void disc_config_load_fails_cleanly_at_each_allocation(void **state)
+{
+    (void)state;
+    gw_config_t c;
+    assert_int_equal(gw_config_load_string("c.yaml", OOM_TEXT, &gw_disc_config_ext, &c, NULL), 0);
+    char *expected = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&expected, &n);
+    gw_config_print(f, &c, &gw_disc_config_ext);
+    fclose(f);
+    gw_config_free(&c, &gw_disc_config_ext);
+    gw_failalloc_report_t r = gw_failalloc_each(oom_disc_config_load, expected, false);
+    assert_true(r.allocations >= 20);
+    assert_true(gw_failalloc_each(oom_disc_config_load, expected, true).allocations >= 20);
+    free(expected);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +228,8 @@ int main(void)
         cmocka_unit_test_teardown(disc_config_printed_and_loads_back, teardown),
         cmocka_unit_test_teardown(disc_config_default_block_printed, teardown),
         cmocka_unit_test_teardown(disc_config_gw04_refuses_reload_naming_gw05, teardown),
+        cmocka_unit_test_teardown(disc_config_load_fails_cleanly_at_each_allocation,
+                                  gw_failalloc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
