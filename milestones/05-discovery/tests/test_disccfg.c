@@ -155,6 +155,27 @@ static void disc_config_gw04_refuses_reload_naming_gw05(void **state)
     assert_non_null(strstr(errs, "c.yaml:2:1: reload: needs gw05 or later"));
 }
 
+/* Every hook 04 has, gw05 has too (its own or a wrapper that calls 04's): a NULL one would
+ * silently skip 04's part of the config for that node. */
+static void disc_config_ext_has_every_04_hook(void **state)
+{
+    (void)state;
+    const gw_config_ext_t *a = &gw_http_config_ext, *b = &gw_disc_config_ext;
+    assert_int_equal(b->level, 5);
+#define SAME_HOOK(f) assert_true(a->f == NULL || b->f != NULL)
+    SAME_HOOK(root);
+    SAME_HOOK(listener);
+    SAME_HOOK(upstream);
+    SAME_HOOK(backend);
+    SAME_HOOK(validate);
+    SAME_HOOK(print_root);
+    SAME_HOOK(print_listener);
+    SAME_HOOK(print_upstream);
+    SAME_HOOK(print_backend);
+    SAME_HOOK(free);
+#undef SAME_HOOK
+}
+
 /* ---- allocation failures (failalloc.h) ---------------------------------------------------- */
 
 static const char OOM_TEXT[] = "workers: 1\n"
@@ -228,6 +249,7 @@ int main(void)
         cmocka_unit_test_teardown(disc_config_printed_and_loads_back, teardown),
         cmocka_unit_test_teardown(disc_config_default_block_printed, teardown),
         cmocka_unit_test_teardown(disc_config_gw04_refuses_reload_naming_gw05, teardown),
+        cmocka_unit_test(disc_config_ext_has_every_04_hook),
         cmocka_unit_test_teardown(disc_config_load_fails_cleanly_at_each_allocation,
                                   gw_failalloc_teardown),
     };
