@@ -130,15 +130,9 @@ int gw_reload_init(gw_reload_t *r, uv_loop_t *loop, gw_reload_run_cb run, void *
     r->loop = loop;
     r->run = run;
     r->ctx = ctx;
-    int rc = uv_timer_init(loop, &r->kick);
-    if (rc != 0)
-        return rc;
-    if ((rc = uv_timer_init(loop, &r->quiet)) != 0) {
-        /* The kick was initialised: it must be closed, and R outlives this call until the
-         * loop runs its close callback; a handle closed with no callback needs nothing more. */
-        uv_close((uv_handle_t *)&r->kick, NULL);
-        return rc;
-    }
+    /* A timer's init only links it into the loop: it cannot fail (libuv's unix/timer.c). */
+    uv_timer_init(loop, &r->kick);
+    uv_timer_init(loop, &r->quiet);
     r->kick.data = r->quiet.data = r;
     r->open_handles = 2;
     return 0;

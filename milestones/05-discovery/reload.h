@@ -62,8 +62,9 @@ struct gw_reload_s {
     int last_rc;
 };
 
-/* Sets R up on LOOP: RUN(CTX, why) does the reloads. Returns 0 or a negated errno (R is then
- * unusable and needs no close). */
+/* Sets R up on LOOP: RUN(CTX, why) does the reloads. Returns 0 (it cannot fail today; the
+ * result is there for a future handle whose init can). R must then be closed with
+ * gw_reload_close and stay allocated until its callback. */
 int gw_reload_init(gw_reload_t *r, uv_loop_t *loop, gw_reload_run_cb run, void *ctx);
 
 /* Starts watching PATH (the config file; relative paths are taken from the current
