@@ -121,7 +121,7 @@ $(TBIN)/common/%: $(OBJ)/common/tests/%.o $(call objs,$(TS_SRC)) $(COMMON_LIB) $
 # so its tests can make the Nth allocation fail (failalloc.h). Only these binaries: --wrap
 # without the wrappers does not link, and the other tests have no use for them.
 FAILALLOC_TESTS := common/test_buf common/test_config common/test_httpd 04-http/test_h1 04-http/test_router \
-                   04-http/test_httpcfg
+                   04-http/test_httpcfg 05-discovery/test_disccfg
 FAILALLOC_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=asprintf
 $(foreach t,$(FAILALLOC_TESTS),$(eval $(TBIN)/$(t): $(OBJ)/common/testsupport/failalloc.o))
 $(foreach t,$(FAILALLOC_TESTS),$(eval $(TBIN)/$(t): TEST_LDFLAGS := $(FAILALLOC_LDFLAGS)))

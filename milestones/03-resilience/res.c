@@ -481,7 +481,11 @@ int gw_res_control_start(gw_runtime_t *rt)
     const gw_res_root_cfg_t *root = gw_res_root_cfg(rt->cfg);
     if (rc != 0 || !root->admin_enabled)
         return rc;
-    gw_admin_sources_t src = {src_metrics, src_stats, src_backends, src_ready, r};
+    gw_admin_sources_t src = {.metrics = src_metrics,
+                              .stats = src_stats,
+                              .backends = src_backends,
+                              .ready = src_ready,
+                              .ctx = r};
     int err = 0;
     r->admin = gw_admin_start(&rt->loop, &root->admin_addr, root->admin_token, &src, &err);
     if (r->admin == NULL) {
