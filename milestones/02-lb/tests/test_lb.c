@@ -1,4 +1,6 @@
-/* test_lb.c - milestone 02's glue: configuration keys and errors, the panic threshold. */
+/* test_lb.c - milestone 02's glue: configuration keys and errors, the panic threshold, and
+ * the upstream table: backend identity carried from table to table, draining, the reaper and
+ * the health checkers kept or restarted. */
 #include "gwtest.h"
 
 #include <stdio.h>
@@ -12,9 +14,35 @@ static gw_config_t cfg;
 static char *errs;
 static size_t errs_len;
 
+/* The table tests' state: up to 4 configs and tables, 02's layer, a control loop. */
+#define NT 4
+static gw_config_t cfgs[NT];
+static bool cfg_loaded[NT];
+static gw_lb_table_t *tables[NT];
+static void *layers[GW_LEVELS];
+static uv_loop_t loop;
+static bool loop_open;
+
 static int teardown(void **state)
 {
     (void)state;
+    gw_lb_t *lb = layers[2];
+    if (loop_open) {
+        gw_lb_control_close(lb);
+        uv_run(&loop, UV_RUN_DEFAULT); /* the checkers' handles close, their refs go */
+        assert_int_equal(uv_loop_close(&loop), 0);
+        loop_open = false;
+    }
+    for (int i = 0; i < NT; i++) {
+        gw_lb_table_free(tables[i]);
+        tables[i] = NULL;
+    }
+    gw_lb_release(layers); /* reaps what draining backends are left */
+    for (int i = 0; i < NT; i++) {
+        if (cfg_loaded[i])
+            gw_config_free(&cfgs[i], &gw_lb_config_ext);
+        cfg_loaded[i] = false;
+    }
     gw_config_free(&cfg, &gw_lb_config_ext);
     free(errs);
     errs = NULL;
@@ -195,6 +223,24 @@ static void lbconfig_print_loads_back(void **state)
     free(out);
 }
 
+/* ---- the table ---------------------------------------------------------------------- */
+
+/* 02's layer for config C (prepared once per test). */
+static gw_lb_t *lb_for(const gw_config_t *c)
+{
+    if (layers[2] == NULL)
+        assert_int_equal(gw_lb_prepare(c, layers), 0);
+    return layers[2];
+}
+
+/* Table slot 0, built from C without a previous table. */
+static gw_lb_table_t *build_from(const gw_config_t *c)
+{
+    tables[0] = gw_lb_build(lb_for(c), c, NULL);
+    assert_non_null(tables[0]);
+    return tables[0];
+}
+
 /* The panic threshold: below the share, every backend is offered. */
 static void lb_usable_panics_below_threshold(void **state)
 {
@@ -204,25 +250,23 @@ static void lb_usable_panics_below_threshold(void **state)
                                                        "      - address: 127.0.0.1:19003\n"
                                                        "      - address: 127.0.0.1:19004\n"),
                      0);
-    gw_lb_table_t *t = gw_lb_table_new(&cfg);
-    assert_non_null(t);
+    gw_lb_table_t *t = build_from(&cfg);
     gw_lb_upstream_t *u = &t->ups[0];
     bool usable[4], panic;
     assert_int_equal(gw_lb_usable(u, 1000, usable, &panic), 4);
     assert_false(panic);
-    atomic_store(&u->backends[0].health, GW_HEALTH_UNHEALTHY);
-    atomic_store(&u->backends[1].ejected_until_ms, 5000);
+    atomic_store(&u->m[0].b->health, GW_HEALTH_UNHEALTHY);
+    atomic_store(&u->m[1].b->ejected_until_ms, 5000);
     assert_int_equal(gw_lb_usable(u, 1000, usable, &panic), 2); /* 2 of 4 = 50%: no panic */
     assert_false(panic);
     assert_false(usable[0] || usable[1]);
     assert_true(usable[2] && usable[3]);
-    atomic_store(&u->backends[2].health, GW_HEALTH_DRAINING);
+    atomic_store(&u->m[2].b->health, GW_HEALTH_DRAINING);
     assert_int_equal(gw_lb_usable(u, 1000, usable, &panic), 4); /* 1 of 4 < 50%: panic */
     assert_true(panic);
     assert_true(usable[0] && usable[1] && usable[2] && usable[3]);
     assert_int_equal(gw_lb_usable(u, 6000, usable, &panic), 2); /* ejection over */
     assert_false(panic);
-    gw_lb_table_free(t);
 }
 
 /* Issue 14: passive checks ejected an upstream's only backend after a few resets. With the
@@ -231,8 +275,7 @@ static void lb_usable_sole_backend_ejected_stays_in_use(void **state)
 {
     (void)state;
     assert_int_equal(load("    outlier: {consecutive_failures: 2}\n", ONE_BACKEND), 0);
-    gw_lb_table_t *t = gw_lb_table_new(&cfg);
-    assert_non_null(t);
+    gw_lb_table_t *t = build_from(&cfg);
     gw_lb_upstream_t *u = &t->ups[0];
     gw_log_setup(GW_LOG_ERROR, GW_LOG_PLAIN); /* the ejection's warning */
     assert_false(gw_outlier_failure(&u->lb->outlier, u->ptrs[0], u->ptrs, 1, 1000));
@@ -242,19 +285,17 @@ static void lb_usable_sole_backend_ejected_stays_in_use(void **state)
     bool usable[1], panic;
     assert_int_equal(gw_lb_usable(u, 1001, usable, &panic), 1);
     assert_true(panic && usable[0]);
-    gw_lb_table_free(t);
 }
 
 static void lb_usable_threshold_zero_never_panics(void **state)
 {
     (void)state;
     assert_int_equal(load("    panic_threshold: 0\n", ONE_BACKEND), 0);
-    gw_lb_table_t *t = gw_lb_table_new(&cfg);
+    gw_lb_table_t *t = build_from(&cfg);
     bool usable[1], panic;
-    atomic_store(&t->ups[0].backends[0].health, GW_HEALTH_UNHEALTHY);
+    atomic_store(&t->ups[0].m[0].b->health, GW_HEALTH_UNHEALTHY);
     assert_int_equal(gw_lb_usable(&t->ups[0], 0, usable, &panic), 0);
     assert_false(panic || usable[0]);
-    gw_lb_table_free(t);
 }
 
 int main(void)
