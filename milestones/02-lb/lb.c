@@ -29,7 +29,6 @@ typedef struct lb_checker_s {
 struct gw_lb_s {
     gw_tcp_picker_t picker; /* the runtime's layer 1: what 01's proxy picks with */
     gw_lb_hooks_t hooks;
-    const gw_config_t *cfg; /* the startup config: workers, attempts, client address */
     unsigned nworkers;
     gw_lb_carry_fn carry;
     gw_backend_exts_t exts; /* per-level extension blocks of every backend made */
@@ -707,7 +706,6 @@ int gw_lb_prepare(const gw_config_t *cfg, void **layers)
     if (lb == NULL)
         return GW_ENOMEM;
     layers[2] = lb;
-    lb->cfg = cfg;
     lb->nworkers = cfg->workers;
     lb->carry = gw_lb_carry_by_key;
     /* One attempt budget for the process: the largest any upstream asks for; a pick for a
