@@ -24,10 +24,27 @@
 
 typedef struct res_upstream_s {
     const gw_res_upstream_cfg_t *cfg;
-    gw_breaker_t *breakers; /* [n], parallel to the upstream's backends */
     gw_retry_budget_t budget;
-    size_t n;
 } res_upstream_t;
+
+/* 03's part of every backend (its level-3 extension, lb.h's gw_lb_backend_ext): the breaker
+ * lives with the backend object, so it follows the backend from table to table and goes
+ * with it. */
+typedef struct res_backend_s {
+    gw_breaker_t breaker;
+} res_backend_t;
+
+static gw_breaker_t *breaker_of(const gw_backend_t *b)
+{
+    return &((res_backend_t *)b->ext[3])->breaker;
+}
+
+static void res_backend_init(void *ctx, gw_backend_t *b, void *ext)
+{
+    (void)ctx;
+    (void)b;
+    gw_breaker_init(&((res_backend_t *)ext)->breaker);
+}
 
 typedef struct res_listener_s {
     const gw_res_listener_cfg_t *cfg;
@@ -102,7 +119,7 @@ static bool res_usable(void *ctx, const gw_lb_upstream_t *u, size_t i, uint64_t 
 {
     res_upstream_t *ru = res_up(ctx, u);
     return !ru->cfg->breaker_enabled ||
-           gw_breaker_may_allow(&ru->breakers[i], &ru->cfg->breaker, now_ms);
+           gw_breaker_may_allow(breaker_of(u->m[i].b), &ru->cfg->breaker, now_ms);
 }
 
 static bool res_claim(void *ctx, const gw_lb_upstream_t *u, gw_backend_t *b, gw_tcp_pick_t *tok,
@@ -112,7 +129,7 @@ static bool res_claim(void *ctx, const gw_lb_upstream_t *u, gw_backend_t *b, gw_
     if (!ru->cfg->breaker_enabled)
         return true;
     bool trial = false;
-    if (!gw_breaker_allow(&ru->breakers[b->index], &ru->cfg->breaker, now_ms, &trial))
+    if (!gw_breaker_allow(breaker_of(b), &ru->cfg->breaker, now_ms, &trial))
         return false;
     tok->flags = trial ? tok->flags | TRIAL : tok->flags & ~TRIAL;
     return true;
@@ -124,7 +141,7 @@ static void breaker_record(gw_res_t *r, const gw_lb_upstream_t *u, gw_backend_t 
     res_upstream_t *ru = res_up(r, u);
     if (!ru->cfg->breaker_enabled)
         return;
-    int to = gw_breaker_record(&ru->breakers[b->index], &ru->cfg->breaker, ok, trial, now_ms);
+    int to = gw_breaker_record(breaker_of(b), &ru->cfg->breaker, ok, trial, now_ms);
     if (to == GW_BREAKER_OPEN)
         gw_warn("upstream '%s': backend %s circuit breaker OPEN: its traffic goes elsewhere "
                 "for %llums",
@@ -180,7 +197,7 @@ static bool res_retry(void *ctx, gw_worker_t *w, const gw_lb_upstream_t *u, gw_t
     size_t ui = u->pos;
     unsigned active = 0;
     for (size_t i = 0; i < u->n; i++)
-        active += atomic_load_explicit(&u->backends[i].active, memory_order_relaxed);
+        active += atomic_load_explicit(&u->m[i].b->active, memory_order_relaxed);
     if (!gw_budget_try_acquire(&ru->budget, active, ru->cfg->budget_percent,
                                (unsigned)ru->cfg->min_concurrent)) {
         gw_counter_inc(&rw->retries_denied[ui]);
@@ -317,8 +334,8 @@ static void metric_per_backend(gw_prom_t *p, const gw_lb_table_t *t, const char 
     gw_prom_family(p, name, help, type);
     for (size_t i = 0; i < t->n; i++)
         for (size_t k = 0; k < t->ups[i].n; k++) {
-            const char *lab[] = {"upstream", t->ups[i].cfg->name, "backend",
-                                 t->ups[i].backends[k].name, NULL};
+            const char *lab[] = {"upstream", t->ups[i].cfg->name, "backend", t->ups[i].m[k].b->name,
+                                 NULL};
             gw_prom_sample_u64(p, name, lab, value(r, &t->ups[i], k));
         }
 }
@@ -326,25 +343,25 @@ static void metric_per_backend(gw_prom_t *p, const gw_lb_table_t *t, const char 
 static uint64_t v_healthy(gw_res_t *r, const gw_lb_upstream_t *u, size_t k)
 {
     (void)r;
-    return atomic_load(&u->backends[k].health) == GW_HEALTH_HEALTHY;
+    return atomic_load(&u->m[k].b->health) == GW_HEALTH_HEALTHY;
 }
 
 static uint64_t v_active(gw_res_t *r, const gw_lb_upstream_t *u, size_t k)
 {
     (void)r;
-    return atomic_load(&u->backends[k].active);
+    return atomic_load(&u->m[k].b->active);
 }
 
 static uint64_t v_failures(gw_res_t *r, const gw_lb_upstream_t *u, size_t k)
 {
     (void)r;
-    return atomic_load(&u->backends[k].failures);
+    return atomic_load(&u->m[k].b->failures);
 }
 
 static uint64_t v_ejected(gw_res_t *r, const gw_lb_upstream_t *u, size_t k)
 {
     (void)r;
-    return atomic_load(&u->backends[k].ejected_until_ms) > gw_clock_mono_ms(&gw_clock_system);
+    return atomic_load(&u->m[k].b->ejected_until_ms) > gw_clock_mono_ms(&gw_clock_system);
 }
 
 static uint64_t v_breaker(gw_res_t *r, const gw_lb_upstream_t *u, size_t k)
@@ -352,7 +369,7 @@ static uint64_t v_breaker(gw_res_t *r, const gw_lb_upstream_t *u, size_t k)
     res_upstream_t *ru = res_up(r, u);
     if (!ru->cfg->breaker_enabled)
         return GW_BREAKER_CLOSED;
-    return gw_breaker_state(&ru->breakers[k], &ru->cfg->breaker,
+    return gw_breaker_state(breaker_of(u->m[k].b), &ru->cfg->breaker,
                             gw_clock_mono_ms(&gw_clock_system));
 }
 
@@ -437,12 +454,12 @@ static json_t *src_stats(void *ctx)
 
 static json_t *backend_json(gw_res_t *r, const gw_lb_upstream_t *u, size_t k)
 {
-    const gw_backend_t *b = &u->backends[k];
+    const gw_backend_t *b = u->m[k].b;
     static const char *const breaker_names[] = {"closed", "open", "half_open"};
     return json_pack(
-        "{s:s, s:i, s:s, s:b, s:s, s:I, s:I, s:I}", "address", b->name, "weight", (int)b->weight,
-        "health", gw_health_name((gw_health_t)atomic_load(&b->health)), "ejected",
-        (int)v_ejected(r, u, k), "breaker", breaker_names[v_breaker(r, u, k) % 3],
+        "{s:s, s:i, s:s, s:b, s:s, s:I, s:I, s:I}", "address", b->name, "weight",
+        (int)u->m[k].weight, "health", gw_health_name((gw_health_t)atomic_load(&b->health)),
+        "ejected", (int)v_ejected(r, u, k), "breaker", breaker_names[v_breaker(r, u, k) % 3],
         "active_connections", (json_int_t)atomic_load(&b->active), "picks",
         (json_int_t)atomic_load(&b->picks), "failures", (json_int_t)atomic_load(&b->failures));
 }
@@ -544,10 +561,16 @@ void gw_res_gen_free(gw_runtime_t *rt, gw_gen_t *g)
     gw_lb_gen_free(rt, g);
 }
 
+void gw_res_gen_applied(gw_runtime_t *rt, const gw_gen_t *g, const gw_gen_t *prev)
+{
+    gw_lb_gen_applied(rt, g, prev);
+}
+
 /* Every hook goes to 02's (gw_lb_app), through the functions above. */
 const gw_app_t gw_res_app = {
     .gen_build = gw_res_gen_build,
     .gen_free = gw_res_gen_free,
+    .gen_applied = gw_res_gen_applied,
     .worker_start = gw_res_worker_start,
     .on_connection = gw_res_on_connection,
     .worker_drain = gw_res_worker_drain,
@@ -585,12 +608,6 @@ static int prepare_upstreams(gw_res_t *r)
     for (size_t i = 0; i < r->cfg->nupstreams; i++) {
         res_upstream_t *ru = &r->ups[i];
         ru->cfg = gw_res_upstream_cfg(&r->cfg->upstreams[i]);
-        ru->n = r->cfg->upstreams[i].nbackends;
-        ru->breakers = calloc(ru->n, sizeof *ru->breakers);
-        if (ru->breakers == NULL)
-            return GW_ENOMEM;
-        for (size_t k = 0; k < ru->n; k++)
-            gw_breaker_init(&ru->breakers[k]);
         gw_budget_init(&ru->budget);
     }
     return 0;
@@ -619,8 +636,6 @@ static int prepare_workers(gw_res_t *r)
 
 static void res_free(gw_res_t *r)
 {
-    for (size_t i = 0; r->ups != NULL && i < r->cfg->nupstreams; i++)
-        free(r->ups[i].breakers);
     for (size_t i = 0; r->lis != NULL && i < r->cfg->nlisteners; i++)
         gw_keyed_free(r->lis[i].clients);
     for (unsigned i = 0; r->workers != NULL && i < r->cfg->workers; i++) {
@@ -688,6 +703,7 @@ int gw_res_prepare(const gw_config_t *cfg, void **layers)
         gw_lb_release(layers);
         return rc;
     }
+    gw_lb_backend_ext(r->lb, 3, sizeof(res_backend_t), res_backend_init, NULL, NULL);
     gw_lb_hooks_t hooks = {res_usable, res_claim, res_outcome, res_retry, res_admit, r};
     bool limits = false;
     for (size_t i = 0; i < cfg->nlisteners; i++)

@@ -28,6 +28,7 @@ void gw_res_worker_force_close(gw_worker_t *w);
 void gw_res_worker_stop(gw_worker_t *w);
 int gw_res_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FILE *errs);
 void gw_res_gen_free(gw_runtime_t *rt, gw_gen_t *g);
+void gw_res_gen_applied(gw_runtime_t *rt, const gw_gen_t *g, const gw_gen_t *prev);
 int gw_res_control_start(gw_runtime_t *rt);
 void gw_res_control_stop(gw_runtime_t *rt);
 void gw_res_metrics(gw_runtime_t *rt, gw_prom_t *p);

@@ -543,10 +543,10 @@ void hp_on_response_head(hconn_t *c)
     if (status >= 200) /* first, before anything may retry or answer instead */
         hp_pick_response(x, status);
     /* Every final head a backend sends, whatever becomes of it (1xx have no class). */
-    const gw_backend_t *b = x->pick.backend;
-    if (b != NULL)
+    const gw_lb_member_t *m = gw_lb_tok_member(&x->pick);
+    if (m != NULL)
         gw_hmetrics_upstream_response(hw->hp->hm, hw->w->id,
-                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, b->index),
+                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, m->pos),
                                       status);
     if (status == 101) {
         hp_attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO,

@@ -619,6 +619,11 @@ static int http_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, F
     return 0;
 }
 
+static void http_gen_applied(gw_runtime_t *rt, const gw_gen_t *g, const gw_gen_t *prev)
+{
+    gw_res_gen_applied(rt, g, prev);
+}
+
 /* Top down: 04's slot, then 03's and below. */
 static void http_gen_free(gw_runtime_t *rt, gw_gen_t *g)
 {
@@ -636,6 +641,7 @@ static void http_gen_free(gw_runtime_t *rt, gw_gen_t *g)
 const gw_app_t gw_http_app = {
     .gen_build = http_gen_build,
     .gen_free = http_gen_free,
+    .gen_applied = http_gen_applied,
     .worker_gen = http_worker_gen,
     .worker_start = http_worker_start,
     .on_connection = http_on_connection_any,

@@ -290,11 +290,10 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     hx_t *x = c->x;
     uconn_t *u = x->u;
     gw_h1_head_t *h = &x->sp.head;
-    const gw_backend_t *b = x->pick.backend;
-    if (b != NULL)
-        gw_hmetrics_upstream_response(hw->hp->hm, hw->w->id,
-                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, b->index),
-                                      101);
+    const gw_lb_member_t *m = gw_lb_tok_member(&x->pick);
+    if (m != NULL)
+        gw_hmetrics_upstream_response(
+            hw->hp->hm, hw->w->id, gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, m->pos), 101);
     gw_h1_span_t offer = {NULL, 0}, answer = {NULL, 0};
     gw_h1_head_get(&x->rp.head, "upgrade", &offer);
     bool has_answer = gw_h1_head_get(h, "upgrade", &answer);
