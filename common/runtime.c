@@ -919,17 +919,13 @@ static int plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
                          gw_plan_listeners_fn plan, FILE *errs)
 {
     size_t nold = cur->nlis, nnew = g->nlis;
-    gw_addr_t *old = calloc(nold ? nold : 1, sizeof *old);
-    gw_addr_t *neu = calloc(nnew ? nnew : 1, sizeof *neu);
     size_t *keep = calloc(nnew ? nnew : 1, sizeof *keep);
     bool *kept = calloc(nold ? nold : 1, sizeof *kept);
-    int rc = old && neu && keep && kept ? 0 : GW_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < nold; i++)
-        old[i] = cur->lis[i].obj->addr;
-    for (size_t j = 0; rc == 0 && j < nnew; j++)
-        neu[j] = g->lis[j].cfg->addr;
+    int rc = keep && kept ? 0 : GW_ENOMEM;
+    /* A generation's listener I is its config's listener I (gw_gen_new), so the configs'
+     * arrays are in the objects' order. */
     if (rc == 0)
-        plan(old, nold, neu, nnew, keep);
+        rc = plan(cur->cfg->listeners, nold, g->cfg->listeners, nnew, keep);
     for (size_t j = 0; rc == 0 && j < nnew; j++) {
         const gw_listener_cfg_t *lc = g->lis[j].cfg;
         if (keep[j] < nold && !kept[keep[j]]) {
@@ -967,8 +963,6 @@ static int plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
             g->lis[j].obj = NULL;
         }
     }
-    free(old);
-    free(neu);
     free(keep);
     free(kept);
     return rc;

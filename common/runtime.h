@@ -199,11 +199,13 @@ static inline void *gw_runtime_layer(const gw_runtime_t *rt, int level)
     return rt->layers[level];
 }
 
-/* How the reload maps the new configuration's listeners onto the listener objects serving
- * now: KEEP[j] is the index in OLD of the object new listener j keeps, or SIZE_MAX for a
- * new address. Milestone 05's plan (a LAB) keeps a listener when its address is equal. */
-typedef void (*gw_plan_listeners_fn)(const gw_addr_t *old, size_t nold, const gw_addr_t *neu,
-                                     size_t nnew, size_t *keep);
+/* How the reload maps the new configuration's listeners NEU onto those serving now, OLD (the
+ * running generation's, in the order of its listener objects): KEEP[j] is the index in OLD
+ * of the listener new listener j keeps (its object: sockets, counters), or SIZE_MAX for a
+ * new one. 0, or an error (the reload fails). Milestone 05's plan (a LAB, reload_plan.c)
+ * keeps a listener when its address is equal. */
+typedef int (*gw_plan_listeners_fn)(const gw_listener_cfg_t *old, size_t nold,
+                                    const gw_listener_cfg_t *neu, size_t nnew, size_t *keep);
 
 /* What a reload did: for the log line, POST /reload's answer and the metrics. */
 typedef struct gw_reload_report_s {

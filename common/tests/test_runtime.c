@@ -203,15 +203,16 @@ static gw_config_t *make_cfg(unsigned workers, int n, const char *const *names, 
 
 /* The plan milestone 05 teaches, written here again on purpose (the runtime's test must not
  * depend on a milestone): keep the object whose address is equal. */
-static void plan_by_address(const gw_addr_t *old, size_t nold, const gw_addr_t *neu, size_t nnew,
-                            size_t *keep)
+static int plan_by_address(const gw_listener_cfg_t *old, size_t nold, const gw_listener_cfg_t *neu,
+                           size_t nnew, size_t *keep)
 {
     for (size_t j = 0; j < nnew; j++) {
         keep[j] = SIZE_MAX;
         for (size_t i = 0; i < nold && keep[j] == SIZE_MAX; i++)
-            if (gw_addr_equal(&old[i], &neu[j]))
+            if (gw_addr_equal(&old[i].addr, &neu[j].addr))
                 keep[j] = i;
     }
+    return 0;
 }
 
 static size_t objects(const gw_runtime_t *rt)

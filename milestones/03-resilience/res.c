@@ -70,6 +70,10 @@ typedef struct gw_res_s {
     res_worker_t *workers; /* [cfg->workers] */
     gw_admin_t *admin;
     uint64_t started_ms;
+    /* Milestone 05's admin routes (gw_res_admin_extra): POST /reload, GET /config. */
+    int (*extra_reload)(void *ctx, json_t **body);
+    char *(*extra_config)(void *ctx, size_t *len);
+    void *extra_ctx;
 } gw_res_t;
 
 static res_upstream_t *res_up(gw_res_t *r, const gw_lb_upstream_t *u)
@@ -486,6 +490,27 @@ static bool src_ready(void *ctx)
     return r->rt->started && r->rt->nready == r->rt->nworkers && !atomic_load(&r->rt->draining);
 }
 
+/* see res.h */
+void gw_res_admin_extra(gw_res_t *r, int (*reload)(void *ctx, json_t **body),
+                        char *(*config)(void *ctx, size_t *len), void *ctx)
+{
+    r->extra_reload = reload;
+    r->extra_config = config;
+    r->extra_ctx = ctx;
+}
+
+static int src_reload(void *ctx, json_t **body)
+{
+    gw_res_t *r = ctx;
+    return r->extra_reload(r->extra_ctx, body);
+}
+
+static char *src_config(void *ctx, size_t *len)
+{
+    gw_res_t *r = ctx;
+    return r->extra_config(r->extra_ctx, len);
+}
+
 /* ---- the application ------------------------------------------------------------------------ */
 
 /* see res.h */
@@ -502,6 +527,8 @@ int gw_res_control_start(gw_runtime_t *rt)
                               .stats = src_stats,
                               .backends = src_backends,
                               .ready = src_ready,
+                              .reload = r->extra_reload != NULL ? src_reload : NULL,
+                              .config = r->extra_config != NULL ? src_config : NULL,
                               .ctx = r};
     int err = 0;
     r->admin = gw_admin_start(&rt->loop, &root->admin_addr, root->admin_token, &src, &err);

@@ -4,6 +4,8 @@
 #ifndef GW_RES_H
 #define GW_RES_H
 
+#include <jansson.h>
+
 #include "02-lb/lb.h"
 #include "metrics.h"
 #include "resconfig.h"
@@ -32,5 +34,14 @@ void gw_res_gen_applied(gw_runtime_t *rt, const gw_gen_t *g, const gw_gen_t *pre
 int gw_res_control_start(gw_runtime_t *rt);
 void gw_res_control_stop(gw_runtime_t *rt);
 void gw_res_metrics(gw_runtime_t *rt, gw_prom_t *p);
+
+/* 03's state (the runtime's layer 3). */
+typedef struct gw_res_s gw_res_t;
+
+/* Milestone 05's admin routes: POST /reload answers what RELOAD(CTX) says, GET /config
+ * serves CONFIG(CTX) (gw_admin_sources_t). Call before control_start, which starts the
+ * admin API with them; without this call both routes answer 404, as in gw03 and gw04. */
+void gw_res_admin_extra(gw_res_t *r, int (*reload)(void *ctx, json_t **body),
+                        char *(*config)(void *ctx, size_t *len), void *ctx);
 
 #endif
