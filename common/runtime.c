@@ -978,7 +978,8 @@ static int apply_listeners(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev,
         const gw_listener_cfg_t *lc = g->lis[j].cfg;
         atomic_store_explicit(&l->max_connections, lc->max_connections, memory_order_relaxed);
         atomic_store_explicit(&l->cfg, lc, memory_order_release);
-        atomic_store_explicit(&l->index, j, memory_order_relaxed);
+        if (atomic_load_explicit(&l->index, memory_order_relaxed) != j)
+            atomic_store_explicit(&l->index, j, memory_order_relaxed); /* transitional */
         if (strcmp(l->name_owned, lc->name) == 0)
             continue;
         char *name = strdup(lc->name);
