@@ -607,8 +607,9 @@ static int http_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, F
         return rc;
     hp_gen_t *hg = calloc(1, sizeof *hg);
     char err[256] = "";
-    if (hg != NULL)
-        hg->chain = gw_chain_new(g->cfg, err, sizeof err);
+    if (hg != NULL) /* rate limit tables, breakers, retry budgets carried by route name */
+        hg->chain =
+            gw_chain_next(g->cfg, prev != NULL ? hp_gen_chain(prev) : NULL, err, sizeof err);
     if (hg == NULL || hg->chain == NULL) {
         fprintf(errs, "%s: %s\n", g->cfg->path ? g->cfg->path : "-",
                 err[0] ? err : "out of memory");
