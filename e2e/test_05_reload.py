@@ -395,3 +395,23 @@ def test_upload_and_download_across_10_reloads(gateway, backend, http_client):
         t.join(env.timeout(240))
     assert done.get("down") == (200, size, gwdata.sha256_of(size, 71)), done.get("down")
     assert done.get("up") == (200, size, gwdata.sha256_of(size, 72)), done.get("up")
+
+
+def test_route_rate_limit_table_survives_reload(gateway, backend, http_client):
+    """A kept route keeps its rate limit table when its options are equal: a client that
+    spent its burst is still limited after a reload that changed something else."""
+    app = backend.http(name="a")
+
+    def cfg_for(n, rate="0.1"):
+        r = gen_route(n)
+        r["middleware"].append({"rate_limit": {"rate": float(rate), "burst": 2}})
+        return gen_config(n, app, routes=[r])
+
+    gw = gateway(GW, cfg_for(1))
+    c = http_client(gw)
+    assert [c.get("/").status for _ in range(3)] == [200, 200, 429]
+    after = reload_and_wait(gw, cfg_for(2), 2)
+    r = c.get("/")
+    assert r.status == 429, "the route's bucket was lost in the reload: %r" % (r,)
+    reload_and_wait(gw, cfg_for(3, rate="0.2"), 3, after=after)  # other options: a new table
+    assert c.get("/").status == 200
