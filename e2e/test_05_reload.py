@@ -457,3 +457,40 @@ def test_1000_reloads_with_a_tunnel_open_keep_rss_flat(gateway, backend, http_cl
         assert grown <= 2 * MiB, "RSS grew by %d KiB over 900 reloads" % (grown // 1024)
     finally:
         tunnel.close()
+
+
+@pytest.mark.asan_leg
+@pytest.mark.gw_timeout(120)
+def test_reloads_leak_nothing(gateway, backend, http_client):
+    """20 reloads with traffic, changing routes, weights, backend sets and a tcp listener's
+    presence, then a drain: run against the ASan build too (`make test`), where
+    LeakSanitizer at the gateway's exit fails the test for any generation, listener object,
+    backend, chain or checker not freed."""
+    a, b, c3 = backend.http(name="a"), backend.http(name="b"), backend.http(name="c")
+    echo = backend.echo()
+    sets = [[a, b], [b, c3], [a, b, c3]]
+
+    def cfg_for(n):
+        cfg = gen_config(n, sets[n % 3])
+        cfg["upstreams"]["app"]["health_check"] = {"type": "tcp", "interval": "200ms"}
+        r = gen_route(n, name="limited", path_prefix="/limited")
+        r["middleware"].append({"rate_limit": {"rate": 100 + n % 2, "burst": 10}})
+        cfg["listeners"][0]["routes"].insert(0, r)
+        cfg["listeners"].append({"name": "tcp", "address": Port("tcp"), "protocol": "tcp",
+                                 "upstream": "echo"})
+        cfg["upstreams"]["echo"] = {"backends": [{"address": echo}]}
+        return cfg
+
+    gw = gateway(GW, cfg_for(1))
+    tunnel = socket.create_connection(gw.addr("tcp"))
+    c = http_client(gw)
+    after = 0
+    try:
+        tunnel_roundtrip(tunnel, b"open")
+        for n in range(2, 22):
+            after = reload_and_wait(gw, cfg_for(n), n, after=after)
+            assert x_gen(c.get("/")) == n
+            assert x_gen(http_client(gw).get("/limited/x")) == n
+        tunnel_roundtrip(tunnel, b"after")
+    finally:
+        tunnel.close()
