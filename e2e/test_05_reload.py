@@ -9,6 +9,7 @@ here; the file watcher in test_05_watch.py.
 Every wait polls to a deadline (gwtest.wait); no sleep waits for readiness."""
 import copy
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -319,29 +320,80 @@ def tunnel_roundtrip(sock, payload):
     assert got == payload, "the tunnel mangled the bytes"
 
 
-def test_reload_under_load_drops_nothing(gateway, backend, http_client):
+class WssTunnel:
+    """A WebSocket over TLS through the gateway, spoken by hand (a handshake, then masked text
+    frames under 126 bytes, each echoed by the backend): a tunnel that must stay intact
+    across reloads."""
+
+    def __init__(self, addr, pki):
+        from test_04_tls import client_ctx
+        raw = socket.create_connection(addr, timeout=env.timeout(10))
+        self.s = client_ctx(pki, alpn=None).wrap_socket(raw, server_hostname="localhost")
+        self.s.sendall(b"GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                       b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       b"Sec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = self.s.recv(1)
+            assert d, "the gateway closed during the WebSocket handshake: %r" % head
+            head += d
+        assert head.startswith(b"HTTP/1.1 101 "), "no 101: %r" % head
+
+    def _exact(self, n):
+        out = b""
+        while len(out) < n:
+            d = self.s.recv(n - len(out))
+            if not d:
+                raise AssertionError("the WebSocket tunnel closed")
+            out += d
+        return out
+
+    def roundtrip(self, text):
+        payload = text.encode()
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        hdr = self._exact(2)
+        assert hdr[0] == 0x81 and hdr[1] == len(payload), "unexpected frame %r" % hdr
+        assert self._exact(len(payload)) == payload, "the tunnel mangled a frame"
+
+    def close(self):
+        self.s.close()
+
+
+def test_reload_under_load_drops_nothing(gateway, backend, http_client, pki):
     """50 reloads alternating routes, weights and backend sets while clients run, with a
-    TCP tunnel open all along: no failed request, the tunnel intact, and every request sent
-    after an applied line served by that generation or a newer one."""
+    TCP tunnel and a WebSocket over TLS open all along: no failed request, both tunnels
+    intact, and every request sent after an applied line served by that generation or a
+    newer one."""
+    from test_04_tls import tls_block
+    from test_04_websocket import WsEcho
     a, b, c3 = backend.http(name="a"), backend.http(name="b"), backend.http(name="c")
     echo = backend.echo()
+    ws = WsEcho()
     sets = [[a, b], [b, c3], [a, c3]]
 
     def cfg_for(n):
         cfg = gen_config(n, sets[n % 3])
-        ws = cfg["upstreams"]["app"]["backends"]
-        for i, be in enumerate(ws):
+        for i, be in enumerate(cfg["upstreams"]["app"]["backends"]):
             be["weight"] = 1 + (n + i) % 3
         if n % 2 == 0:  # alternate the route table too
             cfg["listeners"][0]["routes"].insert(0, gen_route(n, name="api", path_prefix="/api"))
         cfg["listeners"].append({"name": "tcp", "address": Port("tcp"), "protocol": "tcp",
                                  "upstream": "echo"})
         cfg["upstreams"]["echo"] = {"backends": [{"address": echo}]}
+        cfg["listeners"].append({"name": "wss", "address": Port("wss"), "protocol": "http",
+                                 "tls": tls_block(pki),
+                                 "routes": [config.route("ws", name="ws", websocket=True)]})
+        cfg["upstreams"]["ws"] = {"backends": [{"address": ws.address_str}]}
         return cfg
 
     gw = gateway(GW, cfg_for(1))
     tunnel = socket.create_connection(gw.addr("tcp"))
+    wss = None
     try:
+        wss = WssTunnel(gw.addr("wss"), pki)
+        wss.roundtrip("before")
         tunnel_roundtrip(tunnel, b"before")
         after = 0
         reloads = 50 if not env.SANITIZER else 25
@@ -351,10 +403,15 @@ def test_reload_under_load_drops_nothing(gateway, backend, http_client):
                 load.applied = n
                 if n % 10 == 0:
                     tunnel_roundtrip(tunnel, b"during %d" % n)
+                    wss.roundtrip("during %d" % n)
         load.check()
         tunnel_roundtrip(tunnel, b"after" * 1000)
+        wss.roundtrip("after")
     finally:
         tunnel.close()
+        if wss is not None:
+            wss.close()
+        ws.close()
 
 
 # ---- big bodies across reloads ---------------------------------------------------------------
