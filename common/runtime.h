@@ -87,6 +87,10 @@ struct gw_worker_s {
      * (worker_sync, on each publish): the listeners it adopted and the app's per-worker
      * state (worker_gen) are this generation's. */
     gw_snap_t *applied;
+    /* Listeners a reload removed whose connections this worker still lets finish, each until
+     * its deadline (drain_timeout after the removal): then worker_listener_gone. */
+    struct gw_lgone_s *lgone;
+    uv_timer_t lgone_timer;
     /* This worker's chunk cache. Set up on the control thread before the worker's thread
      * starts and kept until the runtime ends (drained when the worker exits), so the
      * control thread may read gw_bufcache_cached_bytes(&w->bufs) at any time (a scrape). */
@@ -126,6 +130,9 @@ struct gw_prom_s; /* metrics.h's gw_prom_t */
     X(void, gen_free, (gw_runtime_t * rt, gw_gen_t * g))                                           \
     /* Control thread: G is published (PREV, NULL at start, is retired but still alive). */        \
     X(void, gen_applied, (gw_runtime_t * rt, const gw_gen_t *g, const gw_gen_t *prev))             \
+    /* Worker thread: drain_timeout passed since this worker stopped accepting on L (a reload      \
+     * removed it): close what is left of L's connections, as worker_force_close does for all. */  \
+    X(void, worker_listener_gone, (gw_worker_t * w, gw_listener_t * l))                            \
     /* Worker thread: this worker now follows G (its listeners match G's); PREV (NULL at start)    \
      * is what it followed before, alive until the call returns. */                                \
     X(void, worker_gen, (gw_worker_t * w, const gw_gen_t *g, const gw_gen_t *prev))                \

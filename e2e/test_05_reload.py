@@ -551,3 +551,41 @@ def test_reloads_leak_nothing(gateway, backend, http_client):
         tunnel_roundtrip(tunnel, b"after")
     finally:
         tunnel.close()
+
+
+def test_removed_listener_connections_get_drain_timeout_then_close(gateway, backend, http_client):
+    """A reload that removes a listener lets its open connections run for drain_timeout (a
+    tunnel keeps working meanwhile), then closes them; the other listeners are untouched."""
+    app = backend.http(name="a")
+    echo = backend.echo()
+
+    def cfg_for(n, with_tcp):
+        cfg = gen_config(n, app, drain_timeout="1s")
+        if with_tcp:
+            cfg["listeners"].append({"name": "tcp", "address": Port("tcp"), "protocol": "tcp",
+                                     "upstream": "echo"})
+        cfg["upstreams"]["echo"] = {"backends": [{"address": echo}]}
+        return cfg
+
+    gw = gateway(GW, cfg_for(1, True))
+    tunnel = socket.create_connection(gw.addr("tcp"))
+    try:
+        tunnel_roundtrip(tunnel, b"open")
+        reload_and_wait(gw, cfg_for(2, False), 2)
+        t0 = time.monotonic()
+        tunnel_roundtrip(tunnel, b"still served during the drain")
+
+        def closed():
+            tunnel.settimeout(0.05)
+            try:
+                return tunnel.recv(1) == b""
+            except socket.timeout:
+                return False
+            except ConnectionResetError:
+                return True
+
+        wait_until(closed, env.timeout(10), "the removed listener's tunnel is closed after drain_timeout")
+        assert time.monotonic() - t0 >= 0.9, "closed before drain_timeout"
+        assert x_gen(http_client(gw).get("/")) == 2
+    finally:
+        tunnel.close()

@@ -800,6 +800,11 @@ void gw_lb_worker_force_close(gw_worker_t *w)
     gw_tcp_worker_force_close(w);
 }
 
+void gw_lb_worker_listener_gone(gw_worker_t *w, gw_listener_t *l)
+{
+    gw_tcp_worker_listener_gone(w, l);
+}
+
 /* Every hook goes to 01's (gw_tcp_app), through the functions above. */
 const gw_app_t gw_lb_app = {
     .gen_build = gw_lb_gen_build,
@@ -809,6 +814,7 @@ const gw_app_t gw_lb_app = {
     .on_connection = gw_lb_on_connection,
     .worker_drain = gw_lb_worker_drain,
     .worker_force_close = gw_lb_worker_force_close,
+    .worker_listener_gone = gw_lb_worker_listener_gone,
     .worker_stop = gw_lb_worker_stop,
     .control_start = gw_lb_control_start,
     .control_stop = gw_lb_control_stop,

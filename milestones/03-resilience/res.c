@@ -573,6 +573,11 @@ void gw_res_worker_force_close(gw_worker_t *w)
     gw_lb_worker_force_close(w);
 }
 
+void gw_res_worker_listener_gone(gw_worker_t *w, gw_listener_t *l)
+{
+    gw_lb_worker_listener_gone(w, l);
+}
+
 void gw_res_worker_stop(gw_worker_t *w)
 {
     gw_lb_worker_stop(w);
@@ -602,6 +607,7 @@ const gw_app_t gw_res_app = {
     .on_connection = gw_res_on_connection,
     .worker_drain = gw_res_worker_drain,
     .worker_force_close = gw_res_worker_force_close,
+    .worker_listener_gone = gw_res_worker_listener_gone,
     .worker_stop = gw_res_worker_stop,
     .control_start = gw_res_control_start,
     .control_stop = gw_res_control_stop,

@@ -27,6 +27,7 @@ int gw_res_worker_start(gw_worker_t *w);
 void gw_res_on_connection(gw_wlistener_t *wl);
 void gw_res_worker_drain(gw_worker_t *w);
 void gw_res_worker_force_close(gw_worker_t *w);
+void gw_res_worker_listener_gone(gw_worker_t *w, gw_listener_t *l);
 void gw_res_worker_stop(gw_worker_t *w);
 int gw_res_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FILE *errs);
 void gw_res_gen_free(gw_runtime_t *rt, gw_gen_t *g);
