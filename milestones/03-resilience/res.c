@@ -344,7 +344,7 @@ static uint64_t sum_counters(const gw_res_t *r, const void *base, size_t stride,
 #define UP_SUM(r, ru, field)                                                                       \
     sum_counters((r), (ru)->w, sizeof(res_up_worker_t), offsetof(res_up_worker_t, field))
 
-/* 03's part of G, for the control thread (a generation published is always built). */
+/* 03's part of G, for the control thread: NULL only for a generation 03 did not build. */
 static const res_gen_t *res_gen(const gw_gen_t *g)
 {
     return g->layers[3];
@@ -376,7 +376,7 @@ static void metrics_listeners(gw_res_t *r, const gw_runtime_t *rt, gw_prom_t *p,
     }
     gw_prom_family(p, "gw_ratelimit_rejected_total", "Client connections refused by a rate limit",
                    GW_PROM_COUNTER);
-    for (size_t i = 0; i < g->nlis && i < rg->nlis; i++) {
+    for (size_t i = 0; rg != NULL && i < g->nlis && i < rg->nlis; i++) {
         const gw_listener_t *l = g->lis[i].obj;
         const char *gl[] = {"listener", gw_listener_name(l), "scope", "global", NULL};
         const char *cl[] = {"listener", gw_listener_name(l), "scope", "client", NULL};
@@ -518,7 +518,7 @@ void gw_res_metrics(gw_runtime_t *rt, gw_prom_t *p)
     metrics_listeners(r, rt, p, g);
     metrics_buffers(rt, p);
     const gw_lb_table_t *t = gw_lb_gen_table(g);
-    if (t != NULL)
+    if (t != NULL && res_gen(g) != NULL)
         metrics_upstreams(r, p, t, res_gen(g));
 }
 
@@ -539,7 +539,7 @@ static json_t *src_stats(void *ctx)
     json_t *ls = json_array();
     const gw_gen_t *g = gw_gen_current(rt);
     const res_gen_t *rg = res_gen(g);
-    for (size_t i = 0; i < g->nlis && i < rg->nlis; i++) {
+    for (size_t i = 0; rg != NULL && i < g->nlis && i < rg->nlis; i++) {
         const gw_listener_t *l = g->lis[i].obj;
         json_array_append_new(
             ls,
@@ -668,17 +668,19 @@ static bool limiter_opts_equal(const gw_res_listener_cfg_t *a, const gw_res_list
            a->max_clients == b->max_clients;
 }
 
-static res_limiter_t *limiter_new(const gw_res_listener_cfg_t *c)
+/* A fresh limiter for options C in *OUT: 0, GW_ENOMEM, or GW_EINVAL for a rate the bucket
+ * cannot represent (the loader's bounds keep that from happening). */
+static int limiter_new(const gw_res_listener_cfg_t *c, res_limiter_t **out)
 {
     res_limiter_t *lim = calloc(1, sizeof *lim);
     if (lim == NULL)
-        return NULL;
+        return GW_ENOMEM;
     lim->refs = 1;
     lim->opts = *c;
     if (c->global_rate > 0) {
         if (gw_bucket_init(&lim->global, (double)c->global_rate, (unsigned)c->global_burst) != 0) {
             free(lim);
-            return NULL;
+            return GW_EINVAL;
         }
         lim->has_global = true;
     }
@@ -687,10 +689,11 @@ static res_limiter_t *limiter_new(const gw_res_listener_cfg_t *c)
                                     (size_t)c->max_clients, 64);
         if (lim->clients == NULL) {
             free(lim);
-            return NULL;
+            return GW_ENOMEM;
         }
     }
-    return lim;
+    *out = lim;
+    return 0;
 }
 
 /* Fills RL for listener GL of the new generation from PREV's entry for the same listener
@@ -719,8 +722,7 @@ static int lis_take(gw_res_t *r, res_lis_t *rl, const gw_glistener_t *gl, const 
         rl->lim->refs++;
         return 0;
     }
-    rl->lim = limiter_new(c);
-    return rl->lim != NULL ? 0 : GW_ENOMEM;
+    return limiter_new(c, &rl->lim);
 }
 
 /* PREV's entry for the listener object OBJ, or NULL (a new address, or no PREV). */
