@@ -123,15 +123,19 @@ static json_t *error_json(const char *line)
     return json_pack("{s:s}", "message", line);
 }
 
-/* Logs the errors in TEXT (one per line) and returns them as a JSON array. */
-static json_t *errors_of(char *text, const char *why)
+/* Logs the lines of TEXT (errors of a refused reload, or warnings of an applied one: a key
+ * kept at its running value) and returns them as a JSON array. */
+static json_t *lines_of(char *text, const char *why, bool refused)
 {
     json_t *a = json_array();
     for (char *line = text, *next; line != NULL && *line != '\0'; line = next) {
         next = strchr(line, '\n');
         if (next != NULL)
             *next++ = '\0';
-        gw_error("reload (%s) refused: %s", why, line);
+        if (refused)
+            gw_error("reload (%s) refused: %s", why, line);
+        else
+            gw_warn("reload (%s): %s", why, line);
         json_array_append_new(a, error_json(line));
     }
     return a;
@@ -180,12 +184,13 @@ static int run(void *ctx, unsigned why)
     if (rc == 0) {
         d->ok++;
         d->restart_required += rep.restart;
-        d->answer = json_pack("{s:b, s:I, s:I, s:s, s:o}", "applied", 1, "generation",
+        d->answer = json_pack("{s:b, s:I, s:I, s:s, s:o, s:o}", "applied", 1, "generation",
                               (json_int_t)rep.gen, "changes", (json_int_t)rep.changes, "summary",
-                              rep.summary, "restart_required", restart_keys_of(&rep));
+                              rep.summary, "restart_required", restart_keys_of(&rep), "warnings",
+                              lines_of(text, why_text(why), false));
     } else {
         d->failed++;
-        json_t *e = errors_of(text != NULL && text[0] != '\0' ? text : NULL, why_text(why));
+        json_t *e = lines_of(text, why_text(why), true);
         if (json_array_size(e) == 0)
             json_array_append_new(e, json_pack("{s:s}", "message", gw_strerror(rc)));
         uint64_t serving = gw_gen_current(d->rt)->id;
