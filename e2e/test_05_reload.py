@@ -590,3 +590,32 @@ def test_removed_listener_connections_get_drain_timeout_then_close(gateway, back
         assert x_gen(http_client(gw).get("/")) == 2
     finally:
         tunnel.close()
+
+
+def test_max_connections_stays_exact_across_reloads(gateway, backend, client):
+    """The listener object keeps its count of admitted connections across reloads: with two
+    tcp pairs open, a reload that keeps max_connections: 2 still refuses a third, and one that
+    raises it to 3 admits it at once."""
+    echo = backend.echo()
+
+    def cfg_for(n, limit):
+        cfg = gen_config(n, [echo], admin=False)
+        cfg["listeners"] = [{"name": "edge", "address": Port("edge"), "protocol": "tcp",
+                             "upstream": "app", "max_connections": limit}]
+        return cfg
+
+    gw = gateway(GW, cfg_for(1, 2))
+    held = [client(gw), client(gw)]
+    for i, c in enumerate(held):
+        c.send(b"hello %d" % i)
+        assert c.recv_exact(7) == b"hello %d" % i
+    after = reload_and_wait(gw, cfg_for(2, 2), 2)
+    end, _ = client(gw).wait_end(timeout=env.timeout(2))
+    assert end in ("eof", "reset"), "a reload forgot the two connections already admitted"
+    reload_and_wait(gw, cfg_for(3, 3), 3, after=after)
+    third = client(gw)
+    third.send(b"three")
+    assert third.recv_exact(5) == b"three", "the raised limit did not apply"
+    for i, c in enumerate(held):
+        c.send(b"still %d" % i)
+        assert c.recv_exact(7) == b"still %d" % i
