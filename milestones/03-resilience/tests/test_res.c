@@ -558,17 +558,6 @@ static struct {
         }                                                                                          \
     } while (0)
 
-static unsigned free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* Listener `edge` on the test's port, to a backend nobody listens on (discard, port 9: the
  * connect is refused, which is all this test needs); with LIMIT a global limit of 1/s. */
 static gw_config_t *live_cfg(bool limit)
@@ -598,19 +587,6 @@ static void free_heap_cfg(gw_config_t *cfg)
 {
     gw_config_free(cfg, &gw_res_config_ext);
     free(cfg);
-}
-
-/* Milestone 05 teaches this plan; here it is written again (keep an equal address). */
-static int plan_by_address(const gw_listener_cfg_t *old, size_t nold, const gw_listener_cfg_t *neu,
-                           size_t nnew, size_t *keep)
-{
-    for (size_t j = 0; j < nnew; j++) {
-        keep[j] = SIZE_MAX;
-        for (size_t i = 0; i < nold && keep[j] == SIZE_MAX; i++)
-            if (gw_addr_equal(&old[i].addr, &neu[j].addr))
-                keep[j] = i;
-    }
-    return 0;
 }
 
 /* RT_CONNS connections to the listener, kept open (the worker reads their peer address)
@@ -690,7 +666,7 @@ static void live_script(uv_timer_t *t)
         gw_reload_report_t rep;
         char errs[512] = "";
         FILE *f = fmemopen(errs, sizeof errs, "w");
-        int rc = gw_runtime_reload(lrt, live_cfg(true), free_heap_cfg, plan_by_address, f, &rep);
+        int rc = gw_runtime_reload(lrt, live_cfg(true), free_heap_cfg, gw_test_plan_by_address, f, &rep);
         fclose(f);
         LIVE_CHECK(rc == 0);
         LIVE_CHECK(gw_gen_current(lrt)->lis[0].obj == l); /* the same listener object */
@@ -733,7 +709,7 @@ static void reload_adds_a_rate_limit_on_a_running_gateway(void **state)
 {
     (void)state;
     memset(&live, 0, sizeof live);
-    live.port = free_port();
+    live.port = gw_test_free_port();
     gw_app_t app = gw_res_app;
     app.control_start = live_control_start;
     app.control_stop = live_control_stop;
