@@ -41,6 +41,16 @@ def gen_config(n, upstreams, routes=None, admin=True, **kw):
     return cfg
 
 
+def with_tcp_tunnel(cfg, echo, listener=True):
+    """CFG with upstream `echo` (ECHO) and, if LISTENER, a tcp listener `tcp` to it: a tunnel
+    that reloads must leave alone."""
+    if listener:
+        cfg["listeners"].append({"name": "tcp", "address": Port("tcp"), "protocol": "tcp",
+                                 "upstream": "echo"})
+    cfg["upstreams"]["echo"] = {"backends": [{"address": echo}]}
+    return cfg
+
+
 def x_gen(resp):
     v = resp.header("X-Gen")
     assert v is not None, "no X-Gen in %r" % (resp,)
@@ -379,9 +389,7 @@ def test_reload_under_load_drops_nothing(gateway, backend, http_client, pki):
             be["weight"] = 1 + (n + i) % 3
         if n % 2 == 0:  # alternate the route table too
             cfg["listeners"][0]["routes"].insert(0, gen_route(n, name="api", path_prefix="/api"))
-        cfg["listeners"].append({"name": "tcp", "address": Port("tcp"), "protocol": "tcp",
-                                 "upstream": "echo"})
-        cfg["upstreams"]["echo"] = {"backends": [{"address": echo}]}
+        with_tcp_tunnel(cfg, echo)
         cfg["listeners"].append({"name": "wss", "address": Port("wss"), "protocol": "http",
                                  "tls": tls_block(pki),
                                  "routes": [config.route("ws", name="ws", websocket=True)]})
@@ -490,10 +498,7 @@ def test_1000_reloads_with_a_tunnel_open_keep_rss_flat(gateway, backend, http_cl
         cfg["upstreams"]["app"]["health_check"] = {"type": "tcp", "interval": "1s"}
         if n % 2:
             cfg["listeners"][0]["routes"].insert(0, gen_route(n, name="api", path_prefix="/api"))
-        cfg["listeners"].append({"name": "tcp", "address": Port("tcp"), "protocol": "tcp",
-                                 "upstream": "echo"})
-        cfg["upstreams"]["echo"] = {"backends": [{"address": echo}]}
-        return cfg
+        return with_tcp_tunnel(cfg, echo)
 
     gw = gateway(GW, cfg_for(1))
     tunnel = socket.create_connection(gw.addr("tcp"))
@@ -533,10 +538,7 @@ def test_reloads_leak_nothing(gateway, backend, http_client):
         r = gen_route(n, name="limited", path_prefix="/limited")
         r["middleware"].append({"rate_limit": {"rate": 100 + n % 2, "burst": 10}})
         cfg["listeners"][0]["routes"].insert(0, r)
-        cfg["listeners"].append({"name": "tcp", "address": Port("tcp"), "protocol": "tcp",
-                                 "upstream": "echo"})
-        cfg["upstreams"]["echo"] = {"backends": [{"address": echo}]}
-        return cfg
+        return with_tcp_tunnel(cfg, echo)
 
     gw = gateway(GW, cfg_for(1))
     tunnel = socket.create_connection(gw.addr("tcp"))
@@ -562,11 +564,7 @@ def test_removed_listener_connections_get_drain_timeout_then_close(gateway, back
 
     def cfg_for(n, with_tcp):
         cfg = gen_config(n, app, drain_timeout="1s")
-        if with_tcp:
-            cfg["listeners"].append({"name": "tcp", "address": Port("tcp"), "protocol": "tcp",
-                                     "upstream": "echo"})
-        cfg["upstreams"]["echo"] = {"backends": [{"address": echo}]}
-        return cfg
+        return with_tcp_tunnel(cfg, echo, listener=with_tcp)
 
     gw = gateway(GW, cfg_for(1, True))
     tunnel = socket.create_connection(gw.addr("tcp"))
