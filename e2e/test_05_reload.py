@@ -617,3 +617,33 @@ def test_max_connections_stays_exact_across_reloads(gateway, backend, client):
     for i, c in enumerate(held):
         c.send(b"still %d" % i)
         assert c.recv_exact(7) == b"still %d" % i
+
+
+def test_backend_breaker_state_survives_reload(gateway, backend, http_client):
+    """A backend's circuit breaker lives in the backend object: open before a reload that
+    keeps the backend, open after it (a reload that reset it would send traffic to a
+    backend known to refuse)."""
+    ok = backend.http(name="ok")
+    dead = "%s:%d" % backend.refused()
+
+    def cfg_for(n, weight):
+        cfg = gen_config(n, [ok, dead])
+        up = cfg["upstreams"]["app"]
+        up["panic_threshold"] = 0
+        up["outlier"] = {"consecutive_failures": 0}
+        up["circuit_breaker"] = {"consecutive_failures": 2, "open_timeout": "1h"}
+        up["backends"][1]["weight"] = weight
+        return cfg
+
+    gw = gateway(GW, cfg_for(1, 1))
+
+    def breaker():
+        return gwadmin.backend_entry(gwadmin.get_json(gw.addr("admin"), "/backends"), dead)["breaker"]
+
+    def opened():
+        http_client(gw).get("/")  # a connect to the dead one fails, the retry goes to ok
+        return breaker() == "open"
+
+    wait_until(opened, env.timeout(10), "the dead backend's breaker opens")
+    reload_and_wait(gw, cfg_for(2, 3), 2)
+    assert breaker() == "open", "a reload that keeps a backend must keep its breaker"
