@@ -1,6 +1,7 @@
 /* test_runtime.c - unit tests for runtime.h: a listener's admission against max_connections,
  * and reloads on a real runtime (worker threads, loops, sockets) driven by a fake app. */
 #include "gwtest.h"
+#include "reloadtest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -12,6 +12,7 @@
  *   - a reload to a public admin address without a token is refused with FILE:LINE:COL,
  *     and a moved admin address is kept with a warning. */
 #include "gwtest.h"
+#include "reloadtest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
