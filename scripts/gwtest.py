@@ -386,8 +386,8 @@ FUZZ_SMOKE_SECONDS = 5
 
 def run_fuzz_smoke(results, jobs):
     """Builds the fuzz variant (clang) and runs every libFuzzer target for a few seconds from
-    its committed seeds (scripts/fuzz.py smoke): a target that stops building or crashes on
-    its own seeds fails here. Long runs happen outside `make test` (NOTES.md, "Fuzzing")."""
+    its committed seeds (scripts/fuzz.py smoke), JOBS targets at once: a target that stops
+    building or crashes on its own seeds fails here. Long runs happen outside `make test` (NOTES.md, "Fuzzing")."""
     import fuzz  # noqa: E402 (a sibling script)
     t0 = time.time()
     p = subprocess.run(["make", "--no-print-directory", f"-j{jobs}", "V=fuzz", "fuzz-bins"], cwd=ROOT,
@@ -397,7 +397,7 @@ def run_fuzz_smoke(results, jobs):
         cases = [{"name": "make V=fuzz fuzz-bins", "ok": False, "detail": p.stdout[-2000:]}]
     else:
         cases = [{"name": f"fuzz_{name}", "ok": ok, "detail": detail}
-                 for name, ok, _, detail in fuzz.smoke(FUZZ_SMOKE_SECONDS)]
+                 for name, ok, _, detail in fuzz.smoke(FUZZ_SMOKE_SECONDS, jobs=jobs)]
         for c in cases:
             if not c["ok"]:
                 print(c["detail"])
