@@ -12,8 +12,9 @@ For every milestone (or M=NN):
      suite sees, and only those e2e tests run. Any other mutant first meets the unit test
      of its own file (FILE's tests/test_STEM.c, built alone), which catches most of them in
      a second or two; if that passes, or there is none, the milestone's unit tests run in
-     full, then the whole e2e suite. Mutants run two at a time (JOBS): most of a mutant's
-     time is an e2e test waiting on sockets, not CPU;
+     full, then the whole e2e suite. Mutants and handouts run two at a time (JOBS), all
+     milestones' in one pool: most of a mutant's time is an e2e test waiting on sockets,
+     not CPU;
   4. the handout's run is short: it prints at most LINES_PER_FAILING_TEST lines per failing
      test, besides one line per suite, one per checkpoint and LINES_FIXED more (a learner's
      first run should say which labs are missing and which tests fail, and little else).
@@ -261,17 +262,28 @@ def check_mutant(ms, mu, defects):
 
 def check(ms_list, reference=None):
     """Runs every check; returns the list of defects (strings). REFERENCE: see
-    check_reference."""
+    check_reference. The handouts and the mutants of every milestone share one pool of
+    JOBS: a handout's run (its build, then stubbed tests failing fast) and a mutant's leave
+    a core idle much of the time, and one pool has no idle tail per milestone. Handouts go
+    first, the newest milestone's (the longest) first."""
     defects = []
+    t0 = time.time()
     for ms in ms_list:
-        t0 = time.time()
         check_reference(ms, defects, reference)
-        n = check_handout(ms, defects)
-        mutants = load_mutants(ms)
-        with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:  # defects: list.append is atomic
-            killed = sum(pool.map(lambda mu: check_mutant(ms, mu, defects), mutants))
-        print(f"check-labs {ms}: {n} lab test run(s) on the stubs; mutants killed {killed}/{len(mutants)}; "
-              f"{time.time() - t0:.0f}s", flush=True)
+    tasks = [(ms, None) for ms in reversed(ms_list)] + [(ms, mu) for ms in ms_list for mu in load_mutants(ms)]
+
+    def run(task):
+        ms, mu = task
+        return check_handout(ms, defects) if mu is None else int(check_mutant(ms, mu, defects))
+
+    with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:  # defects: list.append is atomic
+        done = list(pool.map(run, tasks))
+    for ms in ms_list:
+        n = sum(r for (m, mu), r in zip(tasks, done) if m == ms and mu is None)
+        killed = sum(r for (m, mu), r in zip(tasks, done) if m == ms and mu is not None)
+        total = sum(1 for m, mu in tasks if m == ms and mu is not None)
+        print(f"check-labs {ms}: {n} lab test run(s) on the stubs; mutants killed {killed}/{total}", flush=True)
+    print(f"check-labs: {time.time() - t0:.0f}s", flush=True)
     for d in defects:
         print(f"  DEFECT: {d}")
     return defects
