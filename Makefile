@@ -121,7 +121,7 @@ $(TBIN)/common/%: $(OBJ)/common/tests/%.o $(call objs,$(TS_SRC)) $(COMMON_LIB) $
 # so its tests can make the Nth allocation fail (failalloc.h). Only these binaries: --wrap
 # without the wrappers does not link, and the other tests have no use for them.
 FAILALLOC_TESTS := common/test_buf common/test_config common/test_httpd 04-http/test_h1 04-http/test_router \
-                   04-http/test_httpcfg
+                   04-http/test_httpcfg 05-discovery/test_disccfg
 FAILALLOC_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=asprintf
 $(foreach t,$(FAILALLOC_TESTS),$(eval $(TBIN)/$(t): $(OBJ)/common/testsupport/failalloc.o))
 $(foreach t,$(FAILALLOC_TESTS),$(eval $(TBIN)/$(t): TEST_LDFLAGS := $(FAILALLOC_LDFLAGS)))
@@ -177,6 +177,14 @@ endif
 # no main.c yet: it then has no binary.
 STAGE_MS := $(if $(M),$(call ms_chain,$(SEL_MS)),$(ALL_MS))
 SEL_BINS := $(foreach m,$(STAGE_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)/gw$($(m)_NUM)))
+# The final gateway is also build/bin/gateway (DESIGN.md): a link to the last milestone's
+# binary, made with the stage that has it.
+LAST_MS := $(lastword $(foreach m,$(ALL_MS),$(if $(wildcard milestones/$(m)/main.c),$(m))))
+ifneq ($(filter $(LAST_MS),$(STAGE_MS)),)
+SEL_BINS += $(BIN)/gateway
+$(BIN)/gateway: $(BIN)/gw$($(LAST_MS)_NUM)
+	ln -sf gw$($(LAST_MS)_NUM) $@
+endif
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ const gw_later_key_t gw_config_later_keys[] = {
     {"upstreams.*.proxy_protocol", 4},
     {"upstreams.*.keepalive", 4},
     {"upstreams.*.tls", 4},
+    {"reload", 5},
     {"registry", 5},
     {"discovery", 5},
     {"redis", 5},

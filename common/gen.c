@@ -8,7 +8,7 @@
 #include "error.h"
 
 /* see gen.h */
-gw_gen_t *gw_gen_new(uint64_t id, gw_config_t *cfg, void (*free_cfg)(gw_config_t *cfg))
+gw_gen_t *gw_gen_new(uint64_t id, const gw_config_t *cfg, void (*free_cfg)(gw_config_t *cfg))
 {
     gw_gen_t *g = calloc(1, sizeof *g);
     if (g == NULL)
@@ -37,7 +37,7 @@ void gw_gen_free(gw_gen_t *g)
     free(g->garbage);
     free(g->lis);
     if (g->free_cfg != NULL)
-        g->free_cfg(g->cfg);
+        g->free_cfg((gw_config_t *)g->cfg); /* it was handed over with gw_gen_new */
     free(g);
 }
 

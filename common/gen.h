@@ -32,9 +32,10 @@ typedef struct gw_glistener_s {
 #define GW_GEN_SUMMARY 512 /* bytes of the `applied` line's summary, NUL included */
 
 typedef struct gw_gen_s {
-    uint64_t id;      /* 1 for the configuration loaded at start, then one more per reload */
-    gw_config_t *cfg; /* owned: freed with the generation by FREE_CFG */
+    uint64_t id;            /* 1 for the configuration loaded at start, then one more per reload */
+    const gw_config_t *cfg; /* freed with the generation by FREE_CFG (when not NULL) */
     void (*free_cfg)(gw_config_t *cfg);
+    void *owner;         /* the runtime that built it (gw_runtime_t *), for its free function */
     gw_glistener_t *lis; /* [nlis], in the config's order */
     size_t nlis;
     void *layers[GW_LEVELS]; /* [N]: what level N built for this generation (its gen_build) */
@@ -52,7 +53,7 @@ typedef struct gw_gen_s {
 /* A generation ID over CFG (taken: freed by FREE_CFG with the generation; FREE_CFG may be
  * NULL when the caller keeps it), with one gw_glistener_t per listener of CFG, no identity
  * attached and no level built. NULL when out of memory (CFG is then not taken). */
-gw_gen_t *gw_gen_new(uint64_t id, gw_config_t *cfg, void (*free_cfg)(gw_config_t *cfg));
+gw_gen_t *gw_gen_new(uint64_t id, const gw_config_t *cfg, void (*free_cfg)(gw_config_t *cfg));
 
 /* Frees G: its garbage, its listener view, then its config. The levels' slots must have
  * been freed already (by their gen_free hooks, top level first). NULL is ignored. */

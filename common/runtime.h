@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "gen.h"
 #include "log.h"
 #include "mq.h"
 #include "snapshot.h"
@@ -21,24 +22,54 @@ typedef struct gw_worker_s gw_worker_t;
 typedef struct gw_listener_s gw_listener_t;
 typedef struct gw_wlistener_s gw_wlistener_t;
 
-/* A configured listener, shared by all workers. The counters are exact across workers. */
+/* A listener: an address the gateway accepts on, shared by every worker and by every
+ * configuration generation that keeps the address. The address is its identity: a reload
+ * that keeps the address keeps this object, its sockets and its exact counters, whatever
+ * the name, protocol or limits say now (a rename is a new NAME on the same object). A
+ * generation's view of it (its config, its position) is a gw_glistener_t (gen.h).
+ *
+ * Lifetime: a reference (REFS) is held by each worker's listening handle on it and by each
+ * connection accepted on it (gw_listener_hold/drop); the generations that list it count
+ * apart (GEN_REFS, control thread). When a reload removes it, it takes a reference on the
+ * last generation that had it, so that CFG (that generation's) stays valid for its
+ * connections; once REFS falls to 0 that reference goes, and once no generation lists it
+ * either, the control thread frees it. */
 struct gw_listener_s {
-    const gw_listener_cfg_t *cfg;
-    size_t index;
+    gw_addr_t addr;
+    /* The newest generation's name and limit: a worker borrows the name until its next
+     * quiescent point (the string is freed with a generation, never sooner). */
+    _Atomic(const char *) name;
+    atomic_uint_least64_t max_connections;
+    /* Transitional (issue 17, steps 4-8): the newest generation's config of this listener
+     * and its position there. Borrowed like NAME; gw01-04 never reload, so for them both are
+     * the startup config's for the process's life. Code moves to a pinned generation's
+     * gw_glistener_t, and these go. */
+    _Atomic(const gw_listener_cfg_t *) cfg;
+    atomic_size_t index;
     atomic_uint active;             /* connections admitted and not yet left */
     atomic_uint_least64_t accepted; /* admitted, ever */
     atomic_uint_least64_t rejected; /* refused by max_connections, ever */
-    int *fds;                       /* one listening socket per worker, made at startup */
+    atomic_uint refs;               /* handles and connections, see above */
+    atomic_bool removed;            /* a reload took it out: stop accepting, finish what runs */
+    /* One listening socket per worker, bound by the control thread before the generation
+     * that adds the listener is published; -1 once that worker adopted it. */
+    int *fds;
+    char *name_owned;        /* control thread: the string NAME points to */
+    unsigned gen_refs;       /* control thread: generations that list it */
+    gw_snap_t *last_gen;     /* control thread: held from its removal until REFS is 0 */
+    gw_listener_t *next_all; /* control thread: every object, the runtime's list */
 };
 
 /* One worker's listening handle for one listener. */
 struct gw_wlistener_s {
     uv_tcp_t tcp;
     gw_worker_t *worker;
-    gw_listener_t *listener;
-    bool open;    /* TCP is initialised and not being closed */
+    gw_listener_t *listener; /* a reference held until this handle is freed */
+    gw_wlistener_t *next;    /* the worker's list */
+    bool open;               /* TCP is initialised and not being closed */
     bool paused;  /* out of descriptors: TCP closed (or closing), listening again later */
-    bool closing; /* a pause's close of TCP has not called back yet */
+    bool closing; /* a close of TCP has not called back yet */
+    bool gone;    /* no longer wanted (removed, or the worker drains): freed once closed */
 };
 
 struct gw_worker_s {
@@ -51,7 +82,15 @@ struct gw_worker_s {
     uv_prepare_t prepare;      /* quiescent point for snapshots, once per loop turn */
     uv_timer_t drain_timer;    /* force-close deadline once draining */
     uv_timer_t relisten_timer; /* listeners paused on EMFILE try to listen again */
-    gw_wlistener_t *wls;       /* [rt->nlisteners] */
+    gw_wlistener_t *wls;       /* its listening handles, one per listener of APPLIED */
+    /* The generation this worker's listeners follow, pinned until the next one replaces it
+     * (worker_sync, on each publish): the listeners it adopted and the app's per-worker
+     * state (worker_gen) are this generation's. */
+    gw_snap_t *applied;
+    /* Listeners a reload removed whose connections this worker still lets finish, each until
+     * its deadline (drain_timeout after the removal): then worker_listener_gone. */
+    struct gw_lgone_s *lgone;
+    uv_timer_t lgone_timer;
     /* This worker's chunk cache. Set up on the control thread before the worker's thread
      * starts and kept until the runtime ends (drained when the worker exits), so the
      * control thread may read gw_bufcache_cached_bytes(&w->bufs) at any time (a scrape). */
@@ -81,6 +120,22 @@ struct gw_prom_s; /* metrics.h's gw_prom_t */
  * hook to N-1's, and only to N-1's. Every hook may be NULL. Worker hooks run on that
  * worker's thread; control hooks on the control thread. */
 #define GW_APP_HOOKS(X)                                                                            \
+    /* Control thread: build this level's part of generation G (G->layers[N]) from G->cfg,         \
+     * PREV being the generation served now (NULL for the first), from which state may carry.      \
+     * Each level calls N-1's first. 0, or an error written to ERRS as FILE:LINE:COL: message      \
+     * (then gen_free runs on G and nothing changes). */                                           \
+    X(int, gen_build, (gw_runtime_t * rt, gw_gen_t * g, const gw_gen_t *prev, FILE *errs))         \
+    /* Control thread: free what gen_build made for G, top level first (each level frees its own   \
+     * slot, then calls N-1's). Also runs for a G whose build failed part way (NULL slots). */     \
+    X(void, gen_free, (gw_runtime_t * rt, gw_gen_t * g))                                           \
+    /* Control thread: G is published (PREV, NULL at start, is retired but still alive). */        \
+    X(void, gen_applied, (gw_runtime_t * rt, const gw_gen_t *g, const gw_gen_t *prev))             \
+    /* Worker thread: drain_timeout passed since this worker stopped accepting on L (a reload      \
+     * removed it): close what is left of L's connections, as worker_force_close does for all. */  \
+    X(void, worker_listener_gone, (gw_worker_t * w, gw_listener_t * l))                            \
+    /* Worker thread: this worker now follows G (its listeners match G's); PREV (NULL at start)    \
+     * is what it followed before, alive until the call returns. */                                \
+    X(void, worker_gen, (gw_worker_t * w, const gw_gen_t *g, const gw_gen_t *prev))                \
     /* Worker loop exists, listeners not yet accepting. Return 0 or an error (start fails). */     \
     X(int, worker_start, (gw_worker_t * w))                                                        \
     /* WL has a connection to accept: the app calls uv_accept on &WL->tcp, or, when it cannot      \
@@ -112,6 +167,9 @@ typedef struct gw_app_s {
 } gw_app_t;
 
 struct gw_runtime_s {
+    /* The configuration the process started with. Restart-only keys (workers, buffers) are
+     * read here; the rest comes from a generation (gw_gen_current). Code not yet moved to
+     * generations reads it too (issue 17, steps 4-8). */
     const gw_config_t *cfg;
     const gw_app_t *app;
     /* What each milestone's prepare built, by level (config.h's GW_LEVELS): slot 1 is 01's
@@ -124,8 +182,8 @@ struct gw_runtime_s {
     uv_timer_t reclaim_timer;
     gw_worker_t *workers;
     unsigned nworkers, nready, nexited;
-    gw_listener_t *listeners;
-    size_t nlisteners;
+    gw_listener_t *all_listeners; /* every listener object alive (control thread) */
+    uint64_t next_gen_id;         /* the id the next generation gets */
     gw_bufpool_t bufpool;
     gw_snapdom_t snap;
     atomic_bool draining; /* read by workers (e.g. to answer Connection: close) */
@@ -148,12 +206,58 @@ static inline void *gw_runtime_layer(const gw_runtime_t *rt, int level)
     return rt->layers[level];
 }
 
+/* How the reload maps the new configuration's listeners NEU onto those serving now, OLD (the
+ * running generation's, in the order of its listener objects): KEEP[j] is the index in OLD
+ * of the listener new listener j keeps (its object: sockets, counters), or SIZE_MAX for a
+ * new one. 0, or an error (the reload fails). Milestone 05's plan (a LAB, reload_plan.c)
+ * keeps a listener when its address is equal. */
+typedef int (*gw_plan_listeners_fn)(const gw_listener_cfg_t *old, size_t nold,
+                                    const gw_listener_cfg_t *neu, size_t nnew, size_t *keep);
+
+/* What a reload did: for the log line, POST /reload's answer and the metrics. */
+typedef struct gw_reload_report_s {
+    uint64_t gen;     /* the generation serving after the call: the new one, or the old */
+    unsigned changes; /* counted by the runtime (listeners) and the levels' gen_build */
+    char summary[GW_GEN_SUMMARY];
+    unsigned restart;       /* restart-only keys that changed and were kept at their old values */
+    char restart_keys[256]; /* "workers 2 -> 4, buffers.chunk_size 16384 -> 8192" */
+} gw_reload_report_t;
+
+/* Control thread: makes CFG the configuration served, without dropping a connection.
+ * CFG is taken (FREE_CFG frees it with its generation, or at once on failure). Keys that
+ * need a restart (workers, buffers.*) keep their running values in CFG and are reported.
+ * Listeners are diffed by PLAN: a kept address keeps its sockets, a new one is bound (a
+ * failure fails the reload), a removed one stops accepting. Then each level builds its
+ * part (gen_build), the generation is published, gen_applied runs, and only then the line
+ * `config generation N applied (M changes): ...` is logged, so any request whose head
+ * arrives after it is served by the new generation. On any failure nothing changed: the
+ * errors went to ERRS as FILE:LINE:COL: message. Returns 0 or the error. */
+int gw_runtime_reload(gw_runtime_t *rt, gw_config_t *cfg, void (*free_cfg)(gw_config_t *cfg),
+                      gw_plan_listeners_fn plan, FILE *errs, gw_reload_report_t *rep);
+
 /* Starts a drain as SIGTERM would (control thread only). */
 void gw_runtime_shutdown(gw_runtime_t *rt);
 
-/* Publishes DATA as the current snapshot (control thread) and wakes the workers so they
- * pass a quiescent point soon; retired snapshots are reclaimed on a timer. */
-int gw_runtime_publish(gw_runtime_t *rt, void *data, void (*free_fn)(void *data));
+/* The generation published last (never NULL once the runtime runs). Borrowed: a worker may
+ * use it until its next quiescent point (the end of the loop turn), the control thread
+ * until it publishes another. What holds it longer pins it (gw_gen_pin). */
+const gw_gen_t *gw_gen_current(const gw_runtime_t *rt);
+
+/* For worker W: the generation published now, pinned (it stays alive until gw_gen_unpin on
+ * the same worker), and the snapshot to unpin. */
+const gw_gen_t *gw_gen_pin(gw_worker_t *w, gw_snap_t **snap);
+void gw_gen_unpin(gw_worker_t *w, gw_snap_t *snap);
+
+/* A listener's name in the generation published last; borrowed like gw_gen_current. */
+static inline const char *gw_listener_name(const gw_listener_t *l)
+{
+    return atomic_load_explicit(&((gw_listener_t *)l)->name, memory_order_acquire);
+}
+
+/* A connection accepted on L holds it until the connection is freed: the listener object
+ * outlives every connection that points to it, even after a reload removed it. */
+void gw_listener_hold(gw_listener_t *l);
+void gw_listener_drop(gw_listener_t *l);
 
 /* Admission against the listener's max_connections, one count for all workers: true when
  * the connection may proceed (the count was taken), false when over the limit (counted as a

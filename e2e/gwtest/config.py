@@ -31,15 +31,19 @@ def _addr_text(v):
     return v
 
 
-def resolve(cfg):
+def resolve(cfg, known=None):
     """Returns (a copy of CFG with every placeholder replaced, {name: (host, port)}).
-    CFG itself is left as it was (backend objects in it are not copied)."""
+    CFG itself is left as it was (backend objects in it are not copied). KNOWN, {name:
+    (host, port)} from an earlier resolve, keeps those names at their addresses (a config
+    rewritten for a reload keeps the listeners it does not change where they are); other
+    names get free ports. The result holds only the names CFG uses."""
+    known = known or {}
     addrs = {}
 
     def walk(v, in_listeners=False):
         if isinstance(v, Port):
             if v.name not in addrs:
-                addrs[v.name] = (ports.HOST, ports.free_port())
+                addrs[v.name] = known.get(v.name) or (ports.HOST, ports.free_port())
             return ports.fmt(addrs[v.name])
         if hasattr(v, "address_str") or _is_addr_tuple(v):
             return _addr_text(v)

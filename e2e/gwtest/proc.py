@@ -3,10 +3,11 @@ check what it left behind (exit code, sanitizer reports). Also one-shot runs (-t
 import os
 import re
 import resource
-from signal import SIGTERM, Signals
+from signal import SIGHUP, SIGTERM, Signals
 import subprocess
 import weakref
 
+from . import admin as gwadmin
 from . import config as gwconfig
 from . import env, yamlw
 from .wait import Deadline, WaitTimeout, wait_until
@@ -66,16 +67,54 @@ def tail(text, n=200):
     return "(... %d earlier lines)\n" % (len(lines) - n) + "\n".join(lines[-n:])
 
 
+def render_config(cfg, known=None):
+    """CFG (a dict with placeholders, or YAML text) as YAML text; returns (text, {name: addr}).
+    KNOWN: placeholders resolved before, kept at their addresses (config.resolve)."""
+    if isinstance(cfg, str):
+        return cfg, {}
+    resolved, addrs = gwconfig.resolve(cfg, known)
+    return yamlw.dump(resolved), addrs
+
+
 def write_config(cfg, path):
     """Writes CFG (a dict with placeholders, or YAML text) to PATH; returns {name: addr}."""
-    if isinstance(cfg, str):
-        text, addrs = cfg, {}
-    else:
-        resolved, addrs = gwconfig.resolve(cfg)
-        text = yamlw.dump(resolved)
+    text, addrs = render_config(cfg)
     with open(path, "w") as f:
         f.write(text)
     return addrs
+
+
+# The line a reload logs once the new generation is published (milestone 05, issue 17).
+APPLIED_RE = "config generation %d applied"
+
+
+def listen_inodes(pid, port):
+    """The inodes of the listening TCP sockets on PORT (any local address, IPv4 or IPv6) that
+    process PID holds open: the LISTEN rows of /proc/net/tcp and tcp6 whose inode is also a
+    `socket:[INODE]` link in /proc/PID/fd. Equal sets before and after a reload mean the
+    listener kept its sockets (one per worker with SO_REUSEPORT); a rebind makes new ones."""
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            cols = row.split()
+            # sl local_address rem_address st ... inode: local is HEXADDR:HEXPORT, 0A = LISTEN
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                listening.add(int(cols[9]))
+    held = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if link.startswith("socket:["):
+            held.add(int(link[8:-1]))
+    return listening & held
 
 
 class Result:
@@ -230,6 +269,53 @@ class Gateway:
         return wait_until(lambda: rx.search(self.stderr_text()[after:]), timeout or env.timeout(10),
                           "%s to log /%s/" % (self.name, pattern),
                           describe=lambda: "stderr so far:\n" + tail(self.stderr_text(), 100))
+
+    # ---- reloads (milestone 05) ------------------------------------------------------
+    def render(self, cfg):
+        """CFG as the YAML text a rewrite would write: placeholders resolved before keep
+        their ports. Records the new addresses (gw.addr) and CFG as the current config. For
+        tests that write the file their own way (in parts, truncate-then-write)."""
+        text, addrs = render_config(cfg, self.addrs)
+        self.cfg = cfg
+        self.addrs = addrs if not isinstance(cfg, str) else self.addrs
+        if isinstance(cfg, dict):
+            self.drain_seconds = duration_seconds(cfg.get("drain_timeout"), self.drain_seconds)
+        return text
+
+    def rewrite(self, cfg):
+        """Replaces the config file with CFG (see render), whole in one step: written to a
+        temporary name beside it, then renamed over it, so a reload never reads half a
+        file. Returns the text written."""
+        text = self.render(cfg)
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config_path)
+        self._note("config rewritten (%d bytes)" % len(text))
+        return text
+
+    def reload(self, via="hup", token=None, admin="admin"):
+        """Asks for a reload: VIA "hup" sends SIGHUP (returns None); "admin" sends POST
+        /reload to the admin listener named ADMIN, with TOKEN if given, and returns the
+        Response (200 applied, 400 refused, JSON either way). Pair with wait_applied."""
+        if via == "hup":
+            self.signal(SIGHUP)
+            return None
+        if via == "admin":
+            self._note("POST /reload")
+            return gwadmin.get(self.addr(admin), "/reload", token=token, method="POST")
+        raise ValueError("reload via %r: expected 'hup' or 'admin'" % (via,))
+
+    def wait_applied(self, n, timeout=None, after=0):
+        """Waits for `config generation N applied` in stderr (from offset AFTER on) and
+        returns the offset just past that line: a request sent after this returns must be
+        served by generation N, and a later wait can start from there."""
+        m = self.wait_log(APPLIED_RE % n + r"[^\n]*\n?", timeout, after)
+        return after + m.end()
+
+    def listen_inodes(self, port):
+        """See listen_inodes(): this process's listening sockets on PORT."""
+        return listen_inodes(self.pid, port)
 
     def rss(self):
         """{'VmRSS': bytes, 'VmHWM': bytes} from /proc/PID/status (None once exited)."""

@@ -124,6 +124,7 @@ static void conn_free(conn_t *c)
         c->next->prev = c->prev;
     if (c->admitted)
         gw_listener_leave(c->l);
+    gw_listener_drop(c->l);
     if (c->held != NULL)
         gw_chunk_put(&tw->w->bufs, c->held);
     gw_counter_inc(&tw->stats->closed);
@@ -701,12 +702,14 @@ static void reject(tcp_worker_t *tw, gw_stream_t *client, gw_listener_t *l, bool
     uint64_t dropped;
     if (gw_lograte_allow(&tw->reject_log, uv_now(&tw->w->loop), LOG_PERIOD_MS, &dropped)) {
         if (limited)
-            gw_warn("listener '%s': rate limit reached, connection refused%s", l->cfg->name,
+            gw_warn("listener '%s': rate limit reached, connection refused%s", gw_listener_name(l),
                     dropped ? " (more refusals suppressed)" : "");
         else
-            gw_warn("listener '%s': max_connections (%llu) reached, connection refused%s",
-                    l->cfg->name, (unsigned long long)l->cfg->max_connections,
-                    dropped ? " (more refusals suppressed)" : "");
+            gw_warn(
+                "listener '%s': max_connections (%llu) reached, connection refused%s",
+                gw_listener_name(l),
+                (unsigned long long)atomic_load_explicit(&l->max_connections, memory_order_relaxed),
+                dropped ? " (more refusals suppressed)" : "");
     }
     gw_stream_close(client, true, on_rejected_closed);
 }
@@ -716,6 +719,7 @@ static void conn_init(tcp_worker_t *tw, conn_t *c, gw_listener_t *l)
 {
     c->tw = tw;
     c->l = l;
+    gw_listener_hold(l); /* the pair may outlive the listener's last generation */
     c->admitted = true;
     gw_worker_conn_add(tw->w);
     c->next = tw->conns;
@@ -874,6 +878,15 @@ void gw_tcp_worker_drain(gw_worker_t *w)
 }
 
 /* see tcp_proxy.h */
+void gw_tcp_worker_listener_gone(gw_worker_t *w, gw_listener_t *l)
+{
+    tcp_worker_t *tw = w->app;
+    for (conn_t *c = tw->conns; c != NULL; c = c->next)
+        if (c->l == l)
+            apply(c, sm_event(c, GW_EV_FORCE_CLOSE, GW_CLIENT, 0));
+}
+
+/* see tcp_proxy.h */
 void gw_tcp_worker_force_close(gw_worker_t *w)
 {
     tcp_worker_t *tw = w->app;
@@ -912,5 +925,6 @@ const gw_app_t gw_tcp_app = {
     .on_connection = gw_tcp_on_connection,
     .worker_drain = gw_tcp_worker_drain,
     .worker_force_close = gw_tcp_worker_force_close,
+    .worker_listener_gone = gw_tcp_worker_listener_gone,
     .worker_stop = gw_tcp_worker_stop,
 };

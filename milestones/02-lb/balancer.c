@@ -12,7 +12,7 @@ const char *const gw_balancer_names[] = {
 
 struct gw_balancer_s {
     gw_balancer_kind_t kind;
-    gw_backend_t *const *backends;
+    const gw_lb_member_t *m; /* [n]: the table's members (backend and weight) */
     size_t n;
     size_t cursor;    /* round_robin: next index to try; least_connections: where ties start */
     uint64_t rng;     /* random_two_choices: splitmix64 state */
@@ -102,7 +102,7 @@ static int pick_weighted_round_robin(gw_balancer_t *b, const cands_t *c)
     for (size_t i = 0; i < b->n; i++) {
         if (!allowed(c, i))
             continue;
-        int64_t w = b->backends[i]->weight;
+        int64_t w = b->m[i].weight;
         b->current[i] += w;
         total += w;
         if (best < 0 || b->current[i] > b->current[best])
@@ -137,7 +137,7 @@ static int pick_least_connections(gw_balancer_t *b, const cands_t *c)
         size_t i = (b->cursor + k) % b->n;
         if (!allowed(c, i))
             continue;
-        unsigned a = active_of(b->backends[i]), w = b->backends[i]->weight;
+        unsigned a = active_of(b->m[i].b), w = b->m[i].weight;
         if (best < 0 || less_loaded(a, w, best_a, best_w)) {
             best = (int)i;
             best_a = a;
@@ -169,8 +169,8 @@ static int pick_two_choices(gw_balancer_t *b, const cands_t *c)
     size_t r2 = random_below(&b->rng, c->count - 1);
     r2 += r2 >= r1; /* a second draw among the others: the two are always distinct */
     size_t x = nth_allowed(c, b->n, r1), y = nth_allowed(c, b->n, r2);
-    const gw_backend_t *bx = b->backends[x], *by = b->backends[y];
-    if (less_loaded(active_of(by), by->weight, active_of(bx), bx->weight))
+    const gw_lb_member_t *bx = &b->m[x], *by = &b->m[y];
+    if (less_loaded(active_of(by->b), by->weight, active_of(bx->b), bx->weight))
         return (int)y;
     return (int)x;
 }
@@ -182,7 +182,7 @@ static int pick_consistent_hash(gw_balancer_t *b, const cands_t *c, uint64_t key
 }
 
 /* see balancer.h */
-gw_balancer_t *gw_balancer_new(gw_balancer_kind_t kind, gw_backend_t *const *backends, size_t n,
+gw_balancer_t *gw_balancer_new(gw_balancer_kind_t kind, const gw_lb_member_t *m, size_t n,
                                uint64_t seed)
 {
     if ((unsigned)kind >= GW_BAL_COUNT)
@@ -190,7 +190,7 @@ gw_balancer_t *gw_balancer_new(gw_balancer_kind_t kind, gw_backend_t *const *bac
     gw_balancer_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
-    *b = (gw_balancer_t){.kind = kind, .backends = backends, .n = n, .rng = seed};
+    *b = (gw_balancer_t){.kind = kind, .m = m, .n = n, .rng = seed};
     /* Workers get distinct seeds: starting each one's cursor elsewhere keeps them from all
      * sending their first connection to backend 0. */
     b->cursor = n ? (size_t)(seed % n) : 0;
@@ -200,7 +200,7 @@ gw_balancer_t *gw_balancer_new(gw_balancer_kind_t kind, gw_backend_t *const *bac
             goto fail;
     }
     if (kind == GW_BAL_CONSISTENT_HASH) {
-        b->ring = gw_chash_new(backends, n);
+        b->ring = gw_chash_new(m, n);
         if (b->ring == NULL)
             goto fail;
     }

@@ -30,19 +30,20 @@ extern const char *const gw_balancer_names[];
 typedef struct gw_pick_s {
     const bool *usable; /* [n]: which backends may be chosen (the caller applied health,
                          * ejection and the panic threshold) */
-    size_t avoid;       /* index to skip when another usable one exists (the backend a
+    size_t avoid;       /* position to skip when another usable one exists (the backend a
                          * retry just failed on), or SIZE_MAX */
     uint64_t key;       /* consistent_hash: the hashed key (client address) */
 } gw_pick_t;
 
 typedef struct gw_balancer_s gw_balancer_t;
 
-/* Creates a balancer of KIND over BACKENDS[0..N) (the array and the backends must outlive
- * it). SEED fixes its random choices (tests use fixed seeds; workers use distinct ones).
- * round_robin and least_connections's tie rotation start at backend SEED % N, so workers
- * with distinct seeds do not all send their first connection to backend 0.
- * Returns NULL when out of memory. */
-gw_balancer_t *gw_balancer_new(gw_balancer_kind_t kind, gw_backend_t *const *backends, size_t n,
+/* Creates a balancer of KIND over the members M[0..N) of one table (the array and the
+ * backends must outlive it; the weights are the members', so two tables listing the same
+ * backend with other weights have balancers of their own). SEED fixes its random choices
+ * (tests use fixed seeds; workers use distinct ones). round_robin and least_connections's
+ * tie rotation start at member SEED % N, so workers with distinct seeds do not all send
+ * their first connection to member 0. Returns NULL when out of memory. */
+gw_balancer_t *gw_balancer_new(gw_balancer_kind_t kind, const gw_lb_member_t *m, size_t n,
                                uint64_t seed);
 void gw_balancer_free(gw_balancer_t *b);
 

@@ -78,14 +78,14 @@ static int cmp_points(const void *a, const void *b)
  * so the ring is the same in every worker, and changing one backend's weight adds or
  * removes only that backend's own points. UNIT divides the weights; PER_UNIT points are
  * placed per unit left. Returns the number of points written, sorted by position. */
-static size_t place_points(point_t *pts, gw_backend_t *const *backends, size_t n, unsigned unit,
+static size_t place_points(point_t *pts, const gw_lb_member_t *m, size_t n, unsigned unit,
                            size_t per_unit)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        const gw_backend_t *b = backends[i];
+        const gw_backend_t *b = m[i].b;
         uint64_t h = ring_hash(b->name, strlen(b->name));
-        size_t count = (size_t)(b->weight / unit) * per_unit;
+        size_t count = (size_t)(m[i].weight / unit) * per_unit;
         for (size_t j = 0; j < count; j++)
             pts[k++] = (point_t){.pos = gw_rand_next(&h), .owner = (uint32_t)i};
     }
@@ -95,18 +95,18 @@ static size_t place_points(point_t *pts, gw_backend_t *const *backends, size_t n
 /* END LAB */
 
 /* see chash.h */
-gw_chash_t *gw_chash_new(gw_backend_t *const *backends, size_t n)
+gw_chash_t *gw_chash_new(const gw_lb_member_t *m, size_t n)
 {
     unsigned unit = 0;
     size_t units = 0, per_unit = GW_CHASH_POINTS_PER_WEIGHT;
     if (n > UINT32_MAX)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        assert(backends[i]->weight >= 1); /* gw_backend_init's invariant */
-        unit = gcd(backends[i]->weight, unit);
+        assert(m[i].weight >= 1); /* gw_backend_member_init's invariant */
+        unit = gcd(m[i].weight, unit);
     }
     for (size_t i = 0; i < n; i++)
-        units += backends[i]->weight / unit;
+        units += m[i].weight / unit;
     if (units > GW_CHASH_MAX_POINTS / per_unit) /* large weights: fewer points per unit */
         per_unit = units >= GW_CHASH_MAX_POINTS ? 1 : GW_CHASH_MAX_POINTS / units;
     gw_chash_t *r = calloc(1, sizeof(*r));
@@ -119,7 +119,7 @@ gw_chash_t *gw_chash_new(gw_backend_t *const *backends, size_t n)
             free(r);
             return NULL;
         }
-        r->npoints = place_points(r->points, backends, n, unit, per_unit);
+        r->npoints = place_points(r->points, m, n, unit, per_unit);
     }
     return r;
 }

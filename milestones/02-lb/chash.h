@@ -18,13 +18,13 @@
 
 typedef struct gw_chash_s gw_chash_t;
 
-/* Builds the ring for BACKENDS[0..N) (read only during the call; N may be 0). Backend i
+/* Builds the ring for the members M[0..N) (read only during the call; N may be 0). Member i
  * gets GW_CHASH_POINTS_PER_WEIGHT points per unit of weight (weights are first divided by
  * their greatest common divisor, so 100/200 costs what 1/2 costs), placed by hashing its
  * name: the ring depends only on names and weights, so every worker builds the same ring
  * and a client maps to the same backend whichever worker accepts it.
  * Returns NULL when out of memory. */
-gw_chash_t *gw_chash_new(gw_backend_t *const *backends, size_t n);
+gw_chash_t *gw_chash_new(const gw_lb_member_t *m, size_t n);
 void gw_chash_free(gw_chash_t *r);
 
 /* The backend that owns KEY: the owner of the first point at or after KEY on the ring

@@ -115,30 +115,82 @@ static void serve_backends(gw_admin_t *a, gw_httpd_resp_t *r)
     serve_json(r, a->src.backends ? a->src.backends(a->src.ctx) : json_object(), "/backends");
 }
 
+/* POST /reload. The source's JSON is the body either way: what was applied, or the errors
+ * with their line and column. */
+static void serve_reload(gw_admin_t *a, gw_httpd_resp_t *r)
+{
+    json_t *body = NULL;
+    int rc = a->src.reload(a->src.ctx, &body);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        gw_error("admin: /reload: no answer from the reload");
+        gw_httpd_resp_error(r, 500);
+        return;
+    }
+    gw_httpd_resp_body(r, rc == 0 ? 200 : 400, JSON_CONTENT_TYPE, text, strlen(text), free);
+}
+
+static void serve_config(gw_admin_t *a, gw_httpd_resp_t *r)
+{
+    size_t len = 0;
+    char *text = a->src.config(a->src.ctx, &len);
+    if (text == NULL) {
+        gw_error("admin: /config: no configuration text");
+        gw_httpd_resp_error(r, 500);
+        return;
+    }
+    gw_httpd_resp_body(r, 200, "text/plain; charset=utf-8", text, len, free);
+}
+
+static bool has_reload(const gw_admin_t *a)
+{
+    return a->src.reload != NULL;
+}
+
+static bool has_config(const gw_admin_t *a)
+{
+    return a->src.config != NULL;
+}
+
 typedef struct route_s {
     const char *path;
     void (*serve)(gw_admin_t *a, gw_httpd_resp_t *r);
     bool open; /* served without the token: liveness probes carry no secrets */
+    bool post; /* POST only (it changes something); else GET and HEAD */
+    bool (*present)(const gw_admin_t *a); /* NULL: always; false: answered 404 */
 } route_t;
 
 static const route_t routes[] = {
-    {"/metrics", serve_metrics, false},   {"/stats", serve_stats, false},
-    {"/backends", serve_backends, false}, {"/healthz", serve_healthz, true},
-    {"/readyz", serve_readyz, false},
+    {"/metrics", serve_metrics, false, false, NULL},
+    {"/stats", serve_stats, false, false, NULL},
+    {"/backends", serve_backends, false, false, NULL},
+    {"/healthz", serve_healthz, true, false, NULL},
+    {"/readyz", serve_readyz, false, false, NULL},
+    {"/config", serve_config, false, false, has_config},
+    {"/reload", serve_reload, false, true, has_reload},
 };
 
-static const route_t *find_route(const char *path)
+/* The route for PATH on A, or NULL: a route whose source A lacks does not exist. */
+static const route_t *find_route(const gw_admin_t *a, const char *path)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(routes[i].path, path) == 0)
-            return &routes[i];
+            return routes[i].present == NULL || routes[i].present(a) ? &routes[i] : NULL;
     return NULL;
+}
+
+static bool method_allowed(const route_t *route, const char *method)
+{
+    if (route->post)
+        return strcmp(method, "POST") == 0;
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
 static void handle(void *ctx, const gw_httpd_req_t *req, gw_httpd_resp_t *r)
 {
     gw_admin_t *a = ctx;
-    const route_t *route = find_route(req->path);
+    const route_t *route = find_route(a, req->path);
     if (!(route && route->open) && !authorized(a, gw_httpd_req_header(req, "Authorization"))) {
         gw_httpd_resp_error(r, 401);
         gw_httpd_resp_header(r, "WWW-Authenticate", "Bearer realm=\"gw-admin\"");
@@ -148,9 +200,9 @@ static void handle(void *ctx, const gw_httpd_req_t *req, gw_httpd_resp_t *r)
         gw_httpd_resp_error(r, 404);
         return;
     }
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+    if (!method_allowed(route, req->method)) {
         gw_httpd_resp_error(r, 405);
-        gw_httpd_resp_header(r, "Allow", "GET, HEAD");
+        gw_httpd_resp_header(r, "Allow", route->post ? "POST" : "GET, HEAD");
         return;
     }
     route->serve(a, r); /* HEAD: the server sends the head only */

@@ -1,4 +1,5 @@
-/* admin.h - the admin API's routes (/metrics, /stats, /backends, /healthz, /readyz) on the
+/* admin.h - the admin API's routes (/metrics, /stats, /backends, /healthz, /readyz, and
+ * milestone 05's /reload and /config) on the
  * control thread's loop, with an optional bearer token. The data comes from callbacks, so
  * this module knows nothing of balancers, breakers or workers. */
 #ifndef GW_ADMIN_H
@@ -24,6 +25,15 @@ typedef struct gw_admin_sources_s {
     json_t *(*backends)(void *ctx); /* /backends: the same */
     bool (*ready)(void *ctx);       /* /readyz: false before ready and while draining (503) */
     void *ctx;
+    /* Milestone 05's routes (after ctx, so that 03's initializers stay as they are). NULL
+     * (gw03, gw04): the route answers 404, as a path that does not exist. */
+    /* POST /reload: runs a reload now and answers with what it did, as JSON in *BODY (a new
+     * reference, taken over; NULL: 500). Returns 0 when the new configuration was applied
+     * (200), non-zero when it was refused (400: the old one keeps serving). */
+    int (*reload)(void *ctx, json_t **body);
+    /* GET /config: the active configuration as -T prints it (secrets masked), malloc'd, its
+     * length in *LEN; NULL: 500. */
+    char *(*config)(void *ctx, size_t *len);
 } gw_admin_sources_t;
 
 /* Serves the admin API on ADDR. TOKEN (copied; NULL: no authentication) is required as
@@ -33,9 +43,11 @@ typedef struct gw_admin_sources_s {
  *
  * Routes: GET and HEAD on /metrics (Prometheus text 0.0.4), /stats and /backends (JSON),
  * /healthz (200 {"status":"ok"}: the process answers), /readyz (200 {"ready":true} or 503
- * {"ready":false}). Another method on those paths: 405 with `Allow: GET, HEAD`; another
- * path: 404; a missing or wrong token: 401 with `WWW-Authenticate: Bearer realm="gw-admin"`
- * (checked before the path, so an unauthenticated client cannot probe which paths exist). */
+ * {"ready":false}), and, when their source is set, /config (text); POST on /reload (JSON:
+ * 200 applied, 400 refused). Another method on a path: 405 with `Allow:` the route's
+ * methods; another path, or a route whose source is NULL: 404; a missing or wrong token: 401 with
+ * `WWW-Authenticate: Bearer realm="gw-admin"` (checked before the path, so an unauthenticated
+ * client cannot probe which paths exist). */
 gw_admin_t *gw_admin_start(uv_loop_t *loop, const gw_addr_t *addr, const char *token,
                            const gw_admin_sources_t *src, int *err);
 

@@ -27,7 +27,10 @@ static const char *status_text(unsigned s)
 
 bool hp_draining(const hconn_t *c)
 {
-    return atomic_load_explicit(&c->hw->w->rt->draining, memory_order_relaxed);
+    /* The process drains, or a reload removed this connection's listener: either way the
+     * exchange in progress finishes with Connection: close and no next one starts. */
+    return atomic_load_explicit(&c->hw->w->rt->draining, memory_order_relaxed) ||
+           atomic_load_explicit(&c->l->removed, memory_order_relaxed);
 }
 
 /* Sets x->local's status line: STATUS, unless the middleware chose one (then its reason
@@ -63,11 +66,11 @@ static int local_body(const hx_t *x, unsigned status, const char *reason, char *
 
 /* The fields of x->local for an answer with STATUS and a body of BLEN bytes: HTTP/1.1, the
  * middleware's response hooks, the request id, the body's type and length. */
-static void local_fields(hp_worker_t *hw, hx_t *x, unsigned status, int blen)
+static void local_fields(hconn_t *c, hx_t *x, unsigned status, int blen)
 {
     gw_h1_head_t *h = &x->local;
     h->version_minor = 1;
-    gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
+    gw_chain_response(hp_chain(c), &x->chain, &x->rp.head, h);
     if (x->chain.request_id[0] != '\0' && !gw_h1_head_get(h, "x-request-id", NULL))
         gw_h1_head_set(h, "X-Request-ID", x->chain.request_id, strlen(x->chain.request_id));
     if (blen > 0)
@@ -94,7 +97,7 @@ void hp_send_local(hconn_t *c, unsigned status, const char *reason, bool close)
     char body[512];
     int blen = local_body(x, status, reason, body, sizeof body);
     gw_h1_head_t *h = &x->local;
-    local_fields(hw, x, status, blen);
+    local_fields(c, x, status, blen);
     /* A body the client announced but we have not read (it may be waiting for a 100
      * Continue that will never come) leaves the stream's framing unknown: close. */
     close = close || !x->end.client_keep || hp_draining(c) ||

@@ -24,6 +24,7 @@ static void client_free(hconn_t *c)
     hp_worker_t *hw = c->hw;
     if (c->admitted)
         gw_listener_leave(c->l);
+    gw_listener_drop(c->l);
     hp_tls_conn_free(c);
     hp_pp_conn_free(c);
     gw_worker_t *w = hw->w;
@@ -268,7 +269,7 @@ static void client_read_held(gw_stream_t *s, gw_chunk_t *ch, ssize_t nread)
         }
         c->state = C_ACTIVE;
         hp_list_busy(c);
-        hp_hx_timer_start(c->x, T_HEAD, c->lcfg->head_timeout_ms);
+        hp_hx_timer_start(c->x, T_HEAD, hp_lcfg(c)->head_timeout_ms);
     }
     hx_t *x = c->x;
     if (x->rbuf != NULL) { /* cannot happen: reads stop while bytes wait */
@@ -305,7 +306,7 @@ static void client_written(hconn_t *c, int status)
     if (c->out_paused) {
         c->out_paused = false;
         if (x != NULL && x->rq == RQ_HEAD)
-            hp_hx_timer_start(x, T_HEAD, c->lcfg->head_timeout_ms);
+            hp_hx_timer_start(x, T_HEAD, hp_lcfg(c)->head_timeout_ms);
         hp_client_process(c); /* it updates reading too */
     }
 }

@@ -51,7 +51,7 @@ hx_t *hp_hx_get(hconn_t *c)
     x->timer.data = x;
     x->c = c;
     gw_h1_limits_t lim;
-    parser_limits(c->lcfg, &lim);
+    parser_limits(hp_lcfg(c), &lim);
     if (x->inited) { /* from the free list: its heads keep their storage */
         gw_h1_parser_reset(&x->rp, &lim, HX_KEEP_BYTES);
         gw_h1_parser_reset(&x->sp, NULL, HX_KEEP_BYTES);
@@ -204,6 +204,41 @@ void hp_meter_request(hconn_t *c, uint64_t now_ns)
     gw_hmetrics_request(hm, c->hw->w->id, slot, status, now_ns - x->chain.start_ns);
 }
 
+/* see hproxy-int.h */
+gw_chain_t *hp_chain(const hconn_t *c)
+{
+    if (c->x != NULL && c->x->gen != NULL)
+        return hp_gen_chain(c->x->gen);
+    return hp_gen_chain(gw_gen_current(c->hw->w->rt));
+}
+
+/* Pins the generation published now for C's exchange (its head just arrived) and finds C's
+ * listener in it. False when that generation no longer has the listener (a reload removed
+ * it since the connection was accepted): the request is answered 503 and the connection
+ * closes, the one change a reload may refuse work for (NOTES.md). */
+static bool exchange_pin(hconn_t *c)
+{
+    hx_t *x = c->x;
+    if (x->gen == NULL)
+        x->gen = gw_gen_pin(c->hw->w, &x->gsnap);
+    x->gl = gw_gen_listener(x->gen, c->l);
+    x->hcfg = x->gl != NULL ? gw_http_listener_cfg(x->gl->cfg) : NULL;
+    return x->hcfg != NULL;
+}
+
+/* Gives the pin back: the last thing an exchange does with its generation (settling may
+ * run twice: the second finds nothing to give). */
+static void exchange_unpin(hconn_t *c)
+{
+    hx_t *x = c->x;
+    if (x->gsnap != NULL)
+        gw_gen_unpin(c->hw->w, x->gsnap);
+    x->gsnap = NULL;
+    x->gen = NULL;
+    x->gl = NULL;
+    x->hcfg = NULL;
+}
+
 /* Ends the exchange's bookkeeping: an upstream connection still attached closes (with a
  * reset when ABORTED: the client went away mid-way), the pick is released, and the chain
  * records the exchange (499, nginx's "client closed the request", if nothing was sent).
@@ -227,8 +262,10 @@ void hp_exchange_settle(hconn_t *c, bool aborted)
                        x->bytes_out - x->bytes_counted_out);
     x->bytes_counted_in = x->bytes_in;
     x->bytes_counted_out = x->bytes_out;
-    if (!x->metered && !x->exchange_open)
+    if (!x->metered && !x->exchange_open) {
+        exchange_unpin(c);
         return;
+    }
     uint64_t now_ns = gw_clock_mono_ns(&gw_clock_system);
     hp_meter_request(c, now_ns);
     if (x->exchange_open) {
@@ -236,9 +273,10 @@ void hp_exchange_settle(hconn_t *c, bool aborted)
         x->chain.bytes_out = x->bytes_out;
         if (x->chain.status == 0)
             x->chain.status = 499;
-        gw_chain_finish(hw->hp->chain, &x->chain, now_ns);
+        gw_chain_finish(hp_chain(c), &x->chain, now_ns);
         x->exchange_open = false;
     }
+    exchange_unpin(c);
 }
 
 /* ---- the request head ---------------------------------------------------------------------- */
@@ -326,12 +364,12 @@ static bool request_route(hconn_t *c)
     }
     gw_h1_span_t host = {NULL, 0};
     gw_h1_head_get(h, "host", &host);
-    const gw_route_match_t *match = gw_router_match(c->lcfg->router, host.ptr, host.len, x->method,
+    const gw_route_match_t *match = gw_router_match(x->hcfg->router, host.ptr, host.len, x->method,
                                                     norm, pn.path_len, lookup_header, h, NULL);
     if (norm != stack)
         free(norm);
-    x->chain.listener = c->l->index;
-    x->chain.lcfg = c->lcfg;
+    x->chain.listener = x->gl->pos;
+    x->chain.lcfg = x->hcfg;
     x->chain.client = &c->peer.sa;
     x->chain.tls_info = hp_tls_info(c);
     x->chain.tls = x->chain.tls_info != NULL;
@@ -359,11 +397,11 @@ static bool request_for_upstream(hconn_t *c)
     x->exchange_open = true;
     gw_h1_head_clear(&x->local);
     /* mTLS: the client's own copies of the certificate fields go, the verified ones come. */
-    if (gw_htls_client_fields(h, c->lcfg->tls, x->chain.tls_info) != 0) {
+    if (gw_htls_client_fields(h, x->hcfg->tls, x->chain.tls_info) != 0) {
         hp_answer(c, 431, "request head too large", true);
         return false;
     }
-    int st = gw_chain_request(hw->hp->chain, &x->chain, h, &x->local);
+    int st = gw_chain_request(hp_gen_chain(x->gen), &x->chain, h, &x->local);
     if (st == 429) /* only rate_limit answers 429 (chain.h) */
         gw_hmetrics_rate_limited(hw->hp->hm, hw->w->id,
                                  gw_hmetrics_route_slot(hw->hp->hm, c->l->index, x->route->index));
@@ -403,11 +441,15 @@ void hp_on_request_head(hconn_t *c)
     x->req_body = x->rp.body;
     x->client_minor = h->version_minor; /* before the upstream's copy says 1.1 */
     hx_timer_stop(x);
+    if (!exchange_pin(c)) {
+        hp_answer(c, 503, "listener removed by a reload", true);
+        return;
+    }
     if (!request_method(c) || !request_route(c) || !hp_tunnel_request(c, x->upgrade_asked) ||
         !request_for_upstream(c))
         return; /* answered */
-    if (x->req_body != GW_H1_BODY_NONE && c->lcfg->body_deadline_ms > 0)
-        x->body_deadline = uv_now(hp_loop(hw)) + c->lcfg->body_deadline_ms;
+    if (x->req_body != GW_H1_BODY_NONE && x->hcfg->body_deadline_ms > 0)
+        x->body_deadline = uv_now(hp_loop(hw)) + x->hcfg->body_deadline_ms;
     if (hp_buffer_start(c))
         return; /* the backend is picked when the body is in (hp_request_end, hp_buffer_data) */
     hp_upstream_start(c);
@@ -471,7 +513,7 @@ void hp_response_end(hconn_t *c)
     if (x->rq != RQ_DONE) /* the exchange ends later, with the request body */
         hp_meter_request(c, gw_clock_mono_ns(&gw_clock_system));
     if (x->resp_out == FRAME_CHUNKED) { /* trailers come only with a chunked upstream body */
-        gw_chain_trailers(hw->hp->chain, &x->chain, &x->sp.trailers, true);
+        gw_chain_trailers(hp_chain(c), &x->chain, &x->sp.trailers, true);
         x->bytes_out += hp_out_last_chunk(hw, &c->out, &x->sp.trailers);
     }
     uconn_t *u = x->u;
@@ -501,10 +543,10 @@ void hp_on_response_head(hconn_t *c)
     if (status >= 200) /* first, before anything may retry or answer instead */
         hp_pick_response(x, status);
     /* Every final head a backend sends, whatever becomes of it (1xx have no class). */
-    const gw_backend_t *b = x->pick.backend;
-    if (b != NULL)
+    const gw_lb_member_t *m = gw_lb_tok_member(&x->pick);
+    if (m != NULL)
         gw_hmetrics_upstream_response(hw->hp->hm, hw->w->id,
-                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, b->index),
+                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, m->pos),
                                       status);
     if (status == 101) {
         hp_attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO,
@@ -526,7 +568,7 @@ void hp_on_response_head(hconn_t *c)
         if (!info.keep_alive)
             x->end.upstream_close = true;
     }
-    gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
+    gw_chain_response(hp_chain(c), &x->chain, &x->rp.head, h);
     h->version_minor = 1;
     /* Rules for an HTTP/1.0 client (RFC 9110 15.2, RFC 9112 6.3): no interim response, no
      * chunked body, and keep-alive only when the body has a Content-Length (or none). */
@@ -595,7 +637,7 @@ void hp_exchange_done(hconn_t *c)
     }
     if (x->rbuf != NULL && x->rbuf->off < x->rbuf->len) {
         /* A pipelined request is already here. */
-        hp_hx_timer_start(x, T_HEAD, c->lcfg->head_timeout_ms);
+        hp_hx_timer_start(x, T_HEAD, hp_lcfg(c)->head_timeout_ms);
         hp_client_process(c);
         return;
     }
@@ -639,7 +681,7 @@ static void hx_timer_fired(hx_t *x, hconn_t *c)
         hp_answer(c, 408, "request head timeout", true);
         return;
     case T_BODY: {
-        uint64_t quiet = now - x->last_active, limit = c->lcfg->body_timeout_ms;
+        uint64_t quiet = now - x->last_active, limit = hp_lcfg(c)->body_timeout_ms;
         if (x->rq != RQ_BODY) /* the body is complete; the response timer takes over */
             return;
         bool late = x->body_deadline != 0 && now >= x->body_deadline;

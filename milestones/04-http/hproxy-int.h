@@ -98,9 +98,8 @@ struct hp_s {
     const gw_config_t *cfg;
     gw_lb_t *lb;                   /* layer 2: picks per request (gw_lb_pick_upstream) */
     const gw_tcp_picker_t *picker; /* layer 1: admit, report and retry, as 01 uses them */
-    gw_chain_t *chain;
-    gw_hmetrics_t *hm;    /* labelled metrics: by route, by backend (hmetrics.h) */
-    hp_worker_t *workers; /* [cfg->workers] */
+    gw_hmetrics_t *hm;             /* labelled metrics: by route, by backend (hmetrics.h) */
+    hp_worker_t *workers;          /* [cfg->workers] */
     gw_passthrough_t *pt; /* tcp listeners' tls_passthrough (NULL: none); its picker is layer 1 */
     hp_utls_t *utls;      /* upstreams' TLS: metrics (hutls.h) */
     hp_tls_t *tls;        /* http listeners' tls (htls.h; NULL: none terminates TLS) */
@@ -122,8 +121,7 @@ struct hconn_s {
                            * sock (htls.c); reads, writes and closes go through it, while the
                            * peer's address and TCP options stay on sock */
     hp_worker_t *hw;
-    gw_listener_t *l;
-    const gw_http_listener_cfg_t *lcfg;
+    gw_listener_t *l;     /* held (gw_listener_hold) until the connection is freed */
     hx_t *x;              /* the exchange, or NULL when idle */
     hconn_t *prev, *next; /* an idle list, or hw->busy */
     idle_list_t *list;    /* the idle list holding it, NULL if in hw->busy */
@@ -142,6 +140,30 @@ struct hconn_s {
         struct sockaddr_in6 in6;
     } peer;
 };
+
+/* C's listener's http config: the newest generation's (the last one's for a listener a
+ * reload removed). Borrowed: read it again after the loop turn, never keep the pointer.
+ * What an exchange uses after its head comes from x->hcfg, its pinned generation's. */
+static inline const gw_http_listener_cfg_t *hp_lcfg(const hconn_t *c)
+{
+    return gw_http_listener_cfg(atomic_load_explicit(&c->l->cfg, memory_order_acquire));
+}
+
+/* 04's part of a configuration generation (g->layers[4]): the middleware chain, with its
+ * per-route state, built for that generation's routes. */
+typedef struct hp_gen_s {
+    gw_chain_t *chain;
+} hp_gen_t;
+
+static inline gw_chain_t *hp_gen_chain(const gw_gen_t *g)
+{
+    const hp_gen_t *hg = g->layers[4];
+    return hg != NULL ? hg->chain : NULL;
+}
+
+/* The chain an answer of X's uses: its pinned generation's after a head, else the current
+ * one's (borrowed: an answer before any head names no route, so nothing is kept). */
+gw_chain_t *hp_chain(const hconn_t *c);
 
 typedef enum {
     T_NONE,
@@ -247,8 +269,15 @@ struct hx_s {
     gw_h1_parser_t sp;    /* response parser (used while an upstream is attached) */
     gw_h1_head_t local;   /* a locally generated response head */
     gw_hx_t chain;        /* what the middleware sees */
-    gw_chunk_t *rbuf;     /* client bytes not yet parsed (pipelining), or NULL */
-    uconn_t *u;           /* the attached upstream connection */
+    /* The configuration generation the request head arrived in, pinned from the head to
+     * the end of the exchange (hp_exchange_settle): routing, the chain, the pick and every
+     * retry use this one, however many reloads happen meanwhile. NULL before a head. */
+    gw_snap_t *gsnap;
+    const gw_gen_t *gen;
+    const gw_glistener_t *gl;           /* this connection's listener in GEN */
+    const gw_http_listener_cfg_t *hcfg; /* its http config in GEN */
+    gw_chunk_t *rbuf;                   /* client bytes not yet parsed (pipelining), or NULL */
+    uconn_t *u;                         /* the attached upstream connection */
     gw_tcp_pick_t pick;
     const gw_addr_t *backend_addr;
     const gw_http_route_t *route;
@@ -394,7 +423,7 @@ void hp_client_process(hconn_t *c);
 
 /* ---- hanswer.c: local answers -------------------------------------------------------------- */
 
-/* Whether the process is draining (a local answer then closes its connection). */
+/* Whether the process drains or a reload removed the listener (the answer then closes). */
 bool hp_draining(const hconn_t *c);
 /* Sends x->local (status, middleware fields) with a JSON body naming STATUS and REASON;
  * CLOSE ends the connection after it. */

@@ -203,7 +203,7 @@ static void http_on_connection(gw_wlistener_t *wl)
     }
     c->hw = hw;
     c->l = wl->listener;
-    c->lcfg = gw_http_listener_cfg(c->l->cfg);
+    gw_listener_hold(c->l); /* dropped in client_free: C may outlive its listener's generations */
     gw_tcp_stream_init(&c->sock, &w->loop, &w->streams, hp_on_client_read, c);
     c->s = &c->sock.s; /* hp_tls_accept may put a TLS stream on top */
     gw_wdest_init(&c->out, c->s, &hp_client_ops);
@@ -215,7 +215,7 @@ static void http_on_connection(gw_wlistener_t *wl)
     int len = sizeof c->peer;
     if (gw_stream_peer(&c->sock.s, &c->peer.sa, &len) != 0)
         c->peer.sa.sa_family = AF_UNSPEC;
-    if (c->lcfg->pp != NULL) {
+    if (hp_lcfg(c)->pp != NULL) {
         /* PROXY: max_connections now (a header in waiting holds memory); the per-client
          * admit hook once the header said who the client is (hproxyproto.h). */
         if (!admit_listener(c) || !hp_pp_accept(c)) {
@@ -252,7 +252,7 @@ bool hp_client_start(hconn_t *c)
         hp_client_close(c, true);
         return false;
     }
-    if (c->lcfg->tls != NULL && hp_tls_accept(c) != 0) {
+    if (hp_lcfg(c)->tls != NULL && hp_tls_accept(c) != 0) {
         hp_client_close(c, true); /* counted by hp_tls_accept */
         return false;
     }
@@ -335,6 +335,32 @@ static void close_idle(hp_worker_t *hw)
     }
 }
 
+/* Closes the idle connections on listeners a reload removed (busy ones end with their
+ * exchange: hp_draining). */
+static void close_idle_removed(idle_list_t *il)
+{
+    for (hconn_t *c = il->head, *next; c != NULL; c = next) {
+        next = c->next;
+        if (atomic_load_explicit(&c->l->removed, memory_order_relaxed))
+            hp_client_close(c, false);
+    }
+}
+
+/* The worker follows generation G. */
+static void http_worker_gen(gw_worker_t *w, const gw_gen_t *g, const gw_gen_t *prev)
+{
+    (void)g;
+    hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
+    if (prev == NULL || !hw->started)
+        return;
+    for (size_t i = 0; i < hw->hp->cfg->nlisteners; i++) {
+        close_idle_removed(&hw->fresh[i]);
+        close_idle_removed(&hw->keepalive[i]);
+        close_idle_removed(&hw->handshake[i]);
+        close_idle_removed(&hw->ppwait[i]);
+    }
+}
+
 static void http_worker_drain(gw_worker_t *w)
 {
     gw_res_worker_drain(w);
@@ -345,6 +371,24 @@ static void http_worker_drain(gw_worker_t *w)
      * response carries Connection: close). */
     close_idle(hw);
     close_pools(hw);
+}
+
+/* drain_timeout passed since a reload removed L: its connections on this worker close now,
+ * tcp pairs (01's) and http connections alike (a tunnel, a slow exchange). */
+static void http_worker_listener_gone(gw_worker_t *w, gw_listener_t *l)
+{
+    gw_res_worker_listener_gone(w, l);
+    hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
+    if (!hw->started)
+        return;
+    for (hconn_t *c = hw->busy, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->l != l)
+            continue;
+        if (c->x != NULL && c->x->chain.end == NULL)
+            c->x->chain.end = "drain_timeout";
+        hp_client_close(c, true);
+    }
 }
 
 static void http_worker_force_close(gw_worker_t *w)
@@ -425,7 +469,9 @@ static void http_on_connection_any(gw_wlistener_t *wl)
 
 static void http_on_reopen(gw_runtime_t *rt)
 {
-    gw_chain_reopen(http_state(rt)->chain);
+    /* The serving generation's files: an older one still finishing requests writes to the
+     * file it opened until it is freed, a moment later. */
+    gw_chain_reopen(hp_gen_chain(gw_gen_current(rt)));
     gw_info("SIGUSR1: access log files reopened");
 }
 
@@ -477,10 +523,10 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_prom_sample_i64(p, "gw_tunnels_active", NULL, open);
     gw_hmetrics_write(hp->hm, p); /* by route, by backend */
     gw_passthrough_metrics(hp->pt, p);
-    hp_utls_metrics(hp->utls, p);   /* gw_upstream_tls_* */
-    hp_tls_metrics(hp->tls, p);     /* gw_tls_handshakes_total, ... */
-    hp_pp_metrics(hp->pp, p);       /* gw_proxy_protocol_total */
-    gw_chain_metrics(hp->chain, p); /* gw_access_log_lost_total{file} */
+    hp_utls_metrics(hp->utls, p);                          /* gw_upstream_tls_* */
+    hp_tls_metrics(hp->tls, p);                            /* gw_tls_handshakes_total, ... */
+    hp_pp_metrics(hp->pp, p);                              /* gw_proxy_protocol_total */
+    gw_chain_metrics(hp_gen_chain(gw_gen_current(rt)), p); /* gw_access_log_lost_total{file} */
 }
 
 static void log_tls_warning(void *ctx, const char *msg)
@@ -502,7 +548,6 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         hp->lb = layers[2];
         hp->picker = layers[1];
         hp->workers = calloc(cfg->workers, sizeof *hp->workers);
-        hp->chain = gw_chain_new(cfg, err, sizeof err);
         hp->hm = gw_hmetrics_new(cfg, cfg->workers);
         hp->utls = hp_utls_new(cfg, cfg->workers);
     }
@@ -511,7 +556,7 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
     for (unsigned i = 0; stats_ok && i < cfg->workers; i++)
         stats_ok = (hp->workers[i].stats = calloc(1, sizeof *hp->workers[i].stats)) != NULL;
     int pt_err = 0, tls_err = 0, pp_err = 0;
-    bool made = stats_ok && hp->chain != NULL && hp->hm != NULL && hp->utls != NULL;
+    bool made = stats_ok && hp->hm != NULL && hp->utls != NULL;
     if (made)
         hp->pt = gw_passthrough_prepare(cfg, layers, &pt_err); /* after hp->picker: 02's */
     if (made && pt_err == 0)
@@ -525,7 +570,6 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
     if (!made || pt_err != 0 || tls_err != 0 || pp_err != 0) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {
-            gw_chain_free(hp->chain);
             gw_hmetrics_free(hp->hm);
             hp_utls_free(hp->utls);
             gw_passthrough_free(hp->pt);
@@ -551,7 +595,6 @@ void gw_http_release(void **layers)
     if (hp != NULL) {
         for (unsigned i = 0; i < hp->cfg->workers; i++)
             hw_free(&hp->workers[i]);
-        gw_chain_free(hp->chain);
         gw_hmetrics_free(hp->hm);
         gw_passthrough_free(hp->pt);
         hp_utls_free(hp->utls);
@@ -573,12 +616,57 @@ static void http_control_stop(gw_runtime_t *rt)
     gw_res_control_stop(rt);
 }
 
-/* Every hook goes to 03's (gw_res_app), through its functions; on_reopen is 04's own. */
+/* 04's part of generation G: the middleware chain for G's routes (jwt keys are read, rate
+ * limit tables and breakers made). Errors name the generation's file. */
+static int http_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FILE *errs)
+{
+    int rc = gw_res_gen_build(rt, g, prev, errs);
+    if (rc != 0)
+        return rc;
+    hp_gen_t *hg = calloc(1, sizeof *hg);
+    char err[256] = "";
+    if (hg != NULL) /* rate limit tables, breakers, retry budgets carried by route name */
+        hg->chain =
+            gw_chain_next(g->cfg, prev != NULL ? hp_gen_chain(prev) : NULL, err, sizeof err);
+    if (hg == NULL || hg->chain == NULL) {
+        fprintf(errs, "%s: %s\n", g->cfg->path ? g->cfg->path : "-",
+                err[0] ? err : "out of memory");
+        free(hg);
+        return GW_ENOMEM;
+    }
+    g->layers[4] = hg;
+    return 0;
+}
+
+static void http_gen_applied(gw_runtime_t *rt, const gw_gen_t *g, const gw_gen_t *prev)
+{
+    gw_res_gen_applied(rt, g, prev);
+}
+
+/* Top down: 04's slot, then 03's and below. */
+static void http_gen_free(gw_runtime_t *rt, gw_gen_t *g)
+{
+    hp_gen_t *hg = g->layers[4];
+    if (hg != NULL) {
+        gw_chain_free(hg->chain);
+        free(hg);
+        g->layers[4] = NULL;
+    }
+    gw_res_gen_free(rt, g);
+}
+
+/* Every hook goes to 03's (gw_res_app), through its functions; on_reopen and worker_gen are
+ * 04's own. */
 const gw_app_t gw_http_app = {
+    .gen_build = http_gen_build,
+    .gen_free = http_gen_free,
+    .gen_applied = http_gen_applied,
+    .worker_gen = http_worker_gen,
     .worker_start = http_worker_start,
     .on_connection = http_on_connection_any,
     .worker_drain = http_worker_drain,
     .worker_force_close = http_worker_force_close,
+    .worker_listener_gone = http_worker_listener_gone,
     .worker_stop = http_worker_stop,
     .control_start = http_control_start,
     .control_stop = http_control_stop,

@@ -153,7 +153,7 @@ static void count(hconn_t *c, size_t r)
 
 static const gw_pp_listener_cfg_t *lcfg(const hconn_t *c)
 {
-    return c->lcfg->pp;
+    return hp_lcfg(c)->pp;
 }
 
 /* see hproxyproto.h */

@@ -290,11 +290,10 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     hx_t *x = c->x;
     uconn_t *u = x->u;
     gw_h1_head_t *h = &x->sp.head;
-    const gw_backend_t *b = x->pick.backend;
-    if (b != NULL)
-        gw_hmetrics_upstream_response(hw->hp->hm, hw->w->id,
-                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, b->index),
-                                      101);
+    const gw_lb_member_t *m = gw_lb_tok_member(&x->pick);
+    if (m != NULL)
+        gw_hmetrics_upstream_response(
+            hw->hp->hm, hw->w->id, gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, m->pos), 101);
     gw_h1_span_t offer = {NULL, 0}, answer = {NULL, 0};
     gw_h1_head_get(&x->rp.head, "upgrade", &offer);
     bool has_answer = gw_h1_head_get(h, "upgrade", &answer);
@@ -311,7 +310,7 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     }
     /* The 101 head: hop-by-hop fields go but Upgrade, which the client needs. */
     gw_h1_strip_hop_by_hop(h, GW_H1_KEEP_UPGRADE, NULL);
-    gw_chain_response(hw->hp->chain, &x->chain, &x->rp.head, h);
+    gw_chain_response(hp_chain(c), &x->chain, &x->rp.head, h);
     gw_h1_head_set(h, "Connection", "upgrade", 7);
     h->version_minor = 1;
     x->chain.status = 101;
@@ -333,7 +332,7 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     u->s->cb.on_read = on_upstream_read;
     c->reading = u->reading = false; /* the engine's view: it no longer drives them */
     x->last_active = uv_now(hp_loop(hw));
-    hp_hx_timer_start(x, T_TUNNEL, c->lcfg->tunnel_idle_ms);
+    hp_hx_timer_start(x, T_TUNNEL, hp_lcfg(c)->tunnel_idle_ms);
     gw_sm_init(&t->sm, hp_high_water(hw), hp_low_water(hw));
     unsigned act = sm_event(t, GW_EV_CONNECTED, GW_CLIENT, 0);
     act |= first_bytes(t, ch, off);
@@ -345,7 +344,7 @@ void hp_tunnel_timer(hconn_t *c)
 {
     hx_t *x = c->x;
     hp_tunnel_t *t = x->tunnel;
-    uint64_t now = uv_now(hp_loop(c->hw)), limit = c->lcfg->tunnel_idle_ms;
+    uint64_t now = uv_now(hp_loop(c->hw)), limit = hp_lcfg(c)->tunnel_idle_ms;
     uint64_t quiet = now - x->last_active;
     if (t == NULL)
         return;

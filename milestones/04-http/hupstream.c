@@ -90,10 +90,12 @@ void hp_uconn_detach(uconn_t *u)
     }
 }
 
-static gw_upool_t *pool_of(hp_worker_t *hw, const gw_backend_t *b)
+/* The pools are still indexed by position (upstream, member) in the startup table: the
+ * member of the pinned table gives both, and 02-04 only ever have that one table (a pool in
+ * the backend's own extension block is step 7 of docs/plan-issue17.md). */
+static gw_upool_t *pool_of(hp_worker_t *hw, const gw_lb_member_t *m)
 {
-    const gw_lb_upstream_t *lu = b->upstream;
-    return &hw->pools[lu->pos][b->index].pool;
+    return &hw->pools[m->up->pos][m->pos].pool;
 }
 
 /* The exchange is done with U: back to its pool when it can carry another request. While
@@ -157,7 +159,7 @@ static bool retry_middleware(void *ctx, unsigned attempt, uint64_t *delay_ms)
     hconn_t *c = ctx;
     hx_t *x = c->x;
     return x->method[0] != '\0' &&
-           gw_chain_may_retry(c->hw->hp->chain, &x->chain, x->method, attempt, delay_ms);
+           gw_chain_may_retry(hp_chain(c), &x->chain, x->method, attempt, delay_ms);
 }
 
 /* What the retry decision reads about C's exchange after FAILURE (UV_STATUS; STATUS, the
@@ -278,7 +280,7 @@ void hp_request_sent(hconn_t *c)
 {
     hx_t *x = c->x;
     if (x->rs == RS_NONE && x->tkind != T_RESPONSE)
-        hp_hx_timer_start(x, T_RESPONSE, c->lcfg->response_timeout_ms);
+        hp_hx_timer_start(x, T_RESPONSE, x->hcfg->response_timeout_ms);
 }
 
 /* The request body ended: a chunked one ends upstream with the last chunk and the trailers
@@ -290,7 +292,7 @@ void hp_request_body_end(hconn_t *c)
     hp_worker_t *hw = c->hw;
     if (x->req_out != FRAME_CHUNKED)
         return;
-    gw_chain_trailers(hw->hp->chain, &x->chain, &x->rp.trailers, false);
+    gw_chain_trailers(hp_chain(c), &x->chain, &x->rp.trailers, false);
     hp_out_last_chunk(hw, &x->u->out, &x->rp.trailers);
 }
 
@@ -318,7 +320,7 @@ bool hp_buffer_start(hconn_t *c)
         gw_h1_head_remove(h, "expect");
     }
     x->last_active = uv_now(hp_loop(c->hw));
-    hp_body_timer_start(x, c->lcfg->body_timeout_ms);
+    hp_body_timer_start(x, x->hcfg->body_timeout_ms);
     return true;
 }
 
@@ -377,9 +379,7 @@ static void upstream_ready(hconn_t *c)
         /* An HTTP/1.0 request may come without Host, but it goes upstream as HTTP/1.1, where
          * Host is required (RFC 9112 3.2): the backend's address as configured. (A route's
          * host_rewrite was set already.) */
-        const gw_upstream_cfg_t *uc = &hw->hp->cfg->upstreams[x->upstream];
-        const gw_backend_t *b = x->pick.backend;
-        const char *host = uc->backends[b->index].address_text;
+        const char *host = gw_lb_tok_member(&x->pick)->cfg->address_text;
         gw_h1_head_set(h, "Host", host, strlen(host));
     }
     gw_h1_parser_reset(&x->sp, NULL, HX_KEEP_BYTES);
@@ -396,7 +396,7 @@ static void upstream_ready(hconn_t *c)
         x->rq = RQ_BODY;
         if (x->req_body != GW_H1_BODY_NONE) {
             x->last_active = uv_now(hp_loop(hw));
-            hp_body_timer_start(x, c->lcfg->body_timeout_ms);
+            hp_body_timer_start(x, x->hcfg->body_timeout_ms);
         }
     } else if (x->rq == RQ_DONE) { /* a retry of a request without a body */
         hp_request_sent(c);
@@ -524,8 +524,8 @@ void hp_upstream_start(hconn_t *c)
     x->chain.upstream = t->upstream;
     if (x->chain.end == x->tls_end) /* a failed handshake of an earlier attempt */
         x->chain.end = NULL;
-    x->backend_addr =
-        gw_lb_pick_upstream(hw->hp->lb, hw->w, x->upstream, &c->peer.sa, x->attempt, &x->pick);
+    x->backend_addr = gw_lb_pick_upstream(hw->hp->lb, hw->w, x->gsnap, x->upstream, &c->peer.sa,
+                                          x->attempt, &x->pick);
     if (x->backend_addr == NULL) {
         hp_pick_release(hw, x); /* the pick pinned the table: give it back */
         if (x->tries > 0 || x->attempt > 0) {
@@ -536,9 +536,9 @@ void hp_upstream_start(hconn_t *c)
         return;
     }
     x->retry.picked = true;
-    gw_backend_t *b = x->pick.backend;
-    x->chain.backend = b->name;
-    gw_upool_t *pool = pool_of(hw, b);
+    const gw_lb_member_t *m = gw_lb_tok_member(&x->pick);
+    x->chain.backend = m->b->name;
+    gw_upool_t *pool = pool_of(hw, m);
     /* An idle connection keeps reading: no epoll_ctl per request. After a stale pooled
      * connection (hretry.h policy 1) the retry opens a new one: when a backend restarts,
      * every connection in its pool is dead, and another would fail too. */
@@ -572,8 +572,7 @@ static void upstream_connect(hconn_t *c, gw_upool_t *pool)
     u->hw = hw;
     /* An upstream with tls: its memory first (41 KB, charged to buffers.max_memory), so that
      * a refusal costs no socket. Our own shortage: 503, not retried (hretry.h). */
-    const gw_backend_t *b = x->pick.backend;
-    int rc = hp_utls_conn_new(u, x->upstream, b->index);
+    int rc = hp_utls_conn_new(u, x->upstream, gw_lb_tok_member(&x->pick)->pos);
     if (rc != 0) {
         free(u);
         hp_attempt_failed(c, GW_HRETRY_BROKEN, rc,

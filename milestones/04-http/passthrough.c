@@ -144,7 +144,7 @@ static const gw_addr_t *pt_pick(void *ctx, gw_worker_t *w, const gw_listener_t *
         return pt->inner.pick(pt->inner.ctx, w, l, client, attempt, tok);
     if (tok->route == 0) /* never: 01 picks only after the preread said PICK */
         return NULL;
-    return gw_lb_pick_upstream(pt->lb, w, tok->route - 1, client, attempt, tok);
+    return gw_lb_pick_upstream(pt->lb, w, NULL, tok->route - 1, client, attempt, tok);
 }
 
 /* The other hooks are 02's, called with 02's context. */

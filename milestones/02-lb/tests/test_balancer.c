@@ -16,7 +16,7 @@
 
 typedef struct fixture_s {
     gw_backend_t be[MAXB];
-    gw_backend_t *ptr[MAXB];
+    gw_lb_member_t m[MAXB]; /* the table's view: backend and weight */
     bool usable[MAXB];
     size_t n;
 } fixture_t;
@@ -32,15 +32,16 @@ static void fixture_init(fixture_t *f, const unsigned *weights, size_t n)
         gw_addr_t a;
         snprintf(text, sizeof(text), "127.0.0.1:%zu", 9001 + i);
         assert_int_equal(gw_addr_parse(text, false, false, &a, &why), 0);
-        gw_backend_init(&f->be[i], &a, weights[i], i);
-        f->ptr[i] = &f->be[i];
+        gw_backend_init(&f->be[i], &a);
+        gw_backend_member_init(&f->m[i], &f->be[i], weights[i], NULL);
+        f->m[i].pos = i;
         f->usable[i] = true;
     }
 }
 
 static gw_balancer_t *new_balancer(gw_balancer_kind_t kind, fixture_t *f, uint64_t seed)
 {
-    gw_balancer_t *b = gw_balancer_new(kind, f->ptr, f->n, seed);
+    gw_balancer_t *b = gw_balancer_new(kind, f->m, f->n, seed);
     assert_non_null(b);
     return b;
 }
@@ -109,8 +110,10 @@ static void backend_init_formats_name_and_zeroes_counters(void **state)
     fixture_t f;
     fixture_init(&f, (unsigned[]){3}, 1);
     assert_string_equal(f.be[0].name, "127.0.0.1:9001");
-    assert_int_equal(f.be[0].weight, 3);
-    assert_int_equal(f.be[0].index, 0);
+    assert_int_equal(f.m[0].weight, 3);
+    assert_ptr_equal(f.m[0].b, &f.be[0]);
+    assert_null(f.be[0].key);
+    assert_int_equal(atomic_load(&f.be[0].refs), 0);
     assert_int_equal(atomic_load(&f.be[0].health), GW_HEALTH_HEALTHY);
     assert_int_equal(atomic_load(&f.be[0].active), 0);
     assert_int_equal(atomic_load(&f.be[0].ejected_until_ms), 0);
@@ -122,7 +125,7 @@ static void backend_init_treats_weight_zero_as_one(void **state)
     (void)state;
     fixture_t f;
     fixture_init(&f, (unsigned[]){0}, 1);
-    assert_int_equal(f.be[0].weight, 1);
+    assert_int_equal(f.m[0].weight, 1);
 }
 
 static void backend_usable_when_healthy(void **state)
@@ -189,7 +192,7 @@ static void balancer_new_rejects_unknown_kind(void **state)
     (void)state;
     fixture_t f;
     fixture_init(&f, (unsigned[]){1}, 1);
-    assert_null(gw_balancer_new(GW_BAL_COUNT, f.ptr, f.n, 0));
+    assert_null(gw_balancer_new(GW_BAL_COUNT, f.m, f.n, 0));
 }
 
 static void balancer_without_backends_picks_nothing(void **state)

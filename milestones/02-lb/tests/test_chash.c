@@ -18,7 +18,7 @@
 
 typedef struct fixture_s {
     gw_backend_t be[MAXB];
-    gw_backend_t *ptr[MAXB];
+    gw_lb_member_t m[MAXB]; /* the table's view: backend and weight */
     bool usable[MAXB];
     size_t n;
 } fixture_t;
@@ -34,8 +34,9 @@ static void fixture_init(fixture_t *f, const unsigned *weights, size_t n)
         gw_addr_t a;
         snprintf(text, sizeof(text), "10.0.0.%zu:8080", i + 1);
         assert_int_equal(gw_addr_parse(text, false, false, &a, &why), 0);
-        gw_backend_init(&f->be[i], &a, weights[i], i);
-        f->ptr[i] = &f->be[i];
+        gw_backend_init(&f->be[i], &a);
+        gw_backend_member_init(&f->m[i], &f->be[i], weights[i], NULL);
+        f->m[i].pos = i;
         f->usable[i] = true;
     }
 }
@@ -93,7 +94,7 @@ static void map_keys(gw_balancer_t *b, const bool *usable, int *owner, unsigned 
 
 static gw_balancer_t *new_chash(fixture_t *f, uint64_t seed)
 {
-    gw_balancer_t *b = gw_balancer_new(GW_BAL_CONSISTENT_HASH, f->ptr, f->n, seed);
+    gw_balancer_t *b = gw_balancer_new(GW_BAL_CONSISTENT_HASH, f->m, f->n, seed);
     assert_non_null(b);
     return b;
 }
@@ -139,7 +140,7 @@ static void chash_ring_has_160_points_per_weight(void **state)
     (void)state;
     fixture_t f;
     fixture_init(&f, (unsigned[]){1, 2}, 2);
-    gw_chash_t *r = gw_chash_new(f.ptr, f.n);
+    gw_chash_t *r = gw_chash_new(f.m, f.n);
     assert_non_null(r);
     assert_int_equal(gw_chash_size(r), 3 * GW_CHASH_POINTS_PER_WEIGHT);
     gw_chash_free(r);
@@ -157,7 +158,7 @@ static void chash_scaled_weights_build_the_same_ring(void **state)
     for (size_t k = 0; k < NKEYS; k += 7)
         assert_int_equal(pick_key(b1, f1.usable, NONE, keys[k]),
                          pick_key(b2, f2.usable, NONE, keys[k]));
-    gw_chash_t *r = gw_chash_new(f2.ptr, f2.n);
+    gw_chash_t *r = gw_chash_new(f2.m, f2.n);
     assert_non_null(r);
     assert_int_equal(gw_chash_size(r), 6 * GW_CHASH_POINTS_PER_WEIGHT);
     gw_chash_free(r);
@@ -175,7 +176,7 @@ static void chash_large_weights_stay_under_the_cap(void **state)
     int *owner = malloc(NKEYS * sizeof(*owner));
     assert_non_null(owner);
     fixture_init(&f, (unsigned[]){1000, 999, 998}, 3);
-    gw_chash_t *r = gw_chash_new(f.ptr, f.n);
+    gw_chash_t *r = gw_chash_new(f.m, f.n);
     assert_non_null(r);
     assert_true(gw_chash_size(r) <= GW_CHASH_MAX_POINTS);
     assert_true(gw_chash_size(r) >= 2997);

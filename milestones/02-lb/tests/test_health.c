@@ -320,7 +320,7 @@ static void use_backend(fixture_t *f, const struct sockaddr_in *sin)
     gw_addr_t a = {0};
     memcpy(&a.ss, sin, sizeof *sin);
     a.len = sizeof *sin;
-    gw_backend_init(&f->b, &a, 1, 0);
+    gw_backend_init(&f->b, &a);
     f->ptrs[0] = &f->b;
 }
 

@@ -38,7 +38,7 @@ static int setup(void **state)
         sin->sin_port = htons((uint16_t)(9001 + i));
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         a.len = sizeof *sin;
-        gw_backend_init(&f->b[i], &a, 1, i);
+        gw_backend_init(&f->b[i], &a);
         f->all[i] = &f->b[i];
     }
     f->cfg = (gw_outlier_cfg_t){

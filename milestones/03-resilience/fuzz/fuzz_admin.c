@@ -143,7 +143,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t flags = gw_fz_u8(&f), piece = gw_fz_u8(&f);
     ready_flag = flags & 2;
     stats_fail = flags & 4;
-    gw_admin_sources_t src = {src_metrics, src_stats, src_backends, src_ready, NULL};
+    gw_admin_sources_t src = {
+        .metrics = src_metrics, .stats = src_stats, .backends = src_backends, .ready = src_ready};
     const char *token = (flags & 1) ? TOKEN : NULL;
     char *in = gw_fz_dup(f.p, f.n);
     char *whole = NULL, *split = NULL;

@@ -25,6 +25,9 @@ typedef struct {
     bool ready;
     bool metrics_fail, stats_fail;
     int metrics_calls, stats_calls, backends_calls, ready_calls;
+    int reload_calls, config_calls;
+    int reload_rc;       /* what src_reload returns */
+    bool reload_no_body; /* src_reload leaves *BODY NULL */
     int stopped;
     bool stop_done;
 } fixture_t;
@@ -201,7 +204,43 @@ static int teardown(void **state)
 static const gw_admin_sources_t *stub_sources(fixture_t *f)
 {
     static gw_admin_sources_t src;
-    src = (gw_admin_sources_t){src_metrics, src_stats, src_backends, src_ready, f};
+    src = (gw_admin_sources_t){.metrics = src_metrics,
+                               .stats = src_stats,
+                               .backends = src_backends,
+                               .ready = src_ready,
+                               .ctx = f};
+    return &src;
+}
+
+/* Milestone 05's sources: a reload that answers with its generation (or its errors), and
+ * the configuration text. */
+static int src_reload(void *ctx, json_t **body)
+{
+    fixture_t *f = ctx;
+    f->reload_calls++;
+    if (f->reload_no_body)
+        *body = NULL;
+    else if (f->reload_rc == 0)
+        *body = json_pack("{s:i, s:i}", "generation", 2, "changes", 3);
+    else
+        *body = json_pack("{s:[{s:s, s:i, s:i, s:s}]}", "errors", "file", "gw.yaml", "line", 4,
+                          "col", 7, "message", "bad value");
+    return f->reload_rc;
+}
+
+static char *src_config(void *ctx, size_t *len)
+{
+    fixture_t *f = ctx;
+    f->config_calls++;
+    *len = strlen("workers: 2\n");
+    return strdup("workers: 2\n");
+}
+
+static const gw_admin_sources_t *sources_05(fixture_t *f)
+{
+    static gw_admin_sources_t src;
+    src = (gw_admin_sources_t){src_metrics, src_stats,  src_backends, src_ready,
+                               f,           src_reload, src_config};
     return &src;
 }
 
@@ -478,7 +517,11 @@ static void admin_serve_memory_checks_the_token(void **state)
     fixture_t f;
     memset(&f, 0, sizeof f);
     f.ready = true;
-    gw_admin_sources_t src = {src_metrics, src_stats, src_backends, src_ready, &f};
+    gw_admin_sources_t src = {.metrics = src_metrics,
+                              .stats = src_stats,
+                              .backends = src_backends,
+                              .ready = src_ready,
+                              .ctx = &f};
     const char in[] = "GET /stats HTTP/1.1\r\n\r\n"
                       "GET /healthz HTTP/1.1\r\n\r\n"
                       "GET /stats HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n";
@@ -493,6 +536,104 @@ static void admin_serve_memory_checks_the_token(void **state)
     assert_int_equal(gw_admin_serve_memory("", &src, in, sizeof in - 1, 0, &out, &n), GW_EINVAL);
 }
 
+/* ---- milestone 05: /reload and /config ------------------------------------------------------ */
+
+static void admin_post_reload_calls_source_and_answers_its_json(void **state)
+{
+    fixture_t *f = start(state, NULL, sources_05(*state));
+    char *r = fetch(f, "POST", "/reload", NULL);
+    assert_int_equal(status_of(r), 200);
+    gw_assert_contains(r, "\r\nContent-Type: application/json\r\n");
+    assert_string_equal(body_of(r), "{\"generation\":2,\"changes\":3}");
+    assert_int_equal(f->reload_calls, 1);
+    free(r);
+}
+
+static void admin_post_reload_refused_is_400_with_errors(void **state)
+{
+    fixture_t *f = start(state, NULL, sources_05(*state));
+    f->reload_rc = -1;
+    char *r = fetch(f, "POST", "/reload", NULL);
+    assert_int_equal(status_of(r), 400);
+    gw_assert_contains(body_of(r), "\"line\":4,\"col\":7");
+    assert_int_equal(f->reload_calls, 1);
+    free(r);
+}
+
+static void admin_post_reload_without_answer_is_500(void **state)
+{
+    fixture_t *f = start(state, NULL, sources_05(*state));
+    f->reload_no_body = true;
+    char *r = fetch(f, "POST", "/reload", NULL);
+    assert_int_equal(status_of(r), 500);
+    free(r);
+}
+
+/* Reloading changes things: never on GET (a prefetching browser or a crawler would). */
+static void admin_get_reload_is_405_with_allow_post(void **state)
+{
+    fixture_t *f = start(state, NULL, sources_05(*state));
+    static const char *const methods[] = {"GET", "HEAD", "PUT", "DELETE"};
+    for (size_t i = 0; i < 4; i++) {
+        char *r = fetch(f, methods[i], "/reload", NULL);
+        assert_int_equal(status_of(r), 405);
+        gw_assert_contains(r, "\r\nAllow: POST\r\n");
+        free(r);
+    }
+    assert_int_equal(f->reload_calls, 0);
+}
+
+/* gw03 and gw04 set neither source: the routes do not exist there. */
+static void admin_reload_and_config_are_404_without_source(void **state)
+{
+    fixture_t *f = start(state, NULL, NULL);
+    char *r = fetch(f, "POST", "/reload", NULL);
+    assert_int_equal(status_of(r), 404);
+    free(r);
+    r = fetch(f, "GET", "/config", NULL);
+    assert_int_equal(status_of(r), 404);
+    free(r);
+}
+
+static void admin_reload_requires_token_when_set(void **state)
+{
+    fixture_t *f = start(state, TOKEN, sources_05(*state));
+    char *r = fetch(f, "POST", "/reload", NULL);
+    assert_int_equal(status_of(r), 401);
+    free(r);
+    r = fetch(f, "POST", "/reload", "Authorization: Bearer wrong-token-0000");
+    assert_int_equal(status_of(r), 401);
+    free(r);
+    assert_int_equal(f->reload_calls, 0);
+    r = fetch(f, "POST", "/reload", "Authorization: Bearer " TOKEN);
+    assert_int_equal(status_of(r), 200);
+    assert_int_equal(f->reload_calls, 1);
+    free(r);
+    r = fetch(f, "GET", "/config", NULL);
+    assert_int_equal(status_of(r), 401);
+    assert_int_equal(f->config_calls, 0);
+    free(r);
+}
+
+static void admin_get_config_serves_text(void **state)
+{
+    fixture_t *f = start(state, NULL, sources_05(*state));
+    char *r = fetch(f, "GET", "/config", NULL);
+    assert_int_equal(status_of(r), 200);
+    gw_assert_contains(r, "\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    assert_string_equal(body_of(r), "workers: 2\n");
+    free(r);
+    r = fetch(f, "HEAD", "/config", NULL);
+    assert_int_equal(status_of(r), 200);
+    assert_string_equal(body_of(r), "");
+    free(r);
+    r = fetch(f, "POST", "/config", NULL);
+    assert_int_equal(status_of(r), 405);
+    gw_assert_contains(r, "\r\nAllow: GET, HEAD\r\n");
+    free(r);
+    assert_int_equal(f->config_calls, 2);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -500,6 +641,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(admin_serve_memory_checks_the_token),
         T(admin_metrics_serves_prometheus_text),
+        T(admin_post_reload_calls_source_and_answers_its_json),
+        T(admin_post_reload_refused_is_400_with_errors),
+        T(admin_post_reload_without_answer_is_500),
+        T(admin_get_reload_is_405_with_allow_post),
+        T(admin_reload_and_config_are_404_without_source),
+        T(admin_reload_requires_token_when_set),
+        T(admin_get_config_serves_text),
         T(admin_metrics_source_error_is_500),
         T(admin_stats_serves_json),
         T(admin_stats_source_failure_is_500),
