@@ -235,12 +235,12 @@ doctor:
 # only proves the harness works.
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory V=release bins
+	@$(MAKE) --no-print-directory -j$(or $(JOBS),2) V=release bins
 	@/usr/bin/python3 benchmarks/bench.py $(if $(M),--milestone $(M))
 
 bench-smoke:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory V=release bins
+	@$(MAKE) --no-print-directory -j$(or $(JOBS),2) V=release bins
 	@/usr/bin/python3 benchmarks/bench.py --smoke $(if $(M),--milestone $(M))
 
 # Fuzzing (NOTES.md, "Fuzzing"): `make fuzz` lists the targets, `make fuzz T=name S=seconds`
