@@ -18,8 +18,9 @@
  * picker that 02 and 03 built (layer 1) in one whose preread reads the SNI and whose pick,
  * on a passthrough listener, asks 02 for a backend of the upstream the name chose
  * (gw_lb_pick_upstream): health, balancers, retries and 03's breakers work as for any tcp
- * listener. 01's lab is untouched, and a gateway without passthrough listeners keeps 02's
- * picker itself (no wrapper on its path).
+ * listener. 01's lab is untouched. The wrapper is in place whatever the startup config
+ * has (a reload may add a passthrough listener); other listeners' picks go straight to the
+ * picker below, one call deeper.
  *
  * Matching, as the HTTP router's hosts (router.h): an exact name beats a wildcard, a longer
  * wildcard suffix beats a shorter one, and "*.example.com" matches a.example.com and
