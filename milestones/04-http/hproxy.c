@@ -4,8 +4,9 @@
  *
  *   hconn_t   a client connection. While it waits for a request it is only a socket and a
  *             place in an idle list (about 300 bytes): no buffer, no parser, no timer of its
- *             own. Idle connections of one listener wait in FIFO order, so one timer per
- *             list serves all of them (the first to expire is always at the front).
+ *             own. Idle connections that wait with the same timeout (whatever their
+ *             listener: lists are keyed by kind and timeout) are in one FIFO list, so one
+ *             timer per list serves all of them (the first to expire is at the front).
  *   hx_t      the state of one exchange (parser, heads, timer, middleware state), taken
  *             when a request's first byte arrives and given back (to a free list) when the
  *             response is complete and no pipelined bytes are waiting.
