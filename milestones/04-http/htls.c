@@ -1,6 +1,7 @@
-/* htls.c - see htls.h. The TLS side of a client connection: the listener's state made at
- * prepare, one allocation per connection, the handshake's outcome (metrics, the handshake
- * list), and the pure tables (failure reasons, suite and version names, mTLS fields).
+/* htls.c - see htls.h. The TLS side of a client connection: the listeners' credentials made
+ * per generation (refcounted, held by each connection), one allocation per connection, the
+ * handshake's outcome (counters by listener name, the handshake list), and the pure tables
+ * (failure reasons, suite and version names, mTLS fields).
  *
  * The record flow, for the reader who comes from hclient.c: the client's bytes arrive on
  * c->sock (a gw_tcp_stream_t), which the TLS stream reads and feeds, record by record, into
