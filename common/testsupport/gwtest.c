@@ -1,6 +1,7 @@
 /* gwtest.c - see gwtest.h. */
 #include "gwtest.h"
 
+#include "config.h"
 #include "lab.h"
 
 #include <arpa/inet.h>
@@ -156,4 +157,29 @@ size_t gw_test_b64url(const uint8_t *in, size_t len, char *out)
     }
     out[o] = '\0';
     return o;
+}
+
+/* see gwtest.h */
+unsigned gw_test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* see gwtest.h */
+int gw_test_plan_by_address(const gw_listener_cfg_t *old, size_t nold, const gw_listener_cfg_t *neu,
+                            size_t nnew, size_t *keep)
+{
+    for (size_t j = 0; j < nnew; j++) {
+        keep[j] = SIZE_MAX;
+        for (size_t i = 0; i < nold && keep[j] == SIZE_MAX; i++)
+            if (gw_addr_equal(&old[i].addr, &neu[j].addr))
+                keep[j] = i;
+    }
+    return 0;
 }

@@ -36,4 +36,15 @@ struct sockaddr_storage gw_test_sockaddr(const char *ip);
  * building JWTs and JWKs in tests: the code under test only decodes. */
 size_t gw_test_b64url(const uint8_t *in, size_t len, char *out);
 
+/* A loopback TCP port free at the call (bound to port 0, read back, closed): another process
+ * may take it before the test binds it, which on a test machine is rare enough. */
+unsigned gw_test_free_port(void);
+
+struct gw_listener_cfg_s;
+/* The listener plan of a reload (runtime.h's gw_plan_listeners_fn) that the runtime's tests
+ * use: keep the listener whose address is equal. Written here on purpose, apart from
+ * milestone 05's LAB (reload_plan.c), so the runtime's tests do not depend on a milestone. */
+int gw_test_plan_by_address(const struct gw_listener_cfg_s *old, size_t nold,
+                            const struct gw_listener_cfg_s *neu, size_t nnew, size_t *keep);
+
 #endif
