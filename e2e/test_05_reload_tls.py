@@ -8,9 +8,13 @@ its own timeouts, serves at once (idle lists are keyed by timeout, not by listen
 
 Every wait polls to a deadline; no sleep waits for readiness."""
 import hashlib
+import socket
 import ssl
 
+import pytest
+
 from gwtest import admin, config, env
+from gwtest.wait import Deadline, wait_until
 
 GW = "gw05"
 
@@ -92,3 +96,73 @@ def test_reload_adds_a_tls_listener_with_its_own_timeouts(gateway, backend, http
     # idle connection is closed then (the other listener's default is 60s).
     end = c.wait_closed(timeout=env.timeout(3))
     assert end in ("eof", "reset"), "the added listener's keepalive_timeout did not apply (%s)" % end
+
+
+def pump_handshake(sock, obj, inc, out):
+    """Drives OBJ's (an SSLObject over INC/OUT) handshake on SOCK to its end."""
+    dl = Deadline(env.timeout(5))
+    while True:
+        try:
+            obj.do_handshake()
+            sock.sendall(out.read())
+            return
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            sock.settimeout(max(0.001, dl.left()))
+            data = sock.recv(65536)
+            assert data, "the gateway closed the connection mid-handshake"
+            inc.write(data)
+
+
+@pytest.mark.asan_leg
+def test_reload_mid_handshake_finishes_with_the_credential_it_started_with(gateway, backend, pki):
+    """A connection accepted in generation 1 sends half its ClientHello; five reloads with
+    another certificate retire generation 1 and free it; then the handshake ends with
+    generation 1's certificate and key, which the connection holds (its credential). On the
+    ASan build (`make test`'s asan leg) a connection that did not hold them reads freed
+    memory here."""
+    app = backend.http(name="a")
+    gw = gateway(GW, tls_config(app, pki, [tls_listener(pki, pki.server_ec)]))
+    sock = socket.create_connection(gw.addr("edge"), timeout=env.timeout(5))
+    try:
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = client_ctx(pki).wrap_bio(inc, out, server_hostname="localhost")
+        with pytest.raises(ssl.SSLWantReadError):
+            obj.do_handshake()
+        hello = out.read()
+        sock.sendall(hello[:20])
+
+        def accepted():
+            s = admin.scrape(gw.addr("admin"))
+            return sum(v for _, v in s.find("gw_connections_active", listener="edge")) >= 1
+
+        assert wait_until(accepted, timeout=env.timeout(5)), "the connection was not accepted"
+        at = 0
+        for n in range(2, 7):
+            gw.rewrite(tls_config(app, pki, [tls_listener(pki, pki.server_rsa)]))
+            gw.reload()
+            at = gw.wait_applied(n, after=at)
+        # Another client's full exchange: every worker went through loop turns (quiescent
+        # points) since generation 1 was retired.
+        fresh = socket.create_connection(gw.addr("edge"), timeout=env.timeout(5))
+        fresh.close()
+        sock.sendall(hello[20:])
+        pump_handshake(sock, obj, inc, out)
+        der = obj.getpeercert(binary_form=True)
+        assert hashlib.sha256(der).hexdigest() == pki.server_ec.fingerprint_sha256, \
+            "the handshake did not finish with the credential it started with"
+        obj.write(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        sock.sendall(out.read())
+        dl = Deadline(env.timeout(5))
+        got = b""
+        while b"\r\n" not in got:
+            try:
+                got += obj.read(4096)
+            except ssl.SSLWantReadError:
+                sock.settimeout(max(0.001, dl.left()))
+                data = sock.recv(65536)
+                assert data, "closed before the response"
+                inc.write(data)
+        assert got.startswith(b"HTTP/1.1 200"), got[:80]
+    finally:
+        sock.close()
