@@ -188,7 +188,10 @@ def test_added_listener_accepts_and_removed_one_refuses(gateway, backend, http_c
     assert x_gen(http_client(gw.addr("second")).get("/")) == 2
     edge = gw.addr("edge")
     cfg3 = gen_config(3, app)
-    cfg3["listeners"] = [copy.deepcopy(second)]
+    only = copy.deepcopy(cfg3["listeners"][0])  # generation 3's routes, on `second` only
+    only["name"] = "second"
+    only["address"] = Port("second")
+    cfg3["listeners"] = [only]
     reload_and_wait(gw, cfg3, 3, after=after)
     assert x_gen(http_client(gw.addr("second")).get("/")) == 3
 
