@@ -34,7 +34,10 @@ L7 memory scenarios reuse IdleConns/UploadPeakRss with `connrate hold --http` an
 certificate made at run time (openssl CLI, build/bench/tls/): handshakes/s full and resumed
 (tools/tlsrate.c, on OpenSSL), wrk over https, and RSS per idle TLS connection (tlsrate hold). The full run stays
 under 15 minutes on a quiet machine (issue 7): the durations are chosen for that, and the
-script prints its estimate (Scenario.est_s).
+script prints its estimate (Scenario.est_s). From milestone 05, l7-rps-reload (Reload) runs
+l7-rps-c50's load while each proxy reloads once a second its own way (Target.reload: ours
+SIGHUP, nginx `nginx -s reload`, HAProxy in master-worker mode SIGUSR2), on fresh instances;
+the report sets it beside l7-rps-c50's figure.
 
 Where things live (benchmarks/benchlib/, one room per concern; each file says what it owns):
 machine.py (processes, /proc readings, ports, CPU pinning), targets.py (our proxy, nginx,
@@ -133,7 +136,7 @@ def main(argv):
     log(f"bench: {ctx.elapsed:.0f} s; report {md}" + (" (and latest.md)" if latest else ""))
     empty = [f"w{w} {s.key} {t.name}" for s in scenarios for w in ctx.workers_list
              for t in targets
-             if s.applies(t) and not samples.get(s.key, {}).get(w, {}).get(t.name)]
+             if s.applies(t) and s.runs_at(ctx, w) and not samples.get(s.key, {}).get(w, {}).get(t.name)]
     if empty or ctx.failures:
         log(f"bench: FAILED: {len(ctx.failures)} failed measurement(s); no figure for: "
             f"{', '.join(empty) or 'none'}")

@@ -83,16 +83,16 @@ def estimate(ctx, targets, scenarios):
     per = lambda s: 0.1 if ctx.smoke else QUIET_SAMPLE_S + 0.03 if s.cpu_bound else 0.05
     return len(ctx.workers_list) * (
         3 + (0 if ctx.smoke or not any(isinstance(s, ConnRate) for s in scenarios)
-             else WARMUP_EST_S)
-        + ctx.rounds * sum(s.est_s(ctx) + per(s)
-                           for s in scenarios for t in targets if s.applies(t)))
+             else WARMUP_EST_S)) + ctx.rounds * sum(
+        s.est_s(ctx) + per(s) for w in ctx.workers_list for s in scenarios for t in targets
+        if s.applies(t) and s.runs_at(ctx, w))
 
 
 def run_all(ctx, targets, scenarios):
     """Prints the run's estimate, then runs one phase per worker count, every process it
     starts stopped after each phase (and on any exit); returns the samples."""
-    total = len(ctx.workers_list) * ctx.rounds * sum(s.applies(t) for s in scenarios
-                                                      for t in targets)
+    total = ctx.rounds * sum(s.applies(t) and s.runs_at(ctx, w) for w in ctx.workers_list
+                             for s in scenarios for t in targets)
     est = estimate(ctx, targets, scenarios)
     ctx.quiet_budget = min(QUIET_WAIT_BUDGET_S, max(60.0, RUN_LIMIT_S - RUN_MARGIN_S - est))
     log(f"bench: gw{ctx.milestone} vs nginx vs HAProxy vs direct; workers "
@@ -246,7 +246,7 @@ def run_phase(ctx, targets, scenarios, samples, counter):
             # Rotate the order each round so no target always goes first (or last).
             order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
             for t in order:
-                if not s.applies(t):
+                if not s.applies(t) or not s.runs_at(ctx, ctx.workers):
                     continue
                 counter[0] += 1
                 tag = (f"[{counter[0]:3d}/{counter[1]}] w{ctx.workers} round {rnd + 1}/"

@@ -8,8 +8,9 @@ peak RSS over an upload. L7 (milestone 04 on, min_milestone = 4): wrk requests/s
 latency, 1 MiB responses, tiny chunks, the middleware chain, and the L7 variants of the two
 memory scenarios. TLS (milestone 04 on, proxies only: the backend speaks no TLS): handshakes/s
 full and resumed (tlsrate), small requests and 1 MiB responses over TLS keep-alive (wrk over
-https), RSS per idle TLS connection (tlsrate hold). benchmarks/README.md says what each one
-measures and why.
+https), RSS per idle TLS connection (tlsrate hold). Reloads (milestone 05 on, proxies only):
+l7-rps-c50's load while the proxy reloads once a second (Reload). benchmarks/README.md says
+what each one measures and why.
 """
 import os
 import re
@@ -72,6 +73,10 @@ class Scenario:
     cpu_bound = True  # False: other processes' CPU load does not move the figure (memory)
 
     def applies(self, target):
+        return True
+
+    def runs_at(self, ctx, workers):
+        """Whether it runs in the phase of WORKERS (every phase, but see Reload)."""
         return True
 
     def run(self, ctx, port, target):
@@ -576,6 +581,11 @@ class Reload(Scenario):
 
     def applies(self, target):
         return not isinstance(target, Direct)  # no proxy, nothing to reload
+
+    def runs_at(self, ctx, workers):
+        # Smoke: in the first phase only (workers 1 in `make bench-smoke`): one path through
+        # each proxy's reload is the proof, and a second phase would add 4 s to `make test`.
+        return not ctx.smoke or workers == ctx.workers_list[0]
 
     def seconds(self, ctx):
         return RELOAD_SECONDS_SMOKE if ctx.smoke else RELOAD_SECONDS
