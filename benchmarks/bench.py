@@ -136,7 +136,8 @@ def main(argv):
     log(f"bench: {ctx.elapsed:.0f} s; report {md}" + (" (and latest.md)" if latest else ""))
     empty = [f"w{w} {s.key} {t.name}" for s in scenarios for w in ctx.workers_list
              for t in targets
-             if s.applies(t) and s.runs_at(ctx, w) and not samples.get(s.key, {}).get(w, {}).get(t.name)]
+             if s.applies(t) and s.runs_at(ctx, w)
+             and not samples.get(s.key, {}).get(w, {}).get(t.name)]
     if empty or ctx.failures:
         log(f"bench: FAILED: {len(ctx.failures)} failed measurement(s); no figure for: "
             f"{', '.join(empty) or 'none'}")

@@ -182,6 +182,9 @@ def l7_goals(ctx, scenarios, samples, ours, targets):
                     if not s.applies(t):
                         continue
                     a, p = med(samples, s.key, w, t.name), med(samples, RELOAD_PLAIN, w, t.name)
+                    if a is None:  # failed, or not run at this worker count (smoke)
+                        L.append(f"- workers {w}, {t.label}: no figure")
+                        continue
                     L.append(f"- workers {w}, {t.label}: {fmt_num(a)} req/s under reloads, "
                              f"{fmt_num(p)} without: {ratio(a, p)}; "
                              f"{med(samples, s.key, w, t.name, 'failed') or 0:,.0f} failed "

@@ -557,9 +557,10 @@ class Reload(Scenario):
     """requests/s and failed requests of l7-rps-c50's load while the proxy reloads its
     configuration once a second; the report sets them beside l7-rps-c50's figures from the
     same run (the plain figure: a run without reloads inside each measurement would put the
-    full run over its 15 minutes). Each proxy reloads its own way (Target.reload: ours SIGHUP, nginx `nginx -s
-    reload`, HAProxy SIGUSR2 to its master in master-worker mode), and each reload changes
-    a response header's value (RELOAD_HEADER), so every reload builds a new configuration;
+    full run over its 15 minutes). Each proxy reloads its own way (Target.reload: ours
+    SIGHUP, nginx `nginx -s reload`, HAProxy SIGUSR2 to its master in master-worker mode),
+    and each reload changes a response header's value (RELOAD_HEADER), so every reload
+    builds a new configuration;
     after the run a GET must show the last value (the reloads really happened). A fresh
     instance per measurement: the reloads leave old workers draining and must not reach the
     other scenarios' instances, and HAProxy runs in master-worker mode here only."""
