@@ -36,7 +36,10 @@ L7 memory scenarios reuse IdleConns/UploadPeakRss with `connrate hold --http` an
 certificate made at run time (openssl CLI, build/bench/tls/): handshakes/s full and resumed
 (tools/tlsrate.c, on OpenSSL), wrk over https, and RSS per idle TLS connection (tlsrate hold). The full run stays
 under 15 minutes on a quiet machine (issue 7): the durations are chosen for that, and the
-script prints its estimate (Scenario.est_s).
+script prints its estimate (Scenario.est_s). From milestone 05, l7-rps-reload (Reload) runs
+l7-rps-c50's load while each proxy reloads once a second its own way (Target.reload: ours
+SIGHUP, nginx `nginx -s reload`, HAProxy in master-worker mode SIGUSR2), on fresh instances;
+the report sets it beside l7-rps-c50's figure.
 
 Where things live (benchmarks/benchlib/, one room per concern; each file says what it owns):
 machine.py (processes, /proc readings, ports, CPU pinning), targets.py (our proxy, nginx,

@@ -138,7 +138,10 @@ def run_client(argv, timeout):
 
 def group_cpu_seconds(pgids):
     """{pgid: user + system CPU seconds of every process in that process group} (a proxy
-    and the workers it forked, a backend). Read from /proc before and after a measurement."""
+    and the workers it forked, a backend). Read from /proc before and after a measurement.
+    A process's reaped children count too (cutime, cstime): a worker that exits during the
+    measurement (the old workers after a reload) moves its CPU time to its parent's then,
+    instead of vanishing from the sum."""
     tick = os.sysconf("SC_CLK_TCK")
     total = dict.fromkeys(pgids, 0)
     for d in os.listdir("/proc"):
@@ -149,9 +152,10 @@ def group_cpu_seconds(pgids):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # fields[0] is field 3 (state): pgrp is field 5, utime 14, stime 15.
+        # fields[0] is field 3 (state): pgrp is field 5, utime 14, stime 15, cutime 16,
+        # cstime 17.
         if int(fields[2]) in total:
-            total[int(fields[2])] += int(fields[11]) + int(fields[12])
+            total[int(fields[2])] += sum(int(x) for x in fields[11:15])
     return {g: t / tick for g, t in total.items()}
 
 

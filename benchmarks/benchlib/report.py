@@ -12,9 +12,9 @@ import subprocess
 
 from .machine import GIB, MIB, OTHER_LOAD_WARN, BenchError, pin_plan
 from .scenarios import (BIG_CHUNK, BIG_CHUNK_BYTES, CHUNK_MAX_S, CONN_PARALLEL, IDLE_PAYLOAD,
-                        L7_RPS, TINY_CHUNK, TINY_CHUNK_BYTES, TLS_IDLE_CONNS_MAX,
-                        TLS_PARALLEL, Bulk, Chain, ConnRate, IdleConns, TinyChunks,
-                        TlsHandshake, UploadPeakRss, Wrk, WrkBig)
+                        L7_RPS, RELOAD_CONNS, RELOAD_INTERVAL_S, RELOAD_PLAIN, TINY_CHUNK, TINY_CHUNK_BYTES,
+                        TLS_IDLE_CONNS_MAX, TLS_PARALLEL, Bulk, Chain, ConnRate, IdleConns,
+                        Reload, TinyChunks, TlsHandshake, UploadPeakRss, Wrk, WrkBig)
 from .targets import (TLS_CIPHER, TLS_CURVE, TLS_NGINX_CACHE, TLS_PROTOCOL, TLS_SESSIONS,
                       Direct)
 
@@ -135,7 +135,7 @@ def memory_goals(ctx, scenarios, samples, ours):
     return L
 
 
-def l7_goals(ctx, scenarios, samples, ours):
+def l7_goals(ctx, scenarios, samples, ours, targets):
     """The L7 speed goal lines: requests/s at least 1.1 × nginx with p99 no worse than
     nginx's, per rps scenario and worker count; and the chain's cost."""
     L = []
@@ -169,6 +169,26 @@ def l7_goals(ctx, scenarios, samples, ours):
                          f" plain {fmt_num(med(samples, s.key, w, ours, 'plain_rps'))} req/s: "
                          f"{fmt_ratio(med(samples, s.key, w, ours, 'chain_ratio'))} (median of "
                          "the per-round ratios)")
+            L.append("")
+    for s in scenarios:
+        if isinstance(s, Reload):
+            L += [f"Reloads (issue 17), {RELOAD_CONNS} connections: requests/s while each proxy "
+                  f"reloads every {RELOAD_INTERVAL_S:g} s its own way, against the plain "
+                  f"figure ({RELOAD_PLAIN}, same run; `-` when it did not run), and the "
+                  "requests that failed under reloads (wrk's errors: connect, read, write, "
+                  "timeout, status >= 400), medians:", ""]
+            for w in ctx.workers_list:
+                for t in targets:
+                    if not s.applies(t):
+                        continue
+                    a, p = med(samples, s.key, w, t.name), med(samples, RELOAD_PLAIN, w, t.name)
+                    if a is None:  # failed, or not run at this worker count (smoke)
+                        L.append(f"- workers {w}, {t.label}: no figure")
+                        continue
+                    L.append(f"- workers {w}, {t.label}: {fmt_num(a)} req/s under reloads, "
+                             f"{fmt_num(p)} without: {ratio(a, p)}; "
+                             f"{med(samples, s.key, w, t.name, 'failed') or 0:,.0f} failed "
+                             f"({med(samples, s.key, w, t.name, 'failed_pct') or 0:.3f} %)")
             L.append("")
     return L
 
@@ -219,7 +239,10 @@ def write_report(ctx, targets, scenarios, samples, outdir):
               any(isinstance(s, IdleConns) and s.tls for s in scenarios)),
              (f"upload peak RSS: one {ctx.bulk_bytes // MIB} MiB upload", has(UploadPeakRss)),
              (f"L7: wrk, {ctx.wrk_seconds:g} s per run (over TLS: 1 s), one thread per load "
-              "CPU", has(Wrk, WrkBig, Chain)),
+              "CPU", has(Wrk, WrkBig, Chain, Reload)),
+             (f"reloads: one every {RELOAD_INTERVAL_S:g} s during a "
+              f"{next((s.seconds(ctx) for s in scenarios if isinstance(s, Reload)), 0):g} s "
+              "wrk run", has(Reload)),
              (f"TLS handshakes: {ctx.tls_seconds:g} s per run, {TLS_PARALLEL} in flight",
               has(TlsHandshake)),
              (f"chunked uploads: {TINY_CHUNK_BYTES // MIB} MiB in {TINY_CHUNK}-byte chunks, "
@@ -279,7 +302,7 @@ def write_report(ctx, targets, scenarios, samples, outdir):
                 verdict = "NOT met (every round slower)"
             L.append(f"- {s.key}, workers {w}: {ratio(a, b)} HAProxy: {verdict}")
     L.append("")
-    L += l7_goals(ctx, scenarios, samples, ours)
+    L += l7_goals(ctx, scenarios, samples, ours, targets)
     L += memory_goals(ctx, scenarios, samples, ours)
     for s in scenarios:
         png = outdir / f"{ctx.name}-{s.key}.png"
@@ -333,6 +356,19 @@ def write_report(ctx, targets, scenarios, samples, outdir):
                    " is the proxy's CPU time over the run divided by the requests served." +
                    (" Over TLS (wrk over https): each connection's one full handshake is in "
                     "the run; no direct row." if s.tls else ""))
+        elif isinstance(s, Reload):
+            how = (f" wrk, {RELOAD_CONNS} keep-alive connections ({RELOAD_PLAIN}'s load: its "
+                   "figure is the plain one, in the lines at the top) to a route whose only "
+                   "difference from the plain one is a response header (`X-Bench-Generation`), "
+                   "on a freshly started instance per measurement (0.2 s of warm-up, not in "
+                   f"smoke), {s.seconds(ctx):g} s during which the proxy reloads every "
+                   f"{RELOAD_INTERVAL_S:g} s, each reload writing the header's next value "
+                   "(ours: SIGHUP; nginx: `nginx -s reload`; HAProxy: master-worker mode, "
+                   "SIGUSR2 to the master); after the run a GET must show the last value. "
+                   "`failed requests`: wrk's errors under reloads (a read error is a "
+                   "request written on a keep-alive connection that the proxy closed "
+                   "without answering: an old worker going away). `proxy CPU µs/req` covers "
+                   "the run under reloads, old and new workers included. No direct row.")
         elif isinstance(s, Chain):
             how = (" Ours only: the chain route and the plain route measured back to back "
                    "in each measurement (order alternating), same wrk load; `chain ÷ plain` "

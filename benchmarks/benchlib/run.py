@@ -246,7 +246,9 @@ def measured(ctx, s, t, w):
     with the phase (so across the two phases a scenario meets two targets, and each target
     is measured in several scenarios of each phase). Every target is still started in every
     phase with every route, and checked to forward through each (start_phase)."""
-    if not ctx.smoke:
+    if not s.runs_at(ctx, w):
+        return False
+    if not ctx.smoke or getattr(s, "smoke_every_target", False):
         return s.applies(t)
     fit = [x for x in ctx.targets if s.applies(x)]
     i = [x.key for x in ctx.scenarios].index(s.key) + ctx.workers_list.index(w)

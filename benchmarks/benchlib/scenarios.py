@@ -8,19 +8,22 @@ peak RSS over an upload. L7 (milestone 04 on, min_milestone = 4): wrk requests/s
 latency, 1 MiB responses, tiny chunks, the middleware chain, and the L7 variants of the two
 memory scenarios. TLS (milestone 04 on, proxies only: the backend speaks no TLS): handshakes/s
 full and resumed (tlsrate), small requests and 1 MiB responses over TLS keep-alive (wrk over
-https), RSS per idle TLS connection (tlsrate hold). benchmarks/README.md says what each one
-measures and why.
+https), RSS per idle TLS connection (tlsrate hold). Reloads (milestone 05 on, proxies only):
+l7-rps-c50's load while the proxy reloads once a second (Reload). benchmarks/README.md says
+what each one measures and why.
 """
 import os
 import re
+import http.client
 import select
 import signal
 import subprocess
+import threading
 import time
 
 from .machine import (BUILD, GIB, LOOPBACK, MIB, BenchError, child_setup, cpu_meter,
                       group_memory, pinned, reset_peak_rss, run_client)
-from .targets import MAX_CONNECTIONS, Direct, Ours, fresh_instance
+from .targets import MAX_CONNECTIONS, RELOAD_HEADER, Direct, Ours, fresh_instance
 
 CONN_PARALLEL = 64  # parallel connectors in the connection-rate scenario
 CONN_PAYLOAD = 16
@@ -70,6 +73,10 @@ class Scenario:
     cpu_bound = True  # False: other processes' CPU load does not move the figure (memory)
 
     def applies(self, target):
+        return True
+
+    def runs_at(self, ctx, workers):
+        """Whether it runs in the phase of WORKERS (every phase, but see Reload)."""
         return True
 
     def run(self, ctx, port, target):
@@ -319,13 +326,14 @@ def write_wrk_script():
     WRK_SCRIPT.write_text(WRK_LUA)
 
 
-def run_wrk(ctx, port, path, conns, tls=False):
-    """One wrk run (WRK_SECONDS; over TLS: TLS_WRK_SECONDS) with CONNS keep-alive connections
-    on GET PATH, pinned like every load; one wrk thread per load CPU (at most one per
-    connection). Returns its figures; a run with non-2xx responses, or with more than 1 % of
-    requests failing, is a failure."""
+def run_wrk(ctx, port, path, conns, tls=False, seconds=None, count_errors=False):
+    """One wrk run (WRK_SECONDS; over TLS: TLS_WRK_SECONDS; or SECONDS) with CONNS keep-alive
+    connections on GET PATH, pinned like every load; one wrk thread per load CPU (at most one
+    per connection). Returns its figures; a run with non-2xx responses, or with more than 1 %
+    of requests failing, is a failure, unless COUNT_ERRORS (the reload scenario, where the
+    failures are the figure): then they are only counted."""
     nload = len(ctx.pin["load"].split(","))
-    secs = min(ctx.wrk_seconds, TLS_WRK_SECONDS) if tls else ctx.wrk_seconds
+    secs = min(ctx.wrk_seconds, TLS_WRK_SECONDS) if tls else seconds or ctx.wrk_seconds
     argv = pinned(ctx.pin["load"], [
         "wrk", "-t", min(conns, nload), "-c", conns, "-d", f"{secs}s",
         "--timeout", f"{WRK_TIMEOUT_S}s", "-s", WRK_SCRIPT,
@@ -337,13 +345,14 @@ def run_wrk(ctx, port, path, conns, tls=False):
     errors = sum(w[k] for k in w if k.startswith("err_"))
     if w["requests"] == 0:
         raise BenchError("wrk: no request completed")
-    if w["err_status"] or errors > w["requests"] / 100:
+    if not count_errors and (w["err_status"] or errors > w["requests"] / 100):
         raise BenchError(f"wrk: {w['requests']} requests, errors: " + ", ".join(
             f"{k[4:]} {w[k]}" for k in sorted(w) if k.startswith("err_") and w[k]))
     secs = w["duration_us"] / 1e6
     return {"rps": w["requests"] / secs, "mbps": w["bytes"] / secs / 1e6, "requests":
             w["requests"], "errors": errors, "p50_us": w["p50_us"], "p99_us": w["p99_us"],
-            "p999_us": w["p999_us"], "bytes": w["bytes"]}
+            "p999_us": w["p999_us"], "max_us": w["max_us"], "bytes": w["bytes"],
+            "err": {k[4:]: w[k] for k in w if k.startswith("err_")}}
 
 
 class Wrk(Scenario):
@@ -521,6 +530,135 @@ class Chain(Scenario):
         return res
 
 
+RELOAD_CONNS = 50  # l7-rps-reload: the load of l7-rps-c50 (RELOAD_PLAIN), its plain figure
+RELOAD_PLAIN = "l7-rps-c50"
+# Its wrk run under reloads (smoke: RELOAD_SECONDS_SMOKE), one reload a second: 2 reloads per
+# measurement, 6 per proxy and worker count in 3 rounds. 3 s would put the full run's
+# estimate over its 15 minutes (issue 7): 15.1 against 14.8.
+RELOAD_SECONDS = 2
+RELOAD_SECONDS_SMOKE = 1
+RELOAD_INTERVAL_S = 1.0
+RELOAD_CHECK_S = 5  # after the run, the last reload must serve within this
+
+
+def reload_generation(port):
+    """RELOAD_HEADER's value in a GET / on a new connection (None if absent)."""
+    c = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
+    try:
+        c.request("GET", "/")
+        r = c.getresponse()
+        r.read()
+        return r.getheader(RELOAD_HEADER)
+    finally:
+        c.close()
+
+
+class Reload(Scenario):
+    """requests/s and failed requests of l7-rps-c50's load while the proxy reloads its
+    configuration once a second; the report sets them beside l7-rps-c50's figures from the
+    same run (the plain figure: a run without reloads inside each measurement would put the
+    full run over its 15 minutes). Each proxy reloads its own way (Target.reload: ours
+    SIGHUP, nginx `nginx -s reload`, HAProxy SIGUSR2 to its master in master-worker mode),
+    and each reload changes a response header's value (RELOAD_HEADER), so every reload
+    builds a new configuration;
+    after the run a GET must show the last value (the reloads really happened). A fresh
+    instance per measurement: the reloads leave old workers draining and must not reach the
+    other scenarios' instances, and HAProxy runs in master-worker mode here only."""
+    key = "l7-rps-reload"
+    # The smoke measures it on every target (not one per phase, as the others): what it
+    # proves is that each proxy's reload driver works.
+    smoke_every_target = True
+    route = ("reload", "http-reload", "http")
+    min_milestone = 5
+    unit = "req/s"
+    fresh = True
+    extras = (("failed", "failed requests", "{:,.0f}"),
+              ("failed_pct", "failed %", "{:.3f}"),
+              ("p50_us", "p50 µs", "{:,.0f}"), ("p99_us", "p99 µs", "{:,.0f}"),
+              ("max_us", "max µs", "{:,.0f}"), ("reloads", "reloads", "{:.0f}"),
+              ("cpu_us_per_req", "proxy CPU µs/req", "{:.1f}"))
+
+    def __init__(self):
+        self.title = (f"small responses (2 bytes), {RELOAD_CONNS} keep-alive connections (wrk), "
+                      f"while the proxy reloads its configuration every {RELOAD_INTERVAL_S:g} s, "
+                      "vs no reload")
+
+    def applies(self, target):
+        return not isinstance(target, Direct)  # no proxy, nothing to reload
+
+    def runs_at(self, ctx, workers):
+        # Smoke: in the first phase only (workers 1 in `make bench-smoke`): one path through
+        # each proxy's reload is the proof, and a second phase would add 4 s to `make test`.
+        return not ctx.smoke or workers == ctx.workers_list[0]
+
+    def seconds(self, ctx):
+        return RELOAD_SECONDS_SMOKE if ctx.smoke else RELOAD_SECONDS
+
+    def est_s(self, ctx):
+        # a fresh instance, its warm-up (not in smoke), the run, the check (smoke: 1.3-1.5 s
+        # in all, measured)
+        return 0.35 + (0 if ctx.smoke else 0.3) + self.seconds(ctx)
+
+    def run(self, ctx, port, target):
+        secs = self.seconds(ctx)
+        with fresh_instance(ctx, target, "http", MAX_CONNECTIONS, "http-reload") as inst:
+            t, tport = inst.target, inst.port
+            # A warm-up, since the instance is new (l7-rps-c50's has served for a while):
+            # 0.2 s of requests on new connections. Not in smoke, which proves paths only.
+            if not ctx.smoke:
+                run_client(pinned(ctx.pin["load"], [
+                    BUILD / "connrate", "client", "--connect", f"{LOOPBACK}:{tport}",
+                    "--parallel", 2, "--duration", 0.2, "--http"]), timeout=10)
+            # The reloads, from a thread while wrk runs: the k-th at (k + 0.5) intervals
+            # after wrk starts, so a run of S seconds holds S reloads.
+            stop, done, errs = threading.Event(), [0], []
+
+            def drive(t0):
+                try:
+                    for k in range(int(secs / RELOAD_INTERVAL_S)):
+                        if stop.wait(max(0.0, t0 + (k + 0.5) * RELOAD_INTERVAL_S
+                                         - time.monotonic())):
+                            return
+                        t.reload(ctx, t.gen + 1)
+                        done[0] += 1
+                except Exception as e:  # reported by the measurement, below
+                    errs.append(e)
+
+            with cpu_meter(ctx, t, inst.backend_pgids) as cpu:
+                th = threading.Thread(target=drive, args=(time.monotonic(),), daemon=True)
+                th.start()
+                try:
+                    w = run_wrk(ctx, tport, "/", RELOAD_CONNS, seconds=secs, count_errors=True)
+                finally:
+                    stop.set()
+                    th.join()
+            if errs:
+                raise BenchError(f"reload {done[0] + 1}: {errs[0]}")
+            # The last reload serves (bounded): each one really was applied, or the header
+            # would still show an older value.
+            deadline, got = time.monotonic() + RELOAD_CHECK_S, None
+            while time.monotonic() < deadline:
+                try:
+                    got = reload_generation(tport)
+                except OSError as e:
+                    got = f"({e})"
+                if got == str(t.gen):
+                    break
+                time.sleep(0.02)
+            else:
+                raise BenchError(f"{RELOAD_HEADER} still {got!r} {RELOAD_CHECK_S} s after "
+                                 f"reload {done[0]} (generation {t.gen})")
+        failed = sum(w["err"].values())
+        res = {"value": w["rps"], "p50_us": w["p50_us"], "p99_us": w["p99_us"],
+               "max_us": w["max_us"], "failed": failed, "err": w["err"], "reloads": done[0],
+               # wrk counts a response with status >= 400 in requests too
+               "failed_pct": 100 * failed / (w["requests"] + failed - w["err"]["status"]),
+               "other_load": cpu.other_load}
+        if cpu.seconds is not None:
+            res["cpu_us_per_req"] = cpu.seconds * 1e6 / w["requests"]
+        return res
+
+
 class TlsHandshake(Scenario):
     """New TLS connections per second through the TLS route (tlsrate client): each one
     connects, makes a TLS 1.2 handshake, sends close_notify and waits for the proxy to close;
@@ -593,6 +731,8 @@ SCENARIOS = [
         "connections (wrk over https)", tls=True),
     WrkBig(tls=True),
     IdleConns(tls=True),
+    # Reloads (milestone 05 on; the proxies only): l7-rps-c50's load while reloading.
+    Reload(),
 ]
 L7_RPS = ("l7-rps-c1", "l7-rps-c50", "l7-rps-c500")
 TLS_KEYS = ("tls-handshake-full", "tls-handshake-resumed", "tls-rps-c50", "tls-1mib",

@@ -9,9 +9,11 @@ has the tables. A scenario never writes a config: it names the route it needs (s
 and gets a port. The TLS certificate is made at run time (bench_cert), never committed.
 """
 import copy
+import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -51,6 +53,19 @@ TLS_SESSIONS = 20000  # ours' default session_cache size, HAProxy's default tune
 TLS_NGINX_CACHE = "5m"  # nginx: "one megabyte can store about 4000 sessions"
 TLS_SESSION_LIFETIME_S = 300  # nginx and HAProxy's default (ours: LRU, no lifetime)
 TLS_CONN_RESERVE = 64 * 1024  # ours: what one TLS connection may charge to buffers.max_memory
+
+# Reloads (route protocol "http-reload", milestone 05 on: the l7-rps-reload scenario): the
+# http route with one response header whose value is the config's generation as the harness
+# counts it (Target.gen). Each reload writes the next value and has the proxy reload, so
+# every reload really builds a new configuration, and a GET shows which one serves.
+RELOAD_HEADER = "X-Bench-Generation"
+
+
+def write_atomic(path, text):
+    """Writes a config by rename, so a proxy that reloads never reads half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def bench_cert():
@@ -113,12 +128,13 @@ class Target:
     tls = True  # serves routes of protocol "https" (TLS in front of the http route)
     inst = ""  # file-name suffix of a fresh instance (memory scenarios); "" for the main one
     maxconn = MAX_CONNECTIONS  # the connection cap written into the config
+    gen = 1  # RELOAD_HEADER's value in an http-reload route; reload() sets the next one
 
     def fresh(self, inst, maxconn):
         """A copy of this target for a freshly started instance of its own (its own config,
         log and listeners), with a connection cap of MAXCONN."""
         t = copy.copy(self)
-        t.inst, t.maxconn, t.proc = inst, maxconn, None
+        t.inst, t.maxconn, t.proc, t.gen = inst, maxconn, None, 1
         return t
 
     def version(self):
@@ -130,8 +146,18 @@ class Target:
     def pgid(self):
         return self.proc.pid if self.proc is not None else None
 
+    def reload(self, ctx, gen):
+        """Rewrites the config with RELOAD_HEADER = GEN and has the proxy reload it the
+        proxy's own way; returns without waiting for the reload to finish."""
+        raise NotImplementedError
+
+    def _rewrite(self, ctx, gen):
+        self.gen = gen
+        self.write_config(ctx, self.routes, self.ports)
+
     def _launch(self, ctx, argv, routes, ready_word=None):
         ports = {r: free_port() for r in routes}
+        self.routes, self.ports = routes, ports  # for reload(): the same config, next gen
         self.write_config(ctx, routes, ports)
         logp = ctx.tmp / f"{self.name}{self.inst}-w{ctx.workers}.log"
         self.proc = ctx.procs.start(self.name, pinned(ctx.pin["proxy"], argv(ctx)), logp)
@@ -148,10 +174,11 @@ class Target:
 
     # Route protocols: "tcp" (L4), "http" (L7, one route to the backend), "http-chain"
     # (L7 with the realistic middleware chain; only ours has it: the peers serve it as a
-    # plain http route, and the chain scenario runs on ours only) and "https" (the http
-    # route behind TLS termination; not direct: the backend speaks no TLS).
+    # plain http route, and the chain scenario runs on ours only), "https" (the http
+    # route behind TLS termination; not direct: the backend speaks no TLS) and "http-reload"
+    # (the http route plus the RELOAD_HEADER response header, for reload()).
     @staticmethod
-    def _need(routes, protos=("tcp", "http", "http-chain", "https")):
+    def _need(routes, protos=("tcp", "http", "http-chain", "https", "http-reload")):
         for r, (proto, _) in routes.items():
             if proto not in protos:
                 raise BenchError(f"route {r}: protocol {proto} is not supported")
@@ -209,6 +236,9 @@ class Ours(Target):
                       f"      response_timeout: {RESPONSE_TIMEOUT_S}s",
                       "    routes:", f"      - name: {r}", "        match: {path_prefix: /}",
                       f"        upstream: {r}"]
+            if proto == "http-reload":
+                lines += ["        middleware:", "          - headers: {response: {set: "
+                          f"{{{RELOAD_HEADER}: \"{self.gen}\"}}}}}}"]
             if proto == "http-chain":
                 # The realistic chain: request id, forwarded headers, a rate limit nothing
                 # reaches (one key: every client is 127.0.0.1), an access log to a file.
@@ -223,11 +253,17 @@ class Ours(Target):
             if proto != "tcp":
                 lines.append(f"    keepalive: {{max_idle: {UPSTREAM_KEEPALIVE}, idle_timeout: "
                              f"{IDLE_TIMEOUT_S}s, max_requests: 0}}")
-        self.conf(ctx, "yaml").write_text("\n".join(lines) + "\n")
+        write_atomic(self.conf(ctx, "yaml"), "\n".join(lines) + "\n")
 
     def start(self, ctx, routes):
         return self._launch(ctx, lambda c: [self.binary, "-c", self.conf(c, "yaml")], routes,
                             ready_word="ready")
+
+    def reload(self, ctx, gen):
+        # gw05: SIGHUP re-reads the file; the control thread builds and publishes the new
+        # generation (log: `config generation N applied`), the workers keep their sockets.
+        self._rewrite(ctx, gen)
+        os.kill(self.proc.pid, signal.SIGHUP)
 
 
 class Nginx(Target):
@@ -274,6 +310,8 @@ stream {{
         # streamed both ways through one 16 KiB buffer (no request buffering, no response
         # buffering, so no temp file), no access log, no request-count limit per
         # connection (nginx's default closes a client connection after 1000 requests).
+        header = lambda proto: (f'\n            add_header {RELOAD_HEADER} "{self.gen}" always;'
+                                if proto == "http-reload" else "")
         https = "".join(
             f"""
     upstream u_{r} {{
@@ -285,7 +323,7 @@ stream {{
     server {{
         listen {LOOPBACK}:{ports[r]}{" ssl" if proto == "https" else ""} reuseport;{self.ssl if proto == "https" else ""}
         location / {{
-            proxy_pass http://u_{r};
+            proxy_pass http://u_{r};{header(proto)}
         }}
     }}"""
             for r, (proto, bport) in routes.items() if proto != "tcp")
@@ -312,9 +350,12 @@ http {{
     proxy_buffers 4 {HTTP_BUFFER};  # unused without buffering; keeps busy_buffers_size valid{https}
 }}
 """ if https else ""
-        self.conf(ctx, "conf").write_text(f"""# generated by benchmarks/bench.py
+        # A master and its workers (nginx's default, written out: `nginx -s reload` needs
+        # the master and its pid file), in the foreground so the harness owns it.
+        write_atomic(self.conf(ctx, "conf"), f"""# generated by benchmarks/bench.py
 load_module {NGINX_STREAM_MODULE};
 daemon off;
+master_process on;
 worker_processes {ctx.workers};
 worker_rlimit_nofile {NOFILE_HARD};
 pid {stem}.pid;
@@ -323,11 +364,22 @@ events {{
     worker_connections {2 * self.maxconn};
 }}{stream}{http}""")
 
-    def start(self, ctx, routes):
+    def _argv(self, ctx):
         conf = self.conf(ctx, "conf")
-        return self._launch(ctx, lambda c: ["nginx", "-p", c.tmp, "-e",
-                                            f"{conf.with_suffix('')}-error.log",
-                                            "-c", conf], routes)
+        return ["nginx", "-p", ctx.tmp, "-e", f"{conf.with_suffix('')}-error.log", "-c", conf]
+
+    def start(self, ctx, routes):
+        return self._launch(ctx, self._argv, routes)
+
+    def reload(self, ctx, gen):
+        # `nginx -s reload`: a second nginx reads the config (for the pid file) and sends
+        # SIGHUP to the master, which parses it, starts new workers on the same listening
+        # sockets and tells the old ones to finish their requests and exit.
+        self._rewrite(ctx, gen)
+        r = subprocess.run(pinned(ctx.pin["proxy"], self._argv(ctx) + ["-s", "reload"]),
+                           capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        if r.returncode != 0:
+            raise BenchError(f"nginx -s reload: {r.stderr.strip()}")
 
 
 class Haproxy(Target):
@@ -353,6 +405,8 @@ backend {r}
     server s1 {LOOPBACK}:{bport}
 """
             for r, (proto, bport) in routes.items() if proto == "tcp")
+        header = lambda proto: (f'\n    http-response set-header {RELOAD_HEADER} "{self.gen}"'
+                                if proto == "http-reload" else "")
         # L7: mode http (keep-alive both sides is HAProxy's default), idle upstream
         # connections shared by every client connection (`http-reuse always`), at most
         # UPSTREAM_KEEPALIVE idle per thread (pool-max-conn counts for the whole process).
@@ -366,7 +420,7 @@ frontend {r}
     default_backend {r}
 backend {r}
     mode http
-    http-reuse always
+    http-reuse always{header(proto)}
     timeout server {RESPONSE_TIMEOUT_S}s
     server s1 {LOOPBACK}:{bport} pool-max-conn {UPSTREAM_KEEPALIVE * ctx.workers} pool-purge-delay {IDLE_TIMEOUT_S}s
 """
@@ -374,7 +428,9 @@ backend {r}
         tls_global = (f"\n    tune.ssl.cachesize {TLS_SESSIONS}\n    tune.ssl.lifetime "
                       f"{TLS_SESSION_LIFETIME_S}" if any(p == "https" for p, _ in routes.values())
                       else "")
-        self.conf(ctx, "cfg").write_text(f"""# generated by benchmarks/bench.py (no `log`: no logging)
+        # An http-reload route: master-worker mode (-W), reloaded by SIGUSR2 to the master.
+        self.master_worker = any(p == "http-reload" for p, _ in routes.values())
+        write_atomic(self.conf(ctx, "cfg"), f"""# generated by benchmarks/bench.py (no `log`: no logging)
 global
     nbthread {ctx.workers}
     maxconn {self.maxconn}{tls_global}
@@ -387,7 +443,17 @@ defaults
 {sections}""")
 
     def start(self, ctx, routes):
-        return self._launch(ctx, lambda c: ["haproxy", "-db", "-f", self.conf(c, "cfg")], routes)
+        # -db: in the foreground (the harness owns it); with -W, the master stays there and
+        # its worker is its child, in the same process group.
+        return self._launch(ctx, lambda c: ["haproxy"] + (["-W"] if self.master_worker else [])
+                            + ["-db", "-f", self.conf(c, "cfg")], routes)
+
+    def reload(self, ctx, gen):
+        # Master-worker reload: SIGUSR2 makes the master re-execute itself on the new config
+        # and fork a new worker, which takes the listening sockets over from the old one; the
+        # old worker stops accepting, finishes its connections and exits.
+        self._rewrite(ctx, gen)
+        os.kill(self.proc.pid, signal.SIGUSR2)
 
 
 # ---- a fresh instance (memory scenarios) -----------------------------------------------
