@@ -56,12 +56,29 @@ typedef struct hp_tunnel_s hp_tunnel_t;
 
 /* ---- per worker ---------------------------------------------------------------------------- */
 
-/* What a worker keeps per backend: its idle connections and, for an upstream with tls, the
- * TLS session its next connections offer (hutls.h). */
-typedef struct hp_backend_s {
+/* What 04 keeps in every backend object (02's identity, backend.h: its level-4 extension,
+ * registered with gw_lb_backend_ext), one slot per worker: that worker's idle connections
+ * to it, the TLS session its next connections offer (hutls.h), and its response counters
+ * (hmetrics.h). Living in the backend, they follow it from one generation to the next and
+ * go with it: no table indexed by a position in some config (docs/plan-issue17.md, step 7).
+ * A slot is written by its worker only, padded so that two workers never share a line. */
+typedef struct hp_bslot_s {
     gw_upool_t pool;
     gw_tls_session_t tls;
+    gw_hmetrics_backend_t res;
+} __attribute__((aligned(64))) hp_bslot_t;
+
+typedef struct hp_backend_s {
+    unsigned nworkers;
+    hp_bslot_t wk[]; /* [nworkers] */
 } hp_backend_t;
+
+/* Worker W's slot of backend B (which must have 04's extension: every backend 02 builds
+ * once gw04 prepared). */
+static inline hp_bslot_t *hp_bslot(const gw_backend_t *b, unsigned w)
+{
+    return &((hp_backend_t *)b->ext[4])->wk[w];
+}
 
 /* Connections waiting with the same timeout, oldest first, and the one timer for them. */
 typedef struct idle_list_s {
@@ -80,7 +97,6 @@ struct hp_worker_s {
     idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
     idle_list_t *handshake; /* [nlisteners]: TLS handshake running (tls.handshake_timeout) */
     idle_list_t *ppwait;    /* [nlisteners]: PROXY header awaited (proxy_protocol.timeout) */
-    hp_backend_t **pools;   /* [nupstreams][nbackends]: each backend's pool and TLS session */
     hconn_t *busy;          /* connections with an exchange (for drain and force close) */
     uconn_t *uconns;        /* every upstream connection not yet closing */
     hx_t *hx_free;
@@ -153,6 +169,8 @@ static inline const gw_http_listener_cfg_t *hp_lcfg(const hconn_t *c)
  * per-route state, built for that generation's routes. */
 typedef struct hp_gen_s {
     gw_chain_t *chain;
+    gw_hmetrics_gen_t *hm;  /* route series by position in this generation (hmetrics.h) */
+    hp_utls_gen_t *utls;    /* upstream TLS series by upstream position (hutls.h) */
 } hp_gen_t;
 
 static inline gw_chain_t *hp_gen_chain(const gw_gen_t *g)
@@ -323,9 +341,17 @@ struct uconn_s {
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
     hx_t *x;                          /* attached exchange, or NULL */
-    gw_upool_t *pool;                 /* the pool of its backend on this worker */
-    gw_upool_entry_t pe;              /* its place in that pool while idle (upool.h) */
-    const gw_http_upstream_cfg_t *kc; /* its upstream's keepalive settings */
+    /* Its backend, held (gw_backend_hold) from the connect to the last close callback and
+     * dropped last of all: the pool and TLS session below live in the backend object. A
+     * worker never frees a backend (02's control reaper does, once nobody holds it). */
+    gw_backend_t *b;
+    gw_upool_t *pool;    /* the pool of its backend on this worker (hp_bslot) */
+    gw_upool_entry_t pe; /* its place in that pool while idle (upool.h) */
+    /* What it needs of its upstream's keepalive settings, copied at connect from the
+     * generation its exchange pinned (a pooled connection outlives generations). The sweep
+     * takes max_idle and idle_timeout from the serving generation. */
+    uint64_t max_requests;   /* keepalive.max_requests (0: no limit) */
+    unsigned proxy_protocol; /* the upstream's proxy_protocol: 0, 1 or 2 (never pooled) */
     uconn_t *prev, *next;             /* hw->uconns */
     gw_wdest_t out;                   /* what is queued for the upstream */
     unsigned requests;                /* requests sent on it */

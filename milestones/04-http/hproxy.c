@@ -158,17 +158,21 @@ void hp_pool_sweep_arm(hp_worker_t *hw)
 
 /* Closes what the pools must not keep (gw_upool_cut), every POOL_SWEEP_MS: one timer for
  * every pooled connection of the worker, instead of a timer (and two heap operations per
- * request) each. */
+ * request) each. It walks the generation serving now (borrowed for this turn), with each
+ * upstream's keepalive settings in it: the pools are in the backend objects (hp_bslot), so
+ * no array sized at startup is read. A backend a reload removed is in no later generation:
+ * its pool was emptied when the worker followed that reload (http_worker_gen) and takes no
+ * connection any more (hp_uconn_release). */
 static void on_pool_sweep(uv_timer_t *t)
 {
     hp_worker_t *hw = t->data;
-    const gw_config_t *cfg = hw->hp->cfg;
+    const gw_lb_table_t *tab = gw_lb_gen_table(gw_gen_current(hw->w->rt));
     uint64_t now = uv_now(hp_loop(hw));
     bool any = false;
-    for (size_t i = 0; i < cfg->nupstreams; i++) {
-        const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(&cfg->upstreams[i]);
-        for (size_t j = 0; j < cfg->upstreams[i].nbackends; j++) {
-            gw_upool_t *pool = &hw->pools[i][j].pool;
+    for (size_t i = 0; tab != NULL && i < tab->n; i++) {
+        const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(tab->ups[i].cfg);
+        for (size_t j = 0; j < tab->ups[i].n; j++) {
+            gw_upool_t *pool = &hp_bslot(tab->ups[i].m[j].b, hw->w->id)->pool;
             gw_upool_entry_t *cut = pool->head != NULL
                                         ? gw_upool_cut(pool, kc->max_idle, kc->idle_timeout_ms, now)
                                         : NULL;
@@ -183,6 +187,23 @@ static void on_pool_sweep(uv_timer_t *t)
     }
     if (any)
         hp_pool_sweep_arm(hw);
+}
+
+/* Closes this worker's pooled connections: all of them, or (DRAINING_ONLY) those whose
+ * backend a reload removed. It walks the worker's own list of upstream connections rather
+ * than a generation's backends, so that a backend no generation lists any more is found
+ * too (one added and removed again before this worker followed either reload). */
+static void close_pooled(hp_worker_t *hw, bool draining_only)
+{
+    for (uconn_t *u = hw->uconns, *next; u != NULL; u = next) {
+        next = u->next; /* hp_uconn_close unlinks U only */
+        if (!u->pe.pooled)
+            continue;
+        if (draining_only &&
+            atomic_load_explicit(&u->b->health, memory_order_acquire) != GW_HEALTH_DRAINING)
+            continue;
+        hp_uconn_close(u, false);
+    }
 }
 
 /* ---- accepting ----------------------------------------------------------------------------- */
@@ -286,13 +307,8 @@ static int http_worker_start(gw_worker_t *w)
     hw->keepalive = calloc(cfg->nlisteners, sizeof *hw->keepalive);
     hw->handshake = calloc(cfg->nlisteners, sizeof *hw->handshake);
     hw->ppwait = calloc(cfg->nlisteners, sizeof *hw->ppwait);
-    hw->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *hw->pools);
-    if (hw->fresh == NULL || hw->keepalive == NULL || hw->handshake == NULL || hw->ppwait == NULL ||
-        hw->pools == NULL)
+    if (hw->fresh == NULL || hw->keepalive == NULL || hw->handshake == NULL || hw->ppwait == NULL)
         return GW_ENOMEM;
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        if ((hw->pools[i] = calloc(cfg->upstreams[i].nbackends, sizeof **hw->pools)) == NULL)
-            return GW_ENOMEM;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(&cfg->listeners[i]);
         idle_init(hw, &hw->fresh[i], lc != NULL ? lc->head_timeout_ms : 1000);
@@ -314,11 +330,7 @@ static int http_worker_start(gw_worker_t *w)
 
 static void close_pools(hp_worker_t *hw)
 {
-    const gw_config_t *cfg = hw->hp->cfg;
-    for (size_t i = 0; hw->pools != NULL && i < cfg->nupstreams; i++)
-        for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
-            while (hw->pools[i][j].pool.head != NULL)
-                hp_uconn_close(gw_upool_owner(hw->pools[i][j].pool.head, uconn_t, pe), false);
+    close_pooled(hw, false);
 }
 
 static void close_idle(hp_worker_t *hw)
@@ -359,6 +371,9 @@ static void http_worker_gen(gw_worker_t *w, const gw_gen_t *g, const gw_gen_t *p
         close_idle_removed(&hw->handshake[i]);
         close_idle_removed(&hw->ppwait[i]);
     }
+    /* Backends G no longer lists are DRAINING (02's gen_applied, before the workers hear of
+     * G): their pooled connections close now, and they pool none any more. */
+    close_pooled(hw, true);
 }
 
 static void http_worker_drain(gw_worker_t *w)
@@ -426,13 +441,6 @@ static void http_worker_stop(gw_worker_t *w)
  * them: the runtime calls stats_free after joining, so the lists are freed then. */
 static void hw_free(hp_worker_t *hw)
 {
-    const gw_config_t *cfg = hw->hp != NULL ? hw->hp->cfg : NULL;
-    for (size_t i = 0; cfg != NULL && hw->pools != NULL && i < cfg->nupstreams; i++) {
-        for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
-            gw_tls_session_forget(&hw->pools[i][j].tls); /* a master secret */
-        free(hw->pools[i]);
-    }
-    free(hw->pools);
     free(hw->fresh);
     free(hw->keepalive);
     free(hw->handshake);
@@ -503,9 +511,13 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
         open += gw_gauge_get(&hp->workers[i].stats->tunnels_active);
     gw_prom_family(p, "gw_tunnels_active", "Upgrade tunnels open now", GW_PROM_GAUGE);
     gw_prom_sample_i64(p, "gw_tunnels_active", NULL, open);
-    gw_hmetrics_write(hp->hm, p); /* by route, by backend */
+    /* By route, by backend, upstream TLS: the serving generation's series (borrowed: the
+     * control thread is the one that would free it). */
+    const gw_gen_t *g = gw_gen_current(rt);
+    const hp_gen_t *hg = g->layers[4];
+    gw_hmetrics_write(hp->hm, hg->hm, gw_lb_gen_table(g), p);
     gw_passthrough_metrics(hp->pt, p);
-    hp_utls_metrics(hp->utls, p);                          /* gw_upstream_tls_* */
+    hp_utls_metrics(hp->utls, hg->utls, p);                /* gw_upstream_tls_* */
     hp_tls_metrics(hp->tls, p);                            /* gw_tls_handshakes_total, ... */
     hp_pp_metrics(hp->pp, p);                              /* gw_proxy_protocol_total */
     gw_chain_metrics(hp_gen_chain(gw_gen_current(rt)), p); /* gw_access_log_lost_total{file} */
@@ -515,6 +527,30 @@ static void log_tls_warning(void *ctx, const char *msg)
 {
     (void)ctx;
     gw_warn("%s", msg);
+}
+
+/* 04's extension of a new backend (zeroed): empty pools, no TLS session, zero counts. */
+static void backend_init(void *ctx, gw_backend_t *b, void *ext)
+{
+    (void)b;
+    ((hp_backend_t *)ext)->nworkers = (unsigned)(uintptr_t)ctx;
+}
+
+/* A backend is freed (by 02, on the control thread, once nobody holds it: no connection is
+ * pooled in it any more). Its TLS sessions hold master secrets. */
+static void backend_fini(void *ctx, gw_backend_t *b, void *ext)
+{
+    (void)ctx;
+    (void)b;
+    hp_backend_t *hb = ext;
+    for (unsigned w = 0; w < hb->nworkers; w++)
+        gw_tls_session_forget(&hb->wk[w].tls);
+}
+
+/* Where hmetrics finds worker W's counters of backend B. */
+static const gw_hmetrics_backend_t *backend_counters(const gw_backend_t *b, unsigned w)
+{
+    return &hp_bslot(b, w)->res;
 }
 
 /* see hproxy.h */
@@ -530,8 +566,8 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         hp->lb = layers[2];
         hp->picker = layers[1];
         hp->workers = calloc(cfg->workers, sizeof *hp->workers);
-        hp->hm = gw_hmetrics_new(cfg, cfg->workers);
-        hp->utls = hp_utls_new(cfg, cfg->workers);
+        hp->hm = gw_hmetrics_new(cfg->workers, backend_counters);
+        hp->utls = hp_utls_new(cfg->workers);
     }
     /* The counters exist before any thread, so a scrape never races with their creation. */
     bool stats_ok = hp != NULL && hp->workers != NULL;
@@ -564,6 +600,11 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         gw_res_release(layers);
         return GW_ENOMEM;
     }
+    /* Every backend 02 builds from now on carries 04's per-worker slots (hp_bslot_t). The
+     * context is the worker count, not HP: a backend may be freed after HP (the last
+     * tables go with 02's release, after ours). */
+    gw_lb_backend_ext(hp->lb, 4, sizeof(hp_backend_t) + cfg->workers * sizeof(hp_bslot_t),
+                      backend_init, backend_fini, (void *)(uintptr_t)cfg->workers);
     layers[4] = hp;
     gw_tls_config_warnings(cfg, log_tls_warning, NULL); /* every start: verify: false... */
     return 0;
@@ -616,6 +657,15 @@ static int http_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, F
         return GW_ENOMEM;
     }
     g->layers[4] = hg;
+    /* Labelled metrics: this generation's view of the route and upstream TLS series, carried
+     * by name from the generations before it (hmetrics.h). */
+    hp_t *hp = http_state(rt);
+    hg->hm = gw_hmetrics_gen_new(hp->hm, g->cfg);
+    hg->utls = hp_utls_gen_new(hp->utls, g->cfg);
+    if (hg->hm == NULL || hg->utls == NULL) {
+        fprintf(errs, "%s: out of memory\n", g->cfg->path ? g->cfg->path : "-");
+        return GW_ENOMEM; /* g->layers[4] is set: http_gen_free frees what was made */
+    }
     return 0;
 }
 
@@ -630,6 +680,8 @@ static void http_gen_free(gw_runtime_t *rt, gw_gen_t *g)
     hp_gen_t *hg = g->layers[4];
     if (hg != NULL) {
         gw_chain_free(hg->chain);
+        gw_hmetrics_gen_free(http_state(rt)->hm, hg->hm);
+        hp_utls_gen_free(http_state(rt)->utls, hg->utls);
         free(hg);
         g->layers[4] = NULL;
     }
