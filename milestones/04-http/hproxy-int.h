@@ -70,14 +70,19 @@ typedef struct hp_bslot_s {
 
 typedef struct hp_backend_s {
     unsigned nworkers;
-    hp_bslot_t wk[]; /* [nworkers] */
+    /* then, from the next 64-byte boundary (02 aligns extension blocks to less), the slots:
+     * hp_bslot_t [nworkers] */
 } hp_backend_t;
+
+/* The bytes 04's extension needs for NWORKERS slots, their alignment included. */
+#define HP_BACKEND_SIZE(nworkers) (sizeof(hp_backend_t) + 63 + (nworkers) * sizeof(hp_bslot_t))
 
 /* Worker W's slot of backend B (which must have 04's extension: every backend 02 builds
  * once gw04 prepared). */
 static inline hp_bslot_t *hp_bslot(const gw_backend_t *b, unsigned w)
 {
-    return &((hp_backend_t *)b->ext[4])->wk[w];
+    uintptr_t at = ((uintptr_t)b->ext[4] + sizeof(hp_backend_t) + 63) & ~(uintptr_t)63;
+    return (hp_bslot_t *)at + w;
 }
 
 /* Connections waiting with the same timeout, oldest first, and the one timer for them. */

@@ -541,10 +541,9 @@ static void backend_init(void *ctx, gw_backend_t *b, void *ext)
 static void backend_fini(void *ctx, gw_backend_t *b, void *ext)
 {
     (void)ctx;
-    (void)b;
-    hp_backend_t *hb = ext;
+    const hp_backend_t *hb = ext;
     for (unsigned w = 0; w < hb->nworkers; w++)
-        gw_tls_session_forget(&hb->wk[w].tls);
+        gw_tls_session_forget(&hp_bslot(b, w)->tls);
 }
 
 /* Where hmetrics finds worker W's counters of backend B. */
@@ -603,7 +602,7 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
     /* Every backend 02 builds from now on carries 04's per-worker slots (hp_bslot_t). The
      * context is the worker count, not HP: a backend may be freed after HP (the last
      * tables go with 02's release, after ours). */
-    gw_lb_backend_ext(hp->lb, 4, sizeof(hp_backend_t) + cfg->workers * sizeof(hp_bslot_t),
+    gw_lb_backend_ext(hp->lb, 4, HP_BACKEND_SIZE(cfg->workers),
                       backend_init, backend_fini, (void *)(uintptr_t)cfg->workers);
     layers[4] = hp;
     gw_tls_config_warnings(cfg, log_tls_warning, NULL); /* every start: verify: false... */
