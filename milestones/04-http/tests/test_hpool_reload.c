@@ -33,10 +33,15 @@ typedef struct fx_s {
     int step;
     uint64_t step_started;
     unsigned gw_port, backend_port, other_port;
-    int backend_fd;            /* the backend's listening socket */
-    uv_thread_t backend;       /* serves one connection, then waits for its close */
-    atomic_int backend_served; /* requests answered */
-    atomic_int backend_closed; /* the gateway closed the connection (EOF seen) */
+    int backend_fd;      /* the backend's listening socket */
+    uv_thread_t backend; /* serves one connection, then waits for its close */
+    bool in_flight;      /* the second test: the reload comes while the request waits */
+    uv_sem_t answer;     /* in_flight: the backend answers once the reload is done */
+    uv_thread_t client;  /* in_flight: makes the request */
+    atomic_int client_done, client_ok;
+    atomic_int backend_received; /* request heads read */
+    atomic_int backend_served;   /* requests answered */
+    atomic_int backend_closed;   /* the gateway closed the connection (EOF seen) */
     char failure[256];
 } fx_t;
 
@@ -87,6 +92,9 @@ static void backend_main(void *arg)
         have += (size_t)n;
         buf[have] = '\0';
         if (strstr(buf, "\r\n\r\n") != NULL) { /* a request head (no body): answer it */
+            atomic_fetch_add(&fx.backend_received, 1);
+            if (fx.in_flight)
+                uv_sem_wait(&fx.answer);
             static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
             if (send(c, ok, sizeof ok - 1, MSG_NOSIGNAL) < 0)
                 break;
@@ -121,6 +129,13 @@ static bool one_request(void)
     buf[have] = '\0';
     close(fd);
     return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+}
+
+static void client_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&fx.client_ok, one_request());
+    atomic_store(&fx.client_done, 1);
 }
 
 static void free_cfg(gw_config_t *cfg)
@@ -174,12 +189,22 @@ static void next_step(void)
     fx.step_started = uv_now(&fx.rt->loop);
 }
 
-static void script(uv_timer_t *t)
+/* Moves upstream u to another backend (nothing listens there); the old one drains. */
+static bool reload_away(gw_runtime_t *rt)
 {
-    (void)t;
-    gw_runtime_t *rt = fx.rt;
-    CHECK(uv_now(&rt->loop) - fx.step_started < STEP_TIMEOUT_MS);
-    const gw_lb_t *lb = gw_runtime_layer(rt, 2);
+    gw_reload_report_t rep;
+    char errs[512] = "";
+    FILE *f = fmemopen(errs, sizeof errs, "w");
+    int rc = gw_runtime_reload(rt, make_cfg(fx.other_port), free_cfg, plan_by_address, f, &rep);
+    fclose(f);
+    if (rc != 0)
+        fprintf(stderr, "reload: %s\n", errs);
+    return rc == 0;
+}
+
+/* The first test: a request, its connection pooled, then the reload. */
+static void script_pooled(gw_runtime_t *rt, const gw_lb_t *lb)
+{
     switch (fx.step) {
     case 0: /* a request: its upstream connection goes back to the pool, open */
         if (rt->nready < rt->nworkers) /* the workers listen once ready */
@@ -188,20 +213,14 @@ static void script(uv_timer_t *t)
         CHECK(atomic_load(&fx.backend_served) == 1);
         next_step();
         return;
-    case 1: { /* still pooled a moment later; then a reload moves u to another backend */
+    case 1: /* still pooled a moment later; then a reload moves u to another backend */
         if (uv_now(&rt->loop) - fx.step_started < 50)
             return;
         CHECK(atomic_load(&fx.backend_closed) == 0);
-        gw_reload_report_t rep;
-        char errs[512] = "";
-        FILE *f = fmemopen(errs, sizeof errs, "w");
-        int rc = gw_runtime_reload(rt, make_cfg(fx.other_port), free_cfg, plan_by_address, f, &rep);
-        fclose(f);
-        CHECK(rc == 0);
+        CHECK(reload_away(rt));
         CHECK(gw_lb_draining_first(lb) != NULL); /* the old backend drains */
         next_step();
         return;
-    }
     case 2: /* the worker followed: the pooled connection to the removed backend is closed */
         if (!atomic_load(&fx.backend_closed))
             return;
@@ -216,6 +235,58 @@ static void script(uv_timer_t *t)
         uv_timer_stop(&fx.timer);
         gw_runtime_shutdown(rt);
     }
+}
+
+/* The second test: the reload comes while the backend holds the request. */
+static void script_in_flight(gw_runtime_t *rt, const gw_lb_t *lb)
+{
+    switch (fx.step) {
+    case 0:
+        if (rt->nready < rt->nworkers)
+            return;
+        CHECK(uv_thread_create(&fx.client, client_main, NULL) == 0);
+        next_step();
+        return;
+    case 1: /* the backend has the request: reload, then let it answer */
+        if (atomic_load(&fx.backend_received) == 0)
+            return;
+        CHECK(reload_away(rt));
+        CHECK(gw_lb_draining_first(lb) != NULL);
+        uv_sem_post(&fx.answer);
+        next_step();
+        return;
+    case 2: /* the exchange, on the old generation, completes */
+        if (!atomic_load(&fx.client_done))
+            return;
+        CHECK(atomic_load(&fx.client_ok));
+        next_step();
+        return;
+    case 3: /* its connection was closed, not pooled: the backend drains */
+        if (!atomic_load(&fx.backend_closed))
+            return;
+        next_step();
+        return;
+    case 4:
+        if (gw_lb_draining_first(lb) != NULL)
+            return;
+        next_step();
+        return;
+    default:
+        uv_timer_stop(&fx.timer);
+        gw_runtime_shutdown(rt);
+    }
+}
+
+static void script(uv_timer_t *t)
+{
+    (void)t;
+    gw_runtime_t *rt = fx.rt;
+    CHECK(uv_now(&rt->loop) - fx.step_started < STEP_TIMEOUT_MS);
+    const gw_lb_t *lb = gw_runtime_layer(rt, 2);
+    if (fx.in_flight)
+        script_in_flight(rt, lb);
+    else
+        script_pooled(rt, lb);
 }
 
 static int fx_control_start(gw_runtime_t *rt)
@@ -235,14 +306,13 @@ static void fx_control_stop(gw_runtime_t *rt)
     gw_http_app.control_stop(rt);
 }
 
-/* A reload that removes a backend closes the connection a worker pooled to it at once (not
- * at its idle timeout, a minute away), and the backend object is freed after (its last
- * reference was the pooled connection's). Fails if http_worker_gen leaves DRAINING backends'
- * pools alone (step 2 times out), or if a connection never drops its backend (step 3). */
-static void removed_backend_pooled_connection_is_closed(void **state)
+/* Runs gw04 until the script is done; returns the steps it completed (the test then
+ * asserts on FX.failure). */
+static int run(bool in_flight)
 {
-    (void)state;
     memset(&fx, 0, sizeof fx);
+    fx.in_flight = in_flight;
+    assert_int_equal(uv_sem_init(&fx.answer, 0), 0);
     fx.gw_port = free_port();
     fx.other_port = free_port(); /* nothing listens there: never connected to */
     fx.backend_fd = listen_any(&fx.backend_port);
@@ -257,19 +327,43 @@ static void removed_backend_pooled_connection_is_closed(void **state)
     int code = gw_runtime_run(cfg, &app, layers);
     gw_http_release(layers);
     free_cfg(cfg);
+    uv_sem_post(&fx.answer);            /* a backend still waiting (a failed run) answers */
     shutdown(fx.backend_fd, SHUT_RDWR); /* an accept still waiting (a failed run) returns */
     uv_thread_join(&fx.backend);
+    if (in_flight && fx.step > 0)
+        uv_thread_join(&fx.client);
     close(fx.backend_fd);
+    uv_sem_destroy(&fx.answer);
     if (fx.failure[0] != '\0')
         fail_msg("%s", fx.failure);
     assert_int_equal(code, 0);
-    assert_true(fx.step >= 4);
+    return fx.step;
+}
+
+/* A reload that removes a backend closes the connection a worker pooled to it at once (not
+ * at its idle timeout, a minute away), and the backend object is freed after (its last
+ * reference was the pooled connection's). Fails if http_worker_gen leaves DRAINING backends'
+ * pools alone (step 2 times out), or if a connection never drops its backend (step 3). */
+static void removed_backend_pooled_connection_is_closed(void **state)
+{
+    (void)state;
+    assert_true(run(false) >= 4);
+}
+
+/* A request the removed backend holds during the reload completes (its exchange pinned the
+ * old generation), and its connection is then closed rather than pooled. Fails if
+ * hp_uconn_release pools a connection to a DRAINING backend (step 3 times out). */
+static void removed_backend_in_flight_completes_then_closes(void **state)
+{
+    (void)state;
+    assert_true(run(true) >= 5);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(removed_backend_pooled_connection_is_closed),
+        cmocka_unit_test(removed_backend_in_flight_completes_then_closes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
