@@ -197,7 +197,10 @@ void hp_meter_request(hconn_t *c, uint64_t now_ns)
     if (!x->metered)
         return;
     x->metered = false;
-    /* The route's series in the generation the head arrived in (still pinned here). */
+    /* The route's series in the generation the head arrived in (still pinned here). A
+     * listener that generation lacks (a reload removed it: answered 503) has none. */
+    if (x->gen == NULL || x->gl == NULL)
+        return;
     const hp_gen_t *hg = x->gen->layers[4];
     gw_hm_series_t *route = gw_hmetrics_route(
         hg->hm, x->gl->pos, x->route != NULL ? x->route->index : GW_HMETRICS_NO_ROUTE);
