@@ -66,6 +66,7 @@ typedef struct hp_bslot_s {
     gw_upool_t pool;
     gw_tls_session_t tls;
     gw_hmetrics_backend_t res;
+    uint64_t listed; /* the id of the last generation this worker followed that lists it */
 } __attribute__((aligned(64))) hp_bslot_t;
 
 typedef struct hp_backend_s {
@@ -110,9 +111,24 @@ struct hp_worker_s {
     uint64_t rng;
     gw_http_stats_t *stats;
     uv_timer_t pool_timer; /* on_pool_sweep */
+    uint64_t listed;       /* the generation http_worker_gen last stamped (hp_bslot_t.listed);
+                            * 0 until the first reload */
     gw_lograte_t err_log;
     bool started;
 };
+
+/* Whether HW's worker may keep B's connections pooled: B is not DRAINING and, once this
+ * worker followed a reload, the generation it follows lists B. The stamp decides without
+ * waiting for 02's DRAINING mark, which the control thread sets only after it published (a
+ * worker may follow the new generation first); the mark covers releases before the worker
+ * follows. A backend new in a generation the worker has not followed yet is not pooled
+ * until it does (a lost reuse, never a leak). */
+static inline bool hp_backend_poolable(const hp_worker_t *hw, const gw_backend_t *b)
+{
+    if (atomic_load_explicit(&b->health, memory_order_acquire) == GW_HEALTH_DRAINING)
+        return false;
+    return hw->listed == 0 || hp_bslot(b, hw->w->id)->listed == hw->listed;
+}
 
 /* 04's state: the runtime's layer 4 (gw_runtime_layer(rt, 4)). */
 struct hp_s {

@@ -189,18 +189,16 @@ static void on_pool_sweep(uv_timer_t *t)
         hp_pool_sweep_arm(hw);
 }
 
-/* Closes this worker's pooled connections: all of them, or (DRAINING_ONLY) those whose
- * backend a reload removed. It walks the worker's own list of upstream connections rather
- * than a generation's backends, so that a backend no generation lists any more is found
- * too (one added and removed again before this worker followed either reload). */
-static void close_pooled(hp_worker_t *hw, bool draining_only)
+/* Closes this worker's pooled connections: all of them, or (GONE_ONLY) those whose backend
+ * a reload removed (hp_backend_poolable). It walks the worker's own list of upstream
+ * connections rather than a generation's backends, so that a backend no generation lists
+ * any more is found too (one added and removed again before this worker followed either
+ * reload). */
+static void close_pooled(hp_worker_t *hw, bool gone_only)
 {
     for (uconn_t *u = hw->uconns, *next; u != NULL; u = next) {
         next = u->next; /* hp_uconn_close unlinks U only */
-        if (!u->pe.pooled)
-            continue;
-        if (draining_only &&
-            atomic_load_explicit(&u->b->health, memory_order_acquire) != GW_HEALTH_DRAINING)
+        if (!u->pe.pooled || (gone_only && hp_backend_poolable(hw, u->b)))
             continue;
         hp_uconn_close(u, false);
     }
@@ -371,8 +369,13 @@ static void http_worker_gen(gw_worker_t *w, const gw_gen_t *g, const gw_gen_t *p
         close_idle_removed(&hw->handshake[i]);
         close_idle_removed(&hw->ppwait[i]);
     }
-    /* Backends G no longer lists are DRAINING (02's gen_applied, before the workers hear of
-     * G): their pooled connections close now, and they pool none any more. */
+    /* Backends G lists get this worker's stamp (its own slot in each: no race); the pooled
+     * connections of any other close now, and they pool none any more. */
+    const gw_lb_table_t *tab = gw_lb_gen_table(g);
+    for (size_t i = 0; tab != NULL && i < tab->n; i++)
+        for (size_t j = 0; j < tab->ups[i].n; j++)
+            hp_bslot(tab->ups[i].m[j].b, w->id)->listed = g->id;
+    hw->listed = g->id;
     close_pooled(hw, true);
 }
 

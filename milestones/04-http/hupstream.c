@@ -102,13 +102,6 @@ static gw_upool_t *pool_of(hp_worker_t *hw, const gw_lb_member_t *m)
     return &hp_bslot(m->b, hw->w->id)->pool;
 }
 
-/* Whether B left the configuration (a reload removed it: 02 set it DRAINING): its
- * connections are not pooled any more, and those pooled are closed (http_worker_gen). */
-static bool backend_draining(const gw_backend_t *b)
-{
-    return atomic_load_explicit(&b->health, memory_order_acquire) == GW_HEALTH_DRAINING;
-}
-
 /* The exchange is done with U: back to its pool when it can carry another request. While
  * pooled it reads, so that the upstream's close (or stray bytes) is noticed at once. */
 void hp_uconn_release(uconn_t *u, bool reusable)
@@ -117,7 +110,7 @@ void hp_uconn_release(uconn_t *u, bool reusable)
     hp_worker_t *hw = u->hw;
     /* A connection that began with one client's PROXY header is that client's: not
      * pooled at all (the simplest rule that never lends it to another; NOTES.md). */
-    if (u->closing || gw_stream_starved(u->s) || u->proxy_protocol != 0 || backend_draining(u->b) ||
+    if (u->closing || gw_stream_starved(u->s) || u->proxy_protocol != 0 || !hp_backend_poolable(hw, u->b) ||
         !gw_upool_may_keep(u->requests, u->max_requests, reusable, hw->w->draining)) {
         hp_uconn_close(u, false);
         return;

@@ -11,6 +11,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <semaphore.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +39,7 @@ typedef struct fx_s {
     uv_thread_t backend; /* serves one connection, then waits for its close */
     bool in_flight;      /* the second test: the reload comes while the request waits */
     uv_sem_t answer;     /* in_flight: the backend answers once the reload is done */
+    sem_t followed;      /* posted by the worker once it followed a reload (worker_gen) */
     uv_thread_t client;  /* in_flight: makes the request */
     atomic_int client_done, client_ok;
     atomic_int backend_received; /* request heads read */
@@ -289,6 +292,30 @@ static void script(uv_timer_t *t)
         script_pooled(rt, lb);
 }
 
+/* The worst order a reload can take: the worker follows the new generation before the
+ * control thread runs gen_applied, where 02 marks removed backends DRAINING (the runtime
+ * publishes first, and the worker may wake at once). gen_applied waits here (5 s at most)
+ * for the worker's worker_gen, so that order is what the test always gets: the worker must
+ * see what the generation lists, not wait for the mark. */
+static void fx_worker_gen(gw_worker_t *w, const gw_gen_t *g, const gw_gen_t *prev)
+{
+    gw_http_app.worker_gen(w, g, prev);
+    if (prev != NULL)
+        sem_post(&fx.followed);
+}
+
+static void fx_gen_applied(gw_runtime_t *rt, const gw_gen_t *g, const gw_gen_t *prev)
+{
+    if (prev != NULL) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        while (sem_timedwait(&fx.followed, &until) != 0 && errno == EINTR)
+            ;
+    }
+    gw_http_app.gen_applied(rt, g, prev);
+}
+
 static int fx_control_start(gw_runtime_t *rt)
 {
     int rc = gw_http_app.control_start(rt);
@@ -313,6 +340,7 @@ static int run(bool in_flight)
     memset(&fx, 0, sizeof fx);
     fx.in_flight = in_flight;
     assert_int_equal(uv_sem_init(&fx.answer, 0), 0);
+    assert_int_equal(sem_init(&fx.followed, 0, 0), 0);
     fx.gw_port = free_port();
     fx.other_port = free_port(); /* nothing listens there: never connected to */
     fx.backend_fd = listen_any(&fx.backend_port);
@@ -324,6 +352,8 @@ static int run(bool in_flight)
     gw_app_t app = gw_http_app;
     app.control_start = fx_control_start;
     app.control_stop = fx_control_stop;
+    app.worker_gen = fx_worker_gen;
+    app.gen_applied = fx_gen_applied;
     int code = gw_runtime_run(cfg, &app, layers);
     gw_http_release(layers);
     free_cfg(cfg);
@@ -334,6 +364,7 @@ static int run(bool in_flight)
         uv_thread_join(&fx.client);
     close(fx.backend_fd);
     uv_sem_destroy(&fx.answer);
+    sem_destroy(&fx.followed);
     if (fx.failure[0] != '\0')
         fail_msg("%s", fx.failure);
     assert_int_equal(code, 0);
@@ -341,9 +372,11 @@ static int run(bool in_flight)
 }
 
 /* A reload that removes a backend closes the connection a worker pooled to it at once (not
- * at its idle timeout, a minute away), and the backend object is freed after (its last
- * reference was the pooled connection's). Fails if http_worker_gen leaves DRAINING backends'
- * pools alone (step 2 times out), or if a connection never drops its backend (step 3). */
+ * at its idle timeout, a minute away), though the worker follows before 02 marks it
+ * DRAINING, and the backend object is freed after (its last reference was the pooled
+ * connection's). Fails if http_worker_gen leaves the pools of backends its generation does
+ * not list alone, or waits for the DRAINING mark (step 2 times out), or if a connection
+ * never drops its backend (step 3). */
 static void removed_backend_pooled_connection_is_closed(void **state)
 {
     (void)state;
