@@ -407,10 +407,9 @@ static bool request_for_upstream(hconn_t *c)
     }
     int st = gw_chain_request(hp_gen_chain(x->gen), &x->chain, h, &x->local);
     if (st == 429) /* only rate_limit answers 429 (chain.h) */
-        gw_hmetrics_rate_limited(
-            gw_hmetrics_route(((const hp_gen_t *)x->gen->layers[4])->hm, x->gl->pos,
-                              x->route->index),
-            hw->w->id);
+        gw_hmetrics_rate_limited(gw_hmetrics_route(((const hp_gen_t *)x->gen->layers[4])->hm,
+                                                   x->gl->pos, x->route->index),
+                                 hw->w->id);
     if (st != 0) {
         hp_send_local(c, (unsigned)st, NULL, false);
         return false;

@@ -190,8 +190,8 @@ static inline const gw_http_listener_cfg_t *hp_lcfg(const hconn_t *c)
  * per-route state, built for that generation's routes. */
 typedef struct hp_gen_s {
     gw_chain_t *chain;
-    gw_hmetrics_gen_t *hm;  /* route series by position in this generation (hmetrics.h) */
-    hp_utls_gen_t *utls;    /* upstream TLS series by upstream position (hutls.h) */
+    gw_hmetrics_gen_t *hm; /* route series by position in this generation (hmetrics.h) */
+    hp_utls_gen_t *utls;   /* upstream TLS series by upstream position (hutls.h) */
 } hp_gen_t;
 
 static inline gw_chain_t *hp_gen_chain(const gw_gen_t *g)
@@ -361,7 +361,7 @@ struct uconn_s {
     uv_connect_t connect_req;
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
-    hx_t *x;                          /* attached exchange, or NULL */
+    hx_t *x; /* attached exchange, or NULL */
     /* Its backend, held (gw_backend_hold) from the connect to the last close callback and
      * dropped last of all: the pool and TLS session below live in the backend object. A
      * worker never frees a backend (02's control reaper does, once nobody holds it). */
@@ -373,9 +373,9 @@ struct uconn_s {
      * takes max_idle and idle_timeout from the serving generation. */
     uint64_t max_requests;   /* keepalive.max_requests (0: no limit) */
     unsigned proxy_protocol; /* the upstream's proxy_protocol: 0, 1 or 2 (never pooled) */
-    uconn_t *prev, *next;             /* hw->uconns */
-    gw_wdest_t out;                   /* what is queued for the upstream */
-    unsigned requests;                /* requests sent on it */
+    uconn_t *prev, *next;    /* hw->uconns */
+    gw_wdest_t out;          /* what is queued for the upstream */
+    unsigned requests;       /* requests sent on it */
     bool connected, closing, paused, reading;
     uint8_t pending_closes;
 };

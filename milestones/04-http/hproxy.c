@@ -605,8 +605,8 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
     /* Every backend 02 builds from now on carries 04's per-worker slots (hp_bslot_t). The
      * context is the worker count, not HP: a backend may be freed after HP (the last
      * tables go with 02's release, after ours). */
-    gw_lb_backend_ext(hp->lb, 4, HP_BACKEND_SIZE(cfg->workers),
-                      backend_init, backend_fini, (void *)(uintptr_t)cfg->workers);
+    gw_lb_backend_ext(hp->lb, 4, HP_BACKEND_SIZE(cfg->workers), backend_init, backend_fini,
+                      (void *)(uintptr_t)cfg->workers);
     layers[4] = hp;
     gw_tls_config_warnings(cfg, log_tls_warning, NULL); /* every start: verify: false... */
     return 0;
