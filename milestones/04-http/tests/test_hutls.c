@@ -194,6 +194,8 @@ static void series_carried_by_upstream_name(void **state)
     s = scrape();
     assert_null(strstr(s, "\"app\""));
     gw_assert_contains(s, HS "{upstream=\"new\",resumed=\"false\"} 0\n");
+    hp_utls_gen_free(t, v); /* here: its config is this function's */
+    v = NULL;
 }
 
 int main(void)
