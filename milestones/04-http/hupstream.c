@@ -110,7 +110,8 @@ void hp_uconn_release(uconn_t *u, bool reusable)
     hp_worker_t *hw = u->hw;
     /* A connection that began with one client's PROXY header is that client's: not
      * pooled at all (the simplest rule that never lends it to another; NOTES.md). */
-    if (u->closing || gw_stream_starved(u->s) || u->proxy_protocol != 0 || !hp_backend_poolable(hw, u->b) ||
+    if (u->closing || gw_stream_starved(u->s) || u->proxy_protocol != 0 ||
+        !hp_backend_poolable(hw, u->b) ||
         !gw_upool_may_keep(u->requests, u->max_requests, reusable, hw->w->draining)) {
         hp_uconn_close(u, false);
         return;
