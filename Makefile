@@ -177,6 +177,14 @@ endif
 # no main.c yet: it then has no binary.
 STAGE_MS := $(if $(M),$(call ms_chain,$(SEL_MS)),$(ALL_MS))
 SEL_BINS := $(foreach m,$(STAGE_MS),$(if $(wildcard milestones/$(m)/main.c),$(BIN)/gw$($(m)_NUM)))
+# The final gateway is also build/bin/gateway (DESIGN.md): a link to the last milestone's
+# binary, made with the stage that has it.
+LAST_MS := $(lastword $(foreach m,$(ALL_MS),$(if $(wildcard milestones/$(m)/main.c),$(m))))
+ifneq ($(filter $(LAST_MS),$(STAGE_MS)),)
+SEL_BINS += $(BIN)/gateway
+$(BIN)/gateway: $(BIN)/gw$($(LAST_MS)_NUM)
+	ln -sf gw$($(LAST_MS)_NUM) $@
+endif
 SEL_TESTS := $(COMMON_TESTS) $(foreach m,$(SEL_MS),$($(m)_TESTS))
 
 # ---- targets ---------------------------------------------------------------------------
@@ -227,12 +235,12 @@ doctor:
 # only proves the harness works.
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory V=release bins
+	@$(MAKE) --no-print-directory -j$(or $(JOBS),2) V=release bins
 	@/usr/bin/python3 benchmarks/bench.py $(if $(M),--milestone $(M))
 
 bench-smoke:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory V=release bins
+	@$(MAKE) --no-print-directory -j$(or $(JOBS),2) V=release bins
 	@/usr/bin/python3 benchmarks/bench.py --smoke $(if $(M),--milestone $(M))
 
 # Fuzzing (NOTES.md, "Fuzzing"): `make fuzz` lists the targets, `make fuzz T=name S=seconds`

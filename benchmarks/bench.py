@@ -10,8 +10,10 @@ build/bench/) and the target in front of it, each proxy with a generated config 
 dir; then runs every scenario on every target, rounds interleaved across targets (the order
 rotates each round), and writes benchmarks/results/<name>.md with tables, ratios and PNG
 plots (gnuplot), plus latest.md and <name>.json (every sample). --smoke writes to
-build/bench/smoke/ instead and only proves the harness works: a target that fails to start
-or a scenario with no figure exits non-zero; speed is never asserted. See
+build/bench/smoke/ instead and only proves the harness works: every target starts and
+forwards on every route, each scenario is measured on one target per worker count (rotating:
+benchlib/run.py, measured()), and a target that fails to start or a measurement with no
+figure exits non-zero; speed is never asserted. See
 benchmarks/README.md for what each scenario measures and the CPU pinning.
 
 The memory scenarios (idle-conns: RSS per idle connection; upload-rss: peak RSS over one
@@ -51,7 +53,7 @@ from pathlib import Path
 
 from benchlib.machine import BUILD, NOFILE_HARD, ROOT, BenchError, log
 from benchlib.report import write_report
-from benchlib.run import new_ctx, run_all
+from benchlib.run import measured, new_ctx, run_all
 from benchlib.scenarios import (IDLE_CONNS, IDLE_CONNS_SMOKE, IDLE_MAXCONN_MARGIN, SCENARIOS,
                                 IdleConns, write_wrk_script)
 from benchlib.targets import (Direct, Haproxy, Nginx, Ours, bench_cert, build_tools,
@@ -133,7 +135,7 @@ def main(argv):
     log(f"bench: {ctx.elapsed:.0f} s; report {md}" + (" (and latest.md)" if latest else ""))
     empty = [f"w{w} {s.key} {t.name}" for s in scenarios for w in ctx.workers_list
              for t in targets
-             if s.applies(t) and not samples.get(s.key, {}).get(w, {}).get(t.name)]
+             if measured(ctx, s, t, w) and not samples.get(s.key, {}).get(w, {}).get(t.name)]
     if empty or ctx.failures:
         log(f"bench: FAILED: {len(ctx.failures)} failed measurement(s); no figure for: "
             f"{', '.join(empty) or 'none'}")

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,9 +11,10 @@
 
 #include "clock.h"
 
-/* Written once before threads start, read without locks afterwards (log.h). */
-static gw_log_level_t g_level = GW_LOG_INFO;
-static gw_log_format_t g_format = GW_LOG_PLAIN;
+/* Set before threads start, and again by a reload (milestone 05) while workers log: relaxed
+ * atomics, read on every log call (a line logged just around a reload may use either). */
+static atomic_int g_level = GW_LOG_INFO;
+static atomic_int g_format = GW_LOG_PLAIN;
 static __thread const char *t_name = "main";
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
@@ -20,8 +22,8 @@ static const char *const level_names[] = {"debug", "info", "warn", "error", "off
 /* see log.h */
 void gw_log_setup(gw_log_level_t level, gw_log_format_t format)
 {
-    g_level = level;
-    g_format = format;
+    atomic_store_explicit(&g_level, (int)level, memory_order_relaxed);
+    atomic_store_explicit(&g_format, (int)format, memory_order_relaxed);
 }
 
 /* see log.h */
@@ -48,7 +50,8 @@ void gw_log_set_thread(const char *name)
 /* see log.h */
 bool gw_log_enabled(gw_log_level_t level)
 {
-    return level >= g_level && level != GW_LOG_OFF;
+    return (int)level >= atomic_load_explicit(&g_level, memory_order_relaxed) &&
+           level != GW_LOG_OFF;
 }
 
 /* see log.h */
@@ -110,7 +113,7 @@ void gw_logv(gw_log_level_t level, const char *fmt, va_list ap)
         return;
     format_time(ts, sizeof ts);
     size_t n;
-    if (g_format == GW_LOG_JSON) {
+    if (atomic_load_explicit(&g_format, memory_order_relaxed) == GW_LOG_JSON) {
         int k = snprintf(line, sizeof line,
                          "{\"time\":\"%s\",\"level\":\"%s\",\"thread\":\"%s\",\"msg\":\"", ts,
                          level_names[level], t_name);

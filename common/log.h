@@ -15,7 +15,7 @@ typedef enum {
 } gw_log_level_t;
 typedef enum { GW_LOG_PLAIN = 0, GW_LOG_JSON } gw_log_format_t;
 
-/* Sets the threshold and format. Call before threads start (they are read without locks). */
+/* Sets the threshold and format: at start, and again on a reload (atomics: any thread). */
 void gw_log_setup(gw_log_level_t level, gw_log_format_t format);
 
 /* Sends log lines to PATH (opened O_APPEND) instead of stderr; NULL changes nothing (lines

@@ -435,6 +435,76 @@ static int wl_adopt(gw_worker_t *w, gw_listener_t *l)
     return rc;
 }
 
+/* ---- a removed listener's connections: drain_timeout, then closed ------------------------ */
+
+typedef struct gw_lgone_s {
+    gw_listener_t *l; /* held until the deadline */
+    uint64_t deadline;
+    struct gw_lgone_s *next;
+} gw_lgone_t;
+
+static void on_lgone_timer(uv_timer_t *t);
+
+static void lgone_arm(gw_worker_t *w)
+{
+    uint64_t first = UINT64_MAX;
+    for (gw_lgone_t *e = w->lgone; e != NULL; e = e->next)
+        first = e->deadline < first ? e->deadline : first;
+    if (first == UINT64_MAX) {
+        uv_timer_stop(&w->lgone_timer);
+        return;
+    }
+    uint64_t now = uv_now(&w->loop);
+    uv_timer_start(&w->lgone_timer, on_lgone_timer, first > now ? first - now : 0, 0);
+}
+
+static void on_lgone_timer(uv_timer_t *t)
+{
+    gw_worker_t *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    for (gw_lgone_t **p = &w->lgone; *p != NULL;) {
+        gw_lgone_t *e = *p;
+        if (e->deadline > now) {
+            p = &e->next;
+            continue;
+        }
+        *p = e->next;
+        if (w->app_started && w->rt->app->worker_listener_gone != NULL && !w->stopping)
+            w->rt->app->worker_listener_gone(w, e->l);
+        gw_listener_drop(e->l);
+        free(e);
+    }
+    lgone_arm(w);
+}
+
+/* L left the generation this worker follows now (G): its connections on this worker get
+ * G's drain_timeout to finish. Out of memory: they get no deadline (they end on their own,
+ * or at the process's drain). */
+static void lgone_add(gw_worker_t *w, gw_listener_t *l, const gw_gen_t *g)
+{
+    if (w->rt->app->worker_listener_gone == NULL)
+        return;
+    gw_lgone_t *e = malloc(sizeof *e);
+    if (e == NULL)
+        return;
+    gw_listener_hold(l); /* the handle being retired holds one: L is alive */
+    e->l = l;
+    e->deadline = uv_now(&w->loop) + g->cfg->drain_timeout_ms;
+    e->next = w->lgone;
+    w->lgone = e;
+    lgone_arm(w);
+}
+
+static void lgone_clear(gw_worker_t *w)
+{
+    while (w->lgone != NULL) {
+        gw_lgone_t *e = w->lgone;
+        w->lgone = e->next;
+        gw_listener_drop(e->l);
+        free(e);
+    }
+}
+
 /* The worker follows the generation published now: it pins it, closes the handles of
  * listeners it no longer lists, adopts the sockets of those it adds, tells the app, and
  * unpins the one it followed before. Runs at start and on each MSG_GEN; publishes that
@@ -457,8 +527,10 @@ static int worker_sync(gw_worker_t *w)
     const gw_gen_t *prev = w->applied != NULL ? w->applied->data : NULL;
     for (gw_wlistener_t *wl = w->wls, *next; wl != NULL; wl = next) {
         next = wl->next;
-        if (!wl->gone && gw_gen_listener(g, wl->listener) == NULL)
+        if (!wl->gone && gw_gen_listener(g, wl->listener) == NULL) {
+            lgone_add(w, wl->listener, g);
             wl_retire(wl);
+        }
     }
     int first = 0;
     for (size_t i = 0; i < g->nlis; i++) {
@@ -530,6 +602,8 @@ static void worker_finish(gw_worker_t *w)
     close_listeners(w);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->relisten_timer, NULL);
+    uv_close((uv_handle_t *)&w->lgone_timer, NULL);
+    lgone_clear(w); /* the process's drain decided for every connection */
     uv_close((uv_handle_t *)&w->prepare, NULL);
     gw_stream_env_close(&w->streams);
     gw_mq_close(&w->mq, NULL);
@@ -574,6 +648,8 @@ static int worker_init_loop(gw_worker_t *w)
     w->drain_timer.data = w;
     uv_timer_init(&w->loop, &w->relisten_timer);
     w->relisten_timer.data = w;
+    uv_timer_init(&w->loop, &w->lgone_timer);
+    w->lgone_timer.data = w;
     uv_prepare_init(&w->loop, &w->prepare);
     w->prepare.data = w;
     uv_prepare_start(&w->prepare, on_prepare);
@@ -919,17 +995,13 @@ static int plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
                          gw_plan_listeners_fn plan, FILE *errs)
 {
     size_t nold = cur->nlis, nnew = g->nlis;
-    gw_addr_t *old = calloc(nold ? nold : 1, sizeof *old);
-    gw_addr_t *neu = calloc(nnew ? nnew : 1, sizeof *neu);
     size_t *keep = calloc(nnew ? nnew : 1, sizeof *keep);
     bool *kept = calloc(nold ? nold : 1, sizeof *kept);
-    int rc = old && neu && keep && kept ? 0 : GW_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < nold; i++)
-        old[i] = cur->lis[i].obj->addr;
-    for (size_t j = 0; rc == 0 && j < nnew; j++)
-        neu[j] = g->lis[j].cfg->addr;
+    int rc = keep && kept ? 0 : GW_ENOMEM;
+    /* A generation's listener I is its config's listener I (gw_gen_new), so the configs'
+     * arrays are in the objects' order. */
     if (rc == 0)
-        plan(old, nold, neu, nnew, keep);
+        rc = plan(cur->cfg->listeners, nold, g->cfg->listeners, nnew, keep);
     for (size_t j = 0; rc == 0 && j < nnew; j++) {
         const gw_listener_cfg_t *lc = g->lis[j].cfg;
         if (keep[j] < nold && !kept[keep[j]]) {
@@ -967,8 +1039,6 @@ static int plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
             g->lis[j].obj = NULL;
         }
     }
-    free(old);
-    free(neu);
     free(keep);
     free(kept);
     return rc;
@@ -984,7 +1054,8 @@ static int apply_listeners(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev,
         const gw_listener_cfg_t *lc = g->lis[j].cfg;
         atomic_store_explicit(&l->max_connections, lc->max_connections, memory_order_relaxed);
         atomic_store_explicit(&l->cfg, lc, memory_order_release);
-        atomic_store_explicit(&l->index, j, memory_order_relaxed);
+        if (atomic_load_explicit(&l->index, memory_order_relaxed) != j)
+            atomic_store_explicit(&l->index, j, memory_order_relaxed); /* transitional */
         if (strcmp(l->name_owned, lc->name) == 0)
             continue;
         char *name = strdup(lc->name);
@@ -1131,6 +1202,7 @@ static void runtime_cleanup(gw_runtime_t *rt)
             w->stopping = true;
             uv_close((uv_handle_t *)&w->drain_timer, NULL);
             uv_close((uv_handle_t *)&w->relisten_timer, NULL);
+            uv_close((uv_handle_t *)&w->lgone_timer, NULL);
             uv_close((uv_handle_t *)&w->prepare, NULL);
             gw_stream_env_close(&w->streams);
             gw_mq_close(&w->mq, NULL);

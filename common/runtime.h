@@ -87,6 +87,10 @@ struct gw_worker_s {
      * (worker_sync, on each publish): the listeners it adopted and the app's per-worker
      * state (worker_gen) are this generation's. */
     gw_snap_t *applied;
+    /* Listeners a reload removed whose connections this worker still lets finish, each until
+     * its deadline (drain_timeout after the removal): then worker_listener_gone. */
+    struct gw_lgone_s *lgone;
+    uv_timer_t lgone_timer;
     /* This worker's chunk cache. Set up on the control thread before the worker's thread
      * starts and kept until the runtime ends (drained when the worker exits), so the
      * control thread may read gw_bufcache_cached_bytes(&w->bufs) at any time (a scrape). */
@@ -126,6 +130,9 @@ struct gw_prom_s; /* metrics.h's gw_prom_t */
     X(void, gen_free, (gw_runtime_t * rt, gw_gen_t * g))                                           \
     /* Control thread: G is published (PREV, NULL at start, is retired but still alive). */        \
     X(void, gen_applied, (gw_runtime_t * rt, const gw_gen_t *g, const gw_gen_t *prev))             \
+    /* Worker thread: drain_timeout passed since this worker stopped accepting on L (a reload      \
+     * removed it): close what is left of L's connections, as worker_force_close does for all. */  \
+    X(void, worker_listener_gone, (gw_worker_t * w, gw_listener_t * l))                            \
     /* Worker thread: this worker now follows G (its listeners match G's); PREV (NULL at start)    \
      * is what it followed before, alive until the call returns. */                                \
     X(void, worker_gen, (gw_worker_t * w, const gw_gen_t *g, const gw_gen_t *prev))                \
@@ -199,11 +206,13 @@ static inline void *gw_runtime_layer(const gw_runtime_t *rt, int level)
     return rt->layers[level];
 }
 
-/* How the reload maps the new configuration's listeners onto the listener objects serving
- * now: KEEP[j] is the index in OLD of the object new listener j keeps, or SIZE_MAX for a
- * new address. Milestone 05's plan (a LAB) keeps a listener when its address is equal. */
-typedef void (*gw_plan_listeners_fn)(const gw_addr_t *old, size_t nold, const gw_addr_t *neu,
-                                     size_t nnew, size_t *keep);
+/* How the reload maps the new configuration's listeners NEU onto those serving now, OLD (the
+ * running generation's, in the order of its listener objects): KEEP[j] is the index in OLD
+ * of the listener new listener j keeps (its object: sockets, counters), or SIZE_MAX for a
+ * new one. 0, or an error (the reload fails). Milestone 05's plan (a LAB, reload_plan.c)
+ * keeps a listener when its address is equal. */
+typedef int (*gw_plan_listeners_fn)(const gw_listener_cfg_t *old, size_t nold,
+                                    const gw_listener_cfg_t *neu, size_t nnew, size_t *keep);
 
 /* What a reload did: for the log line, POST /reload's answer and the metrics. */
 typedef struct gw_reload_report_s {

@@ -28,6 +28,7 @@ DEFAULT_TEST_TIMEOUT = 60
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gw_timeout(seconds): the harness's per-test timeout (before x5 under sanitizers)")
+    config.addinivalue_line("markers", "asan_leg: also run against the ASan build, LeakSanitizer on at exit (scripts/gwtest.py ASAN_E2E)")
 
 
 def pytest_report_header(config):

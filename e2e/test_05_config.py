@@ -1,7 +1,6 @@
-"""Milestone 05's configuration as the binaries see it. gw05 does not exist yet (the reload
-runtime is being built, milestones/05-discovery/README.md): until it does, this suite checks
-what an earlier binary says about 05's keys, which is part of the stage like every stage's
-"needs gwNN" test (a user who writes `reload:` for gw04 is told which binary reloads)."""
+"""Milestone 05's configuration as the binaries see it: what gw04 says about 05's keys, as
+every stage's "needs gwNN" test does (a user who writes `reload:` for gw04 is told which
+binary reloads). gw05's own use of them is in test_05_reload.py and test_05_watch.py."""
 from gwtest.cfgerrors import assert_error_at
 
 GW04 = "gw04"

@@ -12,8 +12,9 @@ For every milestone (or M=NN):
      suite sees, and only those e2e tests run. Any other mutant first meets the unit test
      of its own file (FILE's tests/test_STEM.c, built alone), which catches most of them in
      a second or two; if that passes, or there is none, the milestone's unit tests run in
-     full, then the whole e2e suite. Mutants run two at a time (JOBS): most of a mutant's
-     time is an e2e test waiting on sockets, not CPU;
+     full, then the whole e2e suite. Mutants and handouts run two at a time (JOBS), all
+     milestones' in one pool: most of a mutant's time is an e2e test waiting on sockets,
+     not CPU;
   4. the handout's run is short: it prints at most LINES_PER_FAILING_TEST lines per failing
      test, besides one line per suite, one per checkpoint and LINES_FIXED more (a learner's
      first run should say which labs are missing and which tests fail, and little else).
@@ -26,6 +27,7 @@ import concurrent.futures
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,22 +47,29 @@ LINES_FIXED = 15
 JOBS = 2  # mutants at once
 
 
-def copy_tree(dest):
+def copy_tree(dest, variants=VARIANTS):
     """The working tree's files (tracked and untracked, not ignored) into DEST, timestamps
-    kept, plus the current asan/plain builds, so that only changed files recompile."""
+    kept, plus the current builds of VARIANTS, so that only changed files recompile."""
     for p in labs.tracked_files(ROOT):
         d = os.path.join(dest, p)
         os.makedirs(os.path.dirname(d), exist_ok=True)
         shutil.copy2(os.path.join(ROOT, p), d)
-    seed_build(dest)
+    seed_build(dest, variants)
 
 
-def seed_build(dest):
-    for sub in ("asan", "plain", "bin"):
-        src = os.path.join(ROOT, "build", sub)
-        if os.path.isdir(src):
-            shutil.copytree(src, os.path.join(dest, "build", sub), symlinks=True, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("*.xml"))
+# The build folders each variant's run needs (gwtest: asan = unit tests, plain = build/plain's
+# objects and the binaries in build/bin). A mutant copies only those of the runs it makes:
+# the ASan tree is 117 MB of the 130 (milestone 04), and an e2e-only mutant never reads it.
+SEED_DIRS = {"asan": ("asan",), "plain": ("plain", "bin")}
+
+
+def seed_build(dest, variants=VARIANTS):
+    for v in variants.split(","):
+        for sub in SEED_DIRS[v]:
+            src = os.path.join(ROOT, "build", sub)
+            if os.path.isdir(src) and not os.path.isdir(os.path.join(dest, "build", sub)):
+                shutil.copytree(src, os.path.join(dest, "build", sub), symlinks=True, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("*.xml"))
 
 
 def run_tests(tree, ms, variants=VARIANTS, only=None, report=None):
@@ -156,14 +165,41 @@ def load_mutants(ms):
     return out
 
 
-def own_unit_test(tree, path):
-    """The unit test of source file PATH (DIR/x.c -> DIR/tests/test_x.c), built alone in
-    TREE's ASan build and run: its cases, or None when there is none or it does not build
-    (the full run then says why)."""
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"(?:[^"]*/)?([^"/]+\.h)"', re.M)
+
+
+def local_headers(tree, path):
+    """The headers of PATH's own folder that PATH includes (by base name)."""
+    d = os.path.join(tree, os.path.dirname(path))
+    return {h for h in INCLUDE_RE.findall(open(os.path.join(tree, path)).read())
+            if os.path.exists(os.path.join(d, h))}
+
+
+def related_unit_tests(tree, path):
+    """The unit tests of PATH's folder, other than its own (test_STEM.c), that include a
+    header PATH includes from that folder: the ones that call what PATH implements when it
+    has no test of its own (h1frame.c, h1head.c, h1parse.c: test_h1.c through h1.h). Most
+    shared headers first, then by name."""
     d, stem = os.path.dirname(path), os.path.splitext(os.path.basename(path))[0]
-    if not os.path.exists(os.path.join(tree, d, "tests", f"test_{stem}.c")):
+    mine = local_headers(tree, path)
+    scored = []
+    for t in sorted(glob.glob(os.path.join(tree, d, "tests", "test_*.c"))):
+        name = os.path.splitext(os.path.basename(t))[0]
+        shared = len(mine & set(INCLUDE_RE.findall(open(t).read())))
+        if shared and name != f"test_{stem}":
+            scored.append((-shared, name))
+    return [name for _, name in sorted(scored)]
+
+
+def own_unit_test(tree, path, name=None):
+    """The unit test of source file PATH (DIR/x.c -> DIR/tests/test_x.c; or NAME, another
+    test of DIR/tests), built alone in TREE's ASan build and run: its cases, or None when
+    there is none or it does not build (the full run then says why)."""
+    d, stem = os.path.dirname(path), os.path.splitext(os.path.basename(path))[0]
+    name = name or f"test_{stem}"
+    if not os.path.exists(os.path.join(tree, d, "tests", f"{name}.c")):
         return None
-    target = os.path.join("build", "asan", "tests", os.path.basename(d), f"test_{stem}")
+    target = os.path.join("build", "asan", "tests", os.path.basename(d), name)
     p = subprocess.run(["make", "--no-print-directory", "V=asan", target], cwd=tree,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if p.returncode != 0:
@@ -175,8 +211,9 @@ def own_unit_test(tree, path):
 
 
 def check_mutant(ms, mu, defects):
+    t0 = time.time()
     with tempfile.TemporaryDirectory(prefix=f"gw-mutant-{ms[:2]}-") as tmp:
-        copy_tree(tmp)
+        copy_tree(tmp, "plain" if mu["e2e"] else "asan")
         path = os.path.join(tmp, mu["file"])
         text = open(path).read() if os.path.exists(path) else ""
         if text.count(mu["find"]) != 1:
@@ -187,16 +224,28 @@ def check_mutant(ms, mu, defects):
         # The cheapest test that can catch it first. A mutant only the e2e suite can see
         # names the e2e tests to run (a fifth field, a pytest -k expression): a minute saved
         # each. Otherwise its own file's unit test alone (usually the one that catches it,
-        # in a second or two, where building and running every unit test takes ten), then
-        # all unit tests, then the e2e suite: a mutant that hangs transfers never costs a
+        # in a second or two, where building and running every unit test takes ten, and 40
+        # to 75 with two mutants at once), then each unit test that includes a header of
+        # its file (related_unit_tests), alone, until one catches it; then all unit tests,
+        # then the e2e suite: a mutant that hangs transfers never costs a
         # timeout when a unit test sees it.
         if mu["e2e"]:
+            stage = "e2e -k"
             cases = run_tests(tmp, ms, "plain", only=mu["e2e"])
         else:
+            stage = "own unit test"
             cases = own_unit_test(tmp, mu["file"])
+            for name in related_unit_tests(tmp, mu["file"]):
+                if cases is not None and not all(c["ok"] for c in cases):
+                    break
+                stage = f"related unit test {name}"
+                cases = own_unit_test(tmp, mu["file"], name)
             if cases is None or all(c["ok"] for c in cases):
+                stage = "unit tests"
                 cases = run_tests(tmp, ms, "asan")
             if cases is not None and all(c["ok"] for c in cases):
+                stage = "e2e suite"
+                seed_build(tmp, "plain")
                 cases = run_tests(tmp, ms, "plain")
     if cases is None:  # a mutant that does not build proves nothing about the tests
         defects.append(f"{ms} mutant '{mu['name']}' does not build (warnings are errors): rewrite it in mutants.txt:{mu['line']}")
@@ -206,23 +255,35 @@ def check_mutant(ms, mu, defects):
         defects.append(f"{ms} mutant '{mu['name']}' SURVIVED: no test of the milestone fails on it")
         return False
     names = sorted({c["name"] for c in killers})
-    print(f"  mutant {mu['name']}: caught by {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}", flush=True)
+    print(f"  mutant {mu['name']}: caught by {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} "
+          f"({stage}, {time.time() - t0:.0f}s)", flush=True)
     return True
 
 
 def check(ms_list, reference=None):
     """Runs every check; returns the list of defects (strings). REFERENCE: see
-    check_reference."""
+    check_reference. The handouts and the mutants of every milestone share one pool of
+    JOBS: a handout's run (its build, then stubbed tests failing fast) and a mutant's leave
+    a core idle much of the time, and one pool has no idle tail per milestone. Handouts go
+    first, the newest milestone's (the longest) first."""
     defects = []
+    t0 = time.time()
     for ms in ms_list:
-        t0 = time.time()
         check_reference(ms, defects, reference)
-        n = check_handout(ms, defects)
-        mutants = load_mutants(ms)
-        with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:  # defects: list.append is atomic
-            killed = sum(pool.map(lambda mu: check_mutant(ms, mu, defects), mutants))
-        print(f"check-labs {ms}: {n} lab test run(s) on the stubs; mutants killed {killed}/{len(mutants)}; "
-              f"{time.time() - t0:.0f}s", flush=True)
+    tasks = [(ms, None) for ms in reversed(ms_list)] + [(ms, mu) for ms in ms_list for mu in load_mutants(ms)]
+
+    def run(task):
+        ms, mu = task
+        return check_handout(ms, defects) if mu is None else int(check_mutant(ms, mu, defects))
+
+    with concurrent.futures.ThreadPoolExecutor(JOBS) as pool:  # defects: list.append is atomic
+        done = list(pool.map(run, tasks))
+    for ms in ms_list:
+        n = sum(r for (m, mu), r in zip(tasks, done) if m == ms and mu is None)
+        killed = sum(r for (m, mu), r in zip(tasks, done) if m == ms and mu is not None)
+        total = sum(1 for m, mu in tasks if m == ms and mu is not None)
+        print(f"check-labs {ms}: {n} lab test run(s) on the stubs; mutants killed {killed}/{total}", flush=True)
+    print(f"check-labs: {time.time() - t0:.0f}s", flush=True)
     for d in defects:
         print(f"  DEFECT: {d}")
     return defects

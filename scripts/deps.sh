@@ -18,14 +18,18 @@ PKGS=(
   varnish
   clang-14 libclang-rt-14-dev
 )
-# Extra groups, asked for explicitly: `scripts/deps.sh bench`.
+# Extra groups, asked for explicitly: `scripts/deps.sh bench`, `scripts/deps.sh ci`.
 # libssl-dev: the TLS load generator (benchmarks/tools/tlsrate.c) is built on OpenSSL.
 BENCH_PKGS=(wrk nginx-light libnginx-mod-stream haproxy gnuplot-nox libssl-dev)
+# `scripts/deps.sh ci`: what .ci/run uses besides: ccache, so that each stage's fresh clone
+# and the full run after them compile each source once per variant (NOTES.md, time budget).
+CI_PKGS=(ccache)
 
 want=("${PKGS[@]}")
 for group in "$@"; do
   case "$group" in
     bench) want+=("${BENCH_PKGS[@]}") ;;
+    ci) want+=("${CI_PKGS[@]}") ;;
     *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

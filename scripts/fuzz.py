@@ -3,9 +3,10 @@
 
   fuzz.py list                     the targets, with their seeds and dictionary
   fuzz.py run NAME [--seconds S]   fuzz one target for S seconds (default 60), niced
-  fuzz.py smoke [--seconds S]      every target for S seconds (default 3) from its committed
-                                   seeds only: the part of `make test` that proves the targets
-                                   still build and run
+  fuzz.py smoke [--seconds S] [--jobs J]
+                                   every target for S seconds (default 3) from its committed
+                                   seeds only, J at once (default 2): the part of `make test`
+                                   that proves the targets still build and run
   fuzz.py fill [--cpu-minutes M] [--jobs J] [--chunk S]
                                    long runs: fuzz the target with the fewest CPU-minutes
                                    in the log, S seconds at a time (default 600), J at once
@@ -21,6 +22,7 @@ The log is committed: machines come and go, long runs span sessions, and the tot
 NOTES.md must survive both (the grown corpus does not; it is rebuilt from the seeds).
 """
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
@@ -185,21 +187,23 @@ def cmd_stop():
             pass
 
 
-def smoke(seconds, names=None):
-    """Runs every target (or NAMES) for SECONDS from a fresh corpus plus its seeds. Returns a
-    list of (name, ok, seconds, detail)."""
-    results = []
-    for name, t in targets().items():
-        if names and name not in names:
-            continue
+def smoke(seconds, names=None, jobs=2):
+    """Runs every target (or NAMES) for SECONDS from a fresh corpus plus its seeds, JOBS at
+    a time (a fuzzer is one single-threaded process: on 2 cores two of them take the time
+    of one, each with its own CPU). Returns a list of (name, ok, seconds, detail), in the
+    targets' order."""
+    def one(item):
+        name, t = item
         corpus = os.path.join(BUILD, "smoke", name)
         shutil.rmtree(corpus, ignore_errors=True)
         if not os.path.exists(t["bin"]):
-            results.append((name, False, 0.0, f"{t['bin']} was not built"))
-            continue
+            return (name, False, 0.0, f"{t['bin']} was not built")
         rec, out = run_one(name, t, seconds, corpus, nice=False)
-        results.append((name, rec["rc"] == 0, rec["seconds"], out[-4000:] if rec["rc"] else f"{rec['runs']} runs"))
-    return results
+        return (name, rec["rc"] == 0, rec["seconds"], out[-4000:] if rec["rc"] else f"{rec['runs']} runs")
+
+    todo = [(n, t) for n, t in targets().items() if not names or n in names]
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        return list(pool.map(one, todo))
 
 
 def cmd_stats():
@@ -217,7 +221,7 @@ def main():
     ap.add_argument("name", nargs="?")
     ap.add_argument("--seconds", type=int)
     ap.add_argument("--cpu-minutes", type=float, default=30.0)
-    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--jobs", type=int, help="fill: targets at once (default 1); smoke: (default 2)")
     ap.add_argument("--chunk", type=int, default=600)
     args = ap.parse_args()
     ts = targets()
@@ -230,10 +234,10 @@ def main():
     elif args.command == "stop":
         cmd_stop()
     elif args.command == "fill":
-        cmd_fill(ts, args.cpu_minutes, args.jobs, args.chunk)
+        cmd_fill(ts, args.cpu_minutes, args.jobs or 1, args.chunk)
     elif args.command == "smoke":
         bad = 0
-        for name, ok, secs, detail in smoke(args.seconds or 3):
+        for name, ok, secs, detail in smoke(args.seconds or 3, jobs=args.jobs or 2):
             print(f"[{'ok  ' if ok else 'FAIL'}] fuzz {name:12} {secs:5.1f}s  {detail if ok else ''}")
             if not ok:
                 bad += 1

@@ -1,6 +1,7 @@
 /* test_runtime.c - unit tests for runtime.h: a listener's admission against max_connections,
  * and reloads on a real runtime (worker threads, loops, sockets) driven by a fake app. */
 #include "gwtest.h"
+#include "reloadtest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -154,17 +155,6 @@ static fx_t *FX;
         }                                                                                          \
     } while (0)
 
-static unsigned free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* 0 when a TCP connection to PORT on loopback was established, else -errno. */
 static int try_connect(unsigned port)
 {
@@ -199,19 +189,6 @@ static gw_config_t *make_cfg(unsigned workers, int n, const char *const *names, 
     assert_non_null(cfg);
     assert_int_equal(gw_config_load_string("reload.yaml", text, NULL, cfg, stderr), 0);
     return cfg;
-}
-
-/* The plan milestone 05 teaches, written here again on purpose (the runtime's test must not
- * depend on a milestone): keep the object whose address is equal. */
-static void plan_by_address(const gw_addr_t *old, size_t nold, const gw_addr_t *neu, size_t nnew,
-                            size_t *keep)
-{
-    for (size_t j = 0; j < nnew; j++) {
-        keep[j] = SIZE_MAX;
-        for (size_t i = 0; i < nold && keep[j] == SIZE_MAX; i++)
-            if (gw_addr_equal(&old[i], &neu[j]))
-                keep[j] = i;
-    }
 }
 
 static size_t objects(const gw_runtime_t *rt)
@@ -285,7 +262,7 @@ static void next_step(void)
 static int reload(gw_config_t *cfg, gw_reload_report_t *rep, char *errs, size_t cap)
 {
     FILE *f = fmemopen(errs, cap, "w");
-    int rc = gw_runtime_reload(FX->rt, cfg, free_heap_cfg, plan_by_address, f, rep);
+    int rc = gw_runtime_reload(FX->rt, cfg, free_heap_cfg, gw_test_plan_by_address, f, rep);
     fclose(f);
     return rc;
 }
@@ -427,7 +404,7 @@ static void reload_diffs_listeners_and_failures_change_nothing(void **state)
     memset(&fx, 0, sizeof fx);
     FX = &fx;
     for (int i = 0; i < 4; i++)
-        fx.port[i] = free_port();
+        fx.port[i] = gw_test_free_port();
     fx.held_fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)fx.port[3]),

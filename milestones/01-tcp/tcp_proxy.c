@@ -878,6 +878,15 @@ void gw_tcp_worker_drain(gw_worker_t *w)
 }
 
 /* see tcp_proxy.h */
+void gw_tcp_worker_listener_gone(gw_worker_t *w, gw_listener_t *l)
+{
+    tcp_worker_t *tw = w->app;
+    for (conn_t *c = tw->conns; c != NULL; c = c->next)
+        if (c->l == l)
+            apply(c, sm_event(c, GW_EV_FORCE_CLOSE, GW_CLIENT, 0));
+}
+
+/* see tcp_proxy.h */
 void gw_tcp_worker_force_close(gw_worker_t *w)
 {
     tcp_worker_t *tw = w->app;
@@ -916,5 +925,6 @@ const gw_app_t gw_tcp_app = {
     .on_connection = gw_tcp_on_connection,
     .worker_drain = gw_tcp_worker_drain,
     .worker_force_close = gw_tcp_worker_force_close,
+    .worker_listener_gone = gw_tcp_worker_listener_gone,
     .worker_stop = gw_tcp_worker_stop,
 };

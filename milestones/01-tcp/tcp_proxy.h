@@ -156,6 +156,8 @@ int gw_tcp_worker_start(gw_worker_t *w);
 void gw_tcp_on_connection(gw_wlistener_t *wl);
 void gw_tcp_worker_drain(gw_worker_t *w);
 void gw_tcp_worker_force_close(gw_worker_t *w);
+/* A reload removed L and drain_timeout passed: its pairs on W close as at a forced drain. */
+void gw_tcp_worker_listener_gone(gw_worker_t *w, gw_listener_t *l);
 void gw_tcp_worker_stop(gw_worker_t *w);
 /* W's counters; readable from the control thread from READY until the process ends (they
  * live in w->stats, not in the worker's own state). NULL if W never started. */

@@ -328,10 +328,20 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, gw_snap_t *gen
     return &m->b->addr;
 }
 
+/* A tcp listener's pick: the upstream is the one L names in the generation the pick runs
+ * in (pinned at attempt 0, kept for the retries), so the index and the table it indexes
+ * come from one configuration. A listener that generation no longer has gets no backend. */
 static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
                                 const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok)
 {
-    return gw_lb_pick_upstream(ctx, w, NULL, l->cfg->upstream_index, client, attempt, tok);
+    gw_snap_t *s = attempt == 0 ? gw_snap_pin(&w->rt->snap, w->id) : tok->ref;
+    const gw_glistener_t *gl = s != NULL ? gw_gen_listener(s->data, l) : NULL;
+    const gw_addr_t *a = NULL;
+    if (gl != NULL)
+        a = gw_lb_pick_upstream(ctx, w, s, gl->cfg->upstream_index, client, attempt, tok);
+    if (attempt == 0 && s != NULL)
+        gw_snap_unpin(s, w->id); /* the pick holds its own pin now, if it picked */
+    return a;
 }
 
 static void release_active(gw_tcp_pick_t *tok)
@@ -790,6 +800,11 @@ void gw_lb_worker_force_close(gw_worker_t *w)
     gw_tcp_worker_force_close(w);
 }
 
+void gw_lb_worker_listener_gone(gw_worker_t *w, gw_listener_t *l)
+{
+    gw_tcp_worker_listener_gone(w, l);
+}
+
 /* Every hook goes to 01's (gw_tcp_app), through the functions above. */
 const gw_app_t gw_lb_app = {
     .gen_build = gw_lb_gen_build,
@@ -799,6 +814,7 @@ const gw_app_t gw_lb_app = {
     .on_connection = gw_lb_on_connection,
     .worker_drain = gw_lb_worker_drain,
     .worker_force_close = gw_lb_worker_force_close,
+    .worker_listener_gone = gw_lb_worker_listener_gone,
     .worker_stop = gw_lb_worker_stop,
     .control_start = gw_lb_control_start,
     .control_stop = gw_lb_control_stop,

@@ -197,6 +197,7 @@ int gw_lb_worker_start(gw_worker_t *w);
 void gw_lb_on_connection(gw_wlistener_t *wl);
 void gw_lb_worker_drain(gw_worker_t *w);
 void gw_lb_worker_force_close(gw_worker_t *w);
+void gw_lb_worker_listener_gone(gw_worker_t *w, gw_listener_t *l);
 int gw_lb_control_start(gw_runtime_t *rt);
 void gw_lb_control_stop(gw_runtime_t *rt);
 int gw_lb_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FILE *errs);

@@ -182,6 +182,8 @@ static void res_root(gw_cdoc_t *doc, const gw_cnode_t *map, gw_config_t *cfg)
     cfg->ext[3] = x;
     x->admin_enabled = true;
     const gw_cnode_t *a = gw_cmap_get(doc, adm, "address");
+    x->admin_line = (a != NULL ? a : adm)->line;
+    x->admin_col = (a != NULL ? a : adm)->col;
     const char *text = a != NULL && a->type == GW_CNODE_SCALAR ? a->str : "127.0.0.1:9901";
     x->admin_address_text = strdup(text);
     if (x->admin_address_text == NULL) {

@@ -19,6 +19,8 @@ typedef struct gw_res_root_cfg_s {
     /* admin.allow_unauthenticated (default false): the operator's written consent to an
      * admin API without a token on an address other hosts can reach. */
     bool allow_unauthenticated;
+    unsigned admin_line, admin_col; /* where admin.address (or the admin block) is: a reload's
+                                     * refusal or warning names it */
 } gw_res_root_cfg_t;
 
 /* What an admin block exposes, and so what loading and starting must say. */

@@ -30,12 +30,23 @@
 #include "httpd.h"
 #include "rand.h"
 
+/* A middleware state and the chains holding it: one, or two while a reload's new chain
+ * carries it and the old one still serves requests of the generation before. Counted and
+ * freed on the control thread only (gw_chain_next, gw_chain_free): workers never see it. */
+typedef struct mw_box_s {
+    void *state;
+    const gw_mw_ops_t *ops;
+    unsigned holders;
+} mw_box_t;
+
 typedef struct route_state_s {
     _Atomic unsigned inflight; /* requests between gw_chain_request and gw_chain_finish */
-    void **mw;                 /* [route->nmw]: each middleware's state_new result */
+    void **mw;                 /* [route->nmw]: each middleware's state (box->state) */
+    mw_box_t **box;            /* [route->nmw]: who owns it (NULL: no state) */
 } route_state_t;
 
 typedef struct lis_state_s {
+    const gw_listener_cfg_t *lcfg;      /* its listener (the name routes are carried by) */
     const gw_http_listener_cfg_t *hcfg; /* NULL for tcp listeners */
     route_state_t *routes;              /* [hcfg->nroutes] */
 } lis_state_t;
@@ -71,14 +82,41 @@ const char *gw_hx_request_id(gw_hx_t *x)
 
 /* ---- building and freeing ----------------------------------------------------------------- */
 
-/* Builds the state of route R into RS (zeroed): one state_new per middleware that has
- * one. 0, or -1 with ERR filled. */
-static int route_init(gw_chain_t *c, route_state_t *rs, const gw_http_route_t *r, char *err,
+static void box_drop(mw_box_t *b)
+{
+    if (b == NULL || --b->holders > 0)
+        return;
+    if (b->ops->state_free != NULL)
+        b->ops->state_free(b->state);
+    free(b);
+}
+
+/* The box of PREV's middleware of kind KIND (one per route: the loader refuses two) when its
+ * state may serve CFG, or NULL. */
+static mw_box_t *carried_box(const gw_http_route_t *prev, const route_state_t *prs,
+                             gw_mw_kind_t kind, const void *cfg)
+{
+    for (size_t k = 0; prev != NULL && k < prev->nmw; k++) {
+        if (prev->mw[k].kind != kind || prs->box[k] == NULL)
+            continue;
+        const gw_mw_ops_t *ops = gw_mw_ops(kind);
+        return ops->state_keeps != NULL && ops->state_keeps(prev->mw[k].cfg, cfg) ? prs->box[k]
+                                                                                  : NULL;
+    }
+    return NULL;
+}
+
+/* Builds the state of route R into RS (zeroed): per middleware with state, PREV's (the
+ * same route in the chain before, with its state PRS; NULL: none) when it may be carried,
+ * else a new one from state_new. 0, or -1 with ERR filled. */
+static int route_init(gw_chain_t *c, route_state_t *rs, const gw_http_route_t *r,
+                      const gw_http_route_t *prev, const route_state_t *prs, char *err,
                       size_t errlen)
 {
     atomic_init(&rs->inflight, 0);
     rs->mw = calloc(r->nmw > 0 ? r->nmw : 1, sizeof *rs->mw);
-    if (rs->mw == NULL) {
+    rs->box = calloc(r->nmw > 0 ? r->nmw : 1, sizeof *rs->box);
+    if (rs->mw == NULL || rs->box == NULL) {
         gw_errf(err, errlen, "route '%s': %s", r->name, "out of memory");
         return -1;
     }
@@ -90,18 +128,59 @@ static int route_init(gw_chain_t *c, route_state_t *rs, const gw_http_route_t *r
         }
         if (ops->state_new == NULL)
             continue;
+        mw_box_t *b = carried_box(prev, prs, r->mw[i].kind, r->mw[i].cfg);
+        if (b != NULL) {
+            b->holders++;
+            rs->box[i] = b;
+            rs->mw[i] = b->state;
+            continue;
+        }
+        if ((b = calloc(1, sizeof *b)) == NULL) {
+            gw_errf(err, errlen, "route '%s': %s", r->name, "out of memory");
+            return -1;
+        }
         gw_mw_env_t env = {.route = r,
                            .index = i,
                            .shared = &c->shared[r->mw[i].kind],
                            .seed = {c->seed[0], c->seed[1]}};
-        if (ops->state_new(r->mw[i].cfg, &env, &rs->mw[i], err, errlen) != 0)
+        if (ops->state_new(r->mw[i].cfg, &env, &b->state, err, errlen) != 0) {
+            free(b);
             return -1;
+        }
+        b->ops = ops;
+        b->holders = 1;
+        rs->box[i] = b;
+        rs->mw[i] = b->state;
     }
     return 0;
 }
 
+/* PREV's state of the route named NAME on the listener named LISTENER, or NULL. */
+static const route_state_t *prev_route(const gw_chain_t *prev, const char *listener,
+                                       const char *name, const gw_http_route_t **route)
+{
+    for (size_t i = 0; prev != NULL && i < prev->nlis; i++) {
+        const lis_state_t *ls = &prev->lis[i];
+        if (ls->hcfg == NULL || strcmp(ls->lcfg->name, listener) != 0)
+            continue;
+        for (size_t r = 0; r < ls->hcfg->nroutes; r++)
+            if (strcmp(ls->hcfg->routes[r].name, name) == 0) {
+                *route = &ls->hcfg->routes[r];
+                return &ls->routes[r];
+            }
+    }
+    *route = NULL;
+    return NULL;
+}
+
 /* see chain.h */
 gw_chain_t *gw_chain_new(const gw_config_t *cfg, char *err, size_t errlen)
+{
+    return gw_chain_next(cfg, NULL, err, errlen);
+}
+
+/* see chain.h */
+gw_chain_t *gw_chain_next(const gw_config_t *cfg, const gw_chain_t *prev, char *err, size_t errlen)
 {
     gw_chain_t *c = calloc(1, sizeof *c);
     if (c == NULL || (c->lis = calloc(cfg->nlisteners + 1, sizeof *c->lis)) == NULL) {
@@ -120,6 +199,7 @@ gw_chain_t *gw_chain_new(const gw_config_t *cfg, char *err, size_t errlen)
             l->protocol == GW_PROTO_HTTP ? gw_http_listener_cfg(l) : NULL;
         if (h == NULL)
             continue;
+        c->lis[i].lcfg = l;
         c->lis[i].hcfg = h;
         c->lis[i].routes = calloc(h->nroutes + 1, sizeof *c->lis[i].routes);
         if (c->lis[i].routes == NULL) {
@@ -127,11 +207,14 @@ gw_chain_t *gw_chain_new(const gw_config_t *cfg, char *err, size_t errlen)
             gw_chain_free(c);
             return NULL;
         }
-        for (size_t r = 0; r < h->nroutes; r++)
-            if (route_init(c, &c->lis[i].routes[r], &h->routes[r], err, errlen) != 0) {
+        for (size_t r = 0; r < h->nroutes; r++) {
+            const gw_http_route_t *pr;
+            const route_state_t *prs = prev_route(prev, l->name, h->routes[r].name, &pr);
+            if (route_init(c, &c->lis[i].routes[r], &h->routes[r], pr, prs, err, errlen) != 0) {
                 gw_chain_free(c);
                 return NULL;
             }
+        }
     }
     return c;
 }
@@ -148,14 +231,10 @@ void gw_chain_free(gw_chain_t *c)
         for (size_t r = 0; r < ls->hcfg->nroutes; r++) {
             const route_state_t *rs = &ls->routes[r];
             const gw_http_route_t *route = &ls->hcfg->routes[r];
-            if (rs->mw == NULL)
-                continue;
-            for (size_t k = 0; k < route->nmw; k++) {
-                const gw_mw_ops_t *ops = gw_mw_ops(route->mw[k].kind);
-                if (ops != NULL && ops->state_free != NULL)
-                    ops->state_free(rs->mw[k]);
-            }
+            for (size_t k = 0; rs->box != NULL && k < route->nmw; k++)
+                box_drop(rs->box[k]); /* a state the next chain carries stays with it */
             free(rs->mw);
+            free(rs->box);
         }
         free(ls->routes);
     }

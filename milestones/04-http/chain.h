@@ -30,6 +30,16 @@ typedef struct gw_chain_s gw_chain_t;
  * thread, before the workers start. Returns NULL with ERR filled (ERRLEN bytes) when a file
  * cannot be opened or memory runs out. */
 gw_chain_t *gw_chain_new(const gw_config_t *cfg, char *err, size_t errlen);
+
+/* The same for a reload: the chain of the next configuration generation, CFG, carrying
+ * state from PREV (the chain serving now; NULL: carry nothing). A route of CFG takes the
+ * state of PREV's route with the same listener name and route name, middleware by
+ * middleware of the same kind, when that kind's state_keeps says the options allow it (a
+ * rate limit with the same rate, burst and key keeps its table; a breaker and a retry
+ * budget always keep theirs). Carried states are shared until PREV is freed: both chains
+ * hold a count on them (control thread), and the last to go frees them. Name your routes:
+ * an unnamed one is named by its position, so inserting a route before it moves it. */
+gw_chain_t *gw_chain_next(const gw_config_t *cfg, const gw_chain_t *prev, char *err, size_t errlen);
 void gw_chain_free(gw_chain_t *c); /* NULL is fine; closes the files */
 
 /* SIGUSR1: reopens the access log files (after logrotate moved them). Control thread. */

@@ -391,6 +391,24 @@ static void http_worker_drain(gw_worker_t *w)
     close_pools(hw);
 }
 
+/* drain_timeout passed since a reload removed L: its connections on this worker close now,
+ * tcp pairs (01's) and http connections alike (a tunnel, a slow exchange). */
+static void http_worker_listener_gone(gw_worker_t *w, gw_listener_t *l)
+{
+    gw_res_worker_listener_gone(w, l);
+    hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
+    if (!hw->started)
+        return;
+    for (hconn_t *c = hw->busy, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->l != l)
+            continue;
+        if (c->x != NULL && c->x->chain.end == NULL)
+            c->x->chain.end = "drain_timeout";
+        hp_client_close(c, true);
+    }
+}
+
 static void http_worker_force_close(gw_worker_t *w)
 {
     gw_res_worker_force_close(w);
@@ -650,8 +668,9 @@ static int http_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, F
         return rc;
     hp_gen_t *hg = calloc(1, sizeof *hg);
     char err[256] = "";
-    if (hg != NULL)
-        hg->chain = gw_chain_new(g->cfg, err, sizeof err);
+    if (hg != NULL) /* rate limit tables, breakers, retry budgets carried by route name */
+        hg->chain =
+            gw_chain_next(g->cfg, prev != NULL ? hp_gen_chain(prev) : NULL, err, sizeof err);
     if (hg == NULL || hg->chain == NULL) {
         fprintf(errs, "%s: %s\n", g->cfg->path ? g->cfg->path : "-",
                 err[0] ? err : "out of memory");
@@ -701,6 +720,7 @@ const gw_app_t gw_http_app = {
     .on_connection = http_on_connection_any,
     .worker_drain = http_worker_drain,
     .worker_force_close = http_worker_force_close,
+    .worker_listener_gone = http_worker_listener_gone,
     .worker_stop = http_worker_stop,
     .control_start = http_control_start,
     .control_stop = http_control_stop,

@@ -113,7 +113,10 @@ typedef struct gw_mw_ops_s {
      * (ERRLEN bytes; the chain prefixes nothing: say "route '%s': ..."). */
     int (*state_new)(const void *cfg, const gw_mw_env_t *env, void **state, char *err,
                      size_t errlen);
-    void (*state_free)(void *state);      /* what state_new made (NULL is fine) */
+    void (*state_free)(void *state); /* what state_new made (NULL is fine) */
+    /* A reload (gw_chain_next): may the state made for OLD_CFG serve NEW_CFG, the same
+     * middleware of the same route in the next generation? NULL: never carried. */
+    bool (*state_keeps)(const void *old_cfg, const void *new_cfg);
     void (*shared_free)(void *shared);    /* the env->shared slot, once per chain */
     void (*reopen)(void *shared);         /* SIGUSR1 (gw_chain_reopen): reopen files */
     uint64_t (*lost)(const void *shared); /* events it could not record (gw_chain_log_lost) */

@@ -81,6 +81,15 @@ static void state_free(void *state)
     free(state);
 }
 
+/* A reload keeps the breaker (open stays open): its thresholds are read per call, so the
+ * next generation's apply from its next request on. */
+static bool state_keeps(const void *old_cfg, const void *new_cfg)
+{
+    (void)old_cfg;
+    (void)new_cfg;
+    return true;
+}
+
 /* Open: 503 here, before the middleware after it. Otherwise admitted later (admit). */
 static int request(const void *cfg, void *state, gw_hx_t *x, gw_h1_head_t *req, gw_h1_head_t *resp)
 {
@@ -121,6 +130,7 @@ const gw_mw_ops_t gw_mw_breaker_ops = {
     .free = free_cfg,
     .state_new = state_new,
     .state_free = state_free,
+    .state_keeps = state_keeps,
     .request = request,
     .admit = admit,
     .finish = finish,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "03-resilience/ratelimit.h"
 #include "04-http/chain.h"
@@ -156,6 +157,18 @@ static void state_free(void *state)
     free(s);
 }
 
+/* A reload keeps the table (every client's bucket) when it would be built the same: the
+ * same rate, burst, key and table size. Any change makes a new, empty table: a bucket
+ * filled at the old rate means nothing at the new one. */
+static bool state_keeps(const void *old_cfg, const void *new_cfg)
+{
+    const gw_mw_rate_limit_cfg_t *a = old_cfg, *b = new_cfg;
+    return a->rate == b->rate && a->burst == b->burst && a->key == b->key &&
+           a->max_keys == b->max_keys &&
+           (a->header == NULL ? b->header == NULL
+                              : b->header != NULL && strcasecmp(a->header, b->header) == 0);
+}
+
 /* ---- run time ----------------------------------------------------------------------------- */
 
 /* The limiter key of X: the client address bytes (an IPv4-mapped IPv6 address as IPv4), or
@@ -218,5 +231,6 @@ const gw_mw_ops_t gw_mw_rate_limit_ops = {
     .free = free_cfg,
     .state_new = state_new,
     .state_free = state_free,
+    .state_keeps = state_keeps,
     .request = request,
 };

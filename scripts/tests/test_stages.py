@@ -36,7 +36,8 @@ def binaries_built(num, variant):
 def test_stage_builds_every_binary_its_e2e_suite_runs(ms):
     num = ms[:2]
     used = binaries_used(num)
-    for variant in gwtest.E2E_VARIANTS:
+    variants = gwtest.E2E_VARIANTS + (("asan",) if num in gwtest.ASAN_E2E else ())
+    for variant in variants:
         missing = used - binaries_built(num, variant)
         assert not missing, (f"e2e/test_{num}_*.py runs {sorted(missing)}, which `make V={variant} M={num} bins` "
                              f"does not build: `make test M={num}` fails from a fresh clone (Makefile: STAGE_MS)")

@@ -793,6 +793,102 @@ static void chain_breaker_opens_after_failures_then_503(void **state)
     fx_free(f);
 }
 
+/* ---- reloads: state carried by listener and route name (gw_chain_next) ------------------------
+ */
+
+/* F's chain becomes the next generation's, built from F's config carrying PREV's state;
+ * PREV is freed (as the generation before is, once its last request is done). */
+static void fx_reload(fx_t *f, gw_chain_t *prev)
+{
+    char err[256] = "";
+    f->chain = gw_chain_next(&f->cfg, prev, err, sizeof err);
+    if (f->chain == NULL)
+        fail_msg("gw_chain_next: %s", err);
+    gw_chain_free(prev); /* what f->chain carried stays with it (ASan: no use after free) */
+}
+
+static void chain_reload_keeps_rate_limit_table_when_options_equal(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new();
+    add_rate_limit(f, 1, 3, GW_RL_KEY_CLIENT_IP, NULL);
+    fx_start(f);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rl_request(f, "192.0.2.7", 0, NULL, NULL), 0);
+    fx_reload(f, f->chain);
+    assert_int_equal(rl_request(f, "192.0.2.7", 0, NULL, NULL), 429); /* the bucket came along */
+    assert_int_equal(rl_request(f, "192.0.2.8", 0, NULL, NULL), 0);
+    fx_free(f);
+}
+
+/* The next generation's config is another object, as a reload's is: F2, built like F but
+ * with its own options, takes over F's chain. */
+static void fx_reload_into(fx_t *f2, fx_t *f)
+{
+    fx_reload(f2, f->chain);
+    f->chain = NULL;
+}
+
+static void chain_reload_new_rate_limit_table_when_the_rate_changes(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(), *f2 = fx_new();
+    add_rate_limit(f, 1, 3, GW_RL_KEY_CLIENT_IP, NULL);
+    add_rate_limit(f2, 2, 3, GW_RL_KEY_CLIENT_IP, NULL); /* the next generation: rate 2 */
+    fx_start(f);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rl_request(f, "192.0.2.7", 0, NULL, NULL), 0);
+    fx_reload_into(f2, f);
+    assert_int_equal(rl_request(f2, "192.0.2.7", 0, NULL, NULL), 0); /* a new, empty table */
+    fx_free(f);
+    fx_free(f2);
+}
+
+static void chain_reload_keeps_breaker_state(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new();
+    gw_mw_cfg_t *m = fx_mw(f, GW_MW_BREAKER);
+    U(m)->breaker = (gw_breaker_cfg_t){.consecutive_failures = 2,
+                                       .window_ms = 10000,
+                                       .open_timeout_ms = 60000,
+                                       .half_open_max = 1,
+                                       .success_to_close = 1};
+    fx_start(f);
+    for (int i = 0; i < 2; i++) {
+        fx_begin(f, "GET", "/", "192.0.2.7");
+        assert_int_equal(fx_run(f), 0);
+        fx_finish(f, 502, true, NS_PER_MS);
+    }
+    fx_reload(f, f->chain);
+    fx_begin_at(f, &f->x, "GET", "/", "192.0.2.7", 2 * NS_PER_MS);
+    assert_int_equal(fx_run(f), 503); /* still open after the reload */
+    fx_finish(f, 503, false, 2 * NS_PER_MS);
+    fx_free(f);
+}
+
+/* Carried by name: a renamed route starts afresh (its name is its identity), and the same
+ * options under the same name in another config object are carried. */
+static void chain_reload_carries_by_route_name(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new(), *same = fx_new(), *renamed = fx_new();
+    add_rate_limit(f, 1, 3, GW_RL_KEY_CLIENT_IP, NULL);
+    add_rate_limit(same, 1, 3, GW_RL_KEY_CLIENT_IP, NULL);
+    add_rate_limit(renamed, 1, 3, GW_RL_KEY_CLIENT_IP, NULL);
+    renamed->route.name = "r1";
+    fx_start(f);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rl_request(f, "192.0.2.7", 0, NULL, NULL), 0);
+    fx_reload_into(same, f);
+    assert_int_equal(rl_request(same, "192.0.2.7", 0, NULL, NULL), 429);
+    fx_reload_into(renamed, same);
+    assert_int_equal(rl_request(renamed, "192.0.2.7", 0, NULL, NULL), 0);
+    fx_free(f);
+    fx_free(same);
+    fx_free(renamed);
+}
+
 /* A request refused by a later middleware never reaches the upstream: it takes no trial. */
 static void chain_breaker_trial_not_taken_by_refused_request(void **state)
 {
@@ -1520,6 +1616,10 @@ int main(void)
         cmocka_unit_test(chain_jwt_missing_token_is_401),
         cmocka_unit_test(chain_jwt_bad_token_is_401_invalid_token),
         cmocka_unit_test(chain_rate_limit_429_after_burst),
+        cmocka_unit_test(chain_reload_keeps_rate_limit_table_when_options_equal),
+        cmocka_unit_test(chain_reload_new_rate_limit_table_when_the_rate_changes),
+        cmocka_unit_test(chain_reload_keeps_breaker_state),
+        cmocka_unit_test(chain_reload_carries_by_route_name),
         cmocka_unit_test(chain_rate_limit_retry_after_rounds_up),
         cmocka_unit_test(chain_rate_limit_keyed_by_header),
         cmocka_unit_test(chain_rate_limit_keyed_by_jwt_sub),

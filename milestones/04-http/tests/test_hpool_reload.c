@@ -2,12 +2,13 @@
  * pooled to it, and the backend object is freed once they are gone (issue 17, step 7): gw04's
  * real engine on a real runtime, one worker, a backend served by a thread of the test.
  *
- * The test thread is the control thread (as in common/tests/test_runtime.c): gw_runtime_run
- * runs until the script, a timer on the control loop, shuts it down. The request is made by
- * the script itself with blocking calls: only the worker and the backend thread take part in
- * it. Hooks cannot assert (a longjmp out of the loop would leave threads behind), so CHECK
+ * The test thread is the control thread (as in common/tests/test_runtime.c, whose helpers
+ * it shares: reloadtest.h): gw_runtime_run runs until the script, a timer on the control
+ * loop, shuts it down. The request is made by the script itself with blocking calls: only
+ * the worker and the backend thread take part in it. Hooks cannot assert (a longjmp out of the loop would leave threads behind), so CHECK
  * records the first failure and the test asserts after the runtime returned. */
 #include "gwtest.h"
+#include "reloadtest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,6 +61,8 @@ static fx_t fx;
         }                                                                                          \
     } while (0)
 
+/* A socket bound to a loopback port the kernel picks (*PORT): the backend's, bound from the
+ * start so nobody takes its port meanwhile. */
 static int listen_any(unsigned *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -69,13 +72,6 @@ static int listen_any(unsigned *port)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     *port = ntohs(a.sin_port);
     return fd;
-}
-
-static unsigned free_port(void)
-{
-    unsigned port;
-    close(listen_any(&port));
-    return port;
 }
 
 /* The backend: one connection, answered with keep-alive (so the gateway pools it), then read
@@ -173,19 +169,6 @@ static gw_config_t *make_cfg(unsigned backend_port)
     return cfg;
 }
 
-/* Keep the listener object whose address is equal (milestone 05's plan, written again here:
- * 04's test must not depend on 05). */
-static void plan_by_address(const gw_addr_t *old, size_t nold, const gw_addr_t *neu, size_t nnew,
-                            size_t *keep)
-{
-    for (size_t j = 0; j < nnew; j++) {
-        keep[j] = SIZE_MAX;
-        for (size_t i = 0; i < nold && keep[j] == SIZE_MAX; i++)
-            if (gw_addr_equal(&old[i], &neu[j]))
-                keep[j] = i;
-    }
-}
-
 static void next_step(void)
 {
     fx.step++;
@@ -198,7 +181,8 @@ static bool reload_away(gw_runtime_t *rt)
     gw_reload_report_t rep;
     char errs[512] = "";
     FILE *f = fmemopen(errs, sizeof errs, "w");
-    int rc = gw_runtime_reload(rt, make_cfg(fx.other_port), free_cfg, plan_by_address, f, &rep);
+    int rc =
+        gw_runtime_reload(rt, make_cfg(fx.other_port), free_cfg, gw_test_plan_by_address, f, &rep);
     fclose(f);
     if (rc != 0)
         fprintf(stderr, "reload: %s\n", errs);
@@ -341,8 +325,8 @@ static int run(bool in_flight)
     fx.in_flight = in_flight;
     assert_int_equal(uv_sem_init(&fx.answer, 0), 0);
     assert_int_equal(sem_init(&fx.followed, 0, 0), 0);
-    fx.gw_port = free_port();
-    fx.other_port = free_port(); /* nothing listens there: never connected to */
+    fx.gw_port = gw_test_free_port();
+    fx.other_port = gw_test_free_port(); /* nothing listens there: never connected to */
     fx.backend_fd = listen_any(&fx.backend_port);
     assert_int_equal(listen(fx.backend_fd, 8), 0);
     assert_int_equal(uv_thread_create(&fx.backend, backend_main, NULL), 0);
