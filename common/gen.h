@@ -36,6 +36,7 @@ typedef struct gw_gen_s {
     const gw_config_t *cfg; /* freed with the generation by FREE_CFG (when not NULL) */
     void (*free_cfg)(gw_config_t *cfg);
     void *owner;         /* the runtime that built it (gw_runtime_t *), for its free function */
+    bool published;      /* the runtime published it (and counts it until it is freed) */
     gw_glistener_t *lis; /* [nlis], in the config's order */
     size_t nlis;
     void *layers[GW_LEVELS]; /* [N]: what level N built for this generation (its gen_build) */

@@ -776,6 +776,8 @@ static void gen_release(void *data)
 {
     gw_gen_t *g = data;
     gw_runtime_t *rt = g->owner;
+    if (g->published)
+        rt->gens_alive--;
     if (rt->app->gen_free != NULL)
         rt->app->gen_free(rt, g);
     for (size_t i = 0; i < g->nlis; i++)
@@ -792,6 +794,8 @@ static int publish_gen(gw_runtime_t *rt, gw_gen_t *g)
     int rc = gw_snap_publish(&rt->snap, g, gen_release);
     if (rc != 0)
         return rc;
+    g->published = true;
+    rt->gens_alive++;
     post_gen(rt);
     if (!uv_is_active((uv_handle_t *)&rt->reclaim_timer))
         uv_timer_start(&rt->reclaim_timer, on_reclaim_timer, RECLAIM_INTERVAL_MS,

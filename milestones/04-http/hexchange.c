@@ -648,7 +648,10 @@ void hp_exchange_done(hconn_t *c)
     hp_hx_put(hw, x);
     c->x = NULL;
     c->state = C_IDLE;
-    hp_list_idle(c, &hw->keepalive[c->l->index]);
+    if (!hp_list_idle_kind(c, IDLE_KEEPALIVE)) {
+        hp_client_close(c, false);
+        return;
+    }
     hp_client_backlogged(c);
     hp_client_update_reading(c);
 }

@@ -86,23 +86,33 @@ static inline hp_bslot_t *hp_bslot(const gw_backend_t *b, unsigned w)
     return (hp_bslot_t *)at + w;
 }
 
-/* Connections waiting with the same timeout, oldest first, and the one timer for them. */
+/* Why a connection waits in an idle list: what its timeout means (on_idle_timer). */
+typedef enum {
+    IDLE_FRESH,        /* accepted, no byte yet: request_head_timeout */
+    IDLE_KEEPALIVE,    /* between requests: keepalive_timeout */
+    IDLE_HANDSHAKE,    /* TLS handshake running: its expiry is a handshake failure (htls.c) */
+    IDLE_PROXY_HEADER, /* PROXY header awaited: its expiry is counted (hproxyproto.c) */
+    IDLE_NKINDS
+} idle_kind_t;
+
+/* Connections waiting for the same reason with the same timeout, oldest first, and the one
+ * timer for them. Keyed by (kind, timeout), not by listener: listeners that share a timeout
+ * share the list, and a listener a reload adds, or a timeout it changes, just finds (or
+ * makes) its list. Allocated alone (its timer handle lives in it) and freed in the timer's
+ * close callback. */
 typedef struct idle_list_s {
     hconn_t *head, *tail;
     uv_timer_t timer;
     uint64_t timeout_ms;
     hp_worker_t *hw;
-    bool handshake;    /* a TLS handshake list: its expiry is a handshake failure (htls.c) */
-    bool proxy_header; /* a PROXY header list: its expiry is counted (hproxyproto.c) */
+    idle_kind_t kind;
 } idle_list_t;
 
 struct hp_worker_s {
     hp_t *hp;
     gw_worker_t *w;
-    idle_list_t *fresh;     /* [nlisteners]: accepted, no byte yet (request_head_timeout) */
-    idle_list_t *keepalive; /* [nlisteners]: between requests (keepalive_timeout) */
-    idle_list_t *handshake; /* [nlisteners]: TLS handshake running (tls.handshake_timeout) */
-    idle_list_t *ppwait;    /* [nlisteners]: PROXY header awaited (proxy_protocol.timeout) */
+    idle_list_t **idle;     /* [nidle]: the idle lists in use, by (kind, timeout) */
+    size_t nidle, idle_cap; /* a handful: one per distinct timeout of each kind */
     hconn_t *busy;          /* connections with an exchange (for drain and force close) */
     uconn_t *uconns;        /* every upstream connection not yet closing */
     hx_t *hx_free;
@@ -139,8 +149,8 @@ struct hp_s {
     hp_worker_t *workers;          /* [cfg->workers] */
     gw_passthrough_t *pt; /* tcp listeners' tls_passthrough (NULL: none); its picker is layer 1 */
     hp_utls_t *utls;      /* upstreams' TLS: metrics (hutls.h) */
-    hp_tls_t *tls;        /* http listeners' tls (htls.h; NULL: none terminates TLS) */
-    hp_pp_t *pp;          /* listeners' proxy_protocol counters (hproxyproto.h; NULL: none) */
+    hp_tls_t *tls;        /* listeners' tls: counters by name, tcp picker (htls.h) */
+    hp_pp_t *pp;          /* listeners' proxy_protocol counters by name (hproxyproto.h) */
 };
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -190,9 +200,17 @@ static inline const gw_http_listener_cfg_t *hp_lcfg(const hconn_t *c)
  * per-route state, built for that generation's routes. */
 typedef struct hp_gen_s {
     gw_chain_t *chain;
+    hp_tls_gen_t *tls; /* listeners' TLS credentials (htls.h), by position in this generation */
     gw_hmetrics_gen_t *hm; /* route series by position in this generation (hmetrics.h) */
     hp_utls_gen_t *utls;   /* upstream TLS series by upstream position (hutls.h) */
 } hp_gen_t;
+
+/* G's TLS credentials (NULL: G has no 04 slot). */
+static inline const hp_tls_gen_t *hp_gen_tls(const gw_gen_t *g)
+{
+    const hp_gen_t *hg = g->layers[4];
+    return hg != NULL ? hg->tls : NULL;
+}
 
 static inline gw_chain_t *hp_gen_chain(const gw_gen_t *g)
 {
@@ -391,6 +409,18 @@ static inline uv_loop_t *hp_loop(hp_worker_t *hw)
 void hp_list_unlink(hconn_t *c);
 /* Puts C at the back of IL, idle since now (its deadline is the latest). */
 void hp_list_idle(hconn_t *c, idle_list_t *il);
+/* HW's idle list of KIND with timeout TIMEOUT_MS, made on first use; NULL when out of
+ * memory. Valid until hp_idle_trim closes it, which it does only to an empty list. */
+idle_list_t *hp_idle_list_for(hp_worker_t *hw, idle_kind_t kind, uint64_t timeout_ms);
+/* The timeout of KIND for a connection on a listener with http config LC. */
+uint64_t hp_idle_timeout(const gw_http_listener_cfg_t *lc, idle_kind_t kind);
+/* Puts C in its listener's idle list of KIND (the listener's newest config's timeout).
+ * False when no list could be made (out of memory): C is not in any idle list then, and
+ * the caller closes it. */
+bool hp_list_idle_kind(hconn_t *c, idle_kind_t kind);
+/* Closes HW's empty idle lists whose (kind, timeout) no listener of G uses (G NULL: every
+ * empty list): a reload that changed a timeout leaves no timer behind. Worker thread. */
+void hp_idle_trim(hp_worker_t *hw, const gw_gen_t *g);
 /* Puts C in the worker's busy list (it has an exchange: drain and force close find it). */
 void hp_list_busy(hconn_t *c);
 /* Starts the worker's pool sweep unless it runs already (a connection was just pooled). */

@@ -4,8 +4,9 @@
  *
  *   hconn_t   a client connection. While it waits for a request it is only a socket and a
  *             place in an idle list (about 300 bytes): no buffer, no parser, no timer of its
- *             own. Idle connections of one listener wait in FIFO order, so one timer per
- *             list serves all of them (the first to expire is always at the front).
+ *             own. Idle connections that wait with the same timeout (whatever their
+ *             listener: lists are keyed by kind and timeout) are in one FIFO list, so one
+ *             timer per list serves all of them (the first to expire is at the front).
  *   hx_t      the state of one exchange (parser, heads, timer, middleware state), taken
  *             when a request's first byte arrives and given back (to a free list) when the
  *             response is complete and no pipelined bytes are waiting.
@@ -138,13 +139,101 @@ static void on_idle_timer(uv_timer_t *t)
     while (il->head != NULL && il->head->idle_since + il->timeout_ms <= now) {
         hconn_t *c = il->head;
         hp_list_unlink(c);
-        if (il->handshake)
+        if (il->kind == IDLE_HANDSHAKE)
             hp_tls_handshake_timeout(c);
-        if (il->proxy_header)
+        if (il->kind == IDLE_PROXY_HEADER)
             hp_pp_timeout(c);
         hp_client_close(c, false);
     }
     idle_arm(il);
+}
+
+/* see hproxy-int.h. A linear search: a worker has a handful of lists (one per distinct
+ * timeout of each kind), and a connection looks its list up once per wait, not per byte. */
+idle_list_t *hp_idle_list_for(hp_worker_t *hw, idle_kind_t kind, uint64_t timeout_ms)
+{
+    for (size_t i = 0; i < hw->nidle; i++)
+        if (hw->idle[i]->kind == kind && hw->idle[i]->timeout_ms == timeout_ms)
+            return hw->idle[i];
+    if (hw->nidle == hw->idle_cap) {
+        size_t cap = hw->idle_cap ? 2 * hw->idle_cap : 8;
+        idle_list_t **v = realloc(hw->idle, cap * sizeof *v);
+        if (v == NULL)
+            return NULL;
+        hw->idle = v;
+        hw->idle_cap = cap;
+    }
+    idle_list_t *il = calloc(1, sizeof *il);
+    if (il == NULL)
+        return NULL;
+    il->hw = hw;
+    il->kind = kind;
+    il->timeout_ms = timeout_ms;
+    uv_timer_init(hp_loop(hw), &il->timer);
+    il->timer.data = il;
+    hw->idle[hw->nidle++] = il;
+    return il;
+}
+
+/* see hproxy-int.h */
+uint64_t hp_idle_timeout(const gw_http_listener_cfg_t *lc, idle_kind_t kind)
+{
+    switch (kind) {
+    case IDLE_FRESH:
+        return lc->head_timeout_ms;
+    case IDLE_KEEPALIVE:
+        return lc->keepalive_timeout_ms;
+    case IDLE_HANDSHAKE:
+        return lc->tls != NULL ? lc->tls->handshake_timeout_ms : 0;
+    case IDLE_PROXY_HEADER:
+        return lc->pp != NULL ? lc->pp->timeout_ms : 0;
+    default:
+        return 0;
+    }
+}
+
+/* see hproxy-int.h */
+bool hp_list_idle_kind(hconn_t *c, idle_kind_t kind)
+{
+    idle_list_t *il = hp_idle_list_for(c->hw, kind, hp_idle_timeout(hp_lcfg(c), kind));
+    if (il == NULL) {
+        hp_list_unlink(c); /* in no list: the caller closes it */
+        return false;
+    }
+    hp_list_idle(c, il);
+    return true;
+}
+
+/* Whether some http listener of G waits for KIND with TIMEOUT_MS. */
+static bool idle_key_used(const gw_gen_t *g, idle_kind_t kind, uint64_t timeout_ms)
+{
+    for (size_t i = 0; g != NULL && i < g->nlis; i++) {
+        const gw_http_listener_cfg_t *lc =
+            g->lis[i].cfg->protocol == GW_PROTO_HTTP ? gw_http_listener_cfg(g->lis[i].cfg) : NULL;
+        if (lc != NULL && hp_idle_timeout(lc, kind) == timeout_ms)
+            return true;
+    }
+    return false;
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* see hproxy-int.h */
+void hp_idle_trim(hp_worker_t *hw, const gw_gen_t *g)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < hw->nidle; i++) {
+        idle_list_t *il = hw->idle[i];
+        if (il->head != NULL || (g != NULL && idle_key_used(g, il->kind, il->timeout_ms))) {
+            hw->idle[kept++] = il;
+            continue;
+        }
+        uv_close((uv_handle_t *)&il->timer, on_idle_closed); /* frees IL */
+    }
+    hw->nidle = kept;
 }
 
 static void on_pool_sweep(uv_timer_t *t);
@@ -271,24 +360,24 @@ bool hp_client_start(hconn_t *c)
         hp_client_close(c, true);
         return false;
     }
-    if (hp_lcfg(c)->tls != NULL && hp_tls_accept(c) != 0) {
+    if (hp_tls_accept(c) != 0) {  /* TLS or not: the generation published now says */
         hp_client_close(c, true); /* counted by hp_tls_accept */
         return false;
     }
     c->state = C_IDLE;
-    hp_list_idle(c, c->s != &c->sock.s ? &hw->handshake[c->l->index] : &hw->fresh[c->l->index]);
+    bool tls = c->s != &c->sock.s;
+    /* The handshake's timeout is its credential's (the generation that chose TLS). */
+    idle_list_t *il = tls ? hp_idle_list_for(hw, IDLE_HANDSHAKE, hp_tls_handshake_ms(c)) : NULL;
+    if (tls && il != NULL)
+        hp_list_idle(c, il);
+    if (tls ? il == NULL : !hp_list_idle_kind(c, IDLE_FRESH)) {
+        hp_client_close(c, true);
+        return false;
+    }
     return true;
 }
 
 /* ---- the worker --------------------------------------------------------------------------- */
-
-static void idle_init(hp_worker_t *hw, idle_list_t *il, uint64_t timeout_ms)
-{
-    il->hw = hw;
-    il->timeout_ms = timeout_ms;
-    uv_timer_init(hp_loop(hw), &il->timer);
-    il->timer.data = il;
-}
 
 static int http_worker_start(gw_worker_t *w)
 {
@@ -297,27 +386,10 @@ static int http_worker_start(gw_worker_t *w)
         return rc;
     hp_t *hp = http_state(w->rt);
     hp_worker_t *hw = &hp->workers[w->id];
-    const gw_config_t *cfg = hp->cfg;
     hw->hp = hp;
     hw->w = w;
     hw->rng = 0x243f6a8885a308d3ull ^ ((uint64_t)w->id << 32) ^ gw_clock_mono_ns(&gw_clock_system);
-    hw->fresh = calloc(cfg->nlisteners, sizeof *hw->fresh);
-    hw->keepalive = calloc(cfg->nlisteners, sizeof *hw->keepalive);
-    hw->handshake = calloc(cfg->nlisteners, sizeof *hw->handshake);
-    hw->ppwait = calloc(cfg->nlisteners, sizeof *hw->ppwait);
-    if (hw->fresh == NULL || hw->keepalive == NULL || hw->handshake == NULL || hw->ppwait == NULL)
-        return GW_ENOMEM;
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(&cfg->listeners[i]);
-        idle_init(hw, &hw->fresh[i], lc != NULL ? lc->head_timeout_ms : 1000);
-        idle_init(hw, &hw->keepalive[i], lc != NULL ? lc->keepalive_timeout_ms : 1000);
-        const gw_tls_listener_cfg_t *tc = lc != NULL ? lc->tls : NULL;
-        idle_init(hw, &hw->handshake[i], tc != NULL ? tc->handshake_timeout_ms : 1000);
-        hw->handshake[i].handshake = true;
-        const gw_pp_listener_cfg_t *pc = lc != NULL ? lc->pp : NULL;
-        idle_init(hw, &hw->ppwait[i], pc != NULL ? pc->timeout_ms : 1000);
-        hw->ppwait[i].proxy_header = true;
-    }
+    /* No idle list yet: each is made when a connection first waits with its timeout. */
     if (gw_wb_init(&hw->wb, &w->bufs, gw_chunk_size(&w->bufs)) != 0)
         return GW_ENOMEM;
     uv_timer_init(&w->loop, &hw->pool_timer);
@@ -331,44 +403,34 @@ static void close_pools(hp_worker_t *hw)
     close_pooled(hw, false);
 }
 
+/* Closes every idle connection (ONLY_REMOVED: those of listeners a reload removed). A
+ * close takes the connection out of its list and never frees a list (only hp_idle_trim
+ * does), so the walk may go on from the next one. */
+static void close_idle_of(hp_worker_t *hw, bool only_removed)
+{
+    for (size_t i = 0; i < hw->nidle; i++)
+        for (hconn_t *c = hw->idle[i]->head, *next; c != NULL; c = next) {
+            next = c->next;
+            if (!only_removed || atomic_load_explicit(&c->l->removed, memory_order_relaxed))
+                hp_client_close(c, false);
+        }
+}
+
 static void close_idle(hp_worker_t *hw)
 {
-    for (size_t i = 0; i < hw->hp->cfg->nlisteners; i++) {
-        while (hw->fresh[i].head != NULL)
-            hp_client_close(hw->fresh[i].head, false);
-        while (hw->keepalive[i].head != NULL)
-            hp_client_close(hw->keepalive[i].head, false);
-        while (hw->handshake[i].head != NULL)
-            hp_client_close(hw->handshake[i].head, false);
-        while (hw->ppwait[i].head != NULL)
-            hp_client_close(hw->ppwait[i].head, false);
-    }
+    close_idle_of(hw, false);
 }
 
-/* Closes the idle connections on listeners a reload removed (busy ones end with their
- * exchange: hp_draining). */
-static void close_idle_removed(idle_list_t *il)
-{
-    for (hconn_t *c = il->head, *next; c != NULL; c = next) {
-        next = c->next;
-        if (atomic_load_explicit(&c->l->removed, memory_order_relaxed))
-            hp_client_close(c, false);
-    }
-}
-
-/* The worker follows generation G. */
+/* The worker follows generation G: idle connections of listeners a reload removed close
+ * (busy ones end with their exchange: hp_draining), then the lists no listener of G waits
+ * in any more go. */
 static void http_worker_gen(gw_worker_t *w, const gw_gen_t *g, const gw_gen_t *prev)
 {
-    (void)g;
     hp_worker_t *hw = &http_state(w->rt)->workers[w->id];
     if (prev == NULL || !hw->started)
         return;
-    for (size_t i = 0; i < hw->hp->cfg->nlisteners; i++) {
-        close_idle_removed(&hw->fresh[i]);
-        close_idle_removed(&hw->keepalive[i]);
-        close_idle_removed(&hw->handshake[i]);
-        close_idle_removed(&hw->ppwait[i]);
-    }
+    close_idle_of(hw, true);
+    hp_idle_trim(hw, g);
     /* Backends G lists get this worker's stamp (its own slot in each: no race); the pooled
      * connections of any other close now, and they pool none any more. */
     const gw_lb_table_t *tab = gw_lb_gen_table(g);
@@ -440,12 +502,7 @@ static void http_worker_stop(gw_worker_t *w)
         close_pools(hw);
         while (hw->uconns != NULL)
             hp_uconn_close(hw->uconns, true);
-        for (size_t i = 0; i < hw->hp->cfg->nlisteners; i++) {
-            uv_close((uv_handle_t *)&hw->fresh[i].timer, on_worker_handle_closed);
-            uv_close((uv_handle_t *)&hw->keepalive[i].timer, on_worker_handle_closed);
-            uv_close((uv_handle_t *)&hw->handshake[i].timer, on_worker_handle_closed);
-            uv_close((uv_handle_t *)&hw->ppwait[i].timer, on_worker_handle_closed);
-        }
+        hp_idle_trim(hw, NULL); /* every list is empty now: all close */
         uv_close((uv_handle_t *)&hw->pool_timer, on_worker_handle_closed);
         while (hw->hx_free != NULL) {
             hx_t *x = hw->hx_free;
@@ -462,10 +519,7 @@ static void http_worker_stop(gw_worker_t *w)
  * them: the runtime calls stats_free after joining, so the lists are freed then. */
 static void hw_free(hp_worker_t *hw)
 {
-    free(hw->fresh);
-    free(hw->keepalive);
-    free(hw->handshake);
-    free(hw->ppwait);
+    free(hw->idle); /* the lists themselves went with their timers' close callbacks */
     free(hw->stats);
     gw_wb_free(&hw->wb); /* the writes it lent requests to completed when the loop closed */
 }
@@ -532,16 +586,16 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
         open += gw_gauge_get(&hp->workers[i].stats->tunnels_active);
     gw_prom_family(p, "gw_tunnels_active", "Upgrade tunnels open now", GW_PROM_GAUGE);
     gw_prom_sample_i64(p, "gw_tunnels_active", NULL, open);
-    /* By route, by backend, upstream TLS: the serving generation's series (borrowed: the
-     * control thread is the one that would free it). */
+    /* The generation serving now (borrowed: the control thread is the one that would free
+     * it): the listeners by name, the route and upstream TLS series, the backends. */
     const gw_gen_t *g = gw_gen_current(rt);
     const hp_gen_t *hg = g->layers[4];
-    gw_hmetrics_write(hp->hm, hg->hm, gw_lb_gen_table(g), p);
-    gw_passthrough_metrics(hp->pt, p);
-    hp_utls_metrics(hp->utls, hg->utls, p);                /* gw_upstream_tls_* */
-    hp_tls_metrics(hp->tls, p);                            /* gw_tls_handshakes_total, ... */
-    hp_pp_metrics(hp->pp, p);                              /* gw_proxy_protocol_total */
-    gw_chain_metrics(hp_gen_chain(gw_gen_current(rt)), p); /* gw_access_log_lost_total{file} */
+    gw_hmetrics_write(hp->hm, hg->hm, gw_lb_gen_table(g), p); /* by route, by backend */
+    gw_passthrough_metrics(hp->pt, g, p);
+    hp_utls_metrics(hp->utls, hg->utls, p); /* gw_upstream_tls_* */
+    hp_tls_metrics(hp_gen_tls(g), g, p);    /* gw_tls_handshakes_total, ... */
+    hp_pp_metrics(hp->pp, g, p);            /* gw_proxy_protocol_total */
+    gw_chain_metrics(hp_gen_chain(g), p);   /* gw_access_log_lost_total{file} */
 }
 
 static void log_tls_warning(void *ctx, const char *msg)
@@ -595,16 +649,18 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         stats_ok = (hp->workers[i].stats = calloc(1, sizeof *hp->workers[i].stats)) != NULL;
     int pt_err = 0, tls_err = 0, pp_err = 0;
     bool made = stats_ok && hp->hm != NULL && hp->utls != NULL;
+    /* The three layer-1 wrappers go in whatever the startup config has, so that a reload
+     * may give a tcp listener tls_passthrough, tls or proxy_protocol. */
     if (made)
         hp->pt = gw_passthrough_prepare(cfg, layers, &pt_err); /* after hp->picker: 02's */
-    if (made && pt_err == 0)
-        hp->tls = hp_tls_prepare(cfg, cfg->workers, &tls_err);
+    if (made && pt_err == 0 && (hp->tls = hp_tls_new(cfg->workers)) == NULL)
+        tls_err = GW_ENOMEM;
     if (made && pt_err == 0 && tls_err == 0)
-        hp_tls_tcp_picker(hp->tls, cfg, layers); /* tcp listeners' tls: 01's wrap hook */
+        hp_tls_tcp_picker(hp->tls, layers); /* tcp listeners' tls: 01's wrap hook */
     if (made && pt_err == 0 && tls_err == 0)
         hp->pp = hp_pp_prepare(cfg, cfg->workers, &pp_err);
     if (made && pt_err == 0 && tls_err == 0 && pp_err == 0)
-        hp_pp_tcp_picker(hp->pp, cfg, layers); /* tcp listeners: 01's header and hello */
+        hp_pp_tcp_picker(hp->pp, layers); /* tcp listeners: 01's header and hello */
     if (!made || pt_err != 0 || tls_err != 0 || pp_err != 0) {
         gw_error("milestone 04 setup failed: %s", err[0] ? err : "out of memory");
         if (hp != NULL) {
@@ -612,6 +668,7 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
             hp_utls_free(hp->utls);
             gw_passthrough_free(hp->pt);
             hp_tls_free(hp->tls);
+            hp_pp_free(hp->pp);
             for (unsigned i = 0; hp->workers != NULL && i < cfg->workers; i++)
                 free(hp->workers[i].stats);
             free(hp->workers);
@@ -678,6 +735,19 @@ static int http_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, F
         return GW_ENOMEM;
     }
     g->layers[4] = hg;
+    /* Listeners' TLS credentials: certificates and keys of G's config, caches carried. */
+    const hp_gen_t *hprev = prev != NULL ? prev->layers[4] : NULL;
+    int tls_err = 0;
+    hg->tls = hp_tls_gen_build(http_state(rt)->tls, g->cfg, hprev != NULL ? hprev->tls : NULL, errs,
+                               &tls_err);
+    if (hg->tls == NULL)
+        return tls_err; /* gen_free runs on G */
+    /* Counters by listener name: found again for a name seen before (carried). */
+    if (hp_pp_gen_names(http_state(rt)->pp, g->cfg) != 0 ||
+        gw_passthrough_gen_names(http_state(rt)->pt, g->cfg) != 0) {
+        fprintf(errs, "%s: out of memory\n", g->cfg->path ? g->cfg->path : "-");
+        return GW_ENOMEM;
+    }
     /* Labelled metrics: this generation's view of the route and upstream TLS series, carried
      * by name from the generations before it (hmetrics.h). */
     hp_t *hp = http_state(rt);
@@ -701,6 +771,7 @@ static void http_gen_free(gw_runtime_t *rt, gw_gen_t *g)
     hp_gen_t *hg = g->layers[4];
     if (hg != NULL) {
         gw_chain_free(hg->chain);
+        hp_tls_gen_free(hg->tls); /* connections keep their credentials */
         gw_hmetrics_gen_free(http_state(rt)->hm, hg->hm);
         hp_utls_gen_free(http_state(rt)->utls, hg->utls);
         free(hg);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "04-http/hproxy-int.h"
+#include "04-http/lcount.h"
 #include "04-http/passthrough.h"
 #include "04-http/ppconf.h"
 #include "error.h"
@@ -33,15 +34,8 @@ static const char *result_name(size_t r)
     return r < R_ERRORS ? names[r] : gw_pp_strerror(-(int)(r - R_ERRORS) - 1);
 }
 
-/* One worker's counters, per listener. Written by that worker only, summed on scrape. */
-typedef struct pp_wstats_s {
-    gw_counter_t n[NRESULTS];
-} pp_wstats_t;
-
 struct hp_pp_s {
-    const gw_config_t *cfg;
-    unsigned workers;
-    pp_wstats_t **w;        /* [workers][nlisteners] */
+    gw_lcount_t *counts;    /* by listener name (lcount.h): NRESULTS per worker */
     gw_tcp_picker_t picker; /* tcp listeners: the picker below plus header and hello */
 };
 
@@ -79,30 +73,25 @@ int hp_pp_feed(hp_pp_wait_t *w, const uint8_t *data, size_t n, unsigned accept, 
 /* see hproxyproto.h */
 hp_pp_t *hp_pp_prepare(const gw_config_t *cfg, unsigned workers, int *err)
 {
+    (void)cfg; /* made whatever it says: a reload may add proxy_protocol */
     *err = 0;
-    bool any = false;
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        any = any || gw_pp_listener_cfg(&cfg->listeners[i]) != NULL;
-    }
-    for (size_t u = 0; u < cfg->nupstreams; u++) /* tcp listeners' hello needs pp->cfg */
-        any = any || gw_http_upstream_cfg(&cfg->upstreams[u])->proxy_protocol != 0;
-    if (!any)
-        return NULL;
     hp_pp_t *pp = calloc(1, sizeof *pp);
-    if (pp == NULL || (pp->w = calloc(workers, sizeof *pp->w)) == NULL) {
+    if (pp == NULL || (pp->counts = gw_lcount_new(workers, NRESULTS)) == NULL) {
         free(pp);
         *err = GW_ENOMEM;
         return NULL;
     }
-    pp->cfg = cfg;
-    pp->workers = workers;
-    for (unsigned w = 0; w < workers; w++)
-        if ((pp->w[w] = calloc(cfg->nlisteners, sizeof **pp->w)) == NULL) {
-            hp_pp_free(pp);
-            *err = GW_ENOMEM;
-            return NULL;
-        }
     return pp;
+}
+
+/* see hproxyproto.h */
+int hp_pp_gen_names(hp_pp_t *pp, const gw_config_t *cfg)
+{
+    for (size_t i = 0; pp != NULL && i < cfg->nlisteners; i++)
+        if (gw_pp_listener_cfg(&cfg->listeners[i]) != NULL &&
+            gw_lcount_add(pp->counts, cfg->listeners[i].name) == NULL)
+            return GW_ENOMEM;
+    return 0;
 }
 
 /* see hproxyproto.h */
@@ -110,30 +99,26 @@ void hp_pp_free(hp_pp_t *pp)
 {
     if (pp == NULL)
         return;
-    for (unsigned w = 0; w < pp->workers; w++)
-        free(pp->w[w]);
-    free(pp->w);
+    gw_lcount_free(pp->counts);
     free(pp);
 }
 
 /* see hproxyproto.h */
-void hp_pp_metrics(const hp_pp_t *pp, gw_prom_t *p)
+void hp_pp_metrics(const hp_pp_t *pp, const gw_gen_t *g, gw_prom_t *p)
 {
     gw_prom_family(p, "gw_proxy_protocol_total",
                    "Connections to listeners with proxy_protocol, by how their PROXY header "
                    "ended (accepted, refused_from, timeout, closed, or the parser's error)",
                    GW_PROM_COUNTER);
-    for (size_t i = 0; pp != NULL && i < pp->cfg->nlisteners; i++) {
-        if (gw_pp_listener_cfg(&pp->cfg->listeners[i]) == NULL)
-            continue;
-        for (size_t r = 0; r < NRESULTS; r++) {
-            uint64_t v = 0;
-            for (unsigned w = 0; w < pp->workers; w++)
-                v += gw_counter_get(&pp->w[w][i].n[r]);
+    for (size_t i = 0; pp != NULL && g != NULL && i < g->nlis; i++) {
+        const gw_listener_cfg_t *l = g->lis[i].cfg;
+        const gw_lcount_entry_t *e =
+            gw_pp_listener_cfg(l) != NULL ? gw_lcount_find(pp->counts, l->name) : NULL;
+        for (size_t r = 0; e != NULL && r < NRESULTS; r++) {
+            uint64_t v = gw_lcount_sum(e, r);
             if (v == 0 && r >= R_ERRORS)
                 continue; /* the parser's 15 errors only once seen */
-            const char *lab[] = {"listener", pp->cfg->listeners[i].name, "result", result_name(r),
-                                 NULL};
+            const char *lab[] = {"listener", l->name, "result", result_name(r), NULL};
             gw_prom_sample_u64(p, "gw_proxy_protocol_total", lab, v);
         }
     }
@@ -141,9 +126,14 @@ void hp_pp_metrics(const hp_pp_t *pp, gw_prom_t *p)
 
 /* ---- per connection ----------------------------------------------------------------------- */
 
+/* Counts R for listener L on worker W, under L's name now (the newest generation's): the
+ * entry exists once a generation gave that name proxy_protocol; a connection still waiting
+ * for its header after a reload took proxy_protocol away and renamed L counts nowhere. */
 static void count_at(hp_pp_t *pp, const gw_worker_t *w, const gw_listener_t *l, size_t r)
 {
-    gw_counter_inc(&pp->w[w->id][l->index].n[r]);
+    gw_lcount_entry_t *e = gw_lcount_find(pp->counts, gw_listener_name(l));
+    if (e != NULL)
+        gw_counter_inc(gw_lcount_at(e, w->id, r));
 }
 
 static void count(hconn_t *c, size_t r)
@@ -170,8 +160,7 @@ void hp_pp_conn_free(hconn_t *c)
 void hp_pp_timeout(hconn_t *c)
 {
     count(c, R_TIMEOUT);
-    gw_debug("listener '%s': no PROXY header within %" PRIu64 " ms", c->l->cfg->name,
-             lcfg(c)->timeout_ms);
+    gw_debug("listener '%s': no PROXY header in time", gw_listener_name(c->l));
 }
 
 /* The header is read: R says whose connection it is. */
@@ -223,8 +212,8 @@ static void header_done(hconn_t *c, const gw_pp_result_t *r, gw_chunk_t *ch, siz
 static void refuse(hconn_t *c, int rc, size_t at)
 {
     count(c, R_ERRORS + (size_t)(-rc - 1));
-    gw_debug("listener '%s': bad PROXY header: %s at byte %zu", c->l->cfg->name, gw_pp_strerror(rc),
-             at);
+    gw_debug("listener '%s': bad PROXY header: %s at byte %zu", gw_listener_name(c->l),
+             gw_pp_strerror(rc), at);
     hp_client_close(c, true);
 }
 
@@ -237,7 +226,14 @@ static void on_header_read(gw_stream_t *s, gw_chunk_t *ch, ssize_t n)
         hp_client_close(c, n != UV_EOF);
         return;
     }
-    unsigned accept = lcfg(c)->accept;
+    const gw_pp_listener_cfg_t *pc = lcfg(c); /* this turn's: the newest generation's */
+    if (pc == NULL) { /* a reload took proxy_protocol away while the header came */
+        gw_chunk_unref(&c->hw->w->bufs, ch);
+        count(c, R_CLOSED);
+        hp_client_close(c, true);
+        return;
+    }
+    unsigned accept = pc->accept;
     gw_pp_result_t r;
     hp_pp_wait_t *pw = c->ppw;
     if (pw == NULL) { /* the first read: parse in place */
@@ -280,13 +276,13 @@ bool hp_pp_accept(hconn_t *c)
 {
     if (!gw_pp_from_allowed(lcfg(c), &c->peer.sa)) {
         count(c, R_REFUSED_FROM);
-        gw_debug("listener '%s': a PROXY header is not accepted from this peer", c->l->cfg->name);
+        gw_debug("listener '%s': a PROXY header is not accepted from this peer",
+                 gw_listener_name(c->l));
         return false;
     }
     c->sock.s.cb.on_read = on_header_read;
     c->state = C_IDLE;
-    hp_list_idle(c, &c->hw->ppwait[c->l->index]);
-    return true;
+    return hp_list_idle_kind(c, IDLE_PROXY_HEADER); /* false: the caller resets C */
 }
 
 /* ---- the upstream side ---------------------------------------------------------------------- */
@@ -340,12 +336,17 @@ static int tcp_header(void *ctx, gw_worker_t *w, const gw_listener_t *l, const c
                       size_t len, gw_tcp_preread_event_t ev, struct sockaddr_storage *client)
 {
     hp_pp_t *pp = ctx;
-    const gw_pp_listener_cfg_t *x = gw_pp_listener_cfg(l->cfg);
+    const gw_pp_listener_cfg_t *x = gw_pp_listener_cfg(l->cfg); /* this turn's */
+    if (x == NULL) { /* a reload took proxy_protocol away while the header came */
+        count_at(pp, w, l, R_CLOSED);
+        return -1;
+    }
     if (len == 0 && ev == GW_TCP_PREREAD_DATA) { /* accepted: nothing read yet */
         if (gw_pp_from_allowed(x, (const struct sockaddr *)client))
             return 0;
         count_at(pp, w, l, R_REFUSED_FROM);
-        gw_debug("listener '%s': a PROXY header is not accepted from this peer", l->cfg->name);
+        gw_debug("listener '%s': a PROXY header is not accepted from this peer",
+                 gw_listener_name(l));
         return -1;
     }
     gw_pp_result_t r;
@@ -361,7 +362,7 @@ static int tcp_header(void *ctx, gw_worker_t *w, const gw_listener_t *l, const c
     }
     if (rc < 0) {
         count_at(pp, w, l, R_ERRORS + (size_t)(-rc - 1));
-        gw_debug("listener '%s': bad PROXY header: %s at byte %zu", l->cfg->name,
+        gw_debug("listener '%s': bad PROXY header: %s at byte %zu", gw_listener_name(l),
                  gw_pp_strerror(rc), r.err_pos);
         return -1;
     }
@@ -373,10 +374,13 @@ static int tcp_header(void *ctx, gw_worker_t *w, const gw_listener_t *l, const c
 static size_t tcp_hello(void *ctx, gw_worker_t *w, const gw_listener_t *l, const gw_tcp_pick_t *tok,
                         const struct sockaddr *client, const uv_tcp_t *sock, char *buf, size_t cap)
 {
-    (void)w;
-    hp_pp_t *pp = ctx;
+    (void)ctx;
+    /* The upstream in the generation published now, which the pick this turn used too
+     * (gw_lb_pick_upstream with no pinned generation). */
+    const gw_config_t *cfg = gw_gen_current(w->rt)->cfg;
     size_t ui = gw_passthrough_upstream(l, tok);
-    unsigned v = gw_http_upstream_cfg(&pp->cfg->upstreams[ui])->proxy_protocol;
+    unsigned v =
+        ui < cfg->nupstreams ? gw_http_upstream_cfg(&cfg->upstreams[ui])->proxy_protocol : 0;
     if (v == 0) /* before any system call: most upstreams of most listeners send nothing */
         return 0;
     struct sockaddr_storage peer, local;
@@ -393,23 +397,18 @@ static size_t tcp_hello(void *ctx, gw_worker_t *w, const gw_listener_t *l, const
 }
 
 /* see hproxyproto.h */
-void hp_pp_tcp_picker(hp_pp_t *pp, const gw_config_t *cfg, void **layers)
+void hp_pp_tcp_picker(hp_pp_t *pp, void **layers)
 {
-    bool accept = false, send = false, tcp = false;
-    for (size_t i = 0; pp != NULL && i < cfg->nlisteners; i++) {
-        bool is_tcp = cfg->listeners[i].protocol == GW_PROTO_TCP;
-        tcp = tcp || is_tcp;
-        accept = accept || (is_tcp && gw_pp_listener_cfg(&cfg->listeners[i]) != NULL);
-    }
-    for (size_t u = 0; tcp && u < cfg->nupstreams; u++)
-        send = send || gw_http_upstream_cfg(&cfg->upstreams[u])->proxy_protocol != 0;
-    if ((!accept && !send) || layers[1] == NULL)
+    if (pp == NULL || layers[1] == NULL)
         return;
-    /* The picker below as it is (02's, passthrough's, TLS's), plus the two hooks. */
+    /* The picker below as it is (02's, passthrough's, TLS's), plus the two hooks: installed
+     * whatever the startup config says, so a reload may add proxy_protocol to a tcp listener
+     * or an upstream. Cheap for the others: header_ms answers 0 (no header read), and hello
+     * reads one field before any system call. */
     pp->picker = *(const gw_tcp_picker_t *)layers[1];
-    pp->picker.header_ms = accept ? tcp_header_ms : NULL;
-    pp->picker.header = accept ? tcp_header : NULL;
-    pp->picker.hello = send ? tcp_hello : NULL;
+    pp->picker.header_ms = tcp_header_ms;
+    pp->picker.header = tcp_header;
+    pp->picker.hello = tcp_hello;
     pp->picker.prefix_ctx = pp;
     layers[1] = &pp->picker;
 }

@@ -52,16 +52,24 @@ typedef struct hp_pp_wait_s {
 int hp_pp_feed(hp_pp_wait_t *w, const uint8_t *data, size_t n, unsigned accept, gw_pp_result_t *r,
                size_t *rest);
 
-/* The counters for every listener of CFG with proxy_protocol, for WORKERS workers. NULL
- * with *ERR 0 when no listener has it; NULL with *ERR < 0 on failure. */
+/* The counters by listener name (lcount.h) for WORKERS workers, and the tcp picker's copy:
+ * made whatever CFG says (a reload may add proxy_protocol). NULL with *ERR < 0 on failure. */
 hp_pp_t *hp_pp_prepare(const gw_config_t *cfg, unsigned workers, int *err);
 void hp_pp_free(hp_pp_t *pp);
-/* gw_proxy_protocol_total. Any thread. PP may be NULL (the family, no samples). */
-void hp_pp_metrics(const hp_pp_t *pp, gw_prom_t *p);
+/* Control thread, at a generation's build: the counters of every name CFG gives a listener
+ * with proxy_protocol (kept from before when the name was seen: carried by name). 0 or
+ * GW_ENOMEM. */
+int hp_pp_gen_names(hp_pp_t *pp, const gw_config_t *cfg);
+/* gw_proxy_protocol_total, for the listeners of generation G (the one served now: a
+ * removed listener leaves the page). Control thread. PP may be NULL (the family, no
+ * samples). */
+struct gw_gen_s;
+void hp_pp_metrics(const hp_pp_t *pp, const struct gw_gen_s *g, gw_prom_t *p);
 
 /* C was accepted on a listener with proxy_protocol and passed max_connections: refuses it
  * (false: counted; the caller resets it) when its peer is not in `from`, else starts
- * reading the header (C waits in the worker's proxy-header list of its listener). */
+ * reading the header (C waits in the worker's IDLE_PROXY_HEADER list of its timeout);
+ * false too when no such list could be made (out of memory). */
 bool hp_pp_accept(struct hconn_s *c);
 /* C's header did not come within the listener's timeout: counted (the caller closes C). */
 void hp_pp_timeout(struct hconn_s *c);
@@ -74,13 +82,13 @@ bool hp_client_start(struct hconn_s *c);
 
 /* ---- the upstream side ------------------------------------------------------------------ */
 
-/* Tcp listeners: when one of CFG's tcp listeners has proxy_protocol, or an upstream sends
- * it, puts in LAYERS[1] a copy of the picker there with 01's header hook (the header read
- * and checked as on an http listener, counted in the same gw_proxy_protocol_total) and its
- * hello hook (the header written first to an upstream with proxy_protocol, the client's
- * address carried or real, the listener's local address). PP (hp_pp_prepare's, may be
- * NULL: nothing to do) owns the copy. */
-void hp_pp_tcp_picker(hp_pp_t *pp, const gw_config_t *cfg, void **layers);
+/* Tcp listeners: puts in LAYERS[1] a copy of the picker there with 01's header hook (on a
+ * tcp listener with proxy_protocol in its newest config, the header read and checked as on
+ * an http listener, counted in the same gw_proxy_protocol_total) and its hello hook (the
+ * header written first to an upstream with proxy_protocol, the client's address carried or
+ * real, the listener's local address). Whatever the startup config says, so a reload may
+ * add either. PP (hp_pp_prepare's; NULL: nothing to do) owns the copy. */
+void hp_pp_tcp_picker(hp_pp_t *pp, void **layers);
 
 struct uconn_s;
 /* U (just connected, nothing written yet, TLS not started) belongs to an upstream with

@@ -1,6 +1,7 @@
-/* htls.c - see htls.h. The TLS side of a client connection: the listener's state made at
- * prepare, one allocation per connection, the handshake's outcome (metrics, the handshake
- * list), and the pure tables (failure reasons, suite and version names, mTLS fields).
+/* htls.c - see htls.h. The TLS side of a client connection: the listeners' credentials made
+ * per generation (refcounted, held by each connection), one allocation per connection, the
+ * handshake's outcome (counters by listener name, the handshake list), and the pure tables
+ * (failure reasons, suite and version names, mTLS fields).
  *
  * The record flow, for the reader who comes from hclient.c: the client's bytes arrive on
  * c->sock (a gw_tcp_stream_t), which the TLS stream reads and feeds, record by record, into
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "04-http/hproxy-int.h"
+#include "04-http/lcount.h"
 #include "04-http/tlscache.h"
 #include "04-http/tlsserver.h"
 #include "clock.h"
@@ -23,24 +25,37 @@
 #include "log.h"
 #include "tls_stream.h"
 
-/* One worker's counters for one listener (written by that worker only, summed on scrape). */
-typedef struct tls_wstats_s {
-    gw_counter_t handshakes[2]; /* [resumed] */
-    gw_counter_t failures[GW_HTLS_NSLOTS];
-} tls_wstats_t;
+/* The counters each listener name has (lcount.h), per worker: handshakes, then failures. */
+#define C_HANDSHAKES 0 /* + resumed (0 or 1) */
+#define C_FAILURES 2   /* + the reason's slot */
+#define NCOUNTERS (C_FAILURES + GW_HTLS_NSLOTS)
 
-/* One listener's TLS state; cfg NULL: the listener does not terminate TLS. */
-typedef struct tls_listener_s {
-    const gw_listener_cfg_t *l;
-    const gw_tls_listener_cfg_t *cfg;
-    gw_tlscache_t cache; /* shared by every worker; disabled (size 0) with client_auth */
-    tls_wstats_t **w;    /* [workers] */
-} tls_listener_t;
+/* A listener's session cache, shared by its credentials of successive generations while its
+ * size stays: a reload does not forget the sessions clients come back with (resuming is
+ * fine across a certificate change: TLS 1.2 sends no certificate on a resumed handshake). */
+typedef struct tls_cache_s {
+    atomic_uint refs; /* the credentials that use it */
+    size_t size;      /* sessions asked for (0: none, client_auth) */
+    gw_tlscache_t cache;
+} tls_cache_t;
+
+/* see htls.h */
+struct hp_tls_cred_s {
+    atomic_uint refs;           /* its generation's, plus one per connection using it */
+    gw_tls_listener_cfg_t *cfg; /* held: certificates, keys, client CAs, ALPN, timeouts */
+    tls_cache_t *cache;         /* held */
+    gw_lcount_entry_t *stats;   /* the listener name's counters (alive as long as the process) */
+};
+
+/* see htls.h */
+struct hp_tls_gen_s {
+    size_t n;
+    hp_tls_cred_t **cred; /* [n], by position in the generation's config; NULL: no tls */
+};
 
 struct hp_tls_s {
-    size_t nlis;
     unsigned workers;
-    tls_listener_t *lis; /* [nlis], parallel to cfg->listeners */
+    gw_lcount_t *counts; /* by listener name: NCOUNTERS per worker */
     /* tcp listeners with tls: 01's picker (layer 1) as it was, plus a wrap hook that puts a
      * TLS stream over each client (tcp_wrap). */
     gw_tcp_picker_t picker;
@@ -48,9 +63,9 @@ struct hp_tls_s {
 
 /* One TLS client connection: everything it needs besides its hconn_t, in one allocation. */
 typedef struct tls_conn_s {
-    gw_tls_stream_t ts; /* first: hconn_t.s (or 01's client stream) points at ts.s */
-    hconn_t *c;         /* the http connection; NULL on a tcp listener (01's pair owns it) */
-    tls_listener_t *tl;
+    gw_tls_stream_t ts;  /* first: hconn_t.s (or 01's client stream) points at ts.s */
+    hconn_t *c;          /* the http connection; NULL on a tcp listener (01's pair owns it) */
+    hp_tls_cred_t *cred; /* held until the connection is freed (conn_free) */
     unsigned worker;
     gw_bufpool_t *pool; /* where the connection's charge goes back */
     gw_hx_tls_t info;   /* filled when the handshake completes */
@@ -196,101 +211,171 @@ int gw_htls_client_fields(gw_h1_head_t *req, const gw_tls_listener_cfg_t *cfg,
     return rc;
 }
 
-/* ---- per config ------------------------------------------------------------------------- */
+/* ---- per config, per generation ------------------------------------------------------- */
+
+/* see htls.h */
+hp_tls_t *hp_tls_new(unsigned workers)
+{
+    hp_tls_t *t = calloc(1, sizeof *t);
+    if (t != NULL && (t->counts = gw_lcount_new(workers, NCOUNTERS)) == NULL) {
+        free(t);
+        t = NULL;
+    }
+    if (t != NULL)
+        t->workers = workers;
+    return t;
+}
 
 /* see htls.h */
 void hp_tls_free(hp_tls_t *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; t->lis != NULL && i < t->nlis; i++) {
-        tls_listener_t *tl = &t->lis[i];
-        if (tl->cfg == NULL)
-            continue;
-        gw_tlscache_free(&tl->cache);
-        for (unsigned w = 0; tl->w != NULL && w < t->workers; w++)
-            free(tl->w[w]);
-        free(tl->w);
-    }
-    free(t->lis);
+    gw_lcount_free(t->counts);
     free(t);
 }
 
-/* Sets up TL for listener L (TLS config TC): its cache and counters. 0 or an error. */
-static int listener_init(tls_listener_t *tl, const gw_listener_cfg_t *l,
-                         const gw_tls_listener_cfg_t *tc, unsigned workers)
+static void cache_release(tls_cache_t *tc)
 {
-    tl->l = l;
-    tl->cfg = tc;
+    if (tc == NULL || atomic_fetch_sub_explicit(&tc->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    gw_tlscache_free(&tc->cache); /* wipes the master secrets */
+    free(tc);
+}
+
+/* A session cache of SIZE sessions for listener NAME; NULL with *ERR. */
+static tls_cache_t *cache_new(const char *name, size_t size, int *err)
+{
+    tls_cache_t *tc = calloc(1, sizeof *tc);
+    if (tc == NULL) {
+        *err = GW_ENOMEM;
+        return NULL;
+    }
+    atomic_init(&tc->refs, 1);
+    tc->size = size;
+    if ((*err = gw_tlscache_init(&tc->cache, size, 0)) != 0) {
+        free(tc);
+        return NULL;
+    }
+    if (size > 0)
+        gw_info("listener '%s': TLS session cache: %zu sessions, %zu bytes", name,
+                gw_tlscache_capacity(&tc->cache), gw_tlscache_bytes(&tc->cache));
+    return tc;
+}
+
+/* see htls.h */
+void hp_tls_cred_hold(hp_tls_cred_t *cr)
+{
+    atomic_fetch_add_explicit(&cr->refs, 1, memory_order_relaxed);
+}
+
+/* see htls.h */
+void hp_tls_cred_release(hp_tls_cred_t *cr)
+{
+    if (cr == NULL || atomic_fetch_sub_explicit(&cr->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    cache_release(cr->cache);
+    gw_tls_listener_free(cr->cfg); /* our reference: the last one frees the keys */
+    free(cr);
+}
+
+/* see htls.h */
+const gw_tls_listener_cfg_t *hp_tls_cred_cfg(const hp_tls_cred_t *cr)
+{
+    return cr->cfg;
+}
+
+/* PREV's credential for listener NAME, or NULL. */
+static const hp_tls_cred_t *prev_cred(const hp_tls_gen_t *prev, const char *name)
+{
+    for (size_t i = 0; prev != NULL && i < prev->n; i++)
+        if (prev->cred[i] != NULL && strcmp(gw_lcount_name(prev->cred[i]->stats), name) == 0)
+            return prev->cred[i];
+    return NULL;
+}
+
+/* see htls.h */
+hp_tls_cred_t *hp_tls_cred_new(hp_tls_t *t, const gw_listener_cfg_t *l, const hp_tls_gen_t *prev,
+                               int *err)
+{
+    const gw_tls_listener_cfg_t *tc = gw_tls_listener_cfg(l);
+    *err = GW_ENOMEM;
+    hp_tls_cred_t *cr = tc != NULL ? calloc(1, sizeof *cr) : NULL;
+    if (cr == NULL)
+        return NULL;
+    atomic_init(&cr->refs, 1); /* the generation's */
+    if ((cr->stats = gw_lcount_add(t->counts, l->name)) == NULL) {
+        free(cr);
+        return NULL;
+    }
     /* mTLS: BearSSL resumes a session without asking for the client's certificate, and the
      * session's parameters carry no identity: a resumed connection would have no verified
      * certificate, so no headers (or, with required: true, would pass unauthenticated). */
     size_t size = tc->client_auth ? 0 : (size_t)tc->session_cache_size;
-    int rc = gw_tlscache_init(&tl->cache, size, 0);
-    if (rc != 0) {
-        gw_error("listener '%s': TLS session cache of %zu sessions: %s", l->name, size,
-                 gw_strerror(rc));
-        return rc;
+    const hp_tls_cred_t *old = prev_cred(prev, l->name);
+    if (old != NULL && old->cache->size == size) {
+        cr->cache = old->cache;
+        atomic_fetch_add_explicit(&cr->cache->refs, 1, memory_order_relaxed);
+    } else if ((cr->cache = cache_new(l->name, size, err)) == NULL) {
+        free(cr);
+        return NULL;
     }
-    if (tc->client_auth && tc->session_cache_size > 0)
+    cr->cfg = gw_tls_listener_hold(tc);
+    if (old == NULL && tc->client_auth && tc->session_cache_size > 0)
         gw_info("listener '%s': client_auth: TLS sessions are not cached (a resumed session "
                 "carries no client certificate)",
                 l->name);
-    else if (size > 0)
-        gw_info("listener '%s': TLS session cache: %zu sessions, %zu bytes", l->name,
-                gw_tlscache_capacity(&tl->cache), gw_tlscache_bytes(&tl->cache));
-    gw_info("listener '%s': TLS: %zu bytes per connection, charged to buffers.max_memory", l->name,
-            sizeof(tls_conn_t));
-    if ((tl->w = calloc(workers, sizeof *tl->w)) == NULL)
-        return GW_ENOMEM;
-    for (unsigned w = 0; w < workers; w++)
-        if ((tl->w[w] = calloc(1, sizeof *tl->w[w])) == NULL)
-            return GW_ENOMEM;
-    return 0;
+    if (old == NULL)
+        gw_info("listener '%s': TLS: %zu bytes per connection, charged to buffers.max_memory",
+                l->name, sizeof(tls_conn_t));
+    *err = 0;
+    return cr;
 }
 
 /* see htls.h */
-hp_tls_t *hp_tls_prepare(const gw_config_t *cfg, unsigned workers, int *err)
+void hp_tls_gen_free(hp_tls_gen_t *tg)
 {
-    *err = 0;
-    bool any = false;
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        any = any || gw_tls_listener_cfg(&cfg->listeners[i]) != NULL;
-    if (!any)
-        return NULL;
-    hp_tls_t *t = calloc(1, sizeof *t);
-    if (t == NULL || (t->lis = calloc(cfg->nlisteners, sizeof *t->lis)) == NULL) {
-        free(t);
-        *err = GW_ENOMEM;
+    if (tg == NULL)
+        return;
+    for (size_t i = 0; i < tg->n; i++)
+        hp_tls_cred_release(tg->cred[i]); /* connections may keep theirs a while */
+    free(tg->cred);
+    free(tg);
+}
+
+/* see htls.h */
+hp_tls_gen_t *hp_tls_gen_build(hp_tls_t *t, const gw_config_t *cfg, const hp_tls_gen_t *prev,
+                               FILE *errs, int *err)
+{
+    hp_tls_gen_t *tg = calloc(1, sizeof *tg);
+    *err = GW_ENOMEM;
+    if (tg == NULL || (tg->cred = calloc(cfg->nlisteners + 1, sizeof *tg->cred)) == NULL) {
+        free(tg);
         return NULL;
     }
-    t->nlis = cfg->nlisteners;
-    t->workers = workers;
+    tg->n = cfg->nlisteners;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const gw_listener_cfg_t *l = &cfg->listeners[i];
-        const gw_tls_listener_cfg_t *tc = gw_tls_listener_cfg(l);
-        if (tc == NULL)
+        if (gw_tls_listener_cfg(l) == NULL)
             continue;
-        int rc = listener_init(&t->lis[i], l, tc, workers);
-        if (rc != 0) {
-            hp_tls_free(t);
-            *err = rc;
+        if ((tg->cred[i] = hp_tls_cred_new(t, l, prev, err)) == NULL) {
+            fprintf(errs, "%s: listener '%s': TLS: %s\n", cfg->path ? cfg->path : "-", l->name,
+                    gw_strerror(*err));
+            hp_tls_gen_free(tg);
             return NULL;
         }
     }
-    return t;
+    *err = 0;
+    return tg;
 }
 
-/* Sums one counter of listener TL over the workers. */
-static uint64_t sum(const hp_tls_t *t, const tls_listener_t *tl, size_t off)
+/* see htls.h */
+hp_tls_cred_t *hp_tls_gen_cred(const hp_tls_gen_t *tg, size_t pos)
 {
-    uint64_t s = 0;
-    for (unsigned w = 0; w < t->workers; w++)
-        s += gw_counter_get((const gw_counter_t *)(const void *)((const char *)tl->w[w] + off));
-    return s;
+    return tg != NULL && pos < tg->n ? tg->cred[pos] : NULL;
 }
 
-static void cache_metrics(const hp_tls_t *t, gw_prom_t *p)
+static void cache_metrics(const hp_tls_gen_t *tg, const gw_gen_t *g, gw_prom_t *p)
 {
     static const struct {
         const char *name, *help;
@@ -302,60 +387,71 @@ static void cache_metrics(const hp_tls_t *t, gw_prom_t *p)
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         gw_prom_family(p, fam[f].name, fam[f].help, GW_PROM_COUNTER);
-        for (size_t i = 0; t != NULL && i < t->nlis; i++) {
-            if (t->lis[i].cfg == NULL)
+        for (size_t i = 0; g != NULL && i < g->nlis; i++) {
+            const hp_tls_cred_t *cr = hp_tls_gen_cred(tg, g->lis[i].pos);
+            if (cr == NULL)
                 continue;
             gw_tlscache_stats_t st;
-            gw_tlscache_stats(&t->lis[i].cache, &st);
+            gw_tlscache_stats(&cr->cache->cache, &st);
             const uint64_t v[] = {st.hits, st.misses, st.stores, st.evictions};
-            const char *lab[] = {"listener", t->lis[i].l->name, NULL};
+            const char *lab[] = {"listener", g->lis[i].cfg->name, NULL};
             gw_prom_sample_u64(p, fam[f].name, lab, v[f]);
         }
     }
     gw_prom_family(p, "gw_tls_session_cache_entries",
                    "Sessions the shared cache holds now (0 with client_auth: no cache)",
                    GW_PROM_GAUGE);
-    for (size_t i = 0; t != NULL && i < t->nlis; i++) {
-        if (t->lis[i].cfg == NULL)
+    for (size_t i = 0; g != NULL && i < g->nlis; i++) {
+        const hp_tls_cred_t *cr = hp_tls_gen_cred(tg, g->lis[i].pos);
+        if (cr == NULL)
             continue;
         gw_tlscache_stats_t st;
-        gw_tlscache_stats(&t->lis[i].cache, &st);
-        const char *lab[] = {"listener", t->lis[i].l->name, NULL};
+        gw_tlscache_stats(&cr->cache->cache, &st);
+        const char *lab[] = {"listener", g->lis[i].cfg->name, NULL};
         gw_prom_sample_u64(p, "gw_tls_session_cache_entries", lab, st.entries);
     }
 }
 
 /* see htls.h */
-void hp_tls_metrics(const hp_tls_t *t, gw_prom_t *p)
+void hp_tls_metrics(const hp_tls_gen_t *tg, const gw_gen_t *g, gw_prom_t *p)
 {
     gw_prom_family(p, "gw_tls_handshakes_total",
                    "TLS handshakes completed on a listener, resumed from the session cache or full",
                    GW_PROM_COUNTER);
-    for (size_t i = 0; t != NULL && i < t->nlis; i++) {
-        const tls_listener_t *tl = &t->lis[i];
-        for (int r = 0; tl->cfg != NULL && r < 2; r++) {
-            const char *lab[] = {"listener", tl->l->name, "resumed", r ? "true" : "false", NULL};
+    for (size_t i = 0; g != NULL && i < g->nlis; i++) {
+        const hp_tls_cred_t *cr = hp_tls_gen_cred(tg, g->lis[i].pos);
+        for (int r = 0; cr != NULL && r < 2; r++) {
+            const char *lab[] = {"listener", g->lis[i].cfg->name, "resumed", r ? "true" : "false",
+                                 NULL};
             gw_prom_sample_u64(p, "gw_tls_handshakes_total", lab,
-                               sum(t, tl, offsetof(tls_wstats_t, handshakes[r])));
+                               gw_lcount_sum(cr->stats, C_HANDSHAKES + (size_t)r));
         }
     }
     gw_prom_family(p, "gw_tls_handshake_failures_total",
                    "TLS handshakes that failed, by reason (BearSSL's error, or timeout, eof, "
                    "no_buffers, no_memory)",
                    GW_PROM_COUNTER);
-    for (size_t i = 0; t != NULL && i < t->nlis; i++) {
-        const tls_listener_t *tl = &t->lis[i];
-        for (size_t s = 0; tl->cfg != NULL && s < GW_HTLS_NSLOTS; s++) {
-            uint64_t v = sum(t, tl, offsetof(tls_wstats_t, failures[s]));
+    for (size_t i = 0; g != NULL && i < g->nlis; i++) {
+        const hp_tls_cred_t *cr = hp_tls_gen_cred(tg, g->lis[i].pos);
+        for (size_t s = 0; cr != NULL && s < GW_HTLS_NSLOTS; s++) {
+            uint64_t v = gw_lcount_sum(cr->stats, C_FAILURES + s);
             /* Only the reasons seen (the table has ~580 slots); timeout and eof always, so
              * a dashboard finds the family's usual members before the first failure. */
             if (v == 0 && s != GW_HTLS_SLOT_TIMEOUT && s != GW_HTLS_SLOT_EOF)
                 continue;
-            const char *lab[] = {"listener", tl->l->name, "reason", gw_htls_reason_name(s), NULL};
+            const char *lab[] = {"listener", g->lis[i].cfg->name, "reason", gw_htls_reason_name(s),
+                                 NULL};
             gw_prom_sample_u64(p, "gw_tls_handshake_failures_total", lab, v);
         }
     }
-    cache_metrics(t, p);
+    cache_metrics(tg, g, p);
+}
+
+/* see htls.h */
+void hp_tls_cred_count(hp_tls_cred_t *cr, unsigned worker, int status, size_t slot, bool resumed)
+{
+    size_t i = status == 0 ? C_HANDSHAKES + (resumed ? 1 : 0) : C_FAILURES + slot;
+    gw_counter_inc(gw_lcount_at(cr->stats, worker, i));
 }
 
 /* ---- per connection ----------------------------------------------------------------------- */
@@ -365,9 +461,21 @@ static tls_conn_t *tls_of(const hconn_t *c)
     return c->s != &c->sock.s ? (tls_conn_t *)(void *)c->s : NULL;
 }
 
-static tls_wstats_t *wstats(const tls_conn_t *t)
+static void count_failure(const tls_conn_t *t, size_t slot)
 {
-    return t->tl->w[t->worker];
+    hp_tls_cred_count(t->cred, t->worker, -1, slot, false);
+}
+
+/* The credential of listener L in the generation published now (borrowed: the caller takes
+ * its own reference before the loop turn ends), NULL when L has no tls there. *GONE: L is
+ * not in that generation (a reload removed it, and this worker has not closed its socket
+ * yet): its connection is refused, the one change allowed to refuse work. */
+static hp_tls_cred_t *cred_now(const gw_runtime_t *rt, const gw_listener_t *l, bool *gone)
+{
+    const gw_gen_t *g = gw_gen_current(rt);
+    const gw_glistener_t *gl = gw_gen_listener(g, l);
+    *gone = gl == NULL;
+    return gl != NULL ? hp_tls_gen_cred(hp_gen_tls(g), gl->pos) : NULL;
 }
 
 /* What the exchange will see: names and pointers into the engine and our server part,
@@ -385,61 +493,64 @@ static void fill_info(tls_conn_t *t)
     t->info.cert_sha256 = t->srv.peer.sha256_hex;
 }
 
-static void count_handshake(tls_conn_t *t, int status, const char *listener);
+static void count_handshake(tls_conn_t *t, int status);
 
 static void on_handshake(gw_tls_stream_t *ts, int status)
 {
     tls_conn_t *t = (tls_conn_t *)(void *)ts;
     hconn_t *c = t->c;
-    count_handshake(t, status, c->l->cfg->name);
+    count_handshake(t, status);
     if (status != 0) {
         /* Gracefully: BearSSL's alert, if it has one, was written first (tls_stream.h). */
         hp_client_close(c, false);
         return;
     }
     /* From now on a request head is awaited: the listener's request_head_timeout. */
-    if (c->list == &c->hw->handshake[c->l->index])
-        hp_list_idle(c, &c->hw->fresh[c->l->index]);
+    if (c->list != NULL && c->list->kind == IDLE_HANDSHAKE && !hp_list_idle_kind(c, IDLE_FRESH))
+        hp_client_close(c, false);
 }
 
-/* A TLS connection of listener TL on worker WORKER over INNER, whose reads go to ON_READ
- * with DATA: one allocation charged to POOL, the server context set up, the TLS stream
- * started (the handshake runs from now on). NULL with *ERR (counted as a failure). */
-static tls_conn_t *conn_new(tls_listener_t *tl, unsigned worker, gw_bufpool_t *pool,
+/* A TLS connection with credential CR on worker WORKER over INNER, whose reads go to
+ * ON_READ with DATA: one allocation charged to POOL, holding CR, the server context set up,
+ * the TLS stream started (the handshake runs from now on). NULL with *ERR (counted as a
+ * failure). */
+static tls_conn_t *conn_new(hp_tls_cred_t *cr, unsigned worker, gw_bufpool_t *pool,
                             gw_stream_t *inner, gw_stream_env_t *env, gw_stream_read_cb on_read,
                             void *data, int *err)
 {
-    tls_wstats_t *st = tl->w[worker];
     if (gw_bufpool_reserve(pool, sizeof(tls_conn_t)) != 0) {
-        gw_counter_inc(&st->failures[GW_HTLS_SLOT_NO_BUFFERS]);
+        hp_tls_cred_count(cr, worker, -1, GW_HTLS_SLOT_NO_BUFFERS, false);
         *err = UV_ENOBUFS;
         return NULL;
     }
     tls_conn_t *t = malloc(sizeof *t);
     if (t == NULL) {
         gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
-        gw_counter_inc(&st->failures[GW_HTLS_SLOT_NO_MEMORY]);
+        hp_tls_cred_count(cr, worker, -1, GW_HTLS_SLOT_NO_MEMORY, false);
         *err = UV_ENOMEM;
         return NULL;
     }
     t->c = NULL;
-    t->tl = tl;
+    t->cred = cr;
     t->worker = worker;
     t->pool = pool;
     memset(&t->info, 0, sizeof t->info);
-    gw_tlscache_conn_init(&t->cc, &tl->cache);
+    gw_tlscache_conn_init(&t->cc, &cr->cache->cache);
     int64_t now = (int64_t)(gw_clock_wall_ms(&gw_clock_system) / 1000);
-    int rc = gw_tls_server_setup(&t->srv, &t->sc, tl->cfg, gw_tlscache_conn_class(&t->cc), now,
+    int rc = gw_tls_server_setup(&t->srv, &t->sc, cr->cfg, gw_tlscache_conn_class(&t->cc), now,
                                  t->iobuf, sizeof t->iobuf) == 0
                  ? gw_tls_stream_init(&t->ts, inner, &t->sc.eng, env, on_read, data)
                  : UV_EINVAL;
     if (rc != 0) { /* INNER is still plaintext and the caller's */
-        gw_counter_inc(&st->failures[gw_htls_failure_slot(rc, 0)]);
+        hp_tls_cred_count(cr, worker, -1, gw_htls_failure_slot(rc, 0), false);
         free(t);
         gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
         *err = rc;
         return NULL;
     }
+    /* The engine points into CR's certificates, keys and cache for the connection's whole
+     * life: CR stays until conn_free, whatever generation goes meanwhile. */
+    hp_tls_cred_hold(cr);
     return t;
 }
 
@@ -447,31 +558,40 @@ static tls_conn_t *conn_new(tls_listener_t *tl, unsigned worker, gw_bufpool_t *p
 static void conn_free(tls_conn_t *t)
 {
     gw_bufpool_t *pool = t->pool;
+    hp_tls_cred_t *cr = t->cred;
     explicit_bzero(&t->sc, sizeof t->sc); /* the session's keys */
     free(t);
+    hp_tls_cred_release(cr); /* after the engine is gone: it pointed into CR */
     gw_bufpool_unreserve(pool, sizeof(tls_conn_t));
 }
 
 /* The handshake's outcome in the listener's counters. */
-static void count_handshake(tls_conn_t *t, int status, const char *listener)
+static void count_handshake(tls_conn_t *t, int status)
 {
     if (status != 0) {
         size_t slot = gw_htls_failure_slot(status, gw_tls_stream_last_error(&t->ts));
-        gw_counter_inc(&wstats(t)->failures[slot]);
-        gw_debug("listener '%s': TLS handshake failed: %s", listener, gw_htls_reason_name(slot));
+        count_failure(t, slot);
+        gw_debug("listener '%s': TLS handshake failed: %s", gw_lcount_name(t->cred->stats),
+                 gw_htls_reason_name(slot));
         return;
     }
     fill_info(t);
-    gw_counter_inc(&wstats(t)->handshakes[t->info.resumed ? 1 : 0]);
+    hp_tls_cred_count(t->cred, t->worker, 0, 0, t->info.resumed);
 }
 
 /* see htls.h */
 int hp_tls_accept(hconn_t *c)
 {
     hp_worker_t *hw = c->hw;
+    bool gone;
+    hp_tls_cred_t *cr = cred_now(hw->w->rt, c->l, &gone);
+    if (gone)
+        return UV_ECONNABORTED;
+    if (cr == NULL)
+        return 0; /* a plaintext listener */
     int rc = 0;
-    tls_conn_t *t = conn_new(&hw->hp->tls->lis[c->l->index], hw->w->id, hw->w->bufs.pool,
-                             &c->sock.s, &hw->w->streams, hp_on_client_read, c, &rc);
+    tls_conn_t *t = conn_new(cr, hw->w->id, hw->w->bufs.pool, &c->sock.s, &hw->w->streams,
+                             hp_on_client_read, c, &rc);
     if (t == NULL)
         return rc; /* c->sock is still plaintext and the caller's */
     t->c = c;
@@ -479,6 +599,13 @@ int hp_tls_accept(hconn_t *c)
     c->s = &t->ts.s;
     c->out.stream = c->s; /* nothing was queued yet */
     return 0;
+}
+
+/* see htls.h */
+uint64_t hp_tls_handshake_ms(const hconn_t *c)
+{
+    const tls_conn_t *t = c->s != &c->sock.s ? (const tls_conn_t *)(const void *)c->s : NULL;
+    return t != NULL ? t->cred->cfg->handshake_timeout_ms : 0;
 }
 
 /* see htls.h */
@@ -496,7 +623,7 @@ void hp_tls_handshake_timeout(hconn_t *c)
 {
     tls_conn_t *t = tls_of(c);
     if (t != NULL && !gw_tls_stream_ready(&t->ts))
-        gw_counter_inc(&wstats(t)->failures[GW_HTLS_SLOT_TIMEOUT]);
+        count_failure(t, GW_HTLS_SLOT_TIMEOUT);
 }
 
 /* see htls.h */
@@ -513,26 +640,29 @@ const gw_hx_tls_t *hp_tls_info(const hconn_t *c)
 static void tcp_on_handshake(gw_tls_stream_t *ts, int status)
 {
     tls_conn_t *t = (tls_conn_t *)(void *)ts;
-    count_handshake(t, status, t->tl->l->name);
+    count_handshake(t, status);
     gw_tcp_wrapper_ready(&ts->s, status);
 }
 
 static int tcp_wrap(void *ctx, gw_worker_t *w, const gw_listener_t *l, gw_stream_t *client,
                     gw_stream_read_cb on_read, gw_stream_t **out, uint64_t *wait_ms)
 {
-    hp_tls_t *t = ctx;
-    tls_listener_t *tl = &t->lis[l->index];
+    (void)ctx;
     *out = NULL;
-    if (tl->cfg == NULL) /* a plaintext tcp listener beside TLS ones */
+    bool gone;
+    hp_tls_cred_t *cr = cred_now(w->rt, l, &gone);
+    if (gone)
+        return UV_ECONNABORTED;
+    if (cr == NULL) /* a plaintext tcp listener */
         return 0;
     int rc = 0;
     tls_conn_t *tc =
-        conn_new(tl, w->id, w->bufs.pool, client, &w->streams, on_read, client->data, &rc);
+        conn_new(cr, w->id, w->bufs.pool, client, &w->streams, on_read, client->data, &rc);
     if (tc == NULL)
         return rc;
     gw_tls_stream_on_handshake(&tc->ts, tcp_on_handshake);
     *out = &tc->ts.s;
-    *wait_ms = tl->cfg->handshake_timeout_ms;
+    *wait_ms = cr->cfg->handshake_timeout_ms;
     return 0;
 }
 
@@ -542,19 +672,18 @@ static void tcp_unwrap(void *ctx, gw_worker_t *w, gw_stream_t *s, bool timed_out
     (void)w;
     tls_conn_t *t = (tls_conn_t *)(void *)s;
     if (timed_out && !gw_tls_stream_ready(&t->ts))
-        gw_counter_inc(&wstats(t)->failures[GW_HTLS_SLOT_TIMEOUT]);
+        count_failure(t, GW_HTLS_SLOT_TIMEOUT);
     conn_free(t);
 }
 
 /* see htls.h */
-void hp_tls_tcp_picker(hp_tls_t *t, const gw_config_t *cfg, void **layers)
+void hp_tls_tcp_picker(hp_tls_t *t, void **layers)
 {
-    bool any = false;
-    for (size_t i = 0; t != NULL && i < t->nlis; i++)
-        any = any || (t->lis[i].cfg != NULL && cfg->listeners[i].protocol == GW_PROTO_TCP);
-    if (!any || layers[1] == NULL)
+    if (t == NULL || layers[1] == NULL)
         return;
-    /* The picker below as it is (02's, or passthrough's over it), plus the wrapper. */
+    /* The picker below as it is (02's, or passthrough's over it), plus the wrapper:
+     * installed whatever the startup config says, so that a reload may give a tcp listener
+     * tls (tcp_wrap answers "no wrapper" for the others). */
     t->picker = *(const gw_tcp_picker_t *)layers[1];
     t->picker.wrap = tcp_wrap;
     t->picker.unwrap = tcp_unwrap;

@@ -2,9 +2,16 @@
  * listeners with `tls:` (tlsconf.h), from accept to the end of the handshake, and what the
  * exchange reads of it afterwards (access log fields, mTLS headers).
  *
- * Per listener, made by gw_http_prepare before any worker and read-only after: the loaded
- * config, ONE session cache shared by every worker (tlscache.h: SO_REUSEPORT sends a
- * resuming client to any worker) and the counters of each worker.
+ * Per listener and generation, a credential (hp_tls_cred_t), made by 04's gen_build: the
+ * listener's loaded `tls` config (certificates and keys, read again with each config a
+ * reload loads), ONE session cache shared by every worker (tlscache.h: SO_REUSEPORT sends a
+ * resuming client to any worker; carried to the next generation while the listener keeps
+ * its name and cache size) and the counters of its listener's name (lcount.h: carried by
+ * name). A credential is refcounted: its generation holds one reference and every TLS
+ * connection that handshook with it one more until the connection is freed, so a reload
+ * that frees a generation never frees the keys, chain or cache an open connection's engine
+ * points into (docs/plan-issue17.md, section 6, item 1). The last reference goes on any
+ * thread (a worker's, when its connection outlived the generation).
  *
  * Per connection, one allocation (hp_tls_accept): the BearSSL server context, our server
  * part (certificate choice by SNI, mTLS capture: tlsserver.h), the connection's view of the
@@ -14,11 +21,11 @@
  * then points at the TLS stream; everything the engine does with the client goes through
  * it, so the HTTP code does not know whether the bytes were encrypted.
  *
- * The handshake waits in the worker's handshake list of its listener (hp_worker_t.handshake,
- * the idle-list pattern: one timer per list), then moves to the fresh list (a request head is
- * awaited). mTLS and resumption: BearSSL resumes without asking for a client certificate
- * and the cached session holds no identity, so a listener with client_auth has no session
- * cache (NOTES.md "TLS termination").
+ * The handshake waits in the worker's idle list of kind IDLE_HANDSHAKE for its
+ * handshake_timeout (the idle-list pattern: one timer per list), then moves to the
+ * IDLE_FRESH list of its request_head_timeout (a request head is awaited). mTLS and resumption:
+ * BearSSL resumes without asking for a client certificate and the cached session holds no identity,
+ * so a listener with client_auth has no session cache (NOTES.md "TLS termination").
  *
  * Names: hp_tls_* cross rooms of the engine (hproxy-int.h's convention); gw_htls_* are the
  * pure parts, tested on their own (tests/test_htls.c). */
@@ -36,32 +43,70 @@
 #include "metrics.h"
 
 typedef struct hp_tls_s hp_tls_t;
+typedef struct hp_tls_cred_s hp_tls_cred_t;
+typedef struct hp_tls_gen_s hp_tls_gen_t;
 struct hconn_s;
+struct gw_gen_s;
 
-/* ---- per config (control thread) ------------------------------------------------------ */
+/* ---- per process (control thread) ------------------------------------------------------- */
 
-/* The TLS state of every listener of CFG with `tls`, http or tcp (a session cache each,
- * sized by session_cache.size, none with client_auth; counters for WORKERS workers). NULL
- * with *ERR 0 when no listener terminates TLS; NULL with *ERR < 0 on failure (logged). */
-hp_tls_t *hp_tls_prepare(const gw_config_t *cfg, unsigned workers, int *err);
-/* After every worker stopped. NULL is fine. */
+/* 04's TLS state for the process's life: the counters by listener name for WORKERS workers,
+ * and the tcp picker's copy. NULL when out of memory. */
+hp_tls_t *hp_tls_new(unsigned workers);
+/* After every worker stopped and every generation was freed. NULL is fine. */
 void hp_tls_free(hp_tls_t *t);
 /* tcp listeners with `tls`: wraps the picker in LAYERS[1] (01's interface, tcp_proxy.h) in
- * one whose wrap hook puts a TLS stream over each client of those listeners; 01 connects to
- * a backend only after the handshake (handshake_timeout: closed and counted "timeout").
- * Nothing when no tcp listener has tls. After every other layer-1 wrapper (passthrough). */
-void hp_tls_tcp_picker(hp_tls_t *t, const gw_config_t *cfg, void **layers);
-/* gw_tls_handshakes_total, gw_tls_handshake_failures_total and gw_tls_session_cache_*: the
- * workers' counters summed. Any thread. T may be NULL (the families, no samples). */
-void hp_tls_metrics(const hp_tls_t *t, gw_prom_t *p);
+ * one whose wrap hook puts a TLS stream over each client of a tcp listener that has tls in
+ * the generation published at accept; 01 connects to a backend only after the handshake
+ * (handshake_timeout: closed and counted "timeout"). Installed whatever the startup config
+ * says, so a reload may add such a listener. After every other layer-1 wrapper
+ * (passthrough). Nothing when LAYERS[1] is NULL. */
+void hp_tls_tcp_picker(hp_tls_t *t, void **layers);
+
+/* ---- per generation (control thread; release: any thread) -------------------------------- */
+
+/* The credential of listener L (which has `tls`) for a new generation: holds L's tls config,
+ * takes the session cache of PREV's credential of the same listener name when its size is
+ * the same (else makes one: logged), and the counters of L's name. One reference (the
+ * generation's). NULL with *ERR on failure. */
+hp_tls_cred_t *hp_tls_cred_new(hp_tls_t *t, const gw_listener_cfg_t *l, const hp_tls_gen_t *prev,
+                               int *err);
+/* One more reference (a connection's) / drop one; the last frees it, and drops its
+ * references on the config's tls part and the cache. Any thread. Release of NULL is fine. */
+void hp_tls_cred_hold(hp_tls_cred_t *cr);
+void hp_tls_cred_release(hp_tls_cred_t *cr);
+/* What CR serves: its listener's tls config (certificates, keys...), alive while CR is. */
+const gw_tls_listener_cfg_t *hp_tls_cred_cfg(const hp_tls_cred_t *cr);
+/* Counts a handshake of CR's listener on worker WORKER: STATUS 0, completed (RESUMED or
+ * full); else failed, with reason SLOT. That worker's thread only. */
+void hp_tls_cred_count(hp_tls_cred_t *cr, unsigned worker, int status, size_t slot, bool resumed);
+
+/* The credentials of CFG's listeners with `tls` (hp_tls_cred_new each; PREV is the
+ * generation before's, NULL for the first). NULL with *ERR on failure, written to ERRS. */
+hp_tls_gen_t *hp_tls_gen_build(hp_tls_t *t, const gw_config_t *cfg, const hp_tls_gen_t *prev,
+                               FILE *errs, int *err);
+/* Drops the generation's references (connections keep theirs). NULL is fine. */
+void hp_tls_gen_free(hp_tls_gen_t *tg);
+/* The credential of the listener at position POS of TG's generation, NULL without tls. */
+hp_tls_cred_t *hp_tls_gen_cred(const hp_tls_gen_t *tg, size_t pos);
+
+/* gw_tls_handshakes_total, gw_tls_handshake_failures_total and gw_tls_session_cache_*, for
+ * the listeners of generation G (TG its TLS part; the generation served now: a removed
+ * listener leaves the page), by their names. Control thread. TG may be NULL (the families,
+ * no samples). */
+void hp_tls_metrics(const hp_tls_gen_t *tg, const struct gw_gen_s *g, gw_prom_t *p);
 
 /* ---- per connection (the worker's loop thread) ---------------------------------------- */
 
-/* C was accepted and admitted on a listener with `tls`: sets up its TLS stream over
- * c->sock and points c->s at it; the handshake starts. 0; or a UV error (the buffer pool's
- * cap, memory: counted as a handshake failure "no_buffers" / "no_memory") after which C is
- * still plaintext and the caller closes it at once. */
+/* C was accepted and admitted: when its listener has `tls` in the generation published now,
+ * sets up its TLS stream over c->sock with that generation's credential (held until C is
+ * freed) and points c->s at it; the handshake starts. 0 (TLS set up, or a plaintext
+ * listener: c->s unchanged); or a UV error (the listener left that generation; the buffer
+ * pool's cap, memory: counted as a handshake failure "no_buffers" / "no_memory") after
+ * which C is still plaintext and the caller closes it at once. */
 int hp_tls_accept(struct hconn_s *c);
+/* The handshake_timeout of C's credential (0 for a plaintext C). */
+uint64_t hp_tls_handshake_ms(const struct hconn_s *c);
 /* Frees C's TLS part, if it has one, and gives its charge back. After C's close callback. */
 void hp_tls_conn_free(struct hconn_s *c);
 /* C's handshake did not end within handshake_timeout: counted "timeout" (the caller

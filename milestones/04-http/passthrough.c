@@ -7,6 +7,7 @@
 
 #include "02-lb/lb.h"
 #include "04-http/httpcfg.h"
+#include "04-http/lcount.h"
 #include "04-http/mw.h"
 #include "error.h"
 #include "log.h"
@@ -89,16 +90,19 @@ gw_pt_result_t gw_passthrough_decide(const gw_passthrough_cfg_t *pc, gw_sni_resu
 /* ---- the picker ---------------------------------------------------------------------------- */
 
 struct gw_passthrough_s {
-    const gw_config_t *cfg;
     gw_lb_t *lb;
     gw_tcp_picker_t inner;  /* 02's (with 03's hooks), which every other listener uses */
     gw_tcp_picker_t picker; /* ours, in layer 1 */
-    gw_counter_t *counts;   /* [workers][nlisteners][GW_PT_NRESULTS], one writer each */
+    gw_lcount_t *counts;    /* by listener name (lcount.h): GW_PT_NRESULTS per worker */
 };
 
-static gw_counter_t *count_of(gw_passthrough_t *pt, unsigned w, size_t l, gw_pt_result_t r)
+/* Counts R for listener L on worker W under L's name now (an entry exists once a
+ * generation gave that name tls_passthrough: gw_passthrough_gen_names). */
+static void count(gw_passthrough_t *pt, unsigned w, const gw_listener_t *l, gw_pt_result_t r)
 {
-    return &pt->counts[((size_t)w * pt->cfg->nlisteners + l) * GW_PT_NRESULTS + r];
+    gw_lcount_entry_t *e = gw_lcount_find(pt->counts, gw_listener_name(l));
+    if (e != NULL)
+        gw_counter_inc(gw_lcount_at(e, w, r));
 }
 
 static uint64_t pt_preread_ms(void *ctx, const gw_listener_t *l)
@@ -112,7 +116,9 @@ static int pt_preread(void *ctx, gw_worker_t *w, const gw_listener_t *l, const c
                       size_t len, gw_tcp_preread_event_t ev, gw_tcp_pick_t *tok)
 {
     gw_passthrough_t *pt = ctx;
-    const gw_passthrough_cfg_t *pc = gw_passthrough_cfg(l->cfg);
+    const gw_passthrough_cfg_t *pc = gw_passthrough_cfg(l->cfg); /* this turn's */
+    if (pc == NULL) /* a reload took tls_passthrough away while the hello came */
+        return GW_TCP_PREREAD_REFUSE;
     gw_sni_t s;
     /* One chunk is all 01 keeps: a record that cannot fit is too big from its header on. */
     gw_sni_result_t answer = gw_sni_parse(data, len, gw_chunk_size(&w->bufs), &s);
@@ -120,10 +126,11 @@ static int pt_preread(void *ctx, gw_worker_t *w, const gw_listener_t *l, const c
     gw_pt_result_t r = gw_passthrough_decide(pc, answer, &s, ev, &upstream);
     if (r == GW_PT_NRESULTS)
         return GW_TCP_PREREAD_MORE;
-    gw_counter_inc(count_of(pt, w->id, l->index, r));
+    count(pt, w->id, l, r);
     if (upstream < 0) {
-        gw_debug("listener '%s': tls_passthrough: %s (%s at byte %zu of %zu): closed", l->cfg->name,
-                 gw_pt_result_name(r), gw_sni_result_name(answer), s.err_pos, len);
+        gw_debug("listener '%s': tls_passthrough: %s (%s at byte %zu of %zu): closed",
+                 gw_listener_name(l), gw_pt_result_name(r), gw_sni_result_name(answer), s.err_pos,
+                 len);
         return GW_TCP_PREREAD_REFUSE;
     }
     tok->route = (uint32_t)upstream + 1;
@@ -173,19 +180,16 @@ static bool pt_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
 gw_passthrough_t *gw_passthrough_prepare(const gw_config_t *cfg, void **layers, int *err)
 {
     *err = 0;
-    bool any = false;
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        any = any || gw_passthrough_cfg(&cfg->listeners[i]) != NULL;
-    if (!any || layers[1] == NULL)
+    if (layers[1] == NULL)
         return NULL;
+    /* Whatever CFG says: a reload may give a tcp listener tls_passthrough. The others cost
+     * one call more per connection (pt_pick hands them to 02's pick). */
     gw_passthrough_t *pt = calloc(1, sizeof *pt);
-    size_t n = (size_t)cfg->workers * cfg->nlisteners * GW_PT_NRESULTS;
-    if (pt == NULL || (pt->counts = calloc(n, sizeof *pt->counts)) == NULL) {
+    if (pt == NULL || (pt->counts = gw_lcount_new(cfg->workers, GW_PT_NRESULTS)) == NULL) {
         free(pt);
         *err = GW_ENOMEM;
         return NULL;
     }
-    pt->cfg = cfg;
     pt->lb = layers[2];
     pt->inner = *(const gw_tcp_picker_t *)layers[1];
     pt->picker = (gw_tcp_picker_t){.pick = pt_pick,
@@ -202,33 +206,45 @@ gw_passthrough_t *gw_passthrough_prepare(const gw_config_t *cfg, void **layers, 
 }
 
 /* see passthrough.h */
+int gw_passthrough_gen_names(gw_passthrough_t *pt, const gw_config_t *cfg)
+{
+    for (size_t i = 0; pt != NULL && i < cfg->nlisteners; i++)
+        if (gw_passthrough_cfg(&cfg->listeners[i]) != NULL &&
+            gw_lcount_add(pt->counts, cfg->listeners[i].name) == NULL)
+            return GW_ENOMEM;
+    return 0;
+}
+
+/* see passthrough.h */
 void gw_passthrough_free(gw_passthrough_t *pt)
 {
     if (pt == NULL)
         return;
-    free(pt->counts);
+    gw_lcount_free(pt->counts);
     free(pt);
 }
 
 /* see passthrough.h */
-void gw_passthrough_metrics(const gw_passthrough_t *pt, gw_prom_t *p)
+void gw_passthrough_metrics(const gw_passthrough_t *pt, const gw_gen_t *g, gw_prom_t *p)
 {
-    if (pt == NULL)
+    if (pt == NULL || g == NULL)
+        return;
+    bool any = false;
+    for (size_t i = 0; i < g->nlis; i++)
+        any = any || gw_passthrough_cfg(g->lis[i].cfg) != NULL;
+    if (!any) /* as before reloads: no family on a gateway without passthrough */
         return;
     const char *name = "gw_tls_passthrough_total";
     gw_prom_family(p, name,
                    "Clients of tls_passthrough listeners, by what their ClientHello decided",
                    GW_PROM_COUNTER);
-    for (size_t l = 0; l < pt->cfg->nlisteners; l++) {
-        if (gw_passthrough_cfg(&pt->cfg->listeners[l]) == NULL)
-            continue;
-        for (int r = 0; r < GW_PT_NRESULTS; r++) {
-            uint64_t sum = 0;
-            for (unsigned w = 0; w < pt->cfg->workers; w++)
-                sum += gw_counter_get(count_of((gw_passthrough_t *)pt, w, l, (gw_pt_result_t)r));
-            const char *lab[] = {"listener", pt->cfg->listeners[l].name, "result", result_names[r],
-                                 NULL};
-            gw_prom_sample_u64(p, name, lab, sum);
+    for (size_t i = 0; i < g->nlis; i++) {
+        const gw_listener_cfg_t *l = g->lis[i].cfg;
+        const gw_lcount_entry_t *e =
+            gw_passthrough_cfg(l) != NULL ? gw_lcount_find(pt->counts, l->name) : NULL;
+        for (int r = 0; e != NULL && r < GW_PT_NRESULTS; r++) {
+            const char *lab[] = {"listener", l->name, "result", result_names[r], NULL};
+            gw_prom_sample_u64(p, name, lab, gw_lcount_sum(e, (size_t)r));
         }
     }
 }

@@ -18,8 +18,9 @@
  * picker that 02 and 03 built (layer 1) in one whose preread reads the SNI and whose pick,
  * on a passthrough listener, asks 02 for a backend of the upstream the name chose
  * (gw_lb_pick_upstream): health, balancers, retries and 03's breakers work as for any tcp
- * listener. 01's lab is untouched, and a gateway without passthrough listeners keeps 02's
- * picker itself (no wrapper on its path).
+ * listener. 01's lab is untouched. The wrapper is in place whatever the startup config
+ * has (a reload may add a passthrough listener); other listeners' picks go straight to the
+ * picker below, one call deeper.
  *
  * Matching, as the HTTP router's hosts (router.h): an exact name beats a wildcard, a longer
  * wildcard suffix beats a shorter one, and "*.example.com" matches a.example.com and
@@ -101,17 +102,26 @@ size_t gw_passthrough_upstream(const gw_listener_t *l, const gw_tcp_pick_t *tok)
 /* "routed", "default", "no_sni", "no_route", "malformed", "too_big", "timeout". */
 const char *gw_pt_result_name(gw_pt_result_t r);
 
-/* The runtime: when any listener of CFG has tls_passthrough, wraps the picker in LAYERS[1]
- * (02's, with 03's hooks) in the passthrough picker and returns its state (free it with
- * gw_passthrough_free after the runtime ends); NULL with *ERR 0 when there is nothing to
- * do, NULL with *ERR < 0 when out of memory. LAYERS[2] must be 02's state. */
+/* The runtime: wraps the picker in LAYERS[1] (02's, with 03's hooks) in the passthrough
+ * picker, whatever CFG says (a reload may add a tls_passthrough listener; the others go
+ * straight to the picker below), and returns its state (free it with gw_passthrough_free
+ * after the runtime ends): counters by listener name (lcount.h) for CFG->workers workers.
+ * NULL with *ERR 0 when LAYERS[1] is NULL, NULL with *ERR < 0 when out of memory.
+ * LAYERS[2] must be 02's state. */
 typedef struct gw_passthrough_s gw_passthrough_t;
 gw_passthrough_t *gw_passthrough_prepare(const gw_config_t *cfg, void **layers, int *err);
 void gw_passthrough_free(gw_passthrough_t *pt);
+/* Control thread, at a generation's build: the counters of every name CFG gives a listener
+ * with tls_passthrough (found again when a name was seen before: carried by name). 0 or
+ * GW_ENOMEM. PT NULL: nothing. */
+int gw_passthrough_gen_names(gw_passthrough_t *pt, const gw_config_t *cfg);
 
-/* Writes gw_tls_passthrough_total (control thread, during a scrape); nothing when PT is
- * NULL. */
+/* Writes gw_tls_passthrough_total for the listeners of generation G (the one served now),
+ * by name (control thread, during a scrape); nothing when PT is NULL or no listener of G
+ * has tls_passthrough. */
 struct gw_prom_s;
-void gw_passthrough_metrics(const gw_passthrough_t *pt, struct gw_prom_s *p);
+struct gw_gen_s;
+void gw_passthrough_metrics(const gw_passthrough_t *pt, const struct gw_gen_s *g,
+                            struct gw_prom_s *p);
 
 #endif

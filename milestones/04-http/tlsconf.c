@@ -188,6 +188,8 @@ gw_tls_listener_cfg_t *gw_tls_listener_decode(gw_cdoc_t *doc, const gw_cnode_t *
     if (!tls || !gw_cnode_expect_map(doc, tls, "tls"))
         return NULL;
     gw_tls_listener_cfg_t *t = calloc(1, sizeof *t);
+    if (t != NULL)
+        atomic_init(&t->refs, 1); /* the config's */
     bool http = l->protocol == GW_PROTO_HTTP;
     if (t == NULL || !(t->subject_header = strdup("X-Client-Cert-Subject")) ||
         !(t->fingerprint_header = strdup("X-Client-Cert-Sha256")) ||
@@ -214,9 +216,18 @@ gw_tls_listener_cfg_t *gw_tls_listener_decode(gw_cdoc_t *doc, const gw_cnode_t *
 }
 
 /* see tlsconf.h */
+gw_tls_listener_cfg_t *gw_tls_listener_hold(const gw_tls_listener_cfg_t *t)
+{
+    gw_tls_listener_cfg_t *m = (gw_tls_listener_cfg_t *)t; /* the count is not the config */
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+/* see tlsconf.h */
 void gw_tls_listener_free(gw_tls_listener_cfg_t *t)
 {
-    if (t == NULL)
+    /* acq_rel: every use by the other holders happens before the free below. */
+    if (t == NULL || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < t->ncerts; i++)
         gw_tls_cert_free(&t->certs[i]);

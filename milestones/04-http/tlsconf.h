@@ -26,6 +26,7 @@
 #ifndef GW_TLSCONF_H
 #define GW_TLSCONF_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +54,10 @@ typedef struct gw_tls_listener_cfg_s {
     size_t nalpn;
     char **warnings; /* "FILE:LINE:COL: warning: ..." [nwarnings] */
     size_t nwarnings;
+    /* The config that decoded it holds one reference; a TLS credential (htls.c) holds one
+     * more, so that the certificates and keys a connection handshook with outlive the
+     * config (a reload frees the old config while its connections still run). */
+    atomic_uint refs;
 } gw_tls_listener_cfg_t;
 
 typedef struct gw_tls_upstream_cfg_s {
@@ -76,7 +81,11 @@ gw_tls_upstream_cfg_t *gw_tls_upstream_decode(gw_cdoc_t *doc, const gw_cnode_t *
                                               const gw_upstream_cfg_t *u);
 void gw_tls_listener_print(FILE *out, const gw_tls_listener_cfg_t *t, int indent);
 void gw_tls_upstream_print(FILE *out, const gw_tls_upstream_cfg_t *t, int indent);
-void gw_tls_listener_free(gw_tls_listener_cfg_t *t); /* NULL is fine */
+/* Drops one reference to T (the config's, or a holder's), freeing T with the last: any
+ * thread. NULL is fine. */
+void gw_tls_listener_free(gw_tls_listener_cfg_t *t);
+/* One more reference to T (a decoded config's), dropped with gw_tls_listener_free. */
+gw_tls_listener_cfg_t *gw_tls_listener_hold(const gw_tls_listener_cfg_t *t);
 void gw_tls_upstream_free(gw_tls_upstream_cfg_t *t);
 
 /* The TLS part of a listener / upstream of a loaded config, or NULL (no `tls`). */

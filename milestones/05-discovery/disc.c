@@ -444,6 +444,11 @@ static void disc_metrics(gw_runtime_t *rt, gw_prom_t *p)
     gw_prom_family(p, "gw_config_generation", "The configuration generation serving now",
                    GW_PROM_GAUGE);
     gw_prom_sample_u64(p, "gw_config_generation", NULL, gw_gen_current(rt)->id);
+    gw_prom_family(p, "gw_config_generations_alive",
+                   "Generations not yet freed, the serving one included (an old one stays while "
+                   "a request or tunnel that started in it runs)",
+                   GW_PROM_GAUGE);
+    gw_prom_sample_u64(p, "gw_config_generations_alive", NULL, rt->gens_alive);
     gw_prom_family(p, "gw_config_reloads_total", "Configuration reloads by result",
                    GW_PROM_COUNTER);
     const char *ok[] = {"result", "success", NULL}, *bad[] = {"result", "failure", NULL};

@@ -1,17 +1,21 @@
 /* test_hproxyproto.c - hp_pp_feed, a PROXY header across reads: at every split of a header
  * followed by the client's bytes into two and three reads, the header is whole exactly when
  * its last byte came, and the client's bytes start where the header ended; errors across
- * reads; the skipped parse of a v2 header whose length is known. */
+ * reads; the skipped parse of a v2 header whose length is known. And the counters: kept by
+ * listener name across generations (a listener that moves keeps its counts). */
 #include "gwtest.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "04-http/hproxy-int.h"
 #include "04-http/hproxyproto.h"
+#include "04-http/ppconf.h"
 
 static const char V1[] = "PROXY TCP4 203.0.113.7 10.0.0.5 51200 443\r\n";
-static const uint8_t V2[] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54,
-                             0x0a, 0x21, 0x11, 0x00, 0x0c, 203,  0,    113,  7,    10,   0,
-                             0,    5,    0xc8, 0x00, 0x01, 0xbb};
+static const uint8_t V2[] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49,
+                             0x54, 0x0a, 0x21, 0x11, 0x00, 0x0c, 203,  0,    113,  7,
+                             10,   0,    0,    5,    0xc8, 0x00, 0x01, 0xbb};
 static const char REQ[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
 
 /* HDR (HLEN bytes) then REQ, split at A and B (A <= B): the answer at each read. */
@@ -105,6 +109,94 @@ static void feed_v2_byte_at_a_time(void **state)
     assert_int_equal(rest, 1);
 }
 
+/* ---- counters by listener name ------------------------------------------------------------ */
+
+/* A hand-made generation: listeners NAMES[N], those with PP[i] set having proxy_protocol. */
+typedef struct {
+    gw_http_listener_cfg_t hc[4];
+    gw_listener_cfg_t lc[4];
+    gw_glistener_t gl[4];
+    gw_config_t cfg;
+    gw_gen_t g;
+} fake_gen_t;
+
+static gw_pp_listener_cfg_t ppc = {.accept = GW_PP_ANY, .timeout_ms = 1000};
+
+static void fake_gen(fake_gen_t *f, const char *const *names, const bool *pp, size_t n)
+{
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < n; i++) {
+        f->hc[i].pp = pp[i] ? &ppc : NULL;
+        f->lc[i].name = (char *)names[i];
+        f->lc[i].protocol = GW_PROTO_HTTP;
+        f->lc[i].ext[4] = &f->hc[i];
+        f->gl[i].cfg = &f->lc[i];
+        f->gl[i].pos = i;
+    }
+    f->cfg.listeners = f->lc;
+    f->cfg.nlisteners = n;
+    f->g.cfg = &f->cfg;
+    f->g.lis = f->gl;
+    f->g.nlis = n;
+}
+
+static char *pp_metrics(const hp_pp_t *pp, const gw_gen_t *g)
+{
+    gw_prom_t *p = gw_prom_new(1 << 16);
+    assert_non_null(p);
+    hp_pp_metrics(pp, g, p);
+    char *text = gw_prom_take(p, NULL);
+    gw_prom_free(p);
+    assert_non_null(text);
+    return text;
+}
+
+/* Listener `edge` counts two timeouts (two workers), then a reload puts another listener
+ * before it: its count goes on from 2 (by name, not by position), and the new listener,
+ * without proxy_protocol, has no series. */
+static void pp_counters_carried_by_listener_name(void **state)
+{
+    (void)state;
+    int err = 0;
+    hp_pp_t *pp = hp_pp_prepare(NULL, 2, &err);
+    assert_non_null(pp);
+    fake_gen_t g1, g2;
+    fake_gen(&g1, (const char *const[]){"edge"}, (const bool[]){true}, 1);
+    assert_int_equal(hp_pp_gen_names(pp, &g1.cfg), 0);
+
+    /* A connection of `edge` on each worker whose header never came. */
+    hp_t hp = {.pp = pp};
+    gw_worker_t w[2];
+    hp_worker_t hw[2];
+    memset(w, 0, sizeof w);
+    memset(hw, 0, sizeof hw);
+    gw_listener_t l;
+    memset(&l, 0, sizeof l);
+    atomic_init(&l.name, "edge");
+    hconn_t c;
+    memset(&c, 0, sizeof c);
+    c.l = &l;
+    for (unsigned i = 0; i < 2; i++) {
+        w[i].id = i;
+        hw[i].w = &w[i];
+        hw[i].hp = &hp;
+        c.hw = &hw[i];
+        hp_pp_timeout(&c);
+    }
+
+    fake_gen(&g2, (const char *const[]){"plain", "edge"}, (const bool[]){false, true}, 2);
+    assert_int_equal(hp_pp_gen_names(pp, &g2.cfg), 0);
+    hp_pp_timeout(&c);
+    char *text = pp_metrics(pp, &g2.g);
+    assert_non_null(
+        strstr(text, "gw_proxy_protocol_total{listener=\"edge\",result=\"timeout\"} 3\n"));
+    assert_non_null(
+        strstr(text, "gw_proxy_protocol_total{listener=\"edge\",result=\"accepted\"} 0\n"));
+    assert_null(strstr(text, "listener=\"plain\""));
+    free(text);
+    hp_pp_free(pp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -112,6 +204,7 @@ int main(void)
         cmocka_unit_test(feed_every_split_v2),
         cmocka_unit_test(feed_error_in_a_later_read),
         cmocka_unit_test(feed_v2_byte_at_a_time),
+        cmocka_unit_test(pp_counters_carried_by_listener_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* test_htls.c - the pure parts of the TLS side of a client connection (htls.h): the bounded
  * table of handshake failure reasons, suite and version names, and the mTLS fields a request
- * gets (or loses) on its way upstream. */
+ * gets (or loses) on its way upstream; and the per-generation credentials: alive while a
+ * connection holds one after its generation (and config) were freed, counters carried by
+ * listener name. */
 #include "gwtest.h"
 
 #include <stdio.h>
@@ -8,8 +10,11 @@
 #include <string.h>
 
 #include "04-http/htls.h"
+#include "04-http/httpcfg.h"
 #include "04-http/tlsserver.h"
 #include "error.h"
+#include "fixtures/tls_certs.h"
+#include "gen.h"
 #include "tls_stream.h"
 
 /* ---- failure reasons ------------------------------------------------------------------------ */
@@ -220,6 +225,134 @@ static void htls_fields_longest_cn_fits(void **state)
     gw_h1_head_free(&h);
 }
 
+/* ---- credentials per generation -------------------------------------------------------- */
+
+static void free_cfg(gw_config_t *cfg)
+{
+    gw_config_free(cfg, &gw_http_config_ext);
+    free(cfg);
+}
+
+/* A generation (ID) over a config whose listeners are LISTENERS (YAML, 2 spaces in, `@` for
+ * the certificates' directory), with one upstream `app`; the config goes with it. */
+static gw_gen_t *gen_of(uint64_t id, const char *listeners)
+{
+    char text[8192], a[4096];
+    const char *dir = tls_certs_dir();
+    assert_non_null(dir);
+    size_t n = 0;
+    for (const char *p = listeners; *p && n < sizeof a - 300; p++)
+        n += *p == '@' ? (size_t)snprintf(a + n, sizeof a - n, "%s", dir) : (a[n] = *p, 1);
+    a[n] = 0;
+    snprintf(text, sizeof text,
+             "workers: 1\nlisteners:\n%supstreams:\n  app:\n    backends:\n"
+             "      - address: 127.0.0.1:19001\n",
+             a);
+    gw_config_t *cfg = calloc(1, sizeof *cfg);
+    assert_non_null(cfg);
+    char *errs = NULL;
+    size_t errs_len = 0;
+    FILE *f = open_memstream(&errs, &errs_len);
+    int rc = gw_config_load_string("t.yaml", text, &gw_http_config_ext, cfg, f);
+    fclose(f);
+    if (rc != 0)
+        fail_msg("config: %s", errs);
+    free(errs);
+    gw_gen_t *g = gw_gen_new(id, cfg, free_cfg);
+    assert_non_null(g);
+    return g;
+}
+
+#define ROUTES "    routes:\n      - match: {path_prefix: /}\n        upstream: app\n"
+#define EDGE(port)                                                                                 \
+    "  - name: edge\n    address: 127.0.0.1:" port "\n    protocol: http\n" ROUTES                 \
+    "    tls:\n      certificates:\n        - {cert: @/rsa-chain.pem, key: @/rsa.key}\n"           \
+    "        - {cert: @/ec.pem, key: @/ec-trad.key}\n"
+#define PLAIN "  - name: plain\n    address: 127.0.0.1:18080\n    protocol: http\n" ROUTES
+
+static hp_tls_gen_t *build(hp_tls_t *t, const gw_gen_t *g, const hp_tls_gen_t *prev)
+{
+    int err = 0;
+    hp_tls_gen_t *tg = hp_tls_gen_build(t, g->cfg, prev, stderr, &err);
+    assert_non_null(tg);
+    assert_int_equal(err, 0);
+    return tg;
+}
+
+/* A connection holds the credential it handshook with: freeing its generation, and with it
+ * the config that loaded the certificates, leaves them usable until the connection lets go
+ * (under ASan, a credential that did not hold its config's tls part is a use after free). */
+static void htls_credential_outlives_its_generation(void **state)
+{
+    (void)state;
+    hp_tls_t *t = hp_tls_new(1);
+    assert_non_null(t);
+    gw_gen_t *g = gen_of(1, EDGE("18443"));
+    hp_tls_gen_t *tg = build(t, g, NULL);
+    hp_tls_cred_t *cr = hp_tls_gen_cred(tg, 0);
+    assert_non_null(cr);
+    hp_tls_cred_hold(cr); /* what hp_tls_accept's connection does */
+    hp_tls_gen_free(tg);
+    gw_gen_free(g); /* the config and its `tls` part: the config's reference goes */
+    const gw_tls_listener_cfg_t *tc = hp_tls_cred_cfg(cr);
+    assert_int_equal(tc->ncerts, 2);
+    assert_true(tc->certs[0].nchain >= 1);
+    assert_true(tc->certs[0].chain[0].data_len > 0);
+    /* What a connection does with it: a server context over its chain and keys. */
+    static gw_tls_server_t srv;
+    static br_ssl_server_context sc;
+    static unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];
+    assert_int_equal(gw_tls_server_setup(&srv, &sc, tc, NULL, 1767225600, iobuf, sizeof iobuf), 0);
+    hp_tls_cred_release(cr); /* the last reference: freed (LeakSanitizer checks) */
+    hp_tls_free(t);
+}
+
+static char *metrics_of(const hp_tls_gen_t *tg, const gw_gen_t *g)
+{
+    gw_prom_t *p = gw_prom_new(1 << 16);
+    assert_non_null(p);
+    hp_tls_metrics(tg, g, p);
+    size_t len;
+    char *text = gw_prom_take(p, &len);
+    gw_prom_free(p);
+    assert_non_null(text);
+    return text;
+}
+
+/* A reload that moves listener `edge` to another address and position keeps its counters
+ * (they are its name's, not its credential's): the count does not fall back to 0. */
+static void htls_counters_carried_by_listener_name(void **state)
+{
+    (void)state;
+    hp_tls_t *t = hp_tls_new(2);
+    assert_non_null(t);
+    gw_gen_t *g1 = gen_of(1, EDGE("18443"));
+    hp_tls_gen_t *tg1 = build(t, g1, NULL);
+    hp_tls_cred_count(hp_tls_gen_cred(tg1, 0), 0, 0, 0, false);
+    hp_tls_cred_count(hp_tls_gen_cred(tg1, 0), 1, 0, 0, false);
+    hp_tls_cred_count(hp_tls_gen_cred(tg1, 0), 1, 0, 0, true);
+    hp_tls_cred_count(hp_tls_gen_cred(tg1, 0), 0, UV_EOF, GW_HTLS_SLOT_EOF, false);
+    gw_gen_t *g2 = gen_of(2, PLAIN EDGE("18444")); /* edge is second now */
+    hp_tls_gen_t *tg2 = build(t, g2, tg1);
+    hp_tls_gen_free(tg1);
+    gw_gen_free(g1);
+    assert_null(hp_tls_gen_cred(tg2, 0));
+    assert_non_null(hp_tls_gen_cred(tg2, 1));
+    hp_tls_cred_count(hp_tls_gen_cred(tg2, 1), 0, 0, 0, false);
+    char *text = metrics_of(tg2, g2);
+    assert_non_null(
+        strstr(text, "gw_tls_handshakes_total{listener=\"edge\",resumed=\"false\"} 3\n"));
+    assert_non_null(
+        strstr(text, "gw_tls_handshakes_total{listener=\"edge\",resumed=\"true\"} 1\n"));
+    assert_non_null(
+        strstr(text, "gw_tls_handshake_failures_total{listener=\"edge\",reason=\"eof\"} 1\n"));
+    assert_null(strstr(text, "listener=\"plain\"")); /* no tls there */
+    free(text);
+    hp_tls_gen_free(tg2);
+    gw_gen_free(g2);
+    hp_tls_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +366,8 @@ int main(void)
         cmocka_unit_test(htls_fields_untouched_without_client_auth),
         cmocka_unit_test(htls_fields_encode_what_is_not_printable),
         cmocka_unit_test(htls_fields_longest_cn_fits),
+        cmocka_unit_test(htls_credential_outlives_its_generation),
+        cmocka_unit_test(htls_counters_carried_by_listener_name),
     };
-    return cmocka_run_group_tests_name("htls", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("htls", tests, NULL, tls_certs_cleanup);
 }

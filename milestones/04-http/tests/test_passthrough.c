@@ -1,6 +1,8 @@
 /* test_passthrough.c - TLS passthrough's decisions without sockets: which route a name takes
  * (exact over wildcard, the longest wildcard suffix, one or more labels), and what each
- * answer of the ClientHello reader leads to, with and without a default. */
+ * answer of the ClientHello reader leads to, with and without a default; and that the picker
+ * is in place even when the startup config has no passthrough listener (a reload may add
+ * one). */
 #include "gwtest.h"
 
 #include <string.h>
@@ -101,12 +103,39 @@ static void passthrough_result_names(void **state)
     assert_string_equal(gw_pt_result_name(GW_PT_NRESULTS), "?");
 }
 
+/* A gateway that starts without passthrough still gets the wrapper (hooks 01 calls on every
+ * tcp listener, answering "nothing to do" for the others), over the picker below as it was. */
+static void passthrough_picker_installed_without_passthrough_listeners(void **state)
+{
+    (void)state;
+    gw_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.workers = 2;
+    gw_tcp_picker_t below = {.max_attempts = 3, .needs_client_addr = true};
+    void *layers[GW_LEVELS] = {0};
+    layers[1] = &below;
+    int err = -1;
+    gw_passthrough_t *pt = gw_passthrough_prepare(&cfg, layers, &err);
+    assert_int_equal(err, 0);
+    assert_non_null(pt);
+    const gw_tcp_picker_t *p = layers[1];
+    assert_ptr_not_equal(p, &below);
+    assert_non_null(p->preread);
+    assert_non_null(p->preread_ms);
+    assert_non_null(p->pick);
+    assert_int_equal(p->max_attempts, 3);
+    assert_true(p->needs_client_addr);
+    assert_int_equal(gw_passthrough_gen_names(pt, &cfg), 0); /* no listener: nothing to add */
+    gw_passthrough_free(pt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(passthrough_match_rules),
         cmocka_unit_test(passthrough_decide_outcomes),
         cmocka_unit_test(passthrough_result_names),
+        cmocka_unit_test(passthrough_picker_installed_without_passthrough_listeners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
