@@ -197,11 +197,15 @@ void hp_meter_request(hconn_t *c, uint64_t now_ns)
     if (!x->metered)
         return;
     x->metered = false;
-    gw_hmetrics_t *hm = c->hw->hp->hm;
-    size_t slot = gw_hmetrics_route_slot(hm, c->l->index,
-                                         x->route != NULL ? x->route->index : GW_HMETRICS_NO_ROUTE);
+    /* The route's series in the generation the head arrived in (still pinned here). A
+     * listener that generation lacks (a reload removed it: answered 503) has none. */
+    if (x->gen == NULL || x->gl == NULL)
+        return;
+    const hp_gen_t *hg = x->gen->layers[4];
+    gw_hm_series_t *route = gw_hmetrics_route(
+        hg->hm, x->gl->pos, x->route != NULL ? x->route->index : GW_HMETRICS_NO_ROUTE);
     unsigned status = x->chain.status != 0 ? x->chain.status : 499;
-    gw_hmetrics_request(hm, c->hw->w->id, slot, status, now_ns - x->chain.start_ns);
+    gw_hmetrics_request(route, c->hw->w->id, status, now_ns - x->chain.start_ns);
 }
 
 /* see hproxy-int.h */
@@ -403,8 +407,9 @@ static bool request_for_upstream(hconn_t *c)
     }
     int st = gw_chain_request(hp_gen_chain(x->gen), &x->chain, h, &x->local);
     if (st == 429) /* only rate_limit answers 429 (chain.h) */
-        gw_hmetrics_rate_limited(hw->hp->hm, hw->w->id,
-                                 gw_hmetrics_route_slot(hw->hp->hm, c->l->index, x->route->index));
+        gw_hmetrics_rate_limited(gw_hmetrics_route(((const hp_gen_t *)x->gen->layers[4])->hm,
+                                                   x->gl->pos, x->route->index),
+                                 hw->w->id);
     if (st != 0) {
         hp_send_local(c, (unsigned)st, NULL, false);
         return false;
@@ -545,9 +550,7 @@ void hp_on_response_head(hconn_t *c)
     /* Every final head a backend sends, whatever becomes of it (1xx have no class). */
     const gw_lb_member_t *m = gw_lb_tok_member(&x->pick);
     if (m != NULL)
-        gw_hmetrics_upstream_response(hw->hp->hm, hw->w->id,
-                                      gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, m->pos),
-                                      status);
+        gw_hmetrics_upstream_response(&hp_bslot(m->b, hw->w->id)->res, status);
     if (status == 101) {
         hp_attempt_failed(c, GW_HRETRY_BROKEN, UV_EPROTO,
                           "upstream switched protocols without being asked");

@@ -2,9 +2,9 @@
 #include "04-http/hmetrics.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "04-http/httpcfg.h"
-#include "addr.h"
 
 /* see hmetrics.h */
 int gw_hmetrics_class(unsigned status)
@@ -23,45 +23,127 @@ const char *gw_hmetrics_class_name(int cls)
     return cls >= 0 && cls < GW_HMETRICS_NCLASSES ? names[cls] : "";
 }
 
-static size_t routes_of(const gw_listener_cfg_t *l)
+/* ---- series carried by key ------------------------------------------------------------------ */
+
+#define LINE 64 /* a worker's block starts on a cache line of its own: no false sharing */
+
+struct gw_hm_keyset_s {
+    size_t stride;
+    unsigned nworkers;
+    size_t n;
+    gw_hm_series_t *head; /* a list: looked up while a view is built, on the control thread */
+};
+
+/* see hmetrics.h */
+gw_hm_keyset_t *gw_hm_keyset_new(size_t block, unsigned nworkers)
 {
-    const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(l);
-    return lc != NULL ? lc->nroutes : 0;
+    gw_hm_keyset_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->stride = (block + LINE - 1) / LINE * LINE;
+    s->nworkers = nworkers ? nworkers : 1;
+    return s;
+}
+
+static void series_free(gw_hm_series_t *ser)
+{
+    free((void *)ser->k1); /* k2 points into the same allocation */
+    free(ser->blocks);
+    free(ser);
 }
 
 /* see hmetrics.h */
-gw_hmetrics_t *gw_hmetrics_new(const gw_config_t *cfg, unsigned nworkers)
+void gw_hm_keyset_free(gw_hm_keyset_t *s)
+{
+    if (s == NULL)
+        return;
+    while (s->head != NULL) {
+        gw_hm_series_t *ser = s->head;
+        s->head = ser->next;
+        series_free(ser);
+    }
+    free(s);
+}
+
+static bool same_key(const gw_hm_series_t *ser, const char *k1, const char *k2)
+{
+    if (strcmp(ser->k1, k1) != 0)
+        return false;
+    if (ser->k2 == NULL || k2 == NULL)
+        return ser->k2 == k2;
+    return strcmp(ser->k2, k2) == 0;
+}
+
+/* see hmetrics.h */
+gw_hm_series_t *gw_hm_keyset_get(gw_hm_keyset_t *s, const char *k1, const char *k2)
+{
+    for (gw_hm_series_t *ser = s->head; ser != NULL; ser = ser->next)
+        if (same_key(ser, k1, k2)) {
+            ser->refs++;
+            return ser;
+        }
+    gw_hm_series_t *ser = calloc(1, sizeof *ser);
+    size_t l1 = strlen(k1) + 1, l2 = k2 != NULL ? strlen(k2) + 1 : 0;
+    char *key = malloc(l1 + l2);
+    size_t bytes = s->stride * s->nworkers;
+    void *blocks = bytes > 0 ? aligned_alloc(LINE, bytes) : NULL;
+    if (ser == NULL || key == NULL || blocks == NULL) {
+        free(ser);
+        free(key);
+        free(blocks);
+        return NULL;
+    }
+    memset(blocks, 0, bytes); /* zeroed memory: an empty histogram, a zero counter */
+    memcpy(key, k1, l1);
+    if (k2 != NULL)
+        memcpy(key + l1, k2, l2);
+    ser->k1 = key;
+    ser->k2 = k2 != NULL ? key + l1 : NULL;
+    ser->refs = 1;
+    ser->stride = s->stride;
+    ser->blocks = blocks;
+    ser->next = s->head;
+    s->head = ser;
+    s->n++;
+    return ser;
+}
+
+/* see hmetrics.h */
+void gw_hm_keyset_put(gw_hm_keyset_t *s, gw_hm_series_t *ser)
+{
+    if (ser == NULL || --ser->refs > 0)
+        return;
+    for (gw_hm_series_t **pp = &s->head; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == ser) {
+            *pp = ser->next;
+            break;
+        }
+    s->n--;
+    series_free(ser);
+}
+
+/* see hmetrics.h */
+size_t gw_hm_keyset_count(const gw_hm_keyset_t *s)
+{
+    return s->n;
+}
+
+/* ---- the engine's series -------------------------------------------------------------------- */
+
+/* see hmetrics.h */
+gw_hmetrics_t *gw_hmetrics_new(unsigned nworkers, gw_hmetrics_backend_fn backend_of)
 {
     gw_hmetrics_t *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
-    m->cfg = cfg;
     m->nworkers = nworkers;
-    m->route_base = calloc(cfg->nlisteners + 1, sizeof *m->route_base);
-    m->backend_base = calloc(cfg->nupstreams + 1, sizeof *m->backend_base);
-    m->workers = calloc(nworkers ? nworkers : 1, sizeof *m->workers);
-    if (m->route_base == NULL || m->backend_base == NULL || m->workers == NULL)
-        goto fail;
-    for (size_t l = 0; l < cfg->nlisteners; l++) /* each listener's routes, then "no route" */
-        m->route_base[l + 1] = m->route_base[l] + routes_of(&cfg->listeners[l]) + 1;
-    for (size_t u = 0; u < cfg->nupstreams; u++)
-        m->backend_base[u + 1] = m->backend_base[u] + cfg->upstreams[u].nbackends;
-    m->nroutes = m->route_base[cfg->nlisteners];
-    m->nbackends = m->backend_base[cfg->nupstreams];
-    for (unsigned w = 0; w < nworkers; w++) {
-        gw_hmetrics_worker_t *hw = &m->workers[w];
-        /* calloc'd: zeroed memory is an empty histogram and a zero counter (metrics.h) */
-        hw->duration = calloc(m->nroutes * GW_HMETRICS_NCLASSES + 1, sizeof *hw->duration);
-        hw->limited = calloc(m->nroutes + 1, sizeof *hw->limited);
-        hw->upstream_res =
-            calloc(m->nbackends * GW_HMETRICS_NCLASSES + 1, sizeof *hw->upstream_res);
-        if (hw->duration == NULL || hw->limited == NULL || hw->upstream_res == NULL)
-            goto fail;
+    m->backend_of = backend_of;
+    m->routes = gw_hm_keyset_new(sizeof(gw_hm_route_block_t), nworkers);
+    if (m->routes == NULL) {
+        free(m);
+        return NULL;
     }
     return m;
-fail:
-    gw_hmetrics_free(m);
-    return NULL;
 }
 
 /* see hmetrics.h */
@@ -69,90 +151,122 @@ void gw_hmetrics_free(gw_hmetrics_t *m)
 {
     if (m == NULL)
         return;
-    for (unsigned w = 0; m->workers != NULL && w < m->nworkers; w++) {
-        free(m->workers[w].duration);
-        free(m->workers[w].limited);
-        free(m->workers[w].upstream_res);
-    }
-    free(m->workers);
-    free(m->route_base);
-    free(m->backend_base);
+    gw_hm_keyset_free(m->routes);
     free(m);
 }
 
-/* see hmetrics.h */
-size_t gw_hmetrics_route_slot(const gw_hmetrics_t *m, size_t listener, size_t route)
+static size_t routes_of(const gw_listener_cfg_t *l)
 {
-    if (route == GW_HMETRICS_NO_ROUTE)
-        return m->route_base[listener + 1] - 1;
-    return m->route_base[listener] + route;
+    const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(l);
+    return lc != NULL ? lc->nroutes : 0;
+}
+
+static const char *name_of(const gw_listener_cfg_t *l)
+{
+    return l->name != NULL ? l->name : "";
 }
 
 /* see hmetrics.h */
-size_t gw_hmetrics_backend_slot(const gw_hmetrics_t *m, size_t upstream, size_t backend)
+void gw_hmetrics_gen_free(gw_hmetrics_t *m, gw_hmetrics_gen_t *v)
 {
-    return m->backend_base[upstream] + backend;
+    if (v == NULL)
+        return;
+    for (size_t l = 0; v->routes != NULL && l < v->cfg->nlisteners; l++) {
+        if (v->routes[l] == NULL)
+            continue;
+        for (size_t r = 0; r <= routes_of(&v->cfg->listeners[l]); r++)
+            gw_hm_keyset_put(m->routes, v->routes[l][r]);
+        free(v->routes[l]);
+    }
+    free(v->routes);
+    free(v);
 }
 
 /* see hmetrics.h */
-void gw_hmetrics_request(gw_hmetrics_t *m, unsigned w, size_t route_slot, unsigned status,
-                         uint64_t ns)
+gw_hmetrics_gen_t *gw_hmetrics_gen_new(gw_hmetrics_t *m, const gw_config_t *cfg)
+{
+    gw_hmetrics_gen_t *v = calloc(1, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    v->cfg = cfg;
+    v->routes = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof *v->routes);
+    if (v->routes == NULL)
+        goto fail;
+    for (size_t l = 0; l < cfg->nlisteners; l++) {
+        const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(&cfg->listeners[l]);
+        if (lc == NULL) /* a tcp listener: no route series */
+            continue;
+        /* calloc'd: a partial row frees cleanly (gw_hm_keyset_put ignores NULL) */
+        if ((v->routes[l] = calloc(lc->nroutes + 1, sizeof **v->routes)) == NULL)
+            goto fail;
+        for (size_t r = 0; r <= lc->nroutes; r++) {
+            const char *route = r < lc->nroutes ? lc->routes[r].name : NULL;
+            v->routes[l][r] = gw_hm_keyset_get(m->routes, name_of(&cfg->listeners[l]), route);
+            if (v->routes[l][r] == NULL)
+                goto fail;
+        }
+    }
+    return v;
+fail:
+    gw_hmetrics_gen_free(m, v);
+    return NULL;
+}
+
+/* see hmetrics.h */
+gw_hm_series_t *gw_hmetrics_route(const gw_hmetrics_gen_t *v, size_t listener, size_t route)
+{
+    return v
+        ->routes[listener]
+                [route == GW_HMETRICS_NO_ROUTE ? routes_of(&v->cfg->listeners[listener]) : route];
+}
+
+static gw_hm_route_block_t *route_block(const gw_hm_series_t *ser, unsigned w)
+{
+    return gw_hm_series_worker(ser, w);
+}
+
+/* see hmetrics.h */
+void gw_hmetrics_request(gw_hm_series_t *route, unsigned w, unsigned status, uint64_t ns)
 {
     int cls = gw_hmetrics_class(status);
     if (cls >= 0)
-        gw_histogram_observe_ns(
-            &m->workers[w].duration[route_slot * GW_HMETRICS_NCLASSES + (size_t)cls], ns);
+        gw_histogram_observe_ns(&route_block(route, w)->duration[cls], ns);
 }
 
 /* see hmetrics.h */
-void gw_hmetrics_upstream_response(gw_hmetrics_t *m, unsigned w, size_t backend_slot,
-                                   unsigned status)
+void gw_hmetrics_upstream_response(gw_hmetrics_backend_t *c, unsigned status)
 {
     int cls = gw_hmetrics_class(status);
     if (cls >= 0)
-        gw_counter_inc(
-            &m->workers[w].upstream_res[backend_slot * GW_HMETRICS_NCLASSES + (size_t)cls]);
+        gw_counter_inc(&c->res[cls]);
 }
 
 /* see hmetrics.h */
-void gw_hmetrics_rate_limited(gw_hmetrics_t *m, unsigned w, size_t route_slot)
+void gw_hmetrics_rate_limited(gw_hm_series_t *route, unsigned w)
 {
-    gw_counter_inc(&m->workers[w].limited[route_slot]);
+    gw_counter_inc(&route_block(route, w)->limited);
 }
 
 /* ---- the scrape ---------------------------------------------------------------------------- */
 
-static uint64_t sum_counter(const gw_hmetrics_t *m, size_t member, size_t i)
-{
-    uint64_t s = 0;
-    for (unsigned w = 0; w < m->nworkers; w++) {
-        const gw_counter_t *arr = *(gw_counter_t *const *)((const char *)&m->workers[w] + member);
-        s += gw_counter_get(&arr[i]);
-    }
-    return s;
-}
-
-#define HM_SUM(m, field, i) sum_counter((m), offsetof(gw_hmetrics_worker_t, field), (i))
-
-static void write_duration(const gw_hmetrics_t *m, gw_prom_t *p)
+static void write_duration(const gw_hmetrics_t *m, const gw_hmetrics_gen_t *v, gw_prom_t *p)
 {
     const char *name = "gw_http_request_duration_seconds";
     gw_prom_family(p, name,
                    "HTTP requests from the request head received to the response end, by "
                    "route and status class (route \"\": no route matched)",
                    GW_PROM_HISTOGRAM);
-    const gw_config_t *cfg = m->cfg;
+    const gw_config_t *cfg = v->cfg;
     for (size_t l = 0; l < cfg->nlisteners; l++) {
         const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(&cfg->listeners[l]);
         for (size_t r = 0; lc != NULL && r <= lc->nroutes; r++) {
-            size_t slot = gw_hmetrics_route_slot(m, l, r < lc->nroutes ? r : GW_HMETRICS_NO_ROUTE);
+            const gw_hm_series_t *ser = v->routes[l][r];
             for (int k = 0; k < GW_HMETRICS_NCLASSES; k++) {
                 gw_histogram_t sum;
                 gw_histogram_init(&sum);
                 for (unsigned w = 0; w < m->nworkers; w++)
-                    gw_histogram_merge(
-                        &sum, &m->workers[w].duration[slot * GW_HMETRICS_NCLASSES + (size_t)k]);
-                const char *lab[] = {"listener", cfg->listeners[l].name,
+                    gw_histogram_merge(&sum, &route_block(ser, w)->duration[k]);
+                const char *lab[] = {"listener", name_of(&cfg->listeners[l]),
                                      "route",    r < lc->nroutes ? lc->routes[r].name : "",
                                      "class",    gw_hmetrics_class_name(k),
                                      NULL};
@@ -162,46 +276,49 @@ static void write_duration(const gw_hmetrics_t *m, gw_prom_t *p)
     }
 }
 
-static void write_upstream_responses(const gw_hmetrics_t *m, gw_prom_t *p)
+static void write_upstream_responses(const gw_hmetrics_t *m, const gw_lb_table_t *t, gw_prom_t *p)
 {
     const char *name = "gw_http_upstream_responses_total";
     gw_prom_family(p, name, "HTTP response heads received from backends, by status class",
                    GW_PROM_COUNTER);
-    const gw_config_t *cfg = m->cfg;
-    for (size_t u = 0; u < cfg->nupstreams; u++)
-        for (size_t b = 0; b < cfg->upstreams[u].nbackends; b++) {
-            char addr[GW_ADDR_STRLEN];
-            gw_addr_format(&cfg->upstreams[u].backends[b].addr, addr, sizeof addr);
-            size_t slot = gw_hmetrics_backend_slot(m, u, b);
+    for (size_t u = 0; t != NULL && u < t->n; u++)
+        for (size_t i = 0; i < t->ups[u].n; i++) {
+            const gw_backend_t *b = t->ups[u].m[i].b;
             for (int k = 0; k < GW_HMETRICS_NCLASSES; k++) {
-                const char *lab[] = {"upstream", cfg->upstreams[u].name,    "backend", addr,
+                uint64_t sum = 0;
+                for (unsigned w = 0; w < m->nworkers; w++)
+                    sum += gw_counter_get(&m->backend_of(b, w)->res[k]);
+                const char *lab[] = {"upstream", t->ups[u].cfg->name,       "backend", b->name,
                                      "class",    gw_hmetrics_class_name(k), NULL};
-                gw_prom_sample_u64(
-                    p, name, lab, HM_SUM(m, upstream_res, slot * GW_HMETRICS_NCLASSES + (size_t)k));
+                gw_prom_sample_u64(p, name, lab, sum);
             }
         }
 }
 
-static void write_rate_limited(const gw_hmetrics_t *m, gw_prom_t *p)
+static void write_rate_limited(const gw_hmetrics_t *m, const gw_hmetrics_gen_t *v, gw_prom_t *p)
 {
     const char *name = "gw_http_rate_limited_total";
     gw_prom_family(p, name, "HTTP requests refused with 429 by a route's rate_limit middleware",
                    GW_PROM_COUNTER);
-    const gw_config_t *cfg = m->cfg;
+    const gw_config_t *cfg = v->cfg;
     for (size_t l = 0; l < cfg->nlisteners; l++) {
         const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(&cfg->listeners[l]);
         for (size_t r = 0; lc != NULL && r < lc->nroutes; r++) {
-            const char *lab[] = {"listener", cfg->listeners[l].name, "route", lc->routes[r].name,
-                                 NULL};
-            gw_prom_sample_u64(p, name, lab, HM_SUM(m, limited, gw_hmetrics_route_slot(m, l, r)));
+            uint64_t sum = 0;
+            for (unsigned w = 0; w < m->nworkers; w++)
+                sum += gw_counter_get(&route_block(v->routes[l][r], w)->limited);
+            const char *lab[] = {"listener", name_of(&cfg->listeners[l]), "route",
+                                 lc->routes[r].name, NULL};
+            gw_prom_sample_u64(p, name, lab, sum);
         }
     }
 }
 
 /* see hmetrics.h */
-void gw_hmetrics_write(const gw_hmetrics_t *m, gw_prom_t *p)
+void gw_hmetrics_write(const gw_hmetrics_t *m, const gw_hmetrics_gen_t *v, const gw_lb_table_t *t,
+                       gw_prom_t *p)
 {
-    write_duration(m, p);
-    write_upstream_responses(m, p);
-    write_rate_limited(m, p);
+    write_duration(m, v, p);
+    write_upstream_responses(m, t, p);
+    write_rate_limited(m, v, p);
 }

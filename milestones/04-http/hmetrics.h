@@ -2,22 +2,38 @@
  * class, upstream responses by backend and class, rate-limit refusals by route.
  *
  * Label cardinality is bounded by the config, never by requests: a series exists for each
- * (listener, route) and each (upstream, backend) the config names, times the four status
- * classes, and nothing a client sends can add one (a request no route matched has its own
- * series per listener, with route=""). The slots are laid out once, when gw04 prepares
- * (gw_hmetrics_new), and never change while the process runs: milestone 05, which swaps
- * configs, builds a new layout per generation (DESIGN.md: never index side tables by a
- * position in a config that can go away).
+ * (listener, route) and each (upstream, backend) the serving generation names, times the
+ * four status classes, and nothing a client sends can add one (a request no route matched
+ * has its own series per listener, with route="").
+ *
+ * Reloads (issue 17). No slot is a position in a config: positions change from one
+ * generation to the next, and a side table indexed by them would be read with the wrong
+ * generation's positions after a reload (DESIGN.md). Instead each series lives in an object
+ * of its own and is found through the generation that uses it:
+ *   - a backend's counters live in the backend object (02's identity, backend.h), in 04's
+ *     extension block, so a backend a reload keeps keeps its counts, exactly, and one it
+ *     removes takes them away with it (gw_hmetrics_backend_t, reached through the
+ *     gw_hmetrics_backend_fn the engine gives);
+ *   - a route's series are carried by key, (listener name, route name): each generation has a
+ *     view (gw_hmetrics_gen_t) whose slots point at series objects it shares with the other
+ *     generations that name the same route, counted by the control thread. The last view to
+ *     let go frees the series, so a removed route leaves /metrics.
+ * The generic part, series carried by a two-part key, is gw_hm_keyset_t; hutls.c uses it for
+ * the upstream TLS series (by upstream name).
  *
  * Per worker and single writer, like every counter of the gateway (metrics.h): a worker
- * writes only its own slots (a relaxed load and store, no locked instruction on the request
- * path); a scrape adds the workers up (gw_hmetrics_write). */
+ * writes only its own block of a series (a relaxed load and store, no locked instruction on
+ * the request path), each block on cache lines of its own; a scrape adds the workers up
+ * (gw_hmetrics_write). A worker reaches a series only through a generation it has pinned
+ * (its exchange's), so the series outlives every write. */
 #ifndef GW_HMETRICS_H
 #define GW_HMETRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "02-lb/lb.h"
 #include "config.h"
 #include "metrics.h"
 
@@ -32,53 +48,104 @@ int gw_hmetrics_class(unsigned status);
 /* The class's label value ("2xx" .. "5xx"); CLASS in 0 .. GW_HMETRICS_NCLASSES - 1. */
 const char *gw_hmetrics_class_name(int cls);
 
-/* Where "no route" is asked for (gw_hmetrics_route_slot). */
-#define GW_HMETRICS_NO_ROUTE SIZE_MAX
+/* ---- series carried by key ------------------------------------------------------------------ */
 
-/* One worker's slots. Written by that worker only. */
-typedef struct gw_hmetrics_worker_s {
-    gw_histogram_t *duration;   /* [route slots * NCLASSES]: head received -> response end */
-    gw_counter_t *limited;      /* [route slots]: 429 from the rate_limit middleware */
-    gw_counter_t *upstream_res; /* [backend slots * NCLASSES]: response heads from backends */
-} gw_hmetrics_worker_t;
+/* One series object: key (K1, and K2 or none), the generations' count of it, and one zeroed
+ * block per worker (gw_hm_series_worker). */
+typedef struct gw_hm_series_s {
+    const char *k1, *k2;         /* K2 NULL: the key has one part (or "no route") */
+    unsigned refs;               /* views holding it: control thread only */
+    struct gw_hm_series_s *next; /* the set's list */
+    size_t stride;               /* bytes per worker block, a multiple of 64 */
+    unsigned char *blocks;       /* [nworkers * stride], 64-byte aligned */
+} gw_hm_series_t;
+
+/* Series of one kind (BLOCK bytes per worker, NWORKERS workers), found by key. Control
+ * thread only (building and freeing views); workers only write into blocks. */
+typedef struct gw_hm_keyset_s gw_hm_keyset_t;
+gw_hm_keyset_t *gw_hm_keyset_new(size_t block, unsigned nworkers); /* NULL: out of memory */
+void gw_hm_keyset_free(gw_hm_keyset_t *s); /* frees what is left too; NULL is fine */
+
+/* The series of key (K1, K2; K2 NULL is a key of its own, apart from any K2), made zeroed if
+ * none has it, with one more reference; NULL when out of memory. */
+gw_hm_series_t *gw_hm_keyset_get(gw_hm_keyset_t *s, const char *k1, const char *k2);
+/* One reference less on SER (NULL is fine); freed at the last. */
+void gw_hm_keyset_put(gw_hm_keyset_t *s, gw_hm_series_t *ser);
+/* How many series S holds (tests). */
+size_t gw_hm_keyset_count(const gw_hm_keyset_t *s);
+
+/* Worker W's block of SER. */
+static inline void *gw_hm_series_worker(const gw_hm_series_t *ser, unsigned w)
+{
+    return ser->blocks + (size_t)w * ser->stride;
+}
+
+/* ---- the engine's series -------------------------------------------------------------------- */
+
+/* One worker's block of a route series. */
+typedef struct gw_hm_route_block_s {
+    gw_histogram_t duration[GW_HMETRICS_NCLASSES]; /* head received -> response end */
+    gw_counter_t limited;                          /* 429 from the rate_limit middleware */
+} gw_hm_route_block_t;
+
+/* One worker's counters of one backend: response heads by class. The engine keeps one per
+ * worker in the backend's extension block (hproxy-int.h's hp_bslot_t). */
+typedef struct gw_hmetrics_backend_s {
+    gw_counter_t res[GW_HMETRICS_NCLASSES];
+} gw_hmetrics_backend_t;
+
+/* Where worker W's counters of backend B are (a scrape sums them over the workers). */
+typedef const gw_hmetrics_backend_t *(*gw_hmetrics_backend_fn)(const gw_backend_t *b, unsigned w);
 
 typedef struct gw_hmetrics_s {
-    const gw_config_t *cfg;
-    size_t *route_base;        /* [nlisteners + 1]: listener L's routes are slots route_base[L] ..,
-                                * then its "no route" slot, route_base[L + 1] - 1 */
-    size_t *backend_base;      /* [nupstreams + 1]: upstream U's backends, in config order */
-    size_t nroutes, nbackends; /* slots of each kind */
     unsigned nworkers;
-    gw_hmetrics_worker_t *workers; /* [nworkers] */
+    gw_hm_keyset_t *routes; /* by (listener name, route name; NULL: no route) */
+    gw_hmetrics_backend_fn backend_of;
 } gw_hmetrics_t;
 
-/* Lays out the slots of CFG (which must outlive the result) for NWORKERS workers, every
- * count zero. A tcp listener has only its "no route" slot (never written). Returns NULL when
- * out of memory. Before any worker starts. */
-gw_hmetrics_t *gw_hmetrics_new(const gw_config_t *cfg, unsigned nworkers);
-void gw_hmetrics_free(gw_hmetrics_t *m); /* NULL is fine */
+/* The metrics of NWORKERS workers, with no series yet; BACKEND_OF finds a backend's
+ * counters. NULL when out of memory. Before any worker starts. */
+gw_hmetrics_t *gw_hmetrics_new(unsigned nworkers, gw_hmetrics_backend_fn backend_of);
+/* After every view is freed. NULL is fine. */
+void gw_hmetrics_free(gw_hmetrics_t *m);
 
-/* The slot of route ROUTE (its index in the listener's list, or GW_HMETRICS_NO_ROUTE) of
- * listener LISTENER, and of backend BACKEND of upstream UPSTREAM. Indexes must be valid in
- * the config M was laid out for. */
-size_t gw_hmetrics_route_slot(const gw_hmetrics_t *m, size_t listener, size_t route);
-size_t gw_hmetrics_backend_slot(const gw_hmetrics_t *m, size_t upstream, size_t backend);
+/* One generation's view: the route series of each of its listeners, by position in ITS
+ * config (valid with this view only). */
+typedef struct gw_hmetrics_gen_s {
+    const gw_config_t *cfg;
+    gw_hm_series_t ***routes; /* [nlisteners]: an http listener's [nroutes + 1], "no route"
+                               * last; NULL for a tcp listener */
+} gw_hmetrics_gen_t;
 
-/* Recorders, on worker W's thread only. A status with no class (gw_hmetrics_class < 0) is
- * not recorded. */
-void gw_hmetrics_request(gw_hmetrics_t *m, unsigned w, size_t route_slot, unsigned status,
-                         uint64_t ns);
-void gw_hmetrics_upstream_response(gw_hmetrics_t *m, unsigned w, size_t backend_slot,
-                                   unsigned status);
-void gw_hmetrics_rate_limited(gw_hmetrics_t *m, unsigned w, size_t route_slot);
+/* The view of CFG (which must outlive it): every route of CFG's http listeners takes the
+ * series of its (listener name, route name) from M, the one an earlier view made when there
+ * is one. Control thread. NULL when out of memory (nothing is then held). */
+gw_hmetrics_gen_t *gw_hmetrics_gen_new(gw_hmetrics_t *m, const gw_config_t *cfg);
+/* Gives V's series back (a series no other view holds is freed) and frees V. Control
+ * thread; NULL is fine. */
+void gw_hmetrics_gen_free(gw_hmetrics_t *m, gw_hmetrics_gen_t *v);
 
-/* Writes, summed over the workers, every series of the layout (zeros included, so a
- * dashboard's rate() has a series from the start):
+/* Where "no route" is asked for (gw_hmetrics_route). */
+#define GW_HMETRICS_NO_ROUTE SIZE_MAX
+
+/* The series of route ROUTE (its index in the listener's list, or GW_HMETRICS_NO_ROUTE) of
+ * http listener LISTENER, positions in V's config. */
+gw_hm_series_t *gw_hmetrics_route(const gw_hmetrics_gen_t *v, size_t listener, size_t route);
+
+/* Recorders, on worker W's thread only, into a series of a generation W has pinned. A
+ * status with no class (gw_hmetrics_class < 0) is not recorded. */
+void gw_hmetrics_request(gw_hm_series_t *route, unsigned w, unsigned status, uint64_t ns);
+void gw_hmetrics_rate_limited(gw_hm_series_t *route, unsigned w);
+void gw_hmetrics_upstream_response(gw_hmetrics_backend_t *c, unsigned status);
+
+/* Writes, summed over the workers, every series of view V and backend table T (both the
+ * serving generation's; zeros included, so a dashboard's rate() has a series from the start):
  *   gw_http_request_duration_seconds{listener,route,class}   histogram, http listeners
  *   gw_http_upstream_responses_total{upstream,backend,class} counter
  *   gw_http_rate_limited_total{listener,route}                counter, routes only
  * Backends are named by their resolved address, as in gw_backend_* (02's backend name).
- * Any thread, while the workers run. */
-void gw_hmetrics_write(const gw_hmetrics_t *m, gw_prom_t *p);
+ * The control thread (the generation borrowed), while the workers run. */
+void gw_hmetrics_write(const gw_hmetrics_t *m, const gw_hmetrics_gen_t *v, const gw_lb_table_t *t,
+                       gw_prom_t *p);
 
 #endif

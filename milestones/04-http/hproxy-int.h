@@ -56,12 +56,35 @@ typedef struct hp_tunnel_s hp_tunnel_t;
 
 /* ---- per worker ---------------------------------------------------------------------------- */
 
-/* What a worker keeps per backend: its idle connections and, for an upstream with tls, the
- * TLS session its next connections offer (hutls.h). */
-typedef struct hp_backend_s {
+/* What 04 keeps in every backend object (02's identity, backend.h: its level-4 extension,
+ * registered with gw_lb_backend_ext), one slot per worker: that worker's idle connections
+ * to it, the TLS session its next connections offer (hutls.h), and its response counters
+ * (hmetrics.h). Living in the backend, they follow it from one generation to the next and
+ * go with it: no table indexed by a position in some config (docs/plan-issue17.md, step 7).
+ * A slot is written by its worker only, padded so that two workers never share a line. */
+typedef struct hp_bslot_s {
     gw_upool_t pool;
     gw_tls_session_t tls;
+    gw_hmetrics_backend_t res;
+    uint64_t listed; /* the id of the last generation this worker followed that lists it */
+} __attribute__((aligned(64))) hp_bslot_t;
+
+typedef struct hp_backend_s {
+    unsigned nworkers;
+    /* then, from the next 64-byte boundary (02 aligns extension blocks to less), the slots:
+     * hp_bslot_t [nworkers] */
 } hp_backend_t;
+
+/* The bytes 04's extension needs for NWORKERS slots, their alignment included. */
+#define HP_BACKEND_SIZE(nworkers) (sizeof(hp_backend_t) + 63 + (nworkers) * sizeof(hp_bslot_t))
+
+/* Worker W's slot of backend B (which must have 04's extension: every backend 02 builds
+ * once gw04 prepared). */
+static inline hp_bslot_t *hp_bslot(const gw_backend_t *b, unsigned w)
+{
+    uintptr_t at = ((uintptr_t)b->ext[4] + sizeof(hp_backend_t) + 63) & ~(uintptr_t)63;
+    return (hp_bslot_t *)at + w;
+}
 
 /* Why a connection waits in an idle list: what its timeout means (on_idle_timer). */
 typedef enum {
@@ -90,7 +113,6 @@ struct hp_worker_s {
     gw_worker_t *w;
     idle_list_t **idle;     /* [nidle]: the idle lists in use, by (kind, timeout) */
     size_t nidle, idle_cap; /* a handful: one per distinct timeout of each kind */
-    hp_backend_t **pools;   /* [nupstreams][nbackends]: each backend's pool and TLS session */
     hconn_t *busy;          /* connections with an exchange (for drain and force close) */
     uconn_t *uconns;        /* every upstream connection not yet closing */
     hx_t *hx_free;
@@ -99,9 +121,24 @@ struct hp_worker_s {
     uint64_t rng;
     gw_http_stats_t *stats;
     uv_timer_t pool_timer; /* on_pool_sweep */
+    uint64_t listed;       /* the generation http_worker_gen last stamped (hp_bslot_t.listed);
+                            * 0 until the first reload */
     gw_lograte_t err_log;
     bool started;
 };
+
+/* Whether HW's worker may keep B's connections pooled: B is not DRAINING and, once this
+ * worker followed a reload, the generation it follows lists B. The stamp decides without
+ * waiting for 02's DRAINING mark, which the control thread sets only after it published (a
+ * worker may follow the new generation first); the mark covers releases before the worker
+ * follows. A backend new in a generation the worker has not followed yet is not pooled
+ * until it does (a lost reuse, never a leak). */
+static inline bool hp_backend_poolable(const hp_worker_t *hw, const gw_backend_t *b)
+{
+    if (atomic_load_explicit(&b->health, memory_order_acquire) == GW_HEALTH_DRAINING)
+        return false;
+    return hw->listed == 0 || hp_bslot(b, hw->w->id)->listed == hw->listed;
+}
 
 /* 04's state: the runtime's layer 4 (gw_runtime_layer(rt, 4)). */
 struct hp_s {
@@ -164,6 +201,8 @@ static inline const gw_http_listener_cfg_t *hp_lcfg(const hconn_t *c)
 typedef struct hp_gen_s {
     gw_chain_t *chain;
     hp_tls_gen_t *tls; /* listeners' TLS credentials (htls.h), by position in this generation */
+    gw_hmetrics_gen_t *hm; /* route series by position in this generation (hmetrics.h) */
+    hp_utls_gen_t *utls;   /* upstream TLS series by upstream position (hutls.h) */
 } hp_gen_t;
 
 /* G's TLS credentials (NULL: G has no 04 slot). */
@@ -340,13 +379,21 @@ struct uconn_s {
     uv_connect_t connect_req;
     uv_timer_t timer; /* connect timeout, idle timeout in the pool */
     hp_worker_t *hw;
-    hx_t *x;                          /* attached exchange, or NULL */
-    gw_upool_t *pool;                 /* the pool of its backend on this worker */
-    gw_upool_entry_t pe;              /* its place in that pool while idle (upool.h) */
-    const gw_http_upstream_cfg_t *kc; /* its upstream's keepalive settings */
-    uconn_t *prev, *next;             /* hw->uconns */
-    gw_wdest_t out;                   /* what is queued for the upstream */
-    unsigned requests;                /* requests sent on it */
+    hx_t *x; /* attached exchange, or NULL */
+    /* Its backend, held (gw_backend_hold) from the connect to the last close callback and
+     * dropped last of all: the pool and TLS session below live in the backend object. A
+     * worker never frees a backend (02's control reaper does, once nobody holds it). */
+    gw_backend_t *b;
+    gw_upool_t *pool;    /* the pool of its backend on this worker (hp_bslot) */
+    gw_upool_entry_t pe; /* its place in that pool while idle (upool.h) */
+    /* What it needs of its upstream's keepalive settings, copied at connect from the
+     * generation its exchange pinned (a pooled connection outlives generations). The sweep
+     * takes max_idle and idle_timeout from the serving generation. */
+    uint64_t max_requests;   /* keepalive.max_requests (0: no limit) */
+    unsigned proxy_protocol; /* the upstream's proxy_protocol: 0, 1 or 2 (never pooled) */
+    uconn_t *prev, *next;    /* hw->uconns */
+    gw_wdest_t out;          /* what is queued for the upstream */
+    unsigned requests;       /* requests sent on it */
     bool connected, closing, paused, reading;
     uint8_t pending_closes;
 };

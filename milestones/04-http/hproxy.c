@@ -247,17 +247,21 @@ void hp_pool_sweep_arm(hp_worker_t *hw)
 
 /* Closes what the pools must not keep (gw_upool_cut), every POOL_SWEEP_MS: one timer for
  * every pooled connection of the worker, instead of a timer (and two heap operations per
- * request) each. */
+ * request) each. It walks the generation serving now (borrowed for this turn), with each
+ * upstream's keepalive settings in it: the pools are in the backend objects (hp_bslot), so
+ * no array sized at startup is read. A backend a reload removed is in no later generation:
+ * its pool was emptied when the worker followed that reload (http_worker_gen) and takes no
+ * connection any more (hp_uconn_release). */
 static void on_pool_sweep(uv_timer_t *t)
 {
     hp_worker_t *hw = t->data;
-    const gw_config_t *cfg = hw->hp->cfg;
+    const gw_lb_table_t *tab = gw_lb_gen_table(gw_gen_current(hw->w->rt));
     uint64_t now = uv_now(hp_loop(hw));
     bool any = false;
-    for (size_t i = 0; i < cfg->nupstreams; i++) {
-        const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(&cfg->upstreams[i]);
-        for (size_t j = 0; j < cfg->upstreams[i].nbackends; j++) {
-            gw_upool_t *pool = &hw->pools[i][j].pool;
+    for (size_t i = 0; tab != NULL && i < tab->n; i++) {
+        const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(tab->ups[i].cfg);
+        for (size_t j = 0; j < tab->ups[i].n; j++) {
+            gw_upool_t *pool = &hp_bslot(tab->ups[i].m[j].b, hw->w->id)->pool;
             gw_upool_entry_t *cut = pool->head != NULL
                                         ? gw_upool_cut(pool, kc->max_idle, kc->idle_timeout_ms, now)
                                         : NULL;
@@ -272,6 +276,21 @@ static void on_pool_sweep(uv_timer_t *t)
     }
     if (any)
         hp_pool_sweep_arm(hw);
+}
+
+/* Closes this worker's pooled connections: all of them, or (GONE_ONLY) those whose backend
+ * a reload removed (hp_backend_poolable). It walks the worker's own list of upstream
+ * connections rather than a generation's backends, so that a backend no generation lists
+ * any more is found too (one added and removed again before this worker followed either
+ * reload). */
+static void close_pooled(hp_worker_t *hw, bool gone_only)
+{
+    for (uconn_t *u = hw->uconns, *next; u != NULL; u = next) {
+        next = u->next; /* hp_uconn_close unlinks U only */
+        if (!u->pe.pooled || (gone_only && hp_backend_poolable(hw, u->b)))
+            continue;
+        hp_uconn_close(u, false);
+    }
 }
 
 /* ---- accepting ----------------------------------------------------------------------------- */
@@ -367,17 +386,10 @@ static int http_worker_start(gw_worker_t *w)
         return rc;
     hp_t *hp = http_state(w->rt);
     hp_worker_t *hw = &hp->workers[w->id];
-    const gw_config_t *cfg = hp->cfg;
     hw->hp = hp;
     hw->w = w;
     hw->rng = 0x243f6a8885a308d3ull ^ ((uint64_t)w->id << 32) ^ gw_clock_mono_ns(&gw_clock_system);
     /* No idle list yet: each is made when a connection first waits with its timeout. */
-    hw->pools = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *hw->pools);
-    if (hw->pools == NULL)
-        return GW_ENOMEM;
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        if ((hw->pools[i] = calloc(cfg->upstreams[i].nbackends, sizeof **hw->pools)) == NULL)
-            return GW_ENOMEM;
     if (gw_wb_init(&hw->wb, &w->bufs, gw_chunk_size(&w->bufs)) != 0)
         return GW_ENOMEM;
     uv_timer_init(&w->loop, &hw->pool_timer);
@@ -388,11 +400,7 @@ static int http_worker_start(gw_worker_t *w)
 
 static void close_pools(hp_worker_t *hw)
 {
-    const gw_config_t *cfg = hw->hp->cfg;
-    for (size_t i = 0; hw->pools != NULL && i < cfg->nupstreams; i++)
-        for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
-            while (hw->pools[i][j].pool.head != NULL)
-                hp_uconn_close(gw_upool_owner(hw->pools[i][j].pool.head, uconn_t, pe), false);
+    close_pooled(hw, false);
 }
 
 /* Closes every idle connection (ONLY_REMOVED: those of listeners a reload removed). A
@@ -423,6 +431,14 @@ static void http_worker_gen(gw_worker_t *w, const gw_gen_t *g, const gw_gen_t *p
         return;
     close_idle_of(hw, true);
     hp_idle_trim(hw, g);
+    /* Backends G lists get this worker's stamp (its own slot in each: no race); the pooled
+     * connections of any other close now, and they pool none any more. */
+    const gw_lb_table_t *tab = gw_lb_gen_table(g);
+    for (size_t i = 0; tab != NULL && i < tab->n; i++)
+        for (size_t j = 0; j < tab->ups[i].n; j++)
+            hp_bslot(tab->ups[i].m[j].b, w->id)->listed = g->id;
+    hw->listed = g->id;
+    close_pooled(hw, true);
 }
 
 static void http_worker_drain(gw_worker_t *w)
@@ -503,13 +519,6 @@ static void http_worker_stop(gw_worker_t *w)
  * them: the runtime calls stats_free after joining, so the lists are freed then. */
 static void hw_free(hp_worker_t *hw)
 {
-    const gw_config_t *cfg = hw->hp != NULL ? hw->hp->cfg : NULL;
-    for (size_t i = 0; cfg != NULL && hw->pools != NULL && i < cfg->nupstreams; i++) {
-        for (size_t j = 0; hw->pools[i] != NULL && j < cfg->upstreams[i].nbackends; j++)
-            gw_tls_session_forget(&hw->pools[i][j].tls); /* a master secret */
-        free(hw->pools[i]);
-    }
-    free(hw->pools);
     free(hw->idle); /* the lists themselves went with their timers' close callbacks */
     free(hw->stats);
     gw_wb_free(&hw->wb); /* the writes it lent requests to completed when the loop closed */
@@ -577,19 +586,45 @@ static void http_metrics(gw_runtime_t *rt, gw_prom_t *p)
         open += gw_gauge_get(&hp->workers[i].stats->tunnels_active);
     gw_prom_family(p, "gw_tunnels_active", "Upgrade tunnels open now", GW_PROM_GAUGE);
     gw_prom_sample_i64(p, "gw_tunnels_active", NULL, open);
-    const gw_gen_t *g = gw_gen_current(rt); /* the listeners served now, by name */
-    gw_hmetrics_write(hp->hm, p);           /* by route, by backend */
+    /* The generation serving now (borrowed: the control thread is the one that would free
+     * it): the listeners by name, the route and upstream TLS series, the backends. */
+    const gw_gen_t *g = gw_gen_current(rt);
+    const hp_gen_t *hg = g->layers[4];
+    gw_hmetrics_write(hp->hm, hg->hm, gw_lb_gen_table(g), p); /* by route, by backend */
     gw_passthrough_metrics(hp->pt, g, p);
-    hp_utls_metrics(hp->utls, p);         /* gw_upstream_tls_* */
-    hp_tls_metrics(hp_gen_tls(g), g, p);  /* gw_tls_handshakes_total, ... */
-    hp_pp_metrics(hp->pp, g, p);          /* gw_proxy_protocol_total */
-    gw_chain_metrics(hp_gen_chain(g), p); /* gw_access_log_lost_total{file} */
+    hp_utls_metrics(hp->utls, hg->utls, p); /* gw_upstream_tls_* */
+    hp_tls_metrics(hp_gen_tls(g), g, p);    /* gw_tls_handshakes_total, ... */
+    hp_pp_metrics(hp->pp, g, p);            /* gw_proxy_protocol_total */
+    gw_chain_metrics(hp_gen_chain(g), p);   /* gw_access_log_lost_total{file} */
 }
 
 static void log_tls_warning(void *ctx, const char *msg)
 {
     (void)ctx;
     gw_warn("%s", msg);
+}
+
+/* 04's extension of a new backend (zeroed): empty pools, no TLS session, zero counts. */
+static void backend_init(void *ctx, gw_backend_t *b, void *ext)
+{
+    (void)b;
+    ((hp_backend_t *)ext)->nworkers = (unsigned)(uintptr_t)ctx;
+}
+
+/* A backend is freed (by 02, on the control thread, once nobody holds it: no connection is
+ * pooled in it any more). Its TLS sessions hold master secrets. */
+static void backend_fini(void *ctx, gw_backend_t *b, void *ext)
+{
+    (void)ctx;
+    const hp_backend_t *hb = ext;
+    for (unsigned w = 0; w < hb->nworkers; w++)
+        gw_tls_session_forget(&hp_bslot(b, w)->tls);
+}
+
+/* Where hmetrics finds worker W's counters of backend B. */
+static const gw_hmetrics_backend_t *backend_counters(const gw_backend_t *b, unsigned w)
+{
+    return &hp_bslot(b, w)->res;
 }
 
 /* see hproxy.h */
@@ -605,8 +640,8 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         hp->lb = layers[2];
         hp->picker = layers[1];
         hp->workers = calloc(cfg->workers, sizeof *hp->workers);
-        hp->hm = gw_hmetrics_new(cfg, cfg->workers);
-        hp->utls = hp_utls_new(cfg, cfg->workers);
+        hp->hm = gw_hmetrics_new(cfg->workers, backend_counters);
+        hp->utls = hp_utls_new(cfg->workers);
     }
     /* The counters exist before any thread, so a scrape never races with their creation. */
     bool stats_ok = hp != NULL && hp->workers != NULL;
@@ -642,6 +677,11 @@ int gw_http_prepare(const gw_config_t *cfg, void **layers)
         gw_res_release(layers);
         return GW_ENOMEM;
     }
+    /* Every backend 02 builds from now on carries 04's per-worker slots (hp_bslot_t). The
+     * context is the worker count, not HP: a backend may be freed after HP (the last
+     * tables go with 02's release, after ours). */
+    gw_lb_backend_ext(hp->lb, 4, HP_BACKEND_SIZE(cfg->workers), backend_init, backend_fini,
+                      (void *)(uintptr_t)cfg->workers);
     layers[4] = hp;
     gw_tls_config_warnings(cfg, log_tls_warning, NULL); /* every start: verify: false... */
     return 0;
@@ -708,6 +748,15 @@ static int http_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, F
         fprintf(errs, "%s: out of memory\n", g->cfg->path ? g->cfg->path : "-");
         return GW_ENOMEM;
     }
+    /* Labelled metrics: this generation's view of the route and upstream TLS series, carried
+     * by name from the generations before it (hmetrics.h). */
+    hp_t *hp = http_state(rt);
+    hg->hm = gw_hmetrics_gen_new(hp->hm, g->cfg);
+    hg->utls = hp_utls_gen_new(hp->utls, g->cfg);
+    if (hg->hm == NULL || hg->utls == NULL) {
+        fprintf(errs, "%s: out of memory\n", g->cfg->path ? g->cfg->path : "-");
+        return GW_ENOMEM; /* g->layers[4] is set: http_gen_free frees what was made */
+    }
     return 0;
 }
 
@@ -723,6 +772,8 @@ static void http_gen_free(gw_runtime_t *rt, gw_gen_t *g)
     if (hg != NULL) {
         gw_chain_free(hg->chain);
         hp_tls_gen_free(hg->tls); /* connections keep their credentials */
+        gw_hmetrics_gen_free(http_state(rt)->hm, hg->hm);
+        hp_utls_gen_free(http_state(rt)->utls, hg->utls);
         free(hg);
         g->layers[4] = NULL;
     }

@@ -292,8 +292,7 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     gw_h1_head_t *h = &x->sp.head;
     const gw_lb_member_t *m = gw_lb_tok_member(&x->pick);
     if (m != NULL)
-        gw_hmetrics_upstream_response(
-            hw->hp->hm, hw->w->id, gw_hmetrics_backend_slot(hw->hp->hm, x->upstream, m->pos), 101);
+        gw_hmetrics_upstream_response(&hp_bslot(m->b, hw->w->id)->res, 101);
     gw_h1_span_t offer = {NULL, 0}, answer = {NULL, 0};
     gw_h1_head_get(&x->rp.head, "upgrade", &offer);
     bool has_answer = gw_h1_head_get(h, "upgrade", &answer);

@@ -46,7 +46,12 @@ static void uconn_closed_one(uconn_t *u)
 {
     if (--u->pending_closes == 0) {
         hp_utls_conn_free(u);
+        /* Last of all: the backend (its pool, its TLS slot) may go once nobody holds it. A
+         * worker's drop never frees it, even at 0: 02's control reaper does (lb.h). */
+        gw_backend_t *b = u->b;
         free(u);
+        if (b != NULL)
+            (void)gw_backend_drop(b);
     }
 }
 
@@ -90,12 +95,11 @@ void hp_uconn_detach(uconn_t *u)
     }
 }
 
-/* The pools are still indexed by position (upstream, member) in the startup table: the
- * member of the pinned table gives both, and 02-04 only ever have that one table (a pool in
- * the backend's own extension block is step 7 of docs/plan-issue17.md). */
+/* The pool of member M's backend on HW's worker: its slot in the backend object, which
+ * follows the backend across generations (hproxy-int.h's hp_bslot_t). */
 static gw_upool_t *pool_of(hp_worker_t *hw, const gw_lb_member_t *m)
 {
-    return &hw->pools[m->up->pos][m->pos].pool;
+    return &hp_bslot(m->b, hw->w->id)->pool;
 }
 
 /* The exchange is done with U: back to its pool when it can carry another request. While
@@ -106,8 +110,9 @@ void hp_uconn_release(uconn_t *u, bool reusable)
     hp_worker_t *hw = u->hw;
     /* A connection that began with one client's PROXY header is that client's: not
      * pooled at all (the simplest rule that never lends it to another; NOTES.md). */
-    if (u->closing || gw_stream_starved(u->s) || u->kc->proxy_protocol != 0 ||
-        !gw_upool_may_keep(u->requests, u->kc->max_requests, reusable, hw->w->draining)) {
+    if (u->closing || gw_stream_starved(u->s) || u->proxy_protocol != 0 ||
+        !hp_backend_poolable(hw, u->b) ||
+        !gw_upool_may_keep(u->requests, u->max_requests, reusable, hw->w->draining)) {
         hp_uconn_close(u, false);
         return;
     }
@@ -430,8 +435,8 @@ static void upstream_connect_held(uv_connect_t *req, int status)
         return;
     }
     u->connected = true;
-    if (u->kc->proxy_protocol != 0) { /* first on the wire, before TLS (hproxyproto.c) */
-        int rc = hp_pp_send(u, x->c, u->kc->proxy_protocol);
+    if (u->proxy_protocol != 0) { /* first on the wire, before TLS (hproxyproto.c) */
+        int rc = hp_pp_send(u, x->c, u->proxy_protocol);
         if (rc != 0) {
             hp_attempt_failed(x->c, GW_HRETRY_BROKEN, rc, "out of memory");
             return;
@@ -512,7 +517,7 @@ static void connect_timeout_held(uv_timer_t *t)
     hp_attempt_failed(x->c, GW_HRETRY_CONNECT, UV_ETIMEDOUT, "upstream connect timed out");
 }
 
-static void upstream_connect(hconn_t *c, gw_upool_t *pool);
+static void upstream_connect(hconn_t *c, const gw_lb_member_t *m, gw_upool_t *pool);
 
 /* Picks a backend for attempt x->attempt and attaches a connection to it. */
 void hp_upstream_start(hconn_t *c)
@@ -555,12 +560,13 @@ void hp_upstream_start(hconn_t *c)
     }
     x->retry.reused = false;
     x->pick.attempt_started_ns = gw_clock_mono_ns(&gw_clock_system);
-    upstream_connect(c, pool);
+    upstream_connect(c, m, pool);
 }
 
-/* No idle connection in POOL: a new one for C's exchange, connecting to the picked backend
- * (on_upstream_connect, or on_connect_timeout first). */
-static void upstream_connect(hconn_t *c, gw_upool_t *pool)
+/* No idle connection in POOL: a new one for C's exchange, connecting to M, the picked
+ * member of the exchange's pinned generation (on_upstream_connect, or on_connect_timeout
+ * first). */
+static void upstream_connect(hconn_t *c, const gw_lb_member_t *m, gw_upool_t *pool)
 {
     hp_worker_t *hw = c->hw;
     hx_t *x = c->x;
@@ -572,7 +578,8 @@ static void upstream_connect(hconn_t *c, gw_upool_t *pool)
     u->hw = hw;
     /* An upstream with tls: its memory first (41 KB, charged to buffers.max_memory), so that
      * a refusal costs no socket. Our own shortage: 503, not retried (hretry.h). */
-    int rc = hp_utls_conn_new(u, x->upstream, gw_lb_tok_member(&x->pick)->pos);
+    const hp_gen_t *hg = x->gen->layers[4];
+    int rc = hp_utls_conn_new(u, m, hp_utls_series(hg->utls, m->up->pos));
     if (rc != 0) {
         free(u);
         hp_attempt_failed(c, GW_HRETRY_BROKEN, rc,
@@ -580,8 +587,13 @@ static void upstream_connect(hconn_t *c, gw_upool_t *pool)
                                            : "out of memory");
         return;
     }
+    /* Held through the pinned generation's table, so the count is not 0 here (backend.h). */
+    u->b = m->b;
+    gw_backend_hold(u->b);
     u->pool = pool;
-    u->kc = gw_http_upstream_cfg(&hw->hp->cfg->upstreams[x->upstream]);
+    const gw_http_upstream_cfg_t *kc = gw_http_upstream_cfg(m->up->cfg);
+    u->max_requests = kc->max_requests;
+    u->proxy_protocol = kc->proxy_protocol;
     gw_tcp_stream_init(&u->sock, hp_loop(hw), &hw->w->streams, on_upstream_read, u);
     u->s = &u->sock.s; /* until TLS wraps it (hp_utls_conn_start) */
     uv_timer_init(hp_loop(hw), &u->timer);
@@ -601,7 +613,7 @@ static void upstream_connect(hconn_t *c, gw_upool_t *pool)
         hp_attempt_failed(c, GW_HRETRY_CONNECT, rc, "upstream connect failed");
         return;
     }
-    uv_timer_start(&u->timer, on_connect_timeout, c->l->cfg->connect_timeout_ms, 0);
+    uv_timer_start(&u->timer, on_connect_timeout, x->gl->cfg->connect_timeout_ms, 0);
 }
 
 /* Feeds upstream bytes of CH to the response parser, until it needs more. */

@@ -34,9 +34,13 @@ typedef struct {
 } ustats_t;
 
 struct hp_utls_s {
-    const gw_config_t *cfg;
     unsigned nworkers;
-    ustats_t *stats; /* [nworkers * nupstreams]: written by its worker only */
+    gw_hm_keyset_t *ups; /* ustats_t per worker, by upstream name */
+};
+
+struct hp_utls_gen_s {
+    const gw_config_t *cfg;
+    gw_hm_series_t **ups; /* [nupstreams]: NULL for an upstream without tls */
 };
 
 /* One connection's TLS part: one allocation, charged to buffers.max_memory. */
@@ -48,22 +52,20 @@ struct hp_utls_conn_s {
     gw_tls_session_t *slot;   /* the backend's saved session on this worker */
     const gw_tls_upstream_cfg_t *cfg;
     const char *address_text; /* the backend as configured: its host is the default name */
-    size_t upstream;
+    gw_hm_series_t *stats;    /* its upstream's series, in the generation its exchange pinned */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI]; /* full duplex: see tls_stream.h */
 };
 
 static const char *const alpn_http11[] = {"http/1.1"};
 
 /* see hutls.h */
-hp_utls_t *hp_utls_new(const gw_config_t *cfg, unsigned nworkers)
+hp_utls_t *hp_utls_new(unsigned nworkers)
 {
     hp_utls_t *t = calloc(1, sizeof *t);
-    size_t n = (size_t)nworkers * (cfg->nupstreams ? cfg->nupstreams : 1);
-    if (t == NULL || (t->stats = calloc(n, sizeof *t->stats)) == NULL) {
+    if (t == NULL || (t->ups = gw_hm_keyset_new(sizeof(ustats_t), nworkers)) == NULL) {
         free(t);
         return NULL;
     }
-    t->cfg = cfg;
     t->nworkers = nworkers;
     return t;
 }
@@ -73,13 +75,53 @@ void hp_utls_free(hp_utls_t *t)
 {
     if (t == NULL)
         return;
-    free(t->stats);
+    gw_hm_keyset_free(t->ups);
     free(t);
 }
 
-static ustats_t *stats_of(const hp_utls_t *t, unsigned worker, size_t upstream)
+/* see hutls.h */
+void hp_utls_gen_free(hp_utls_t *t, hp_utls_gen_t *v)
 {
-    return &t->stats[(size_t)worker * t->cfg->nupstreams + upstream];
+    if (v == NULL)
+        return;
+    for (size_t u = 0; v->ups != NULL && u < v->cfg->nupstreams; u++)
+        gw_hm_keyset_put(t->ups, v->ups[u]);
+    free(v->ups);
+    free(v);
+}
+
+/* see hutls.h */
+hp_utls_gen_t *hp_utls_gen_new(hp_utls_t *t, const gw_config_t *cfg)
+{
+    hp_utls_gen_t *v = calloc(1, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    v->cfg = cfg;
+    v->ups = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof *v->ups);
+    if (v->ups == NULL) {
+        hp_utls_gen_free(t, v);
+        return NULL;
+    }
+    for (size_t u = 0; u < cfg->nupstreams; u++) {
+        if (gw_tls_upstream_cfg(&cfg->upstreams[u]) == NULL)
+            continue;
+        if ((v->ups[u] = gw_hm_keyset_get(t->ups, cfg->upstreams[u].name, NULL)) == NULL) {
+            hp_utls_gen_free(t, v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* see hutls.h */
+gw_hm_series_t *hp_utls_series(const hp_utls_gen_t *v, size_t upstream)
+{
+    return v->ups[upstream];
+}
+
+static ustats_t *stats_of(const gw_hm_series_t *s, unsigned worker)
+{
+    return gw_hm_series_worker(s, worker);
 }
 
 /* Counts a failure of REASON (a static string) in S. Worker thread. */
@@ -101,85 +143,84 @@ static void count_failure(ustats_t *s, const char *reason)
 }
 
 /* see hutls.h */
-void hp_utls_count_handshake(hp_utls_t *t, unsigned worker, size_t upstream, bool resumed)
+void hp_utls_count_handshake(gw_hm_series_t *s, unsigned worker, bool resumed)
 {
-    gw_counter_inc(&stats_of(t, worker, upstream)->handshakes[resumed ? 1 : 0]);
+    gw_counter_inc(&stats_of(s, worker)->handshakes[resumed ? 1 : 0]);
 }
 
 /* see hutls.h */
-void hp_utls_count_failure(hp_utls_t *t, unsigned worker, size_t upstream, const char *reason)
+void hp_utls_count_failure(gw_hm_series_t *s, unsigned worker, const char *reason)
 {
-    count_failure(stats_of(t, worker, upstream), reason);
+    count_failure(stats_of(s, worker), reason);
 }
 
-/* The sum over the workers of upstream U's failures named NAME (pointer identity). */
-static uint64_t failures_named(const hp_utls_t *t, size_t u, const char *name)
+/* The sum over the workers of series S's failures named NAME (pointer identity). */
+static uint64_t failures_named(const hp_utls_t *t, const gw_hm_series_t *s, const char *name)
 {
     uint64_t sum = 0;
     for (unsigned w = 0; w < t->nworkers; w++) {
-        const ustats_t *s = stats_of(t, w, u);
+        const ustats_t *st = stats_of(s, w);
         for (size_t i = 0; i < REASON_SLOTS; i++)
-            if (atomic_load_explicit(&s->reasons[i].name, memory_order_acquire) == name)
-                sum += gw_counter_get(&s->reasons[i].n);
+            if (atomic_load_explicit(&st->reasons[i].name, memory_order_acquire) == name)
+                sum += gw_counter_get(&st->reasons[i].n);
     }
     return sum;
 }
 
-/* Whether NAME was already written for upstream U: in a slot of a worker before W, or
- * before slot I of worker W. */
-static bool reason_written(const hp_utls_t *t, size_t u, unsigned w, size_t i, const char *name)
+/* Whether NAME was already written for series S: in a slot of a worker before W, or before
+ * slot I of worker W. */
+static bool reason_written(const gw_hm_series_t *s, unsigned w, size_t i, const char *name)
 {
     for (unsigned v = 0; v <= w; v++) {
-        const ustats_t *s = stats_of(t, v, u);
+        const ustats_t *st = stats_of(s, v);
         for (size_t j = 0; j < (v == w ? i : REASON_SLOTS); j++)
-            if (atomic_load_explicit(&s->reasons[j].name, memory_order_acquire) == name)
+            if (atomic_load_explicit(&st->reasons[j].name, memory_order_acquire) == name)
                 return true;
     }
     return false;
 }
 
-static void failures_metrics(const hp_utls_t *t, size_t u, gw_prom_t *p)
+static void failures_metrics(const hp_utls_t *t, const gw_hm_series_t *s, gw_prom_t *p)
 {
-    const char *uname = t->cfg->upstreams[u].name;
     uint64_t other = 0;
     for (unsigned w = 0; w < t->nworkers; w++) {
-        const ustats_t *s = stats_of(t, w, u);
-        other += gw_counter_get(&s->other);
+        const ustats_t *st = stats_of(s, w);
+        other += gw_counter_get(&st->other);
         for (size_t i = 0; i < REASON_SLOTS; i++) {
-            const char *name = atomic_load_explicit(&s->reasons[i].name, memory_order_acquire);
-            if (name == NULL || reason_written(t, u, w, i, name))
+            const char *name = atomic_load_explicit(&st->reasons[i].name, memory_order_acquire);
+            if (name == NULL || reason_written(s, w, i, name))
                 continue;
-            const char *lab[] = {"upstream", uname, "reason", name, NULL};
+            const char *lab[] = {"upstream", s->k1, "reason", name, NULL};
             gw_prom_sample_u64(p, "gw_upstream_tls_handshake_failures_total", lab,
-                               failures_named(t, u, name));
+                               failures_named(t, s, name));
         }
     }
     if (other > 0) {
-        const char *lab[] = {"upstream", uname, "reason", "other", NULL};
+        const char *lab[] = {"upstream", s->k1, "reason", "other", NULL};
         gw_prom_sample_u64(p, "gw_upstream_tls_handshake_failures_total", lab, other);
     }
 }
 
 /* see hutls.h */
-void hp_utls_metrics(const hp_utls_t *t, gw_prom_t *p)
+void hp_utls_metrics(const hp_utls_t *t, const hp_utls_gen_t *v, gw_prom_t *p)
 {
-    const gw_config_t *cfg = t->cfg;
+    const gw_config_t *cfg = v->cfg;
     bool any = false;
     for (size_t u = 0; u < cfg->nupstreams; u++)
-        any = any || gw_tls_upstream_cfg(&cfg->upstreams[u]) != NULL;
+        any = any || v->ups[u] != NULL;
     if (!any)
         return;
     gw_prom_family(p, "gw_upstream_tls_handshakes_total",
                    "TLS handshakes completed with upstreams, full or resumed", GW_PROM_COUNTER);
     for (size_t u = 0; u < cfg->nupstreams; u++) {
-        if (gw_tls_upstream_cfg(&cfg->upstreams[u]) == NULL)
+        if (v->ups[u] == NULL)
             continue;
         for (int resumed = 0; resumed < 2; resumed++) {
             uint64_t sum = 0;
             for (unsigned w = 0; w < t->nworkers; w++)
-                sum += gw_counter_get(&stats_of(t, w, u)->handshakes[resumed]);
-            const char *lab[] = {"upstream", cfg->upstreams[u].name, "resumed",
-                                 resumed ? "true" : "false", NULL};
+                sum += gw_counter_get(&stats_of(v->ups[u], w)->handshakes[resumed]);
+            const char *lab[] = {"upstream", v->ups[u]->k1, "resumed", resumed ? "true" : "false",
+                                 NULL};
             gw_prom_sample_u64(p, "gw_upstream_tls_handshakes_total", lab, sum);
         }
     }
@@ -188,17 +229,16 @@ void hp_utls_metrics(const hp_utls_t *t, gw_prom_t *p)
                    "or timeout, eof, reset, io)",
                    GW_PROM_COUNTER);
     for (size_t u = 0; u < cfg->nupstreams; u++)
-        if (gw_tls_upstream_cfg(&cfg->upstreams[u]) != NULL)
-            failures_metrics(t, u, p);
+        if (v->ups[u] != NULL)
+            failures_metrics(t, v->ups[u], p);
 }
 
 /* ---- connections --------------------------------------------------------------------------- */
 
 /* see hutls.h */
-int hp_utls_conn_new(uconn_t *u, size_t upstream, size_t backend)
+int hp_utls_conn_new(uconn_t *u, const gw_lb_member_t *m, gw_hm_series_t *s)
 {
-    const gw_config_t *cfg = u->hw->hp->cfg;
-    const gw_tls_upstream_cfg_t *tc = gw_tls_upstream_cfg(&cfg->upstreams[upstream]);
+    const gw_tls_upstream_cfg_t *tc = gw_tls_upstream_cfg(m->up->cfg);
     if (tc == NULL)
         return 0;
     gw_bufpool_t *pool = u->hw->w->bufs.pool;
@@ -214,9 +254,9 @@ int hp_utls_conn_new(uconn_t *u, size_t upstream, size_t backend)
     }
     memset(t, 0, offsetof(hp_utls_conn_t, iobuf));
     t->cfg = tc;
-    t->upstream = upstream;
-    t->slot = &u->hw->pools[upstream][backend].tls;
-    t->address_text = cfg->upstreams[upstream].backends[backend].address_text;
+    t->stats = s;
+    t->slot = &hp_bslot(m->b, u->hw->w->id)->tls;
+    t->address_text = m->cfg->address_text;
     u->tls = t;
     return 0;
 }
@@ -240,7 +280,7 @@ static void on_handshake(gw_tls_stream_t *ts, int status)
     hp_utls_conn_t *t = u->tls;
     if (status == 0) {
         bool resumed = gw_tls_session_resumed(&t->cc, &t->offered);
-        hp_utls_count_handshake(u->hw->hp->utls, u->hw->w->id, t->upstream, resumed);
+        hp_utls_count_handshake(t->stats, u->hw->w->id, resumed);
         if (!resumed)
             gw_tls_session_save(t->slot, &t->cc);
         gw_tls_session_forget(&t->offered); /* no longer needed: no secret kept twice */
@@ -248,7 +288,7 @@ static void on_handshake(gw_tls_stream_t *ts, int status)
         return;
     }
     const char *reason = failure_reason(t, status);
-    hp_utls_count_failure(u->hw->hp->utls, u->hw->w->id, t->upstream, reason);
+    hp_utls_count_failure(t->stats, u->hw->w->id, reason);
     /* The next connection to this backend verifies afresh: a session saved before would let
      * it skip the certificate that was just refused. */
     gw_tls_session_forget(t->slot);
@@ -285,7 +325,7 @@ int hp_utls_conn_start(uconn_t *u, gw_stream_read_cb on_read)
 void hp_utls_conn_timed_out(uconn_t *u)
 {
     if (u->tls != NULL)
-        hp_utls_count_failure(u->hw->hp->utls, u->hw->w->id, u->tls->upstream, "timeout");
+        hp_utls_count_failure(u->tls->stats, u->hw->w->id, "timeout");
 }
 
 /* see hutls.h */
