@@ -63,3 +63,17 @@ def test_restart_only_keys_are_kept_and_reported(gateway, backend, http_client):
     assert m.get("gw_config_restart_required_total") == 1
     assert http_client(gw).get("/").header("X-Gen") == "2", "the other changes apply"
     assert "workers: %d" % cfg["workers"] in gwadmin.get(gw.addr("admin"), "/config").body.decode()
+
+
+def test_reload_to_verify_false_warns_as_the_start_does(gateway, backend):
+    """A reload that turns an upstream's TLS verification off gets the start's warning: the
+    operator who edits the file sees it in the log as one who restarts would."""
+    app = backend.http(name="a")
+    cfg = cfg_with(app, 1)
+    gw = gateway(GW, cfg)
+    assert "verify: false" not in gw.stderr_text()
+    cfg2 = cfg_with(app, 2)
+    cfg2["upstreams"]["app"]["tls"] = {"verify": False, "server_name": "backend.test"}
+    gw.rewrite(cfg2)
+    assert gw.reload(via="admin").status == 200
+    gw.wait_log(r"verify: false")

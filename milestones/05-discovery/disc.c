@@ -21,6 +21,7 @@
 #include "02-lb/lb.h"
 #include "03-resilience/res.h"
 #include "04-http/hproxy.h"
+#include "04-http/tlsconf.h"
 #include "05-discovery/disccfg.h"
 #include "05-discovery/reload.h"
 #include "05-discovery/reload_plan.h"
@@ -341,12 +342,20 @@ static int disc_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, F
     return rc;
 }
 
-/* Once G serves: the log settings apply at once (level, format, file). */
+static void log_tls_warning(void *ctx, const char *msg)
+{
+    (void)ctx;
+    gw_warn("%s", msg);
+}
+
+/* Once G serves: the log settings apply at once (level, format, file), and G's TLS settings
+ * get the warnings the start gives (`verify: false`, ...): a reload must not make them quiet. */
 static void disc_gen_applied(gw_runtime_t *rt, const gw_gen_t *g, const gw_gen_t *prev)
 {
     gw_http_app.gen_applied(rt, g, prev);
     if (prev == NULL)
-        return; /* the start set them (cli.c) */
+        return; /* the start did both (cli.c, 04's prepare) */
+    gw_tls_config_warnings(g->cfg, log_tls_warning, NULL);
     const gw_config_t *a = prev->cfg, *b = g->cfg;
     gw_log_setup(b->log_level, b->log_format);
     bool file_changed = (a->log_file == NULL) != (b->log_file == NULL) ||
