@@ -654,3 +654,29 @@ def test_backend_breaker_state_survives_reload(gateway, backend, http_client):
     wait_until(opened, env.timeout(10), "the dead backend's breaker opens")
     reload_and_wait(gw, cfg_for(2, 3), 2)
     assert breaker() == "open", "a reload that keeps a backend must keep its breaker"
+
+
+def test_added_backend_starts_as_health_check_initial_says(gateway, backend, http_client):
+    """`health_check.initial: unhealthy`: a backend a reload adds gets no request until its
+    checks pass (`rise`), while the one the reload keeps stays healthy and serves."""
+    a, b = backend.http(name="a"), backend.http(name="b")
+    check = {"type": "tcp", "interval": "500ms", "rise": 2, "initial": "unhealthy"}
+
+    def cfg_for(n, members):
+        cfg = gen_config(n, members)
+        cfg["upstreams"]["app"]["health_check"] = dict(check)
+        return cfg
+
+    gw = gateway(GW, cfg_for(1, [a]))
+
+    def health(addr):
+        return gwadmin.backend_entry(gwadmin.get_json(gw.addr("admin"), "/backends"), addr)["health"]
+
+    wait_until(lambda: health(a.address_str) == "healthy", env.timeout(10), "a passes its checks")
+    reload_and_wait(gw, cfg_for(2, [a, b]), 2)
+    assert health(b.address_str) == "unhealthy", "an added backend must start as `initial` says"
+    assert health(a.address_str) == "healthy", "the kept backend keeps its health"
+    # Two passing checks take about a second: these requests come well before.
+    served = {http_client(gw).get("/").json()["backend"] for _ in range(4)}
+    assert served == {"a"}, "an unhealthy new backend was served: %s" % served
+    wait_until(lambda: health(b.address_str) == "healthy", env.timeout(10), "b passes `rise` checks")

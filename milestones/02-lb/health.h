@@ -45,13 +45,18 @@ typedef struct gw_hc_cfg_s {
     char *path;                    /* http: request target; NULL means "/" */
     unsigned status_lo, status_hi; /* http: a status in [lo, hi] passes */
     unsigned rise, fall;           /* see gw_hc_fsm_observe */
-    bool uneject_on_pass;          /* a passing check ends a passive ejection in force (set from the
-                                    * upstream's outlier.uneject_on_active_pass, not a key of this block) */
-    unsigned proxy_protocol;       /* 0, or 1/2: each check opens with a PROXY header, v1
-                                    * "PROXY UNKNOWN" or v2 LOCAL (the checker relays no client),
-                                    * for a backend that expects one on every connection (set by
-                                    * the milestone that owns upstreams.X.proxy_protocol, through
-                                    * gw_lb_upstream_check_proxy; not a key of this block) */
+    /* `initial: unhealthy`: a backend new to the configuration (at start, or added by a
+     * reload) starts unhealthy and serves once `rise` checks passed; default healthy (it
+     * serves at once, and `fall` failures take it out). A backend a reload keeps keeps its
+     * health either way. Read when backends are made (lb.c), not by the checker. */
+    bool start_unhealthy;
+    bool uneject_on_pass;    /* a passing check ends a passive ejection in force (set from the
+                              * upstream's outlier.uneject_on_active_pass, not a key of this block) */
+    unsigned proxy_protocol; /* 0, or 1/2: each check opens with a PROXY header, v1
+                              * "PROXY UNKNOWN" or v2 LOCAL (the checker relays no client),
+                              * for a backend that expects one on every connection (set by
+                              * the milestone that owns upstreams.X.proxy_protocol, through
+                              * gw_lb_upstream_check_proxy; not a key of this block) */
 } gw_hc_cfg_t;
 
 /* ---- the checker ----------------------------------------------------------------------- */

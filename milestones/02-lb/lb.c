@@ -146,6 +146,8 @@ static int upstream_init(gw_lb_t *lb, gw_lb_upstream_t *u, const gw_upstream_cfg
             gw_backend_hold(b);
         else if ((b = gw_backend_new(uc->name, &uc->backends[i].addr, &lb->exts)) == NULL)
             break;
+        else if (u->lb->health_check.type != GW_HC_NONE && u->lb->health_check.start_unhealthy)
+            atomic_store(&b->health, GW_HEALTH_UNHEALTHY); /* new: serves once `rise` passed */
         u->ptrs[i] = b;
         gw_backend_member_init(&u->m[i], b, gw_lb_backend_weight(&uc->backends[i]),
                                &uc->backends[i]);

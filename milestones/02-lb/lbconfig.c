@@ -8,6 +8,7 @@
 
 static const char *const hash_names[] = {"client_ip", NULL};
 static const char *const hc_type_names[] = {"none", "tcp", "http", NULL};
+static const char *const hc_initial_names[] = {"healthy", "unhealthy", NULL};
 
 static const gw_lb_upstream_cfg_t upstream_defaults = {
     .balancer = GW_BAL_ROUND_ROBIN,
@@ -43,7 +44,7 @@ static bool valid_path(const char *p)
     return true;
 }
 
-/* health_check: {type, interval, timeout, path, expect_status, rise, fall} */
+/* health_check: {type, interval, timeout, path, expect_status, rise, fall, initial} */
 static void decode_health(gw_cdoc_t *doc, const gw_cnode_t *map, gw_hc_cfg_t *hc)
 {
     if (!gw_cnode_expect_map(doc, map, "health_check"))
@@ -62,6 +63,10 @@ static void decode_health(gw_cdoc_t *doc, const gw_cnode_t *map, gw_hc_cfg_t *hc
     gw_cget_uint(doc, gw_cmap_get(doc, map, "fall"), "fall", 1, 100, &fall);
     hc->rise = (unsigned)rise;
     hc->fall = (unsigned)fall;
+    int initial = 0;
+    if (gw_cget_enum(doc, gw_cmap_get(doc, map, "initial"), "initial", hc_initial_names,
+                     &initial) == 0)
+        hc->start_unhealthy = initial == 1;
     const gw_cnode_t *path = gw_cmap_get(doc, map, "path");
     const gw_cnode_t *expect = gw_cmap_get(doc, map, "expect_status");
     if (hc->type != GW_HC_HTTP && (path != NULL || expect != NULL)) {
@@ -217,7 +222,8 @@ static void print_health(FILE *out, const gw_hc_cfg_t *hc, int in)
         gw_config_print_str(out, hc->path);
         fprintf(out, "\n%*sexpect_status: %u-%u\n", in + 2, "", hc->status_lo, hc->status_hi);
     }
-    fprintf(out, "%*srise: %u\n%*sfall: %u\n", in + 2, "", hc->rise, in + 2, "", hc->fall);
+    fprintf(out, "%*srise: %u\n%*sfall: %u\n%*sinitial: %s\n", in + 2, "", hc->rise, in + 2, "",
+            hc->fall, in + 2, "", hc_initial_names[hc->start_unhealthy]);
 }
 
 /* see lbconfig.h */

@@ -385,6 +385,27 @@ static void lb_carry_keeps_state_by_key(void **state)
     assert_int_equal(atomic_load(&u->m[1].b->refs), 1);
 }
 
+/* health_check.initial: unhealthy: a backend new to the configuration starts unhealthy (it
+ * serves once `rise` checks passed); one a reload keeps keeps its health, healthy included. */
+static void lb_initial_unhealthy_applies_to_new_backends_only(void **state)
+{
+    (void)state;
+    const char *check = "    health_check: {type: tcp, initial: unhealthy}\n";
+    char a[512], b[512];
+    snprintf(a, sizeof a, "  app:\n%s    backends: [{address: 127.0.0.1:19001}]\n", check);
+    gw_lb_table_t *t1 = table(0, a, -1);
+    gw_backend_t *b1 = t1->ups[0].m[0].b;
+    assert_int_equal(atomic_load(&b1->health), GW_HEALTH_UNHEALTHY); /* new at start */
+    atomic_store(&b1->health, GW_HEALTH_HEALTHY);                    /* its checks passed */
+    snprintf(b, sizeof b,
+             "  app:\n%s    backends: [{address: 127.0.0.1:19001}, {address: 127.0.0.1:19002}]\n",
+             check);
+    gw_lb_table_t *t2 = table(1, b, 0);
+    assert_ptr_equal(t2->ups[0].m[0].b, b1);
+    assert_int_equal(atomic_load(&b1->health), GW_HEALTH_HEALTHY);                  /* kept */
+    assert_int_equal(atomic_load(&t2->ups[0].m[1].b->health), GW_HEALTH_UNHEALTHY); /* added */
+}
+
 static void lb_weight_change_keeps_identity(void **state)
 {
     (void)state;
@@ -664,6 +685,7 @@ int main(void)
         cmocka_unit_test_teardown(lb_usable_threshold_zero_never_panics, teardown),
         cmocka_unit_test_teardown(lb_build_without_prev_makes_fresh_backends, teardown),
         cmocka_unit_test_teardown(lb_carry_keeps_state_by_key, teardown),
+        cmocka_unit_test_teardown(lb_initial_unhealthy_applies_to_new_backends_only, teardown),
         cmocka_unit_test_teardown(lb_weight_change_keeps_identity, teardown),
         cmocka_unit_test_teardown(lb_same_address_in_other_upstream_is_not_carried, teardown),
         cmocka_unit_test_teardown(lb_positions_are_per_table, teardown),
