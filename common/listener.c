@@ -70,9 +70,9 @@ static void close_fds(gw_runtime_t *rt, gw_listener_t *l)
     }
 }
 
-/* A listener object for LC (position POS in its generation), on the runtime's list, with
+/* A listener object for LC, on the runtime's list, with
  * no reference and no socket yet. NULL when out of memory. */
-gw_listener_t *gw_rt_listener_new(gw_runtime_t *rt, const gw_listener_cfg_t *lc, size_t pos)
+gw_listener_t *gw_rt_listener_new(gw_runtime_t *rt, const gw_listener_cfg_t *lc)
 {
     gw_listener_t *l = calloc(1, sizeof *l);
     if (l == NULL)
@@ -89,7 +89,6 @@ gw_listener_t *gw_rt_listener_new(gw_runtime_t *rt, const gw_listener_cfg_t *lc,
         l->fds[k] = -1;
     l->addr = lc->addr;
     atomic_init(&l->cfg, lc);
-    atomic_init(&l->index, pos);
     atomic_init(&l->name, l->name_owned);
     atomic_init(&l->max_connections, lc->max_connections);
     atomic_init(&l->active, 0);
@@ -524,7 +523,7 @@ int gw_rt_plan_and_bind(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *cur,
             continue;
         }
         bool probe = !ours_at(rt, &lc->addr);
-        gw_listener_t *l = gw_rt_listener_new(rt, lc, j);
+        gw_listener_t *l = gw_rt_listener_new(rt, lc);
         if (l == NULL) {
             rc = GW_ENOMEM;
             break;
@@ -563,8 +562,6 @@ int gw_rt_apply_listeners(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, g
         const gw_listener_cfg_t *lc = g->lis[j].cfg;
         atomic_store_explicit(&l->max_connections, lc->max_connections, memory_order_relaxed);
         atomic_store_explicit(&l->cfg, lc, memory_order_release);
-        if (atomic_load_explicit(&l->index, memory_order_relaxed) != j)
-            atomic_store_explicit(&l->index, j, memory_order_relaxed); /* transitional */
         if (strcmp(l->name_owned, lc->name) == 0)
             continue;
         char *name = strdup(lc->name);

@@ -8,11 +8,11 @@
 
 #include "runtime.h"
 
-/* Control thread: a listener object for LC (position POS in its generation), on the
+/* Control thread: a listener object for LC, on the
  * runtime's list, with no reference and no socket yet (NULL: out of memory); its free, which
  * closes any socket no worker adopted; binding one socket per worker (PROBE first checks
  * that nobody holds the address; errors logged and written to ERRS as FILE:LINE:COL). */
-gw_listener_t *gw_rt_listener_new(gw_runtime_t *rt, const gw_listener_cfg_t *lc, size_t pos);
+gw_listener_t *gw_rt_listener_new(gw_runtime_t *rt, const gw_listener_cfg_t *lc);
 void gw_rt_listener_free(gw_runtime_t *rt, gw_listener_t *l);
 int gw_rt_listener_bind(gw_runtime_t *rt, gw_listener_t *l, const gw_config_t *cfg,
                         const gw_listener_cfg_t *lc, bool probe, FILE *errs);

@@ -447,7 +447,7 @@ static int first_generation(gw_runtime_t *rt, gw_gen_t **out)
     g->owner = rt;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < g->nlis; i++) {
-        gw_listener_t *l = gw_rt_listener_new(rt, g->lis[i].cfg, i);
+        gw_listener_t *l = gw_rt_listener_new(rt, g->lis[i].cfg);
         if (l == NULL) {
             rc = GW_ENOMEM;
             break;

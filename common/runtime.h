@@ -40,12 +40,11 @@ struct gw_listener_s {
      * quiescent point (the string is freed with a generation, never sooner). */
     _Atomic(const char *) name;
     atomic_uint_least64_t max_connections;
-    /* Transitional (issue 17, steps 4-8): the newest generation's config of this listener
-     * and its position there. Borrowed like NAME; gw01-04 never reload, so for them both are
-     * the startup config's for the process's life. Code moves to a pinned generation's
-     * gw_glistener_t, and these go. */
+    /* The newest generation's config of this listener (the last one's once a reload removed
+     * it: that generation stays alive while the listener does). Borrowed like NAME: read it
+     * again after the loop turn. What must not change under a request comes from the
+     * generation the request pinned (its gw_glistener_t). */
     _Atomic(const gw_listener_cfg_t *) cfg;
-    atomic_size_t index;
     atomic_uint active;             /* connections admitted and not yet left */
     atomic_uint_least64_t accepted; /* admitted, ever */
     atomic_uint_least64_t rejected; /* refused by max_connections, ever */
