@@ -95,9 +95,11 @@ static void backend_main(void *arg)
             if (fx.in_flight)
                 uv_sem_wait(&fx.answer);
             static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            /* Counted before the send: the client may read the answer (and the script check
+             * the count) before this thread runs again after send returns. */
+            atomic_fetch_add(&fx.backend_served, 1);
             if (send(c, ok, sizeof ok - 1, MSG_NOSIGNAL) < 0)
                 break;
-            atomic_fetch_add(&fx.backend_served, 1);
             have = 0;
         }
     }
