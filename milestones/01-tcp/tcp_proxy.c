@@ -54,6 +54,9 @@ struct conn_s {
      * is connected; `prereading` while the picker still looks at them. */
     gw_chunk_t *held;
     bool prereading, preread_eof;
+    /* The picker's hello for the current attempt (tcp_proxy.h), written at the pick and sent
+     * once connected, or NULL: nothing to send. */
+    gw_chunk_t *hello;
     bool in_header; /* the picker's header hook is reading (tcp_proxy.h): held as above */
     /* The picker's wrap hook (tcp_proxy.h): the client's stream when it is a wrapper over
      * sock[GW_CLIENT] (TLS termination), else NULL; `wrap_wait` until the wrapper is ready,
@@ -127,6 +130,8 @@ static void conn_free(conn_t *c)
     gw_listener_drop(c->l);
     if (c->held != NULL)
         gw_chunk_put(&tw->w->bufs, c->held);
+    if (c->hello != NULL)
+        gw_chunk_put(&tw->w->bufs, c->hello);
     gw_counter_inc(&tw->stats->closed);
     gw_counter_add(&tw->stats->bytes_in, c->bytes[GW_CLIENT]);
     gw_counter_add(&tw->stats->bytes_out, c->bytes[GW_BACKEND]);
@@ -429,26 +434,47 @@ static void on_hello_written(gw_stream_write_t *req, int status)
         apply(c, sm_event(c, GW_EV_ERROR, GW_BACKEND, 0));
 }
 
-/* The picker's hello (tcp_proxy.h), queued on the new backend connection before anything of
- * the client's: the stream keeps the order. Not counted as the client's bytes. */
-static void send_hello(conn_t *c)
+/* The picker's hello (tcp_proxy.h) for the attempt just picked, written now, while the pick
+ * is fresh: the picker may let go of what it picked in (its configuration generation) once
+ * connected, and the hello must describe this attempt's backend. False when the hook has
+ * something to send and no chunk is left to hold it (the backend would take the client's
+ * bytes for the header). */
+static bool make_hello(conn_t *c)
 {
     const gw_tcp_picker_t *p = &c->tw->picker;
     gw_bufcache_t *bufs = &c->tw->w->bufs;
-    gw_chunk_t *ch = p->hello != NULL ? gw_chunk_get(bufs) : NULL;
-    if (ch == NULL) {
-        if (p->hello != NULL) /* no chunk: the backend would take the client's bytes for it */
-            apply(c, sm_event(c, GW_EV_ERROR, GW_BACKEND, 0));
-        return;
+    if (c->hello != NULL) { /* a previous attempt's */
+        gw_chunk_put(bufs, c->hello);
+        c->hello = NULL;
     }
+    if (p->hello == NULL)
+        return true;
+    gw_chunk_t *ch = gw_chunk_get(bufs);
+    if (ch == NULL)
+        return false;
     size_t n = p->hello(p->prefix_ctx, c->tw->w, c->l, &c->pick, (struct sockaddr *)&c->peer,
                         &c->sock[GW_CLIENT].tcp, ch->data, gw_chunk_size(bufs));
-    uv_buf_t b = uv_buf_init(ch->data, (unsigned)n);
-    if (n == 0 ||
-        gw_stream_write(&ch->req, stream_of(c, GW_BACKEND), &b, 1, on_hello_written) != 0) {
+    if (n == 0) {
         gw_chunk_put(bufs, ch);
-        if (n > 0)
-            apply(c, sm_event(c, GW_EV_ERROR, GW_BACKEND, 0));
+        return true;
+    }
+    ch->len = (uint32_t)n;
+    c->hello = ch;
+    return true;
+}
+
+/* The hello, queued on the new backend connection before anything of the client's: the
+ * stream keeps the order. Not counted as the client's bytes. */
+static void send_hello(conn_t *c)
+{
+    gw_chunk_t *ch = c->hello;
+    c->hello = NULL;
+    if (ch == NULL)
+        return;
+    uv_buf_t b = uv_buf_init(ch->data, ch->len);
+    if (gw_stream_write(&ch->req, stream_of(c, GW_BACKEND), &b, 1, on_hello_written) != 0) {
+        gw_chunk_put(&c->tw->w->bufs, ch);
+        apply(c, sm_event(c, GW_EV_ERROR, GW_BACKEND, 0));
     }
 }
 
@@ -486,6 +512,11 @@ static void start_connect(conn_t *c)
         apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
         return;
     }
+    if (!make_hello(c)) {
+        log_connect_failure(c, "no buffer for the backend's header");
+        apply(c, sm_event(c, GW_EV_CONNECT_FAILED, GW_CLIENT, 0));
+        return;
+    }
     c->connect_req.data = c;
     int rc = uv_tcp_connect(&c->connect_req, &c->sock[GW_BACKEND].tcp,
                             (const struct sockaddr *)&c->backend->ss, on_connect);
@@ -503,6 +534,8 @@ static void preread_answer(conn_t *c, int answer, bool final)
 {
     if (answer == GW_TCP_PREREAD_MORE && !final)
         return;
+    if (answer == GW_TCP_PREREAD_PICK)
+        c->picked = true; /* the picker may keep something in the token: the close reports */
     c->prereading = false;
     uv_timer_stop(&c->timer);
     if (gw_stream_read_stop(stream_of(c, GW_CLIENT)) != 0 || answer != GW_TCP_PREREAD_PICK) {
@@ -518,6 +551,8 @@ static void preread_end(conn_t *c, gw_tcp_preread_event_t ev)
     const char *data = c->held != NULL ? c->held->data : NULL;
     size_t len = c->held != NULL ? c->held->len : 0;
     int answer = p->preread(p->ctx, c->tw->w, c->l, data, len, ev, &c->pick);
+    if (answer == GW_TCP_PREREAD_PICK)
+        c->picked = true; /* as in preread_answer, before a full chunk turns it into REFUSE */
     preread_answer(c, ev == GW_TCP_PREREAD_FULL ? GW_TCP_PREREAD_REFUSE : answer, true);
 }
 

@@ -46,7 +46,8 @@ typedef struct gw_tcp_picker_s {
     const gw_addr_t *(*pick)(void *ctx, gw_worker_t *w, const gw_listener_t *l,
                              const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok);
     /* Outcomes, on W's thread: after each attempt, status 0 (connected) or a UV_E* error;
-     * then exactly once when the connection ends, whether it ever connected or not:
+     * then exactly once when a connection that was picked for (or whose preread answered
+     * PICK) ends, whether it ever connected or not:
      * GW_TCP_CLOSED, or GW_TCP_CLOSED_BACKEND_ERROR when a read or write on the backend
      * side failed (a passive health signal). May be NULL. */
     void (*report)(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status);
@@ -68,7 +69,9 @@ typedef struct gw_tcp_picker_s {
      * reading, pick as usual, and once connected send the bytes kept before anything else:
      * the backend sees the client's stream unchanged; a FULL connection is refused whatever
      * the answer, since bytes were dropped) or REFUSE (close the client). Before pick, so
-     * the hook may leave its verdict in TOK->route. The pair's memory stays bounded: one
+     * the hook may leave its verdict in TOK->route, and with PICK anything its pick takes
+     * over in TOK->ref: once a preread answered PICK, the close is reported even if no pick
+     * followed, so the picker can give it back. The pair's memory stays bounded: one
      * chunk per connection in preread, and max_connections of them. Both may be NULL. */
     uint64_t (*preread_ms)(void *ctx, const gw_listener_t *l);
     int (*preread)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data, size_t len,
@@ -110,8 +113,10 @@ typedef struct gw_tcp_picker_s {
     int (*header)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data, size_t len,
                   gw_tcp_preread_event_t ev, struct sockaddr_storage *client);
     /* Optional: bytes the backend gets before any of the client's (04's PROXY header to an
-     * upstream that asks for it), once per connected attempt, for the backend TOK picked:
-     * writes at most CAP bytes into BUF and returns how many (0: nothing to send). CLIENT is
+     * upstream that asks for it), for the backend TOK picked: called once per attempt right
+     * after its pick (while TOK still holds what the pick chose in, which a picker may let
+     * go of once connected), sent once connected. Writes at most CAP bytes into BUF and
+     * returns how many (0: nothing to send). CLIENT is
      * the client's address as 01 knows it (a header's if one came; AF_UNSPEC when 01 did not
      * ask the kernel), SOCK the client's socket, for whatever else the hook needs (its local
      * address, the peer's when CLIENT is AF_UNSPEC): asked only by a hook that sends, so a

@@ -295,12 +295,14 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, gw_snap_t *gen
         /* A connection (a tunnel, a slow exchange) can outlive any number of loop turns:
          * it holds the table by a pin, not by the quiescent-state rule alone (snapshot.h).
          * A pin is this worker's own counter, so a pick costs no locked instruction on a
-         * word every worker writes; it is given back on this thread, in lb_report. The
-         * member the pick chooses points into this table, so the pin keeps it valid. */
+         * word every worker writes; it is given back on this thread, in lb_report (a pair's
+         * once connected, anything else's at the close). The member the pick chooses points
+         * into this table, so the pin keeps it valid. */
         if (gen != NULL)
             gw_snap_repin(gen, w->id); /* the caller's generation: one request, one config */
         tok->ref = gen != NULL ? gen : gw_snap_pin(&w->rt->snap, w->id);
         tok->backend = NULL;
+        tok->flags &= ~GW_LB_DETACHED;
         if (!(tok->flags & GW_LB_KEEP_TRIED))
             tok->tried = 0;
         tok->flags &= ~GW_LB_KEEP_TRIED;
@@ -339,11 +341,45 @@ static const gw_addr_t *lb_pick(void *ctx, gw_worker_t *w, const gw_listener_t *
     gw_snap_t *s = attempt == 0 ? gw_snap_pin(&w->rt->snap, w->id) : tok->ref;
     const gw_glistener_t *gl = s != NULL ? gw_gen_listener(s->data, l) : NULL;
     const gw_addr_t *a = NULL;
+    if (attempt == 0)
+        tok->flags |= GW_LB_PAIR;
     if (gl != NULL)
         a = gw_lb_pick_upstream(ctx, w, s, gl->cfg->upstream_index, client, attempt, tok);
     if (attempt == 0 && s != NULL)
         gw_snap_unpin(s, w->id); /* the pick holds its own pin now, if it picked */
     return a;
+}
+
+/* see lb.h. The hold is taken while the pinned table still lists the backend, so the count
+ * is not 0 (gw_backend_hold's rule). */
+void gw_lb_tok_detach(gw_worker_t *w, gw_tcp_pick_t *tok)
+{
+    gw_backend_t *b = gw_lb_tok_backend(tok);
+    if (b == NULL || (tok->flags & GW_LB_DETACHED) || tok->ref == NULL)
+        return;
+    gw_backend_hold(b);
+    tok->backend = b;
+    tok->flags |= GW_LB_DETACHED;
+    gw_snap_unpin(tok->ref, w->id);
+    tok->ref = NULL;
+}
+
+/* A detached pair's backend B as the generation published now lists it (borrowed for this
+ * turn), or NULL once B left the configuration: what its outlier options and share limit
+ * are now. A linear walk, only at a close that has a failure to account. */
+static const gw_lb_member_t *member_now(gw_worker_t *w, const gw_backend_t *b)
+{
+    const gw_lb_table_t *t = gw_lb_gen_table(gw_gen_current(w->rt));
+    for (size_t i = 0; t != NULL && b->upstream_name != NULL && i < t->n; i++) {
+        const gw_lb_upstream_t *u = &t->ups[i];
+        if (strcmp(u->cfg->name, b->upstream_name) != 0)
+            continue;
+        for (size_t k = 0; k < u->n; k++)
+            if (u->m[k].b == b)
+                return &u->m[k];
+        return NULL;
+    }
+    return NULL;
 }
 
 static void release_active(gw_tcp_pick_t *tok)
@@ -380,12 +416,17 @@ void gw_lb_response(const gw_tcp_pick_t *tok, unsigned status)
 static void lb_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
 {
     gw_lb_t *lb = ctx;
+    gw_backend_t *b = gw_lb_tok_backend(tok);
     const gw_lb_member_t *m = gw_lb_tok_member(tok);
+    if (m == NULL && b != NULL && status == GW_TCP_CLOSED_BACKEND_ERROR)
+        m = member_now(w, b); /* a detached pair's failure, accounted as the config is now */
     if (lb->hooks.outcome != NULL)
-        lb->hooks.outcome(lb->hooks.ctx, w, m != NULL ? m->up : NULL, m != NULL ? m->b : NULL, tok,
-                          status, gw_clock_mono_ms(&gw_clock_system));
+        lb->hooks.outcome(lb->hooks.ctx, w, m != NULL ? m->up : NULL, b, tok, status,
+                          gw_clock_mono_ms(&gw_clock_system));
     if (status == 0) { /* connected: the count stays until the close */
-        gw_outlier_success(m->b);
+        gw_outlier_success(b);
+        if (tok->flags & GW_LB_PAIR)
+            gw_lb_tok_detach(w, tok);
         return;
     }
     if (status < 0) { /* this attempt failed; tok->backend stays, so a retry avoids it */
@@ -397,6 +438,15 @@ static void lb_report(void *ctx, gw_worker_t *w, gw_tcp_pick_t *tok, int status)
     release_active(tok);
     if (status == GW_TCP_CLOSED_BACKEND_ERROR && m != NULL)
         passive_failure(m);
+    else if (status == GW_TCP_CLOSED_BACKEND_ERROR && b != NULL) /* it left: count, no more */
+        atomic_fetch_add_explicit(&b->failures, 1, memory_order_relaxed);
+    if (tok->flags & GW_LB_DETACHED) {
+        /* A worker's drop never frees: 02's reaper does, on the control thread (lb.h). */
+        (void)gw_backend_drop(b);
+        tok->backend = NULL;
+        tok->flags &= ~GW_LB_DETACHED;
+    }
+    tok->flags &= ~GW_LB_PAIR;
     if (tok->ref != NULL) {
         gw_snap_unpin(tok->ref, w->id); /* last: M points into the pinned table */
         tok->ref = NULL;

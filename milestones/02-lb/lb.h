@@ -154,6 +154,18 @@ typedef struct gw_lb_hooks_s {
  * request sent again after a 503 goes to another backend. */
 #define GW_LB_KEEP_TRIED (1u << 7)
 
+/* gw_tcp_pick_t.flags, set by the caller before a pick at attempt 0: the token is a tcp
+ * pair's (01's connection, a tcp listener's or a TLS passthrough's), which may stay open
+ * across any number of reloads. Once connected (the report of status 0) it trades the
+ * generation its pick pinned for a reference on the backend it connected to: an open pair
+ * holds its listener and its backend, not a whole configuration (issue 17). An HTTP
+ * exchange's token does not set it: the exchange keeps its generation to the end (04). */
+#define GW_LB_PAIR (1u << 1)
+
+/* gw_tcp_pick_t.flags, set by 02 when a GW_LB_PAIR token traded its pin: tok->backend is
+ * then the gw_backend_t itself, held, and tok->ref is NULL. */
+#define GW_LB_DETACHED (1u << 2)
+
 /* The pick of gw_tcp_picker_t.pick for upstream UPSTREAM (an index into the config's
  * upstreams) rather than a tcp listener's: milestone 04 picks per request, by route. GEN is
  * the generation to pick in, pinned by the caller (an exchange's, so the route and the
@@ -166,16 +178,27 @@ const gw_addr_t *gw_lb_pick_upstream(gw_lb_t *lb, gw_worker_t *w, gw_snap_t *gen
                                      gw_tcp_pick_t *tok);
 
 /* TOK's current pick: the member (its position and upstream in the pinned table, its
- * weight and config entry) and the backend object; NULL before any pick. */
+ * weight and config entry) and the backend object; NULL before any pick. A detached token
+ * (GW_LB_DETACHED: a connected pair) has a backend but no member: no table is pinned. */
 static inline const gw_lb_member_t *gw_lb_tok_member(const gw_tcp_pick_t *tok)
 {
-    return (const gw_lb_member_t *)tok->backend;
+    return tok->flags & GW_LB_DETACHED ? NULL : (const gw_lb_member_t *)tok->backend;
 }
 static inline gw_backend_t *gw_lb_tok_backend(const gw_tcp_pick_t *tok)
 {
+    if (tok->flags & GW_LB_DETACHED)
+        return (gw_backend_t *)tok->backend;
     const gw_lb_member_t *m = gw_lb_tok_member(tok);
     return m != NULL ? m->b : NULL;
 }
+
+/* TOK's connection outlives the exchange that picked it (04's tunnel after a 101), as a
+ * connected pair does (GW_LB_PAIR, which does this at connect): it keeps its backend, held,
+ * and its active count, and gives back the generation its pick pinned. From then on TOK has
+ * a backend but no member (GW_LB_DETACHED); its close report gives the backend back, and a
+ * backend failure there is accounted as the generation published then lists the backend.
+ * Nothing to do for a token without a pick or detached already. W's thread. */
+void gw_lb_tok_detach(gw_worker_t *w, gw_tcp_pick_t *tok);
 
 /* The backend of TOK's current pick answered with a response head of final STATUS (04, once
  * per attempt): feeds the outlier detection's response runs (gw_outlier_response). Failures

@@ -412,6 +412,85 @@ void gw_chain_finish(gw_chain_t *c, gw_hx_t *x, uint64_t now_ns)
     gw_hx_reset(x);
 }
 
+/* ---- an exchange that became a tunnel ----------------------------------------------------- */
+
+typedef struct tail_mw_s {
+    const gw_mw_ops_t *ops;
+    void *state; /* held (ops->state_hold) */
+} tail_mw_t;
+
+struct gw_chain_tail_s {
+    const char *route, *upstream, *backend; /* copies, in the same allocation */
+    size_t n;
+    tail_mw_t mw[]; /* [n], then the names */
+};
+
+/* S copied to *AT (S NULL: NULL, nothing copied); *AT moves past the copy. */
+static const char *tail_copy(char **at, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = memcpy(*at, s, n);
+    *at += n;
+    return d;
+}
+
+/* see chain.h */
+bool gw_chain_switch(gw_chain_t *c, gw_hx_t *x, uint64_t now_ns, gw_chain_tail_t **tail)
+{
+    *tail = NULL;
+    route_state_t *rs = x->started ? route_state(c, x) : NULL;
+    if (rs == NULL)
+        return true;
+    const gw_http_route_t *r = x->route;
+    size_t n = 0, names = strlen(r->name) + 1;
+    names += x->upstream != NULL ? strlen(x->upstream) + 1 : 0;
+    names += x->backend != NULL ? strlen(x->backend) + 1 : 0;
+    for (size_t i = 0; i < r->nmw; i++) {
+        const gw_mw_ops_t *ops = gw_mw_ops(r->mw[i].kind);
+        n += ops->finish != NULL && ops->state_hold != NULL;
+    }
+    gw_chain_tail_t *t = malloc(sizeof *t + n * sizeof t->mw[0] + names);
+    if (t == NULL)
+        return false;
+    char *at = (char *)&t->mw[n];
+    t->route = tail_copy(&at, r->name);
+    t->upstream = tail_copy(&at, x->upstream);
+    t->backend = tail_copy(&at, x->backend);
+    t->n = 0;
+    atomic_fetch_sub_explicit(&rs->inflight, 1, memory_order_relaxed);
+    for (size_t i = 0; i < r->nmw; i++) {
+        const gw_mw_ops_t *ops = gw_mw_ops(r->mw[i].kind);
+        if (ops->finish == NULL)
+            continue;
+        if (ops->state_hold == NULL) {
+            ops->finish(r->mw[i].cfg, rs->mw[i], x, now_ns);
+            continue;
+        }
+        ops->state_hold(rs->mw[i]);
+        t->mw[t->n++] = (tail_mw_t){ops, rs->mw[i]};
+    }
+    x->started = false; /* gw_chain_finish on X now only resets it */
+    x->route = NULL;
+    x->route_name = t->route;
+    x->upstream = t->upstream;
+    x->backend = t->backend;
+    *tail = t;
+    return true;
+}
+
+/* see chain.h */
+void gw_chain_tail_finish(gw_chain_tail_t *t, gw_hx_t *x, uint64_t now_ns)
+{
+    for (size_t i = 0; t != NULL && i < t->n; i++) {
+        t->mw[i].ops->finish(NULL, t->mw[i].state, x, now_ns);
+        t->mw[i].ops->state_drop(t->mw[i].state);
+    }
+    gw_hx_reset(x);
+    free(t);
+}
+
 /* ---- metrics ------------------------------------------------------------------------------ */
 
 /* see chain.h */

@@ -80,6 +80,7 @@ typedef struct gw_hx_s {
     uint64_t bytes_in, bytes_out; /* on the client connection for this exchange */
     const char *upstream;         /* name of the upstream used, NULL if none */
     const char *backend;          /* address text of the last backend tried, NULL if none */
+    const char *route_name;       /* set by gw_chain_switch, which clears route (see there) */
     bool upstream_failed;         /* the upstream failed (connect, reset, 502/504): breaker */
     /* Why the exchange ended before its response was complete, for the access log's "end"
      * (a static string; NULL: it completed, or the status tells it all, as a 502 or 504
@@ -120,6 +121,12 @@ uint64_t gw_hx_random(gw_hx_t *x);
  * (a local answer's body and X-Request-ID, the access log line), and they all show the same
  * one. Only the request_id middleware sends it upstream and on proxied responses. */
 const char *gw_hx_request_id(gw_hx_t *x);
+
+/* X's route's name: x->route's, or after gw_chain_switch the copy it kept; NULL: none. */
+static inline const char *gw_hx_route_name(const gw_hx_t *x)
+{
+    return x->route != NULL ? x->route->name : x->route_name;
+}
 
 /* Zeroes X for a new exchange (frees what a previous one left, if gw_chain_finish was not
  * called). */
@@ -177,5 +184,25 @@ void gw_chain_metrics(const gw_chain_t *c, gw_prom_t *p);
  * be written is counted (gw_chain_log_lost) and warned about at most every 10 s per file. Call
  * exactly once per exchange that reached gw_chain_request; harmless on one that did not. */
 void gw_chain_finish(gw_chain_t *c, gw_hx_t *x, uint64_t now_ns);
+
+/* What an exchange that became a tunnel still owes its middleware (see gw_chain_switch). */
+typedef struct gw_chain_tail_s gw_chain_tail_t;
+
+/* X's exchange became a tunnel at NOW_NS (its 101 went out): the HTTP exchange is over
+ * except for the report of its end, which comes when the tunnel ends, maybe hours and many
+ * reloads later. So that the tunnel holds nothing of C's configuration generation, this
+ * runs now what gw_chain_finish would run for every middleware but those that report the
+ * end (mw.h state_hold: the access log): the breaker records the 101, a retry slot goes
+ * back, the route's in-flight count drops. Their states are held in *TAIL instead, with
+ * copies of the names their finish reads (route, upstream, backend), and x->route is
+ * cleared (gw_hx_route_name answers). *TAIL is NULL when nothing is owed (X never reached
+ * gw_chain_request). False when out of memory: nothing was done, and X still needs C
+ * (gw_chain_finish at the end, as for any exchange). */
+bool gw_chain_switch(gw_chain_t *c, gw_hx_t *x, uint64_t now_ns, gw_chain_tail_t **tail);
+
+/* The tunnel ended: X's status, bytes and end are final. Runs the finish TAIL kept (the
+ * access log line, latency from x->start_ns to NOW_NS), gives its states back, frees TAIL
+ * (NULL is fine) and what X holds. Any worker thread, no generation needed. */
+void gw_chain_tail_finish(gw_chain_tail_t *tail, gw_hx_t *x, uint64_t now_ns);
 
 #endif

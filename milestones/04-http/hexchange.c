@@ -101,7 +101,8 @@ static void hx_clear_exchange(hx_t *x)
     x->req_out = x->resp_out = FRAME_AS_IS;
     x->retry = (hx_retry_t){0};
     x->end = (hx_end_t){0};
-    x->exchange_open = x->req_paused = x->client_eof = x->metered = false;
+    x->exchange_open = x->req_paused = x->client_eof = x->metered = x->switched = false;
+    x->tail = NULL; /* settled with the tunnel that had one: a tunnel ends its connection */
     x->bytes_in = x->bytes_out = 0;
     x->bytes_counted_in = x->bytes_counted_out = 0;
 }
@@ -266,21 +267,43 @@ void hp_exchange_settle(hconn_t *c, bool aborted)
                        x->bytes_out - x->bytes_counted_out);
     x->bytes_counted_in = x->bytes_in;
     x->bytes_counted_out = x->bytes_out;
-    if (!x->metered && !x->exchange_open) {
+    if (!x->metered && !x->exchange_open && !x->switched) {
         exchange_unpin(c);
         return;
     }
     uint64_t now_ns = gw_clock_mono_ns(&gw_clock_system);
     hp_meter_request(c, now_ns);
-    if (x->exchange_open) {
+    if (x->exchange_open || x->switched) {
         x->chain.bytes_in = x->bytes_in;
         x->chain.bytes_out = x->bytes_out;
         if (x->chain.status == 0)
             x->chain.status = 499;
+    }
+    if (x->exchange_open) {
         gw_chain_finish(hp_chain(c), &x->chain, now_ns);
         x->exchange_open = false;
     }
+    if (x->switched) {
+        gw_chain_tail_finish(x->tail, &x->chain, now_ns);
+        x->tail = NULL;
+        x->switched = false;
+    }
     exchange_unpin(c);
+}
+
+/* see hproxy-int.h */
+void hp_exchange_switch(hconn_t *c)
+{
+    hx_t *x = c->x;
+    uint64_t now_ns = gw_clock_mono_ns(&gw_clock_system);
+    if (!x->exchange_open || !gw_chain_switch(hp_chain(c), &x->chain, now_ns, &x->tail))
+        return; /* out of memory: the tunnel keeps its generation and ends as an exchange */
+    x->exchange_open = false;
+    x->switched = true;
+    hp_meter_request(c, now_ns); /* the route's series count the 101 and the time to it */
+    gw_lb_tok_detach(c->hw->w, &x->pick);
+    exchange_unpin(c);
+    x->route = NULL; /* it was the generation's */
 }
 
 /* ---- the request head ---------------------------------------------------------------------- */

@@ -200,7 +200,7 @@ static inline const gw_http_listener_cfg_t *hp_lcfg(const hconn_t *c)
  * per-route state, built for that generation's routes. */
 typedef struct hp_gen_s {
     gw_chain_t *chain;
-    hp_tls_gen_t *tls; /* listeners' TLS credentials (htls.h), by position in this generation */
+    hp_tls_gen_t *tls;     /* listeners' TLS credentials (htls.h), by position in this generation */
     gw_hmetrics_gen_t *hm; /* route series by position in this generation (hmetrics.h) */
     hp_utls_gen_t *utls;   /* upstream TLS series by upstream position (hutls.h) */
 } hp_gen_t;
@@ -327,8 +327,9 @@ struct hx_s {
     gw_h1_head_t local;   /* a locally generated response head */
     gw_hx_t chain;        /* what the middleware sees */
     /* The configuration generation the request head arrived in, pinned from the head to
-     * the end of the exchange (hp_exchange_settle): routing, the chain, the pick and every
-     * retry use this one, however many reloads happen meanwhile. NULL before a head. */
+     * the end of the exchange (hp_exchange_settle), or to its 101 (hp_exchange_switch):
+     * routing, the chain, the pick and every retry use this one, however many reloads
+     * happen meanwhile. NULL before a head and in a tunnel. */
     gw_snap_t *gsnap;
     const gw_gen_t *gen;
     const gw_glistener_t *gl;           /* this connection's listener in GEN */
@@ -368,6 +369,10 @@ struct hx_s {
     bool req_paused;    /* client reads stopped for backpressure (the upstream's queue) */
     bool client_eof;    /* the client half-closed after its request */
     bool metered;       /* a request head came: its duration is owed to hmetrics (once) */
+    /* The exchange became a tunnel (hp_exchange_switch): the chain's tail is owed at the
+     * end instead of gw_chain_finish, and the generation is no longer pinned. */
+    bool switched;
+    gw_chain_tail_t *tail; /* what the switch kept for the end (NULL: nothing owed) */
     uint64_t bytes_in, bytes_out;
     uint64_t bytes_counted_in, bytes_counted_out; /* of those, added to gw_bytes_total */
 };
@@ -467,6 +472,12 @@ void hp_meter_request(hconn_t *c, uint64_t now_ns);
 /* Ends the exchange's bookkeeping (upstream closed, pick released, the chain's finish),
  * ABORTED when the client went away mid-way. */
 void hp_exchange_settle(hconn_t *c, bool aborted);
+/* C's exchange became a tunnel (its 101 went out): everything of the exchange but its end
+ * is settled now (the chain's switch: breaker, retry slot, in-flight count; the route's
+ * request series), its pick keeps the backend only (gw_lb_tok_detach), and the generation
+ * pin goes: a tunnel holds its listener, backend, upstream connection and the access log's
+ * tail, not a configuration (issue 17). The end comes through hp_exchange_settle. */
+void hp_exchange_switch(hconn_t *c);
 /* The request head of C's exchange is parsed: decide, and start the upstream side. */
 void hp_on_request_head(hconn_t *c);
 /* Request body bytes (N at DATA, inside chunk CH), and the request's end. */

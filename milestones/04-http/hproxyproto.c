@@ -375,12 +375,12 @@ static size_t tcp_hello(void *ctx, gw_worker_t *w, const gw_listener_t *l, const
                         const struct sockaddr *client, const uv_tcp_t *sock, char *buf, size_t cap)
 {
     (void)ctx;
-    /* The upstream in the generation published now, which the pick this turn used too
-     * (gw_lb_pick_upstream with no pinned generation). */
-    const gw_config_t *cfg = gw_gen_current(w->rt)->cfg;
-    size_t ui = gw_passthrough_upstream(l, tok);
-    unsigned v =
-        ui < cfg->nupstreams ? gw_http_upstream_cfg(&cfg->upstreams[ui])->proxy_protocol : 0;
+    (void)w;
+    (void)l;
+    /* The upstream of the pick just made, in the generation that pick is in (01 asks right
+     * after the pick): the passthrough's route or the listener's upstream alike. */
+    const gw_lb_member_t *m = gw_lb_tok_member(tok);
+    unsigned v = m != NULL && m->up != NULL ? gw_http_upstream_cfg(m->up->cfg)->proxy_protocol : 0;
     if (v == 0) /* before any system call: most upstreams of most listeners send nothing */
         return 0;
     struct sockaddr_storage peer, local;

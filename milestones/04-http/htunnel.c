@@ -316,14 +316,16 @@ void hp_tunnel_start(hconn_t *c, gw_chunk_t *ch, size_t off)
     x->rs = RS_HEAD_SENT;
     x->bytes_out += hp_out_head(hw, &c->out, h, NULL, 0);
     gw_wb_flush(&hw->wb); /* the head leaves before any tunnel byte: the stream keeps order */
-    /* The pick is kept until the tunnel ends (hp_exchange_settle releases it): a balancer
-     * counting open requests (least_conn) sees the tunnel as load on its backend. */
+    /* The pick (its backend and active count, not its generation: hp_exchange_switch) is
+     * kept until the tunnel ends (hp_exchange_settle releases it): a balancer counting open
+     * requests (least_conn) sees the tunnel as load on its backend. */
     t->c = c;
     t->u = u;
     t->failed = -1;
     x->tunnel = t;
     gw_counter_inc(&hw->stats->tunnels);
     gw_gauge_add(&hw->stats->tunnels_active, 1);
+    hp_exchange_switch(c); /* from here on, no configuration generation is held */
     /* From here on, both streams' reads are the tunnel's. */
     c->s->data = t;
     c->s->cb.on_read = on_client_read;

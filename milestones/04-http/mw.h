@@ -156,6 +156,15 @@ typedef struct gw_mw_ops_s {
      * exchange whose request hooks ran, once, in config order; NOW_NS is the monotonic
      * clock. Releases what X holds for this middleware. */
     void (*finish)(const void *cfg, void *state, struct gw_hx_s *x, uint64_t now_ns);
+    /* Optional, with finish: this middleware reports the exchange's whole life (the access
+     * log's line), so when the exchange becomes a tunnel (a 101) its finish waits for the
+     * tunnel's end, while everyone else's runs at the switch (gw_chain_switch). The tunnel
+     * holds no configuration generation, so STATE must outlive the generation that made it:
+     * state_hold takes a reference on it (any thread), state_drop gives it back and frees
+     * at the last one (any thread). That late finish gets CFG NULL and x->route NULL
+     * (gw_hx_route_name still answers). */
+    void (*state_hold)(void *state);
+    void (*state_drop)(void *state);
     /* No per-worker hook: no middleware keeps per-worker state today (the worker's random
      * state reaches the hooks as x->rng). One that needs it adds worker_new/worker_free here
      * and a slot in the engine's worker (hp_worker_t, hproxy-int.h). */

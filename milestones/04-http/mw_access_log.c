@@ -34,10 +34,13 @@
 #define LOST_WARN_MS 10000 /* at most one "lines lost" warning per file this often */
 #define LOG_FLAGS (O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC)
 
-/* One open file: a route's state points to it (it never moves once made). */
+/* One open file: a route's state points to it (it never moves once made). Counted: the
+ * chain's set holds one reference, and so does each tunnel whose line is still to come
+ * (state_hold), which may outlive the set's configuration generation. */
 typedef struct log_file_s {
-    const char *path; /* borrowed from the config */
+    char *path;       /* a copy: the file may outlive the config that named it */
     int fd;           /* 1 for "-" (never closed nor reopened) */
+    atomic_uint refs; /* the set's, and one per tunnel holding it */
     /* Lines that could not be written (disk full, I/O error): counted by whichever worker
      * lost one, a shared atomic touched only on that failure path. */
     atomic_uint_least64_t lost;
@@ -101,14 +104,17 @@ static log_file_t *log_open(log_set_t *set, const char *path, char *err, size_t 
         gw_errf(err, errlen, "access_log %s: %s", path, "out of memory");
         return NULL;
     }
-    int fd = strcmp(path, "-") == 0 ? 1 : open(path, LOG_FLAGS, 0644);
+    l->path = strdup(path);
+    int fd = l->path == NULL ? -1 : strcmp(path, "-") == 0 ? 1 : open(path, LOG_FLAGS, 0644);
     if (fd < 0) {
-        gw_errf(err, errlen, "access_log %s: %s", path, strerror(errno));
+        gw_errf(err, errlen, "access_log %s: %s", path,
+                l->path == NULL ? "out of memory" : strerror(errno));
+        free(l->path);
         free(l);
         return NULL;
     }
-    l->path = path;
     l->fd = fd;
+    atomic_init(&l->refs, 1);
     atomic_init(&l->lost, 0);
     atomic_init(&l->warned_ms, 0);
     set->files[set->n++] = l;
@@ -131,14 +137,31 @@ static int state_new(const void *cfg, const gw_mw_env_t *env, void **state, char
     return 0;
 }
 
+/* A tunnel's line is still to come: its file stays open past its set (chain.h). */
+static void state_hold(void *state)
+{
+    log_file_t *l = state;
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+}
+
+/* The last holder closes and frees: acquire-release, so that its last write happened
+ * before the close, whichever thread made it. */
+static void state_drop(void *state)
+{
+    log_file_t *l = state;
+    if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (l->fd != 1)
+        close(l->fd);
+    free(l->path);
+    free(l);
+}
+
 static void shared_free(void *shared)
 {
     log_set_t *set = shared;
-    for (size_t i = 0; i < set->n; i++) {
-        if (set->files[i]->fd != 1)
-            close(set->files[i]->fd);
-        free(set->files[i]);
-    }
+    for (size_t i = 0; i < set->n; i++)
+        state_drop(set->files[i]);
     free(set->files);
     free(set);
 }
@@ -281,7 +304,7 @@ static void finish(const void *cfg, void *state, gw_hx_t *x, uint64_t now_ns)
         .path = gw_alog_cstr(x->log_path),
         .upstream = gw_alog_cstr(x->upstream),
         .backend = gw_alog_cstr(x->backend),
-        .route = gw_alog_cstr(x->route->name),
+        .route = gw_alog_cstr(gw_hx_route_name(x)),
         .status = x->status,
         .bytes_in = x->bytes_in,
         .bytes_out = x->bytes_out,
@@ -312,6 +335,8 @@ const gw_mw_ops_t gw_mw_access_log_ops = {
     .free = free_cfg,
     .state_new = state_new,
     .state_free = NULL, /* the file belongs to the shared set */
+    .state_hold = state_hold,
+    .state_drop = state_drop,
     .shared_free = shared_free,
     .reopen = reopen,
     .lost = lost,

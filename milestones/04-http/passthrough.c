@@ -112,46 +112,59 @@ static uint64_t pt_preread_ms(void *ctx, const gw_listener_t *l)
     return pc != NULL ? pc->timeout_ms : 0;
 }
 
+/* The decision and the pick come from one generation: the route is an upstream index of
+ * the configuration the decision read. So each call pins the generation published now and
+ * reads the listener's options there; the call that answers PICK leaves its pin in
+ * TOK->ref, and pt_pick, which 01 calls at once in the same call (tcp_proxy.h), hands it to
+ * 02's pick. Nothing else holds it: once connected the pair keeps only its backend
+ * (GW_LB_PAIR), and a pair closed before its pick gives the pin back in 02's report. */
 static int pt_preread(void *ctx, gw_worker_t *w, const gw_listener_t *l, const char *data,
                       size_t len, gw_tcp_preread_event_t ev, gw_tcp_pick_t *tok)
 {
     gw_passthrough_t *pt = ctx;
-    const gw_passthrough_cfg_t *pc = gw_passthrough_cfg(l->cfg); /* this turn's */
-    if (pc == NULL) /* a reload took tls_passthrough away while the hello came */
+    gw_snap_t *snap;
+    const gw_glistener_t *gl = gw_gen_listener(gw_gen_pin(w, &snap), l);
+    const gw_passthrough_cfg_t *pc = gl != NULL ? gw_passthrough_cfg(gl->cfg) : NULL;
+    if (pc == NULL) { /* a reload took the listener or its tls_passthrough away meanwhile */
+        gw_gen_unpin(w, snap);
         return GW_TCP_PREREAD_REFUSE;
+    }
     gw_sni_t s;
     /* One chunk is all 01 keeps: a record that cannot fit is too big from its header on. */
     gw_sni_result_t answer = gw_sni_parse(data, len, gw_chunk_size(&w->bufs), &s);
     long upstream;
     gw_pt_result_t r = gw_passthrough_decide(pc, answer, &s, ev, &upstream);
-    if (r == GW_PT_NRESULTS)
-        return GW_TCP_PREREAD_MORE;
-    count(pt, w->id, l, r);
-    if (upstream < 0) {
+    if (r != GW_PT_NRESULTS)
+        count(pt, w->id, l, r);
+    if (r == GW_PT_NRESULTS || upstream < 0) {
+        gw_gen_unpin(w, snap);
+        if (r == GW_PT_NRESULTS)
+            return GW_TCP_PREREAD_MORE;
         gw_debug("listener '%s': tls_passthrough: %s (%s at byte %zu of %zu): closed",
                  gw_listener_name(l), gw_pt_result_name(r), gw_sni_result_name(answer), s.err_pos,
                  len);
         return GW_TCP_PREREAD_REFUSE;
     }
     tok->route = (uint32_t)upstream + 1;
+    tok->ref = snap; /* for pt_pick */
     return GW_TCP_PREREAD_PICK;
-}
-
-/* see passthrough.h */
-size_t gw_passthrough_upstream(const gw_listener_t *l, const gw_tcp_pick_t *tok)
-{
-    return tok->route != 0 ? tok->route - 1 : l->cfg->upstream_index;
 }
 
 static const gw_addr_t *pt_pick(void *ctx, gw_worker_t *w, const gw_listener_t *l,
                                 const struct sockaddr *client, unsigned attempt, gw_tcp_pick_t *tok)
 {
     gw_passthrough_t *pt = ctx;
-    if (gw_passthrough_cfg(l->cfg) == NULL)
+    if (tok->route == 0) /* no passthrough decision: a plain tcp listener's pair */
         return pt->inner.pick(pt->inner.ctx, w, l, client, attempt, tok);
-    if (tok->route == 0) /* never: 01 picks only after the preread said PICK */
-        return NULL;
-    return gw_lb_pick_upstream(pt->lb, w, NULL, tok->route - 1, client, attempt, tok);
+    if (attempt > 0) /* the retries pick in the generation the first pick pinned */
+        return gw_lb_pick_upstream(pt->lb, w, NULL, tok->route - 1, client, attempt, tok);
+    gw_snap_t *s = tok->ref; /* the preread's pin */
+    tok->ref = NULL;
+    tok->flags |= GW_LB_PAIR;
+    const gw_addr_t *a = gw_lb_pick_upstream(pt->lb, w, s, tok->route - 1, client, 0, tok);
+    if (s != NULL)
+        gw_gen_unpin(w, s); /* the pick holds its own pin now */
+    return a;
 }
 
 /* The other hooks are 02's, called with 02's context. */

@@ -95,10 +95,6 @@ long gw_passthrough_match(const gw_passthrough_cfg_t *pc, const char *name, size
 gw_pt_result_t gw_passthrough_decide(const gw_passthrough_cfg_t *pc, gw_sni_result_t answer,
                                      const gw_sni_t *s, gw_tcp_preread_event_t ev, long *upstream);
 
-/* The upstream (an index into the config's) a connection on tcp listener L goes to: the
- * one its preread chose (TOK->route) on a tls_passthrough listener, else L's own. */
-size_t gw_passthrough_upstream(const gw_listener_t *l, const gw_tcp_pick_t *tok);
-
 /* "routed", "default", "no_sni", "no_route", "malformed", "too_big", "timeout". */
 const char *gw_pt_result_name(gw_pt_result_t r);
 
