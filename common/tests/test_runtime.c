@@ -3,15 +3,12 @@
 #include "gwtest.h"
 #include "reloadtest.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -120,60 +117,34 @@ static void admit_never_exceeds_the_limit_across_threads(void **state)
 
 /* ---- reload on a real runtime ------------------------------------------------------------
  *
- * The test thread is the control thread: gw_runtime_run runs until the script (a timer on the
- * control loop, one step per tick) shuts it down. Hooks cannot assert (a longjmp out of the
- * loop would leave worker threads behind), so CHECK records the first failure, stops the
- * script, and the test asserts after the runtime returned. */
+ * The test thread is the control thread: a script (reloadtest.h) runs on the control loop,
+ * one step per tick, and drives a fake app through reloads. */
 
 #define NW 2
-#define TICK_MS 5
-#define STEP_TIMEOUT_MS 5000
 
 typedef struct fx_s {
-    gw_runtime_t *rt;
-    uv_timer_t timer;
-    int step;
-    uint64_t step_started;
+    gw_test_script_t script;
     unsigned port[4];
-    int held_fd;                    /* a plain socket on port[3], so a reload to it fails to bind */
-    gw_listener_t *l1, *l2;         /* the objects of listener "a" (port 0) and "b" (port 1) */
-    atomic_uint_least64_t seen[NW]; /* the generation id each worker follows (worker_gen) */
-    int builds, frees;              /* gen_build calls, gen_free calls */
+    int held_fd;            /* a plain socket on port[3], so a reload to it fails to bind */
+    gw_listener_t *l1, *l2; /* the objects of listener "a" (port 0) and "b" (port 1) */
+    int builds, frees;      /* gen_build calls, gen_free calls */
     bool fail_build;
-    char failure[256];
 } fx_t;
 
-static fx_t *FX;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            snprintf(FX->failure, sizeof FX->failure, "line %d: %s (step %d)", __LINE__, #cond,    \
-                     FX->step);                                                                    \
-            gw_runtime_shutdown(FX->rt);                                                           \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
+static fx_t fx;
 
 /* 0 when a TCP connection to PORT on loopback was established, else -errno. */
 static int try_connect(unsigned port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int rc = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : -errno;
+    int fd = gw_test_connect(port);
+    if (fd < 0)
+        return fd;
     close(fd);
-    return rc;
+    return 0;
 }
 
-static void free_heap_cfg(gw_config_t *cfg)
-{
-    gw_config_free(cfg, NULL);
-    free(cfg);
-}
-
-/* A heap config with a listener NAME_I on port[PORT_I] for each pair given. */
+/* A heap config with a listener NAME_I on port[PORT_I] for each pair given; NULL if it does
+ * not load. */
 static gw_config_t *make_cfg(unsigned workers, int n, const char *const *names, const int *ports)
 {
     char text[2048];
@@ -182,13 +153,10 @@ static gw_config_t *make_cfg(unsigned workers, int n, const char *const *names, 
         len += snprintf(text + len, sizeof text - (size_t)len,
                         "  - name: %s\n    address: 127.0.0.1:%u\n    protocol: tcp\n"
                         "    upstream: u\n",
-                        names[i], FX->port[ports[i]]);
+                        names[i], fx.port[ports[i]]);
     snprintf(text + len, sizeof text - (size_t)len,
              "upstreams:\n  u:\n    backends:\n      - address: 127.0.0.1:9\n");
-    gw_config_t *cfg = calloc(1, sizeof *cfg);
-    assert_non_null(cfg);
-    assert_int_equal(gw_config_load_string("reload.yaml", text, NULL, cfg, stderr), 0);
-    return cfg;
+    return gw_test_cfg_new("reload.yaml", text, NULL);
 }
 
 static size_t objects(const gw_runtime_t *rt)
@@ -197,14 +165,6 @@ static size_t objects(const gw_runtime_t *rt)
     for (const gw_listener_t *l = rt->all_listeners; l != NULL; l = l->next_all)
         n++;
     return n;
-}
-
-static bool workers_follow(uint64_t id)
-{
-    for (int i = 0; i < NW; i++)
-        if (atomic_load(&FX->seen[i]) != id)
-            return false;
-    return true;
 }
 
 static void on_accepted_closed(uv_handle_t *h)
@@ -230,9 +190,9 @@ static int fx_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FIL
 {
     (void)rt;
     (void)prev;
-    FX->builds++;
+    fx.builds++;
     g->layers[1] = malloc(16); /* freed by gen_free: LeakSanitizer sees a generation leak */
-    if (FX->fail_build) {
+    if (fx.fail_build) {
         fprintf(errs, "%s:1:1: the test's build fails\n", g->cfg->path);
         return GW_EINVAL;
     }
@@ -242,153 +202,111 @@ static int fx_gen_build(gw_runtime_t *rt, gw_gen_t *g, const gw_gen_t *prev, FIL
 static void fx_gen_free(gw_runtime_t *rt, gw_gen_t *g)
 {
     (void)rt;
-    FX->frees += g->layers[1] != NULL; /* a generation whose bind failed was never built */
+    fx.frees += g->layers[1] != NULL; /* a generation whose bind failed was never built */
     free(g->layers[1]);
     g->layers[1] = NULL;
 }
 
-static void fx_worker_gen(gw_worker_t *w, const gw_gen_t *g, const gw_gen_t *prev)
+static void steps(gw_test_script_t *s)
 {
-    (void)prev;
-    atomic_store(&FX->seen[w->id], g->id);
-}
-
-static void next_step(void)
-{
-    FX->step++;
-    FX->step_started = uv_now(&FX->rt->loop);
-}
-
-static int reload(gw_config_t *cfg, gw_reload_report_t *rep, char *errs, size_t cap)
-{
-    FILE *f = fmemopen(errs, cap, "w");
-    int rc = gw_runtime_reload(FX->rt, cfg, free_heap_cfg, gw_test_plan_by_address, f, rep);
-    fclose(f);
-    return rc;
-}
-
-static void script(uv_timer_t *t)
-{
-    gw_runtime_t *rt = FX->rt;
-    (void)t;
-    CHECK(uv_now(&rt->loop) - FX->step_started < STEP_TIMEOUT_MS);
+    gw_runtime_t *rt = s->rt;
     gw_reload_report_t rep;
     char errs[512] = "";
+    gw_config_t *next; /* the configuration of a reload */
     const gw_gen_t *g = gw_gen_current(rt);
-    switch (FX->step) {
+    switch (s->step) {
     case 0: /* generation 1 serves: listener a */
-        if (rt->nready < NW || !workers_follow(1))
+        if (rt->nready < NW || !gw_test_workers_follow(s, 1))
             return;
-        FX->l1 = g->lis[0].obj;
-        CHECK(try_connect(FX->port[0]) == 0);
-        next_step();
+        fx.l1 = g->lis[0].obj;
+        GW_TEST_CHECK(s, try_connect(fx.port[0]) == 0);
+        gw_test_next(s);
         return;
     case 1:
-        if (atomic_load(&FX->l1->accepted) < 1)
+        if (atomic_load(&fx.l1->accepted) < 1)
             return;
         /* Generation 2: a renamed a2 on the same address, b added. */
-        CHECK(reload(make_cfg(NW, 2, (const char *[]){"a2", "b"}, (const int[]){0, 1}), &rep, errs,
-                     sizeof errs) == 0);
+        next = make_cfg(NW, 2, (const char *[]){"a2", "b"}, (const int[]){0, 1});
+        GW_TEST_CHECK(s, gw_test_reload(s, next, &rep, errs, sizeof errs) == 0);
         g = gw_gen_current(rt);
-        CHECK(g->id == 2 && rep.gen == 2);
-        CHECK(g->lis[0].obj == FX->l1); /* kept: same object, same sockets */
-        CHECK(strcmp(gw_listener_name(FX->l1), "a2") == 0);
-        CHECK(rep.changes == 2 && strstr(rep.summary, "renamed 'a2'") != NULL &&
-              strstr(rep.summary, "+listener 'b'") != NULL);
-        FX->l2 = g->lis[1].obj;
-        CHECK(FX->l2 != NULL && FX->l2 != FX->l1 && objects(rt) == 2);
-        next_step();
+        GW_TEST_CHECK(s, g->id == 2 && rep.gen == 2);
+        GW_TEST_CHECK(s, g->lis[0].obj == fx.l1); /* kept: same object, same sockets */
+        GW_TEST_CHECK(s, strcmp(gw_listener_name(fx.l1), "a2") == 0);
+        GW_TEST_CHECK(s, rep.changes == 2 && strstr(rep.summary, "renamed 'a2'") != NULL &&
+                             strstr(rep.summary, "+listener 'b'") != NULL);
+        fx.l2 = g->lis[1].obj;
+        GW_TEST_CHECK(s, fx.l2 != NULL && fx.l2 != fx.l1 && objects(rt) == 2);
+        gw_test_next(s);
         return;
     case 2:
-        if (!workers_follow(2))
+        if (!gw_test_workers_follow(s, 2))
             return;
-        CHECK(try_connect(FX->port[1]) == 0);
-        CHECK(try_connect(FX->port[0]) == 0);
-        next_step();
+        GW_TEST_CHECK(s, try_connect(fx.port[1]) == 0);
+        GW_TEST_CHECK(s, try_connect(fx.port[0]) == 0);
+        gw_test_next(s);
         return;
     case 3:
-        if (atomic_load(&FX->l2->accepted) < 1 || atomic_load(&FX->l1->accepted) < 2)
+        if (atomic_load(&fx.l2->accepted) < 1 || atomic_load(&fx.l1->accepted) < 2)
             return;
         /* A port another socket holds: the reload fails, generation 2 keeps serving. */
-        CHECK(reload(make_cfg(NW, 2, (const char *[]){"b", "c"}, (const int[]){1, 3}), &rep, errs,
-                     sizeof errs) != 0);
-        CHECK(gw_gen_current(rt) == g && rep.gen == 2 && objects(rt) == 2);
-        CHECK(strstr(errs, "reload.yaml:") != NULL && strstr(errs, "listener 'c'") != NULL);
+        next = make_cfg(NW, 2, (const char *[]){"b", "c"}, (const int[]){1, 3});
+        GW_TEST_CHECK(s, gw_test_reload(s, next, &rep, errs, sizeof errs) != 0);
+        GW_TEST_CHECK(s, gw_gen_current(rt) == g && rep.gen == 2 && objects(rt) == 2);
+        GW_TEST_CHECK(s,
+                      strstr(errs, "reload.yaml:") != NULL && strstr(errs, "listener 'c'") != NULL);
         /* A build that fails frees the listener it had bound for the new address. */
-        FX->fail_build = true;
-        CHECK(reload(make_cfg(NW, 2, (const char *[]){"b", "d"}, (const int[]){1, 2}), &rep, errs,
-                     sizeof errs) != 0);
-        FX->fail_build = false;
-        CHECK(gw_gen_current(rt) == g && objects(rt) == 2);
-        CHECK(strstr(errs, "the test's build fails") != NULL);
+        fx.fail_build = true;
+        next = make_cfg(NW, 2, (const char *[]){"b", "d"}, (const int[]){1, 2});
+        GW_TEST_CHECK(s, gw_test_reload(s, next, &rep, errs, sizeof errs) != 0);
+        fx.fail_build = false;
+        GW_TEST_CHECK(s, gw_gen_current(rt) == g && objects(rt) == 2);
+        GW_TEST_CHECK(s, strstr(errs, "the test's build fails") != NULL);
         {
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in a = {.sin_family = AF_INET,
-                                    .sin_port = htons((uint16_t)FX->port[2]),
-                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
-            close(fd);
-            CHECK(rc == 0); /* nobody holds port 2 any more */
+            int fd = gw_test_listen(fx.port[2], NULL);
+            if (fd >= 0)
+                close(fd);
+            GW_TEST_CHECK(s, fd >= 0); /* nobody holds port 2 any more */
         }
         /* A connection on a2 that outlives its removal (the test holds it as 01 or 04 would
          * for an accepted connection). */
-        gw_listener_hold(FX->l1);
+        gw_listener_hold(fx.l1);
         /* Generation 3: a2 removed; workers: 4 is kept at 2 and reported. */
-        CHECK(reload(make_cfg(NW + 2, 1, (const char *[]){"b"}, (const int[]){1}), &rep, errs,
-                     sizeof errs) == 0);
-        CHECK(gw_gen_current(rt)->id == 3 && gw_gen_current(rt)->cfg->workers == NW);
-        CHECK(rep.restart == 1 && strstr(rep.restart_keys, "workers 2 -> 4") != NULL);
-        CHECK(atomic_load(&FX->l1->removed) && !atomic_load(&FX->l2->removed));
-        CHECK(strstr(rep.summary, "-listener 'a2'") != NULL);
-        next_step();
+        next = make_cfg(NW + 2, 1, (const char *[]){"b"}, (const int[]){1});
+        GW_TEST_CHECK(s, gw_test_reload(s, next, &rep, errs, sizeof errs) == 0);
+        GW_TEST_CHECK(s, gw_gen_current(rt)->id == 3 && gw_gen_current(rt)->cfg->workers == NW);
+        GW_TEST_CHECK(s, rep.restart == 1 && strstr(rep.restart_keys, "workers 2 -> 4") != NULL);
+        GW_TEST_CHECK(s, atomic_load(&fx.l1->removed) && !atomic_load(&fx.l2->removed));
+        GW_TEST_CHECK(s, strstr(rep.summary, "-listener 'a2'") != NULL);
+        gw_test_next(s);
         return;
     case 4: /* every worker closed its handle on a2: the port refuses */
-        if (!workers_follow(3) || try_connect(FX->port[0]) != -ECONNREFUSED)
+        if (!gw_test_workers_follow(s, 3) || try_connect(fx.port[0]) != -ECONNREFUSED)
             return;
-        CHECK(try_connect(FX->port[1]) == 0);
-        next_step();
+        GW_TEST_CHECK(s, try_connect(fx.port[1]) == 0);
+        gw_test_next(s);
         return;
     case 5: /* the connection keeps a2 and the generation that last had it (its config) */
-        if (uv_now(&rt->loop) - FX->step_started < 300) /* several reclaim ticks (100 ms) */
+        if (uv_now(&rt->loop) - s->step_started < 300) /* several reclaim ticks (100 ms) */
             return;
-        CHECK(objects(rt) == 2 && FX->frees == 2); /* generation 1 and the failed build only */
-        CHECK(atomic_load(&FX->l1->cfg)->name != NULL);
-        gw_listener_drop(FX->l1); /* the connection ends */
-        next_step();
+        /* Freed: generation 1 and the failed build only. */
+        GW_TEST_CHECK(s, objects(rt) == 2 && fx.frees == 2);
+        GW_TEST_CHECK(s, atomic_load(&fx.l1->cfg)->name != NULL);
+        gw_listener_drop(fx.l1); /* the connection ends */
+        gw_test_next(s);
         return;
     case 6: /* generation 2 reclaimed, a2's last reference gone: the reaper frees it */
         if (objects(rt) != 1)
             return;
-        CHECK(rt->all_listeners == FX->l2 && FX->frees == 3);
-        next_step();
+        GW_TEST_CHECK(s, rt->all_listeners == fx.l2 && fx.frees == 3);
+        gw_test_next(s);
         return;
-    default:
-        uv_timer_stop(&FX->timer);
-        gw_runtime_shutdown(rt);
     }
-}
-
-static int fx_control_start(gw_runtime_t *rt)
-{
-    FX->rt = rt;
-    uv_timer_init(&rt->loop, &FX->timer);
-    FX->step_started = uv_now(&rt->loop);
-    return uv_timer_start(&FX->timer, script, TICK_MS, TICK_MS);
-}
-
-static void fx_control_stop(gw_runtime_t *rt)
-{
-    (void)rt;
-    uv_close((uv_handle_t *)&FX->timer, NULL);
 }
 
 static const gw_app_t fx_app = {
     .gen_build = fx_gen_build,
     .gen_free = fx_gen_free,
-    .worker_gen = fx_worker_gen,
     .on_connection = fx_on_connection,
-    .control_start = fx_control_start,
-    .control_stop = fx_control_stop,
 };
 
 /* Listeners are diffed by address across reloads: a kept one is the same object (its
@@ -400,25 +318,19 @@ static const gw_app_t fx_app = {
 static void reload_diffs_listeners_and_failures_change_nothing(void **state)
 {
     (void)state;
-    static fx_t fx;
     memset(&fx, 0, sizeof fx);
-    FX = &fx;
+    fx.script.steps = steps;
+    fx.script.nsteps = 7;
     for (int i = 0; i < 4; i++)
         fx.port[i] = gw_test_free_port();
-    fx.held_fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)fx.port[3]),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fx.held_fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fx.held_fd, 1), 0);
+    fx.held_fd = gw_test_listen(fx.port[3], NULL);
+    assert_true(fx.held_fd >= 0);
     gw_config_t *cfg = make_cfg(NW, 1, (const char *[]){"a"}, (const int[]){0});
-    int code = gw_runtime_run(cfg, &fx_app, NULL);
-    free_heap_cfg(cfg);
+    assert_non_null(cfg);
+    int code = gw_test_script_run(&fx.script, cfg, &fx_app, NULL);
+    gw_test_cfg_free(cfg);
     close(fx.held_fd);
-    if (fx.failure[0] != '\0')
-        fail_msg("%s", fx.failure);
-    assert_int_equal(code, 0);
-    assert_true(fx.step >= 7);
+    gw_test_script_check(&fx.script, code);
     assert_int_equal(fx.builds, 4); /* generations 1, 2, 3 and the failed build; not the bind */
     assert_int_equal(fx.frees, fx.builds);
 }

@@ -531,36 +531,21 @@ static void moved_admin_address_is_kept_with_a_warning(void **state)
 
 /* ---- on a running gateway: a reload adds a limit ------------------------------------------- */
 
-/* The runtime with gw03's app, two workers and real sockets; the script runs on the control
- * loop (a timer), as a reload trigger would. */
-#define RT_TICK_MS 5
+/* The runtime with gw03's app, two workers and real sockets; the script (reloadtest.h) runs
+ * on the control loop, as a reload trigger would. */
 #define RT_STEP_TIMEOUT_MS 20000
 #define RT_CONNS 5
 
 static struct {
-    gw_runtime_t *rt;
-    uv_timer_t timer;
+    gw_test_script_t script;
     unsigned port;
-    int step;
-    uint64_t step_started;
     int fds[2 * RT_CONNS];
     int nfds;
-    char failure[256];
 } live;
 
-#define LIVE_CHECK(cond)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            snprintf(live.failure, sizeof live.failure, "line %d: %s (step %d)", __LINE__, #cond,  \
-                     live.step);                                                                   \
-            uv_timer_stop(&live.timer);                                                            \
-            gw_runtime_shutdown(live.rt);                                                          \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-
 /* Listener `edge` on the test's port, to a backend nobody listens on (discard, port 9: the
- * connect is refused, which is all this test needs); with LIMIT a global limit of 1/s. */
+ * connect is refused, which is all this test needs); with LIMIT a global limit of 1/s. NULL
+ * if it does not load. */
 static gw_config_t *live_cfg(bool limit)
 {
     char text[1024];
@@ -575,19 +560,7 @@ static gw_config_t *live_cfg(bool limit)
              "  app:\n"
              "    backends: [{address: 127.0.0.1:9}]\n",
              live.port, limit ? "    rate_limit: {global: {rate: 1, burst: 1}}\n" : "");
-    gw_config_t *cfg = calloc(1, sizeof *cfg);
-    assert_non_null(cfg);
-    FILE *e = fopen("/dev/null", "w");
-    int rc = gw_config_load_string("live.yaml", text, &gw_res_config_ext, cfg, e);
-    fclose(e);
-    assert_int_equal(rc, 0);
-    return cfg;
-}
-
-static void free_heap_cfg(gw_config_t *cfg)
-{
-    gw_config_free(cfg, &gw_res_config_ext);
-    free(cfg);
+    return gw_test_cfg_new("live.yaml", text, &gw_res_config_ext);
 }
 
 /* RT_CONNS connections to the listener, kept open (the worker reads their peer address)
@@ -595,15 +568,9 @@ static void free_heap_cfg(gw_config_t *cfg)
 static bool open_conns(void)
 {
     for (int i = 0; i < RT_CONNS; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)live.port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-            if (fd >= 0)
-                close(fd);
+        int fd = gw_test_connect(live.port);
+        if (fd < 0)
             return false;
-        }
         live.fds[live.nfds++] = fd;
     }
     return true;
@@ -616,12 +583,12 @@ static void close_conns(void)
 }
 
 /* The value of the sample LINE ("name{labels}") in 03's metrics now; UINT64_MAX if absent. */
-static uint64_t live_sample(const char *line)
+static uint64_t live_sample(gw_runtime_t *lrt, const char *line)
 {
     gw_prom_t *p = gw_prom_new(0);
     if (p == NULL)
         return UINT64_MAX;
-    gw_res_metrics(live.rt, p);
+    gw_res_metrics(lrt, p);
     size_t len = 0;
     const char *t = gw_prom_text(p, &len);
     uint64_t v = UINT64_MAX;
@@ -635,96 +602,60 @@ static uint64_t live_sample(const char *line)
     return v;
 }
 
-static void live_next(void)
+static void live_steps(gw_test_script_t *s)
 {
-    live.step++;
-    live.step_started = uv_now(&live.rt->loop);
-}
-
-static void live_script(uv_timer_t *t)
-{
-    (void)t;
-    gw_runtime_t *lrt = live.rt;
-    LIVE_CHECK(uv_now(&lrt->loop) - live.step_started < RT_STEP_TIMEOUT_MS);
+    gw_runtime_t *lrt = s->rt;
     if (!lrt->started) /* `ready` not yet logged */
         return;
     const gw_listener_t *l = gw_gen_current(lrt)->lis[0].obj;
     uint64_t limited =
-        live_sample("gw_ratelimit_rejected_total{listener=\"edge\",scope=\"global\"}");
-    switch (live.step) {
+        live_sample(lrt, "gw_ratelimit_rejected_total{listener=\"edge\",scope=\"global\"}");
+    switch (s->step) {
     case 0: /* no limit at start: every connection is admitted */
-        LIVE_CHECK(open_conns());
-        live_next();
+        GW_TEST_CHECK(s, open_conns());
+        gw_test_next(s);
         return;
     case 1:
         if (atomic_load(&l->accepted) < RT_CONNS)
             return;
-        LIVE_CHECK(atomic_load(&l->accepted) == RT_CONNS && limited == 0);
+        GW_TEST_CHECK(s, atomic_load(&l->accepted) == RT_CONNS && limited == 0);
         close_conns();
-        live_next();
+        gw_test_next(s);
         return;
-    case 2: { /* a reload adds a global limit of 1/s, burst 1 */
-        gw_reload_report_t rep;
-        char errs[512] = "";
-        FILE *f = fmemopen(errs, sizeof errs, "w");
-        int rc = gw_runtime_reload(lrt, live_cfg(true), free_heap_cfg, gw_test_plan_by_address, f, &rep);
-        fclose(f);
-        LIVE_CHECK(rc == 0);
-        LIVE_CHECK(gw_gen_current(lrt)->lis[0].obj == l); /* the same listener object */
-        LIVE_CHECK(open_conns());
-        live_next();
+    case 2: /* a reload adds a global limit of 1/s, burst 1 */
+        GW_TEST_CHECK(s, gw_test_reload(s, live_cfg(true), NULL, NULL, 0) == 0);
+        GW_TEST_CHECK(s, gw_gen_current(lrt)->lis[0].obj == l); /* the same listener object */
+        GW_TEST_CHECK(s, open_conns());
+        gw_test_next(s);
         return;
-    }
     case 3: /* within a second, at most two of RT_CONNS get through: the rest are limited */
         if (limited == UINT64_MAX || atomic_load(&l->accepted) + limited < 2 * RT_CONNS)
             return;
-        LIVE_CHECK(limited >= RT_CONNS - 2);
-        LIVE_CHECK(atomic_load(&l->accepted) + limited == 2 * RT_CONNS); /* kept: exact */
+        GW_TEST_CHECK(s, limited >= RT_CONNS - 2);
+        GW_TEST_CHECK(s, atomic_load(&l->accepted) + limited == 2 * RT_CONNS); /* kept: exact */
         close_conns();
-        live_next();
+        gw_test_next(s);
         return;
-    default:
-        uv_timer_stop(&live.timer);
-        gw_runtime_shutdown(lrt);
     }
-}
-
-static int live_control_start(gw_runtime_t *lrt)
-{
-    int rc = gw_res_control_start(lrt);
-    if (rc != 0)
-        return rc;
-    live.rt = lrt;
-    uv_timer_init(&lrt->loop, &live.timer);
-    live.step_started = uv_now(&lrt->loop);
-    return uv_timer_start(&live.timer, live_script, RT_TICK_MS, RT_TICK_MS);
-}
-
-static void live_control_stop(gw_runtime_t *lrt)
-{
-    uv_close((uv_handle_t *)&live.timer, NULL);
-    gw_res_control_stop(lrt);
 }
 
 static void reload_adds_a_rate_limit_on_a_running_gateway(void **state)
 {
     (void)state;
     memset(&live, 0, sizeof live);
+    live.script.steps = live_steps;
+    live.script.nsteps = 4;
+    live.script.step_timeout_ms = RT_STEP_TIMEOUT_MS;
     live.port = gw_test_free_port();
-    gw_app_t app = gw_res_app;
-    app.control_start = live_control_start;
-    app.control_stop = live_control_stop;
     gw_config_t *cfg = live_cfg(false);
+    assert_non_null(cfg);
     void *lay[GW_LEVELS] = {0};
     assert_int_equal(gw_res_prepare(cfg, lay), 0);
-    int code = gw_runtime_run(cfg, &app, lay);
+    int code = gw_test_script_run(&live.script, cfg, &gw_res_app, lay);
     close_conns();
     gw_res_release(lay);
-    free_heap_cfg(cfg);
-    if (live.failure[0] != '\0')
-        fail_msg("%s", live.failure);
-    assert_int_equal(code, 0);
-    assert_true(live.step >= 4);
+    gw_test_cfg_free(cfg);
+    gw_test_script_check(&live.script, code);
 }
 
 int main(void)

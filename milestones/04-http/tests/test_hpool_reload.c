@@ -2,19 +2,15 @@
  * pooled to it, and the backend object is freed once they are gone (issue 17, step 7): gw04's
  * real engine on a real runtime, one worker, a backend served by a thread of the test.
  *
- * The test thread is the control thread (as in common/tests/test_runtime.c, whose helpers
- * it shares: reloadtest.h): gw_runtime_run runs until the script, a timer on the control
- * loop, shuts it down. The request is made by the script itself with blocking calls: only
- * the worker and the backend thread take part in it. Hooks cannot assert (a longjmp out of the loop would leave threads behind), so CHECK
- * records the first failure and the test asserts after the runtime returned. */
+ * The test thread is the control thread, running a script (reloadtest.h, as
+ * common/tests/test_runtime.c does). The request is made by the script itself with blocking
+ * calls: only the worker and the backend thread take part in it. */
 #include "gwtest.h"
 #include "reloadtest.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <semaphore.h>
 #include <time.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +23,8 @@
 #include "04-http/httpcfg.h"
 #include "runtime.h"
 
-#define TICK_MS 5
-#define STEP_TIMEOUT_MS 5000
-
 typedef struct fx_s {
-    gw_runtime_t *rt;
-    uv_timer_t timer;
-    int step;
-    uint64_t step_started;
+    gw_test_script_t script;
     unsigned gw_port, backend_port, other_port;
     int backend_fd;      /* the backend's listening socket */
     uv_thread_t backend; /* serves one connection, then waits for its close */
@@ -46,33 +36,9 @@ typedef struct fx_s {
     atomic_int backend_received; /* request heads read */
     atomic_int backend_served;   /* requests answered */
     atomic_int backend_closed;   /* the gateway closed the connection (EOF seen) */
-    char failure[256];
 } fx_t;
 
 static fx_t fx;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            snprintf(fx.failure, sizeof fx.failure, "line %d: %s (step %d)", __LINE__, #cond,      \
-                     fx.step);                                                                     \
-            gw_runtime_shutdown(fx.rt);                                                            \
-            return;                                                                                \
-        }                                                                                          \
-    } while (0)
-
-/* A socket bound to a loopback port the kernel picks (*PORT): the backend's, bound from the
- * start so nobody takes its port meanwhile. */
-static int listen_any(unsigned *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
 
 /* The backend: one connection, answered with keep-alive (so the gateway pools it), then read
  * until the gateway closes it. */
@@ -110,16 +76,11 @@ static void backend_main(void *arg)
 /* One request through the gateway, blocking; true when it was answered 200. */
 static bool one_request(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)fx.gw_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = gw_test_connect(fx.gw_port);
+    if (fd < 0)
+        return false;
     struct timeval tv = {.tv_sec = 3};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return false;
-    }
     static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
     char buf[1024];
     size_t have = 0;
@@ -139,14 +100,9 @@ static void client_main(void *arg)
     atomic_store(&fx.client_done, 1);
 }
 
-static void free_cfg(gw_config_t *cfg)
-{
-    gw_config_free(cfg, &gw_http_config_ext);
-    free(cfg);
-}
-
 /* A heap config: the http listener on gw_port, upstream u with one backend on BACKEND_PORT,
- * pooled connections kept for a minute (only a reload can close this one in time). */
+ * pooled connections kept for a minute (only a reload can close this one in time); NULL if it
+ * does not load. */
 static gw_config_t *make_cfg(unsigned backend_port)
 {
     char text[1024];
@@ -165,117 +121,94 @@ static gw_config_t *make_cfg(unsigned backend_port)
              "    backends:\n"
              "      - address: 127.0.0.1:%u\n",
              fx.gw_port, backend_port);
-    gw_config_t *cfg = calloc(1, sizeof *cfg);
-    assert_non_null(cfg);
-    assert_int_equal(gw_config_load_string("pool.yaml", text, &gw_http_config_ext, cfg, stderr), 0);
-    return cfg;
+    return gw_test_cfg_new("pool.yaml", text, &gw_http_config_ext);
 }
 
-static void next_step(void)
+/* Moves upstream u to another backend (nothing listens there; errors on stderr); the old one
+ * drains. */
+static bool reload_away(gw_test_script_t *s)
 {
-    fx.step++;
-    fx.step_started = uv_now(&fx.rt->loop);
-}
-
-/* Moves upstream u to another backend (nothing listens there); the old one drains. */
-static bool reload_away(gw_runtime_t *rt)
-{
-    gw_reload_report_t rep;
-    char errs[512] = "";
-    FILE *f = fmemopen(errs, sizeof errs, "w");
-    int rc =
-        gw_runtime_reload(rt, make_cfg(fx.other_port), free_cfg, gw_test_plan_by_address, f, &rep);
-    fclose(f);
-    if (rc != 0)
-        fprintf(stderr, "reload: %s\n", errs);
-    return rc == 0;
+    return gw_test_reload(s, make_cfg(fx.other_port), NULL, NULL, 0) == 0;
 }
 
 /* The first test: a request, its connection pooled, then the reload. */
-static void script_pooled(gw_runtime_t *rt, const gw_lb_t *lb)
+static void script_pooled(gw_test_script_t *s, const gw_lb_t *lb)
 {
-    switch (fx.step) {
+    gw_runtime_t *rt = s->rt;
+    switch (s->step) {
     case 0: /* a request: its upstream connection goes back to the pool, open */
         if (rt->nready < rt->nworkers) /* the workers listen once ready */
             return;
-        CHECK(one_request());
-        CHECK(atomic_load(&fx.backend_served) == 1);
-        next_step();
+        GW_TEST_CHECK(s, one_request());
+        GW_TEST_CHECK(s, atomic_load(&fx.backend_served) == 1);
+        gw_test_next(s);
         return;
     case 1: /* still pooled a moment later; then a reload moves u to another backend */
-        if (uv_now(&rt->loop) - fx.step_started < 50)
+        if (uv_now(&rt->loop) - s->step_started < 50)
             return;
-        CHECK(atomic_load(&fx.backend_closed) == 0);
-        CHECK(reload_away(rt));
-        CHECK(gw_lb_draining_first(lb) != NULL); /* the old backend drains */
-        next_step();
+        GW_TEST_CHECK(s, atomic_load(&fx.backend_closed) == 0);
+        GW_TEST_CHECK(s, reload_away(s));
+        GW_TEST_CHECK(s, gw_lb_draining_first(lb) != NULL); /* the old backend drains */
+        gw_test_next(s);
         return;
     case 2: /* the worker followed: the pooled connection to the removed backend is closed */
         if (!atomic_load(&fx.backend_closed))
             return;
-        next_step();
+        gw_test_next(s);
         return;
     case 3: /* nothing holds the backend any more: the reaper frees it */
         if (gw_lb_draining_first(lb) != NULL)
             return;
-        next_step();
+        gw_test_next(s);
         return;
-    default:
-        uv_timer_stop(&fx.timer);
-        gw_runtime_shutdown(rt);
     }
 }
 
 /* The second test: the reload comes while the backend holds the request. */
-static void script_in_flight(gw_runtime_t *rt, const gw_lb_t *lb)
+static void script_in_flight(gw_test_script_t *s, const gw_lb_t *lb)
 {
-    switch (fx.step) {
+    gw_runtime_t *rt = s->rt;
+    switch (s->step) {
     case 0:
         if (rt->nready < rt->nworkers)
             return;
-        CHECK(uv_thread_create(&fx.client, client_main, NULL) == 0);
-        next_step();
+        GW_TEST_CHECK(s, uv_thread_create(&fx.client, client_main, NULL) == 0);
+        gw_test_next(s);
         return;
     case 1: /* the backend has the request: reload, then let it answer */
         if (atomic_load(&fx.backend_received) == 0)
             return;
-        CHECK(reload_away(rt));
-        CHECK(gw_lb_draining_first(lb) != NULL);
+        GW_TEST_CHECK(s, reload_away(s));
+        GW_TEST_CHECK(s, gw_lb_draining_first(lb) != NULL);
         uv_sem_post(&fx.answer);
-        next_step();
+        gw_test_next(s);
         return;
     case 2: /* the exchange, on the old generation, completes */
         if (!atomic_load(&fx.client_done))
             return;
-        CHECK(atomic_load(&fx.client_ok));
-        next_step();
+        GW_TEST_CHECK(s, atomic_load(&fx.client_ok));
+        gw_test_next(s);
         return;
     case 3: /* its connection was closed, not pooled: the backend drains */
         if (!atomic_load(&fx.backend_closed))
             return;
-        next_step();
+        gw_test_next(s);
         return;
     case 4:
         if (gw_lb_draining_first(lb) != NULL)
             return;
-        next_step();
+        gw_test_next(s);
         return;
-    default:
-        uv_timer_stop(&fx.timer);
-        gw_runtime_shutdown(rt);
     }
 }
 
-static void script(uv_timer_t *t)
+static void steps(gw_test_script_t *s)
 {
-    (void)t;
-    gw_runtime_t *rt = fx.rt;
-    CHECK(uv_now(&rt->loop) - fx.step_started < STEP_TIMEOUT_MS);
-    const gw_lb_t *lb = gw_runtime_layer(rt, 2);
+    const gw_lb_t *lb = gw_runtime_layer(s->rt, 2);
     if (fx.in_flight)
-        script_in_flight(rt, lb);
+        script_in_flight(s, lb);
     else
-        script_pooled(rt, lb);
+        script_pooled(s, lb);
 }
 
 /* The worst order a reload can take: the worker follows the new generation before the
@@ -302,59 +235,39 @@ static void fx_gen_applied(gw_runtime_t *rt, const gw_gen_t *g, const gw_gen_t *
     gw_http_app.gen_applied(rt, g, prev);
 }
 
-static int fx_control_start(gw_runtime_t *rt)
-{
-    int rc = gw_http_app.control_start(rt);
-    if (rc != 0)
-        return rc;
-    fx.rt = rt;
-    uv_timer_init(&rt->loop, &fx.timer);
-    fx.step_started = uv_now(&rt->loop);
-    return uv_timer_start(&fx.timer, script, TICK_MS, TICK_MS);
-}
-
-static void fx_control_stop(gw_runtime_t *rt)
-{
-    uv_close((uv_handle_t *)&fx.timer, NULL);
-    gw_http_app.control_stop(rt);
-}
-
-/* Runs gw04 until the script is done; returns the steps it completed (the test then
- * asserts on FX.failure). */
-static int run(bool in_flight)
+/* Runs gw04 until the script (NSTEPS steps) is done, then asserts it passed. */
+static void run(bool in_flight, int nsteps)
 {
     memset(&fx, 0, sizeof fx);
+    fx.script.steps = steps;
+    fx.script.nsteps = nsteps;
     fx.in_flight = in_flight;
     assert_int_equal(uv_sem_init(&fx.answer, 0), 0);
     assert_int_equal(sem_init(&fx.followed, 0, 0), 0);
     fx.gw_port = gw_test_free_port();
     fx.other_port = gw_test_free_port(); /* nothing listens there: never connected to */
-    fx.backend_fd = listen_any(&fx.backend_port);
-    assert_int_equal(listen(fx.backend_fd, 8), 0);
+    fx.backend_fd = gw_test_listen(0, &fx.backend_port); /* bound now: nobody takes the port */
+    assert_true(fx.backend_fd >= 0);
     assert_int_equal(uv_thread_create(&fx.backend, backend_main, NULL), 0);
     gw_config_t *cfg = make_cfg(fx.backend_port);
+    assert_non_null(cfg);
     void *layers[GW_LEVELS] = {0};
     assert_int_equal(gw_http_prepare(cfg, layers), 0);
     gw_app_t app = gw_http_app;
-    app.control_start = fx_control_start;
-    app.control_stop = fx_control_stop;
     app.worker_gen = fx_worker_gen;
     app.gen_applied = fx_gen_applied;
-    int code = gw_runtime_run(cfg, &app, layers);
+    int code = gw_test_script_run(&fx.script, cfg, &app, layers);
     gw_http_release(layers);
-    free_cfg(cfg);
+    gw_test_cfg_free(cfg);
     uv_sem_post(&fx.answer);            /* a backend still waiting (a failed run) answers */
     shutdown(fx.backend_fd, SHUT_RDWR); /* an accept still waiting (a failed run) returns */
     uv_thread_join(&fx.backend);
-    if (in_flight && fx.step > 0)
+    if (in_flight && fx.script.step > 0)
         uv_thread_join(&fx.client);
     close(fx.backend_fd);
     uv_sem_destroy(&fx.answer);
     sem_destroy(&fx.followed);
-    if (fx.failure[0] != '\0')
-        fail_msg("%s", fx.failure);
-    assert_int_equal(code, 0);
-    return fx.step;
+    gw_test_script_check(&fx.script, code);
 }
 
 /* A reload that removes a backend closes the connection a worker pooled to it at once (not
@@ -366,7 +279,7 @@ static int run(bool in_flight)
 static void removed_backend_pooled_connection_is_closed(void **state)
 {
     (void)state;
-    assert_true(run(false) >= 4);
+    run(false, 4);
 }
 
 /* A request the removed backend holds during the reload completes (its exchange pinned the
@@ -375,7 +288,7 @@ static void removed_backend_pooled_connection_is_closed(void **state)
 static void removed_backend_in_flight_completes_then_closes(void **state)
 {
     (void)state;
-    assert_true(run(true) >= 5);
+    run(true, 5);
 }
 
 int main(void)
