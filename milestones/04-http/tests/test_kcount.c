@@ -9,6 +9,33 @@
 
 #include "04-http/kcount.h"
 
+/* From test_lcount.c: counters by listener name, one entry per name, found again by a later
+ * generation that keeps the name, whatever else it changes; per-worker rows summed. */
+static void kcount_same_name_same_counters(void **state)
+{
+    (void)state;
+    gw_kcount_t *r = gw_kcount_new(2, 3 * sizeof(gw_counter_t));
+    assert_non_null(r);
+    gw_kcount_entry_t *edge = gw_kcount_keep(r, "edge", NULL);
+    assert_non_null(edge);
+    gw_counter_inc(gw_kcount_counter(edge, 0, 2));
+    gw_counter_inc(gw_kcount_counter(edge, 1, 2));
+    gw_counter_inc(gw_kcount_counter(edge, 1, 0));
+    /* The next generation: "edge" again (its entry, its counts), and a new name. */
+    gw_kcount_entry_t *other = gw_kcount_keep(r, "other", NULL);
+    assert_ptr_equal(gw_kcount_keep(r, "edge", NULL), edge);
+    assert_ptr_not_equal(other, edge);
+    assert_ptr_equal(gw_kcount_find(r, "edge", NULL), edge);
+    assert_ptr_equal(gw_kcount_find(r, "other", NULL), other);
+    assert_null(gw_kcount_find(r, "gone", NULL));
+    assert_int_equal(gw_kcount_sum(edge, 2), 2);
+    assert_int_equal(gw_kcount_sum(edge, 0), 1);
+    assert_int_equal(gw_kcount_sum(edge, 1), 0);
+    assert_int_equal(gw_kcount_sum(other, 2), 0);
+    assert_string_equal(other->k1, "other");
+    gw_kcount_free(r);
+}
+
 /* (K1), (K1, K2) and (K1, K2') are three keys; the same key is the same entry. */
 static void kcount_two_part_keys_are_distinct(void **state)
 {
@@ -107,6 +134,7 @@ static void kcount_kept_entry_outlives_puts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kcount_same_name_same_counters),
         cmocka_unit_test(kcount_two_part_keys_are_distinct),
         cmocka_unit_test(kcount_blocks_per_worker),
         cmocka_unit_test(kcount_last_put_frees),
