@@ -2,7 +2,6 @@
 #include "04-http/hmetrics.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "04-http/httpcfg.h"
 
@@ -23,111 +22,6 @@ const char *gw_hmetrics_class_name(int cls)
     return cls >= 0 && cls < GW_HMETRICS_NCLASSES ? names[cls] : "";
 }
 
-/* ---- series carried by key ------------------------------------------------------------------ */
-
-#define LINE 64 /* a worker's block starts on a cache line of its own: no false sharing */
-
-struct gw_hm_keyset_s {
-    size_t stride;
-    unsigned nworkers;
-    size_t n;
-    gw_hm_series_t *head; /* a list: looked up while a view is built, on the control thread */
-};
-
-/* see hmetrics.h */
-gw_hm_keyset_t *gw_hm_keyset_new(size_t block, unsigned nworkers)
-{
-    gw_hm_keyset_t *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return NULL;
-    s->stride = (block + LINE - 1) / LINE * LINE;
-    s->nworkers = nworkers ? nworkers : 1;
-    return s;
-}
-
-static void series_free(gw_hm_series_t *ser)
-{
-    free((void *)ser->k1); /* k2 points into the same allocation */
-    free(ser->blocks);
-    free(ser);
-}
-
-/* see hmetrics.h */
-void gw_hm_keyset_free(gw_hm_keyset_t *s)
-{
-    if (s == NULL)
-        return;
-    while (s->head != NULL) {
-        gw_hm_series_t *ser = s->head;
-        s->head = ser->next;
-        series_free(ser);
-    }
-    free(s);
-}
-
-static bool same_key(const gw_hm_series_t *ser, const char *k1, const char *k2)
-{
-    if (strcmp(ser->k1, k1) != 0)
-        return false;
-    if (ser->k2 == NULL || k2 == NULL)
-        return ser->k2 == k2;
-    return strcmp(ser->k2, k2) == 0;
-}
-
-/* see hmetrics.h */
-gw_hm_series_t *gw_hm_keyset_get(gw_hm_keyset_t *s, const char *k1, const char *k2)
-{
-    for (gw_hm_series_t *ser = s->head; ser != NULL; ser = ser->next)
-        if (same_key(ser, k1, k2)) {
-            ser->refs++;
-            return ser;
-        }
-    gw_hm_series_t *ser = calloc(1, sizeof *ser);
-    size_t l1 = strlen(k1) + 1, l2 = k2 != NULL ? strlen(k2) + 1 : 0;
-    char *key = malloc(l1 + l2);
-    size_t bytes = s->stride * s->nworkers;
-    void *blocks = bytes > 0 ? aligned_alloc(LINE, bytes) : NULL;
-    if (ser == NULL || key == NULL || blocks == NULL) {
-        free(ser);
-        free(key);
-        free(blocks);
-        return NULL;
-    }
-    memset(blocks, 0, bytes); /* zeroed memory: an empty histogram, a zero counter */
-    memcpy(key, k1, l1);
-    if (k2 != NULL)
-        memcpy(key + l1, k2, l2);
-    ser->k1 = key;
-    ser->k2 = k2 != NULL ? key + l1 : NULL;
-    ser->refs = 1;
-    ser->stride = s->stride;
-    ser->blocks = blocks;
-    ser->next = s->head;
-    s->head = ser;
-    s->n++;
-    return ser;
-}
-
-/* see hmetrics.h */
-void gw_hm_keyset_put(gw_hm_keyset_t *s, gw_hm_series_t *ser)
-{
-    if (ser == NULL || --ser->refs > 0)
-        return;
-    for (gw_hm_series_t **pp = &s->head; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == ser) {
-            *pp = ser->next;
-            break;
-        }
-    s->n--;
-    series_free(ser);
-}
-
-/* see hmetrics.h */
-size_t gw_hm_keyset_count(const gw_hm_keyset_t *s)
-{
-    return s->n;
-}
-
 /* ---- the engine's series -------------------------------------------------------------------- */
 
 /* see hmetrics.h */
@@ -138,7 +32,7 @@ gw_hmetrics_t *gw_hmetrics_new(unsigned nworkers, gw_hmetrics_backend_fn backend
         return NULL;
     m->nworkers = nworkers;
     m->backend_of = backend_of;
-    m->routes = gw_hm_keyset_new(sizeof(gw_hm_route_block_t), nworkers);
+    m->routes = gw_kcount_new(nworkers, sizeof(gw_hm_route_block_t));
     if (m->routes == NULL) {
         free(m);
         return NULL;
@@ -151,7 +45,7 @@ void gw_hmetrics_free(gw_hmetrics_t *m)
 {
     if (m == NULL)
         return;
-    gw_hm_keyset_free(m->routes);
+    gw_kcount_free(m->routes);
     free(m);
 }
 
@@ -175,7 +69,7 @@ void gw_hmetrics_gen_free(gw_hmetrics_t *m, gw_hmetrics_gen_t *v)
         if (v->routes[l] == NULL)
             continue;
         for (size_t r = 0; r <= routes_of(&v->cfg->listeners[l]); r++)
-            gw_hm_keyset_put(m->routes, v->routes[l][r]);
+            gw_kcount_put(m->routes, v->routes[l][r]);
         free(v->routes[l]);
     }
     free(v->routes);
@@ -196,12 +90,12 @@ gw_hmetrics_gen_t *gw_hmetrics_gen_new(gw_hmetrics_t *m, const gw_config_t *cfg)
         const gw_http_listener_cfg_t *lc = gw_http_listener_cfg(&cfg->listeners[l]);
         if (lc == NULL) /* a tcp listener: no route series */
             continue;
-        /* calloc'd: a partial row frees cleanly (gw_hm_keyset_put ignores NULL) */
+        /* calloc'd: a partial row frees cleanly (gw_kcount_put ignores NULL) */
         if ((v->routes[l] = calloc(lc->nroutes + 1, sizeof **v->routes)) == NULL)
             goto fail;
         for (size_t r = 0; r <= lc->nroutes; r++) {
             const char *route = r < lc->nroutes ? lc->routes[r].name : NULL;
-            v->routes[l][r] = gw_hm_keyset_get(m->routes, name_of(&cfg->listeners[l]), route);
+            v->routes[l][r] = gw_kcount_get(m->routes, name_of(&cfg->listeners[l]), route);
             if (v->routes[l][r] == NULL)
                 goto fail;
         }
@@ -222,7 +116,7 @@ gw_hm_series_t *gw_hmetrics_route(const gw_hmetrics_gen_t *v, size_t listener, s
 
 static gw_hm_route_block_t *route_block(const gw_hm_series_t *ser, unsigned w)
 {
-    return gw_hm_series_worker(ser, w);
+    return gw_kcount_block(ser, w);
 }
 
 /* see hmetrics.h */

@@ -16,10 +16,9 @@
  *     gw_hmetrics_backend_fn the engine gives);
  *   - a route's series are carried by key, (listener name, route name): each generation has a
  *     view (gw_hmetrics_gen_t) whose slots point at series objects it shares with the other
- *     generations that name the same route, counted by the control thread. The last view to
- *     let go frees the series, so a removed route leaves /metrics.
- * The generic part, series carried by a two-part key, is gw_hm_keyset_t; hutls.c uses it for
- * the upstream TLS series (by upstream name).
+ *     generations that name the same route, held by reference (kcount.h, the registry of
+ *     every counter carried by key: gw_kcount_get, gw_kcount_put, on the control thread). The
+ *     last view to let go frees the series, so a removed route leaves /metrics.
  *
  * Per worker and single writer, like every counter of the gateway (metrics.h): a worker
  * writes only its own block of a series (a relaxed load and store, no locked instruction on
@@ -34,6 +33,7 @@
 #include <stdint.h>
 
 #include "02-lb/lb.h"
+#include "04-http/kcount.h"
 #include "config.h"
 #include "metrics.h"
 
@@ -48,37 +48,9 @@ int gw_hmetrics_class(unsigned status);
 /* The class's label value ("2xx" .. "5xx"); CLASS in 0 .. GW_HMETRICS_NCLASSES - 1. */
 const char *gw_hmetrics_class_name(int cls);
 
-/* ---- series carried by key ------------------------------------------------------------------ */
-
-/* One series object: key (K1, and K2 or none), the generations' count of it, and one zeroed
- * block per worker (gw_hm_series_worker). */
-typedef struct gw_hm_series_s {
-    const char *k1, *k2;         /* K2 NULL: the key has one part (or "no route") */
-    unsigned refs;               /* views holding it: control thread only */
-    struct gw_hm_series_s *next; /* the set's list */
-    size_t stride;               /* bytes per worker block, a multiple of 64 */
-    unsigned char *blocks;       /* [nworkers * stride], 64-byte aligned */
-} gw_hm_series_t;
-
-/* Series of one kind (BLOCK bytes per worker, NWORKERS workers), found by key. Control
- * thread only (building and freeing views); workers only write into blocks. */
-typedef struct gw_hm_keyset_s gw_hm_keyset_t;
-gw_hm_keyset_t *gw_hm_keyset_new(size_t block, unsigned nworkers); /* NULL: out of memory */
-void gw_hm_keyset_free(gw_hm_keyset_t *s); /* frees what is left too; NULL is fine */
-
-/* The series of key (K1, K2; K2 NULL is a key of its own, apart from any K2), made zeroed if
- * none has it, with one more reference; NULL when out of memory. */
-gw_hm_series_t *gw_hm_keyset_get(gw_hm_keyset_t *s, const char *k1, const char *k2);
-/* One reference less on SER (NULL is fine); freed at the last. */
-void gw_hm_keyset_put(gw_hm_keyset_t *s, gw_hm_series_t *ser);
-/* How many series S holds (tests). */
-size_t gw_hm_keyset_count(const gw_hm_keyset_t *s);
-
-/* Worker W's block of SER. */
-static inline void *gw_hm_series_worker(const gw_hm_series_t *ser, unsigned w)
-{
-    return ser->blocks + (size_t)w * ser->stride;
-}
+/* A route's series: an entry of kcount.h (key (listener name, route name), K2 NULL for "no
+ * route"), whose worker blocks are gw_hm_route_block_t. */
+typedef gw_kcount_entry_t gw_hm_series_t;
 
 /* ---- the engine's series -------------------------------------------------------------------- */
 
@@ -99,7 +71,7 @@ typedef const gw_hmetrics_backend_t *(*gw_hmetrics_backend_fn)(const gw_backend_
 
 typedef struct gw_hmetrics_s {
     unsigned nworkers;
-    gw_hm_keyset_t *routes; /* by (listener name, route name; NULL: no route) */
+    gw_kcount_t *routes; /* gw_hm_route_block_t, by (listener name, route name; NULL: no route) */
     gw_hmetrics_backend_fn backend_of;
 } gw_hmetrics_t;
 

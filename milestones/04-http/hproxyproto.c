@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "04-http/hproxy-int.h"
-#include "04-http/lcount.h"
+#include "04-http/kcount.h"
 #include "04-http/passthrough.h"
 #include "04-http/ppconf.h"
 #include "error.h"
@@ -35,7 +35,7 @@ static const char *result_name(size_t r)
 }
 
 struct hp_pp_s {
-    gw_lcount_t *counts;    /* by listener name (lcount.h): NRESULTS per worker */
+    gw_kcount_t *counts;    /* kept by listener name (kcount.h): NRESULTS counters per worker */
     gw_tcp_picker_t picker; /* tcp listeners: the picker below plus header and hello */
 };
 
@@ -76,7 +76,8 @@ hp_pp_t *hp_pp_prepare(const gw_config_t *cfg, unsigned workers, int *err)
     (void)cfg; /* made whatever it says: a reload may add proxy_protocol */
     *err = 0;
     hp_pp_t *pp = calloc(1, sizeof *pp);
-    if (pp == NULL || (pp->counts = gw_lcount_new(workers, NRESULTS)) == NULL) {
+    if (pp == NULL ||
+        (pp->counts = gw_kcount_new(workers, NRESULTS * sizeof(gw_counter_t))) == NULL) {
         free(pp);
         *err = GW_ENOMEM;
         return NULL;
@@ -89,7 +90,7 @@ int hp_pp_gen_names(hp_pp_t *pp, const gw_config_t *cfg)
 {
     for (size_t i = 0; pp != NULL && i < cfg->nlisteners; i++)
         if (gw_pp_listener_cfg(&cfg->listeners[i]) != NULL &&
-            gw_lcount_add(pp->counts, cfg->listeners[i].name) == NULL)
+            gw_kcount_keep(pp->counts, cfg->listeners[i].name, NULL) == NULL)
             return GW_ENOMEM;
     return 0;
 }
@@ -99,7 +100,7 @@ void hp_pp_free(hp_pp_t *pp)
 {
     if (pp == NULL)
         return;
-    gw_lcount_free(pp->counts);
+    gw_kcount_free(pp->counts);
     free(pp);
 }
 
@@ -112,10 +113,10 @@ void hp_pp_metrics(const hp_pp_t *pp, const gw_gen_t *g, gw_prom_t *p)
                    GW_PROM_COUNTER);
     for (size_t i = 0; pp != NULL && g != NULL && i < g->nlis; i++) {
         const gw_listener_cfg_t *l = g->lis[i].cfg;
-        const gw_lcount_entry_t *e =
-            gw_pp_listener_cfg(l) != NULL ? gw_lcount_find(pp->counts, l->name) : NULL;
+        const gw_kcount_entry_t *e =
+            gw_pp_listener_cfg(l) != NULL ? gw_kcount_find(pp->counts, l->name, NULL) : NULL;
         for (size_t r = 0; e != NULL && r < NRESULTS; r++) {
-            uint64_t v = gw_lcount_sum(e, r);
+            uint64_t v = gw_kcount_sum(e, r);
             if (v == 0 && r >= R_ERRORS)
                 continue; /* the parser's 15 errors only once seen */
             const char *lab[] = {"listener", l->name, "result", result_name(r), NULL};
@@ -131,9 +132,9 @@ void hp_pp_metrics(const hp_pp_t *pp, const gw_gen_t *g, gw_prom_t *p)
  * for its header after a reload took proxy_protocol away and renamed L counts nowhere. */
 static void count_at(hp_pp_t *pp, const gw_worker_t *w, const gw_listener_t *l, size_t r)
 {
-    gw_lcount_entry_t *e = gw_lcount_find(pp->counts, gw_listener_name(l));
+    gw_kcount_entry_t *e = gw_kcount_find(pp->counts, gw_listener_name(l), NULL);
     if (e != NULL)
-        gw_counter_inc(gw_lcount_at(e, w->id, r));
+        gw_counter_inc(gw_kcount_counter(e, w->id, r));
 }
 
 static void count(hconn_t *c, size_t r)

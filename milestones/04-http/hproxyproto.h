@@ -52,7 +52,7 @@ typedef struct hp_pp_wait_s {
 int hp_pp_feed(hp_pp_wait_t *w, const uint8_t *data, size_t n, unsigned accept, gw_pp_result_t *r,
                size_t *rest);
 
-/* The counters by listener name (lcount.h) for WORKERS workers, and the tcp picker's copy:
+/* The counters kept by listener name (kcount.h) for WORKERS workers, and the tcp picker's copy:
  * made whatever CFG says (a reload may add proxy_protocol). NULL with *ERR < 0 on failure. */
 hp_pp_t *hp_pp_prepare(const gw_config_t *cfg, unsigned workers, int *err);
 void hp_pp_free(hp_pp_t *pp);

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "04-http/hproxy-int.h"
-#include "04-http/lcount.h"
+#include "04-http/kcount.h"
 #include "04-http/tlscache.h"
 #include "04-http/tlsserver.h"
 #include "clock.h"
@@ -25,7 +25,7 @@
 #include "log.h"
 #include "tls_stream.h"
 
-/* The counters each listener name has (lcount.h), per worker: handshakes, then failures. */
+/* The counters each listener name keeps (kcount.h), per worker: handshakes, then failures. */
 #define C_HANDSHAKES 0 /* + resumed (0 or 1) */
 #define C_FAILURES 2   /* + the reason's slot */
 #define NCOUNTERS (C_FAILURES + GW_HTLS_NSLOTS)
@@ -44,7 +44,7 @@ struct hp_tls_cred_s {
     atomic_uint refs;           /* its generation's, plus one per connection using it */
     gw_tls_listener_cfg_t *cfg; /* held: certificates, keys, client CAs, ALPN, timeouts */
     tls_cache_t *cache;         /* held */
-    gw_lcount_entry_t *stats;   /* the listener name's counters (alive as long as the process) */
+    gw_kcount_entry_t *stats;   /* the listener name's counters (kept as long as the process) */
 };
 
 /* see htls.h */
@@ -55,7 +55,7 @@ struct hp_tls_gen_s {
 
 struct hp_tls_s {
     unsigned workers;
-    gw_lcount_t *counts; /* by listener name: NCOUNTERS per worker */
+    gw_kcount_t *counts; /* kept by listener name: NCOUNTERS per worker */
     /* tcp listeners with tls: 01's picker (layer 1) as it was, plus a wrap hook that puts a
      * TLS stream over each client (tcp_wrap). */
     gw_tcp_picker_t picker;
@@ -217,7 +217,8 @@ int gw_htls_client_fields(gw_h1_head_t *req, const gw_tls_listener_cfg_t *cfg,
 hp_tls_t *hp_tls_new(unsigned workers)
 {
     hp_tls_t *t = calloc(1, sizeof *t);
-    if (t != NULL && (t->counts = gw_lcount_new(workers, NCOUNTERS)) == NULL) {
+    if (t != NULL &&
+        (t->counts = gw_kcount_new(workers, NCOUNTERS * sizeof(gw_counter_t))) == NULL) {
         free(t);
         t = NULL;
     }
@@ -231,7 +232,7 @@ void hp_tls_free(hp_tls_t *t)
 {
     if (t == NULL)
         return;
-    gw_lcount_free(t->counts);
+    gw_kcount_free(t->counts);
     free(t);
 }
 
@@ -289,7 +290,7 @@ const gw_tls_listener_cfg_t *hp_tls_cred_cfg(const hp_tls_cred_t *cr)
 static const hp_tls_cred_t *prev_cred(const hp_tls_gen_t *prev, const char *name)
 {
     for (size_t i = 0; prev != NULL && i < prev->n; i++)
-        if (prev->cred[i] != NULL && strcmp(gw_lcount_name(prev->cred[i]->stats), name) == 0)
+        if (prev->cred[i] != NULL && strcmp(prev->cred[i]->stats->k1, name) == 0)
             return prev->cred[i];
     return NULL;
 }
@@ -304,7 +305,7 @@ hp_tls_cred_t *hp_tls_cred_new(hp_tls_t *t, const gw_listener_cfg_t *l, const hp
     if (cr == NULL)
         return NULL;
     atomic_init(&cr->refs, 1); /* the generation's */
-    if ((cr->stats = gw_lcount_add(t->counts, l->name)) == NULL) {
+    if ((cr->stats = gw_kcount_keep(t->counts, l->name, NULL)) == NULL) {
         free(cr);
         return NULL;
     }
@@ -424,7 +425,7 @@ void hp_tls_metrics(const hp_tls_gen_t *tg, const gw_gen_t *g, gw_prom_t *p)
             const char *lab[] = {"listener", g->lis[i].cfg->name, "resumed", r ? "true" : "false",
                                  NULL};
             gw_prom_sample_u64(p, "gw_tls_handshakes_total", lab,
-                               gw_lcount_sum(cr->stats, C_HANDSHAKES + (size_t)r));
+                               gw_kcount_sum(cr->stats, C_HANDSHAKES + (size_t)r));
         }
     }
     gw_prom_family(p, "gw_tls_handshake_failures_total",
@@ -434,7 +435,7 @@ void hp_tls_metrics(const hp_tls_gen_t *tg, const gw_gen_t *g, gw_prom_t *p)
     for (size_t i = 0; g != NULL && i < g->nlis; i++) {
         const hp_tls_cred_t *cr = hp_tls_gen_cred(tg, g->lis[i].pos);
         for (size_t s = 0; cr != NULL && s < GW_HTLS_NSLOTS; s++) {
-            uint64_t v = gw_lcount_sum(cr->stats, C_FAILURES + s);
+            uint64_t v = gw_kcount_sum(cr->stats, C_FAILURES + s);
             /* Only the reasons seen (the table has ~580 slots); timeout and eof always, so
              * a dashboard finds the family's usual members before the first failure. */
             if (v == 0 && s != GW_HTLS_SLOT_TIMEOUT && s != GW_HTLS_SLOT_EOF)
@@ -451,7 +452,7 @@ void hp_tls_metrics(const hp_tls_gen_t *tg, const gw_gen_t *g, gw_prom_t *p)
 void hp_tls_cred_count(hp_tls_cred_t *cr, unsigned worker, int status, size_t slot, bool resumed)
 {
     size_t i = status == 0 ? C_HANDSHAKES + (resumed ? 1 : 0) : C_FAILURES + slot;
-    gw_counter_inc(gw_lcount_at(cr->stats, worker, i));
+    gw_counter_inc(gw_kcount_counter(cr->stats, worker, i));
 }
 
 /* ---- per connection ----------------------------------------------------------------------- */
@@ -571,7 +572,7 @@ static void count_handshake(tls_conn_t *t, int status)
     if (status != 0) {
         size_t slot = gw_htls_failure_slot(status, gw_tls_stream_last_error(&t->ts));
         count_failure(t, slot);
-        gw_debug("listener '%s': TLS handshake failed: %s", gw_lcount_name(t->cred->stats),
+        gw_debug("listener '%s': TLS handshake failed: %s", t->cred->stats->k1,
                  gw_htls_reason_name(slot));
         return;
     }

@@ -6,7 +6,7 @@
  * listener's loaded `tls` config (certificates and keys, read again with each config a
  * reload loads), ONE session cache shared by every worker (tlscache.h: SO_REUSEPORT sends a
  * resuming client to any worker; carried to the next generation while the listener keeps
- * its name and cache size) and the counters of its listener's name (lcount.h: carried by
+ * its name and cache size) and the counters of its listener's name (kcount.h: kept by
  * name). A credential is refcounted: its generation holds one reference and every TLS
  * connection that handshook with it one more until the connection is freed, so a reload
  * that frees a generation never frees the keys, chain or cache an open connection's engine

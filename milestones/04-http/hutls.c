@@ -35,12 +35,12 @@ typedef struct {
 
 struct hp_utls_s {
     unsigned nworkers;
-    gw_hm_keyset_t *ups; /* ustats_t per worker, by upstream name */
+    gw_kcount_t *ups; /* ustats_t per worker, by upstream name (kcount.h, held by the views) */
 };
 
 struct hp_utls_gen_s {
     const gw_config_t *cfg;
-    gw_hm_series_t **ups; /* [nupstreams]: NULL for an upstream without tls */
+    gw_kcount_entry_t **ups; /* [nupstreams]: NULL for an upstream without tls */
 };
 
 /* One connection's TLS part: one allocation, charged to buffers.max_memory. */
@@ -52,7 +52,7 @@ struct hp_utls_conn_s {
     gw_tls_session_t *slot;   /* the backend's saved session on this worker */
     const gw_tls_upstream_cfg_t *cfg;
     const char *address_text; /* the backend as configured: its host is the default name */
-    gw_hm_series_t *stats;    /* its upstream's series, in the generation its exchange pinned */
+    gw_kcount_entry_t *stats; /* its upstream's series, in the generation its exchange pinned */
     unsigned char iobuf[BR_SSL_BUFSIZE_BIDI]; /* full duplex: see tls_stream.h */
 };
 
@@ -62,7 +62,7 @@ static const char *const alpn_http11[] = {"http/1.1"};
 hp_utls_t *hp_utls_new(unsigned nworkers)
 {
     hp_utls_t *t = calloc(1, sizeof *t);
-    if (t == NULL || (t->ups = gw_hm_keyset_new(sizeof(ustats_t), nworkers)) == NULL) {
+    if (t == NULL || (t->ups = gw_kcount_new(nworkers, sizeof(ustats_t))) == NULL) {
         free(t);
         return NULL;
     }
@@ -75,7 +75,7 @@ void hp_utls_free(hp_utls_t *t)
 {
     if (t == NULL)
         return;
-    gw_hm_keyset_free(t->ups);
+    gw_kcount_free(t->ups);
     free(t);
 }
 
@@ -85,7 +85,7 @@ void hp_utls_gen_free(hp_utls_t *t, hp_utls_gen_t *v)
     if (v == NULL)
         return;
     for (size_t u = 0; v->ups != NULL && u < v->cfg->nupstreams; u++)
-        gw_hm_keyset_put(t->ups, v->ups[u]);
+        gw_kcount_put(t->ups, v->ups[u]);
     free(v->ups);
     free(v);
 }
@@ -105,7 +105,7 @@ hp_utls_gen_t *hp_utls_gen_new(hp_utls_t *t, const gw_config_t *cfg)
     for (size_t u = 0; u < cfg->nupstreams; u++) {
         if (gw_tls_upstream_cfg(&cfg->upstreams[u]) == NULL)
             continue;
-        if ((v->ups[u] = gw_hm_keyset_get(t->ups, cfg->upstreams[u].name, NULL)) == NULL) {
+        if ((v->ups[u] = gw_kcount_get(t->ups, cfg->upstreams[u].name, NULL)) == NULL) {
             hp_utls_gen_free(t, v);
             return NULL;
         }
@@ -114,14 +114,14 @@ hp_utls_gen_t *hp_utls_gen_new(hp_utls_t *t, const gw_config_t *cfg)
 }
 
 /* see hutls.h */
-gw_hm_series_t *hp_utls_series(const hp_utls_gen_t *v, size_t upstream)
+gw_kcount_entry_t *hp_utls_series(const hp_utls_gen_t *v, size_t upstream)
 {
     return v->ups[upstream];
 }
 
-static ustats_t *stats_of(const gw_hm_series_t *s, unsigned worker)
+static ustats_t *stats_of(const gw_kcount_entry_t *s, unsigned worker)
 {
-    return gw_hm_series_worker(s, worker);
+    return gw_kcount_block(s, worker);
 }
 
 /* Counts a failure of REASON (a static string) in S. Worker thread. */
@@ -143,19 +143,19 @@ static void count_failure(ustats_t *s, const char *reason)
 }
 
 /* see hutls.h */
-void hp_utls_count_handshake(gw_hm_series_t *s, unsigned worker, bool resumed)
+void hp_utls_count_handshake(gw_kcount_entry_t *s, unsigned worker, bool resumed)
 {
     gw_counter_inc(&stats_of(s, worker)->handshakes[resumed ? 1 : 0]);
 }
 
 /* see hutls.h */
-void hp_utls_count_failure(gw_hm_series_t *s, unsigned worker, const char *reason)
+void hp_utls_count_failure(gw_kcount_entry_t *s, unsigned worker, const char *reason)
 {
     count_failure(stats_of(s, worker), reason);
 }
 
 /* The sum over the workers of series S's failures named NAME (pointer identity). */
-static uint64_t failures_named(const hp_utls_t *t, const gw_hm_series_t *s, const char *name)
+static uint64_t failures_named(const hp_utls_t *t, const gw_kcount_entry_t *s, const char *name)
 {
     uint64_t sum = 0;
     for (unsigned w = 0; w < t->nworkers; w++) {
@@ -169,7 +169,7 @@ static uint64_t failures_named(const hp_utls_t *t, const gw_hm_series_t *s, cons
 
 /* Whether NAME was already written for series S: in a slot of a worker before W, or before
  * slot I of worker W. */
-static bool reason_written(const gw_hm_series_t *s, unsigned w, size_t i, const char *name)
+static bool reason_written(const gw_kcount_entry_t *s, unsigned w, size_t i, const char *name)
 {
     for (unsigned v = 0; v <= w; v++) {
         const ustats_t *st = stats_of(s, v);
@@ -180,7 +180,7 @@ static bool reason_written(const gw_hm_series_t *s, unsigned w, size_t i, const 
     return false;
 }
 
-static void failures_metrics(const hp_utls_t *t, const gw_hm_series_t *s, gw_prom_t *p)
+static void failures_metrics(const hp_utls_t *t, const gw_kcount_entry_t *s, gw_prom_t *p)
 {
     uint64_t other = 0;
     for (unsigned w = 0; w < t->nworkers; w++) {
@@ -236,7 +236,7 @@ void hp_utls_metrics(const hp_utls_t *t, const hp_utls_gen_t *v, gw_prom_t *p)
 /* ---- connections --------------------------------------------------------------------------- */
 
 /* see hutls.h */
-int hp_utls_conn_new(uconn_t *u, const gw_lb_member_t *m, gw_hm_series_t *s)
+int hp_utls_conn_new(uconn_t *u, const gw_lb_member_t *m, gw_kcount_entry_t *s)
 {
     const gw_tls_upstream_cfg_t *tc = gw_tls_upstream_cfg(m->up->cfg);
     if (tc == NULL)

@@ -24,7 +24,7 @@
  * One loop thread owns a connection; hp_utls_metrics runs on the control thread and reads
  * counters only (metrics.h's single-writer counters).
  *
- * Reloads (issue 17): the series are kept by upstream name (hmetrics.h's gw_hm_keyset_t),
+ * Reloads (issue 17): the series are carried by upstream name (kcount.h, held by reference),
  * each generation having a view of them by upstream position (hp_utls_gen_t); an upstream a
  * reload keeps keeps its counts, one it removes leaves /metrics. A connection takes its
  * upstream's TLS config, its backend's address and its series from the generation its
@@ -36,7 +36,7 @@
 #include <stddef.h>
 
 #include "02-lb/lb.h"
-#include "04-http/hmetrics.h"
+#include "04-http/kcount.h"
 #include "config.h"
 #include "metrics.h"
 #include "stream.h"
@@ -57,7 +57,7 @@ hp_utls_gen_t *hp_utls_gen_new(hp_utls_t *t, const gw_config_t *cfg);
 void hp_utls_gen_free(hp_utls_t *t, hp_utls_gen_t *v); /* control thread; NULL is fine */
 
 /* The series of upstream UPSTREAM (its position in V's config), NULL without tls. */
-gw_hm_series_t *hp_utls_series(const hp_utls_gen_t *v, size_t upstream);
+gw_kcount_entry_t *hp_utls_series(const hp_utls_gen_t *v, size_t upstream);
 
 /* Writes gw_upstream_tls_handshakes_total{upstream,resumed} (both values laid out from the
  * start) and gw_upstream_tls_handshake_failures_total{upstream,reason} (a series per reason
@@ -69,15 +69,15 @@ void hp_utls_metrics(const hp_utls_t *t, const hp_utls_gen_t *v, gw_prom_t *p);
  * (RESUMED or full) / a failure named REASON (a static string: pointer identity tells
  * reasons apart; the 17th distinct reason of a worker and upstream counts as "other").
  * The connection's handshake calls them; tests call them directly. */
-void hp_utls_count_handshake(gw_hm_series_t *s, unsigned worker, bool resumed);
-void hp_utls_count_failure(gw_hm_series_t *s, unsigned worker, const char *reason);
+void hp_utls_count_handshake(gw_kcount_entry_t *s, unsigned worker, bool resumed);
+void hp_utls_count_failure(gw_kcount_entry_t *s, unsigned worker, const char *reason);
 
 /* The TLS part for U, a new connection (not yet connecting) to member M of a pinned
  * generation's table, counted in series S (hp_utls_series of that generation): sets u->tls
  * when M's upstream has tls, else does nothing. 0, or UV_ENOBUFS (buffers.max_memory would
  * be passed) or UV_ENOMEM: the gateway's own shortage (gw_err_local_shortage), u->tls stays
  * NULL. */
-int hp_utls_conn_new(struct uconn_s *u, const gw_lb_member_t *m, gw_hm_series_t *s);
+int hp_utls_conn_new(struct uconn_s *u, const gw_lb_member_t *m, gw_kcount_entry_t *s);
 
 /* U's socket is connected: sets up the client context and wraps u->sock in the TLS stream
  * (reads to ON_READ), which starts the handshake; u->s and u->out's stream become the TLS

@@ -7,7 +7,7 @@
 
 #include "02-lb/lb.h"
 #include "04-http/httpcfg.h"
-#include "04-http/lcount.h"
+#include "04-http/kcount.h"
 #include "04-http/mw.h"
 #include "error.h"
 #include "log.h"
@@ -93,16 +93,16 @@ struct gw_passthrough_s {
     gw_lb_t *lb;
     gw_tcp_picker_t inner;  /* 02's (with 03's hooks), which every other listener uses */
     gw_tcp_picker_t picker; /* ours, in layer 1 */
-    gw_lcount_t *counts;    /* by listener name (lcount.h): GW_PT_NRESULTS per worker */
+    gw_kcount_t *counts;    /* kept by listener name (kcount.h): GW_PT_NRESULTS per worker */
 };
 
 /* Counts R for listener L on worker W under L's name now (an entry exists once a
  * generation gave that name tls_passthrough: gw_passthrough_gen_names). */
 static void count(gw_passthrough_t *pt, unsigned w, const gw_listener_t *l, gw_pt_result_t r)
 {
-    gw_lcount_entry_t *e = gw_lcount_find(pt->counts, gw_listener_name(l));
+    gw_kcount_entry_t *e = gw_kcount_find(pt->counts, gw_listener_name(l), NULL);
     if (e != NULL)
-        gw_counter_inc(gw_lcount_at(e, w, r));
+        gw_counter_inc(gw_kcount_counter(e, w, r));
 }
 
 static uint64_t pt_preread_ms(void *ctx, const gw_listener_t *l)
@@ -198,7 +198,8 @@ gw_passthrough_t *gw_passthrough_prepare(const gw_config_t *cfg, void **layers, 
     /* Whatever CFG says: a reload may give a tcp listener tls_passthrough. The others cost
      * one call more per connection (pt_pick hands them to 02's pick). */
     gw_passthrough_t *pt = calloc(1, sizeof *pt);
-    if (pt == NULL || (pt->counts = gw_lcount_new(cfg->workers, GW_PT_NRESULTS)) == NULL) {
+    if (pt == NULL ||
+        (pt->counts = gw_kcount_new(cfg->workers, GW_PT_NRESULTS * sizeof(gw_counter_t))) == NULL) {
         free(pt);
         *err = GW_ENOMEM;
         return NULL;
@@ -223,7 +224,7 @@ int gw_passthrough_gen_names(gw_passthrough_t *pt, const gw_config_t *cfg)
 {
     for (size_t i = 0; pt != NULL && i < cfg->nlisteners; i++)
         if (gw_passthrough_cfg(&cfg->listeners[i]) != NULL &&
-            gw_lcount_add(pt->counts, cfg->listeners[i].name) == NULL)
+            gw_kcount_keep(pt->counts, cfg->listeners[i].name, NULL) == NULL)
             return GW_ENOMEM;
     return 0;
 }
@@ -233,7 +234,7 @@ void gw_passthrough_free(gw_passthrough_t *pt)
 {
     if (pt == NULL)
         return;
-    gw_lcount_free(pt->counts);
+    gw_kcount_free(pt->counts);
     free(pt);
 }
 
@@ -253,11 +254,11 @@ void gw_passthrough_metrics(const gw_passthrough_t *pt, const gw_gen_t *g, gw_pr
                    GW_PROM_COUNTER);
     for (size_t i = 0; i < g->nlis; i++) {
         const gw_listener_cfg_t *l = g->lis[i].cfg;
-        const gw_lcount_entry_t *e =
-            gw_passthrough_cfg(l) != NULL ? gw_lcount_find(pt->counts, l->name) : NULL;
+        const gw_kcount_entry_t *e =
+            gw_passthrough_cfg(l) != NULL ? gw_kcount_find(pt->counts, l->name, NULL) : NULL;
         for (int r = 0; e != NULL && r < GW_PT_NRESULTS; r++) {
             const char *lab[] = {"listener", l->name, "result", result_names[r], NULL};
-            gw_prom_sample_u64(p, name, lab, gw_lcount_sum(e, (size_t)r));
+            gw_prom_sample_u64(p, name, lab, gw_kcount_sum(e, (size_t)r));
         }
     }
 }

@@ -101,7 +101,7 @@ const char *gw_pt_result_name(gw_pt_result_t r);
 /* The runtime: wraps the picker in LAYERS[1] (02's, with 03's hooks) in the passthrough
  * picker, whatever CFG says (a reload may add a tls_passthrough listener; the others go
  * straight to the picker below), and returns its state (free it with gw_passthrough_free
- * after the runtime ends): counters by listener name (lcount.h) for CFG->workers workers.
+ * after the runtime ends): counters kept by listener name (kcount.h) for CFG->workers workers.
  * NULL with *ERR 0 when LAYERS[1] is NULL, NULL with *ERR < 0 when out of memory.
  * LAYERS[2] must be 02's state. */
 typedef struct gw_passthrough_s gw_passthrough_t;

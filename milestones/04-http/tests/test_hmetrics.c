@@ -196,7 +196,7 @@ static void hmetrics_series_are_distinct(void **state)
 {
     (void)state;
     /* web: 2 routes + no route; raw (tcp): none; admin: 1 route + no route */
-    assert_int_equal(gw_hm_keyset_count(m->routes), 3 + 2);
+    assert_int_equal(gw_kcount_count(m->routes), 3 + 2);
     assert_null(view->routes[1]);
     gw_hm_series_t *all[] = {gw_hmetrics_route(view, 0, 0), gw_hmetrics_route(view, 0, 1),
                              gw_hmetrics_route(view, 0, GW_HMETRICS_NO_ROUTE),
@@ -214,9 +214,9 @@ static void hmetrics_series_are_distinct(void **state)
     gw_hmetrics_gen_t *again = gw_hmetrics_gen_new(m, &cfg);
     assert_non_null(again);
     assert_ptr_equal(gw_hmetrics_route(again, 0, 1), all[1]);
-    assert_int_equal(gw_hm_keyset_count(m->routes), 5);
+    assert_int_equal(gw_kcount_count(m->routes), 5);
     gw_hmetrics_gen_free(m, again);
-    assert_int_equal(gw_hm_keyset_count(m->routes), 5);
+    assert_int_equal(gw_kcount_count(m->routes), 5);
 }
 
 /* What two workers record is summed into one series per label set, in its own class. */
@@ -325,7 +325,7 @@ static void hmetrics_route_counts_carried_by_name(void **state)
     gw_hmetrics_gen_free(m, view); /* the old generation is reclaimed */
     view = v2;
     /* web: new, api, no route */
-    assert_int_equal(gw_hm_keyset_count(m->routes), 3);
+    assert_int_equal(gw_kcount_count(m->routes), 3);
     char *t = scrape_of(v2, NULL);
     gw_assert_contains(t, "gw_http_request_duration_seconds_count{listener=\"web\",route=\"api\","
                           "class=\"2xx\"} 2\n");

@@ -19,7 +19,7 @@ static gw_upstream_cfg_t ups[2];
 static gw_config_t cfg;
 static hp_utls_t *t;
 static hp_utls_gen_t *v; /* the view of CFG: "app" is S */
-static gw_hm_series_t *app;
+static gw_kcount_entry_t *app;
 static char *text;
 
 static int setup(void **state)
