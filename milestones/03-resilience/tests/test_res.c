@@ -90,8 +90,11 @@ static int teardown(void **state)
     return 0;
 }
 
+static unsigned gens_freed;
+
 static void free_gen(void *data)
 {
+    gens_freed++;
     gw_gen_t *g = data;
     gw_res_gen_free(&rt, g);
     gw_gen_free(g);
@@ -255,6 +258,57 @@ static void breaker_state_survives_generation_carry(void **state)
         assert_int_equal(connection(0), 19002); /* still open: its breaker came along */
     assert_true(
         scraped("gw_breaker_state{upstream=\"app\",backend=\"127.0.0.1:19001\"} 1")); /* open */
+}
+
+/* A tcp pair on listener `edge` (01's pick through 02: a GW_LB_PAIR token), connected to
+ * 19001 (round robin: the pairs that land on 19002 are closed). */
+static void open_pair_to_19001(gw_tcp_pick_t *tok)
+{
+    const gw_tcp_picker_t *p = picker();
+    for (int k = 0; k < 4; k++) {
+        memset(tok, 0, sizeof *tok);
+        const gw_addr_t *a = p->pick(p->ctx, &w, &lobjs[0], NULL, 0, tok);
+        assert_non_null(a);
+        p->report(p->ctx, &w, tok, 0);
+        if (gw_addr_port(a) == 19001)
+            return;
+        p->report(p->ctx, &w, tok, GW_TCP_CLOSED);
+    }
+    fail_msg("no pick of 19001 in 4");
+}
+
+/* Connected pairs hold their backend, not the generation they picked in: a reload frees
+ * that generation at once although two pairs are open. Their backend failures at the close
+ * are accounted as the generation served then lists the backend: its breaker (carried,
+ * two failures to open) opens. */
+static void connected_pair_holds_its_backend_not_its_generation(void **state)
+{
+    (void)state;
+    publish(load_breaker(0, "1"));
+    gw_tcp_pick_t t1, t2;
+    open_pair_to_19001(&t1);
+    gw_backend_t *b = gw_lb_tok_backend(&t1);
+    assert_non_null(b);
+    assert_null(t1.ref); /* no generation pinned */
+    assert_null(gw_lb_tok_member(&t1));
+    assert_int_equal(atomic_load(&b->refs), 2); /* generation 1's table, and T1 */
+    open_pair_to_19001(&t2);
+    assert_ptr_equal(gw_lb_tok_backend(&t2), b);
+    assert_int_equal(atomic_load(&b->refs), 3);
+    assert_int_equal(atomic_load(&b->active), 2);
+    unsigned freed = gens_freed;
+    publish(load_breaker(1, "3")); /* a weight change: the same backend object */
+    gw_snap_reclaim(&rt.snap);
+    assert_int_equal(gens_freed, freed + 1);    /* generation 1: nobody holds it */
+    assert_int_equal(atomic_load(&b->refs), 3); /* generation 2's table, T1, T2 */
+    const gw_tcp_picker_t *p = picker();
+    p->report(p->ctx, &w, &t1, GW_TCP_CLOSED_BACKEND_ERROR);
+    p->report(p->ctx, &w, &t2, GW_TCP_CLOSED_BACKEND_ERROR);
+    assert_int_equal(atomic_load(&b->active), 0);
+    assert_int_equal(atomic_load(&b->refs), 1);
+    assert_int_equal(atomic_load(&b->failures), 2);
+    assert_null(gw_lb_tok_backend(&t1));
+    assert_true(scraped("gw_breaker_state{upstream=\"app\",backend=\"127.0.0.1:19001\"} 1"));
 }
 
 static int carry_nothing(const gw_lb_upstream_t *old, const gw_upstream_cfg_t *neu,
@@ -663,6 +717,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(breaker_state_survives_generation_carry, setup, teardown),
         cmocka_unit_test_setup_teardown(fresh_backend_has_a_closed_breaker, setup, teardown),
+        cmocka_unit_test_setup_teardown(connected_pair_holds_its_backend_not_its_generation, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(budget_and_counters_carried_by_upstream_name, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(rate_limit_table_kept_when_options_equal, setup, teardown),

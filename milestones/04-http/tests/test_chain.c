@@ -1237,6 +1237,73 @@ static void chain_access_log_one_json_line_per_finish(void **state)
     tmplog_cleanup(&t);
 }
 
+/* An exchange that became a tunnel (a 101): at the switch everything but the access log is
+ * settled (here: the breaker's half-open trial records its success, so the breaker closes
+ * now, not when the tunnel ends), and the line comes at the tunnel's end, after the chain
+ * (its generation) is gone, with the names the exchange had. Under ASan, a log file not held
+ * past the chain is a use after free. */
+static void chain_switch_settles_all_but_the_log_which_outlives_the_chain(void **state)
+{
+    (void)state;
+    tmplog_t t;
+    tmplog_init(&t);
+    fx_t *f = fx_new();
+    U(fx_mw(f, GW_MW_BREAKER))->breaker = (gw_breaker_cfg_t){.consecutive_failures = 1,
+                                                             .window_ms = 10000,
+                                                             .open_timeout_ms = 1000,
+                                                             .half_open_max = 1,
+                                                             .success_to_close = 1};
+    add_log(f, t.path);
+    fx_start(f);
+    fx_begin(f, "GET", "/", "192.0.2.7"); /* one failure opens the breaker */
+    assert_int_equal(fx_run(f), 0);
+    fx_finish(f, 502, true, NS_PER_MS);
+
+    /* After open_timeout: the upgrade request is the one half-open trial. */
+    fx_begin_at(f, &f->x, "GET", "/chat", "192.0.2.7", 1002 * NS_PER_MS);
+    assert_int_equal(fx_run(f), 0);
+    assert_true(f->x.breaker_trial);
+    f->x.status = 101;
+    f->x.upstream = "app";
+    f->x.backend = "127.0.0.1:9000";
+    gw_chain_tail_t *tail = NULL;
+    assert_true(gw_chain_switch(f->chain, &f->x, T0 + 1003 * NS_PER_MS, &tail));
+    assert_non_null(tail);
+    assert_null(f->x.route);
+    assert_string_equal(gw_hx_route_name(&f->x), "r0");
+
+    gw_hx_t next = {0}; /* the trial's success closed the breaker: the next request passes */
+    fx_begin_at(f, &next, "GET", "/", "192.0.2.7", 1004 * NS_PER_MS);
+    assert_int_equal(gw_chain_request(f->chain, &next, &f->req, &f->resp), 0);
+    next.status = 200;
+    gw_chain_finish(f->chain, &next, T0 + 1005 * NS_PER_MS);
+    char *lines[4];
+    assert_int_equal(read_lines(t.path, lines, 4),
+                     2); /* the failure's and NEXT's, not the tunnel's */
+    free(lines[0]);
+    free(lines[1]);
+
+    gw_chain_free(f->chain); /* a reload freed the tunnel's generation */
+    f->chain = NULL;
+    f->x.bytes_in = 300;
+    f->x.bytes_out = 700;
+    gw_chain_tail_finish(tail, &f->x, T0 + 6002 * NS_PER_MS); /* 5 s after the head */
+    assert_int_equal(read_lines(t.path, lines, 4), 3);
+    json_t *j = parse_line(lines[2]);
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 101);
+    expect_jstr(j, "route", "r0");
+    expect_jstr(j, "upstream", "app");
+    expect_jstr(j, "backend", "127.0.0.1:9000");
+    expect_jstr(j, "path", "/chat");
+    assert_int_equal(json_integer_value(json_object_get(j, "bytes_out")), 700);
+    assert_true(json_number_value(json_object_get(j, "latency_ms")) == 5000.0);
+    json_decref(j);
+    for (int i = 0; i < 3; i++)
+        free(lines[i]);
+    fx_free(f);
+    tmplog_cleanup(&t);
+}
+
 /* One rule for request ids (issue 14): every exchange has one, made when first needed: by the
  * request_id middleware, else by the first thing that reports it (the gateway's own answer
  * through gw_hx_request_id, or the access log line). Without the middleware, a proxied request's
@@ -1631,6 +1698,7 @@ int main(void)
         cmocka_unit_test(chain_split_distribution_follows_weights),
         cmocka_unit_test(chain_split_sticky_by_header_is_stable),
         cmocka_unit_test(chain_access_log_one_json_line_per_finish),
+        cmocka_unit_test(chain_switch_settles_all_but_the_log_which_outlives_the_chain),
         cmocka_unit_test(chain_request_id_one_rule_without_the_middleware),
         cmocka_unit_test(chain_access_log_truncates_long_path),
         cmocka_unit_test(chain_access_log_reopen_after_rotation),
