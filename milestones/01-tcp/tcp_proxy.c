@@ -863,7 +863,7 @@ void gw_tcp_on_connection(gw_wlistener_t *wl)
     uint64_t header_ms = p->header != NULL ? p->header_ms(p->prefix_ctx, l) : 0;
     int len = sizeof c->peer;
     c->peer.ss_family = AF_UNSPEC;
-    if ((p->needs_client_addr || header_ms > 0) &&
+    if ((header_ms > 0 || (p->wants_client != NULL && p->wants_client(p->ctx, tw->w, l))) &&
         gw_stream_peer(client, (struct sockaddr *)&c->peer, &len) != 0)
         c->peer.ss_family = AF_UNSPEC;
     if (header_ms == 0 && p->admit != NULL &&

@@ -127,10 +127,15 @@ typedef struct gw_tcp_picker_s {
      * these copies the picker below it whole). */
     void *prefix_ctx;
     unsigned max_attempts; /* connect attempts per client connection, >= 1 */
-    /* pick or admit look at the client's address: 01 then asks the kernel for it once per
-     * connection (getpeername); otherwise it saves that system call and passes AF_UNSPEC.
-     * (It always asks when header is set: the `from` check needs it.) */
-    bool needs_client_addr;
+    /* Optional: whether pick or admit will look at the address of a client of listener L
+     * (a per-client rate limit, a client_ip hash), as the configuration published now says:
+     * 01 then asks the kernel for it once, at the accept (getpeername); otherwise it saves
+     * that system call and passes AF_UNSPEC. NULL: never. (01 always asks when header is
+     * set: the `from` check needs it.) A question per accept, not a flag fixed at start: a
+     * reload may add a limit or a hash. One that comes between a connection's accept and
+     * its pick finds the address unknown for that connection (a hash then sends it where
+     * an unknown address goes). */
+    bool (*wants_client)(void *ctx, gw_worker_t *w, const gw_listener_t *l);
     void *ctx;
 } gw_tcp_picker_t;
 

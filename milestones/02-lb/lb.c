@@ -472,12 +472,25 @@ static bool lb_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
     return lb->hooks.admit == NULL || lb->hooks.admit(lb->hooks.ctx, w, l, client);
 }
 
+/* A client of L is worth a getpeername when L's upstream hashes client addresses in the
+ * generation published now (borrowed for this call), or when a later milestone's admit
+ * looks at them (03's per-client limits). */
+static bool lb_wants_client(void *ctx, gw_worker_t *w, const gw_listener_t *l)
+{
+    gw_lb_t *lb = ctx;
+    const gw_gen_t *g = gw_gen_current(w->rt);
+    const gw_lb_table_t *t = gw_lb_gen_table(g);
+    const gw_glistener_t *gl = g != NULL ? gw_gen_listener(g, l) : NULL;
+    if (t != NULL && gl != NULL && gl->cfg->upstream_index < t->n &&
+        t->ups[gl->cfg->upstream_index].lb->hash_client_ip)
+        return true;
+    return lb->hooks.wants_client != NULL && lb->hooks.wants_client(lb->hooks.ctx, w, l);
+}
+
 /* see lb.h */
 void gw_lb_set_hooks(gw_lb_t *lb, const gw_lb_hooks_t *hooks)
 {
     lb->hooks = *hooks;
-    if (hooks->admit != NULL)
-        lb->picker.needs_client_addr = true;
 }
 
 /* see lb.h */
@@ -808,11 +821,9 @@ int gw_lb_prepare(const gw_config_t *cfg, void **layers)
                                    .report = lb_report,
                                    .retry = lb_retry,
                                    .admit = lb_admit,
+                                   .wants_client = lb_wants_client,
                                    .max_attempts = attempts,
                                    .ctx = lb};
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        if (gw_lb_upstream_cfg(&cfg->upstreams[i])->hash_client_ip)
-            lb->picker.needs_client_addr = true;
     layers[1] = &lb->picker; /* 01 has no prepare: 02 fills 01's slot with its picker */
     return 0;
 }

@@ -145,6 +145,9 @@ typedef struct gw_lb_hooks_s {
                   unsigned attempt, uint64_t *delay_ms);
     /* Admission of a new client: see gw_tcp_picker_t.admit. */
     bool (*admit)(void *ctx, gw_worker_t *w, const gw_listener_t *l, const struct sockaddr *client);
+    /* Whether admit will look at the address of a client of L: see
+     * gw_tcp_picker_t.wants_client (02 adds its own reason: a client_ip hash). */
+    bool (*wants_client)(void *ctx, gw_worker_t *w, const gw_listener_t *l);
     void *ctx;
 } gw_lb_hooks_t;
 

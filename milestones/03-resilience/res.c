@@ -206,6 +206,21 @@ static bool res_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
     return true;
 }
 
+/* Whether res_admit will look at the address of a client of L: only a per-client limit
+ * does (the global one counts connections), so a listener without one costs 01 no
+ * getpeername per accept. The generation published now, borrowed for this call. */
+static bool res_wants_client(void *ctx, gw_worker_t *w, const gw_listener_t *l)
+{
+    (void)ctx;
+    const gw_gen_t *g = gw_gen_current(w->rt);
+    const res_gen_t *rg = g != NULL ? g->layers[3] : NULL;
+    if (rg == NULL || !rg->any_limit)
+        return false;
+    const gw_glistener_t *gl = gw_gen_listener(g, l);
+    const res_lis_t *rl = gl != NULL && gl->pos < rg->nlis ? &rg->lis[gl->pos] : NULL;
+    return rl != NULL && rl->lim != NULL && rl->lim->clients != NULL;
+}
+
 /* ---- breakers ------------------------------------------------------------------------------ */
 
 static bool res_usable(void *ctx, const gw_lb_upstream_t *u, size_t i, uint64_t now_ms)
@@ -983,7 +998,13 @@ int gw_res_prepare(const gw_config_t *cfg, void **layers)
         r->workers[i].rng = 0x243f6a8885a308d3u ^ (0x9e3779b97f4a7c15u * (i + 1));
     gw_lb_backend_ext(r->lb, 3, sizeof(res_backend_t), res_backend_init, NULL, NULL);
     /* admit is installed whatever the startup config says: a reload may add limits. */
-    gw_lb_hooks_t hooks = {res_usable, res_claim, res_outcome, res_retry, res_admit, r};
+    gw_lb_hooks_t hooks = {.usable = res_usable,
+                           .claim = res_claim,
+                           .outcome = res_outcome,
+                           .retry = res_retry,
+                           .admit = res_admit,
+                           .wants_client = res_wants_client,
+                           .ctx = r};
     gw_lb_set_hooks(r->lb, &hooks);
     layers[3] = r;
     return 0;

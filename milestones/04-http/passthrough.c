@@ -189,6 +189,25 @@ static bool pt_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
     return pt->inner.admit == NULL || pt->inner.admit(pt->inner.ctx, w, l, client);
 }
 
+/* The picker below's reasons, and a passthrough listener's own: its SNI may route to any
+ * upstream, so any upstream that hashes client addresses (in the generation published now,
+ * borrowed for this call) is one. */
+static bool pt_wants_client(void *ctx, gw_worker_t *w, const gw_listener_t *l)
+{
+    gw_passthrough_t *pt = ctx;
+    if (pt->inner.wants_client != NULL && pt->inner.wants_client(pt->inner.ctx, w, l))
+        return true;
+    const gw_gen_t *g = gw_gen_current(w->rt);
+    const gw_glistener_t *gl = g != NULL ? gw_gen_listener(g, l) : NULL;
+    if (gl == NULL || gw_passthrough_cfg(gl->cfg) == NULL)
+        return false;
+    const gw_lb_table_t *t = gw_lb_gen_table(g);
+    for (size_t i = 0; t != NULL && i < t->n; i++)
+        if (t->ups[i].lb->hash_client_ip)
+            return true;
+    return false;
+}
+
 /* see passthrough.h */
 gw_passthrough_t *gw_passthrough_prepare(const gw_config_t *cfg, void **layers, int *err)
 {
@@ -213,7 +232,7 @@ gw_passthrough_t *gw_passthrough_prepare(const gw_config_t *cfg, void **layers, 
                                    .preread_ms = pt_preread_ms,
                                    .preread = pt_preread,
                                    .max_attempts = pt->inner.max_attempts,
-                                   .needs_client_addr = pt->inner.needs_client_addr,
+                                   .wants_client = pt_wants_client,
                                    .ctx = pt};
     layers[1] = &pt->picker;
     return pt;

@@ -28,7 +28,7 @@
 #include "runtime.h"
 #include <unistd.h>
 
-#define NCFG 3
+#define NCFG 4
 
 static gw_config_t cfgs[NCFG];
 static bool loaded[NCFG];
@@ -481,6 +481,38 @@ static void rate_limit_table_new_when_rate_changes(void **state)
     assert_false(admit_from(1)); /* the new table's own limit */
 }
 
+/* Whether 01 asks the kernel for a client's address (a getpeername per accept) follows the
+ * generation published now, listener by listener: a per-client limit (03) or a client_ip
+ * hash (02) reads it; a global limit alone, or nothing, does not. */
+static void client_address_asked_only_where_a_limit_or_hash_reads_it(void **state)
+{
+    (void)state;
+    start(limit_text("edge", 0, false));
+    publish(&cfgs[0]);
+    const gw_tcp_picker_t *p = picker();
+    assert_non_null(p->wants_client);
+    assert_false(p->wants_client(p->ctx, &w, &lobjs[0]));
+    publish(load_text(1, limit_text("edge", 5, false))); /* per_client */
+    assert_true(p->wants_client(p->ctx, &w, &lobjs[0]));
+    publish(load_text(2, "workers: 1\n"
+                         "listeners:\n"
+                         "  - {name: edge, address: 127.0.0.1:18080, upstream: app,\n"
+                         "     rate_limit: {global: {rate: 5, burst: 1}}}\n"
+                         "upstreams:\n"
+                         "  app:\n"
+                         "    backends: [{address: 127.0.0.1:19001}]\n"));
+    assert_false(p->wants_client(p->ctx, &w, &lobjs[0])); /* a global limit counts, no more */
+    publish(load_text(3, "workers: 1\n"
+                         "listeners:\n"
+                         "  - {name: edge, address: 127.0.0.1:18080, upstream: app}\n"
+                         "upstreams:\n"
+                         "  app:\n"
+                         "    balancer: consistent_hash\n"
+                         "    hash: client_ip\n"
+                         "    backends: [{address: 127.0.0.1:19001}]\n"));
+    assert_true(p->wants_client(p->ctx, &w, &lobjs[0])); /* 02's reason */
+}
+
 static void limited_counters_carried_by_listener(void **state)
 {
     (void)state;
@@ -724,6 +756,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(rate_limit_table_kept_when_options_equal, setup, teardown),
         cmocka_unit_test_setup_teardown(rate_limit_table_new_when_rate_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(limited_counters_carried_by_listener, setup, teardown),
+        cmocka_unit_test_setup_teardown(client_address_asked_only_where_a_limit_or_hash_reads_it,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(removed_listener_and_upstream_leave_metrics, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(reload_to_public_admin_without_token_is_refused, setup,
