@@ -175,6 +175,19 @@ static size_t client_key(const struct sockaddr *sa, const void **key)
     return 0;
 }
 
+/* L's limits in the generation published now (borrowed: valid within the caller's loop
+ * turn), or NULL when it has none. */
+static const res_lis_t *limits_now(gw_worker_t *w, const gw_listener_t *l)
+{
+    const gw_gen_t *g = gw_gen_current(w->rt);
+    const res_gen_t *rg = g != NULL ? g->layers[3] : NULL;
+    if (rg == NULL || !rg->any_limit)
+        return NULL;
+    const gw_glistener_t *gl = gw_gen_listener(g, l);
+    const res_lis_t *rl = gl != NULL && gl->pos < rg->nlis ? &rg->lis[gl->pos] : NULL;
+    return rl != NULL && rl->lim != NULL ? rl : NULL;
+}
+
 /* Installed whatever the config says, so that a reload can add limits: with none in the
  * generation published now it returns at once. The generation is borrowed (this call ends
  * within the loop turn). A listener that generation no longer has (removed; this worker
@@ -183,13 +196,8 @@ static bool res_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
                       const struct sockaddr *client)
 {
     (void)ctx;
-    const gw_gen_t *g = gw_gen_current(w->rt);
-    const res_gen_t *rg = g != NULL ? g->layers[3] : NULL;
-    if (rg == NULL || !rg->any_limit)
-        return true;
-    const gw_glistener_t *gl = gw_gen_listener(g, l);
-    const res_lis_t *rl = gl != NULL && gl->pos < rg->nlis ? &rg->lis[gl->pos] : NULL;
-    if (rl == NULL || rl->lim == NULL)
+    const res_lis_t *rl = limits_now(w, l);
+    if (rl == NULL)
         return true;
     res_lis_worker_t *cw = &rl->counts->w[w->id];
     uint64_t now = gw_clock_mono_ns(&gw_clock_system);
@@ -208,17 +216,12 @@ static bool res_admit(void *ctx, gw_worker_t *w, const gw_listener_t *l,
 
 /* Whether res_admit will look at the address of a client of L: only a per-client limit
  * does (the global one counts connections), so a listener without one costs 01 no
- * getpeername per accept. The generation published now, borrowed for this call. */
+ * getpeername per accept. */
 static bool res_wants_client(void *ctx, gw_worker_t *w, const gw_listener_t *l)
 {
     (void)ctx;
-    const gw_gen_t *g = gw_gen_current(w->rt);
-    const res_gen_t *rg = g != NULL ? g->layers[3] : NULL;
-    if (rg == NULL || !rg->any_limit)
-        return false;
-    const gw_glistener_t *gl = gw_gen_listener(g, l);
-    const res_lis_t *rl = gl != NULL && gl->pos < rg->nlis ? &rg->lis[gl->pos] : NULL;
-    return rl != NULL && rl->lim != NULL && rl->lim->clients != NULL;
+    const res_lis_t *rl = limits_now(w, l);
+    return rl != NULL && rl->lim->clients != NULL;
 }
 
 /* ---- breakers ------------------------------------------------------------------------------ */
