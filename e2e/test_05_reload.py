@@ -536,24 +536,31 @@ def test_1000_reloads_with_a_tunnel_open_keep_rss_flat(gateway, backend, http_cl
 def test_open_tunnels_hold_no_generation(gateway, backend, tmp_path):
     """A tunnel holds its listener, its backend and (a WebSocket) its access log line to
     come, never a configuration generation: after 5 reloads, each followed by a new tcp pair
-    and a new WebSocket, and one more reload, 10 tunnels are open and one generation is
-    alive. Each still echoes; each WebSocket's line, written at its end, names the route,
-    upstream and backend its generation had (the route's name changes with the generation).
-    On the ASan leg, LeakSanitizer at exit also fails it for a tail, a log file or a
-    backend reference not given back."""
+    and a new WebSocket, and one more reload that moves both upstreams to other backends,
+    10 tunnels are open and one generation is alive. Each still echoes through the backend
+    it was connected to, which /metrics lists as draining with its 5 connections until they
+    close. Each WebSocket's line, written at its end, names the route, upstream and backend
+    its generation had (the route's name changes with the generation). On the ASan leg,
+    LeakSanitizer at exit also fails it for a tail, a log file or a backend not freed."""
     from test_04_websocket import WsEcho
     a = backend.http(name="a")
-    echo = backend.echo()
-    ws = WsEcho()
+    echo, echo2 = backend.echo(), backend.echo()
+    ws, ws2 = WsEcho(), WsEcho()
     log = tmp_path / "access.log"
 
     def cfg_for(n):
-        cfg = with_tcp_tunnel(gen_config(n, [a]), echo)
+        moved = n >= 6  # the last reload: both upstreams to other backends
+        cfg = with_tcp_tunnel(gen_config(n, [a]), echo2 if moved else echo)
         cfg["listeners"][0]["routes"].insert(0, config.route(
             "ws", name="ws%d" % n, path_prefix="/chat", websocket=True,
             middleware=[{"access_log": {"file": str(log)}}]))
-        cfg["upstreams"]["ws"] = {"backends": [{"address": ws.address_str}]}
+        cfg["upstreams"]["ws"] = {"backends": [{"address": (ws2 if moved else ws).address_str}]}
         return cfg
+
+    def draining():
+        m = gwadmin.scrape(gw.addr("admin"))
+        return {(d["upstream"], d["backend"]): v
+                for d, v in m.find("gw_backend_draining_connections")}
 
     gw = gateway(GW, cfg_for(1))
     pairs, sockets = [], []
@@ -575,9 +582,12 @@ def test_open_tunnels_hold_no_generation(gateway, backend, tmp_path):
         for n, (t, w) in enumerate(pairs, 1):
             tunnel_roundtrip(t, b"still %d" % n)
             w.roundtrip("still %d" % n)
+        assert draining() == {("echo", echo.address_str): 5, ("ws", ws.address_str): 5}, draining()
     finally:
         for s in sockets:
             s.close()
+    wait_until(lambda: draining() == {}, env.timeout(10),
+               "the old backends freed once their tunnels closed")
     recs = wait_until(lambda: (lambda r: r if len(r) >= 5 else None)(
         [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []),
         env.timeout(10), "the 5 WebSockets' access log lines")
@@ -586,6 +596,7 @@ def test_open_tunnels_hold_no_generation(gateway, backend, tmp_path):
         assert (r["status"], r["upstream"], r["backend"]) == (101, "ws", ws.address_str), r
         assert r["bytes_in"] > 0 and r["bytes_out"] > 0, r
     ws.close()
+    ws2.close()
 
 
 @pytest.mark.asan_leg

@@ -530,6 +530,23 @@ static void metrics_upstreams(gw_res_t *r, gw_prom_t *p, const gw_lb_table_t *t,
                        GW_PROM_GAUGE, v_breaker, r);
 }
 
+/* Backends a reload removed that something still holds (02's draining list: open tunnels
+ * and pairs on them, requests of an older generation): the connections each still has.
+ * An operator sees why an address that left the configuration still gets traffic, and
+ * when it no longer does; the sample goes once nothing holds the backend. Control thread
+ * (the admin loop's), as the list is. */
+static void metrics_draining(gw_res_t *r, gw_prom_t *p)
+{
+    gw_prom_family(p, "gw_backend_draining_connections",
+                   "Connections still open to a backend a reload removed", GW_PROM_GAUGE);
+    for (gw_backend_t *b = gw_lb_draining_first(r->lb); b != NULL; b = gw_lb_draining_next(b)) {
+        const char *lab[] = {"upstream", b->upstream_name != NULL ? b->upstream_name : "",
+                             "backend", b->name, NULL};
+        gw_prom_sample_u64(p, "gw_backend_draining_connections", lab,
+                           atomic_load_explicit(&b->active, memory_order_relaxed));
+    }
+}
+
 /* see res.h: 01's and 02's counters are written here too (they have no /metrics of their
  * own), so 03's hook has no level below to call. Everything per listener, upstream or
  * backend comes from the generation published now: what a reload removed leaves. */
@@ -542,6 +559,8 @@ void gw_res_metrics(gw_runtime_t *rt, gw_prom_t *p)
     const gw_lb_table_t *t = gw_lb_gen_table(g);
     if (t != NULL && res_gen(g) != NULL)
         metrics_upstreams(r, p, t, res_gen(g));
+    if (r->lb != NULL)
+        metrics_draining(r, p);
 }
 
 /* The top app's metrics hook (04's in gw04, which calls 03's first), then the drain flag. */
