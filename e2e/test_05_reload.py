@@ -532,14 +532,29 @@ def test_1000_reloads_with_a_tunnel_open_keep_rss_flat(gateway, backend, http_cl
         tunnel.close()
 
 
+def client_hello(sni):
+    """The first flight of a TLS client that names SNI: what a passthrough listener reads."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    out = ssl.MemoryBIO()
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
 @pytest.mark.asan_leg
 def test_open_tunnels_hold_no_generation(gateway, backend, tmp_path):
     """A tunnel holds its listener, its backend and (a WebSocket) its access log line to
-    come, never a configuration generation: after 5 reloads, each followed by a new tcp pair
-    and a new WebSocket, and one more reload that moves both upstreams to other backends,
-    10 tunnels are open and one generation is alive. Each still echoes through the backend
-    it was connected to, which /metrics lists as draining with its 5 connections until they
-    close. Each WebSocket's line, written at its end, names the route, upstream and backend
+    come, never a configuration generation: after 5 reloads, each followed by a new tcp pair,
+    a new TLS passthrough pair and a new WebSocket, and one more reload that moves both
+    upstreams to other backends, 15 tunnels are open and one generation is alive. Each still
+    echoes through the backend it was connected to, which /metrics lists as draining with
+    its connections until they close. Each WebSocket's line, written at its end, names the route, upstream and backend
     its generation had (the route's name changes with the generation). On the ASan leg,
     LeakSanitizer at exit also fails it for a tail, a log file or a backend not freed."""
     from test_04_websocket import WsEcho
@@ -555,6 +570,9 @@ def test_open_tunnels_hold_no_generation(gateway, backend, tmp_path):
             "ws", name="ws%d" % n, path_prefix="/chat", websocket=True,
             middleware=[{"access_log": {"file": str(log)}}]))
         cfg["upstreams"]["ws"] = {"backends": [{"address": (ws2 if moved else ws).address_str}]}
+        cfg["listeners"].append({"name": "pt", "address": Port("pt"), "protocol": "tcp",
+                                 "tls_passthrough": {"routes": [{"sni": "pt.example",
+                                                                 "upstream": "echo"}]}})
         return cfg
 
     def draining():
@@ -572,17 +590,21 @@ def test_open_tunnels_hold_no_generation(gateway, backend, tmp_path):
             t = socket.create_connection(gw.addr("tcp"))
             sockets.append(t)
             tunnel_roundtrip(t, b"open %d" % n)
+            pt = socket.create_connection(gw.addr("pt"))
+            sockets.append(pt)
+            tunnel_roundtrip(pt, client_hello("pt.example"))  # routed by its SNI, echoed
             w = WssTunnel(gw.addr("edge"), None)
             sockets.append(w.s)
             w.roundtrip("open %d" % n)
-            pairs.append((t, w))
+            pairs.append((t, pt, w))
         reload_and_wait(gw, cfg_for(6), 6, after=after)
         wait_until(lambda: gwadmin.scrape(gw.addr("admin")).get("gw_config_generations_alive") == 1,
-                   env.timeout(10), "every generation but the serving one freed, 10 tunnels open")
-        for n, (t, w) in enumerate(pairs, 1):
+                   env.timeout(10), "every generation but the serving one freed, 15 tunnels open")
+        for n, (t, pt, w) in enumerate(pairs, 1):
             tunnel_roundtrip(t, b"still %d" % n)
+            tunnel_roundtrip(pt, b"still %d" % n)
             w.roundtrip("still %d" % n)
-        assert draining() == {("echo", echo.address_str): 5, ("ws", ws.address_str): 5}, draining()
+        assert draining() == {("echo", echo.address_str): 10, ("ws", ws.address_str): 5}, draining()
     finally:
         for s in sockets:
             s.close()
