@@ -188,16 +188,25 @@ def run_unit(path, env, only, timeout):
     return cases, crashed, out
 
 
+def unit_binaries(root, variant, ms_list, no_common):
+    """The unit test binaries of VARIANT under ROOT/build for milestones MS_LIST (and common's
+    unless NO_COMMON), as (path, suite): only those whose source is still there. A binary
+    whose test file was deleted or renamed would go on running from an old build in a
+    working tree, and count, where a fresh clone has none."""
+    tdir = os.path.join(root, "build", variant, "tests")
+    dirs = ([] if no_common else [("common", "common")]) + [(ms, os.path.join("milestones", ms)) for ms in ms_list]
+    out = []
+    for where, src in dirs:
+        for b in sorted(glob.glob(os.path.join(tdir, where, "test_*"))):
+            name = os.path.basename(b)
+            if not b.endswith((".o", ".d")) and os.path.exists(os.path.join(root, src, "tests", name + ".c")):
+                out.append((b, os.path.relpath(b, tdir)))
+    return out
+
+
 def unit_suites(variant, ms_list, args, results):
-    tdir = os.path.join(ROOT, "build", variant, "tests")
-    bins = [] if args.no_common else sorted(glob.glob(os.path.join(tdir, "common", "test_*")))
-    for ms in ms_list:
-        bins += sorted(glob.glob(os.path.join(tdir, ms, "test_*")))
     timeout = 600 if variant == "tsan" else 300
-    for b in bins:
-        if b.endswith((".o", ".d")):
-            continue
-        suite = os.path.relpath(b, tdir)
+    for b, suite in unit_binaries(ROOT, variant, ms_list, args.no_common):
         t0 = time.time()
         cases, crashed, out = run_unit(b, SAN_ENV, args.only, timeout)
         results.add_suite(suite, variant, cases, time.time() - t0, crashed)

@@ -34,6 +34,19 @@ def fake_binary(tmp_path, text, rc):
     return str(exe)
 
 
+def test_unit_binaries_without_a_source_do_not_run(tmp_path):
+    """A test file deleted or renamed leaves its binary in an old build: it must not run."""
+    for rel in ("build/asan/tests/common/test_a", "build/asan/tests/04-http/test_kept",
+                "build/asan/tests/04-http/test_gone", "build/asan/tests/04-http/test_kept.o",
+                "common/tests/test_a.c", "milestones/04-http/tests/test_kept.c"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    got = [suite for _, suite in gwtest.unit_binaries(str(tmp_path), "asan", ["04-http"], False)]
+    assert got == ["common/test_a", "04-http/test_kept"]
+    got = [suite for _, suite in gwtest.unit_binaries(str(tmp_path), "asan", ["04-http"], True)]
+    assert got == ["04-http/test_kept"]
+
+
 def test_each_failed_case_gets_the_output_of_its_own_test(tmp_path):
     cases, crashed, _ = gwtest.run_unit(fake_binary(tmp_path, CMOCKA_OUT, 2), {}, None, 10)
     assert [(c["name"], c["ok"]) for c in cases] == [("first", True), ("second", False), ("third", False)]
