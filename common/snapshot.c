@@ -139,7 +139,12 @@ void gw_snap_release(gw_snap_t *snap)
         atomic_fetch_sub(&snap->refs, 1);
 }
 
-/* see snapshot.h */
+/* LAB 05: pins and quiescence */
+
+/* see snapshot.h. Reader READER's pin on the object published now: read `cur` at this
+ * moment (never a pointer loaded earlier in the turn: a reload published since would be
+ * missed), then one more in its own slot, READER's alone (a relaxed load and store: no
+ * locked instruction, no cache line another thread writes). */
 gw_snap_t *gw_snap_pin(gw_snapdom_t *dom, size_t reader)
 {
     gw_snap_t *s = atomic_load(&dom->cur); /* now: never a copy from earlier in the turn */
@@ -161,7 +166,8 @@ void gw_snap_repin(gw_snap_t *s, size_t reader)
                           memory_order_relaxed);
 }
 
-/* see snapshot.h */
+/* see snapshot.h. The store is a release: the reclaimer that reads 0 with acquire sees
+ * every use READER made of S before it (the file comment, point 3). */
 void gw_snap_unpin(gw_snap_t *s, size_t reader)
 {
     atomic_size_t *n = &s->pins[reader].n;
@@ -169,22 +175,8 @@ void gw_snap_unpin(gw_snap_t *s, size_t reader)
                           memory_order_release);
 }
 
-/* see snapshot.h */
-size_t gw_snap_pins(const gw_snap_t *s, size_t reader)
-{
-    return atomic_load_explicit(&s->pins[reader].n, memory_order_relaxed);
-}
-
-/* Whether any reader pins S (after min_seen: see the file comment, point 2). */
-static bool pinned(const gw_snapdom_t *dom, gw_snap_t *s)
-{
-    for (size_t i = 0; i < dom->nreaders; i++)
-        if (atomic_load_explicit(&s->pins[i].n, memory_order_acquire) != 0)
-            return true;
-    return false;
-}
-
-/* The oldest generation some online reader may still hold a borrowed pointer from. */
+/* The oldest generation some online reader may still hold a borrowed pointer from: the
+ * smallest `seen` (an offline reader's GW_SNAP_OFFLINE is larger than any generation). */
 static uint64_t min_seen(gw_snapdom_t *dom)
 {
     uint64_t m = GW_SNAP_OFFLINE;
@@ -196,6 +188,28 @@ static uint64_t min_seen(gw_snapdom_t *dom)
     return m;
 }
 
+/* Whether S, retired at S->retired_gen, may be freed now that every online reader has seen
+ * HORIZON (min_seen, read before this): no reader can still hold a borrowed pointer to it
+ * (retired at or before the horizon), nobody holds an explicit reference, and no reader's
+ * slot counts a pin (read after min_seen, with acquire: the file comment, points 2 and 3). */
+static bool reclaimable(const gw_snapdom_t *dom, gw_snap_t *s, uint64_t horizon)
+{
+    if (s->retired_gen > horizon || atomic_load(&s->refs) != 0)
+        return false;
+    for (size_t i = 0; i < dom->nreaders; i++)
+        if (atomic_load_explicit(&s->pins[i].n, memory_order_acquire) != 0)
+            return false;
+    return true;
+}
+
+/* END LAB */
+
+/* see snapshot.h */
+size_t gw_snap_pins(const gw_snap_t *s, size_t reader)
+{
+    return atomic_load_explicit(&s->pins[reader].n, memory_order_relaxed);
+}
+
 /* see snapshot.h */
 size_t gw_snap_reclaim(gw_snapdom_t *dom)
 {
@@ -204,7 +218,7 @@ size_t gw_snap_reclaim(gw_snapdom_t *dom)
     gw_snap_t **link = &dom->retired, *dead = NULL;
     while (*link != NULL) {
         gw_snap_t *s = *link;
-        if (s->retired_gen <= horizon && atomic_load(&s->refs) == 0 && !pinned(dom, s)) {
+        if (reclaimable(dom, s, horizon)) {
             *link = s->next;
             s->next = dead;
             dead = s;

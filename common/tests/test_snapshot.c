@@ -617,13 +617,14 @@ int main(void)
         cmocka_unit_test(snap_release_null_is_ignored),
         cmocka_unit_test_setup(snapdom_destroy_frees_current, setup),
         cmocka_unit_test_setup(snapdom_destroy_frees_retired, setup),
-        cmocka_unit_test(snap_stress_readers_never_see_freed),
-        cmocka_unit_test(snap_stress_references_outlive_quiescence),
-        cmocka_unit_test(snap_stress_pins_never_see_freed),
         cmocka_unit_test_setup(snap_pin_keeps_retired_object_alive, setup),
         cmocka_unit_test_setup(snap_pins_are_counted_per_reader, setup),
         cmocka_unit_test_setup(snap_pin_reads_the_published_pointer_not_a_cached_one, setup),
         cmocka_unit_test_setup(snap_pin_holds_past_offline, setup),
+        /* Last: threads (a handout's stub stops the whole binary from a thread). */
+        cmocka_unit_test(snap_stress_readers_never_see_freed),
+        cmocka_unit_test(snap_stress_references_outlive_quiescence),
+        cmocka_unit_test(snap_stress_pins_never_see_freed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
