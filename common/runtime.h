@@ -184,7 +184,7 @@ struct gw_runtime_s {
     gw_listener_t *all_listeners; /* every listener object alive (control thread) */
     uint64_t next_gen_id;         /* the id the next generation gets */
     /* Generations published and not yet freed, the serving one included (control thread):
-     * more than a few means something holds old ones (a long tunnel, a stuck worker). */
+     * more than a few means something holds old ones (a slow request, a stuck worker). */
     size_t gens_alive;
     gw_bufpool_t bufpool;
     gw_snapdom_t snap;
