@@ -109,9 +109,9 @@ static mw_box_t *carried_box(const gw_http_route_t *prev, const route_state_t *p
 /* Builds the state of route R into RS (zeroed): per middleware with state, PREV's (the
  * same route in the chain before, with its state PRS; NULL: none) when it may be carried,
  * else a new one from state_new. 0, or -1 with ERR filled. */
-static int route_init(gw_chain_t *c, route_state_t *rs, const gw_http_route_t *r,
-                      const gw_http_route_t *prev, const route_state_t *prs, char *err,
-                      size_t errlen)
+static int route_init(gw_chain_t *c, const gw_chain_t *prevc, route_state_t *rs,
+                      const gw_http_route_t *r, const gw_http_route_t *prev,
+                      const route_state_t *prs, char *err, size_t errlen)
 {
     atomic_init(&rs->inflight, 0);
     rs->mw = calloc(r->nmw > 0 ? r->nmw : 1, sizeof *rs->mw);
@@ -142,6 +142,7 @@ static int route_init(gw_chain_t *c, route_state_t *rs, const gw_http_route_t *r
         gw_mw_env_t env = {.route = r,
                            .index = i,
                            .shared = &c->shared[r->mw[i].kind],
+                           .prev_shared = prevc != NULL ? prevc->shared[r->mw[i].kind] : NULL,
                            .seed = {c->seed[0], c->seed[1]}};
         if (ops->state_new(r->mw[i].cfg, &env, &b->state, err, errlen) != 0) {
             free(b);
@@ -210,7 +211,8 @@ gw_chain_t *gw_chain_next(const gw_config_t *cfg, const gw_chain_t *prev, char *
         for (size_t r = 0; r < h->nroutes; r++) {
             const gw_http_route_t *pr;
             const route_state_t *prs = prev_route(prev, l->name, h->routes[r].name, &pr);
-            if (route_init(c, &c->lis[i].routes[r], &h->routes[r], pr, prs, err, errlen) != 0) {
+            if (route_init(c, prev, &c->lis[i].routes[r], &h->routes[r], pr, prs, err, errlen) !=
+                0) {
                 gw_chain_free(c);
                 return NULL;
             }

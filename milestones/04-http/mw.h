@@ -78,6 +78,11 @@ typedef struct gw_mw_env_s {
      * access log's open files, one per distinct path): NULL until a state_new of this kind
      * puts something there; the chain hands it to shared_free when it is freed. */
     void **shared;
+    /* The same slot of the chain this one follows at a reload (NULL: none, or nothing
+     * there), to carry from: the access log takes over the files its paths name, so a
+     * reload opens nothing again and its lost-line counters go on. Read-only: it belongs
+     * to the chain before, which stays until its generation is freed. */
+    void *prev_shared;
     uint64_t seed[2]; /* per-chain random seeds, for keys hashed from client input */
 } gw_mw_env_t;
 

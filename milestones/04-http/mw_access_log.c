@@ -8,7 +8,11 @@
  *
  * Files are shared by every route of one config: one open descriptor per distinct path
  * (O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, 0644), kept in the chain's shared slot for this
- * middleware, reopened on SIGUSR1 (logrotate), and counted in gw_access_log_lost_total. A
+ * middleware, reopened on SIGUSR1 (logrotate), and counted in gw_access_log_lost_total.
+ * A reload's chain takes over the files of the chain before whose paths it still names
+ * (env->prev_shared): nothing is opened again, and the lost-line counts go on (a counter
+ * back at 0 would read as a reset). A tunnel holds its file until its line is written,
+ * past any reload (state_hold); one whose path left the configuration is not reopened. A
  * line is one write(2) on an O_APPEND descriptor, so lines from several workers never
  * interleave. The line format is gw_alog_format (accesslog.c). */
 #include <arpa/inet.h>
@@ -90,16 +94,33 @@ static void free_cfg(void *cfg)
 
 /* ---- files (the shared state) ------------------------------------------------------------- */
 
-/* The open file for PATH in SET, opening it if it is new; NULL with ERR filled. */
-static log_file_t *log_open(log_set_t *set, const char *path, char *err, size_t errlen)
+/* SET's file for PATH, or NULL (SET may be NULL). */
+static log_file_t *log_find(const log_set_t *set, const char *path)
 {
-    for (size_t i = 0; i < set->n; i++)
+    for (size_t i = 0; set != NULL && i < set->n; i++)
         if (strcmp(set->files[i]->path, path) == 0)
             return set->files[i];
+    return NULL;
+}
+
+/* The open file for PATH in SET: SET's own, else PREV's (the chain before a reload: taken
+ * over, one more holder, so its descriptor and lost-line count go on), else a new one;
+ * NULL with ERR filled. */
+static log_file_t *log_open(log_set_t *set, const log_set_t *prev, const char *path, char *err,
+                            size_t errlen)
+{
+    log_file_t *l = log_find(set, path);
+    if (l != NULL)
+        return l;
     log_file_t **v = realloc(set->files, (set->n + 1) * sizeof *v);
-    log_file_t *l = v != NULL ? calloc(1, sizeof *l) : NULL;
     if (v != NULL)
         set->files = v;
+    if (v != NULL && (l = log_find(prev, path)) != NULL) {
+        atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+        set->files[set->n++] = l;
+        return l;
+    }
+    l = v != NULL ? calloc(1, sizeof *l) : NULL;
     if (l == NULL) {
         gw_errf(err, errlen, "access_log %s: %s", path, "out of memory");
         return NULL;
@@ -130,7 +151,7 @@ static int state_new(const void *cfg, const gw_mw_env_t *env, void **state, char
         gw_errf(err, errlen, "access_log %s: %s", c->file, "out of memory");
         return -1;
     }
-    log_file_t *l = log_open(*env->shared, c->file, err, errlen);
+    log_file_t *l = log_open(*env->shared, env->prev_shared, c->file, err, errlen);
     if (l == NULL)
         return -1;
     *state = l;

@@ -1462,6 +1462,39 @@ static void chain_access_log_says_why_it_ended(void **state)
 
 /* An access log that cannot be written (/dev/full: every write fails with ENOSPC): the
  * requests are unaffected, each lost line is counted, and /metrics says how many, by file. */
+/* A reload's chain takes over the files of the chain before by path: the lost-line count
+ * goes on (3, then 4, where a new file would start at 0 and read as a counter reset), and
+ * a path only the new config names gets a file of its own. */
+static void chain_reload_carries_access_log_files_by_path(void **state)
+{
+    (void)state;
+    tmplog_t t;
+    tmplog_init(&t);
+    fx_t *f = fx_new(), *f2 = fx_new();
+    add_log(f, "/dev/full");
+    add_log(f2, "/dev/full");
+    add_log(f2, t.path); /* new in the next generation */
+    fx_start(f);
+    for (int i = 0; i < 3; i++) {
+        fx_begin(f, "GET", "/lost", "192.0.2.7");
+        assert_int_equal(fx_run(f), 0);
+        fx_finish(f, 200, false, 0);
+    }
+    assert_int_equal(gw_chain_log_lost(f->chain), 3);
+    fx_reload_into(f2, f);
+    assert_int_equal(gw_chain_log_lost(f2->chain), 3); /* the same file, its count */
+    fx_begin(f2, "GET", "/lost", "192.0.2.7");
+    assert_int_equal(fx_run(f2), 0);
+    fx_finish(f2, 200, false, 0);
+    assert_int_equal(gw_chain_log_lost(f2->chain), 4);
+    char *lines[2];
+    assert_int_equal(read_lines(t.path, lines, 2), 1); /* the new path's own file */
+    free(lines[0]);
+    fx_free(f);
+    fx_free(f2);
+    tmplog_cleanup(&t);
+}
+
 static void chain_access_log_counts_lost_lines(void **state)
 {
     (void)state;
@@ -1699,6 +1732,7 @@ int main(void)
         cmocka_unit_test(chain_split_sticky_by_header_is_stable),
         cmocka_unit_test(chain_access_log_one_json_line_per_finish),
         cmocka_unit_test(chain_switch_settles_all_but_the_log_which_outlives_the_chain),
+        cmocka_unit_test(chain_reload_carries_access_log_files_by_path),
         cmocka_unit_test(chain_request_id_one_rule_without_the_middleware),
         cmocka_unit_test(chain_access_log_truncates_long_path),
         cmocka_unit_test(chain_access_log_reopen_after_rotation),
