@@ -306,6 +306,10 @@ const gw_h1_error_t *gw_h1_error(const gw_h1_parser_t *p);
  * after it belong to the new protocol. */
 bool gw_h1_upgraded(const gw_h1_parser_t *p);
 
+/* True when S[0..N) is a token (RFC 9110 5.6.2: a method, a field name, a coding): at
+ * least one byte, every byte a tchar. */
+bool gw_h1_is_token(const char *s, size_t n);
+
 /* ---- shared by h1head.c, h1frame.c and h1parse.c only (gw__: not for callers) --------- */
 
 /* True for the bytes of a token (RFC 9110 5.6.2 tchar). */

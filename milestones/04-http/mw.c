@@ -45,12 +45,7 @@ const char *gw_mw_kind_name(gw_mw_kind_t kind)
 /* see mw.h */
 bool gw_mw_is_token(const char *s)
 {
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!gw__h1_is_tchar((unsigned char)*s))
-            return false;
-    return true;
+    return gw_h1_is_token(s, strlen(s));
 }
 
 /* see mw.h (NUL cannot reach us: cfgtree refuses it) */

@@ -155,24 +155,28 @@ bool gw_cidr_contains(const gw_cidr_t *c, const struct sockaddr *sa)
 
 /* ---- forwarded headers --------------------------------------------------------------- */
 
-/* Writes the peer's address into BUF: plain for X-Forwarded-For, and as an RFC 7239 node
- * (IPv6 as "[...]" in quotes, since ':' is not a token character) when NODE is true. */
-static int format_peer(const struct sockaddr *sa, bool node, char *buf, size_t cap)
+/* Writes the peer's address into BUF (INET6_ADDRSTRLEN bytes), NUL-terminated: the text
+ * X-Forwarded-For carries, and from which forwarded_element makes an RFC 7239 node. */
+static int format_peer(const struct sockaddr *sa, char *buf, size_t cap)
 {
-    char ip[INET6_ADDRSTRLEN];
-    int n;
-    if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip,
-                  sizeof(ip));
-        n = snprintf(buf, cap, "%s", ip);
-    } else if (sa->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip,
-                  sizeof(ip));
-        n = snprintf(buf, cap, node ? "\"[%s]\"" : "%s", ip);
-    } else {
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
         return GW_EINVAL;
-    }
-    return n > 0 && (size_t)n < cap ? 0 : GW_ELIMIT;
+    return inet_ntop(sa->sa_family, a, buf, (socklen_t)cap) != NULL ? 0 : GW_ELIMIT;
+}
+
+/* Appends S[0..N) at BUF + *AT (CAP bytes in all, one kept for the NUL); false when it
+ * does not fit. The pieces of a header value, without a printf per request. */
+static bool put(char *buf, size_t cap, size_t *at, const char *s, size_t n)
+{
+    if (n >= cap - *at)
+        return false;
+    memcpy(buf + *at, s, n);
+    *at += n;
+    buf[*at] = '\0';
+    return true;
 }
 
 /* LAB 04: forwarded headers */
@@ -222,41 +226,28 @@ static int set_single(gw_h1_head_t *req, const char *name, bool trusted, const c
 
 /* END LAB */
 
-/* True if S[0..N) can be written as an RFC 7239 value without quotes (a token). */
-static bool is_token(const char *s, size_t n)
+/* Builds the Forwarded element for this hop from IP (format_peer's text):
+ * for=...;proto=...;host=... An IPv6 node is "[...]" in quotes (':' is no token character);
+ * a host that is not a token is quoted too (RFC 7239 4). */
+static int forwarded_element(const gw_mw_peer_t *peer, const char *ip, gw_h1_span_t host,
+                             bool has_host, char *buf, size_t cap)
 {
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != '\0' && strchr(extra, c) != NULL)))
-            return false;
-    }
-    return n > 0;
-}
-
-/* Builds the Forwarded element for this hop: for=...;proto=...;host=... */
-static int forwarded_element(const gw_mw_peer_t *peer, gw_h1_span_t host, bool has_host, char *buf,
-                             size_t cap)
-{
-    char node[INET6_ADDRSTRLEN + 8];
-    int rc = format_peer(peer->addr, true, node, sizeof(node));
-    if (rc != 0)
-        return rc;
-    int n = snprintf(buf, cap, "for=%s;proto=%s", node, peer->tls ? "https" : "http");
-    if (n < 0 || (size_t)n >= cap)
-        return GW_ELIMIT;
-    if (has_host) {
+    bool v6 = peer->addr->sa_family == AF_INET6;
+    const char *proto = peer->tls ? ";proto=https" : ";proto=http";
+    size_t at = 0;
+    bool ok = put(buf, cap, &at, v6 ? "for=\"[" : "for=", v6 ? 6 : 4) &&
+              put(buf, cap, &at, ip, strlen(ip)) && (!v6 || put(buf, cap, &at, "]\"", 2)) &&
+              put(buf, cap, &at, proto, strlen(proto));
+    if (ok && has_host) {
         /* Host has no '"' or '\\' that could break the quotes only if it is sane; a host
          * with them was refused by the parser, but check rather than trust that */
         if (memchr(host.ptr, '"', host.len) || memchr(host.ptr, '\\', host.len))
             return GW_EINVAL;
-        const char *q = is_token(host.ptr, host.len) ? "" : "\"";
-        int m = snprintf(buf + n, cap - (size_t)n, ";host=%s%.*s%s", q, (int)host.len, host.ptr, q);
-        if (m < 0 || (size_t)m >= cap - (size_t)n)
-            return GW_ELIMIT;
+        bool quote = !gw_h1_is_token(host.ptr, host.len);
+        ok = put(buf, cap, &at, quote ? ";host=\"" : ";host=", quote ? 7 : 6) &&
+             put(buf, cap, &at, host.ptr, host.len) && (!quote || put(buf, cap, &at, "\"", 1));
     }
-    return 0;
+    return ok ? 0 : GW_ELIMIT;
 }
 
 /* see mw_basic.h */
@@ -275,7 +266,7 @@ int gw_mw_forwarded(gw_h1_head_t *req, const gw_mw_peer_t *peer)
     gw_h1_span_t h;
     bool trusted = gw_mw_peer_trusted(peer);
     const char *proto = peer->tls ? "https" : "http";
-    int rc = format_peer(peer->addr, false, ip, sizeof(ip));
+    int rc = format_peer(peer->addr, ip, sizeof(ip));
     if (rc != 0)
         return rc;
 
@@ -285,7 +276,7 @@ int gw_mw_forwarded(gw_h1_head_t *req, const gw_mw_peer_t *peer)
         memcpy(host, h.ptr, hlen); /* the arena may move while we add fields */
     h.ptr = host;
     h.len = hlen;
-    rc = forwarded_element(peer, h, has_host, elem, sizeof(elem));
+    rc = forwarded_element(peer, ip, h, has_host, elem, sizeof(elem));
     if (rc == 0)
         rc = set_chain(req, "X-Forwarded-For", trusted, ip);
     if (rc == 0)
@@ -383,7 +374,7 @@ int gw_mw_real_ip(gw_h1_head_t *req, const gw_mw_peer_t *peer, bool set)
         }
     }
     char ip[INET6_ADDRSTRLEN];
-    int rc = format_peer(client, false, ip, sizeof(ip));
+    int rc = format_peer(client, ip, sizeof(ip));
     return rc == 0 ? gw_h1_head_set(req, "X-Real-IP", ip, strlen(ip)) : rc;
 }
 
