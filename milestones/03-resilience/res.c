@@ -19,8 +19,10 @@
  *   - positions: rg->ups[u->pos] with U from the same generation's table, rg->lis[gl->pos]
  *     with GL from the same generation. A position never crosses generations.
  * Worker code reaches a generation in one of two ways: a pick pins one (tok->ref, a
- * gw_snap_t whose data is the gw_gen_t), which the outcome and retry hooks read; admission
- * borrows the one published now (gw_gen_current) for the length of its call. */
+ * gw_snap_t whose data is the gw_gen_t), which the outcome and retry hooks read while the
+ * connection connects (a connected pair lets it go and holds its backend: 02 then passes
+ * the upstream as the generation published now lists it, and tok->ref is NULL); admission
+ * and wants_client borrow the one published now (gw_gen_current) for their call. */
 #include "res.h"
 
 #include <stdlib.h>
