@@ -9,27 +9,12 @@
 #include <time.h>
 
 #include "error.h"
+#include "out.h"
 
-/* A bounded writer: once something does not fit, it stops and remembers it, so callers
- * can write a whole line and check once at the end. */
-typedef struct {
-    char *buf;
-    size_t cap, len;
-    bool full;
-} out_t;
-
-static void put(out_t *o, const char *s, size_t n)
-{
-    if (o->full || o->cap - o->len <= n) { /* keep a byte for the NUL */
-        o->full = true;
-        return;
-    }
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-}
-
-static void putf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(out_t *o, const char *fmt, ...)
+/* Lines are written with a bounded writer (out.h): every piece appended, one check at the
+ * end. */
+static void putf(gw_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(gw_out_t *o, const char *fmt, ...)
 {
     char tmp[64];
     va_list ap;
@@ -39,37 +24,37 @@ static void putf(out_t *o, const char *fmt, ...)
     if (n < 0 || (size_t)n >= sizeof tmp)
         o->full = true; /* our formats are all short; treat the impossible as full */
     else
-        put(o, tmp, (size_t)n);
+        gw_out_put(o, tmp, (size_t)n);
 }
 
 /* Writes S as a JSON string. We escape by hand rather than through jansson because
  * jansson refuses strings that are not UTF-8, and a path is whatever bytes the client
  * sent: the log must still record it, unambiguously. */
-static void put_json_str(out_t *o, gw_alog_str_t s)
+static void put_json_str(gw_out_t *o, gw_alog_str_t s)
 {
     static const char hex[] = "0123456789abcdef";
     if (!s.ptr) {
-        put(o, "null", 4);
+        gw_out_put(o, "null", 4);
         return;
     }
-    put(o, "\"", 1);
+    gw_out_put(o, "\"", 1);
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            put(o, e, 2);
+            gw_out_put(o, e, 2);
         } else if (c < 0x20 || c >= 0x7f) {
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            put(o, e, 6);
+            gw_out_put(o, e, 6);
         } else {
-            put(o, (const char *)&c, 1);
+            gw_out_put(o, (const char *)&c, 1);
         }
     }
-    put(o, "\"", 1);
+    gw_out_put(o, "\"", 1);
 }
 
 /* RFC 3339 UTC with milliseconds. gmtime_r only converts the given value: no clock read. */
-static void put_time(out_t *o, int64_t ms)
+static void put_time(gw_out_t *o, int64_t ms)
 {
     int64_t sec = ms / 1000, rem = ms % 1000;
     if (rem < 0) { /* floor, so times before 1970 still print a positive millisecond */
@@ -86,7 +71,7 @@ static void put_time(out_t *o, int64_t ms)
          tm.tm_hour, tm.tm_min, tm.tm_sec, (int)rem);
 }
 
-static void put_field(out_t *o, const char *key, gw_alog_str_t v)
+static void put_field(gw_out_t *o, const char *key, gw_alog_str_t v)
 {
     putf(o, ",\"%s\":", key);
     put_json_str(o, v);
@@ -101,8 +86,8 @@ gw_alog_str_t gw_alog_cstr(const char *s)
 /* see accesslog.h */
 long gw_alog_format(const gw_alog_rec_t *r, char *buf, size_t cap)
 {
-    out_t o = {buf, cap, 0, cap == 0};
-    put(&o, "{\"time\":", 8);
+    gw_out_t o = gw_out(buf, cap);
+    gw_out_put(&o, "{\"time\":", 8);
     put_time(&o, r->time_ms);
     put_field(&o, "request_id", r->request_id);
     put_field(&o, "client", r->client);
@@ -123,9 +108,6 @@ long gw_alog_format(const gw_alog_rec_t *r, char *buf, size_t cap)
                                     : "false");
     put_field(&o, "route", r->route);
     put_field(&o, "end", r->end);
-    put(&o, "}\n", 2);
-    if (o.full)
-        return GW_ELIMIT;
-    buf[o.len] = '\0';
-    return (long)o.len;
+    gw_out_put(&o, "}\n", 2);
+    return gw_out_end(&o) ? (long)o.len : GW_ELIMIT;
 }

@@ -3,10 +3,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "error.h"
+#include "out.h"
 
 #define CHAIN_MAX 4096 /* cap on a rebuilt X-Forwarded-For/Forwarded value */
 #define TARGET_MAX 8192
@@ -167,18 +167,6 @@ static int format_peer(const struct sockaddr *sa, char *buf, size_t cap)
     return inet_ntop(sa->sa_family, a, buf, (socklen_t)cap) != NULL ? 0 : GW_ELIMIT;
 }
 
-/* Appends S[0..N) at BUF + *AT (CAP bytes in all, one kept for the NUL); false when it
- * does not fit. The pieces of a header value, without a printf per request. */
-static bool put(char *buf, size_t cap, size_t *at, const char *s, size_t n)
-{
-    if (n >= cap - *at)
-        return false;
-    memcpy(buf + *at, s, n);
-    *at += n;
-    buf[*at] = '\0';
-    return true;
-}
-
 /* LAB 04: forwarded headers */
 
 /* The trust decision. X-Forwarded-For and Forwarded are plain text the client can write:
@@ -233,21 +221,22 @@ static int forwarded_element(const gw_mw_peer_t *peer, const char *ip, gw_h1_spa
                              bool has_host, char *buf, size_t cap)
 {
     bool v6 = peer->addr->sa_family == AF_INET6;
-    const char *proto = peer->tls ? ";proto=https" : ";proto=http";
-    size_t at = 0;
-    bool ok = put(buf, cap, &at, v6 ? "for=\"[" : "for=", v6 ? 6 : 4) &&
-              put(buf, cap, &at, ip, strlen(ip)) && (!v6 || put(buf, cap, &at, "]\"", 2)) &&
-              put(buf, cap, &at, proto, strlen(proto));
-    if (ok && has_host) {
+    gw_out_t o = gw_out(buf, cap);
+    gw_out_str(&o, v6 ? "for=\"[" : "for=");
+    gw_out_str(&o, ip);
+    gw_out_str(&o, v6 ? "]\";proto=" : ";proto=");
+    gw_out_str(&o, peer->tls ? "https" : "http");
+    if (has_host) {
         /* Host has no '"' or '\\' that could break the quotes only if it is sane; a host
          * with them was refused by the parser, but check rather than trust that */
         if (memchr(host.ptr, '"', host.len) || memchr(host.ptr, '\\', host.len))
             return GW_EINVAL;
         bool quote = !gw_h1_is_token(host.ptr, host.len);
-        ok = put(buf, cap, &at, quote ? ";host=\"" : ";host=", quote ? 7 : 6) &&
-             put(buf, cap, &at, host.ptr, host.len) && (!quote || put(buf, cap, &at, "\"", 1));
+        gw_out_str(&o, quote ? ";host=\"" : ";host=");
+        gw_out_put(&o, host.ptr, host.len);
+        gw_out_str(&o, quote ? "\"" : "");
     }
-    return ok ? 0 : GW_ELIMIT;
+    return gw_out_end(&o) ? 0 : GW_ELIMIT;
 }
 
 /* see mw_basic.h */
