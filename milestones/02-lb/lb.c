@@ -369,16 +369,13 @@ void gw_lb_tok_detach(gw_worker_t *w, gw_tcp_pick_t *tok)
  * are now. A linear walk, only at a close that has a failure to account. */
 static const gw_lb_member_t *member_now(gw_worker_t *w, const gw_backend_t *b)
 {
-    const gw_lb_table_t *t = gw_lb_gen_table(gw_gen_current(w->rt));
-    for (size_t i = 0; t != NULL && b->upstream_name != NULL && i < t->n; i++) {
-        const gw_lb_upstream_t *u = &t->ups[i];
-        if (strcmp(u->cfg->name, b->upstream_name) != 0)
-            continue;
-        for (size_t k = 0; k < u->n; k++)
-            if (u->m[k].b == b)
-                return &u->m[k];
-        return NULL;
-    }
+    const gw_lb_upstream_t *u =
+        b->upstream_name != NULL
+            ? find_upstream(gw_lb_gen_table(gw_gen_current(w->rt)), b->upstream_name)
+            : NULL;
+    for (size_t k = 0; u != NULL && k < u->n; k++)
+        if (u->m[k].b == b)
+            return &u->m[k];
     return NULL;
 }
 
