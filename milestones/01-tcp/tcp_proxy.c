@@ -443,13 +443,10 @@ static bool make_hello(conn_t *c)
 {
     const gw_tcp_picker_t *p = &c->tw->picker;
     gw_bufcache_t *bufs = &c->tw->w->bufs;
-    if (c->hello != NULL) { /* a previous attempt's */
-        gw_chunk_put(bufs, c->hello);
-        c->hello = NULL;
-    }
     if (p->hello == NULL)
         return true;
-    gw_chunk_t *ch = gw_chunk_get(bufs);
+    gw_chunk_t *ch = c->hello != NULL ? c->hello : gw_chunk_get(bufs); /* a retry rewrites it */
+    c->hello = NULL;
     if (ch == NULL)
         return false;
     size_t n = p->hello(p->prefix_ctx, c->tw->w, c->l, &c->pick, (struct sockaddr *)&c->peer,
@@ -551,8 +548,8 @@ static void preread_end(conn_t *c, gw_tcp_preread_event_t ev)
     const char *data = c->held != NULL ? c->held->data : NULL;
     size_t len = c->held != NULL ? c->held->len : 0;
     int answer = p->preread(p->ctx, c->tw->w, c->l, data, len, ev, &c->pick);
-    if (answer == GW_TCP_PREREAD_PICK)
-        c->picked = true; /* as in preread_answer, before a full chunk turns it into REFUSE */
+    if (answer == GW_TCP_PREREAD_PICK && ev == GW_TCP_PREREAD_FULL)
+        c->picked = true; /* refused below, but the picker may keep something in the token */
     preread_answer(c, ev == GW_TCP_PREREAD_FULL ? GW_TCP_PREREAD_REFUSE : answer, true);
 }
 
