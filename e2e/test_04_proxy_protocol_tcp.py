@@ -210,6 +210,23 @@ def test_tcp_pp_then_passthrough_routes_the_client_hello(gateway, backend):
     wait_count(gw, "accepted", 1, listener="tls")
 
 
+def test_tcp_pp_sent_on_every_connect_attempt(gateway, backend):
+    """An upstream whose first backend refuses: a connection that retries on the second
+    sends that backend its header first, written anew for the attempt (01 writes the
+    hello at each pick), never the client's bytes without it."""
+    from gwtest.ports import fmt, refused_address
+    b = backend(PPEcho)
+    dead = fmt(refused_address())
+    gw = tcp_pp(gateway, [dead, b], accept=False, send="v2")
+    for i in range(4):
+        with connect(gw) as s:
+            assert echo_round(s, b"attempt %d" % i) == b"attempt %d" % i
+    assert len(b.headers) == 4 and all(h["command"] == "proxy" for h in b.headers), b.headers
+    m = admin.scrape(gw.addr("admin"))
+    assert m.get("gw_backend_failures_total", upstream="app", backend=dead) >= 1, \
+        "no connection tried the refusing backend first: nothing was retried"
+
+
 def test_tcp_pp_header_longer_than_a_chunk_is_refused(gateway, backend):
     """01 keeps one chunk per connection in its header: with buffers.chunk_size 1KiB, a v2
     header of 1.5 KB (legal: a TLV the parser skips) cannot fit. Refused and counted as
